@@ -277,7 +277,10 @@ def validate(raw: Mapping[str, Any], *, source: str, text: str = "") -> dict[str
     for section, table in raw.items():
         if section not in SCHEMA:
             raise ConfigError(
-                f"unknown section [{section}]", _did_you_mean(section, SCHEMA), source=source, line=_line_of(text, section)
+                f"unknown section [{section}]",
+                _did_you_mean(section, SCHEMA),
+                source=source,
+                line=_line_of(text, section),
             )
         if not isinstance(table, dict):
             raise ConfigError(f"[{section}] must be a table", source=source, line=_line_of(text, section))
@@ -294,7 +297,10 @@ def validate(raw: Mapping[str, Any], *, source: str, text: str = "") -> dict[str
                 values[section][key] = convert(value)
             except ValueError as exc:
                 raise ConfigError(
-                    f"{section}.{key} = {value!r} is not allowed", f"it must be {exc}", source=source, line=_line_of(text, key)
+                    f"{section}.{key} = {value!r} is not allowed",
+                    f"it must be {exc}",
+                    source=source,
+                    line=_line_of(text, key),
                 ) from exc
     return values
 
@@ -356,7 +362,9 @@ def _load_mapping(path: Path) -> dict[str, Any]:
         if mark is not None:
             line = mark.line + 1
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"the site config cannot be parsed: {first}", "fix the syntax", source=str(path), line=line) from exc
+        raise ConfigError(
+            f"the site config cannot be parsed: {first}", "fix the syntax", source=str(path), line=line
+        ) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -405,10 +413,16 @@ def read_site_config(root: Path) -> SiteDefaults:
             content = _text(data.get("contentdir")) or "content"
             params = data.get("params") if isinstance(data.get("params"), dict) else {}
             sections = params.get("mainSections") or params.get("mainsections") if params else None
-            source = tuple(f"{content}/{s}" for s in sections) if isinstance(sections, list) else _hugo_main_section(root / content)
+            source = (
+                tuple(f"{content}/{s}" for s in sections)
+                if isinstance(sections, list)
+                else _hugo_main_section(root / content)
+            )
             permalinks = data.get("permalinks") if isinstance(data.get("permalinks"), dict) else {}
             section_name = source[0].split("/", 1)[-1] if source else ""
-            pattern = permalinks.get(section_name) or permalinks.get("page", {}).get(section_name) if permalinks else None
+            pattern = (
+                permalinks.get(section_name) or permalinks.get("page", {}).get(section_name) if permalinks else None
+            )
             ignore = data.get("ignorefiles") or ()
             return SiteDefaults(
                 kind="hugo",
@@ -453,7 +467,11 @@ def find_config(config: Path | None, site: Path | None, cwd: Path) -> tuple[Path
 
 
 def load_settings(
-    config: Path | None = None, site: Path | None = None, *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    config: Path | None = None,
+    site: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Settings:
     env = os.environ if env is None else env
     cwd = cwd or Path.cwd()
@@ -509,7 +527,9 @@ def load_settings(
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ConfigError(f"ignore pattern {pattern!r} is not a regular expression: {exc}", source=source_label) from exc
+            raise ConfigError(
+                f"ignore pattern {pattern!r} is not a regular expression: {exc}", source=source_label
+            ) from exc
 
     out_dir = path(_get(values, "output", "dir"))
     assert out_dir is not None
@@ -517,7 +537,12 @@ def load_settings(
     assert state_dir is not None
     smtp_values = {k: _get(values, "smtp", k) for k in SCHEMA["smtp"]}
     smtp = SmtpSettings(**smtp_values, password=env.get(smtp_values["password_env"], ""))
-    if smtp.host and smtp.mode == "plain" and not smtp.allow_plain and smtp.host not in ("localhost", "127.0.0.1", "::1"):
+    if (
+        smtp.host
+        and smtp.mode == "plain"
+        and not smtp.allow_plain
+        and smtp.host not in ("localhost", "127.0.0.1", "::1")
+    ):
         raise ConfigError(
             f"smtp.mode = 'plain' sends the password and mail unencrypted to {smtp.host}",
             "use starttls or ssl, or set smtp.allow_plain = true",

@@ -1,0 +1,527 @@
+"""The command line: parse, call the pipeline, print, pick the exit code.
+
+Exit codes: 0 done; 1 an error (bad config, posts, subscribers, database, transport); 2 usage;
+3 the send finished but some messages were deferred or failed; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import webbrowser
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from digest import __version__, pipeline
+from digest.config import Settings, load_settings
+from digest.errors import DigestError
+from digest.models import Problem, Week
+
+NOW_ENV = "DIGEST_NOW"  # pins the clock (ISO 8601 with offset): reproducible runs and tests
+EXIT_PARTIAL = 3
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def clock() -> datetime:
+    pinned = os.environ.get(NOW_ENV)
+    if pinned:
+        try:
+            moment = datetime.fromisoformat(pinned)
+        except ValueError as exc:
+            raise DigestError(
+                f"{NOW_ENV}={pinned!r} is not an ISO 8601 date-time", "e.g. 2026-11-22T09:00:00+09:00"
+            ) from exc
+        if moment.tzinfo is None:
+            raise DigestError(f"{NOW_ENV} needs an offset", "e.g. 2026-11-22T09:00:00+09:00")
+        return moment
+    return datetime.now(UTC)
+
+
+class Context:
+    def __init__(self, config: Path | None, site: Path | None):
+        self.config = config
+        self.site = site
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config, self.site)
+        return self._settings
+
+
+def site_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--config and --site on every command (they may also be given before the command)."""
+
+    @click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), help="digest.toml to use.")
+    @click.option("--site", "site", type=click.Path(path_type=Path, file_okay=False), help="The site folder.")
+    @click.pass_context
+    @wraps(func)
+    def wrapper(ctx: click.Context, config: Path | None, site: Path | None, **kwargs: Any) -> Any:
+        parent: Context = ctx.obj or Context(None, None)
+        ctx.obj = Context(config or parent.config, site or parent.site)
+        return func(ctx.obj, **kwargs)
+
+    return wrapper
+
+
+def week_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--until", help="End of a custom window (date or ISO date-time), with --since.")(func)
+    func = click.option("--since", help="Start of a custom window instead of a week.")(func)
+    func = click.option("--week", "week", help='"2020-W27", "last", "this" (default) or a date in the week.')(func)
+    return func
+
+
+def pick_week(ctx: Context, now_at: datetime, week: str | None, since: str | None, until: str | None) -> Week:
+    return pipeline.select_week(ctx.settings, now_at, week, since, until)
+
+
+def fail_on_error(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A DigestError is the user's to fix: one line, no traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DigestError as exc:
+            err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="digest")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="digest.toml to use.")
+@click.option("--site", type=click.Path(path_type=Path, file_okay=False), help="The site folder.")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, site: Path | None) -> None:
+    """A weekly newsletter from a folder of Markdown posts."""
+    ctx.obj = Context(config, site)
+
+
+# -- preview ----------------------------------------------------------------------------------------
+
+
+def warning_lines(problems: tuple[Problem, ...]) -> list[str]:
+    return [f"{p.source}:{p.line}: {p.message}" if p.line else f"{p.source}: {p.message}" for p in problems]
+
+
+def summary_json(result: pipeline.Preview, settings: Settings) -> dict[str, Any]:
+    issue = result.build.issue
+    return {
+        "week": issue.week.label,
+        "start": issue.week.start_at.isoformat(),
+        "end": issue.week.end_at.isoformat(),
+        "entries": [
+            {
+                "title": e.title,
+                "date": e.published_at.isoformat(),
+                "url": e.url,
+                "tags": list(e.tags),
+                "categories": list(e.categories),
+                "source": e.source,
+            }
+            for e in issue.entries
+        ],
+        "warnings": [{"source": p.source, "message": p.message} for p in issue.problems],
+        "summarized": bool(result.rendered and result.rendered.summarized),
+        "files": {name: str(path) for name, path in sorted(result.files.items())},
+        "sizes": {name: path.stat().st_size for name, path in sorted(result.files.items())},
+    }
+
+
+def print_summary(result: pipeline.Preview) -> None:
+    issue = result.build.issue
+    week = issue.week
+    out.print(f"[bold]{issue.site.title}[/bold] — week {week.label}")
+    out.print(f"window: {week.start_at.isoformat()} → {week.end_at.isoformat()} (end excluded)")
+    if issue.entries:
+        table = Table(show_header=True, header_style="bold", box=None)
+        for col in ("date", "title", "source"):
+            table.add_column(col)
+        for e in issue.entries:
+            table.add_row(e.published_at.strftime("%Y-%m-%d %H:%M %z"), e.title, e.source)
+        out.print(table)
+    else:
+        out.print("no entries in this week: nothing would be sent")
+    for line in warning_lines(issue.problems):
+        err.print(f"[yellow]warning:[/yellow] {line}", markup=True, highlight=False)
+    if result.rendered:
+        size = len(result.rendered.html.encode())
+        note = " — over the size limit: summaries instead of full posts" if result.rendered.summarized else ""
+        out.print(f"email: {size / 1000:.1f} KB HTML, {len(result.rendered.text.encode()) / 1000:.1f} KB text{note}")
+    out.print(f"{len(result.files)} files written to {settings_dir(result)}")
+
+
+def settings_dir(result: pipeline.Preview) -> str:
+    paths = list(result.files.values())
+    return os.path.commonpath([str(p) for p in paths]) if paths else "(nothing written)"
+
+
+@main.command()
+@site_options
+@week_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the HTML email in a browser.")
+@click.option("--text", "show_text", is_flag=True, help="Print the plain-text version.")
+@click.option(
+    "--serve",
+    "serve_port",
+    type=int,
+    is_flag=False,
+    flag_value=8000,
+    default=None,
+    help="Serve the output folder on 127.0.0.1 (default port 8000) and rebuild on changes.",
+)
+@click.option("--strict", is_flag=True, help="Skipped files are an error (exit 1).")
+@fail_on_error
+def preview(
+    ctx: Context,
+    week: str | None,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+    open_browser: bool,
+    show_text: bool,
+    serve_port: int | None,
+    strict: bool,
+) -> None:
+    """Build this week's issue into the output folder and summarise it."""
+    settings = ctx.settings
+
+    def once() -> pipeline.Preview:
+        now_at = clock()
+        return pipeline.preview(settings, now_at, pick_week(ctx, now_at, week, since, until), strict=strict)
+
+    result = once()
+    if as_json:
+        click.echo(json.dumps(summary_json(result, settings), ensure_ascii=False, indent=2))
+    elif show_text:
+        click.echo(result.rendered.text if result.rendered else "(no entries this week)")
+    else:
+        print_summary(result)
+    if open_browser and "email.html" in result.files:
+        webbrowser.open(result.files["email.html"].resolve().as_uri())
+    if serve_port is not None:
+        serve_preview(settings, serve_port, once)
+
+
+def serve_preview(settings: Settings, port: int, rebuild: Callable[[], pipeline.Preview]) -> None:
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(settings.output.dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    out.print(f"serving {settings.output.dir} on http://127.0.0.1:{port}/email.html — Ctrl-C to stop")
+
+    def snapshot() -> dict[Path, float]:
+        return {p: p.stat().st_mtime for d in settings.site.source_dirs for p in d.rglob("*") if p.is_file()}
+
+    seen = snapshot()
+    try:
+        while True:
+            time.sleep(1.0)
+            now = snapshot()
+            if now != seen:
+                seen = now
+                try:
+                    result = rebuild()
+                    out.print(f"rebuilt: {len(result.build.issue.entries)} entries")
+                except DigestError as exc:
+                    err.print(f"error: {exc}")
+    finally:
+        server.shutdown()
+
+
+# -- publish / send / run -----------------------------------------------------------------------------
+
+
+@main.command()
+@site_options
+@week_options
+@click.option("--strict", is_flag=True, help="Skipped files are an error (exit 1).")
+@fail_on_error
+def publish(ctx: Context, week: str | None, since: str | None, until: str | None, strict: bool) -> None:
+    """Write the feeds and the archive into the output folder."""
+    now_at = clock()
+    result = pipeline.publish(ctx.settings, now_at, pick_week(ctx, now_at, week or "last", since, until), strict=strict)
+    out.print(f"published {len(result.history)} issue(s) to {ctx.settings.output.dir}")
+
+
+def _send(
+    ctx: Context,
+    week_spec: str,
+    since: str | None,
+    until: str | None,
+    *,
+    dry_run: bool,
+    strict: bool,
+    as_json: bool,
+    publish_too: bool,
+) -> int:
+    from digest.sender.subscribers import load_subscribers
+
+    settings = ctx.settings
+    now_at = clock()
+    week = pick_week(ctx, now_at, week_spec, since, until)
+    subscribers = load_subscribers(pipeline.require_subscribers(settings))
+    if publish_too:
+        pipeline.publish(settings, now_at, week, strict=strict)
+    ledger = pipeline.open_ledger(settings)
+    stop = threading.Event()
+    progress = ProgressBar(enabled=not as_json and sys.stderr.isatty())
+    try:
+        outcome = pipeline.send(
+            settings,
+            now_at,
+            week,
+            ledger=ledger,
+            transports=pipeline.transport_factory(settings, dry_run=dry_run),
+            clock=clock,
+            dry_run=dry_run,
+            strict=strict,
+            subscribers=subscribers,
+            progress=progress.update,
+            stop=stop,
+        )
+    finally:
+        progress.close()
+    report = outcome.report
+    if as_json:
+        payload: dict[str, Any] = {"week": week.label, "entries": len(outcome.build.issue.entries), "dry_run": dry_run}
+        payload.update(report.as_dict() if report else {"sent": 0, "skipped_reason": "empty week"})
+        click.echo(json.dumps(payload, ensure_ascii=False))
+    elif report is None:
+        out.print(f"week {week.label}: no entries, nothing sent (email.empty_week = skip)")
+    else:
+        out.print(
+            f"week {week.label}: {len(outcome.build.issue.entries)} entries; {report.summary()}"
+            + (" (dry run: nothing was sent)" if dry_run else "")
+        )
+        where = settings.smtp.host or settings.outbox
+        if not dry_run:
+            out.print(f"delivered via {'SMTP ' + str(where) if settings.smtp.host else 'Maildir ' + str(where)}")
+    return report.exit_code if report else 0
+
+
+@main.command()
+@site_options
+@week_options
+@click.option("--dry-run", is_flag=True, help="Build every message, send none, leave the ledger alone.")
+@click.option("--to", "to", help="Send one test copy to this address; the ledger is left alone.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--strict", is_flag=True, help="Skipped files are an error (exit 1).")
+@fail_on_error
+def send(
+    ctx: Context,
+    week: str | None,
+    since: str | None,
+    until: str | None,
+    dry_run: bool,
+    to: str | None,
+    as_json: bool,
+    strict: bool,
+) -> None:
+    """Send the week's issue (default: last week) to every subscriber, once."""
+    if to:
+        sys.exit(_send_test_copy(ctx, week or "last", since, until, to))
+    sys.exit(
+        _send(ctx, week or "last", since, until, dry_run=dry_run, strict=strict, as_json=as_json, publish_too=False)
+    )
+
+
+def _send_test_copy(ctx: Context, week_spec: str, since: str | None, until: str | None, to: str) -> int:
+    from digest.sender.deliver import send_test_copy
+    from digest.sender.message import MessageFactory
+    from digest.sender.subscribers import parse_address
+
+    settings = ctx.settings
+    now_at = clock()
+    week = pick_week(ctx, now_at, week_spec, since, until)
+    result = pipeline.build(settings, now_at, week)
+    if not result.issue.entries:
+        out.print(f"week {week.label}: no entries, nothing to send")
+        return 0
+    subscriber = parse_address(to)
+    variants, _ = pipeline.render_variants(result.issue, settings, [subscriber])
+    message = MessageFactory(variants, settings, now_at).build(subscriber)
+    outcome = send_test_copy(message, pipeline.transport_factory(settings)())
+    out.print(f"test copy to {subscriber.email}: {outcome.status} {outcome.reply}".rstrip())
+    return 0 if outcome.status == "sent" else EXIT_PARTIAL
+
+
+@main.command()
+@site_options
+@week_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--strict", is_flag=True, help="Skipped files are an error (exit 1).")
+@fail_on_error
+def run(ctx: Context, week: str | None, since: str | None, until: str | None, as_json: bool, strict: bool) -> None:
+    """One weekly cycle now: publish feeds and archive, then send (default: last week)."""
+    sys.exit(_send(ctx, week or "last", since, until, dry_run=False, strict=strict, as_json=as_json, publish_too=True))
+
+
+class ProgressBar:
+    """A rich progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool):
+        self._progress: Any = None
+        self._task: Any = None
+        if enabled:
+            from rich.progress import Progress
+
+            self._progress = Progress(console=err, transient=True)
+            self._progress.start()
+
+    def update(self, done: int, total: int) -> None:
+        if self._progress is None:
+            return
+        if self._task is None:
+            self._task = self._progress.add_task("sending", total=total)
+        self._progress.update(self._task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+# -- ledger, subscribers, unsubscribe ------------------------------------------------------------------
+
+
+@main.command()
+@site_options
+@click.option("--week", "week", help='The issue: "2020-W27", "last" (default), "this" or a date.')
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@fail_on_error
+def status(ctx: Context, week: str | None, as_json: bool) -> None:
+    """Show the ledger of an issue: counts per state and the failures with the server's replies."""
+    now_at = clock()
+    issue_week = pick_week(ctx, now_at, week or "last", None, None)
+    state = pipeline.open_ledger(ctx.settings).status(issue_week.label)
+    if as_json:
+        click.echo(json.dumps({"week": issue_week.label, **state.as_dict()}, ensure_ascii=False))
+        return
+    out.print(f"issue {issue_week.label}")
+    for name, count in sorted(state.counts.items()):
+        out.print(f"  {name:<9} {count}")
+    if not state.counts:
+        out.print("  nothing recorded yet")
+    for failure in state.failures:
+        out.print(f"  {failure.state}: {failure.recipient}: {failure.reply}")
+
+
+@main.group(invoke_without_command=True)
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="digest.toml to use.")
+@click.option("--site", type=click.Path(path_type=Path, file_okay=False), help="The site folder.")
+@click.pass_context
+def subscribers(click_ctx: click.Context, config: Path | None, site: Path | None) -> None:
+    """List subscribers (suppressed ones marked); `check` validates the file."""
+    parent: Context = click_ctx.obj or Context(None, None)
+    click_ctx.obj = Context(config or parent.config, site or parent.site)
+    if click_ctx.invoked_subcommand is None:
+        click_ctx.invoke(list_subscribers)
+
+
+@subscribers.command("list")
+@site_options
+@fail_on_error
+def list_subscribers(ctx: Context) -> None:
+    """List the subscribers; suppressed (unsubscribed) addresses are marked."""
+    from digest.sender.subscribers import load_subscribers
+
+    subs = load_subscribers(pipeline.require_subscribers(ctx.settings))
+    suppressed = pipeline.open_ledger(ctx.settings).suppressed()
+    for sub in subs:
+        marks = [m for m, on in (("unsubscribed", sub.key in suppressed), ("inactive", not sub.active)) if on]
+        extra = f" tags={','.join(sub.tags)}" if sub.tags else ""
+        out.print(f"{sub.email}\t{sub.name}\t{sub.format}{extra}" + (f"\t[{', '.join(marks)}]" if marks else ""))
+    active = sum(1 for s in subs if s.active and s.key not in suppressed)
+    out.print(f"{len(subs)} subscribers, {active} will receive the next issue")
+
+
+@subscribers.command("check")
+@site_options
+@fail_on_error
+def check_subscribers_cmd(ctx: Context) -> None:
+    """Validate the subscribers file: counts and every problem; exit 1 when there is one."""
+    from digest.sender.subscribers import check_subscribers
+
+    path = pipeline.require_subscribers(ctx.settings)
+    subs, problems = check_subscribers(path)
+    by_format: dict[str, int] = {}
+    for s in subs:
+        by_format[s.format] = by_format.get(s.format, 0) + 1
+    out.print(
+        f"{path}: {len(subs)} subscribers ({sum(s.active for s in subs)} active; "
+        + ", ".join(f"{n} {f}" for f, n in sorted(by_format.items()))
+        + ")"
+    )
+    for line in warning_lines(tuple(problems)):
+        err.print(f"[red]error:[/red] {line}", markup=True, highlight=False)
+    sys.exit(1 if problems else 0)
+
+
+@main.command()
+@site_options
+@click.argument("email")
+@click.option("--undo", is_flag=True, help="Remove the address from the suppression list.")
+@fail_on_error
+def unsubscribe(ctx: Context, email: str, undo: bool) -> None:
+    """Suppress an address by hand (e.g. after a mailto unsubscribe)."""
+    ledger = pipeline.open_ledger(ctx.settings)
+    if undo:
+        changed = ledger.unsuppress(email)
+        out.print(f"{email}: {'resubscribed' if changed else 'was not suppressed'}")
+    else:
+        changed = ledger.suppress(email, clock(), "by hand (digest unsubscribe)")
+        out.print(f"{email}: {'unsubscribed' if changed else 'already unsubscribed'}")
+
+
+# -- the service -------------------------------------------------------------------------------------
+
+
+@main.command()
+@site_options
+@click.option("--show", is_flag=True, help="Print the next run times and exit.")
+@click.option("--count", default=5, show_default=True, help="How many run times --show prints.")
+@fail_on_error
+def schedule(ctx: Context, show: bool, count: int) -> None:
+    """Run the weekly service: publish and send every week at the configured day and time."""
+    from digest import scheduler
+
+    if show:
+        for moment in scheduler.next_runs(ctx.settings, count, clock()):
+            out.print(moment.isoformat())
+        return
+    sys.exit(scheduler.serve_forever(ctx.settings))
+
+
+@main.command()
+@site_options
+@fail_on_error
+def serve(ctx: Context) -> None:
+    """Serve one-click unsubscribe, the archive and the feeds over HTTP."""
+    from digest import server
+
+    sys.exit(server.serve(ctx.settings))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
