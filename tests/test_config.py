@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from digest.config import load_settings, read_site_config
+from digest.errors import ConfigError
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, "utf-8")
+    return path
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    (tmp_path / "posts").mkdir()
+    return tmp_path
+
+
+def test_defaults_without_any_config(site: Path) -> None:
+    settings = load_settings(site=site, env={})
+    assert settings.config_file is None
+    assert settings.site.timezone == "UTC"
+    assert settings.site.source_dirs == ((site / "posts").resolve(),)
+    assert settings.site.base_url.endswith("/")
+    assert settings.output.dir == site.resolve() / "_digest"
+    assert settings.output.url == settings.site.base_url + "newsletter/"
+    assert settings.db_url.startswith("sqlite:///") and settings.db_url.endswith("digest.sqlite3")
+    assert settings.smtp.host == ""  # Maildir outbox until SMTP is configured
+
+
+def test_digest_toml_values(site: Path) -> None:
+    write(
+        site / "digest.toml",
+        """
+[site]
+title = "노트"
+url = "https://example.org/blog"
+timezone = "Asia/Seoul"
+week_start = "sunday"
+week_start_hour = 6
+[output]
+dir = "public/news"
+feed_issues = 3
+[smtp]
+host = "smtp.example.org"
+username = "me"
+""",
+    )
+    settings = load_settings(site=site, env={"DIGEST_SMTP_PASSWORD": "s3cret", "DIGEST_SECRET": "k"})
+    assert settings.site.title == "노트"
+    assert settings.site.base_url == "https://example.org/blog/"
+    assert settings.site.week_start_day == 6 and settings.site.week_start_hour == 6
+    assert settings.output.dir == site.resolve() / "public/news"
+    assert settings.output.feed_issues == 3
+    assert settings.smtp.password == "s3cret" and "s3cret" not in repr(settings.smtp)
+    assert settings.secret == "k"
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle", "line"),
+    [
+        ("[site]\ntitel = 'x'\n", "unknown key 'titel' in [site] (did you mean 'title'?)", 2),
+        ("[sight]\ntitle = 'x'\n", "unknown section [sight] (did you mean 'site'?)", 1),
+        ("[site]\ntimezone = 'Mars/Olympus'\n", "site.timezone = 'Mars/Olympus' is not allowed (it must be an IANA", 2),
+        ("[site]\nweek_start = 'someday'\n", "it must be one of monday", 2),
+        ("[output]\nfeed_issues = 0\n", "output.feed_issues = 0 is not allowed", 2),
+        ("[smtp]\nmode = 'tls'\n", "it must be one of starttls, ssl, plain", 2),
+        ("[site]\nurl = 'example.org'\n", "it must be an absolute http(s) URL", 2),
+        ("[schedule]\ntime = '25:00'\n", 'it must be a time "HH:MM"', 2),
+        ("[site\ntitle = 1\n", "not valid TOML", 1),
+    ],
+)
+def test_bad_config_names_file_key_and_line(site: Path, toml: str, needle: str, line: int) -> None:
+    path = write(site / "digest.toml", toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(site=site, env={})
+    text = str(info.value)
+    assert needle in text
+    assert text.startswith(f"{path}:{line}: ")
+
+
+def test_plain_smtp_to_a_remote_host_needs_allow_plain(site: Path) -> None:
+    write(site / "digest.toml", "[smtp]\nhost = 'mail.example.org'\nmode = 'plain'\n")
+    with pytest.raises(ConfigError, match="allow_plain"):
+        load_settings(site=site, env={})
+    write(site / "digest.toml", "[smtp]\nhost = 'mail.example.org'\nmode = 'plain'\nallow_plain = true\n")
+    assert load_settings(site=site, env={}).smtp.mode == "plain"
+
+
+def test_missing_source_folder_is_a_config_error(site: Path) -> None:
+    write(site / "digest.toml", "[site]\nsource = ['nowhere']\n")
+    with pytest.raises(ConfigError, match="source folder 'nowhere' not found"):
+        load_settings(site=site, env={})
+
+
+def test_config_flag_with_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(config=tmp_path / "nope.toml", env={})
+
+
+def test_jekyll_config_is_read(tmp_path: Path) -> None:
+    write(
+        tmp_path / "_config.yml",
+        "title: 블로그\nurl: https://me.example.com\nbaseurl: /blog\ntimezone: Asia/Seoul\n"
+        "permalink: pretty\nexclude: [README.md, 'vendor/*']\n",
+    )
+    (tmp_path / "_posts").mkdir()
+    settings = load_settings(site=tmp_path, env={})
+    assert settings.site_config_file == tmp_path / "_config.yml"
+    assert settings.site.title == "블로그"
+    assert settings.site.base_url == "https://me.example.com/blog/"
+    assert settings.site.timezone == "Asia/Seoul"
+    assert settings.site.permalink == "/:categories/:year/:month/:day/:title/"
+    assert settings.site.source_dirs == ((tmp_path / "_posts").resolve(),)
+    import re
+
+    assert any(re.search(p, "README.md") for p in settings.site.ignore)
+    assert any(re.search(p, "vendor/x.md") for p in settings.site.ignore)
+    assert not any(re.search(p, "_posts/2020-01-01-a.md") for p in settings.site.ignore)
+
+
+@pytest.mark.parametrize("name", ["hugo.toml", "config.toml"])
+def test_hugo_toml_config_is_read(tmp_path: Path, name: str) -> None:
+    write(
+        tmp_path / name,
+        'baseURL = "https://hugo.example.net/"\ntitle = "Hugo"\ntimeZone = "Europe/Berlin"\n'
+        'ignoreFiles = ["\\\\.bak$"]\n[permalinks]\nposts = "/:year/:month/:slug/"\n',
+    )
+    write(tmp_path / "content/posts/a.md", "+++\ntitle='a'\n+++\n")
+    write(tmp_path / "content/posts/b.md", "+++\ntitle='b'\n+++\n")
+    write(tmp_path / "content/about/index.md", "+++\ntitle='about'\n+++\n")
+    settings = load_settings(site=tmp_path, env={})
+    assert settings.site.base_url == "https://hugo.example.net/"
+    assert settings.site.timezone == "Europe/Berlin"
+    assert settings.site.source_dirs == ((tmp_path / "content/posts").resolve(),)  # the biggest section
+    assert settings.site.permalink == "/:year/:month/:slug/"
+    assert settings.site.ignore == (r"\.bak$",)
+
+
+def test_digest_toml_overrides_site_config(tmp_path: Path) -> None:
+    write(tmp_path / "_config.yml", "title: Jekyll title\ntimezone: UTC\n")
+    (tmp_path / "_posts").mkdir()
+    write(tmp_path / "digest.toml", "[site]\ntimezone = 'Asia/Seoul'\n")
+    settings = load_settings(site=tmp_path, env={})
+    assert settings.site.title == "Jekyll title"
+    assert settings.site.timezone == "Asia/Seoul"
+
+
+def test_broken_site_config_names_the_file(tmp_path: Path) -> None:
+    write(tmp_path / "_config.yml", "title: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(site=tmp_path, env={})
+    assert "_config.yml" in str(info.value) and "cannot be parsed" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("corpus", "kind", "url"),
+    [("wonwizard", "jekyll", "http://wonwizard.github.io/"), ("solus", "hugo", "https://getsol.us/")],
+)
+def test_real_site_configs(corpus: str, kind: str, url: str) -> None:
+    root = SHARED / corpus
+    if not root.is_dir():
+        pytest.skip("../shared/corpus is absent")
+    defaults = read_site_config(root)
+    assert defaults.kind == kind
+    assert defaults.url.rstrip("/") + "/" == url
+    settings = load_settings(site=root, env={})
+    assert all(d.is_dir() for d in settings.site.source_dirs)
+
+
+def test_example_site_loads() -> None:
+    root = Path(__file__).resolve().parents[1] / "examples" / "site"
+    settings = load_settings(site=root, env={})
+    assert settings.site.timezone == "Asia/Seoul"
+    assert settings.subscribers == root / "subscribers.yaml"
