@@ -1,0 +1,184 @@
+"""Message bytes per subscriber: one skeleton per variant built with the email package, then the
+address, name, Message-ID and unsubscribe token put into prebuilt bytes for each subscriber.
+
+The email package needs several milliseconds for a 40 KB message; the skeleton turns that into one
+bytes join per subscriber. Per-subscriber headers (To, Message-ID, List-Unsubscribe) are written in
+front of the skeleton's own headers; the bodies are quoted-printable with the placeholders on lines
+of their own (see mimebits), so any value fits without re-encoding the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from urllib.parse import quote
+
+from digest.config import Settings
+from digest.errors import ConfigError, DeliveryError
+from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, OutgoingMessage, RenderedIssue, Subscriber
+from digest.sender.mimebits import ADDRESS, CONTROL, Piece, clean, mailbox, merge, qp_segments, qp_value
+from digest.sender.signing import DkimSigner
+from digest.sender.tokens import make_token, unsubscribe_url
+
+Variant = tuple[tuple[str, ...], str]
+
+# Slots filled per subscriber.
+HEAD, URL, EMAIL_TEXT, EMAIL_HTML = range(4)
+TEXT_MARKS = {UNSUBSCRIBE_URL_MARK: URL, RECIPIENT_EMAIL_MARK: EMAIL_TEXT}
+HTML_MARKS = {UNSUBSCRIBE_URL_MARK: URL, RECIPIENT_EMAIL_MARK: EMAIL_HTML}
+# Stand-ins for the bodies while the email package writes the structure; replaced by our own encoding.
+TEXT_BODY = b"DIGESTBODYTEXT0MARK"
+HTML_BODY = b"DIGESTBODYHTML0MARK"
+PER_SUBSCRIBER_HEADERS = ("To", "Message-ID", "List-Unsubscribe")
+LIST_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def message_id_for(issue_id: str, email: str, domain: str) -> str:
+    """The same "<…@domain>" every time this issue is built for this address (ignoring case)."""
+    digest = hashlib.sha256(f"{issue_id}\x00{email.lower()}\x00{domain.lower()}".encode()).hexdigest()
+    return f"<{digest[:32]}@{domain}>"
+
+
+@dataclass(frozen=True)
+class _Skeleton:
+    pieces: tuple[Piece, ...]  # literal bytes and slot numbers
+
+
+def _header_setting(value: str, key: str) -> str:
+    if CONTROL.search(value):
+        raise ConfigError(f"email.{key} contains a line break or control character", "write it on one line")
+    return value.strip()
+
+
+def _single_address(value: str, key: str) -> tuple[str, str]:
+    """(header value, bare address) of a configured mailbox such as "Blog <news@example.com>"."""
+    probe = EmailMessage(policy=SMTP)
+    probe["From"] = _header_setting(value, key)
+    addresses = probe["From"].addresses
+    if len(addresses) != 1 or not ADDRESS.fullmatch(addresses[0].addr_spec):
+        raise ConfigError(f"email.{key} = {value!r} is not one email address", 'write "Name <name@example.com>"')
+    return value.strip(), addresses[0].addr_spec
+
+
+class MessageFactory:
+    """Builds each variant once; build() then costs one bytes join (plus a DKIM signature if configured)."""
+
+    def __init__(self, variants: Mapping[Variant, RenderedIssue], settings: Settings, now_at: datetime):
+        if now_at.tzinfo is None:
+            raise ValueError("now_at must be timezone-aware")
+        config = settings.email
+        self._now_at = now_at
+        self._date = format_datetime(now_at)
+        self._from, from_address = _single_address(config.sender, "from")
+        self._domain = from_address.rsplit("@", 1)[1].lower()
+        self._reply_to = _single_address(config.reply_to, "reply_to")[0] if config.reply_to else ""
+        list_id = _header_setting(config.list_id, "list_id").strip("<>")
+        if list_id and not LIST_ID.fullmatch(list_id):
+            raise ConfigError(
+                f"email.list_id = {list_id!r} is not a list id", 'use a dotted name like "news.example.com"'
+            )
+        self._list_id = list_id
+        mailto = _header_setting(config.unsubscribe_mailto, "unsubscribe_mailto").removeprefix("mailto:")
+        if mailto and not ADDRESS.fullmatch(mailto):
+            raise ConfigError(f"email.unsubscribe_mailto = {mailto!r} is not an address", "write one address")
+        self._mailto = "mailto:" + quote(mailto or from_address, safe="@!$'*+.-_~") + "?subject=unsubscribe"
+        self._public_url = _header_setting(config.public_url, "public_url")
+        if self._public_url and not settings.secret:
+            raise ConfigError(
+                "one-click unsubscribe (email.public_url) needs a secret to sign the links",
+                "set the DIGEST_SECRET environment variable to a long random string",
+            )
+        self._secret = settings.secret
+        self._rendered = dict(variants)
+        self._skeletons: dict[Variant, _Skeleton] = {}
+        for key in variants:
+            self._skeleton(key)
+        self._signer: DkimSigner | None = None
+        if config.dkim_key is not None:
+            self._signer = DkimSigner(config.dkim_key, config.dkim_selector, config.dkim_domain, self._header_names())
+
+    # ---- once per variant ------------------------------------------------------------------
+
+    def _header_names(self) -> tuple[str, ...]:
+        names = ["From", "Subject", "Date", "MIME-Version", "Content-Type", *PER_SUBSCRIBER_HEADERS]
+        names += ["Reply-To"] if self._reply_to else []
+        names += ["List-Id"] if self._list_id else []
+        names += ["List-Unsubscribe-Post"] if self._public_url else []
+        return tuple(names)
+
+    def _skeleton(self, variant: Variant) -> _Skeleton:
+        if variant in self._skeletons:
+            return self._skeletons[variant]
+        tags, fmt = variant
+        rendered = self._rendered.get(variant)
+        if rendered is None:  # the other format of the same filter renders the same text
+            rendered = self._rendered.get((tags, "html" if fmt == "text" else "text"))
+        if rendered is None:
+            raise DeliveryError(
+                f"no rendered issue for the variant tags={list(tags)} format={fmt}",
+                "render every variant of the subscribers before building messages",
+            )
+        msg = EmailMessage(policy=SMTP)
+        msg["From"] = self._from
+        if self._reply_to:
+            msg["Reply-To"] = self._reply_to
+        msg["Subject"] = clean(rendered.subject)
+        msg["Date"] = self._date
+        if self._list_id:
+            msg["List-Id"] = f"<{self._list_id}>"
+        if self._public_url:
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        msg.set_content(TEXT_BODY.decode(), cte="quoted-printable")
+        if fmt != "text":
+            msg.add_alternative(HTML_BODY.decode(), subtype="html", cte="quoted-printable")
+            # "=_" can never appear in quoted-printable text, so this boundary is safe and stable.
+            msg.set_boundary("=_digest_" + hashlib.sha256(rendered.html.encode()).hexdigest()[:24])
+        raw = msg.as_bytes()
+        pieces: list[Piece] = [HEAD]
+        text_at = raw.index(TEXT_BODY)
+        pieces.append(raw[:text_at])
+        pieces += qp_segments(rendered.text, TEXT_MARKS)
+        if fmt == "text":
+            pieces.append(raw[text_at + len(TEXT_BODY) :])
+        else:
+            html_at = raw.index(HTML_BODY)
+            pieces.append(raw[text_at + len(TEXT_BODY) : html_at])
+            pieces += qp_segments(rendered.html, HTML_MARKS)
+            pieces.append(raw[html_at + len(HTML_BODY) :])
+        skeleton = _Skeleton(tuple(merge(pieces)))
+        self._skeletons[variant] = skeleton
+        return skeleton
+
+    # ---- once per subscriber ---------------------------------------------------------------
+
+    def build(self, subscriber: Subscriber) -> OutgoingMessage:
+        skeleton = self._skeletons.get(subscriber.variant) or self._skeleton(subscriber.variant)
+        email = subscriber.email.strip()
+        if not ADDRESS.fullmatch(email):
+            raise DeliveryError(f"{email!r} is not an address that can be put in a header", "fix the subscribers file")
+        issue_id = self._issue_id(subscriber.variant)
+        message_id = message_id_for(issue_id, email, self._domain)
+        if self._public_url:
+            url = unsubscribe_url(self._public_url, make_token(self._secret, email, self._now_at))
+            list_unsubscribe = f"<{self._mailto}>,\r\n <{url}>"
+        else:
+            url = self._mailto
+            list_unsubscribe = f"<{url}>"
+        to = mailbox(subscriber.name, email)
+        head = f"To: {to}\r\nMessage-ID: {message_id}\r\nList-Unsubscribe: {list_unsubscribe}\r\n"
+        values = (head.encode("ascii"), qp_value(url), qp_value(email), qp_value(html.escape(email)))
+        data = b"".join([values[p] if isinstance(p, int) else p for p in skeleton.pieces])
+        if self._signer is not None:
+            data = self._signer.sign(data) + data
+        return OutgoingMessage(issue_id=issue_id, recipient=email, message_id=message_id, data=data)
+
+    def _issue_id(self, variant: Variant) -> str:
+        rendered = self._rendered.get(variant) or next(iter(self._rendered.values()))
+        return rendered.issue.id

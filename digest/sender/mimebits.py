@@ -1,0 +1,93 @@
+"""Byte-level pieces of a message that are filled in per subscriber without the email package.
+
+Bodies are quoted-printable, encoded segment by segment: every placeholder gets a line of its own
+(soft line breaks on both sides), so a value of any length can be put in later without re-encoding
+the 40 KB around it, and the result stays 7-bit with lines of at most 76 characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping, Sequence
+
+# C0/C1 controls, DEL and the Unicode line/paragraph separators.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The only addresses email-validator lets through from the subscribers file (no quoted local parts,
+# no address literals, ASCII only): anything else in a header is refused.
+ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+ATEXT_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
+ENCODED_WORD_BYTES = 45  # 45 bytes -> 60 base64 chars + "=?utf-8?b??=" = 72 <= 75
+
+Piece = bytes | int  # literal bytes, or the number of a slot filled in per subscriber
+
+
+def clean(text: str) -> str:
+    """One line of text with every control character turned into a space (no header injection)."""
+    return " ".join(CONTROL.sub(" ", text).split())
+
+
+def qp_segments(text: str, marks: Mapping[str, int]) -> list[Piece]:
+    """Quoted-printable body split at the marks; each mark becomes its slot number."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    parts = re.split("(" + "|".join(re.escape(m) for m in marks) + ")", text) if marks else [text]
+    out: list[Piece] = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(marks[part])
+            following = parts[i + 1]
+            if (following and not following.startswith("\n")) or (not following and i + 2 < len(parts)):
+                out.append(b"=\r\n")
+            continue
+        encoded = binascii.b2a_qp(part.encode("utf-8"))
+        if encoded and not encoded.endswith(b"\n") and i + 1 < len(parts):
+            encoded += b"=\n"  # the value that follows starts on a line of its own
+        if encoded:
+            out.append(encoded.replace(b"\n", b"\r\n"))
+    return merge(out)
+
+
+def qp_value(value: str) -> bytes:
+    return binascii.b2a_qp(value.encode("utf-8")).replace(b"\n", b"\r\n")
+
+
+def merge(pieces: Sequence[Piece]) -> list[Piece]:
+    """Join neighbouring literal pieces so the per-subscriber join touches as few objects as possible."""
+    out: list[Piece] = []
+    for piece in pieces:
+        if isinstance(piece, bytes) and out and isinstance(out[-1], bytes):
+            out[-1] += piece
+        else:
+            out.append(piece)
+    return out
+
+
+def display_name(name: str) -> str:
+    """A display name ready for a header: as is, quoted, or as RFC 2047 encoded words."""
+    name = clean(name)
+    if not name:
+        return ""
+    if name.isascii() and len(name) <= 60:
+        if ATEXT_PHRASE.fullmatch(name):
+            return name
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    words: list[str] = []
+    chunk = b""
+    for char in name:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > ENCODED_WORD_BYTES:
+            words.append(chunk.decode("utf-8"))
+            chunk = b""
+        chunk += encoded
+    words.append(chunk.decode("utf-8"))
+    return "\r\n ".join("=?utf-8?b?" + base64.b64encode(w.encode("utf-8")).decode("ascii") + "?=" for w in words)
+
+
+def mailbox(name: str, address: str) -> str:
+    """`Name <address>` for a header; folded before the address when the line would be long."""
+    phrase = display_name(name)
+    if not phrase:
+        return address
+    separator = "\r\n " if len(phrase) + len(address) > 70 else " "
+    return f"{phrase}{separator}<{address}>"
