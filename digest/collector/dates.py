@@ -1,0 +1,85 @@
+"""Dates in every shape real blogs use, made timezone-aware.
+
+Accepted: YAML/TOML date and datetime values; strings ``2020-07-04``, ``2020-12-2``, ``2020.07.04 12:00:00``,
+``2020/07/04``, ``2020-07-04 12:00``, ``2020-07-04T12:00:00+09:00``, ``2020-07-04 12:00:00 +0000``,
+``2013-11-22 9:05:00 +0000``, ``…Z``/``UTC``, fractional seconds, and RFC 2822 (``Sat, 04 Jul 2020 12:00:00 +0000``).
+A value without an offset is wall-clock time in the site's timezone. Without a date key the date comes from
+the file name (``2021-05-10-infos.md``), the page-bundle folder (``2017-04-24-slug/index.md``) or
+``/YYYY/MM/DD/`` folders.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+_DATE_TEXT = re.compile(
+    r"""^\s*(?P<y>\d{4})(?P<sep>[-./])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})
+    (?:[T\s]+(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<f>\d+))?)?)?
+    \s*(?P<tz>Z|UTC|GMT|[+-]\d{2}:?\d{2}|[+-]\d{1,2})?\s*$""",
+    re.X | re.I,
+)
+_NAME_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:-|$)")
+_FOLDER_DATE = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})(?:/|$)")
+
+
+def parse_date(value: Any, tz: tzinfo) -> datetime:
+    """Return an aware datetime for a front-matter value; raise ValueError when it is not a date."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tzinfo=tz)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"not a date: {value!r}")
+    m = _DATE_TEXT.match(value)
+    if m is None:
+        return _rfc2822(value, tz)
+    fraction = (m.group("f") or "0")[:6].ljust(6, "0")
+    naive = datetime(
+        int(m.group("y")), int(m.group("m")), int(m.group("d")),
+        int(m.group("H") or 0), int(m.group("M") or 0), int(m.group("S") or 0), int(fraction),
+    )  # fmt: skip
+    return naive.replace(tzinfo=_offset(m.group("tz")) if m.group("tz") else tz)
+
+
+def _offset(text: str) -> tzinfo:
+    if text.upper() in ("Z", "UTC", "GMT"):
+        return UTC
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    hours, minutes = (int(digits[:-2]), int(digits[-2:])) if len(digits) > 2 else (int(digits), 0)
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"not a UTC offset: {text}")
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _rfc2822(value: str, tz: tzinfo) -> datetime:
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ValueError(f"not a date: {value!r}") from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+
+
+def date_from_path(rel_path: str, tz: tzinfo) -> datetime | None:
+    """The date a Jekyll/Hugo file name or folder carries, at midnight in the site's timezone."""
+    parts = rel_path.split("/")
+    name = parts[-1].rsplit(".", 1)[0]
+    candidates = [name]
+    if name in ("index", "_index") and len(parts) > 1:
+        candidates.insert(0, parts[-2])
+    for candidate in candidates:
+        m = _NAME_DATE.match(candidate)
+        if m:
+            return _midnight(m.groups(), tz)
+    m = _FOLDER_DATE.search(rel_path)
+    return _midnight(m.groups(), tz) if m else None
+
+
+def _midnight(ymd: tuple[str, ...], tz: tzinfo) -> datetime | None:
+    try:
+        return datetime(int(ymd[0]), int(ymd[1]), int(ymd[2]), tzinfo=tz)
+    except ValueError:
+        return None

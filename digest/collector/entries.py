@@ -1,0 +1,111 @@
+"""From posts to entries: URLs, rendered bodies, running-log items, the window filter, the order."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from digest.models import Collection, Entry, Site
+
+from . import meta as m
+from .links import absolutize
+from .liquid import strip_templates
+from .markdown import render
+from .permalink import PostPath, build_url, file_slug
+from .reader import Post, scan
+from .runlog import LogItem, split_items
+
+_MAYBE_LOG = re.compile(r"^[*+-]\s+\d{4}", re.M)
+
+
+def collect(site: Site, now_at: datetime, since_at: datetime | None = None) -> Collection:
+    """Every entry with since_at <= published_at <= now_at (since_at None: all), newest first."""
+    found = scan(site, now_at)
+    tz = ZoneInfo(site.timezone)
+    low = since_at.timestamp() if since_at is not None else float("-inf")
+    high = now_at.timestamp()
+    entries: list[Entry] = []
+    for post in found.posts:
+        body = strip_templates(post.body)
+        items = split_items(body, post.published_at, tz) if "---" in body and _MAYBE_LOG.search(body) else []
+        if items:
+            url = _post_url(site, post)
+            entries += [
+                _item_entry(site, post, url, item) for item in items if low <= item.published_at.timestamp() <= high
+            ]
+        elif low <= post.published_at.timestamp() <= high:
+            entries.append(_post_entry(site, post, body))
+    entries.sort(key=lambda e: (-e.published_at.timestamp(), e.source, e.id))
+    return Collection(tuple(entries), tuple(found.problems), found.scanned)
+
+
+def _post_url(site: Site, post: Post) -> str:
+    path = PostPath(
+        rel_to_content=post.content_path,
+        published_at=post.published_at,
+        title=m.title(post.meta, "", file_slug(post.source)),
+        categories=m.terms(post.meta, "categories", "category"),
+        slug=_text(post.meta.get("slug")),
+        override=_text(post.meta.get("permalink")) or _text(post.meta.get("url")),
+    )
+    return build_url(site.base_url, site.permalink, path)
+
+
+def _text(value: object) -> str:
+    return str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+
+
+def _page_base(post: Post, url: str) -> str:
+    """Page bundles keep their images next to index.md, so relative links resolve inside the folder."""
+    if post.source.rsplit("/", 1)[-1].rsplit(".", 1)[0] == "index" and not url.endswith("/"):
+        return url + "/"
+    return url
+
+
+def _tag_id(site: Site, when: datetime, source: str, fragment: str = "") -> str:
+    host = urlsplit(site.base_url).hostname or "localhost"
+    return f"tag:{host},{when.date().isoformat()}:/{source}" + (f"#{fragment}" if fragment else "")
+
+
+def _common(site: Site, post: Post) -> dict[str, object]:
+    return {
+        "source": post.source,
+        "authors": m.authors(post.meta) or ((site.author,) if site.author else ()),
+        "categories": m.terms(post.meta, "categories", "category"),
+        "tags": m.terms(post.meta, "tags", "tag"),
+        "updated_at": post.updated_at,
+    }
+
+
+def _post_entry(site: Site, post: Post, body: str) -> Entry:
+    url = _post_url(site, post)
+    base = _page_base(post, url)
+    rendered = render(body, url, post.meta)
+    return Entry(
+        id=_tag_id(site, post.published_at, post.source),
+        title=m.title(post.meta, body, file_slug(post.source)),
+        published_at=post.published_at,
+        url=url,
+        body_html=absolutize(rendered.html, base, site.base_url),
+        summary_html=absolutize(rendered.summary_html, base, site.base_url),
+        outline=rendered.outline,
+        **_common(site, post),  # type: ignore[arg-type]
+    )
+
+
+def _item_entry(site: Site, post: Post, post_url: str, item: LogItem) -> Entry:
+    base = _page_base(post, post_url)
+    url = f"{post_url}#{item.slug}"
+    rendered = render(item.markdown, url)
+    return Entry(
+        id=_tag_id(site, item.published_at, post.source, item.slug),
+        title=item.title,
+        published_at=item.published_at,
+        url=url,
+        body_html=absolutize(rendered.html, base, site.base_url),
+        summary_html=absolutize(rendered.summary_html, base, site.base_url),
+        outline=rendered.outline,
+        **_common(site, post),  # type: ignore[arg-type]
+    )

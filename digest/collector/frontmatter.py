@@ -1,0 +1,111 @@
+"""Front matter: YAML between ``---`` lines, TOML between ``+++`` lines, or Pelican-style
+``Key: value`` header lines ending at the first blank line. Keys come back lower-cased."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from frontmatter.default_handlers import YAMLHandler
+
+_YAML = YAMLHandler()
+_FENCE = {"---": re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M), "+++": re.compile(r"^\+\+\+[ \t]*$", re.M)}
+_PELICAN_LINE = re.compile(r"^([A-Za-z][\w-]*):[ \t]*(.*)$")
+# Pelican headers are recognised only when they name a post, so prose that starts with "Note: …" stays prose.
+_PELICAN_KEYS = {"title", "date"}
+
+
+class FrontMatterError(ValueError):
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Document:
+    meta: dict[str, Any]
+    body: str
+    kind: str  # "yaml" | "toml" | "pelican" | "none"
+    body_line: int = 1  # 1-based line of the file where the body starts
+    key_lines: tuple[tuple[str, int], ...] = ()  # (lower-cased key, line) for messages
+
+
+def parse(text: str) -> Document:
+    """Split ``text`` into metadata and Markdown body; raise FrontMatterError when malformed."""
+    first = text.split("\n", 1)[0].rstrip()
+    if first in ("---", "+++"):
+        return _fenced(text, first)
+    return _pelican(text)
+
+
+def _fenced(text: str, fence: str) -> Document:
+    start = text.index("\n") + 1 if "\n" in text else len(text)
+    close = _FENCE[fence].search(text, start)
+    if close is None:
+        raise FrontMatterError(f"front matter opened with '{fence}' on line 1 is never closed", line=1)
+    raw = text[start : close.start()]
+    body_start = close.end() + 1
+    body_line = text.count("\n", 0, body_start) + 1
+    if fence == "---":
+        data = _load_yaml(raw)
+        kind = "yaml"
+    else:
+        try:
+            data = tomllib.loads(raw)
+        except tomllib.TOMLDecodeError as exc:
+            m = re.search(r"line (\d+)", str(exc))
+            raise FrontMatterError(
+                f"malformed TOML front matter: {str(exc).splitlines()[0]}", line=int(m.group(1)) + 1 if m else 1
+            ) from exc
+        kind = "toml"
+    return Document(_lower(data), text[body_start:], kind, body_line, _key_lines(raw, 2))
+
+
+def _load_yaml(raw: str) -> dict[str, Any]:
+    try:
+        data = _YAML.load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise FrontMatterError(f"malformed YAML front matter: {problem}", line=mark.line + 2 if mark else 1) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FrontMatterError("the front matter is not a mapping of keys to values", line=2)
+    return data
+
+
+def _pelican(text: str) -> Document:
+    meta: dict[str, Any] = {}
+    lines: list[tuple[str, int]] = []
+    pos = 0
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            break
+        m = _PELICAN_LINE.match(line.rstrip("\r"))
+        if m is None:
+            return Document({}, text, "none")
+        key = m.group(1).lower()
+        meta[key] = m.group(2).strip() or None
+        lines.append((key, number))
+        pos += len(line) + 1
+    if not _PELICAN_KEYS & meta.keys():
+        return Document({}, text, "none")
+    body = text[pos:]
+    return Document(meta, body, "pelican", text.count("\n", 0, pos) + 1, tuple(lines))
+
+
+def _lower(data: dict[Any, Any]) -> dict[str, Any]:
+    return {str(k).lower(): v for k, v in data.items()}
+
+
+def _key_lines(raw: str, first_line: int) -> tuple[tuple[str, int], ...]:
+    found = []
+    for offset, line in enumerate(raw.split("\n")):
+        m = re.match(r"^([A-Za-z_][\w-]*)\s*[:=]", line)
+        if m:
+            found.append((m.group(1).lower(), first_line + offset))
+    return tuple(found)

@@ -1,0 +1,74 @@
+"""Markdown to HTML with markdown-it-py (CommonMark, tables, raw HTML), plus what the issue shows of a
+post: the ``##``/``###`` outline with anchors, and a summary.
+
+The summary is the front matter's ``summary``/``description``/``excerpt``, else everything before
+``<!--more-->``, else the first paragraph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from digest.models import Heading
+
+from .text import slugify
+
+_MD = MarkdownIt("commonmark", {"html": True}).enable("table").enable("strikethrough")
+MORE = "<!--more-->"
+SUMMARY_KEYS = ("summary", "description", "excerpt")
+# A post's own table of contents is not one of its items; the issue shows the outline instead.
+_TOC_NAMES = {"목차", "차례", "contents", "table of contents", "toc"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    html: str
+    summary_html: str
+    outline: tuple[Heading, ...]
+
+
+def render(markdown: str, page_url: str, meta: dict[str, Any] | None = None) -> Rendered:
+    """Render ``markdown``; headings get ``id`` anchors and ``outline`` lists levels 2 and 3."""
+    env: dict[str, Any] = {}
+    tokens = _MD.parse(markdown, env)
+    outline = _anchor_headings(tokens, page_url)
+    html = _MD.renderer.render(tokens, _MD.options, env)
+    return Rendered(html, _summary(markdown, tokens, env, meta or {}), outline)
+
+
+def _anchor_headings(tokens: list[Token], page_url: str) -> tuple[Heading, ...]:
+    seen: dict[str, int] = {}
+    outline = []
+    for index, token in enumerate(tokens):
+        if token.type != "heading_open":
+            continue
+        inline = tokens[index + 1]
+        text = "".join(c.content for c in inline.children or () if c.type in ("text", "code_inline")).strip()
+        slug = slugify(text)
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        if count:
+            slug = f"{slug}-{count}"
+        token.attrSet("id", slug)
+        level = int(token.tag[1])
+        if level in (2, 3) and text and text.lower() not in _TOC_NAMES:
+            outline.append(Heading(level, text, f"{page_url.split('#', 1)[0]}#{slug}"))
+    return tuple(outline)
+
+
+def _summary(markdown: str, tokens: list[Token], env: dict[str, Any], meta: dict[str, Any]) -> str:
+    for key in SUMMARY_KEYS:
+        value = meta.get(key)
+        if isinstance(value, str) and value.strip():
+            return _MD.render(value.strip())
+    if MORE in markdown:
+        return _MD.render(markdown.split(MORE, 1)[0])
+    for start, token in enumerate(tokens):
+        if token.type == "paragraph_open" and token.level == 0:
+            end = next(i for i in range(start, len(tokens)) if tokens[i].type == "paragraph_close")
+            return _MD.renderer.render(tokens[start : end + 1], _MD.options, env)
+    return ""
