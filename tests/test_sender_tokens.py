@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from digest.errors import DigestError
+from digest.sender.tokens import TokenError, make_token, unsubscribe_url, verify_token
+
+SECRET = "s3cret-for-tests"
+ISSUED_AT = datetime(2024, 3, 11, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("email", ["ana@example.com", "Mixed.Case+tag@Example.ORG", "o'brien@example.com"])
+def test_round_trip(email: str) -> None:
+    token = make_token(SECRET, email, ISSUED_AT)
+    assert verify_token(SECRET, token, ISSUED_AT + timedelta(days=30)) == email
+
+
+def test_token_is_url_safe_and_compact() -> None:
+    token = make_token(SECRET, "ana@example.com", ISSUED_AT)
+    assert all(c.isalnum() or c in "-_" for c in token)
+    assert len(token) < 60
+
+
+def test_token_is_stable_for_the_same_day() -> None:
+    later_at = ISSUED_AT + timedelta(hours=5)
+    assert make_token(SECRET, "a@example.com", ISSUED_AT) == make_token(SECRET, "a@example.com", later_at)
+
+
+def _flip(token: str, index: int) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    raw[index] ^= 1
+    return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+
+
+GOOD = make_token(SECRET, "ana@example.com", ISSUED_AT)
+
+
+@pytest.mark.parametrize(
+    ("secret", "token", "now_at", "message"),
+    [
+        ("another secret", GOOD, ISSUED_AT, "not valid"),
+        (SECRET, _flip(GOOD, 5), ISSUED_AT, "not valid"),  # address changed
+        (SECRET, _flip(GOOD, 2), ISSUED_AT, "not valid"),  # issue day changed
+        (SECRET, _flip(GOOD, -1), ISSUED_AT, "not valid"),  # MAC changed
+        (SECRET, GOOD[:-4], ISSUED_AT, "not valid"),  # truncated: the MAC no longer matches
+        (SECRET, GOOD[:12], ISSUED_AT, "damaged"),  # too short to hold a MAC
+        (SECRET, "", ISSUED_AT, "damaged"),
+        (SECRET, "not*base64!", ISSUED_AT, "damaged"),
+        (SECRET, "QUJD", ISSUED_AT, "damaged"),  # too short
+        (SECRET, "x" * 2000, ISSUED_AT, "damaged"),
+        (SECRET, GOOD, ISSUED_AT + timedelta(days=366), "expired"),
+        (SECRET, GOOD, ISSUED_AT - timedelta(days=3), "not valid yet"),
+    ],
+)
+def test_bad_tokens_are_refused(secret: str, token: str, now_at: datetime, message: str) -> None:
+    with pytest.raises(TokenError, match=message) as caught:
+        verify_token(secret, token, now_at)
+    assert isinstance(caught.value, DigestError)
+    assert caught.value.hint
+
+
+def test_max_age_is_an_argument() -> None:
+    assert verify_token(SECRET, GOOD, ISSUED_AT + timedelta(days=10), max_age_days=10) == "ana@example.com"
+    with pytest.raises(TokenError, match="expired"):
+        verify_token(SECRET, GOOD, ISSUED_AT + timedelta(days=11), max_age_days=10)
+
+
+@pytest.mark.parametrize(
+    "call", [lambda: make_token("", "a@example.com", ISSUED_AT), lambda: verify_token("", GOOD, ISSUED_AT)]
+)
+def test_empty_secret_is_refused(call: object) -> None:
+    with pytest.raises(TokenError, match="secret") as caught:
+        call()  # type: ignore[operator]
+    assert "DIGEST_SECRET" in caught.value.hint
+
+
+def test_naive_datetime_is_a_bug() -> None:
+    with pytest.raises(ValueError):
+        make_token(SECRET, "a@example.com", datetime(2024, 1, 1))
+
+
+@pytest.mark.parametrize("public_url", ["https://news.example.com/", "https://news.example.com"])
+def test_unsubscribe_url(public_url: str) -> None:
+    assert unsubscribe_url(public_url, "abc") == "https://news.example.com/unsubscribe?token=abc"
