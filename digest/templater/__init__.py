@@ -1,0 +1,8 @@
+"""Stage 2: an Issue becomes the HTML email, its text part, the feeds and the static archive."""
+
+from digest.templater.archive import render_archive
+from digest.templater.context import issue_url
+from digest.templater.email import render_email, render_subject
+from digest.templater.feeds import render_feeds
+
+__all__ = ["issue_url", "render_archive", "render_email", "render_feeds", "render_subject"]

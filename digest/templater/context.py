@@ -1,0 +1,121 @@
+"""What every template sees: the issue, its entries prepared for display, and the public URLs."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup
+
+from digest.config import Settings
+from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Entry, Heading, Issue
+from digest.templater.env import fmt_date, last_day
+
+# Headings that are a post's own table of contents: listing them in the outline says nothing.
+_TOC_NAMES = {"목차", "차례", "contents", "table of contents", "toc", "in this post", "index"}
+_IMG_TAG = re.compile(r"<img\b[^>]*>", re.I)
+_HAS_ALT = re.compile(r"\salt\s*=", re.I)
+_TITLE_ATTR = re.compile(r"""\stitle\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
+_PAGE_ANCHOR = re.compile(r"""(<a\b[^>]*?\shref\s*=\s*)(["'])#""", re.I)
+
+
+def issue_url(issue: Issue, settings: Settings) -> str:
+    """The archive page of an issue: settings.output.url + week label + "/"."""
+    return f"{settings.output.url}{issue.week.label}/"
+
+
+def add_alt_text(body_html: str, fallback: str) -> str:
+    """Give every <img> an alt attribute: its title if it has one, else the entry's title."""
+
+    def fix(match: re.Match[str]) -> str:
+        tag = match.group(0)
+        if _HAS_ALT.search(tag):
+            return tag
+        title = _TITLE_ATTR.search(tag)
+        text = html.unescape(title.group(1) or title.group(2) or "") if title else ""
+        return tag[:4] + f' alt="{html.escape(text or fallback, quote=True)}"' + tag[4:]
+
+    return _IMG_TAG.sub(fix, body_html)
+
+
+def absolute_anchors(body_html: str, page_url: str) -> str:
+    """`href="#x"` points into the post's own page; in an email or a feed it must name that page."""
+    return _PAGE_ANCHOR.sub(lambda m: f"{m.group(1)}{m.group(2)}{html.escape(page_url, quote=True)}#", body_html)
+
+
+@dataclass(frozen=True)
+class OutlineItem:
+    text: str
+    url: str
+    level: int  # 0 = top, 1 = nested under the previous top item
+
+
+def outline_items(outline: tuple[Heading, ...]) -> tuple[OutlineItem, ...]:
+    """The headings worth listing: `##`/`###` without a table-of-contents heading; the shallowest level is 0."""
+    kept = [h for h in outline if h.level in (2, 3) and h.text.strip().lower().rstrip(":") not in _TOC_NAMES]
+    if not kept:
+        return ()
+    top = min(h.level for h in kept)
+    return tuple(OutlineItem(h.text, h.anchor, min(h.level - top, 1)) for h in kept)
+
+
+@dataclass(frozen=True)
+class EntryView:
+    entry: Entry
+    title: str
+    url: str
+    date: str  # YYYY-MM-DD in the site's timezone
+    iso: str
+    labels: tuple[str, ...]  # categories then tags, without duplicates
+    outline: tuple[OutlineItem, ...]
+    body: Markup  # full body or summary, as chosen for this render
+    summary: Markup
+    summarized: bool
+
+
+def labels_of(entry: Entry) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for label in (*entry.categories, *entry.tags):
+        seen.setdefault(label.casefold(), label)
+    return tuple(seen.values())
+
+
+def entry_view(entry: Entry, tz: ZoneInfo, *, summarize: bool) -> EntryView:
+    # Bodies come from the collector's Markdown renderer: trusted HTML, never escaped again.
+    body = Markup(absolute_anchors(add_alt_text(entry.body_html, entry.title), entry.url))
+    summary = Markup(absolute_anchors(add_alt_text(entry.summary_html, entry.title), entry.url))
+    return EntryView(
+        entry=entry,
+        title=entry.title,
+        url=entry.url,
+        date=fmt_date(entry.published_at, tz),
+        iso=entry.published_at.isoformat(),
+        labels=labels_of(entry),
+        outline=outline_items(entry.outline),
+        body=summary if summarize else body,
+        summary=summary,
+        summarized=summarize,
+    )
+
+
+def base_context(issue: Issue, settings: Settings, *, summarize: bool = False) -> dict[str, Any]:
+    tz = issue.site.tz
+    out = settings.output.url
+    return {
+        "site": issue.site,
+        "week": issue.week,
+        "issue": issue,
+        "entries": [entry_view(e, tz, summarize=summarize) for e in issue.entries],
+        "summarized": summarize,
+        "issue_url": issue_url(issue, settings),
+        "archive_url": out,
+        "atom_url": out + "atom.xml",
+        "rss_url": out + "rss.xml",
+        "week_start": fmt_date(issue.week.start_at, tz),
+        "week_end": last_day(issue.week.end_at, tz),
+        "unsubscribe_url": UNSUBSCRIBE_URL_MARK,
+        "recipient": RECIPIENT_EMAIL_MARK,
+    }
