@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from digest.errors import ConfigError
+from digest.models import Entry, Subscriber
+from digest.sender.subscribers import check_subscribers, load_subscribers, wants
+
+REPO = Path(__file__).resolve().parents[1]
+
+GOOD = """\
+defaults:
+  format: html
+  tags: []
+subscribers:
+  - email: ana@example.com
+    name: 김민지
+  - email: Bob@Example.ORG
+    name: "Bob \\"the reader\\""
+    tags: [Python, 여행]
+  - email: text@example.com
+    format: TEXT
+    tags: travel
+  - email: paused@example.com
+    active: false
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "subscribers.yaml"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def test_good_file_loads(tmp_path: Path) -> None:
+    subscribers = load_subscribers(write(tmp_path, GOOD))
+    assert [s.email for s in subscribers] == [
+        "ana@example.com",
+        "Bob@example.org",  # the domain is normalised, the local part kept
+        "text@example.com",
+        "paused@example.com",
+    ]
+    ana, bob, text, paused = subscribers
+    assert ana.name == "김민지" and ana.line == 5 and ana.format == "html" and ana.tags == ()
+    assert bob.name == 'Bob "the reader"' and bob.tags == ("Python", "여행") and bob.line == 7
+    assert text.format == "text" and text.tags == ("travel",)
+    assert not paused.active and ana.active
+
+
+def test_defaults_apply(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "defaults:\n  format: text\n  tags: news\n  active: false\nsubscribers:\n"
+        "  - email: a@example.com\n  - email: b@example.com\n    format: html\n    tags: []\n    active: true\n",
+    )
+    a, b = load_subscribers(path)
+    assert (a.format, a.tags, a.active) == ("text", ("news",), False)
+    assert (b.format, b.tags, b.active) == ("html", (), True)
+
+
+def test_example_file_is_valid() -> None:
+    subscribers, problems = check_subscribers(REPO / "subscribers.example.yaml")
+    assert problems == []
+    assert any(not s.name.isascii() for s in subscribers)
+    assert any(s.format == "text" for s in subscribers)
+    assert any(s.tags for s in subscribers)
+    assert all(s.email.endswith(("@example.com", "@example.org")) for s in subscribers)
+
+
+def test_empty_list_is_allowed(tmp_path: Path) -> None:
+    assert load_subscribers(write(tmp_path, "subscribers:\n")) == ()
+    assert load_subscribers(write(tmp_path, "subscribers: []\n")) == ()
+
+
+BASE = "subscribers:\n  - email: first@example.com\n"  # line 2 is a good subscriber
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message", "hint"),
+    [
+        (BASE + "  - email: not-an-address\n", 3, "not a valid email address", "ana@example.com"),
+        (BASE + "  - email: a@b@example.com\n", 3, "not a valid email address", ""),
+        (BASE + "  - email: 홍길동@example.com\n", 3, "not a valid email address", ""),
+        (BASE + "  - email: FIRST@example.com\n", 3, "listed twice (first on line 2)", "remove one"),
+        (BASE + "  - email: b@example.com\n    fromat: text\n", 4, "unknown key 'fromat'", "did you mean 'format'?"),
+        (BASE + "  - email: b@example.com\n    colour: red\n", 4, "unknown key 'colour'", "allowed keys"),
+        (BASE + "  - email: b@example.com\n    format: pdf\n", 4, "format: 'pdf' is not a format", "'html' or 'text'"),
+        (BASE + "  - email: b@example.com\n    active: 'no'\n", 4, "is not true or false", "true or false"),
+        (BASE + "  - email: b@example.com\n    tags: {a: 1}\n", 4, "is not a tag or a list", ""),
+        (BASE + "  - email: b@example.com\n    name: [x]\n", 4, "name: ['x'] is not text", ""),
+        (BASE + '  - email: b@example.com\n    name: "x\\r\\nBcc: evil@example.net"\n', 4, "control characters", ""),
+        (BASE + "  - email: b@example.com\n    email: c@example.com\n", 4, "appears twice", ""),
+        (BASE + "  - email: [b@example.com]\n", 3, "is not an email address", ""),
+        (BASE + "  - name: No Address\n", 3, "without 'email'", "add 'email:"),
+        (BASE + "  - just-a-string@example.com\n", 3, "must be a mapping", ""),
+        (BASE + "subscriber: []\n", 3, "unknown key 'subscriber'", "did you mean 'subscribers'?"),
+        ("defaults:\n  fromat: text\n" + BASE, 2, "unknown key 'fromat' in defaults", "did you mean"),
+        ("defaults: html\n" + BASE, 1, "defaults must be a mapping", ""),
+        ("defaults:\n  format: x\n" + BASE, 2, "is not a format", ""),
+        ("subscribers: everyone\n", 1, "must be a list", ""),
+        ("defaults: {}\n", 1, "no 'subscribers:' list", ""),
+        ("- email: a@example.com\n", 1, "must be a mapping", "subscribers.example.yaml"),
+        (BASE + "  - email: b@example.com\n   name: bad indent\n", 4, "not valid YAML", "indentation"),
+    ],
+)
+def test_bad_input_names_the_line(tmp_path: Path, text: str, line: int, message: str, hint: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_subscribers(path)
+    error = caught.value
+    assert error.source == str(path)
+    assert error.line == line
+    assert message in error.message
+    assert hint in error.hint
+    assert str(error).startswith(f"{path}:{line}: ")
+    subscribers, problems = check_subscribers(path)
+    assert [(p.line, p.source) for p in problems][:1] == [(line, str(path))]
+    assert message in problems[0].message
+
+
+def test_check_reports_every_problem_and_keeps_the_good(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "subscribers:\n"
+        "  - email: ok@example.com\n"
+        "  - email: broken\n"
+        "  - email: OK@example.com\n"
+        "  - email: other@example.com\n"
+        "    tgas: [x]\n"
+        "  - email: fine@example.org\n",
+    )
+    subscribers, problems = check_subscribers(path)
+    assert [s.email for s in subscribers] == ["ok@example.com", "fine@example.org"]
+    assert [p.line for p in problems] == [3, 4, 6]
+    assert "did you mean 'tags'?" in problems[2].message
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe bad", None])
+def test_unreadable_file(tmp_path: Path, content: bytes | None) -> None:
+    path = tmp_path / "subscribers.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        load_subscribers(path)
+    assert caught.value.source == str(path)
+    _, problems = check_subscribers(path)
+    assert len(problems) == 1
+
+
+def entry(tags: tuple[str, ...] = (), categories: tuple[str, ...] = ()) -> Entry:
+    return Entry(
+        id="tag:example.com,2024-03-05:/posts/walk.md",
+        title="walk",
+        published_at=datetime(2024, 3, 5, tzinfo=UTC),
+        url="https://example.com/walk/",
+        source="posts/walk.md",
+        body_html="<p>x</p>",
+        summary_html="<p>x</p>",
+        tags=tags,
+        categories=categories,
+    )
+
+
+@pytest.mark.parametrize(
+    ("filter_tags", "tags", "categories", "expected"),
+    [
+        ((), (), (), True),
+        ((), ("python",), (), True),
+        (("python",), ("Python",), (), True),
+        (("PYTHON", "go"), (), ("python",), True),
+        (("여행",), ("여행", "봄"), (), True),
+        (("travel",), ("python",), ("notes",), False),
+        (("travel",), (), (), False),
+    ],
+)
+def test_wants(
+    filter_tags: tuple[str, ...], tags: tuple[str, ...], categories: tuple[str, ...], expected: bool
+) -> None:
+    subscriber = Subscriber(email="a@example.com", tags=filter_tags)
+    assert wants(subscriber, entry(tags, categories)) is expected
