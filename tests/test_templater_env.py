@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from digest.errors import TemplateError
+from digest.templater.env import builtin_templates, environment, render, render_string
+
+BUILTIN = ("email.html.j2", "email.txt.j2", "email.css", "archive_issue.html.j2", "archive_index.html.j2")
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_builtin_templates_are_found(name: str) -> None:
+    assert (builtin_templates() / name).is_file()
+
+
+def test_user_folder_wins_by_name(tmp_path: Path) -> None:
+    (tmp_path / "email.txt.j2").write_text("mine: {{ who }}", "utf-8")
+    assert render(tmp_path, "email.txt.j2", {"who": "나"}) == "mine: 나"
+    # a name the user folder lacks still comes from the built-in templates
+    assert "{" in render(tmp_path, "email.css", {})
+
+
+@pytest.mark.parametrize(
+    ("name", "escaped"),
+    [("page.html.j2", True), ("feed.xml.j2", True), ("email.txt.j2", False), ("email.css", False), (None, False)],
+)
+def test_autoescape_by_file_name(name: str | None, escaped: bool) -> None:
+    env = environment(None)
+    assert bool(env.autoescape(name) if callable(env.autoescape) else env.autoescape) is escaped
+
+
+def test_html_templates_escape_values(tmp_path: Path) -> None:
+    (tmp_path / "x.html.j2").write_text("<p>{{ title }}</p>", "utf-8")
+    assert render(tmp_path, "x.html.j2", {"title": "<script>x</script>"}) == "<p>&lt;script&gt;x&lt;/script&gt;</p>"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{% if %}", "template syntax error"),
+        ("{{ missing.value }}", "template failed"),
+        ("{% include 'nowhere.j2' %}", "not found"),
+    ],
+)
+def test_template_problems_become_template_errors(tmp_path: Path, source: str, message: str) -> None:
+    (tmp_path / "bad.txt.j2").write_text("line one\n" + source, "utf-8")
+    with pytest.raises(TemplateError, match=message) as info:
+        render(tmp_path, "bad.txt.j2", {})
+    assert info.value.hint
+
+
+def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.txt.j2").write_text("ok\nok\n{% for %}\n", "utf-8")
+    with pytest.raises(TemplateError) as info:
+        render(tmp_path, "bad.txt.j2", {})
+    assert info.value.source.endswith("bad.txt.j2")
+    assert info.value.line == 3
+
+
+def test_render_string_does_not_escape() -> None:
+    assert render_string("{{ a }} & b", {"a": "<x>"}, origin="subject") == "<x> & b"
