@@ -194,6 +194,14 @@ class Digest:
     def message_size(self) -> int:
         return len(self.factory().build(PROBE).data)
 
+    def build_rate(self, subs: Sequence[Subscriber]) -> float:
+        """MessageFactory.build alone, no network and no ledger: the per-subscriber hot path."""
+        factory = self.factory()
+        started = time.perf_counter()
+        for sub in subs:
+            factory.build(sub)
+        return len(subs) / (time.perf_counter() - started)
+
     def send(self, subs: Sequence[Subscriber], tag: str) -> DigestRun:
         db = self.workdir / f"ledger-{tag}.sqlite3"
         ledger = self.mods["Ledger"](f"sqlite:///{db}")
@@ -330,6 +338,7 @@ class Figures:
     digest: list[float] = field(default_factory=list)  # rates, messages/s
     naive: list[float] = field(default_factory=list)
     source: list[float] = field(default_factory=list)
+    build: list[float] = field(default_factory=list)
     memory: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -357,6 +366,7 @@ def print_table(fig: Figures, args: argparse.Namespace) -> None:
             f"≥ {TARGET_RATE:,.0f}",
             _verdict(None if d is None else d >= TARGET_RATE),
         ),
+        ("  MessageFactory.build alone (msgs/s)", _fmt(_median(fig.build)), "", ""),
         ("naive sender (msgs/s, median)", _fmt(n), "", ""),
         ("smtp-source (msgs/s, median)", _fmt(s), "", ""),
         (
@@ -474,6 +484,7 @@ def run(args: argparse.Namespace) -> Figures:
                     if result.sent not in (-1, len(subs)):
                         raise SetupError(f"digest sent {result.sent} of {len(subs)}: {result.summary}")
                     fig.digest.append(len(subs) / result.seconds)
+                    fig.build.append(dg.build_rate(subs))
                     log(f"  digest       {len(subs) / result.seconds:8.0f} msgs/s  ({result.seconds:.2f} s)")
 
                 steps.append(("digest", step_digest))
