@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -14,22 +13,20 @@ from .links import absolutize
 from .liquid import strip_templates
 from .markdown import render
 from .permalink import PostPath, build_url, file_slug
-from .reader import Post, scan
+from .reader import MAYBE_LOG, Post, scan
 from .runlog import LogItem, split_items
-
-_MAYBE_LOG = re.compile(r"^[*+-]\s+\d{4}", re.M)
 
 
 def collect(site: Site, now_at: datetime, since_at: datetime | None = None) -> Collection:
     """Every entry with since_at <= published_at <= now_at (since_at None: all), newest first."""
-    found = scan(site, now_at)
+    found = scan(site, now_at, since_at)
     tz = ZoneInfo(site.timezone)
     low = since_at.timestamp() if since_at is not None else float("-inf")
     high = now_at.timestamp()
     entries: list[Entry] = []
     for post in found.posts:
         body = strip_templates(post.body)
-        items = split_items(body, post.published_at, tz) if "---" in body and _MAYBE_LOG.search(body) else []
+        items = split_items(body, post.published_at, tz) if "---" in body and MAYBE_LOG.search(body) else []
         if items:
             url = _post_url(site, post)
             entries += [

@@ -33,35 +33,50 @@ class Document:
     key_lines: tuple[tuple[str, int], ...] = ()  # (lower-cased key, line) for messages
 
 
-def parse(text: str) -> Document:
-    """Split ``text`` into metadata and Markdown body; raise FrontMatterError when malformed."""
+@dataclass(frozen=True)
+class Split:
+    """A file cut into its front matter text and body, before the front matter is parsed."""
+
+    kind: str  # "yaml" | "toml" | "other"
+    header: str
+    body: str
+    body_line: int
+
+
+def split(text: str) -> Split:
+    """Cheap first step: find the front matter fences; raise FrontMatterError when one is never closed."""
     first = text.split("\n", 1)[0].rstrip()
-    if first in ("---", "+++"):
-        return _fenced(text, first)
-    return _pelican(text)
-
-
-def _fenced(text: str, fence: str) -> Document:
+    if first not in ("---", "+++"):
+        return Split("other", "", text, 1)
     start = text.index("\n") + 1 if "\n" in text else len(text)
-    close = _FENCE[fence].search(text, start)
+    close = _FENCE[first].search(text, start)
     if close is None:
-        raise FrontMatterError(f"front matter opened with '{fence}' on line 1 is never closed", line=1)
-    raw = text[start : close.start()]
+        raise FrontMatterError(f"front matter opened with '{first}' on line 1 is never closed", line=1)
     body_start = close.end() + 1
-    body_line = text.count("\n", 0, body_start) + 1
-    if fence == "---":
-        data = _load_yaml(raw)
-        kind = "yaml"
+    kind = "yaml" if first == "---" else "toml"
+    return Split(kind, text[start : close.start()], text[body_start:], text.count("\n", 0, body_start) + 1)
+
+
+def load(part: Split) -> Document:
+    """Parse the front matter of ``part`` (YAML with python-frontmatter's loader, TOML with tomllib)."""
+    if part.kind == "other":
+        return _pelican(part.body)
+    if part.kind == "yaml":
+        data = _load_yaml(part.header)
     else:
         try:
-            data = tomllib.loads(raw)
+            data = tomllib.loads(part.header)
         except tomllib.TOMLDecodeError as exc:
             m = re.search(r"line (\d+)", str(exc))
             raise FrontMatterError(
                 f"malformed TOML front matter: {str(exc).splitlines()[0]}", line=int(m.group(1)) + 1 if m else 1
             ) from exc
-        kind = "toml"
-    return Document(_lower(data), text[body_start:], kind, body_line, _key_lines(raw, 2))
+    return Document(_lower(data), part.body, part.kind, part.body_line, _key_lines(part.header, 2))
+
+
+def parse(text: str) -> Document:
+    """Split ``text`` into metadata and Markdown body; raise FrontMatterError when malformed."""
+    return load(split(text))
 
 
 def _load_yaml(raw: str) -> dict[str, Any]:

@@ -4,6 +4,10 @@ Excluded without a warning (each with a reason in ``Scan.excluded``): files matc
 files under ``_drafts/``, ``drafts/`` or ``draft/``, Hugo list pages (``_index.md``), ``draft: true``,
 ``published: false``, ``digest: false``, pages without any date (not posts) and posts dated after ``now_at``.
 Skipped with a Problem: larger than 5 MB, empty, not UTF-8, malformed front matter, unparseable date.
+
+Speed: when a window start (``since_at``) is given, a file whose date line shows it is older than the window
+and that cannot be a running log is not parsed any further, so problems are reported only for files that
+could belong to the window. Parsed files are cached by (mtime, size) for long-running processes.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,16 +24,29 @@ from digest.models import Problem, Site
 
 from . import meta as m
 from .dates import date_from_path, parse_date
-from .frontmatter import Document, FrontMatterError, parse
+from .frontmatter import Document, FrontMatterError, Split, load, split
 from .text import xml_safe
 
 MAX_BYTES = 5 * 1024 * 1024
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".mkdn", ".mdwn")
 DRAFT_FOLDERS = {"_drafts", "drafts", "draft"}
+MAYBE_LOG = re.compile(r"^[*+-]\s+\d{4}", re.M)
+_DATE_LINE = re.compile(r"^(date|published|pubdate|publishdate|created)[ \t]*[:=][ \t]*(.*?)[ \t]*$", re.M | re.I)
 
-# Parsed files by path, reused while (mtime, size) are unchanged: the warm path of a long-running
-# process (scheduler, `preview --serve`) re-reads only what changed.
-_CACHE: dict[str, tuple[tuple[int, int], Document | Problem]] = {}
+
+@dataclass
+class _File:
+    """What is known about one file; the front matter is parsed only when needed."""
+
+    part: Split
+    date_text: str | None  # the raw value of the first date-like line, if any
+    maybe_log: bool
+    doc: Document | Problem | None = None
+
+
+# Files by path, reused while (mtime, size) are unchanged: the warm path of a long-running process
+# (scheduler, `preview --serve`) re-reads only what changed.
+_CACHE: dict[str, tuple[tuple[int, int], _File | Problem]] = {}
 
 
 @dataclass(frozen=True)
@@ -50,36 +67,49 @@ class Scan:
     scanned: int = 0
 
 
-def markdown_files(site: Site) -> list[tuple[Path, Path]]:
-    """(source folder, file) for every Markdown file below the source folders, sorted, hidden ones left out."""
-    found: list[tuple[Path, Path]] = []
+def markdown_files(site: Site) -> list[tuple[str, str, str]]:
+    """(absolute path, path relative to the source folder, path relative to its parent), sorted;
+    hidden files and folders are left out."""
+    found: list[tuple[str, str, str]] = []
     for folder in site.source_dirs:
-        for dirpath, dirnames, filenames in os.walk(folder):
+        top = str(folder)
+        prefix = folder.name + "/" if folder.parent != folder else ""
+        for dirpath, dirnames, filenames in os.walk(top):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            found += [
-                (folder, Path(dirpath, n))
-                for n in sorted(filenames)
-                if n.lower().endswith(MARKDOWN_SUFFIXES) and n[0] != "."
-            ]
+            sub = dirpath[len(top) + 1 :].replace(os.sep, "/")
+            for name in sorted(filenames):
+                if name[0] != "." and name.lower().endswith(MARKDOWN_SUFFIXES):
+                    rel = f"{sub}/{name}" if sub else name
+                    found.append((os.path.join(dirpath, name), rel, prefix + rel))
     return found
 
 
-def scan(site: Site, now_at: datetime) -> Scan:
+def scan(site: Site, now_at: datetime, since_at: datetime | None = None) -> Scan:
     result = Scan()
     tz = ZoneInfo(site.timezone)
+    root = site.root.resolve()
     ignore = [re.compile(p) for p in site.ignore]
-    for folder, path in markdown_files(site):
+    low = since_at.timestamp() if since_at is not None else None
+    for path, in_folder, content_path in markdown_files(site):
         result.scanned += 1
-        source = _relative(path, site.root)
-        reason = _path_exclusion(source, path, folder, ignore)
+        source = _relative(path, root)
+        reason = _path_exclusion(source, in_folder, ignore)
         if reason:
             result.excluded.append((source, reason))
             continue
-        read = _read(path, source)
-        if isinstance(read, Problem):
-            result.problems.append(read)
+        info = _read(path, source)
+        if isinstance(info, Problem):
+            result.problems.append(info)
             continue
-        post = _post(read, source, _relative(path, folder.parent), tz, result)
+        if low is not None and not info.maybe_log and _older(info, source, tz, low):
+            result.excluded.append((source, "before the window"))
+            continue
+        if info.doc is None:
+            info.doc = _load(info.part, source)
+        if isinstance(info.doc, Problem):
+            result.problems.append(info.doc)
+            continue
+        post = _post(info.doc, source, content_path, tz, result)
         if post is None:
             continue
         if post.published_at.timestamp() > now_at.timestamp():
@@ -89,43 +119,51 @@ def scan(site: Site, now_at: datetime) -> Scan:
     return result
 
 
-def _relative(path: Path, root: Path) -> str:
+def _older(info: _File, source: str, tz: tzinfo, low: float) -> bool:
+    """True when the date line (or, without one, the file name) puts the post before the window."""
     try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return Path(os.path.relpath(path, root)).as_posix()
+        when = parse_date(info.date_text.strip("'\""), tz) if info.date_text else date_from_path(source, tz)
+    except (ValueError, OverflowError):
+        return False  # let the full parse report it
+    return when is not None and when.timestamp() < low
 
 
-def _path_exclusion(source: str, path: Path, folder: Path, ignore: list[re.Pattern[str]]) -> str | None:
+def _relative(path: str, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def _path_exclusion(source: str, in_folder: str, ignore: list[re.Pattern[str]]) -> str | None:
     for pattern in ignore:
         if pattern.search(source):
             return f"ignored by the site config ({pattern.pattern})"
-    if DRAFT_FOLDERS & set(path.relative_to(folder).parts[:-1]):
+    parts = in_folder.split("/")
+    if DRAFT_FOLDERS.intersection(parts[:-1]):
         return "draft (in a drafts folder)"
-    if path.stem == "_index":
+    if parts[-1].rsplit(".", 1)[0] == "_index":
         return "list page (_index)"
     return None
 
 
-def _read(path: Path, source: str) -> Document | Problem:
+def _read(path: str, source: str) -> _File | Problem:
     try:
-        stat = path.stat()
+        stat = os.stat(path)
     except OSError as exc:
         return Problem(source, f"cannot read the file: {exc.strerror}")
     stamp = (stat.st_mtime_ns, stat.st_size)
-    cached = _CACHE.get(str(path))
+    cached = _CACHE.get(path)
     if cached is not None and cached[0] == stamp:
         return cached[1]
-    outcome = _parse_file(path, source, stat.st_size)
-    _CACHE[str(path)] = (stamp, outcome)
+    outcome = _split_file(path, source, stat.st_size)
+    _CACHE[path] = (stamp, outcome)
     return outcome
 
 
-def _parse_file(path: Path, source: str, size: int) -> Document | Problem:
+def _split_file(path: str, source: str, size: int) -> _File | Problem:
     if size > MAX_BYTES:
-        return Problem(source, f"larger than 5 MB ({size / 1024 / 1024:.1f} MB); skipped")
+        return Problem(source, f"larger than 5 MB ({size / 1024 / 1024:.1f} MB)")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except OSError as exc:
         return Problem(source, f"cannot read the file: {exc.strerror}")
     try:
@@ -137,7 +175,16 @@ def _parse_file(path: Path, source: str, size: int) -> Document | Problem:
     if not text.strip():
         return Problem(source, "empty file")
     try:
-        return parse(text)
+        part = split(text)
+    except FrontMatterError as exc:
+        return Problem(source, str(exc), exc.line)
+    date_line = _DATE_LINE.search(part.header if part.kind != "other" else part.body[:2000])
+    return _File(part, date_line.group(2) if date_line else None, bool(MAYBE_LOG.search(part.body)))
+
+
+def _load(part: Split, source: str) -> Document | Problem:
+    try:
+        return load(part)
     except FrontMatterError as exc:
         return Problem(source, str(exc), exc.line)
 
