@@ -1,0 +1,280 @@
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from email.message import EmailMessage
+from email.header import decode_header, make_header
+from email.parser import BytesParser
+from email.policy import compat32, default
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import dkim
+import pytest
+
+from digest.errors import ConfigError, DeliveryError
+from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Subscriber
+from digest.sender.message import MessageFactory, message_id_for
+from digest.sender.tokens import verify_token
+from tests.support_message import KOREAN_SUBJECT, NOW_AT, SECRET, make_rendered, make_settings, rsa_key_pair
+
+KIM = Subscriber(email="minji@example.com", name="김민지")
+HTML, TEXT = ((), "html"), ((), "text")
+
+
+def parse(data: bytes) -> EmailMessage:
+    message = BytesParser(policy=default).parsebytes(data)
+    assert isinstance(message, EmailMessage)
+    assert not message.defects
+    return message
+
+
+def factory(tmp_path: Path, rendered_changes: dict | None = None, **email: object) -> MessageFactory:
+    rendered = make_rendered(tmp_path, **(rendered_changes or {}))
+    return MessageFactory({HTML: rendered, TEXT: rendered}, make_settings(tmp_path, **email), NOW_AT)
+
+
+def body(message: EmailMessage, subtype: str) -> str:
+    """The decoded part with line ends as a reader sees them (the wire has CRLF)."""
+    part = message.get_body((subtype,))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def unsubscribe_links(message: EmailMessage) -> list[str]:
+    return re.findall(r"<([^>]+)>", str(message["List-Unsubscribe"]))
+
+
+def assert_wire_format(data: bytes) -> None:
+    assert data.isascii()  # quoted-printable bodies, RFC 2047 headers: 7-bit clean
+    assert data.count(b"\n") == data.count(b"\r\n") and data.count(b"\r") == data.count(b"\r\n")
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    for placeholder in (UNSUBSCRIBE_URL_MARK, RECIPIENT_EMAIL_MARK, "DIGESTBODY"):
+        assert placeholder.encode() not in data
+
+
+def test_html_message(tmp_path: Path) -> None:
+    out = factory(tmp_path).build(KIM)
+    assert_wire_format(out.data)
+    message = parse(out.data)
+    assert message.get_content_type() == "multipart/alternative"
+    parts = list(message.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert all(p.get_content_charset() == "utf-8" for p in parts)
+    assert message["Subject"] == KOREAN_SUBJECT
+    assert b"=?utf-8?" in out.data.split(b"\r\nSubject: ")[1][:20]
+    assert message["From"].addresses[0].display_name == "테스트 블로그"
+    assert message["From"].addresses[0].addr_spec == "digest@blog.example.com"
+    assert str(message["Reply-To"]) == "Editor <editor@example.org>"
+    assert message["To"].addresses[0].display_name == "김민지"
+    assert message["To"].addresses[0].addr_spec == "minji@example.com"
+    assert parsedate_to_datetime(str(message["Date"])) == NOW_AT
+    assert message["List-Id"] == "<digest.blog.example.com>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["Message-ID"] == out.message_id == message_id_for("2024-W10", KIM.email, "blog.example.com")
+    assert (out.issue_id, out.recipient) == ("2024-W10", KIM.email)
+
+
+def test_unsubscribe_links_carry_a_valid_token(tmp_path: Path) -> None:
+    message = parse(factory(tmp_path).build(KIM).data)
+    mailto, https = unsubscribe_links(message)
+    assert mailto == "mailto:digest@blog.example.com?subject=unsubscribe"
+    assert https.startswith("https://news.example.com/unsubscribe?token=")
+    token = parse_qs(urlsplit(https).query)["token"][0]
+    assert verify_token(SECRET, token, NOW_AT) == KIM.email
+    text = body(message, "plain")
+    html = body(message, "html")
+    assert f"Unsubscribe: {https}\n" in text and f"Sent to {KIM.email}." in text
+    assert f'href="{https}"' in html and f"Sent to {KIM.email}." in html
+
+
+def test_without_public_url_the_mailto_link_is_used(tmp_path: Path) -> None:
+    build = factory(tmp_path, public_url="", unsubscribe_mailto="mailto:leave@example.org")
+    message = parse(build.build(KIM).data)
+    assert unsubscribe_links(message) == ["mailto:leave@example.org?subject=unsubscribe"]
+    assert "List-Unsubscribe-Post" not in message
+    assert "Unsubscribe: mailto:leave@example.org?subject=unsubscribe\n" in body(message, "plain")
+
+
+def test_public_url_needs_a_secret(tmp_path: Path) -> None:
+    rendered = make_rendered(tmp_path)
+    with pytest.raises(ConfigError, match="secret") as caught:
+        MessageFactory({HTML: rendered}, make_settings(tmp_path, secret=""), NOW_AT)
+    assert "DIGEST_SECRET" in caught.value.hint
+    no_https = MessageFactory({HTML: rendered}, make_settings(tmp_path, secret="", public_url=""), NOW_AT)
+    assert no_https.build(KIM).data
+
+
+def test_text_format_is_plain_text_only(tmp_path: Path) -> None:
+    out = factory(tmp_path).build(replace(KIM, format="text"))
+    assert_wire_format(out.data)
+    message = parse(out.data)
+    assert message.get_content_type() == "text/plain"
+    assert not message.is_multipart()
+    assert message["Subject"] == KOREAN_SUBJECT
+    assert str(message.get_content()).replace("\r\n", "\n").startswith("주간 소식 2024-W10\n")
+
+
+def test_missing_format_falls_back_to_the_same_rendering(tmp_path: Path) -> None:
+    build = MessageFactory({HTML: make_rendered(tmp_path)}, make_settings(tmp_path), NOW_AT)
+    assert parse(build.build(replace(KIM, format="text")).data).get_content_type() == "text/plain"
+    with pytest.raises(DeliveryError, match="no rendered issue"):
+        build.build(replace(KIM, tags=("travel",)))
+
+
+def test_tag_variants_use_their_own_rendering(tmp_path: Path) -> None:
+    travel = make_rendered(tmp_path, subject="Travel only", text=f"travel {UNSUBSCRIBE_URL_MARK}\n")
+    variants = {HTML: make_rendered(tmp_path), (("travel",), "html"): travel}
+    build = MessageFactory(variants, make_settings(tmp_path), NOW_AT)
+    message = parse(build.build(replace(KIM, tags=("Travel",))).data)
+    assert message["Subject"] == "Travel only"
+    assert body(message, "plain").startswith("travel https://news.example.com/unsubscribe?token=")
+
+
+def test_message_id_and_bytes_are_stable_across_factories(tmp_path: Path) -> None:
+    first, second = factory(tmp_path), factory(tmp_path)
+    assert first.build(KIM).data == second.build(KIM).data
+    upper = replace(KIM, email="MINJI@example.com")
+    assert first.build(upper).message_id == first.build(KIM).message_id
+    assert first.build(Subscriber("other@example.com")).message_id != first.build(KIM).message_id
+    assert message_id_for("2024-W11", KIM.email, "blog.example.com") != first.build(KIM).message_id
+    assert re.fullmatch(r"<[0-9a-f]{32}@blog\.example\.com>", first.build(KIM).message_id)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Eve\r\nBcc: x@evil.example",
+        "Eve\nBcc: x@evil.example",
+        "김\rBcc: x@evil.example",
+        "Eve\u2028Bcc: x@evil.example",
+        'Eve" <x@evil.example>, "y',
+        "Eve\x00\x1b\x7f",
+    ],
+)
+def test_names_cannot_inject_headers(tmp_path: Path, name: str) -> None:
+    out = factory(tmp_path).build(Subscriber("eve@example.com", name))
+    assert_wire_format(out.data)
+    message = parse(out.data)
+    assert "Bcc" not in message
+    assert [a.addr_spec for a in message["To"].addresses] == ["eve@example.com"]
+    assert not re.search(r"[\x00-\x1f\x7f\u2028]", message["To"].addresses[0].display_name)
+
+
+def test_subject_cannot_inject_headers(tmp_path: Path) -> None:
+    build = factory(tmp_path, rendered_changes={"subject": "주간\r\nBcc: x@evil.example\n소식"})
+    message = parse(build.build(KIM).data)
+    assert "Bcc" not in message
+    assert message["Subject"] == "주간 Bcc: x@evil.example 소식"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@example.com\r\nBcc: x@evil.example",
+        "a b@example.com",
+        "<a@example.com>",
+        "a@example.com, b@example.com",
+        "nobody",
+    ],
+)
+def test_bad_addresses_are_refused(tmp_path: Path, email: str) -> None:
+    with pytest.raises(DeliveryError):
+        factory(tmp_path).build(Subscriber(email))
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("sender", "Blog <digest@example.com>\r\nBcc: x@evil.example", "control character"),
+        ("sender", "not an address", "not one email address"),
+        ("reply_to", "a@example.com, b@example.com", "not one email address"),
+        ("list_id", "bad list id!", "not a list id"),
+        ("unsubscribe_mailto", "nobody", "not an address"),
+    ],
+)
+def test_bad_settings_are_config_errors(tmp_path: Path, setting: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        factory(tmp_path, **{setting: value})
+
+
+LONG_LOCAL = "a" * 64 + "@" + "sub." * 40 + "example.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "email"),
+    [
+        (f"{UNSUBSCRIBE_URL_MARK}", KIM.email),
+        (f"{RECIPIENT_EMAIL_MARK}{UNSUBSCRIBE_URL_MARK}{RECIPIENT_EMAIL_MARK}\n\nend", KIM.email),
+        (f"a line ending in spaces   {UNSUBSCRIBE_URL_MARK}   \n.\n", KIM.email),
+        ("x" * 75 + RECIPIENT_EMAIL_MARK + "y" * 200 + "\n" + UNSUBSCRIBE_URL_MARK + "\n", LONG_LOCAL),
+        (f"=3D tricky = signs and tabs\t\n{RECIPIENT_EMAIL_MARK}=\n한글 " * 3, "o'neil&co=x@example.com"),
+        ("no placeholders at all\r\nwith CRLF\rand CR\n", KIM.email),
+    ],
+)
+def test_bodies_decode_to_the_substituted_text(tmp_path: Path, text: str, email: str) -> None:
+    rendered_html = f"<p>{text}</p>"
+    build = factory(tmp_path, rendered_changes={"text": text, "html": rendered_html})
+    out = build.build(Subscriber(email, "이름 " * 40))
+    assert_wire_format(out.data)
+    message = parse(out.data)
+    url = unsubscribe_links(message)[1]
+    expected = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") + "\n"
+    plain = expected.replace(UNSUBSCRIBE_URL_MARK, url).replace(RECIPIENT_EMAIL_MARK, email)
+    assert body(message, "plain") == plain
+    escaped = email.replace("&", "&amp;").replace("'", "&#x27;")
+    html = rendered_html.replace(UNSUBSCRIBE_URL_MARK, url).replace(RECIPIENT_EMAIL_MARK, escaped)
+    assert body(message, "html") == html.replace("\r\n", "\n").replace("\r", "\n") + "\n"
+    assert rfc2047_to(out.data) == " ".join(["이름"] * 40) + f" <{email}>"
+
+
+def rfc2047_to(data: bytes) -> str:
+    """The To header decoded by the RFC 2047 rules: the email package's own address parser keeps the
+    whitespace between encoded words of a phrase, which the RFC (and mail clients) drop."""
+    raw = BytesParser(policy=compat32).parsebytes(data)["To"]
+    return str(make_header(decode_header(re.sub(r"\r?\n[ \t]", " ", str(raw)))))
+
+
+def test_naive_now_is_a_bug(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        MessageFactory({HTML: make_rendered(tmp_path)}, make_settings(tmp_path), NOW_AT.replace(tzinfo=None))
+
+
+def test_dkim_signature_verifies(tmp_path: Path) -> None:
+    key, public = rsa_key_pair(tmp_path)
+    build = factory(tmp_path, dkim_key=key, dkim_selector="news", dkim_domain="blog.example.com")
+    data = build.build(KIM).data
+    assert data.startswith(b"DKIM-Signature:")
+    records = {b"news._domainkey.blog.example.com.": b"v=DKIM1; k=rsa; p=" + public}
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes | None:
+        return records.get(name)
+
+    assert dkim.verify(data, dnsfunc=dnsfunc)
+    signed = parse(data)["DKIM-Signature"]
+    headers = {h.strip().lower() for h in re.search(r"h=([^;]+)", re.sub(r"\s", "", str(signed))).group(1).split(":")}
+    assert {"from", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"} <= headers
+    tampered = data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: nope")
+    assert not dkim.verify(tampered, dnsfunc=dnsfunc)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"dkim_selector": ""}, "selector"),
+        ({"dkim_key": Path("missing.pem")}, "cannot read"),
+    ],
+)
+def test_bad_dkim_settings(tmp_path: Path, changes: dict, message: str) -> None:
+    base: dict[str, object] = {"dkim_key": tmp_path / "bad.pem", "dkim_selector": "s", "dkim_domain": "example.com"}
+    (tmp_path / "bad.pem").write_text("not a key")
+    with pytest.raises(ConfigError, match="not a PEM"):
+        factory(tmp_path, **base)
+    base.update(changes)
+    if isinstance(base["dkim_key"], Path) and not base["dkim_key"].is_absolute():
+        base["dkim_key"] = tmp_path / base["dkim_key"]
+    with pytest.raises(ConfigError, match=message):
+        factory(tmp_path, **base)
