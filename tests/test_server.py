@@ -1,0 +1,171 @@
+"""The HTTP side against the real server (uvicorn on 127.0.0.1): unsubscribe, feeds, archive, health."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from digest.sender.ledger import Ledger
+from digest.sender.tokens import make_token
+from tests.support_service import SECRET, HttpServer, http_server_factory, settings_for, write, write_site
+
+__all__ = ["http_server_factory"]
+
+NOW_AT = datetime(2024, 4, 1, 0, 30, tzinfo=UTC)
+READER = "reader@example.com"
+ONE_CLICK = {"content": b"List-Unsubscribe=One-Click", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}
+
+
+@pytest.fixture
+def server(tmp_path: Path, http_server_factory: Any) -> HttpServer:
+    settings = settings_for(write_site(tmp_path, [], [READER, "other@example.com"]))
+    out = settings.output.dir
+    write(out / "index.html", "<!doctype html><title>archive</title><p>지난 호 모음</p>")
+    write(out / "2024-W13" / "index.html", "<!doctype html><title>2024-W13</title>")
+    write(out / "atom.xml", '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"/>')
+    write(out / "rss.xml", '<?xml version="1.0"?><rss version="2.0"/>')
+    write(out / "email.eml", "From: preview\n\nnot for the web\n")
+    write(out / "outbox" / "new" / "1.eml", "To: reader@example.com\n\nprivate\n")
+    write(out / ".tmp-half", "half written")
+    ledger = Ledger(settings.db_url)
+    return http_server_factory(settings, ledger, lambda: NOW_AT)
+
+
+def url_for(server: HttpServer, token: str) -> str:
+    return f"{server.url}/unsubscribe?token={token}"
+
+
+def test_one_click_post_records_the_unsubscribe(server: HttpServer) -> None:
+    token = make_token(SECRET, READER, NOW_AT - timedelta(days=3))
+    response = httpx.post(url_for(server, token), **ONE_CLICK)
+    assert response.status_code == 200
+    assert "unsubscribed" in response.text
+    assert "set-cookie" not in response.headers and "location" not in response.headers
+    assert server.ledger.suppressed() == {READER}
+
+
+def test_get_shows_a_confirmation_form_and_changes_nothing(server: HttpServer) -> None:
+    token = make_token(SECRET, READER, NOW_AT)
+    response = httpx.get(url_for(server, token))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert '<form method="post" action="unsubscribe?token=' + token + '"' in response.text
+    assert READER in response.text
+    assert server.ledger.suppressed() == set()
+
+
+def test_the_confirmation_form_posts_to_the_same_url(server: HttpServer) -> None:
+    token = make_token(SECRET, READER, NOW_AT)
+    page = httpx.get(url_for(server, token)).text
+    action = page.split('action="', 1)[1].split('"', 1)[0]
+    response = httpx.post(f"{server.url}/{action}", data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert server.ledger.suppressed() == {READER}
+
+
+def _tampered(token: str) -> str:
+    middle = len(token) // 2
+    return token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]
+
+
+BAD_TOKENS = [
+    ("forged", lambda: make_token("someone else's secret", READER, NOW_AT)),
+    ("tampered", lambda: _tampered(make_token(SECRET, READER, NOW_AT))),
+    ("expired", lambda: make_token(SECRET, READER, NOW_AT - timedelta(days=400))),
+    ("malformed", lambda: "not*a*token"),
+    ("truncated", lambda: make_token(SECRET, READER, NOW_AT)[:12]),
+    ("empty", lambda: ""),
+]
+
+
+@pytest.mark.parametrize(("kind", "make"), BAD_TOKENS, ids=[k for k, _ in BAD_TOKENS])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_bad_tokens_get_400_and_change_nothing(server: HttpServer, kind: str, make: Any, method: str) -> None:
+    response = httpx.request(method, url_for(server, make()), **(ONE_CLICK if method == "POST" else {}))
+    assert response.status_code == 400, kind
+    assert "Nothing was changed" in response.text
+    assert server.ledger.suppressed() == set()
+
+
+def test_unsubscribing_twice_is_fine(server: HttpServer) -> None:
+    token = make_token(SECRET, READER, NOW_AT)
+    first = httpx.post(url_for(server, token), **ONE_CLICK)
+    second = httpx.post(url_for(server, token), **ONE_CLICK)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert server.ledger.suppressed() == {READER}
+
+
+def test_without_a_secret_unsubscribe_answers_503(server: HttpServer, http_server_factory: Any) -> None:
+    bare = http_server_factory(replace(server.settings, secret=""), server.ledger, lambda: NOW_AT)
+    token = make_token(SECRET, READER, NOW_AT)
+    for method in ("GET", "POST"):
+        response = httpx.request(method, url_for(bare, token))
+        assert response.status_code == 503
+        assert "DIGEST_SECRET" in response.text
+    assert server.ledger.suppressed() == set()
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/atom.xml", "application/atom+xml; charset=utf-8"),
+        ("/rss.xml", "application/rss+xml; charset=utf-8"),
+        ("/", "text/html; charset=utf-8"),
+        ("/2024-W13/", "text/html; charset=utf-8"),
+    ],
+)
+def test_output_files_have_content_types_and_validators(server: HttpServer, path: str, content_type: str) -> None:
+    response = httpx.get(server.url + path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    assert response.headers["cache-control"].startswith("public, max-age=")
+    assert response.headers["etag"] and response.headers["last-modified"]
+    again = httpx.get(server.url + path, headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    since = httpx.get(server.url + path, headers={"If-Modified-Since": response.headers["last-modified"]})
+    assert since.status_code == 304
+
+
+def test_a_changed_file_gets_a_new_etag(server: HttpServer) -> None:
+    first = httpx.get(server.url + "/atom.xml").headers["etag"]
+    write(
+        server.settings.output.dir / "atom.xml",
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom">x</feed>',
+    )
+    response = httpx.get(server.url + "/atom.xml", headers={"If-None-Match": first})
+    assert response.status_code == 200 and response.headers["etag"] != first
+
+
+def test_archive_folder_without_slash_redirects_to_the_slash(server: HttpServer) -> None:
+    response = httpx.get(server.url + "/2024-W13")
+    assert response.status_code == 301 and response.headers["location"] == "/2024-W13/"
+
+
+@pytest.mark.parametrize(
+    "path", ["/email.eml", "/outbox/new/1.eml", "/.tmp-half", "/../digest.toml", "/%2e%2e/digest.toml", "/missing.html"]
+)
+def test_private_and_missing_files_are_404(server: HttpServer, path: str) -> None:
+    response = httpx.get(server.url + path)
+    assert response.status_code == 404
+
+
+def test_healthz(server: HttpServer) -> None:
+    response = httpx.get(server.url + "/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_tokens_never_reach_the_log(server: HttpServer, caplog: pytest.LogCaptureFixture) -> None:
+    token = make_token(SECRET, READER, NOW_AT)
+    caplog.set_level("DEBUG")
+    httpx.get(url_for(server, token))
+    httpx.post(url_for(server, token), **ONE_CLICK)
+    httpx.post(url_for(server, _tampered(token)), **ONE_CLICK)
+    # the client's own log (httpx) prints the URL it requested; only the server's lines count
+    text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore")))
+    assert "POST /unsubscribe 200" in text and "r***@example.com" in text
+    assert token[:16] not in text and READER not in text
