@@ -28,7 +28,7 @@ def make_settings(tmp: Path, secret: str = SECRET, **email: Any) -> Settings:
         timezone="Asia/Seoul",
         permalink="/:year/:month/:day/:title/",
     )
-    defaults = {
+    defaults: dict[str, Any] = {
         "sender": "테스트 블로그 <digest@blog.example.com>",
         "reply_to": "Editor <editor@example.org>",
         "list_id": "digest.blog.example.com",

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from email.message import EmailMessage
 from email.header import decode_header, make_header
+from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import compat32, default
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import dkim
@@ -30,7 +31,7 @@ def parse(data: bytes) -> EmailMessage:
     return message
 
 
-def factory(tmp_path: Path, rendered_changes: dict | None = None, **email: object) -> MessageFactory:
+def factory(tmp_path: Path, rendered_changes: dict[str, Any] | None = None, **email: Any) -> MessageFactory:
     rendered = make_rendered(tmp_path, **(rendered_changes or {}))
     return MessageFactory({HTML: rendered, TEXT: rendered}, make_settings(tmp_path, **email), NOW_AT)
 
@@ -198,7 +199,8 @@ def test_bad_addresses_are_refused(tmp_path: Path, email: str) -> None:
 )
 def test_bad_settings_are_config_errors(tmp_path: Path, setting: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        factory(tmp_path, **{setting: value})
+        changes: dict[str, Any] = {setting: value}
+        factory(tmp_path, **changes)
 
 
 LONG_LOCAL = "a" * 64 + "@" + "sub." * 40 + "example.com"
@@ -255,7 +257,9 @@ def test_dkim_signature_verifies(tmp_path: Path) -> None:
 
     assert dkim.verify(data, dnsfunc=dnsfunc)
     signed = parse(data)["DKIM-Signature"]
-    headers = {h.strip().lower() for h in re.search(r"h=([^;]+)", re.sub(r"\s", "", str(signed))).group(1).split(":")}
+    signed_list = re.search(r"h=([^;]+)", re.sub(r"\s", "", str(signed)))
+    assert signed_list is not None
+    headers = {h.lower() for h in signed_list.group(1).split(":")}
     assert {"from", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"} <= headers
     tampered = data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: nope")
     assert not dkim.verify(tampered, dnsfunc=dnsfunc)
@@ -269,7 +273,7 @@ def test_dkim_signature_verifies(tmp_path: Path) -> None:
     ],
 )
 def test_bad_dkim_settings(tmp_path: Path, changes: dict, message: str) -> None:
-    base: dict[str, object] = {"dkim_key": tmp_path / "bad.pem", "dkim_selector": "s", "dkim_domain": "example.com"}
+    base: dict[str, Any] = {"dkim_key": tmp_path / "bad.pem", "dkim_selector": "s", "dkim_domain": "example.com"}
     (tmp_path / "bad.pem").write_text("not a key")
     with pytest.raises(ConfigError, match="not a PEM"):
         factory(tmp_path, **base)
