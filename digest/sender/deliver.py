@@ -1,0 +1,310 @@
+"""deliver(): every planned recipient of an issue gets one message, recorded in the ledger.
+
+Workers (settings.smtp.connections threads, each with its own transport connection) claim batches
+of rows, build each message, send it and keep its outcome. Outcomes are committed every
+`record_every` messages or every `record_interval` seconds, whichever comes first.
+
+The in-flight bound: a message is "in flight" from the moment it is handed to the server until its
+outcome is committed. Each worker holds at most `record_every` such messages (the uncommitted
+outcomes plus the one on the wire), so a SIGKILL can leave at most
+`connections × record_every` recipients (4 × 8 = 32 with the defaults) who got the message while
+the ledger still says `sending`; a later run reclaims those rows once their lease ran out and sends
+them again: those are the only possible duplicates. Rows claimed but not yet sent are never
+duplicates. A clean stop (stop flag, error budget) commits every outcome and hands unsent claims
+back as pending, so it leaves nothing in flight.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from digest.config import Settings
+from digest.errors import DeliveryError
+from digest.models import Delivery, OutgoingMessage, Subscriber
+from digest.sender.ledger import Ledger, LedgerStatus
+from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
+from digest.sender.ratelimit import RateLimiter
+from digest.sender.transports import NullTransport, Transport
+
+STOP_REQUESTED = "stop requested"
+INACTIVE = "inactive"
+
+
+class MessageBuilder(Protocol):
+    def build(self, subscriber: Subscriber) -> OutgoingMessage: ...
+
+
+Clock = Callable[[], datetime]
+Progress = Callable[[int, int], None]  # (messages handled so far, messages to handle in this run)
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    issue_id: str
+    sent: int = 0  # in this run (built, for a dry run)
+    deferred: int = 0
+    failed: int = 0
+    skipped: int = 0  # in the ledger for this issue
+    elapsed: float = 0.0  # seconds
+    stopped: str = ""  # why the run ended early; "" when it ran out of work
+    dry_run: bool = False
+    outstanding: int = 0  # rows of this issue not sent yet (pending, sending, deferred, failed)
+    failures: tuple[Delivery, ...] = field(default=(), repr=False)
+    status: LedgerStatus | None = field(default=None, repr=False)
+
+    @property
+    def rate(self) -> float:
+        """Messages per second in this run."""
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every recipient of the issue got it, 3 when some are deferred, failed or left."""
+        return 3 if (self.deferred or self.failed or self.outstanding or self.stopped) else 0
+
+
+@dataclass
+class _Run:
+    issue_id: str
+    factory: MessageBuilder
+    ledger: Ledger
+    transports: Callable[[], Transport]
+    by_key: Mapping[str, Subscriber]
+    clock: Clock
+    limiter: RateLimiter
+    stop: threading.Event
+    progress: Progress | None
+    total: int
+    batch: int
+    record_every: int
+    record_interval: float
+    error_budget: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    counts: dict[str, int] = field(default_factory=lambda: {SENT: 0, DEFERRED: 0, FAILED: 0})
+    consecutive: int = 0
+    stopped: str = ""
+    errors: list[BaseException] = field(default_factory=list)
+    opened: int = 0
+
+    def halt(self, reason: str) -> None:
+        with self.lock:
+            if not self.stopped:
+                self.stopped = reason
+        self.stop.set()
+
+    def count(self, result: SendResult) -> None:
+        with self.lock:
+            self.counts[result.status] += 1
+            done = sum(self.counts.values())
+            self.consecutive = 0 if result.ok else self.consecutive + 1
+            over = self.consecutive >= self.error_budget
+        if over:
+            self.halt(f"error budget: {self.error_budget} messages in a row not sent (last: {result.reply})")
+        if self.progress is not None:
+            self.progress(done, self.total)
+
+
+class _Worker:
+    """One thread: one transport connection, one claimed batch at a time, outcomes committed in groups."""
+
+    def __init__(self, run: _Run, name: str) -> None:
+        self.run = run
+        self.name = name
+        self.queue: deque[str] = deque()
+        self.results: list[tuple[str, SendResult]] = []
+        self.flushed_at = 0.0
+        self.renewed_at = 0.0
+
+    def __call__(self) -> None:
+        run = self.run
+        transport = run.transports()
+        try:
+            transport.open()
+        except DeliveryError as exc:
+            with run.lock:
+                run.errors.append(exc)
+            return
+        with run.lock:
+            run.opened += 1
+        try:
+            self.flushed_at = self.renewed_at = time.monotonic()
+            while not run.stop.is_set():
+                self.queue.extend(run.ledger.claim(run.issue_id, self.name, run.batch, run.clock()))
+                if not self.queue:
+                    break
+                self._drain(transport)
+        except DeliveryError as exc:
+            run.halt(str(exc))
+        except BaseException as exc:
+            with run.lock:
+                run.errors.append(exc)
+            run.halt(f"internal error: {exc!r}")
+        finally:
+            try:
+                self._flush()
+                if self.queue:
+                    run.ledger.release(run.issue_id, self.name, list(self.queue), run.clock())
+            finally:
+                transport.close()
+
+    def _drain(self, transport: Transport) -> None:
+        run = self.run
+        while self.queue and not run.stop.is_set():
+            if not run.limiter.acquire(run.stop.is_set, self._renew):
+                return
+            self._renew()
+            recipient = self.queue[0]
+            subscriber = run.by_key.get(recipient)
+            if subscriber is None:
+                # claimed from a plan made with another list (a concurrent run): not ours to send
+                run.ledger.skip(run.issue_id, [recipient], "not in this run's subscriber list", run.clock())
+                self.queue.popleft()
+                continue
+            result = transport.send(run.factory.build(subscriber))
+            self.queue.popleft()
+            self.results.append((recipient, result))
+            if len(self.results) >= run.record_every or time.monotonic() - self.flushed_at >= run.record_interval:
+                self._flush()
+            run.count(result)
+
+    def _flush(self) -> None:
+        self.flushed_at = time.monotonic()
+        if self.results:
+            self.run.ledger.record_many(self.run.issue_id, self.results, self.run.clock())
+            self.results = []
+
+    def _renew(self) -> None:
+        # a rate-limited worker may hold its claims longer than the lease; keep them
+        if time.monotonic() - self.renewed_at >= self.run.ledger.lease.total_seconds() / 4:
+            self._flush()
+            self.run.ledger.renew(self.run.issue_id, self.name, self.run.clock())
+            self.renewed_at = time.monotonic()
+
+
+def _split(
+    subscribers: Sequence[Subscriber], skipped: Mapping[str, str]
+) -> tuple[dict[str, Subscriber], dict[str, str]]:
+    """Subscribers to send to (by lower-cased address) and the reasons for everyone else."""
+    reasons = {k.lower(): v for k, v in skipped.items()}
+    wanted: dict[str, Subscriber] = {}
+    for sub in subscribers:
+        if sub.key in reasons or sub.key in wanted:
+            continue
+        if not sub.active:
+            reasons[sub.key] = INACTIVE
+        else:
+            wanted[sub.key] = sub
+    return wanted, reasons
+
+
+def worker_prefix() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def deliver(
+    factory: MessageBuilder,
+    subscribers: Sequence[Subscriber],
+    ledger: Ledger,
+    transport_factory: Callable[[], Transport],
+    settings: Settings,
+    clock: Clock,
+    *,
+    issue_id: str,
+    skipped: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    batch: int = 100,
+    record_every: int = 8,
+    record_interval: float = 0.1,
+) -> DeliveryReport:
+    """Plan the issue in the ledger and send every due row; see the module docstring for guarantees.
+
+    `skipped` maps addresses to the reason they get nothing (e.g. their filter leaves no entries);
+    inactive and suppressed subscribers and people no longer in `subscribers` are skipped too.
+    `stop` (set it from a SIGTERM handler) makes each worker finish and record its message in flight.
+    """
+    started_at = clock()
+    wanted, reasons = _split(subscribers, skipped or {})
+    if dry_run:
+        return _dry_run(factory, wanted, len(reasons), ledger, issue_id, progress, clock, started_at)
+    smtp = settings.smtp
+    ledger.plan(issue_id, list(wanted), reasons, started_at)
+    total = ledger.due(issue_id, started_at)
+    stop = stop or threading.Event()
+    limiter = RateLimiter(smtp.rate_per_second, smtp.rate_per_hour, lambda: clock().timestamp(), sleep)
+    connections = max(1, min(smtp.connections, total))
+    size = max(1, min(batch, math.ceil(total / connections)))
+    if limiter.limited and smtp.rate_per_second:
+        size = max(1, min(size, math.ceil(smtp.rate_per_second * 10)))
+    run = _Run(
+        issue_id, factory, ledger, transport_factory, wanted, clock, limiter, stop, progress, total,
+        size, max(1, record_every), record_interval, smtp.error_budget,
+    )  # fmt: skip
+    if total:
+        prefix = worker_prefix()
+        threads = [
+            threading.Thread(target=_Worker(run, f"{prefix}/{n}"), name=f"digest-send-{n}") for n in range(connections)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        fatal = [e for e in run.errors if not isinstance(e, DeliveryError)]
+        if fatal:
+            raise fatal[0]
+        if not run.opened and run.errors:
+            raise run.errors[0]
+    if stop.is_set() and not run.stopped:
+        run.stopped = STOP_REQUESTED
+    status = ledger.status(issue_id)
+    return DeliveryReport(
+        issue_id=issue_id,
+        sent=run.counts[SENT],
+        deferred=run.counts[DEFERRED],
+        failed=run.counts[FAILED],
+        skipped=status.counts["skipped"],
+        elapsed=(clock() - started_at).total_seconds(),
+        stopped=run.stopped,
+        outstanding=status.unfinished,
+        failures=status.failures,
+        status=status,
+    )
+
+
+def _dry_run(
+    factory: MessageBuilder,
+    wanted: Mapping[str, Subscriber],
+    not_wanted: int,
+    ledger: Ledger,
+    issue_id: str,
+    progress: Progress | None,
+    clock: Clock,
+    started_at: datetime,
+) -> DeliveryReport:
+    """Build every message and send none; the ledger is only read (suppressions), never written."""
+    gone = ledger.suppressed()
+    todo = [s for k, s in wanted.items() if k not in gone]
+    transport = NullTransport()
+    for n, sub in enumerate(todo, 1):
+        transport.send(factory.build(sub))
+        if progress is not None:
+            progress(n, len(todo))
+    return DeliveryReport(
+        issue_id=issue_id,
+        sent=transport.count,
+        skipped=not_wanted + len(wanted) - len(todo),
+        elapsed=(clock() - started_at).total_seconds(),
+        dry_run=True,
+    )

@@ -1,0 +1,475 @@
+"""The delivery ledger: one row per (issue, recipient), so every subscriber gets an issue exactly once.
+
+States: pending -> sending (claimed by one worker) -> sent | deferred (retried later) | failed;
+skipped (with a reason) for recipients that must not get this issue. Works on SQLite (the default,
+WAL mode, claims under BEGIN IMMEDIATE) and PostgreSQL (claims with FOR UPDATE SKIP LOCKED), so
+several processes, even on several machines, can share one issue's work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from digest.errors import LedgerError
+from digest.models import Delivery
+from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
+
+SCHEMA_VERSION = 1
+STATES = ("pending", "sending", "sent", "deferred", "failed", "skipped")
+REMOVED = "not in the subscriber list"
+CHUNK = 500  # rows per statement: keeps IN (...) lists and executemany batches modest
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Stored as naive UTC on every dialect (SQLite has no time zones); read back as aware UTC."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the ledger only stores timezone-aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("issue_id", sa.String(64), primary_key=True),
+    sa.Column("recipient", sa.String(320), primary_key=True),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("message_id", sa.String(255), nullable=False, default=""),
+    sa.Column("reply", sa.Text, nullable=False, default=""),
+    sa.Column("worker", sa.String(128), nullable=False, default=""),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=True),
+    # recipient last: claims read one state of one issue in recipient order straight off the index
+    sa.Index("ix_deliveries_state", "issue_id", "state", "recipient"),
+)
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+)
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+d = deliveries.c
+
+
+@dataclass(frozen=True)
+class LedgerStatus:
+    issue_id: str
+    counts: Mapping[str, int]  # every state, 0 when absent
+    failures: tuple[Delivery, ...] = ()  # failed and deferred rows with the server's reply
+    skipped: Mapping[str, int] = field(default_factory=dict)  # reason -> count
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def unfinished(self) -> int:
+        """Rows that still need work: pending, claimed, deferred or failed."""
+        return sum(self.counts[s] for s in ("pending", "sending", "deferred", "failed"))
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _engine(url: str) -> Engine:
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise LedgerError(f"not a database URL: {url!r}", "use sqlite:///path or postgresql+psycopg://…") from exc
+    if parsed.get_backend_name() != "sqlite":
+        try:
+            return sa.create_engine(parsed, pool_pre_ping=True)
+        except (ImportError, sa.exc.ArgumentError) as exc:
+            raise LedgerError(f"cannot use {parsed.render_as_string()}: {exc}", "install digest[postgres]") from exc
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling would issue a deferred BEGIN; we issue our own below
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against a process kill
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # take the write lock up front: two processes' claims then serialize instead of deadlocking
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Ledger:
+    """The state database. `Ledger(url)` creates the tables; times passed in must be timezone-aware."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_attempts: int = 5,
+        retry_base_seconds: float = 60.0,
+        lease: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self.url = url
+        self.max_attempts = max_attempts
+        self.retry_base_seconds = retry_base_seconds
+        self.lease = lease
+        self.engine = _engine(url)
+        # worker -> last recipient it claimed: the next pending claim starts there, so PostgreSQL does not
+        # rescan the dead index entries of rows already claimed (claims walk the index in recipient order)
+        self._cursor: dict[str, str] = {}
+        self._pending = d.state == "pending"
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        try:
+            with self.engine.begin() as conn:
+                metadata.create_all(conn)
+                self._check_version(conn)
+        except sa.exc.OperationalError as exc:
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise LedgerError(
+                f"cannot open the state database: {first}", "check state.database / DIGEST_DATABASE_URL"
+            ) from exc
+
+    def _check_version(self, conn: Connection) -> None:
+        found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+        if found is None:
+            conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        elif not found.isdigit() or int(found) > SCHEMA_VERSION:
+            raise LedgerError(
+                f"the state database has schema version {found}, newer than this digest knows ({SCHEMA_VERSION})",
+                "upgrade digest, or point state.database at another file",
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _insert(self, table: sa.Table) -> Any:
+        dialect = postgresql if self.is_postgres else sqlite
+        return dialect.insert(table)
+
+    # -- planning ---------------------------------------------------------------------------------
+
+    def plan(self, issue_id: str, recipients: Sequence[str], skipped: Mapping[str, str], now_at: datetime) -> None:
+        """Make the ledger match this run's list; idempotent and never touches sent rows.
+
+        New recipients get a pending row; recipients in `skipped` (or suppressed) and rows of people no
+        longer in the list become skipped with a reason; a skipped recipient who is back becomes pending.
+        Rows claimed by another worker (sending), failed or sent are left alone.
+        """
+        wanted = {r.lower() for r in recipients}
+        reasons = {k.lower(): v for k, v in skipped.items()}
+        with self.engine.begin() as conn:
+            for email, reason in conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)):
+                if email in wanted:
+                    wanted.discard(email)
+                    reasons[email] = f"unsubscribed: {reason}" if reason else "unsubscribed"
+            reasons = {k: v for k, v in reasons.items() if k not in wanted}
+            existing = {
+                r: (state, reply)
+                for r, state, reply in conn.execute(
+                    sa.select(d.recipient, d.state, d.reply).where(d.issue_id == issue_id)
+                )
+            }
+            base = {"issue_id": issue_id, "attempts": 0, "message_id": "", "worker": "", "updated_at": now_at}
+            new = [{**base, "recipient": r, "state": "pending", "reply": ""} for r in sorted(wanted - existing.keys())]
+            new += [
+                {**base, "recipient": r, "state": "skipped", "reply": why}
+                for r, why in reasons.items()
+                if r not in existing
+            ]
+            for rows in _chunks(new):
+                conn.execute(self._insert(deliveries).on_conflict_do_nothing(), list(rows))
+            changes = []
+            for r, (state, reply) in existing.items():
+                if r in wanted and state == "skipped":
+                    changes.append((r, "pending", ""))
+                elif r not in wanted and state in ("pending", "deferred", "skipped"):
+                    why = reasons.get(r, REMOVED)
+                    if (state, reply) != ("skipped", why):
+                        changes.append((r, "skipped", why))
+            stmt = (
+                sa.update(deliveries)
+                .where(
+                    d.issue_id == issue_id,
+                    d.recipient == sa.bindparam("b_r"),
+                    d.state.in_(("pending", "deferred", "skipped")),
+                )
+                .values(
+                    state=sa.bindparam("b_state"),
+                    reply=sa.bindparam("b_reply"),
+                    updated_at=now_at,
+                    next_attempt_at=None,
+                )
+            )
+            for batch in _chunks(changes):
+                conn.execute(stmt, [{"b_r": r, "b_state": s, "b_reply": why} for r, s, why in batch])
+
+    # -- claiming and recording -------------------------------------------------------------------
+
+    def claim(self, issue_id: str, worker: str, limit: int, now_at: datetime) -> list[str]:
+        """Atomically move up to `limit` rows to `sending` for `worker` and return their recipients.
+
+        Takes pending rows first, then deferred rows whose next attempt is due, then `sending` rows whose
+        lease (default 10 minutes without an update) ran out: their worker died. That last case is where
+        "in flight at a kill" duplicates come from: a message the dead worker had handed to the server
+        but not yet recorded is claimed and sent again. deliver() bounds how many that can be.
+        Recipients that were suppressed since plan() are marked skipped here instead of claimed.
+        """
+        stale_at = now_at - self.lease
+        conditions = [
+            self._pending,
+            sa.and_(d.state == "deferred", d.next_attempt_at <= now_at),
+            sa.and_(d.state == "sending", d.updated_at < stale_at),
+        ]
+        claimed: list[str] = []
+        with self.engine.begin() as conn:
+            for condition in conditions:
+                need = limit - len(claimed)
+                if need <= 0:
+                    break
+                found = self._candidates(conn, issue_id, worker, condition, need)
+                if not found:
+                    continue
+                gone = set(
+                    conn.execute(sa.select(suppressions.c.email).where(suppressions.c.email.in_(found))).scalars()
+                )
+                if gone:
+                    conn.execute(
+                        sa.update(deliveries)
+                        .where(d.issue_id == issue_id, d.recipient.in_(gone))
+                        .values(state="skipped", reply="unsubscribed", worker=worker, updated_at=now_at)
+                    )
+                    found = [r for r in found if r not in gone]
+                if found:
+                    conn.execute(
+                        sa.update(deliveries)
+                        .where(d.issue_id == issue_id, d.recipient.in_(found))
+                        .values(state="sending", worker=worker, updated_at=now_at)
+                    )
+                    claimed += found
+        if claimed:
+            self._cursor[worker] = max(claimed)
+        return claimed
+
+    def _candidates(self, conn: Connection, issue_id: str, worker: str, condition: Any, need: int) -> list[str]:
+        after = self._cursor.get(worker, "") if condition is self._pending else ""
+        while True:
+            query = sa.select(d.recipient).where(d.issue_id == issue_id, condition, d.recipient > after)
+            query = query.order_by(d.recipient).limit(need)
+            if self.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            found = list(conn.execute(query).scalars())
+            if found or not after:
+                return found
+            after = ""  # wrap around once: rows released by a stopped worker sit before the cursor
+
+    def skip(self, issue_id: str, recipients: Sequence[str], reason: str, now_at: datetime) -> None:
+        """Mark claimed or pending rows skipped (a claimed recipient this run does not know)."""
+        with self.engine.begin() as conn:
+            for batch in _chunks([r.lower() for r in recipients]):
+                conn.execute(
+                    sa.update(deliveries)
+                    .where(
+                        d.issue_id == issue_id, d.recipient.in_(batch), d.state.in_(("pending", "sending", "deferred"))
+                    )
+                    .values(state="skipped", reply=reason, updated_at=now_at)
+                )
+
+    def due(self, issue_id: str, now_at: datetime) -> int:
+        """How many rows a claim at `now_at` could take: the work left for this run."""
+        stale_at = now_at - self.lease
+        with self.engine.connect() as conn:
+            query = sa.select(sa.func.count()).where(
+                d.issue_id == issue_id,
+                sa.or_(
+                    d.state == "pending",
+                    sa.and_(d.state == "deferred", d.next_attempt_at <= now_at),
+                    sa.and_(d.state == "sending", d.updated_at < stale_at),
+                ),
+            )
+            return int(conn.execute(query).scalar() or 0)
+
+    def renew(self, issue_id: str, worker: str, now_at: datetime) -> None:
+        """Refresh the lease of every row `worker` holds, so a slow (rate-limited) worker keeps them."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(deliveries)
+                .where(d.issue_id == issue_id, d.state == "sending", d.worker == worker)
+                .values(updated_at=now_at)
+            )
+
+    def release(self, issue_id: str, worker: str, recipients: Sequence[str], now_at: datetime) -> None:
+        """Hand claimed-but-unsent rows back (a clean stop), so nobody waits for the lease."""
+        with self.engine.begin() as conn:
+            for batch in _chunks(list(recipients)):
+                conn.execute(
+                    sa.update(deliveries)
+                    .where(d.issue_id == issue_id, d.recipient.in_(batch), d.state == "sending", d.worker == worker)
+                    .values(state="pending", worker="", updated_at=now_at)
+                )
+
+    def record(self, issue_id: str, recipient: str, outcome: SendResult, now_at: datetime) -> None:
+        self.record_many(issue_id, [(recipient, outcome)], now_at)
+
+    def record_many(self, issue_id: str, results: Sequence[tuple[str, SendResult]], now_at: datetime) -> None:
+        """Store several outcomes in one transaction.
+
+        sent: time, Message-ID and reply (always wins, even over a row someone reclaimed);
+        deferred: attempts + 1, next try after retry_base * 2**(attempts-1), failed after max_attempts;
+        failed: the server's reply. Deferred and failed never overwrite a sent row.
+        """
+        if not results:
+            return
+        sent = [(r.lower(), o) for r, o in results if o.status == SENT]
+        other = {r.lower(): o for r, o in results if o.status != SENT}
+        with self.engine.begin() as conn:
+            if sent:
+                conn.execute(
+                    sa.update(deliveries)
+                    .where(d.issue_id == issue_id, d.recipient == sa.bindparam("b_r"))
+                    .values(
+                        state="sent",
+                        attempts=d.attempts + 1,
+                        message_id=sa.bindparam("b_mid"),
+                        reply=sa.bindparam("b_reply"),
+                        updated_at=now_at,
+                        next_attempt_at=None,
+                    ),
+                    [{"b_r": r, "b_mid": o.message_id, "b_reply": o.reply} for r, o in sent],
+                )
+            if other:
+                self._record_unsent(conn, issue_id, other, now_at)
+
+    def _record_unsent(
+        self, conn: Connection, issue_id: str, outcomes: Mapping[str, SendResult], now_at: datetime
+    ) -> None:
+        attempts = dict(
+            conn.execute(
+                sa.select(d.recipient, d.attempts).where(
+                    d.issue_id == issue_id, d.recipient.in_(list(outcomes)), d.state != "sent"
+                )
+            ).all()
+        )
+        rows = []
+        for r, outcome in outcomes.items():
+            if r not in attempts:
+                continue
+            tries = attempts[r] + 1
+            state, next_at = FAILED, None
+            if outcome.status == DEFERRED and tries < self.max_attempts:
+                state = DEFERRED
+                next_at = now_at + timedelta(seconds=self.retry_base_seconds * 2 ** (tries - 1))
+            rows.append({"b_r": r, "b_state": state, "b_tries": tries, "b_reply": outcome.reply, "b_next": next_at})
+        if rows:
+            conn.execute(
+                sa.update(deliveries)
+                .where(d.issue_id == issue_id, d.recipient == sa.bindparam("b_r"), d.state != "sent")
+                .values(
+                    state=sa.bindparam("b_state"),
+                    attempts=sa.bindparam("b_tries"),
+                    reply=sa.bindparam("b_reply"),
+                    next_attempt_at=sa.bindparam("b_next", type_=UtcDateTime),
+                    updated_at=now_at,
+                ),
+                rows,
+            )
+
+    # -- suppressions -----------------------------------------------------------------------------
+
+    def suppress(self, email: str, now_at: datetime, reason: str) -> bool:
+        """True when the address was not suppressed before."""
+        with self.engine.begin() as conn:
+            stmt = self._insert(suppressions).on_conflict_do_nothing()
+            done = conn.execute(stmt, {"email": email.lower(), "created_at": now_at, "reason": reason})
+            return bool(done.rowcount)
+
+    def unsuppress(self, email: str) -> bool:
+        with self.engine.begin() as conn:
+            done = conn.execute(sa.delete(suppressions).where(suppressions.c.email == email.lower()))
+            return bool(done.rowcount)
+
+    def suppressed(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(suppressions.c.email)).scalars())
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def status(self, issue_id: str) -> LedgerStatus:
+        with self.engine.connect() as conn:
+            counts = dict.fromkeys(STATES, 0)
+            for state, n in conn.execute(
+                sa.select(d.state, sa.func.count()).where(d.issue_id == issue_id).group_by(d.state)
+            ):
+                counts[state] = n
+            skipped: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(d.reply, sa.func.count())
+                    .where(d.issue_id == issue_id, d.state == "skipped")
+                    .group_by(d.reply)
+                ).all()
+            )
+            failures = tuple(
+                self._row(row)
+                for row in conn.execute(
+                    sa.select(deliveries)
+                    .where(d.issue_id == issue_id, d.state.in_((FAILED, DEFERRED)))
+                    .order_by(d.state, d.recipient)
+                    .limit(1000)
+                )
+            )
+        return LedgerStatus(issue_id, counts, failures, skipped)
+
+    def deliveries(self, issue_id: str) -> list[Delivery]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(deliveries).where(d.issue_id == issue_id).order_by(d.recipient))
+            return [self._row(row) for row in rows]
+
+    def issues(self) -> list[str]:
+        """Issue ids in the ledger, newest label last."""
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(sa.select(d.issue_id).distinct()).scalars())
+
+    @staticmethod
+    def _row(row: Any) -> Delivery:
+        return Delivery(
+            issue_id=row.issue_id,
+            recipient=row.recipient,
+            state=row.state,
+            attempts=row.attempts,
+            message_id=row.message_id,
+            reply=row.reply,
+            updated_at=row.updated_at,
+            next_attempt_at=row.next_attempt_at,
+        )

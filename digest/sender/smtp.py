@@ -1,0 +1,178 @@
+"""SMTP transport: one connection reused for many messages, reconnected after a drop."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from email.utils import parseaddr
+
+from digest.config import SmtpSettings
+from digest.errors import DeliveryError
+from digest.models import OutgoingMessage
+from digest.sender.outcome import SendResult, classify, connection_lost
+
+_FQDN: list[str] = []
+
+
+def _local_hostname() -> str:
+    # smtplib calls getfqdn() on every connect, which can wait on DNS; once per process is enough
+    if not _FQDN:
+        _FQDN.append(socket.getfqdn())
+    return _FQDN[0]
+
+
+def tls_context(verify: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def envelope_sender(data: bytes) -> str:
+    """The address in the From header, the envelope sender when none is configured."""
+    end = data.find(b"\r\n\r\n")
+    head = data[: end if end >= 0 else len(data)]
+    for line in head.split(b"\n"):
+        if line[:5].lower() == b"from:":
+            return parseaddr(line[5:].decode("utf-8", "replace").strip())[1]
+    return ""
+
+
+def crlf(data: bytes) -> bytes:
+    # SMTP needs CRLF; a message built with LF line ends would otherwise be rejected or mangled
+    if b"\r\n" in data[:4096]:
+        return data
+    return data.replace(b"\n", b"\r\n")
+
+
+class SmtpTransport:
+    """Sends over one SMTP connection (starttls | ssl | plain), logging in only when a username is set.
+
+    The password is taken from the settings and never appears in a result, an error or a log line.
+    """
+
+    def __init__(self, settings: SmtpSettings, *, envelope_from: str = "", local_hostname: str | None = None) -> None:
+        self.settings = settings
+        self.envelope_from = envelope_from
+        self.local_hostname = local_hostname
+        self._smtp: smtplib.SMTP | None = None
+        self._eight_bit = False
+
+    @property
+    def where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    def open(self) -> None:
+        """Connect now, so a wrong host, certificate or password stops the run before any claim."""
+        if self._smtp is None:
+            try:
+                self._connect()
+            except (OSError, smtplib.SMTPException) as exc:
+                raise DeliveryError(
+                    f"cannot connect to the SMTP server {self.where}: {exc}", "check smtp.host, smtp.port and smtp.mode"
+                ) from exc
+
+    def _connect(self) -> None:
+        s = self.settings
+        hostname = self.local_hostname or _local_hostname()
+        smtp: smtplib.SMTP
+        try:
+            if s.mode == "ssl":
+                smtp = smtplib.SMTP_SSL(s.host, s.port, hostname, timeout=s.timeout, context=tls_context(s.verify))
+            else:
+                smtp = smtplib.SMTP(s.host, s.port, hostname, timeout=s.timeout)
+                if s.mode == "starttls":
+                    smtp.ehlo()
+                    smtp.starttls(context=tls_context(s.verify))
+            smtp.ehlo()
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(
+                f"the certificate of {self.where} cannot be verified: {exc.verify_message}",
+                "fix the server's certificate, or set smtp.verify = false for a server you trust",
+            ) from exc
+        if s.username:
+            try:
+                smtp.login(s.username, s.password)
+            except smtplib.SMTPAuthenticationError as exc:
+                smtp.close()
+                raise DeliveryError(
+                    f"the SMTP server {self.where} refused the login of {s.username!r}: {exc.smtp_code}",
+                    f"check smtp.username and the password in ${s.password_env}",
+                ) from exc
+            except smtplib.SMTPNotSupportedError as exc:
+                smtp.close()
+                raise DeliveryError(
+                    f"the SMTP server {self.where} offers no login on this connection",
+                    "use smtp.mode = 'starttls' or 'ssl', or remove smtp.username",
+                ) from exc
+        self._smtp = smtp
+        self._eight_bit = smtp.has_extn("8bitmime")
+
+    def send(self, msg: OutgoingMessage) -> SendResult:
+        mid = msg.message_id
+        try:
+            if self._smtp is None:
+                self._connect()
+            assert self._smtp is not None
+            return self._transaction(self._smtp, msg)
+        except smtplib.SMTPResponseException as exc:
+            if self._smtp is not None:
+                self._reset(self._smtp, exc.smtp_code)
+            return classify(exc.smtp_code, exc.smtp_error, mid)
+        except (OSError, smtplib.SMTPException) as exc:
+            # SMTPServerDisconnected, timeouts, resets: the message may or may not have arrived; the
+            # ledger defers it and the next send() reconnects
+            self._drop()
+            return connection_lost(exc, mid)
+
+    def _transaction(self, smtp: smtplib.SMTP, msg: OutgoingMessage) -> SendResult:
+        data = crlf(msg.data)
+        sender = self.envelope_from or envelope_sender(data)
+        options = ["BODY=8BITMIME"] if self._eight_bit and not data.isascii() else []
+        for command, ok in ((lambda: smtp.mail(sender, options), 250), (lambda: smtp.rcpt(msg.recipient), 251)):
+            code, reply = command()
+            if code not in (250, ok):
+                self._reset(smtp, code)
+                return classify(code, reply, msg.message_id)
+        code, reply = smtp.data(data)
+        if code != 250:
+            self._reset(smtp, code)
+        return classify(code, reply, msg.message_id)
+
+    def _reset(self, smtp: smtplib.SMTP, code: int) -> None:
+        if self._drop_if_closing(code):
+            return
+        try:
+            smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+
+    def _drop_if_closing(self, code: int) -> bool:
+        # 421: the server is closing the channel; the next message must reconnect
+        if code == 421:
+            self._drop()
+            return True
+        return False
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
+
+    def __enter__(self) -> SmtpTransport:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
