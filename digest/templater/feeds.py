@@ -15,7 +15,7 @@ from feedgen.feed import FeedGenerator
 from digest.config import Settings
 from digest.models import Issue
 from digest.templater.context import base_context, issue_url, labels_of
-from digest.templater.email import render_subject
+from digest.templater.email import make_preheader, render_subject
 from digest.templater.env import render
 
 FEED_FILES = {"atom": "atom.xml", "rss": "rss.xml"}
@@ -71,7 +71,8 @@ def _generator(issues: list[Issue], settings: Settings, fmt: str, contents: dict
         fe.title(render_subject(issue, settings))
         fe.link(href=issue_url(issue, settings), rel="alternate", type="text/html")
         fe.author(author)
-        fe.content(contents[issue.week.label], type="html")
+        fe.content(contents[issue.week.label], type="html")  # RSS: content:encoded
+        fe.summary(make_preheader(issue))  # RSS: description
         fe.updated(issue.updated_at.astimezone(UTC))
         fe.published(issue.updated_at.astimezone(UTC))
         for label in categories_of([issue]):

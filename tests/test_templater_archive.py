@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import posixpath
+import re
+from html.parser import HTMLParser
+
+from digest.templater import render_archive
+from tests.support_templater import check_golden, make_issue, make_settings, older_issue
+
+OUT = "https://blog.example.org/newsletter/"
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[dict[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("a", "link"):
+            self.links.append({"tag": tag} | {k: v or "" for k, v in attrs})
+
+
+def links_of(page: bytes) -> list[dict[str, str]]:
+    parser = _Links()
+    parser.feed(page.decode("utf-8"))
+    return parser.links
+
+
+def archive() -> dict[str, bytes]:
+    return render_archive([older_issue(), make_issue()], make_settings())
+
+
+def test_golden_archive() -> None:
+    files = archive()
+    assert sorted(files) == ["2024-W09/index.html", "2024-W10/index.html", "index.html"]
+    check_golden("templater_archive_index.html", files["index.html"])
+    check_golden("templater_archive_issue.html", files["2024-W10/index.html"])
+
+
+def test_archive_is_deterministic() -> None:
+    assert archive() == archive()
+
+
+def test_index_lists_issues_newest_first() -> None:
+    page = archive()["index.html"].decode("utf-8")
+    assert page.index("2024-W10/index.html") < page.index("2024-W09/index.html")
+    assert "2 posts" in page and "1 post<" in page
+
+
+def test_every_page_announces_both_feeds() -> None:
+    for name, page in archive().items():
+        alternates = {(ln["type"], ln["href"]) for ln in links_of(page) if ln.get("rel") == "alternate"}
+        assert alternates == {("application/atom+xml", OUT + "atom.xml"), ("application/rss+xml", OUT + "rss.xml")}, (
+            name
+        )
+
+
+def test_relative_links_resolve_inside_the_archive() -> None:
+    files = archive()
+    for name, page in files.items():
+        folder = posixpath.dirname(name)
+        for link in links_of(page):
+            href = link.get("href", "")
+            if href and not re.match(r"[a-z]+:", href):
+                assert posixpath.normpath(posixpath.join(folder, href)) in files, (name, href)
+
+
+def test_issue_page_has_canonical_url_and_full_bodies() -> None:
+    page = archive()["2024-W10/index.html"].decode("utf-8")
+    assert f'<link rel="canonical" href="{OUT}2024-W10/">' in page
+    assert "메모리 4GB" in page
+    assert "&lt;script&gt;" in page and "<script>" not in page
+    assert 'rel="prev"' in page and "2024-W09/index.html" in page

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import feedparser
+import pytest
+
+from digest.config import OutputSettings
+from digest.templater import render_feeds
+from digest.templater.feeds import issue_tag_uri
+from tests.support_templater import check_golden, make_issue, make_settings, make_week, older_issue
+
+A = "{http://www.w3.org/2005/Atom}"
+OUT = "https://blog.example.org/newsletter/"
+
+
+def feeds() -> dict[str, bytes]:
+    return render_feeds([older_issue(), make_issue()], make_settings())
+
+
+def test_golden_feeds() -> None:
+    files = feeds()
+    assert sorted(files) == ["atom.xml", "rss.xml"]
+    check_golden("templater_atom.xml", files["atom.xml"])
+    check_golden("templater_rss.xml", files["rss.xml"])
+
+
+def test_feeds_are_deterministic() -> None:
+    assert feeds() == feeds()
+
+
+@pytest.mark.parametrize(("name", "version"), [("atom.xml", "atom10"), ("rss.xml", "rss20")])
+def test_feedparser_reads_them_back(name: str, version: str) -> None:
+    parsed = feedparser.parse(feeds()[name])
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    assert parsed.version == version
+    assert parsed.feed.title == "별빛 개발 노트"
+    assert [e.link for e in parsed.entries] == [OUT + "2024-W10/", OUT + "2024-W09/"]
+    assert parsed.entries[0].id == "tag:blog.example.org,2024-03-04:/newsletter/2024-W10"
+    assert "주간 개발 뉴스 (3월 1주차)" in parsed.entries[0].content[0].value
+    assert parsed.entries[0].summary.startswith("Garden log")
+    assert "&lt;script&gt;" in parsed.entries[0].content[0].value
+    assert {t.term for t in parsed.entries[0].tags} == {"garden", "plants", "news", "Rust", "LLM"}
+
+
+def test_atom_has_the_rfc4287_elements() -> None:
+    root = ET.fromstring(feeds()["atom.xml"])
+    assert root.tag == f"{A}feed"
+    for name in ("id", "title", "updated"):
+        assert root.find(f"{A}{name}") is not None and root.find(f"{A}{name}").text  # type: ignore[union-attr]
+    assert root.findtext(f"{A}author/{A}name") == "김하늘"
+    assert root.findtext(f"{A}updated") == "2024-03-09T01:15:00+00:00"  # the newest entry's update, not now
+    links = {link.get("rel"): link.get("href") for link in root.findall(f"{A}link")}
+    assert links == {"self": OUT + "atom.xml", "alternate": OUT}
+    entries = root.findall(f"{A}entry")
+    assert len(entries) == 2
+    for entry in entries:
+        for name in ("id", "title", "updated"):
+            assert entry.findtext(f"{A}{name}")
+        assert entry.find(f"{A}content").get("type") == "html"  # type: ignore[union-attr]
+        assert entry.find(f"{A}link").get("href", "").startswith(OUT)  # type: ignore[union-attr]
+    assert [e.findtext(f"{A}updated") for e in entries] == ["2024-03-09T01:15:00+00:00", "2024-02-28T09:00:00+00:00"]
+    categories = [c.get("term") for c in root.findall(f"{A}category")]
+    assert categories == ["garden", "LLM", "news", "plants", "Rust", "회고"]
+
+
+def test_rss_channel_and_items() -> None:
+    channel = ET.fromstring(feeds()["rss.xml"]).find("channel")
+    assert channel is not None
+    assert channel.findtext("title") == "별빛 개발 노트"
+    assert channel.findtext("link") == OUT  # not the self link, whatever order feedgen saw them in
+    assert channel.findtext("description") == "한국어와 English로 쓰는 개발 기록"
+    assert channel.find(f"{A}link").get("href") == OUT + "rss.xml"  # type: ignore[union-attr]
+    assert channel.findtext("lastBuildDate") == "Sat, 09 Mar 2024 01:15:00 +0000"
+    items = channel.findall("item")
+    guids = [i.find("guid") for i in items]
+    assert [g.get("isPermaLink") for g in guids] == ["false", "false"]  # type: ignore[union-attr]
+    assert [g.text for g in guids] == [  # type: ignore[union-attr]
+        "tag:blog.example.org,2024-03-04:/newsletter/2024-W10",
+        "tag:blog.example.org,2024-02-26:/newsletter/2024-W09",
+    ]
+    assert items[0].findtext("pubDate") == "Sat, 09 Mar 2024 01:15:00 +0000"
+
+
+def test_ids_do_not_change_when_content_changes() -> None:
+    issue = make_issue()
+    changed = replace(issue, entries=issue.entries[:1])
+    settings = make_settings()
+    assert issue_tag_uri(issue, settings) == issue_tag_uri(changed, settings)
+
+
+def test_only_the_latest_issues_newest_first() -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    issues = [make_issue(week=make_week(start + timedelta(weeks=n))) for n in range(5)]
+    settings = replace(make_settings(), output=replace(make_settings().output, feed_issues=3))
+    parsed = feedparser.parse(render_feeds(issues, settings)["atom.xml"])
+    assert [e.link.rsplit("/", 2)[1] for e in parsed.entries] == ["2024-W05", "2024-W04", "2024-W03"]
+
+
+def test_empty_feed_has_a_fixed_date() -> None:
+    files = render_feeds([], make_settings())
+    root = ET.fromstring(files["atom.xml"])
+    assert root.findtext(f"{A}updated") == "1970-01-01T00:00:00+00:00"
+    assert not feedparser.parse(files["rss.xml"]).bozo
+
+
+def test_self_links_follow_the_output_url() -> None:
+    settings = replace(
+        make_settings(), output=OutputSettings(dir=make_settings().output.dir, url="https://news.example.com/")
+    )
+    files = render_feeds([make_issue()], settings)
+    atom = ET.fromstring(files["atom.xml"])
+    assert atom.find(f"{A}link[@rel='self']").get("href") == "https://news.example.com/atom.xml"  # type: ignore[union-attr]
+    rss = ET.fromstring(files["rss.xml"]).find("channel")
+    assert rss.find(f"{A}link").get("href") == "https://news.example.com/rss.xml"  # type: ignore[union-attr]
+    assert atom.findtext(f"{A}entry/{A}id") == "tag:news.example.com,2024-03-04:/2024-W10"
