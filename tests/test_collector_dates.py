@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from digest.collector.dates import date_from_path, parse_date
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+def fixed(hours: int, minutes: int = 0) -> timezone:
+    return timezone(timedelta(hours=hours, minutes=minutes))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2020-07-04", datetime(2020, 7, 4, tzinfo=SEOUL)),
+        ("2020-12-2", datetime(2020, 12, 2, tzinfo=SEOUL)),
+        ("2020-07-04 12:00", datetime(2020, 7, 4, 12, tzinfo=SEOUL)),
+        ("2020.07.04 12:00:00", datetime(2020, 7, 4, 12, tzinfo=SEOUL)),
+        ("2020/07/04", datetime(2020, 7, 4, tzinfo=SEOUL)),
+        ("2020-07-04T12:00:00+09:00", datetime(2020, 7, 4, 12, tzinfo=fixed(9))),
+        ("2020-07-04 12:00:00 +0000", datetime(2020, 7, 4, 12, tzinfo=UTC)),
+        ("2013-11-22 9:05:00 +0000", datetime(2013, 11, 22, 9, 5, tzinfo=UTC)),
+        ("2020-07-04T12:00:00Z", datetime(2020, 7, 4, 12, tzinfo=UTC)),
+        ("2020-07-04T12:00:00.250-05:30", datetime(2020, 7, 4, 12, 0, 0, 250000, tzinfo=fixed(-5, -30))),
+        ("2021-04-27T14:58:33+03:00", datetime(2021, 4, 27, 14, 58, 33, tzinfo=fixed(3))),
+        ("Sat, 04 Jul 2020 12:00:00 +0000", datetime(2020, 7, 4, 12, tzinfo=UTC)),
+        (date(2020, 7, 4), datetime(2020, 7, 4, tzinfo=SEOUL)),  # YAML/TOML date
+        (datetime(2020, 7, 4, 12, 0), datetime(2020, 7, 4, 12, tzinfo=SEOUL)),  # naive YAML timestamp
+        (datetime(2020, 7, 4, 3, 0, tzinfo=UTC), datetime(2020, 7, 4, 3, tzinfo=UTC)),  # TOML offset datetime
+    ],
+)
+def test_every_date_shape_is_read(value: object, expected: datetime) -> None:
+    parsed = parse_date(value, SEOUL)
+    assert parsed.tzinfo is not None
+    assert parsed == expected
+    assert parsed.utcoffset() == expected.utcoffset()
+
+
+def test_naive_time_is_wall_clock_in_the_site_timezone() -> None:
+    parsed = parse_date("2020-07-04 12:00", ZoneInfo("Europe/Berlin"))
+    assert parsed.astimezone(UTC) == datetime(2020, 7, 4, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2020-13-01", "2020-02-30", "", None, 12, "2020-07-04 25:00", "07/04/2020"])
+def test_non_dates_raise(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_date(value, SEOUL)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("_posts/2021-05-10-infos.md", date(2021, 5, 10)),
+        ("_posts/2020-7-4-short.markdown", date(2020, 7, 4)),
+        ("content/blog/2017/04/2017-04-24-slug/index.md", date(2017, 4, 24)),
+        ("content/blog/2023/08/slug-without-date/index.md", None),
+        ("content/posts/2019/03/05/slug.md", date(2019, 3, 5)),
+        ("pages/about.md", None),
+        ("_posts/2021-02-30-bad.md", None),
+    ],
+)
+def test_dates_from_file_and_folder_names(path: str, expected: date | None) -> None:
+    found = date_from_path(path, SEOUL)
+    if expected is None:
+        assert found is None
+    else:
+        assert found == datetime.combine(expected, datetime.min.time(), tzinfo=SEOUL)
