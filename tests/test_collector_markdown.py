@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from digest.collector.markdown import render
+from tests.support_collector import WEEKLY_NEWS
+
+URL = "https://blog.example.com/2021/03/27/news/"
+
+
+def test_tables_raw_html_and_heading_anchors() -> None:
+    body = WEEKLY_NEWS.split("---\n", 2)[2] + '\n<div class="note">원문 HTML</div>\n'
+    rendered = render(body, URL)
+    assert "<table>" in rendered.html and "<td>배양토</td>" in rendered.html
+    assert '<div class="note">원문 HTML</div>' in rendered.html
+    assert '<h3 id="rain--wind">Rain &amp; Wind</h3>' in rendered.html
+    assert 'href="#rain--wind"' in rendered.html  # the table of contents still points at the anchors
+
+
+def test_outline_lists_the_news_items_not_the_table_of_contents() -> None:
+    outline = render(WEEKLY_NEWS.split("---\n", 2)[2], URL).outline
+    assert [(h.level, h.text) for h in outline] == [(3, "Tomato Seeds"), (3, "Rain & Wind"), (3, "새 화분")]
+    assert outline[0].anchor == URL + "#tomato-seeds"
+    assert outline[2].anchor == URL + "#새-화분"
+
+
+def test_repeated_headings_get_distinct_anchors() -> None:
+    rendered = render("## Notes\n\n## Notes\n\n#### Deep\n", URL)
+    assert [h.anchor.split("#")[1] for h in rendered.outline] == ["notes", "notes-1"]
+    assert 'id="deep"' in rendered.html
+
+
+@pytest.mark.parametrize(
+    ("markdown", "meta", "summary"),
+    [
+        ("First para.\n\nSecond.\n", {"summary": "Front **matter** summary"}, "<p>Front <strong>matter</strong> summary</p>\n"),
+        ("First para.\n\nSecond.\n", {"description": "설명 문장"}, "<p>설명 문장</p>\n"),
+        ("First para.\n\nSecond.\n", {"excerpt": "Excerpt"}, "<p>Excerpt</p>\n"),
+        ("Intro one.\n\nIntro two.\n<!--more-->\n\nRest.\n", {}, "<p>Intro one.</p>\n<p>Intro two.</p>\n"),
+        ("## Heading\n\n- list\n\nThe *first* paragraph.\n\nNext.\n", {}, "<p>The <em>first</em> paragraph.</p>\n"),
+        ("## Only a heading\n", {"summary": None}, ""),
+    ],
+)
+def test_summary_rules(markdown: str, meta: dict[str, object], summary: str) -> None:
+    assert render(markdown, URL, meta).summary_html == summary
