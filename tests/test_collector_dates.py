@@ -46,7 +46,9 @@ def test_naive_time_is_wall_clock_in_the_site_timezone() -> None:
     assert parsed.astimezone(UTC) == datetime(2020, 7, 4, 10, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("value", ["yesterday", "2020-13-01", "2020-02-30", "", None, 12, "2020-07-04 25:00", "07/04/2020"])
+@pytest.mark.parametrize(
+    "value", ["yesterday", "2020-13-01", "2020-02-30", "", None, 12, "2020-07-04 25:00", "07/04/2020"]
+)
 def test_non_dates_raise(value: object) -> None:
     with pytest.raises(ValueError):
         parse_date(value, SEOUL)

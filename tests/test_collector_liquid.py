@@ -18,7 +18,7 @@ from digest.collector.liquid import strip_templates
         ('{{< callout type="important" >}}주의하세요{{< /callout >}}', "주의하세요"),
         ("{{% notice %}}Inner **text**{{% /notice %}}", "Inner **text**"),
         ("a {{</ section >}} b", "a  b"),
-        ("{{< figure src=\"x.png\" >}}", ""),
+        ('{{< figure src="x.png" >}}', ""),
         ("{{< hello.inline >}}{{ .Site.Title }}{{< /hello.inline >}}after", "after"),
         ("{{</* youtube abc */>}}", ""),
         ("![x]({{ site.baseurl }}/images/x.png)", "![x](/images/x.png)"),

@@ -33,7 +33,11 @@ def test_repeated_headings_get_distinct_anchors() -> None:
 @pytest.mark.parametrize(
     ("markdown", "meta", "summary"),
     [
-        ("First para.\n\nSecond.\n", {"summary": "Front **matter** summary"}, "<p>Front <strong>matter</strong> summary</p>\n"),
+        (
+            "First para.\n\nSecond.\n",
+            {"summary": "Front **matter** summary"},
+            "<p>Front <strong>matter</strong> summary</p>\n",
+        ),
         ("First para.\n\nSecond.\n", {"description": "설명 문장"}, "<p>설명 문장</p>\n"),
         ("First para.\n\nSecond.\n", {"excerpt": "Excerpt"}, "<p>Excerpt</p>\n"),
         ("Intro one.\n\nIntro two.\n<!--more-->\n\nRest.\n", {}, "<p>Intro one.</p>\n<p>Intro two.</p>\n"),

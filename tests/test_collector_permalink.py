@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from digest.collector.permalink import PostPath, build_path, build_url, file_slug
+from tests.support_collector import SEOUL
+
+WHEN = datetime(2021, 3, 5, 7, 8, 9, tzinfo=SEOUL)
+JEKYLL = PostPath("_posts/2021-03-05-Spring-Notes.md", WHEN, "Spring Notes: 봄", ("Garden", "Life"))
+BUNDLE = PostPath("blog/2021/03/2021-03-05-bundle-post/index.md", WHEN, "Bundle")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "post", "path"),
+    [
+        ("/:year/:month/:day/:title/", JEKYLL, "/2021/03/05/Spring-Notes/"),
+        ("/:year-:month/:title", JEKYLL, "/2021-03/Spring-Notes"),
+        ("/:categories/:year/:month/:day/:title.html", JEKYLL, "/garden/life/2021/03/05/Spring-Notes.html"),
+        ("/:i_month/:i_day/:hour:minute:second/", JEKYLL, "/3/5/070809/"),
+        ("/:slug/", JEKYLL, "/spring-notes-%EB%B4%84/"),
+        ("/:section/:filename/", BUNDLE, "/blog/2021-03-05-bundle-post/"),
+        ("/:path/", BUNDLE, "/blog/2021/03/2021-03-05-bundle-post/"),
+        ("/:title/", BUNDLE, "/bundle-post/"),
+        ("/:categories/:title/", BUNDLE, "/bundle-post/"),  # no categories: no empty segment
+        ("/:year/:unknown/", JEKYLL, "/2021/:unknown/"),
+    ],
+)
+def test_pattern_tokens(pattern: str, post: PostPath, path: str) -> None:
+    assert build_path(pattern, post) == path
+
+
+@pytest.mark.parametrize(
+    ("post", "pattern", "path"),
+    [
+        (
+            PostPath("_posts/2021-03-05-a.md", WHEN, "A", override="/custom/:year/page.html"),
+            "/:title/",
+            "/custom/2021/page.html",
+        ),
+        (PostPath("blog/x/index.md", WHEN, "X", override="/2021/03/05/moved"), "/:path/", "/2021/03/05/moved"),
+        (PostPath("_posts/2021-03-05-a.md", WHEN, "A", slug="my-slug"), "/:year/:title/", "/2021/my-slug/"),
+        (PostPath("blog/2021/x/index.md", WHEN, "X", slug="other"), "/:path/", "/blog/2021/other/"),
+    ],
+)
+def test_front_matter_overrides(post: PostPath, pattern: str, path: str) -> None:
+    assert build_path(pattern, post) == path
+
+
+def test_url_joins_base() -> None:
+    assert build_url("https://u.github.io/blog/", "/:title/", JEKYLL) == "https://u.github.io/blog/Spring-Notes/"
+
+
+@pytest.mark.parametrize(
+    ("rel", "slug"),
+    [
+        ("_posts/2021-05-10-infos.md", "infos"),
+        ("blog/2017/04/2017-04-24-slug/index.md", "slug"),
+        ("notes/plain.md", "plain"),
+    ],
+)
+def test_file_slug(rel: str, slug: str) -> None:
+    assert file_slug(rel) == slug

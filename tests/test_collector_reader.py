@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from digest.collector import collect
+from digest.collector.reader import scan
+from tests.support_collector import NOW_AT, make_site, post
+
+GOOD = post("Good post", "2021-03-20")
+
+
+@pytest.mark.parametrize(
+    ("rel", "content", "reason"),
+    [
+        ("_posts/2021-03-01-d.md", post("Draft", extra="draft: true\n"), "draft (draft: true)"),
+        ("_posts/2021-03-01-u.md", post("Hidden", extra="published: false\n"), "unpublished (published: false)"),
+        ("_posts/2021-03-01-n.md", post("Not here", extra="digest: false\n"), "left out of the digest (digest: false)"),
+        (
+            "_posts/2021-03-01-s.md",
+            "Title: Pelican draft\nDate: 2021-03-01\nStatus: draft\n\nx\n",
+            "draft (status: draft)",
+        ),
+        ("_posts/_drafts/2021-03-01-x.md", GOOD, "draft (in a drafts folder)"),
+        ("_posts/draft/2021-03-01-x.md", GOOD, "draft (in a drafts folder)"),
+        ("_posts/_index.md", "---\ntitle: Blog\n---\n", "list page (_index)"),
+        ("_posts/2021-03-01-skip-me.md", GOOD, "ignored by the site config (skip-me)"),
+        ("_posts/about.md", "---\ntitle: About\n---\nNo date anywhere.\n", "not a post"),
+        ("_posts/2021-05-01-later.md", post("Later", "2021-05-01"), "dated in the future"),
+    ],
+)
+def test_exclusions_have_reasons(tmp_path: Path, rel: str, content: str, reason: str) -> None:
+    site = make_site(tmp_path, {rel: content, "_posts/2021-03-20-good.md": GOOD}, ignore=("skip-me",))
+    found = scan(site, NOW_AT)
+    assert [p.source for p in found.posts] == ["_posts/2021-03-20-good.md"]
+    assert found.problems == []
+    assert len(found.excluded) == 1
+    assert found.excluded[0][0] == rel
+    assert found.excluded[0][1].startswith(reason)
+    assert found.scanned == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "message", "line"),
+    [
+        (b"", "empty file", None),
+        (b"  \n\n", "empty file", None),
+        (b"---\ntitle: x\n", "never closed", 1),
+        (b"---\ntitle: [oops\n---\n", "malformed YAML", 3),
+        (b"+++\ntitle = \n+++\n", "malformed TOML", 2),
+        ("---\ntitle: 잘못\ndate: next tuesday\n---\n".encode(), "unparseable date in 'date'", 3),
+        ("---\ntitle: x\n---\n\ncaf\xe9\n".encode("latin-1"), "not UTF-8", 5),
+        (b"---\ntitle: big\n---\n" + b"a" * (5 * 1024 * 1024 + 1), "larger than 5 MB", None),
+    ],
+)
+def test_bad_files_become_problems_and_the_run_goes_on(
+    tmp_path: Path, content: bytes, message: str, line: int | None
+) -> None:
+    site = make_site(tmp_path, {"_posts/2021-03-01-bad.md": content, "_posts/2021-03-20-good.md": GOOD})
+    result = collect(site, NOW_AT)
+    assert [e.title for e in result.entries] == ["Good post"]
+    assert len(result.problems) == 1
+    problem = result.problems[0]
+    assert problem.source == "_posts/2021-03-01-bad.md"
+    assert message in problem.message
+    assert problem.line == line
+
+
+def test_hidden_and_non_markdown_files_are_not_scanned(tmp_path: Path) -> None:
+    site = make_site(
+        tmp_path,
+        {
+            "_posts/.2021-03-01-x.md": GOOD,
+            "_posts/.git/a.md": GOOD,
+            "_posts/notes.txt": GOOD,
+            "_posts/2021-03-20-a.markdown": GOOD,
+        },
+    )
+    found = scan(site, NOW_AT)
+    assert found.scanned == 1
+    assert [p.source for p in found.posts] == ["_posts/2021-03-20-a.markdown"]
+
+
+def test_cache_notices_a_changed_file(tmp_path: Path) -> None:
+    site = make_site(tmp_path, {"_posts/2021-03-20-a.md": post("First title")})
+    assert collect(site, NOW_AT).entries[0].title == "First title"
+    path = tmp_path / "_posts/2021-03-20-a.md"
+    path.write_text(post("Second title, longer"), "utf-8")
+    assert collect(site, NOW_AT).entries[0].title == "Second title, longer"
+
+
+def test_window_start_skips_older_files_without_reporting_them(tmp_path: Path) -> None:
+    site = make_site(
+        tmp_path,
+        {
+            "_posts/2020-01-01-old-broken.md": "---\ndate: 2020-01-01\ntitle: [bad\n---\n",
+            "_posts/2021-03-20-new.md": GOOD,
+        },
+    )
+    since = NOW_AT.replace(month=3, day=15)
+    assert collect(site, NOW_AT, since).problems == ()
+    assert len(collect(site, NOW_AT).problems) == 1
