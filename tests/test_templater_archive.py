@@ -44,7 +44,7 @@ def test_archive_is_deterministic() -> None:
 def test_index_lists_issues_newest_first() -> None:
     page = archive()["index.html"].decode("utf-8")
     assert page.index("2024-W10/index.html") < page.index("2024-W09/index.html")
-    assert "2 posts" in page and "1 post<" in page
+    assert "글 2편" in page and "글 1편" in page
 
 
 def test_every_page_announces_both_feeds() -> None:

@@ -12,7 +12,16 @@ from digest.errors import TemplateError
 from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK
 from digest.templater import render_email, render_subject
 from digest.templater.email import PREHEADER_CHARS, make_preheader
-from tests.support_templater import POST_URL, check_golden, english_entry, make_issue, make_settings, news_entry
+from digest.templater.labels import ENGLISH, KOREAN, Labels
+from tests.support_templater import (
+    POST_URL,
+    check_golden,
+    english_entry,
+    make_issue,
+    make_settings,
+    make_site,
+    news_entry,
+)
 
 
 class _Tags(HTMLParser):
@@ -48,7 +57,7 @@ def test_placeholders_are_in_html_and_text() -> None:
     links = [a["href"] for tag, a in tags_of(rendered.html) if tag == "a"]
     assert UNSUBSCRIBE_URL_MARK in links
     assert RECIPIENT_EMAIL_MARK in rendered.html
-    assert f"Unsubscribe: {UNSUBSCRIBE_URL_MARK}" in rendered.text
+    assert f"{KOREAN.unsubscribe}: {UNSUBSCRIBE_URL_MARK}" in rendered.text
     assert RECIPIENT_EMAIL_MARK in rendered.text
 
 
@@ -119,8 +128,8 @@ def test_over_the_size_limit_summaries_replace_bodies() -> None:
     assert auto.html_size < 102_000
     assert "Long body text" not in auto.html
     assert "이번 주에는 러스트 UI 툴킷과" in auto.html
-    assert "This issue is long" in auto.html and "This issue is long" in auto.text
-    assert auto.html.count("Read the full post") == 12
+    assert KOREAN.long_issue in auto.html and KOREAN.long_issue in auto.text
+    assert auto.html.count(KOREAN.read_more) == 12
 
 
 @pytest.mark.parametrize(
@@ -180,8 +189,8 @@ def test_long_preheader_is_cut() -> None:
 
 def test_empty_week_renders_a_note() -> None:
     rendered = render_email(make_issue(()), make_settings())
-    assert "No new posts this week." in rendered.html
-    assert "No new posts this week." in rendered.text
+    assert KOREAN.no_posts in rendered.html
+    assert KOREAN.no_posts in rendered.text
     assert UNSUBSCRIBE_URL_MARK in rendered.html
 
 
@@ -191,3 +200,15 @@ def test_user_override_wins(tmp_path: Path) -> None:
     rendered = render_email(make_issue(), make_settings(templates=tmp_path))
     assert rendered.text == f"별빛 개발 노트 / {UNSUBSCRIBE_URL_MARK}\n"
     assert "color:#123456" in rendered.html
+
+
+@pytest.mark.parametrize(
+    ("language", "labels"), [("en", ENGLISH), ("en-US", ENGLISH), ("ko_KR", KOREAN), ("fr", ENGLISH)]
+)
+def test_labels_follow_the_site_language(language: str, labels: Labels) -> None:
+    site = replace(make_site(), language=language)
+    rendered = render_email(make_issue(site=site), make_settings(site))
+    for text in (labels.view_in_browser, labels.unsubscribe, labels.in_this_post):
+        assert text in rendered.html
+        assert text in rendered.text
+    assert f'<html lang="{language}"' in rendered.html

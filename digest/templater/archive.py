@@ -14,6 +14,7 @@ from digest.models import Issue
 from digest.templater.context import base_context, issue_url
 from digest.templater.email import make_preheader, render_subject
 from digest.templater.env import fmt_date, last_day, render
+from digest.templater.labels import labels_for
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ def render_archive(issues: Sequence[Issue], settings: Settings) -> dict[str, byt
         "atom_url": out + "atom.xml",
         "rss_url": out + "rss.xml",
         "root": "",
+        "t": labels_for(settings.site.language),
     }
     files["index.html"] = render(folder, "archive_index.html.j2", index_context).encode("utf-8")
     return files

@@ -13,6 +13,7 @@ from markupsafe import Markup
 from digest.config import Settings
 from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Entry, Heading, Issue
 from digest.templater.env import fmt_date, last_day
+from digest.templater.labels import labels_for
 
 # Headings that are a post's own table of contents: listing them in the outline says nothing.
 _TOC_NAMES = {"목차", "차례", "contents", "table of contents", "toc", "in this post", "index"}
@@ -118,4 +119,5 @@ def base_context(issue: Issue, settings: Settings, *, summarize: bool = False) -
         "week_end": last_day(issue.week.end_at, tz),
         "unsubscribe_url": UNSUBSCRIBE_URL_MARK,
         "recipient": RECIPIENT_EMAIL_MARK,
+        "t": labels_for(issue.site.language),
     }

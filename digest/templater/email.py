@@ -7,13 +7,13 @@ import re
 from typing import Any
 
 from markupsafe import Markup
-from premailer import Premailer
 
 from digest.config import Settings
 from digest.errors import TemplateError
 from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Issue, RenderedIssue
 from digest.templater.context import base_context, issue_url
 from digest.templater.env import render, render_string
+from digest.templater.labels import labels_for
 from digest.templater.text import render_text
 
 PREHEADER_CHARS = 140
@@ -38,7 +38,7 @@ def render_subject(issue: Issue, settings: Settings) -> str:
 def make_preheader(issue: Issue) -> str:
     """The preview line inboxes show after the subject: the titles of the week."""
     titles = [_WS.sub(" ", e.title).strip() for e in issue.entries]
-    text = " · ".join(titles) if titles else (issue.site.description or "No new posts this week.")
+    text = " · ".join(titles) if titles else (issue.site.description or labels_for(issue.site.language).no_posts)
     if len(text) > PREHEADER_CHARS:
         text = text[: PREHEADER_CHARS - 1].rstrip() + "…"
     return text
@@ -46,6 +46,8 @@ def make_preheader(issue: Issue) -> str:
 
 def inline_css(html: str) -> str:
     """premailer with its network and cssutils chatter off; media queries stay in a <style> block."""
+    from premailer import Premailer  # 0.1 s to import: only commands that render mail pay for it
+
     return str(
         Premailer(
             html,

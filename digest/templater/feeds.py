@@ -17,6 +17,7 @@ from digest.models import Issue
 from digest.templater.context import base_context, issue_url, labels_of
 from digest.templater.email import make_preheader, render_subject
 from digest.templater.env import render
+from digest.templater.labels import labels_for
 
 FEED_FILES = {"atom": "atom.xml", "rss": "rss.xml"}
 _EPOCH_AT = datetime(1970, 1, 1, tzinfo=UTC)
@@ -51,7 +52,7 @@ def _generator(issues: list[Issue], settings: Settings, fmt: str, contents: dict
     fg.id(out)
     fg.title(site.title)
     # description() and subtitle() are one field in feedgen: set it once.
-    fg.description(site.description or f"The weekly digest of {site.title}")
+    fg.description(site.description or labels_for(site.language).weekly_digest.format(site=site.title))
     fg.author(author)
     # RSS <link> is the last link added, so the self link goes first and the page last.
     fg.link(
