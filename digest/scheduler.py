@@ -1,0 +1,320 @@
+"""`digest schedule`: every week, at the configured day and time in the site's timezone, publish and
+send the week that just ended (APScheduler 3.x).
+
+The job lives in a persistent SQLAlchemy job store in the state database, so a restart keeps the
+schedule and a run missed while the service was down is made once when it starts again (coalesce,
+and an explicit misfire grace time: APScheduler's default of one second would drop it silently).
+Sending goes through the ledger, so a rerun of a complete issue sends nothing and a partial one
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import sqlalchemy as sa
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from digest import pipeline
+from digest.config import Settings, load_settings
+from digest.errors import DigestError
+from digest.models import Week
+from digest.sender.ledger import Ledger
+from digest.sender.transports import Transport
+
+LOG = logging.getLogger("digest.scheduler")
+JOB_ID = "weekly-digest"
+JOB_FUNC = "digest.scheduler:scheduled_job"  # a reference, never a callable: the job store pickles it
+JOB_TABLE = "apscheduler_jobs"
+DAYS = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu", "friday": "fri",
+        "saturday": "sat", "sunday": "sun"}  # fmt: skip
+
+# Set by SIGTERM/SIGINT in serve_forever; scheduled_job cannot receive an Event through the job
+# store (kwargs are pickled), so the running job reads this one.
+STOP = threading.Event()
+
+Clock = Callable[[], datetime]
+
+
+def real_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    week: Week
+    entries: int
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    skipped: int = 0
+    outstanding: int = 0  # rows of the issue still not sent (deferred, failed, or left by a stop)
+    duration: float = 0.0  # seconds
+    empty: bool = False  # no entries and empty_week = "skip": nothing was sent
+    stopped: str = ""  # why delivery ended early ("" when it ran out of work)
+
+
+# -- one cycle -------------------------------------------------------------------------------------
+
+
+def job_week(settings: Settings, now_at: datetime) -> Week:
+    """The last week that has fully ended at `now_at` (the one before the week containing it)."""
+    return pipeline.select_week(settings, now_at, "last")
+
+
+def run_cycle(
+    settings: Settings,
+    now_at: datetime,
+    *,
+    stop: threading.Event | None = None,
+    log: logging.Logger = LOG,
+    week: Week | None = None,
+    ledger: Ledger | None = None,
+    transports: Callable[[], Transport] | None = None,
+    clock: Clock = real_clock,
+) -> CycleResult:
+    """Publish feeds and archive, then send the week that just ended (or `week`) through the ledger."""
+    started = time.monotonic()
+    week = week or job_week(settings, now_at)
+    built = pipeline.publish(settings, now_at, week)
+    entries = len(built.issue.entries)
+    if stop is not None and stop.is_set():
+        result = CycleResult(week, entries, stopped="stop requested")
+    else:
+        own_ledger = ledger is None
+        ledger = ledger or pipeline.open_ledger(settings)
+        try:
+            outcome = pipeline.send(
+                settings,
+                now_at,
+                week,
+                ledger=ledger,
+                transports=transports or pipeline.transport_factory(settings),
+                clock=clock,
+                stop=stop,
+            )
+        finally:
+            if own_ledger:
+                ledger.close()
+        report = outcome.report
+        if report is None:
+            result = CycleResult(week, entries, empty=outcome.empty)
+        else:
+            result = CycleResult(
+                week,
+                entries,
+                sent=report.sent,
+                deferred=report.deferred,
+                failed=report.failed,
+                skipped=report.skipped,
+                outstanding=report.outstanding,
+                stopped=report.stopped,
+            )
+    result = replace(result, duration=round(time.monotonic() - started, 3))
+    log.info(
+        "week %s: %d entries, sent %d, deferred %d, failed %d in %.1f s%s",
+        week.label,
+        entries,
+        result.sent,
+        result.deferred,
+        result.failed,
+        result.duration,
+        _note(result),
+    )
+    return result
+
+
+def _note(result: CycleResult) -> str:
+    if result.empty:
+        return " (no entries: nothing sent)"
+    if result.stopped:
+        return f" (stopped: {result.stopped}; {result.outstanding} left for the next run)"
+    if result.outstanding:
+        return f" ({result.outstanding} not sent yet)"
+    return ""
+
+
+# -- the schedule ----------------------------------------------------------------------------------
+
+
+def trigger_for(settings: Settings) -> CronTrigger:
+    hour, minute = (int(part) for part in settings.schedule.time.split(":"))
+    return CronTrigger(day_of_week=DAYS[settings.schedule.day], hour=hour, minute=minute, timezone=settings.site.tz)
+
+
+def next_runs(settings: Settings, count: int, now_at: datetime) -> list[datetime]:
+    """The next `count` run times after `now_at`, in the site's timezone (DST included)."""
+    trigger = trigger_for(settings)
+    runs: list[datetime] = []
+    fire_at = trigger.get_next_fire_time(None, now_at)
+    while fire_at is not None and len(runs) < count:
+        runs.append(fire_at)
+        fire_at = trigger.get_next_fire_time(fire_at, fire_at)
+    return runs
+
+
+def runs_between(settings: Settings, start_at: datetime, end_at: datetime) -> list[datetime]:
+    """Scheduled times in (start_at, end_at]."""
+    trigger = trigger_for(settings)
+    found: list[datetime] = []
+    fire_at = trigger.get_next_fire_time(None, start_at + timedelta(microseconds=1))
+    while fire_at is not None and fire_at <= end_at:
+        found.append(fire_at)
+        fire_at = trigger.get_next_fire_time(fire_at, fire_at)
+    return found
+
+
+def due_weeks(settings: Settings, now_at: datetime) -> list[Week]:
+    """What one run sends: the week that just ended, or with schedule.catch_up every week whose
+    scheduled run fell inside the misfire grace time (oldest first; complete ones are no-ops)."""
+    weeks = [job_week(settings, now_at)]
+    if settings.schedule.catch_up:
+        grace = timedelta(hours=settings.schedule.misfire_grace_hours)
+        missed = [job_week(settings, fire_at) for fire_at in runs_between(settings, now_at - grace, now_at)]
+        weeks = missed + weeks
+    unique = {w.label: w for w in weeks}
+    return sorted(unique.values(), key=lambda w: w.start_at)
+
+
+def _stored_next_run_at(engine: sa.Engine) -> datetime | None:
+    """The persisted job's next run time, read without unpickling the job."""
+    if not sa.inspect(engine).has_table(JOB_TABLE):
+        return None
+    table = sa.Table(JOB_TABLE, sa.MetaData(), autoload_with=engine)
+    with engine.connect() as conn:
+        stamp = conn.execute(sa.select(table.c.next_run_time).where(table.c.id == JOB_ID)).scalar()
+    return None if stamp is None else datetime.fromtimestamp(float(stamp), UTC)
+
+
+def _job_store(settings: Settings) -> SQLAlchemyJobStore:
+    if not settings.database_url:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if settings.db_url.startswith("sqlite"):
+        options = {"connect_args": {"timeout": 60}}  # the ledger may hold the write lock for a moment
+    return SQLAlchemyJobStore(url=settings.db_url, tablename=JOB_TABLE, engine_options=options)
+
+
+def make_scheduler(settings: Settings, *, blocking: bool = True, clock: Clock | None = None) -> BaseScheduler:
+    """A scheduler (not started) holding the weekly job in the state database.
+
+    A persisted run time in the past is kept, so the missed run happens once at start (within the
+    grace time); a future one is recomputed from the current config, so a changed day or time applies.
+    `clock` gives "now" for that decision and for the first run time (tests pass a past moment).
+    """
+    now_at = (clock or real_clock)()
+    store = _job_store(settings)
+    trigger = trigger_for(settings)
+    stored_at = _stored_next_run_at(store.engine)
+    keep = stored_at is not None and stored_at <= now_at
+    next_run_at = stored_at if keep else trigger.get_next_fire_time(None, now_at)
+    kind = BlockingScheduler if blocking else BackgroundScheduler
+    scheduler: BaseScheduler = kind(
+        jobstores={"default": store},
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        timezone=settings.site.tz,
+    )
+    grace = max(1, int(settings.schedule.misfire_grace_hours * 3600))
+    # Plain strings only: the job store pickles kwargs, and settings are reloaded at each run.
+    config = str(settings.config_file) if settings.config_file else None
+    scheduler.add_job(
+        JOB_FUNC,
+        trigger=trigger,
+        id=JOB_ID,
+        name="weekly digest",
+        kwargs={"config": config, "site": str(settings.site.root)},
+        next_run_time=next_run_at,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=grace,
+        replace_existing=True,
+    )
+    return scheduler
+
+
+def scheduled_job(config: str | None, site: str | None) -> None:
+    """The job the scheduler runs: reload settings (the config may have changed), run one cycle."""
+    try:
+        settings = load_settings(Path(config) if config else None, Path(site) if site else None)
+        now_at = real_clock()
+        for week in due_weeks(settings, now_at):
+            if STOP.is_set():
+                break
+            run_cycle(settings, now_at, stop=STOP, week=week)
+    except DigestError as exc:  # a user's mistake: one line, and the schedule goes on
+        LOG.error("weekly run failed: %s", exc)
+
+
+# -- the service -----------------------------------------------------------------------------------
+
+
+def _configure_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("digest").setLevel(logging.INFO)
+
+
+def _log_next_run(scheduler: BaseScheduler) -> None:
+    job = scheduler.get_job(JOB_ID)
+    if job is not None and job.next_run_time is not None:
+        LOG.info("next run: %s", job.next_run_time.isoformat())
+
+
+def serve_forever(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; then let the message in flight finish and be recorded, exit 0."""
+    _configure_logging()
+    STOP.clear()
+    scheduler = make_scheduler(settings, blocking=False)
+
+    def on_event(event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            LOG.warning("the run due at %s was missed by more than the grace time", event.scheduled_run_time)
+        _log_next_run(scheduler)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        LOG.info("%s: finishing the message in flight, then stopping", signal.Signals(signum).name)
+        STOP.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        scheduler.add_listener(on_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        scheduler.start()
+        LOG.info(
+            "weekly digest every %s at %s (%s), state in %s",
+            settings.schedule.day,
+            settings.schedule.time,
+            settings.site.timezone,
+            _safe_url(settings.db_url),
+        )
+        _log_next_run(scheduler)
+        while not STOP.wait(0.5):
+            pass
+        scheduler.shutdown(wait=True)  # waits for the running job, which stops after its message in flight
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    LOG.info("stopped")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(unreadable database URL)"
