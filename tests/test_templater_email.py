@@ -212,3 +212,17 @@ def test_labels_follow_the_site_language(language: str, labels: Labels) -> None:
         assert text in rendered.html
         assert text in rendered.text
     assert f'<html lang="{language}"' in rendered.html
+
+
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        ("email.txt.j2", "{{ site.title }}\n"),
+        ("email.html.j2", "<html><body><p>{{ site.title }}</p></body></html>"),
+    ],
+)
+def test_override_without_unsubscribe_link_is_refused(tmp_path: Path, name: str, source: str) -> None:
+    (tmp_path / name).write_text(source, "utf-8")
+    with pytest.raises(TemplateError, match="no unsubscribe link") as info:
+        render_email(make_issue(), make_settings(templates=tmp_path))
+    assert info.value.source == name

@@ -116,3 +116,13 @@ def test_self_links_follow_the_output_url() -> None:
     rss = ET.fromstring(files["rss.xml"]).find("channel")
     assert rss.find(f"{A}link").get("href") == "https://news.example.com/rss.xml"  # type: ignore[union-attr]
     assert atom.findtext(f"{A}entry/{A}id") == "tag:news.example.com,2024-03-04:/2024-W10"
+
+
+def test_characters_xml_forbids_are_dropped() -> None:
+    entry = replace(make_issue().entries[0], title="제어\x0b문자\x1f", tags=("tag\x08",))
+    files = render_feeds([make_issue((entry,))], make_settings())
+    for name in ("atom.xml", "rss.xml"):
+        parsed = feedparser.parse(files[name])
+        assert not parsed.bozo
+        assert "제어 문자" in parsed.entries[0].summary
+        assert [t.term for t in parsed.entries[0].tags] == ["garden", "tag"]

@@ -48,8 +48,8 @@ def inline_css(html: str) -> str:
     """premailer with its network and cssutils chatter off; media queries stay in a <style> block."""
     from premailer import Premailer  # 0.1 s to import: only commands that render mail pay for it
 
-    return str(
-        Premailer(
+    try:
+        inliner = Premailer(
             html,
             base_url=None,
             strip_important=False,  # dark-mode and mobile overrides need !important to beat inline styles
@@ -58,8 +58,11 @@ def inline_css(html: str) -> str:
             disable_basic_attributes=["height"],  # height="auto" from `height: auto` is not valid HTML
             allow_network=False,
             allow_loading_external_files=False,
-        ).transform()
-    )
+        )
+        return str(inliner.transform())
+    except Exception as exc:  # cssutils, cssselect and lxml each raise their own errors on CSS they cannot use
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TemplateError(f"the email CSS cannot be inlined: {first}", "check email.css", source="email.css") from exc
 
 
 def _sized(html: str) -> int:
@@ -88,6 +91,12 @@ def render_email(issue: Issue, settings: Settings, *, summarize: bool | None = N
     else:
         html = _render_html(issue, settings, extra, summarize=summarize)
     text = render_text(issue, settings, summarize=summarize, extra=extra)
+    for name, part in (("email.html.j2", html), ("email.txt.j2", text)):
+        if UNSUBSCRIBE_URL_MARK not in part:
+            # Delivery would send mail without a way out; an overriding template must keep the link.
+            raise TemplateError(
+                "the template has no unsubscribe link", "put {{ unsubscribe_url }} into it", source=name
+            )
     return RenderedIssue(
         issue=issue,
         subject=subject,

@@ -6,6 +6,7 @@ date is set from Issue.updated_at (the newest entry), and an empty feed gets the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -21,6 +22,12 @@ from digest.templater.labels import labels_for
 
 FEED_FILES = {"atom": "atom.xml", "rss": "rss.xml"}
 _EPOCH_AT = datetime(1970, 1, 1, tzinfo=UTC)
+# lxml refuses characters XML 1.0 forbids; titles from front matter may still carry them.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    return _XML_ILLEGAL.sub("", text)
 
 
 def issue_tag_uri(issue: Issue, settings: Settings) -> str:
@@ -39,7 +46,7 @@ def categories_of(issues: Sequence[Issue]) -> list[str]:
     for issue in issues:
         for entry in issue.entries:
             for label in labels_of(entry):
-                seen.setdefault(label.casefold(), label)
+                seen.setdefault(label.casefold(), xml_safe(label))
     return [seen[k] for k in sorted(seen)]
 
 
@@ -50,7 +57,7 @@ def _generator(issues: list[Issue], settings: Settings, fmt: str, contents: dict
     updated_at = max((i.updated_at for i in issues), default=_EPOCH_AT).astimezone(UTC)
     fg = FeedGenerator()
     fg.id(out)
-    fg.title(site.title)
+    fg.title(xml_safe(site.title))
     # description() and subtitle() are one field in feedgen: set it once.
     fg.description(site.description or labels_for(site.language).weekly_digest.format(site=site.title))
     fg.author(author)
@@ -69,11 +76,11 @@ def _generator(issues: list[Issue], settings: Settings, fmt: str, contents: dict
         fe = fg.add_entry(order="append")
         fe.id(issue_tag_uri(issue, settings))
         fe.guid(issue_tag_uri(issue, settings), permalink=False)
-        fe.title(render_subject(issue, settings))
+        fe.title(xml_safe(render_subject(issue, settings)))
         fe.link(href=issue_url(issue, settings), rel="alternate", type="text/html")
         fe.author(author)
         fe.content(contents[issue.week.label], type="html")  # RSS: content:encoded
-        fe.summary(make_preheader(issue))  # RSS: description
+        fe.summary(xml_safe(make_preheader(issue)))  # RSS: description
         fe.updated(issue.updated_at.astimezone(UTC))
         fe.published(issue.updated_at.astimezone(UTC))
         for label in categories_of([issue]):
@@ -85,7 +92,9 @@ def render_feeds(issues: Sequence[Issue], settings: Settings) -> dict[str, bytes
     """{"atom.xml": …, "rss.xml": …} of the latest settings.output.feed_issues issues, newest first."""
     latest = latest_issues(issues, settings)
     contents = {
-        i.week.label: render(settings.output.templates, "issue_body.html.j2", base_context(i, settings)).strip()
+        i.week.label: xml_safe(
+            render(settings.output.templates, "issue_body.html.j2", base_context(i, settings)).strip()
+        )
         for i in latest
     }
     atom = _generator(latest, settings, "atom", contents).atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
