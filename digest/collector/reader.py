@@ -178,7 +178,8 @@ def _split_file(path: str, source: str, size: int) -> _File | Problem:
         part = split(text)
     except FrontMatterError as exc:
         return Problem(source, str(exc), exc.line)
-    date_line = _DATE_LINE.search(part.header if part.kind != "other" else part.body[:2000])
+    # Pelican headers end at the first blank line; a "Date:" line further down is prose.
+    date_line = _DATE_LINE.search(part.header if part.kind != "other" else part.body.split("\n\n", 1)[0])
     return _File(part, date_line.group(2) if date_line else None, bool(MAYBE_LOG.search(part.body)))
 
 
