@@ -36,3 +36,10 @@ def test_references_are_shared_and_numbered_in_order_of_first_use() -> None:
     assert second == "again [2] c [3]"
     assert refs.items() == [(1, "https://b.example/"), (2, "https://a.example/"), (3, "https://c.example/")]
     assert len(refs) == 3
+
+
+def test_encoded_and_unicode_spellings_share_a_number() -> None:
+    refs = References()
+    assert refs.ref("https://b.example/p/#작은-모델") == "[1]"
+    assert refs.ref("https://b.example/p/#%EC%9E%91%EC%9D%80-%EB%AA%A8%EB%8D%B8") == "[1]"
+    assert refs.items() == [(1, "https://b.example/p/#작은-모델")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from urllib.parse import unquote
 
 _BLOCKS = {
     "p", "div", "section", "article", "header", "footer", "figure", "figcaption", "table", "ul", "ol", "dl",
@@ -18,20 +19,27 @@ _SPACES = re.compile(r"[ \t\r\n\f\v]+")
 
 
 class References:
-    """Numbered link references: the same URL always gets the same number, in order of first use."""
+    """Numbered link references: the same URL always gets the same number, in order of first use.
+
+    A percent-encoded link and its Unicode spelling (Korean heading anchors) count as one URL.
+    """
 
     def __init__(self) -> None:
         self._numbers: dict[str, int] = {}
+        self._urls: list[str] = []
 
     def ref(self, url: str) -> str:
-        number = self._numbers.setdefault(url, len(self._numbers) + 1)
-        return f"[{number}]"
+        key = unquote(url)
+        if key not in self._numbers:
+            self._urls.append(url)
+            self._numbers[key] = len(self._urls)
+        return f"[{self._numbers[key]}]"
 
     def items(self) -> list[tuple[int, str]]:
-        return [(n, url) for url, n in self._numbers.items()]
+        return list(enumerate(self._urls, start=1))
 
     def __len__(self) -> int:
-        return len(self._numbers)
+        return len(self._urls)
 
 
 class _TextWriter(HTMLParser):
