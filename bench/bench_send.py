@@ -293,31 +293,35 @@ def render_issue(
 # Memory: one subprocess per list size
 
 
-def maxrss_mb() -> float:
+def rss_mb(field: str = "VmHWM") -> float:
+    """VmHWM (peak) or VmRSS (now) of this process, in MB.
+
+    Not ru_maxrss: Linux carries a parent's peak across fork + exec into the child's ru_maxrss, so a
+    child started by a big parent would report the parent's peak. VmHWM belongs to the new address space.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 def memory_child(count: int, port: int, workdir: Path, synthetic: bool) -> None:
-    """Runs in its own interpreter: prints JSON with the RSS after imports, after the list and at the peak."""
-    baseline = maxrss_mb()  # the imports of this module (digest, email, smtplib) are already done
+    """Runs in its own interpreter: prints JSON with the RSS after imports, the list's size and the peak."""
+    import_sender()
+    if not synthetic:
+        with contextlib.suppress(ImportError):
+            importlib.import_module("digest.templater")
+    baseline = rss_mb()  # an idle interpreter with every import the send needs
     digest = Digest.load(workdir, port, 4, synthetic)
-    import_mb = maxrss_mb()
+    before_list = rss_mb("VmRSS")
     subs = tuple(_fixtures.subscribers(count))
-    listed = maxrss_mb()
+    list_mb = rss_mb("VmRSS") - before_list
     run = digest.send(subs, f"mem{count}")
-    print(
-        json.dumps(
-            {
-                "count": count,
-                "baseline_mb": baseline,
-                "loaded_mb": import_mb,
-                "listed_mb": listed,
-                "peak_mb": maxrss_mb(),
-                "sent": run.sent,
-                "seconds": run.seconds,
-            }
-        )
-    )
+    result = {"count": count, "baseline_mb": baseline, "list_mb": list_mb, "peak_mb": rss_mb()}
+    print(json.dumps(result | {"sent": run.sent, "seconds": run.seconds}))
 
 
 def measure_memory(count: int, port: int, workdir: Path, synthetic: bool) -> dict[str, Any]:
@@ -355,6 +359,10 @@ def _verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
 
+def _k(count: int) -> str:
+    return f"{count // 1000}k" if count >= 1000 and count % 1000 == 0 else f"{count:,}"
+
+
 def print_table(fig: Figures, args: argparse.Namespace) -> None:
     d, n, s = _median(fig.digest), _median(fig.naive), _median(fig.source)
     vs_naive = d / n if d and n else None
@@ -383,7 +391,7 @@ def print_table(fig: Figures, args: argparse.Namespace) -> None:
         ),
     ]
     for m in fig.memory:
-        k = f"{m['count'] // 1000}k" if m["count"] >= 1000 else str(m["count"])
+        k = _k(m["count"])
         rows.append(
             (
                 f"peak RSS, {k} subscribers",
@@ -400,15 +408,13 @@ def print_table(fig: Figures, args: argparse.Namespace) -> None:
                 "",
             )
         )
-        rows.append((f"  of which subscriber list, {k}", f"{m['listed_mb'] - m['loaded_mb']:.1f} MB", "", ""))
+        rows.append((f"  of which the subscriber list, {k}", f"{m['list_mb']:.1f} MB", "", ""))
     if len(fig.memory) >= 2:
         small, big = fig.memory[0], fig.memory[-1]
-        growth = (big["peak_mb"] - small["peak_mb"]) - (
-            (big["listed_mb"] - big["loaded_mb"]) - (small["listed_mb"] - small["loaded_mb"])
-        )
+        growth = (big["peak_mb"] - small["peak_mb"]) - (big["list_mb"] - small["list_mb"])
         rows.append(
             (
-                f"peak growth {small['count'] // 1000}k→{big['count'] // 1000}k beyond the list",
+                f"peak growth {_k(small['count'])}→{_k(big['count'])} beyond the list",
                 f"{growth:+.1f} MB",
                 f"≤ {FLAT_SLACK_MB:.0f} MB (flat)",
                 _verdict(growth <= FLAT_SLACK_MB),
