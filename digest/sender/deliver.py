@@ -207,6 +207,15 @@ def _split(
     return wanted, reasons
 
 
+def _issue_of(factory: MessageBuilder, wanted: Mapping[str, Subscriber]) -> str:
+    known = getattr(factory, "issue_id", None)
+    if isinstance(known, str) and known:
+        return known
+    if not wanted:
+        raise DeliveryError("no subscriber to send to and no issue id", "pass issue_id to deliver()")
+    return factory.build(next(iter(wanted.values()))).issue_id
+
+
 def worker_prefix() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -219,7 +228,7 @@ def deliver(
     settings: Settings,
     clock: Clock,
     *,
-    issue_id: str,
+    issue_id: str | None = None,
     skipped: Mapping[str, str] | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
@@ -234,9 +243,11 @@ def deliver(
     `skipped` maps addresses to the reason they get nothing (e.g. their filter leaves no entries);
     inactive and suppressed subscribers and people no longer in `subscribers` are skipped too.
     `stop` (set it from a SIGTERM handler) makes each worker finish and record its message in flight.
+    `issue_id` defaults to the factory's `issue_id` attribute, else to that of a message it builds.
     """
     started_at = clock()
     wanted, reasons = _split(subscribers, skipped or {})
+    issue_id = issue_id or _issue_of(factory, wanted)
     if dry_run:
         return _dry_run(factory, wanted, len(reasons), ledger, issue_id, progress, clock, started_at)
     smtp = settings.smtp

@@ -411,9 +411,10 @@ class Ledger:
     def suppress(self, email: str, now_at: datetime, reason: str) -> bool:
         """True when the address was not suppressed before."""
         with self.engine.begin() as conn:
-            stmt = self._insert(suppressions).on_conflict_do_nothing()
+            # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT through SQLAlchemy
+            stmt = self._insert(suppressions).on_conflict_do_nothing().returning(suppressions.c.email)
             done = conn.execute(stmt, {"email": email.lower(), "created_at": now_at, "reason": reason})
-            return bool(done.rowcount)
+            return done.first() is not None
 
     def unsuppress(self, email: str) -> bool:
         with self.engine.begin() as conn:

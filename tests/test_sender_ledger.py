@@ -1,0 +1,164 @@
+"""The ledger on SQLite and PostgreSQL: planning, claims, outcomes, suppressions, status."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from digest.errors import LedgerError
+from digest.sender.ledger import REMOVED, Ledger
+from digest.sender.outcome import SendResult
+from tests.support_postgres import ledger, ledger_url  # noqa: F401
+
+NOW_AT = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
+ISSUE = "2024-W10"
+SENT = SendResult("sent", 250, "250 2.0.0 Ok: queued as ABC", "<m@digest.test>")
+
+
+def states(ledger: Ledger, issue: str = ISSUE) -> dict[str, str]:
+    return {row.recipient: row.state for row in ledger.deliveries(issue)}
+
+
+def test_plan_is_idempotent_and_lower_cases(ledger: Ledger) -> None:
+    for _ in range(2):
+        ledger.plan(ISSUE, ["Kim@Example.com", "lee@example.com"], {"park@example.com": "no matching entries"}, NOW_AT)
+    assert states(ledger) == {"kim@example.com": "pending", "lee@example.com": "pending", "park@example.com": "skipped"}
+    assert ledger.status(ISSUE).skipped == {"no matching entries": 1}
+
+
+def test_plan_skips_removed_people_but_never_touches_sent_rows(ledger: Ledger) -> None:
+    ledger.plan(ISSUE, ["a@x.test", "b@x.test", "c@x.test"], {}, NOW_AT)
+    assert ledger.claim(ISSUE, "w", 1, NOW_AT) == ["a@x.test"]
+    ledger.record(ISSUE, "a@x.test", SENT, NOW_AT)
+    ledger.plan(ISSUE, ["c@x.test"], {}, NOW_AT)
+    rows = {r.recipient: r for r in ledger.deliveries(ISSUE)}
+    assert (rows["a@x.test"].state, rows["a@x.test"].message_id) == ("sent", "<m@digest.test>")
+    assert (rows["b@x.test"].state, rows["b@x.test"].reply) == ("skipped", REMOVED)
+    ledger.plan(ISSUE, ["b@x.test", "c@x.test"], {}, NOW_AT)  # back on the list: pending again
+    assert states(ledger)["b@x.test"] == "pending"
+
+
+def test_suppressed_addresses_are_skipped_at_plan_and_at_claim(ledger: Ledger) -> None:
+    assert ledger.suppress("Gone@X.test", NOW_AT, "one-click") is True
+    assert ledger.suppress("gone@x.test", NOW_AT, "again") is False
+    ledger.plan(ISSUE, ["gone@x.test", "late@x.test", "stay@x.test"], {}, NOW_AT)
+    assert states(ledger)["gone@x.test"] == "skipped"
+    ledger.suppress("late@x.test", NOW_AT, "one-click")  # unsubscribed while the issue is going out
+    assert ledger.claim(ISSUE, "w", 10, NOW_AT) == ["stay@x.test"]
+    assert states(ledger)["late@x.test"] == "skipped"
+    assert ledger.suppressed() == {"gone@x.test", "late@x.test"}
+    assert ledger.unsuppress("GONE@x.test") is True
+    assert ledger.unsuppress("gone@x.test") is False
+
+
+def test_claims_are_disjoint_and_stale_claims_come_back_after_the_lease(ledger: Ledger) -> None:
+    people = [f"p{i:02}@x.test" for i in range(10)]
+    ledger.plan(ISSUE, people, {}, NOW_AT)
+    first = ledger.claim(ISSUE, "w1", 4, NOW_AT)
+    second = ledger.claim(ISSUE, "w2", 4, NOW_AT)
+    third = ledger.claim(ISSUE, "w3", 4, NOW_AT)
+    assert sorted(first + second + third) == people and len(set(first + second + third)) == 10
+    assert ledger.claim(ISSUE, "w4", 4, NOW_AT + ledger.lease - timedelta(seconds=1)) == []
+    ledger.renew(ISSUE, "w1", NOW_AT + timedelta(minutes=5))  # w1 is alive: keeps its rows
+    late = ledger.claim(ISSUE, "w4", 20, NOW_AT + ledger.lease + timedelta(seconds=1))
+    assert sorted(late) == sorted(second + third)
+
+
+def test_release_hands_unsent_claims_back(ledger: Ledger) -> None:
+    ledger.plan(ISSUE, ["a@x.test", "b@x.test"], {}, NOW_AT)
+    claimed = ledger.claim(ISSUE, "w1", 2, NOW_AT)
+    ledger.release(ISSUE, "w2", claimed, NOW_AT)  # not w2's rows: nothing happens
+    assert set(states(ledger).values()) == {"sending"}
+    ledger.release(ISSUE, "w1", claimed, NOW_AT)
+    assert set(states(ledger).values()) == {"pending"}
+    assert ledger.due(ISSUE, NOW_AT) == 2
+
+
+@pytest.mark.parametrize(
+    ("tries", "expected_state", "expected_delay"),
+    [
+        (1, "deferred", timedelta(seconds=60)),
+        (2, "deferred", timedelta(seconds=120)),
+        (3, "failed", None),  # the fixture's max_attempts is 3
+    ],
+)
+def test_deferred_backs_off_exponentially_then_fails(
+    ledger: Ledger, tries: int, expected_state: str, expected_delay: timedelta | None
+) -> None:
+    ledger.plan(ISSUE, ["slow@x.test"], {}, NOW_AT)
+    now_at = NOW_AT
+    for _ in range(tries):
+        assert ledger.claim(ISSUE, "w", 1, now_at) == ["slow@x.test"]
+        ledger.record(ISSUE, "slow@x.test", SendResult("deferred", 451, "451 4.3.0 try again later"), now_at)
+        row = ledger.deliveries(ISSUE)[0]
+        now_at = row.next_attempt_at or now_at
+    assert (row.state, row.attempts, row.reply) == (expected_state, tries, "451 4.3.0 try again later")
+    if expected_delay is not None:
+        assert row.next_attempt_at == row.updated_at + expected_delay  # type: ignore[operator]
+        assert ledger.claim(ISSUE, "w", 1, now_at - timedelta(seconds=1)) == []  # not due yet
+
+
+def test_failed_keeps_the_reply_and_nothing_downgrades_sent(ledger: Ledger) -> None:
+    ledger.plan(ISSUE, ["bad@x.test", "ok@x.test"], {}, NOW_AT)
+    ledger.claim(ISSUE, "w", 2, NOW_AT)
+    reply = "550 5.1.1 <bad@x.test>: mailbox unavailable"
+    ledger.record_many(ISSUE, [("bad@x.test", SendResult("failed", 550, reply)), ("ok@x.test", SENT)], NOW_AT)
+    ledger.record(ISSUE, "ok@x.test", SendResult("deferred", 451, "451 late"), NOW_AT)  # a stale worker's news
+    status = ledger.status(ISSUE)
+    assert (status.counts["sent"], status.counts["failed"], status.unfinished) == (1, 1, 1)
+    assert [(f.recipient, f.reply) for f in status.failures] == [("bad@x.test", reply)]
+    assert ledger.claim(ISSUE, "w", 5, NOW_AT + timedelta(days=1)) == []  # 5xx is never retried
+
+
+def test_two_ledgers_claiming_at_once_split_the_work(ledger_url: str) -> None:  # noqa: F811
+    people = [f"p{i:03}@x.test" for i in range(300)]
+    Ledger(ledger_url).plan(ISSUE, people, {}, NOW_AT)
+    got: dict[str, list[str]] = {"a": [], "b": [], "c": []}
+
+    def work(name: str) -> None:
+        mine = Ledger(ledger_url)
+        while batch := mine.claim(ISSUE, name, 7, NOW_AT):
+            got[name] += batch
+            mine.record_many(ISSUE, [(r, SENT) for r in batch], NOW_AT)
+        mine.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [r for batch in got.values() for r in batch]
+    assert sorted(everything) == people  # each exactly once
+    assert Ledger(ledger_url).status(ISSUE).counts["sent"] == 300
+
+
+def test_sqlite_file_is_created_with_its_folders_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "state" / "digest.sqlite3"
+    opened = Ledger(f"sqlite:///{path}")
+    with opened.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert path.is_file()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'digest.sqlite3'}"
+    with Ledger(url).engine.begin() as conn:
+        conn.execute(sa.text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
+    with pytest.raises(LedgerError, match="schema version 99") as caught:
+        Ledger(url)
+    assert "upgrade digest" in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["not a url", "nosuchdb://x/y"])
+def test_bad_urls_are_ledger_errors(url: str) -> None:
+    with pytest.raises(LedgerError):
+        Ledger(url)
+
+
+def test_naive_datetimes_are_rejected(ledger: Ledger) -> None:
+    with pytest.raises(sa.exc.StatementError):
+        ledger.plan(ISSUE, ["a@x.test"], {}, datetime(2024, 1, 1))
