@@ -66,7 +66,7 @@ def free_port() -> int:
 
 def make_message(issue_id: str, recipient: str, *, size: int = 0, name: str = "") -> OutgoingMessage:
     """An RFC 5322 message with a deterministic Message-ID; `size` pads the body to about that many bytes."""
-    mid = f"<{issue_id}.{recipient.lower()}@digest.test>"
+    mid = f"<{issue_id}.{recipient.lower().replace('@', '.')}@digest.test>"
     to = f"{name} <{recipient}>" if name else recipient
     head = (
         f"From: Digest <digest@example.com>\r\nTo: {to}\r\nSubject: {issue_id}\r\nMessage-ID: {mid}\r\n"
@@ -128,7 +128,7 @@ class FaultHandler(MemoryHandler):
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address.lower().startswith("reject"):
-            return "550 5.1.1 <%s>: mailbox unavailable" % address
+            return f"550 5.1.1 <{address}>: mailbox unavailable"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
 
@@ -154,13 +154,17 @@ class AiosmtpdStore:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.controller = Controller(handler, hostname=self.host, port=self.port, data_size_limit=0)
+        self.running = False
 
     def start(self) -> AiosmtpdStore:
         self.controller.start()
+        self.running = True
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.running:
+            self.running = False
+            self.controller.stop()
 
     def messages(self) -> list[Received]:
         with self.handler.lock:

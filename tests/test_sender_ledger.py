@@ -12,7 +12,9 @@ import sqlalchemy as sa
 from digest.errors import LedgerError
 from digest.sender.ledger import REMOVED, Ledger
 from digest.sender.outcome import SendResult
-from tests.support_postgres import ledger, ledger_url  # noqa: F401
+from tests.support_postgres import ledger, ledger_url
+
+__all__ = ["ledger", "ledger_url"]  # fixtures
 
 NOW_AT = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
 ISSUE = "2024-W10"
@@ -114,7 +116,7 @@ def test_failed_keeps_the_reply_and_nothing_downgrades_sent(ledger: Ledger) -> N
     assert ledger.claim(ISSUE, "w", 5, NOW_AT + timedelta(days=1)) == []  # 5xx is never retried
 
 
-def test_two_ledgers_claiming_at_once_split_the_work(ledger_url: str) -> None:  # noqa: F811
+def test_two_ledgers_claiming_at_once_split_the_work(ledger_url: str) -> None:
     people = [f"p{i:03}@x.test" for i in range(300)]
     Ledger(ledger_url).plan(ISSUE, people, {}, NOW_AT)
     got: dict[str, list[str]] = {"a": [], "b": [], "c": []}
