@@ -247,6 +247,17 @@ def make_scheduler(settings: Settings, *, blocking: bool = True, clock: Clock | 
     return scheduler
 
 
+def shutdown(scheduler: BaseScheduler, *, wait: bool = True) -> None:
+    """Stop a started scheduler, keeping the stored job as it is.
+
+    APScheduler 3 looks at the job stores once more after shutdown() and would advance a due job's
+    next run time without running it (a silently lost week); detaching the store first prevents that.
+    With wait=True, a running job is waited for (it stops after its message in flight when STOP is set).
+    """
+    scheduler.remove_jobstore("default")
+    scheduler.shutdown(wait=wait)
+
+
 def scheduled_job(config: str | None, site: str | None) -> None:
     """The job the scheduler runs: reload settings (the config may have changed), run one cycle."""
     try:
@@ -282,9 +293,13 @@ def serve_forever(settings: Settings) -> int:
     scheduler = make_scheduler(settings, blocking=False)
 
     def on_event(event: JobEvent) -> None:
+        # Never call into the scheduler from here: shutdown() holds its locks while it waits for
+        # the job whose end fires this event.
         if event.code == EVENT_JOB_MISSED:
             LOG.warning("the run due at %s was missed by more than the grace time", event.scheduled_run_time)
-        _log_next_run(scheduler)
+        upcoming = next_runs(settings, 1, real_clock())
+        if upcoming:
+            LOG.info("next run: %s", upcoming[0].isoformat())
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         LOG.info("%s: finishing the message in flight, then stopping", signal.Signals(signum).name)
@@ -304,7 +319,7 @@ def serve_forever(settings: Settings) -> int:
         _log_next_run(scheduler)
         while not STOP.wait(0.5):
             pass
-        scheduler.shutdown(wait=True)  # waits for the running job, which stops after its message in flight
+        shutdown(scheduler)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import mailbox
 import socket
 import threading
 import time
@@ -59,7 +60,10 @@ def write_site(
     (root / "posts").mkdir(parents=True, exist_ok=True)
     lines = ["subscribers:"] + [f"  - email: {address}" for address in subscribers]
     write(root / "subscribers.yaml", "\n".join(lines) + "\n")
-    smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nmode = "plain"\nconnections = 1\n' if smtp_port else ""
+    # one connection: the order of sends (and so where a stop lands) is predictable
+    smtp = "[smtp]\nconnections = 1\n"
+    if smtp_port:
+        smtp += f'host = "127.0.0.1"\nport = {smtp_port}\nmode = "plain"\n'
     return write(
         root / "digest.toml",
         f"""[site]
@@ -85,6 +89,18 @@ dir = "state"
 {extra}
 """,
     )
+
+
+def maildir_messages(folder: Path) -> list[email.message.Message]:
+    """Every message a Maildir outbox holds (the built-in transport when smtp.host is empty)."""
+    box = mailbox.Maildir(folder, create=False) if folder.is_dir() else None
+    return [email.message_from_bytes(m.as_bytes()) for m in box] if box is not None else []
+
+
+def text_of(message: email.message.Message) -> str:
+    parts = [p for p in message.walk() if p.get_content_type() == "text/plain"]
+    payload = parts[0].get_payload(decode=True) if parts else b""
+    return payload.decode(parts[0].get_content_charset() or "utf-8") if isinstance(payload, bytes) else ""
 
 
 def settings_for(config: Path, secret: str = SECRET) -> Settings:
@@ -154,7 +170,7 @@ class Mailbox:
 
 
 @pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
+def smtp_box() -> Iterator[Mailbox]:
     box = Mailbox("127.0.0.1", free_port())
     controller = Controller(box, hostname=box.host, port=box.port)
     controller.start()
