@@ -182,3 +182,10 @@ def test_hugo_site_through_load_settings(tmp_path: Path) -> None:
     assert 'href="https://hugo.example/2021/03/"' in e.body_html
     assert e.published_at == datetime(2021, 3, 15, 5, 30, tzinfo=SEOUL)
     assert week_of(e.published_at, settings.site).label == "2021-W11"
+
+
+def test_xml_illegal_characters_from_yaml_escapes_are_removed(tmp_path: Path) -> None:
+    extra = 'summary: "요약\\x02 text"\ntags: ["t\\x1f1"]\n'
+    site = make_site(tmp_path, {"_posts/2021-03-20-x.md": post('"Escaped\\x07 title"', extra=extra)})
+    e = collect(site, NOW_AT).entries[0]
+    assert (e.title, e.summary_html, e.tags) == ("Escaped title", "<p>요약 text</p>\n", ("t1",))

@@ -101,3 +101,12 @@ def test_window_start_skips_older_files_without_reporting_them(tmp_path: Path) -
     since = NOW_AT.replace(month=3, day=15)
     assert collect(site, NOW_AT, since).problems == ()
     assert len(collect(site, NOW_AT).problems) == 1
+
+
+def test_a_date_line_in_prose_does_not_hide_a_post_from_the_window(tmp_path: Path) -> None:
+    text = "Some notes without a header.\n\nDate: 2019-01-01 was when it began.\n"
+    site = make_site(tmp_path, {"_posts/2021-03-20-prose.md": text})
+    since = NOW_AT.replace(month=3, day=15)
+    entries = collect(site, NOW_AT, since).entries
+    assert [e.source for e in entries] == ["_posts/2021-03-20-prose.md"]
+    assert entries[0].title == "prose"

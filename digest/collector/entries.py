@@ -15,6 +15,7 @@ from .markdown import render
 from .permalink import PostPath, build_url, file_slug
 from .reader import MAYBE_LOG, Post, scan
 from .runlog import LogItem, split_items
+from .text import xml_safe
 
 
 def collect(site: Site, now_at: datetime, since_at: datetime | None = None) -> Collection:
@@ -69,11 +70,16 @@ def _tag_id(site: Site, when: datetime, source: str, fragment: str = "") -> str:
 def _common(site: Site, post: Post) -> dict[str, object]:
     return {
         "source": post.source,
-        "authors": m.authors(post.meta) or ((site.author,) if site.author else ()),
-        "categories": m.terms(post.meta, "categories", "category"),
-        "tags": m.terms(post.meta, "tags", "tag"),
+        "authors": _safe(m.authors(post.meta) or ((site.author,) if site.author else ())),
+        "categories": _safe(m.terms(post.meta, "categories", "category")),
+        "tags": _safe(m.terms(post.meta, "tags", "tag")),
         "updated_at": post.updated_at,
     }
+
+
+def _safe(values: tuple[str, ...]) -> tuple[str, ...]:
+    # Escapes in quoted YAML ("\x01") produce characters the file text itself did not contain.
+    return tuple(xml_safe(v) for v in values)
 
 
 def _post_entry(site: Site, post: Post, body: str) -> Entry:
@@ -82,11 +88,11 @@ def _post_entry(site: Site, post: Post, body: str) -> Entry:
     rendered = render(body, url, post.meta)
     return Entry(
         id=_tag_id(site, post.published_at, post.source),
-        title=m.title(post.meta, body, file_slug(post.source)),
+        title=xml_safe(m.title(post.meta, body, file_slug(post.source))),
         published_at=post.published_at,
         url=url,
         body_html=absolutize(rendered.html, base, site.base_url),
-        summary_html=absolutize(rendered.summary_html, base, site.base_url),
+        summary_html=xml_safe(absolutize(rendered.summary_html, base, site.base_url)),
         outline=rendered.outline,
         **_common(site, post),  # type: ignore[arg-type]
     )
