@@ -6,13 +6,24 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from digest import scheduler
 from digest.sender.ledger import Ledger
 from digest.sender.tokens import make_token
-from tests.support_service import SECRET, HttpServer, http_server_factory, settings_for, write, write_site
+from tests.support_service import (
+    SECRET,
+    HttpServer,
+    Post,
+    http_server_factory,
+    maildir_messages,
+    settings_for,
+    write,
+    write_site,
+)
 
 __all__ = ["http_server_factory"]
 
@@ -169,3 +180,21 @@ def test_tokens_never_reach_the_log(server: HttpServer, caplog: pytest.LogCaptur
     text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore")))
     assert "POST /unsubscribe 200" in text and "r***@example.com" in text
     assert token[:16] not in text and READER not in text
+
+
+def test_the_next_send_skips_an_address_unsubscribed_by_link(tmp_path: Path, http_server_factory: Any) -> None:
+    now_at = datetime(2024, 4, 1, 9, 0, tzinfo=ZoneInfo("Asia/Seoul"))
+    readers = [READER, "stays@example.com"]
+    posts = [Post("spring", "봄 소식 · spring news", now_at - timedelta(days=3))]
+    settings = settings_for(write_site(tmp_path, posts, readers))
+    ledger = Ledger(settings.db_url)
+    server = http_server_factory(settings, ledger, lambda: now_at)
+    # the link a subscriber finds in last week's message
+    token = make_token(SECRET, READER.upper(), now_at - timedelta(days=7))
+    assert httpx.post(url_for(server, token), **ONE_CLICK).status_code == 200
+
+    result = scheduler.run_cycle(settings, now_at, ledger=ledger)
+    assert (result.sent, result.skipped) == (1, 1)
+    assert [m["To"] for m in maildir_messages(settings.outbox)] == ["stays@example.com"]
+    row = {d.recipient: d for d in ledger.deliveries(result.week.label)}[READER]
+    assert row.state == "skipped" and "unsubscribed" in row.reply
