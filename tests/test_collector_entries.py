@@ -79,6 +79,7 @@ def test_running_log_becomes_one_entry_per_dated_item(entries: dict[str, Entry])
     )
     assert bikes.categories == ("log",)
     assert "<blockquote>" in bikes.body_html
+    assert bikes.summary_html.startswith("<p>체인에 기름칠하는")
     bread = entries["Bread Baking Without Yeast  (2021.3)"]
     assert 'src="https://blog.example.com/images/starter.jpg"' in bread.body_html
 

@@ -43,6 +43,7 @@ def test_repeated_headings_get_distinct_anchors() -> None:
         ("Intro one.\n\nIntro two.\n<!--more-->\n\nRest.\n", {}, "<p>Intro one.</p>\n<p>Intro two.</p>\n"),
         ("## Heading\n\n- list\n\nThe *first* paragraph.\n\nNext.\n", {}, "<p>The <em>first</em> paragraph.</p>\n"),
         ("## Only a heading\n", {"summary": None}, ""),
+        ("> 인용 첫 문단\nlazy line\n\n> second\n", {}, "<p>인용 첫 문단\nlazy line</p>\n"),
     ],
 )
 def test_summary_rules(markdown: str, meta: dict[str, object], summary: str) -> None:

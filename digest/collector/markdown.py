@@ -68,7 +68,9 @@ def _summary(markdown: str, tokens: list[Token], env: dict[str, Any], meta: dict
     if MORE in markdown:
         return _MD.render(markdown.split(MORE, 1)[0])
     for start, token in enumerate(tokens):
-        if token.type == "paragraph_open" and token.level == 0:
+        # Any visible paragraph, also inside a blockquote (running-log items are quotes); paragraphs of
+        # tight lists are hidden and are not a summary.
+        if token.type == "paragraph_open" and not token.hidden:
             end = next(i for i in range(start, len(tokens)) if tokens[i].type == "paragraph_close")
             return _MD.renderer.render(tokens[start : end + 1], _MD.options, env)
     return ""
