@@ -345,6 +345,7 @@ class Figures:
     build: list[float] = field(default_factory=list)
     memory: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)  # 1-minute load average before and after
 
 
 def _median(values: list[float]) -> float | None:
@@ -385,7 +386,7 @@ def print_table(fig: Figures, args: argparse.Namespace) -> None:
         ),
         (
             "digest / smtp-source",
-            _fmt(None if vs_source is None else vs_source * 100, " %"),
+            _fmt(None if vs_source is None else vs_source * 100, " %", 1),
             f"≥ {TARGET_VS_SOURCE * 100:.0f} %",
             _verdict(None if vs_source is None else vs_source >= TARGET_VS_SOURCE),
         ),
@@ -424,6 +425,9 @@ def print_table(fig: Figures, args: argparse.Namespace) -> None:
     print(f"\n{args.subscribers:,} subscribers, {args.repeat} repetition(s), {args.connections} connections")
     for note in fig.notes:
         print(note)
+    if fig.load:
+        loads = " → ".join(f"{x:.1f}" for x in fig.load)
+        print(f"load average (1 min) {loads} on {os.cpu_count()} CPUs: other work on the machine skews every figure")
     print()
     print(f"{'measure':<{width}}{'value':>22}  {'target':<18}result")
     for name, value, target, result in rows:
@@ -458,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> Figures:
-    fig = Figures()
+    fig = Figures(load=[os.getloadavg()[0]])
     with tempfile.TemporaryDirectory(prefix="digest-bench-") as tmp, smtp_sink() as port:
         workdir = Path(tmp)
         settings = make_settings(workdir, port, args.connections)
@@ -515,6 +519,7 @@ def run(args: argparse.Namespace) -> Figures:
             for count in (int(x) for x in args.memory_sizes.split(",") if x.strip()):
                 log(f"memory: {count:,} subscribers in a subprocess")
                 fig.memory.append(measure_memory(count, port, workdir / f"mem{count}", args.synthetic))
+        fig.load.append(os.getloadavg()[0])
         if digest is None:
             raise_later = SetupError("digest.sender is not available; only the baselines were measured")
             print_table(fig, args)
