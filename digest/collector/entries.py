@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -31,12 +33,29 @@ def collect(site: Site, now_at: datetime, since_at: datetime | None = None) -> C
         if items:
             url = _post_url(site, post)
             entries += [
-                _item_entry(site, post, url, item) for item in items if low <= item.published_at.timestamp() <= high
+                _memo(site, post, item.slug, _item_entry, url, item)
+                for item in items
+                if low <= item.published_at.timestamp() <= high
             ]
         elif low <= post.published_at.timestamp() <= high:
-            entries.append(_post_entry(site, post, body))
+            entries.append(_memo(site, post, "", _post_entry, body))
     entries.sort(key=lambda e: (-e.published_at.timestamp(), e.source, e.id))
     return Collection(tuple(entries), tuple(found.problems), found.scanned)
+
+
+# Rendered entries, reused while the parsed file is the very same object (the reader's cache hands out
+# the same Document until the file's mtime or size changes): warm runs skip Markdown rendering.
+_RENDERED: dict[tuple[Site, str, str], tuple[object, object, Entry]] = {}
+
+
+def _memo(site: Site, post: Post, key: str, build: Callable[..., Entry], *args: Any) -> Entry:
+    slot = (site, post.source, key)
+    hit = _RENDERED.get(slot)
+    if hit is not None and hit[0] is post.meta and hit[1] is post.body:
+        return hit[2]
+    entry = build(site, post, *args)
+    _RENDERED[slot] = (post.meta, post.body, entry)
+    return entry
 
 
 def _post_url(site: Site, post: Post) -> str:

@@ -42,6 +42,8 @@ class _File:
     date_text: str | None  # the raw value of the first date-like line, if any
     maybe_log: bool
     doc: Document | Problem | None = None
+    # (timezone, source, content path) -> the post, or why it is skipped (a Problem or an exclusion reason)
+    outcomes: dict[tuple[str, str, str], Post | Problem | str] = field(default_factory=dict)
 
 
 # Files by path, reused while (mtime, size) are unchanged: the warm path of a long-running process
@@ -87,7 +89,7 @@ def markdown_files(site: Site) -> list[tuple[str, str, str]]:
 def scan(site: Site, now_at: datetime, since_at: datetime | None = None) -> Scan:
     result = Scan()
     tz = ZoneInfo(site.timezone)
-    root = site.root.resolve()
+    root = str(site.root.resolve()) + os.sep
     ignore = [re.compile(p) for p in site.ignore]
     low = since_at.timestamp() if since_at is not None else None
     for path, in_folder, content_path in markdown_files(site):
@@ -109,8 +111,15 @@ def scan(site: Site, now_at: datetime, since_at: datetime | None = None) -> Scan
         if isinstance(info.doc, Problem):
             result.problems.append(info.doc)
             continue
-        post = _post(info.doc, source, content_path, tz, result)
+        key = (site.timezone, source, content_path)
+        post = info.outcomes.get(key)
         if post is None:
+            post = info.outcomes[key] = _post(info.doc, source, content_path, tz)
+        if isinstance(post, Problem):
+            result.problems.append(post)
+            continue
+        if isinstance(post, str):
+            result.excluded.append((source, post))
             continue
         if post.published_at.timestamp() > now_at.timestamp():
             result.excluded.append((source, f"dated in the future ({post.published_at.isoformat()})"))
@@ -128,7 +137,9 @@ def _older(info: _File, source: str, tz: tzinfo, low: float) -> bool:
     return when is not None and when.timestamp() < low
 
 
-def _relative(path: str, root: Path) -> str:
+def _relative(path: str, root: str) -> str:
+    if path.startswith(root):
+        return path[len(root) :].replace(os.sep, "/")
     return Path(os.path.relpath(path, root)).as_posix()
 
 
@@ -190,26 +201,22 @@ def _load(part: Split, source: str) -> Document | Problem:
         return Problem(source, str(exc), exc.line)
 
 
-def _post(doc: Document, source: str, content_path: str, tz: ZoneInfo, result: Scan) -> Post | None:
+def _post(doc: Document, source: str, content_path: str, tz: ZoneInfo) -> Post | Problem | str:
+    """The post in ``doc``, a Problem, or the reason it is excluded."""
     reason = m.exclusion(doc.meta)
     if reason:
-        result.excluded.append((source, reason))
-        return None
-    lines = dict(reversed(doc.key_lines))
+        return reason
     found = m.date_value(doc.meta, m.DATE_KEYS)
     if found is None:
         published_at = date_from_path(source, tz)
         if published_at is None:
-            result.excluded.append((source, "not a post (no date in the front matter or the file name)"))
-            return None
+            return "not a post (no date in the front matter or the file name)"
     else:
         try:
             published_at = parse_date(found[1], tz)
         except (ValueError, OverflowError):
-            result.problems.append(
-                Problem(source, f"unparseable date in '{found[0]}': {str(found[1])[:40]!r}", lines.get(found[0]))
-            )
-            return None
+            line = dict(reversed(doc.key_lines)).get(found[0])
+            return Problem(source, f"unparseable date in '{found[0]}': {str(found[1])[:40]!r}", line)
     updated = m.date_value(doc.meta, m.UPDATED_KEYS)
     updated_at = None
     if updated is not None:
