@@ -190,3 +190,42 @@ def test_xml_illegal_characters_from_yaml_escapes_are_removed(tmp_path: Path) ->
     site = make_site(tmp_path, {"_posts/2021-03-20-x.md": post('"Escaped\\x07 title"', extra=extra)})
     e = collect(site, NOW_AT).entries[0]
     assert (e.title, e.summary_html, e.tags) == ("Escaped title", "<p>요약 text</p>\n", ("t1",))
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("date: 2020-07-04", datetime(2020, 7, 4, tzinfo=SEOUL)),
+        ("date: 2020-12-2", datetime(2020, 12, 2, tzinfo=SEOUL)),
+        ("date: 2020-07-04 12:00", datetime(2020, 7, 4, 12, tzinfo=SEOUL)),
+        ("date: 2020.07.04 12:00:00", datetime(2020, 7, 4, 12, tzinfo=SEOUL)),
+        ("date: 2020-07-04T12:00:00+09:00", datetime(2020, 7, 4, 12, tzinfo=SEOUL)),
+        ("date: 2020-07-04 12:00:00 +0000", datetime(2020, 7, 4, 21, tzinfo=SEOUL)),
+        ("date: 2020-07-04 03:00:00 +00:00", datetime(2020, 7, 4, 12, tzinfo=SEOUL)),
+        ("date: 2013-11-22 9:05:00 +0000", datetime(2013, 11, 22, 18, 5, tzinfo=SEOUL)),
+        ('date: "2020-07-04T03:00:00Z"', datetime(2020, 7, 4, 12, tzinfo=SEOUL)),
+        ("Date: 2020-07-04", datetime(2020, 7, 4, tzinfo=SEOUL)),
+        ("title: no date key", datetime(2020, 7, 3, tzinfo=SEOUL)),  # from the file name
+    ],
+)
+def test_front_matter_date_lines(tmp_path: Path, line: str, expected: datetime) -> None:
+    site = make_site(tmp_path, {"_posts/2020-07-03-d.md": f"---\n{line}\n---\n\nBody\n"})
+    result = collect(site, datetime(2021, 1, 1, tzinfo=SEOUL))
+    assert result.problems == ()
+    assert result.entries[0].published_at == expected
+    assert result.entries[0].published_at.utcoffset() == timedelta(hours=9)
+
+
+def test_toml_local_date_and_hugo_bundle_folder_date(tmp_path: Path) -> None:
+    files = {
+        "content/posts/2020/07/2020-07-01-bundle/index.md": '+++\ntitle = "B"\n+++\nBody\n',
+        "content/posts/2020-07-02-local.md": '+++\ntitle = "L"\ndate = 2020-07-02\n+++\nBody\n',
+        "content/posts/local-time.md": '+++\ntitle = "T"\ndate = 2020-07-03T08:15:00\n+++\nBody\n',
+    }
+    site = make_site(tmp_path, files, source="content/posts", permalink="/:path/")
+    got = {e.title: (e.published_at, e.url) for e in collect(site, datetime(2021, 1, 1, tzinfo=SEOUL)).entries}
+    assert got == {
+        "B": (datetime(2020, 7, 1, tzinfo=SEOUL), "https://blog.example.com/posts/2020/07/2020-07-01-bundle/"),
+        "L": (datetime(2020, 7, 2, tzinfo=SEOUL), "https://blog.example.com/posts/2020-07-02-local/"),
+        "T": (datetime(2020, 7, 3, 8, 15, tzinfo=SEOUL), "https://blog.example.com/posts/local-time/"),
+    }
