@@ -290,7 +290,10 @@ def serve_forever(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; then let the message in flight finish and be recorded, exit 0."""
     _configure_logging()
     STOP.clear()
-    scheduler = make_scheduler(settings, blocking=False)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        LOG.info("%s: finishing the message in flight, then stopping", signal.Signals(signum).name)
+        STOP.set()
 
     def on_event(event: JobEvent) -> None:
         # Never call into the scheduler from here: shutdown() holds its locks while it waits for
@@ -301,12 +304,9 @@ def serve_forever(settings: Settings) -> int:
         if upcoming:
             LOG.info("next run: %s", upcoming[0].isoformat())
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        LOG.info("%s: finishing the message in flight, then stopping", signal.Signals(signum).name)
-        STOP.set()
-
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        scheduler = make_scheduler(settings, blocking=False)
         scheduler.add_listener(on_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         scheduler.start()
         LOG.info(

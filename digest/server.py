@@ -246,6 +246,8 @@ def uvicorn_config(
 def serve(settings: Settings) -> int:
     from digest import pipeline  # only here: the app itself needs no stage but the ledger
 
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ledger = pipeline.open_ledger(settings)
     app = create_app(settings, ledger, lambda: datetime.now(UTC))
     if not settings.secret:
