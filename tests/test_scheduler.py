@@ -381,3 +381,41 @@ def test_sent_messages_carry_a_working_one_click_link(weekly_site: Settings, smt
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert isinstance(weekly_site.email, EmailSettings)
     assert weekly_site.email.public_url + "unsubscribe?token=" in message["List-Unsubscribe"]
+
+
+@pytest.mark.parametrize(
+    ("catch_up", "grace_hours", "labels"),
+    [
+        (False, 24 * 30, ["2024-W13"]),  # default: one send, the week that just ended
+        (True, 24, ["2024-W13"]),  # only this Monday's run lies inside the grace time
+        (True, 24 * 15, ["2024-W11", "2024-W12", "2024-W13"]),  # one send per missed week, oldest first
+    ],
+)
+def test_catch_up_sends_each_missed_week_only_when_configured(
+    tmp_path: Path, catch_up: bool, grace_hours: int, labels: list[str]
+) -> None:
+    settings = settings_for(write_site(tmp_path, [], READERS))
+    settings = replace(
+        settings, schedule=replace(settings.schedule, catch_up=catch_up, misfire_grace_hours=grace_hours)
+    )
+    weeks = scheduler.due_weeks(settings, local("Asia/Seoul", 2024, 4, 1, 10, 0))
+    assert [w.label for w in weeks] == labels
+
+
+def test_scheduled_job_reloads_the_config_and_sends(weekly_site: Settings, smtp_box: Mailbox) -> None:
+    job_kwargs = {"config": str(weekly_site.config_file), "site": str(weekly_site.site.root)}
+    scheduler.scheduled_job(**job_kwargs)
+    scheduler.scheduled_job(**job_kwargs)  # the same week again: nothing new
+    assert sorted(smtp_box.recipients()) == sorted(READERS)
+
+
+def test_scheduled_job_logs_a_config_mistake_in_one_line(
+    weekly_site: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert weekly_site.config_file is not None
+    weekly_site.config_file.write_text('[schedule]\nday = "someday"\n', "utf-8")
+    caplog.set_level("ERROR", logger="digest.scheduler")
+    scheduler.scheduled_job(str(weekly_site.config_file), str(weekly_site.site.root))
+    [record] = [r for r in caplog.records if r.name == "digest.scheduler"]
+    assert record.getMessage().startswith("weekly run failed: ") and "schedule.day" in record.getMessage()
+    assert record.exc_info is None
