@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ from digest import __version__, pipeline
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
 from digest.models import Problem, Week
+from digest.sender.deliver import DeliveryReport
 
 NOW_ENV = "DIGEST_NOW"  # pins the clock (ISO 8601 with offset): reproducible runs and tests
 EXIT_PARTIAL = 3
@@ -286,6 +288,9 @@ def _send(
         pipeline.publish(settings, now_at, week, strict=strict)
     ledger = pipeline.open_ledger(settings)
     stop = threading.Event()
+    # SIGTERM/SIGINT: finish and record the messages in flight, then exit (exit code 3: not all sent).
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     progress = ProgressBar(enabled=not as_json and sys.stderr.isatty())
     try:
         outcome = pipeline.send(
@@ -306,19 +311,46 @@ def _send(
     report = outcome.report
     if as_json:
         payload: dict[str, Any] = {"week": week.label, "entries": len(outcome.build.issue.entries), "dry_run": dry_run}
-        payload.update(report.as_dict() if report else {"sent": 0, "skipped_reason": "empty week"})
+        payload.update(report_dict(report) if report else {"sent": 0, "note": "no entries: nothing sent"})
         click.echo(json.dumps(payload, ensure_ascii=False))
     elif report is None:
         out.print(f"week {week.label}: no entries, nothing sent (email.empty_week = skip)")
     else:
         out.print(
-            f"week {week.label}: {len(outcome.build.issue.entries)} entries; {report.summary()}"
+            f"week {week.label}: {len(outcome.build.issue.entries)} entries; {report_line(report)}"
             + (" (dry run: nothing was sent)" if dry_run else "")
         )
-        where = settings.smtp.host or settings.outbox
         if not dry_run:
-            out.print(f"delivered via {'SMTP ' + str(where) if settings.smtp.host else 'Maildir ' + str(where)}")
+            via = f"SMTP {settings.smtp.host}:{settings.smtp.port}" if settings.smtp.host else f"Maildir {settings.outbox}"
+            out.print(f"delivered via {via}")
     return report.exit_code if report else 0
+
+
+def report_dict(report: DeliveryReport) -> dict[str, Any]:
+    return {
+        "issue": report.issue_id,
+        "sent": report.sent,
+        "deferred": report.deferred,
+        "failed": report.failed,
+        "skipped": report.skipped,
+        "outstanding": report.outstanding,
+        "seconds": round(report.elapsed, 3),
+        "rate": round(report.rate, 1),
+        "stopped": report.stopped,
+        "failures": [{"recipient": f.recipient, "state": f.state, "reply": f.reply} for f in report.failures],
+    }
+
+
+def report_line(report: DeliveryReport) -> str:
+    line = (
+        f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, skipped {report.skipped} "
+        f"in {report.elapsed:.1f} s ({report.rate:.0f}/s)"
+    )
+    if report.stopped:
+        line += f"; stopped: {report.stopped}"
+    if report.outstanding:
+        line += f"; {report.outstanding} not delivered yet (see `digest status`)"
+    return line
 
 
 @main.command()
@@ -350,7 +382,7 @@ def send(
 def _send_test_copy(ctx: Context, week_spec: str, since: str | None, until: str | None, to: str) -> int:
     from digest.sender.deliver import send_test_copy
     from digest.sender.message import MessageFactory
-    from digest.sender.subscribers import parse_address
+    from digest.sender.subscribers import single_subscriber
 
     settings = ctx.settings
     now_at = clock()
@@ -359,7 +391,7 @@ def _send_test_copy(ctx: Context, week_spec: str, since: str | None, until: str 
     if not result.issue.entries:
         out.print(f"week {week.label}: no entries, nothing to send")
         return 0
-    subscriber = parse_address(to)
+    subscriber = single_subscriber(to)
     variants, _ = pipeline.render_variants(result.issue, settings, [subscriber])
     message = MessageFactory(variants, settings, now_at).build(subscriber)
     outcome = send_test_copy(message, pipeline.transport_factory(settings)())
@@ -416,12 +448,16 @@ def status(ctx: Context, week: str | None, as_json: bool) -> None:
     issue_week = pick_week(ctx, now_at, week or "last", None, None)
     state = pipeline.open_ledger(ctx.settings).status(issue_week.label)
     if as_json:
-        click.echo(json.dumps({"week": issue_week.label, **state.as_dict()}, ensure_ascii=False))
+        failures = [{"recipient": f.recipient, "state": f.state, "reply": f.reply} for f in state.failures]
+        payload = {"week": issue_week.label, "counts": dict(state.counts), "skipped": dict(state.skipped)}
+        click.echo(json.dumps({**payload, "failures": failures}, ensure_ascii=False))
         return
     out.print(f"issue {issue_week.label}")
     for name, count in sorted(state.counts.items()):
         out.print(f"  {name:<9} {count}")
-    if not state.counts:
+    for reason, count in sorted(state.skipped.items()):
+        out.print(f"    skipped: {reason}: {count}")
+    if not state.total:
         out.print("  nothing recorded yet")
     for failure in state.failures:
         out.print(f"  {failure.state}: {failure.recipient}: {failure.reply}")

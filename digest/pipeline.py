@@ -14,7 +14,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from digest import collector, templater
@@ -65,7 +65,9 @@ def select_week(
 
 
 def build(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
-    collection: Collection = collector.collect(settings.site, now_at)
+    # Only the weeks the feeds can show are rendered: the last `feed_issues` weeks up to this one.
+    since_at = week.start_at - timedelta(days=7 * (settings.output.feed_issues - 1))
+    collection: Collection = collector.collect(settings.site, now_at, since_at)
     if strict and collection.problems:
         first = collection.problems[0]
         raise CollectError(
@@ -163,7 +165,8 @@ def preview(settings: Settings, now_at: datetime, week: Week, *, strict: bool = 
     named: dict[str, Path] = {}
     if result.issue.entries:
         rendered = templater.render_email(result.issue, settings)
-        factory = MessageFactory({EXAMPLE_SUBSCRIBER.variant: rendered}, settings, now_at)
+        # Dated from the entries, not the clock, so the preview files are byte-identical across builds.
+        factory = MessageFactory({EXAMPLE_SUBSCRIBER.variant: rendered}, settings, result.issue.updated_at)
         example = factory.build(EXAMPLE_SUBSCRIBER)
         files["email.html"] = _personalise(rendered.html, EXAMPLE_SUBSCRIBER).encode()
         files["email.txt"] = _personalise(rendered.text, EXAMPLE_SUBSCRIBER).encode()

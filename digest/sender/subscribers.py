@@ -231,6 +231,14 @@ def check_subscribers(path: Path) -> tuple[tuple[Subscriber, ...], list[Problem]
     return subscribers, problems
 
 
+def single_subscriber(address: str) -> Subscriber:
+    """One address given on the command line (`digest send --to`)."""
+    try:
+        return Subscriber(email=_email(address))
+    except ValueError as exc:
+        raise ConfigError(f"--to {address!r} {exc}", "give one plain address such as me@example.com") from exc
+
+
 def wants(subscriber: Subscriber, entry: Entry) -> bool:
     """True when the subscriber takes every entry, or the entry has one of their tags or categories."""
     if not subscriber.tags:
