@@ -321,7 +321,8 @@ def _send(
             + (" (dry run: nothing was sent)" if dry_run else "")
         )
         if not dry_run:
-            via = f"SMTP {settings.smtp.host}:{settings.smtp.port}" if settings.smtp.host else f"Maildir {settings.outbox}"
+            smtp = settings.smtp
+            via = f"SMTP {smtp.host}:{smtp.port}" if smtp.host else f"Maildir {settings.outbox}"
             out.print(f"delivered via {via}")
     return report.exit_code if report else 0
 
