@@ -32,8 +32,8 @@ from digest.sender.deliver import DeliveryReport
 NOW_ENV = "DIGEST_NOW"  # pins the clock (ISO 8601 with offset): reproducible runs and tests
 EXIT_PARTIAL = 3
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def clock() -> datetime:
@@ -98,7 +98,7 @@ def fail_on_error(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except DigestError as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            err.print(f"error: {exc}")
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -151,7 +151,7 @@ def summary_json(result: pipeline.Preview, settings: Settings) -> dict[str, Any]
 def print_summary(result: pipeline.Preview) -> None:
     issue = result.build.issue
     week = issue.week
-    out.print(f"[bold]{issue.site.title}[/bold] — week {week.label}")
+    out.print(f"{issue.site.title} — week {week.label}", style="bold")
     out.print(f"window: {week.start_at.isoformat()} → {week.end_at.isoformat()} (end excluded)")
     if issue.entries:
         table = Table(show_header=True, header_style="bold", box=None)
@@ -163,7 +163,7 @@ def print_summary(result: pipeline.Preview) -> None:
     else:
         out.print("no entries in this week: nothing would be sent")
     for line in warning_lines(issue.problems):
-        err.print(f"[yellow]warning:[/yellow] {line}", markup=True, highlight=False)
+        err.print(f"warning: {line}")
     if result.rendered:
         size = len(result.rendered.html.encode())
         note = " — over the size limit: summaries instead of full posts" if result.rendered.summarized else ""
@@ -381,7 +381,7 @@ def send(
 
 
 def _send_test_copy(ctx: Context, week_spec: str, since: str | None, until: str | None, to: str) -> int:
-    from digest.sender.deliver import send_test_copy
+    from digest.sender.transports import send_test_copy
     from digest.sender.message import MessageFactory
     from digest.sender.subscribers import single_subscriber
 
@@ -511,7 +511,7 @@ def check_subscribers_cmd(ctx: Context) -> None:
         + ")"
     )
     for line in warning_lines(tuple(problems)):
-        err.print(f"[red]error:[/red] {line}", markup=True, highlight=False)
+        err.print(f"error: {line}")
     sys.exit(1 if problems else 0)
 
 

@@ -1,0 +1,176 @@
+"""The command line end to end on a copy of the example site: exit codes, one-line errors, JSON, files."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import mailbox
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "site"
+NOW = "2026-11-23T09:00:00+09:00"  # Monday morning in Seoul: week 2026-W47 has just ended
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    target = tmp_path / "site"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("_digest", ".digest"))
+    return target
+
+
+def invoke(*args: str, now: str = NOW) -> tuple[int, str, str]:
+    runner = CliRunner()
+    result = runner.invoke(main, list(args), env={"DIGEST_NOW": now, "DIGEST_SECRET": "test-secret"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_preview_json_lists_the_weeks_entries(site: Path) -> None:
+    code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W47", "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["week"] == "2026-W47"
+    assert summary["start"] == "2026-11-16T00:00:00+09:00" and summary["end"] == "2026-11-23T00:00:00+09:00"
+    sources = {e["source"] for e in summary["entries"]}
+    assert "posts/2026-11-16-weekly-ml-news.md" in sources  # dotted date `2026.11.16 09:30:00`
+    assert "posts/2026-11-19-release-notes.md" in sources  # TOML front matter
+    assert "posts/2026-11-21-unfinished.md" not in sources  # draft
+    assert "posts/2026-11-11-pelican-style.md" not in sources  # the week before
+    log_items = [e for e in summary["entries"] if e["source"] == "posts/2026-11-18-reading-log.md"]
+    assert len(log_items) == 3  # the October item belongs to an earlier week
+    for entry in summary["entries"]:
+        assert entry["date"].endswith("+09:00") and entry["url"].startswith("https://notes.example.org/")
+    for name in ("email.html", "email.txt", "email.eml", "atom.xml", "rss.xml", "index.html", "2026-W47/index.html"):
+        assert Path(summary["files"][name]).is_file(), name
+
+
+def test_preview_files_are_byte_identical_across_builds(site: Path) -> None:
+    invoke("preview", "--site", str(site), "--week", "2026-W47")
+    out = site / "_digest"
+    first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    shutil.rmtree(out)
+    invoke("preview", "--site", str(site), "--week", "2026-W47", now="2026-11-25T10:00:00+09:00")
+    second = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    assert [k for k in first if first[k] != second[k]] == []
+
+
+def test_preview_eml_is_a_complete_message(site: Path) -> None:
+    invoke("preview", "--site", str(site), "--week", "2026-W47")
+    msg = email.message_from_bytes((site / "_digest" / "email.eml").read_bytes(), policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert "주간" in str(msg["Subject"])
+    html = msg.get_body(("html",))
+    assert html is not None and "작은 언어 모델 벤치마크" in html.get_content()  # an outline item of the news post
+
+
+def test_preview_text_prints_the_text_part(site: Path) -> None:
+    code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W47", "--text")
+    assert code == 0
+    assert "Setting up Korean fonts for plots" in out and "<" not in out.split("\n", 1)[0]
+
+
+def test_run_delivers_once_to_the_maildir(site: Path) -> None:
+    code, out, _ = invoke("run", "--site", str(site), "--week", "2026-W47")
+    assert code == 0, out
+    box = mailbox.Maildir(site / "_digest" / "outbox", create=False)
+    recipients = sorted(str(m["To"]) for m in box)
+    assert len(recipients) == 3  # the inactive subscriber gets nothing
+    assert (site / "_digest" / "atom.xml").is_file()
+    code, out, _ = invoke("run", "--site", str(site), "--week", "2026-W47")
+    assert code == 0 and "sent 0" in out
+    assert len(list(mailbox.Maildir(site / "_digest" / "outbox", create=False))) == 3
+    code, out, _ = invoke("status", "--site", str(site), "--week", "2026-W47", "--json")
+    assert json.loads(out)["counts"]["sent"] == 3
+
+
+def test_send_dry_run_sends_nothing(site: Path) -> None:
+    code, out, _ = invoke("send", "--site", str(site), "--week", "2026-W47", "--dry-run", "--json")
+    assert code == 0
+    assert json.loads(out)["sent"] == 3 and json.loads(out)["dry_run"] is True
+    assert not (site / "_digest" / "outbox").exists() or not list(mailbox.Maildir(site / "_digest" / "outbox"))
+
+
+def test_send_to_one_address_leaves_the_ledger_alone(site: Path) -> None:
+    code, out, _ = invoke("send", "--site", str(site), "--week", "2026-W47", "--to", "me@example.com")
+    assert code == 0, out
+    assert [str(m["To"]) for m in mailbox.Maildir(site / "_digest" / "outbox", create=False)] == ["me@example.com"]
+    code, out, _ = invoke("status", "--site", str(site), "--week", "2026-W47", "--json")
+    assert sum(json.loads(out)["counts"].values()) == 0
+
+
+def test_unsubscribe_by_hand_skips_the_next_send(site: Path) -> None:
+    assert invoke("unsubscribe", "--site", str(site), "READER@example.com")[0] == 0
+    code, out, _ = invoke("subscribers", "--site", str(site))
+    assert code == 0 and "unsubscribed" in out
+    invoke("run", "--site", str(site), "--week", "2026-W47")
+    to = {str(m["To"]) for m in mailbox.Maildir(site / "_digest" / "outbox", create=False)}
+    assert not any("reader@example.com" in t for t in to) and len(to) == 2
+
+
+def test_empty_week_sends_nothing(site: Path) -> None:
+    code, out, _ = invoke("send", "--site", str(site), "--week", "2026-W30")
+    assert code == 0 and "no entries" in out
+
+
+BAD_INPUTS = [
+    (["preview", "--week", "2026-W99"], "2026-W99"),
+    (["preview", "--week", "someday"], "someday"),
+    (["preview", "--until", "2026-11-20"], "--until needs --since"),
+    (["preview", "--config", "missing.toml"], "config file not found"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_INPUTS)
+def test_bad_input_is_one_line_and_exit_1(site: Path, args: list[str], needle: str) -> None:
+    code, out, err = invoke(*args, "--site", str(site))
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
+    assert "Traceback" not in out + err
+
+
+def test_unknown_config_key_names_file_and_line(site: Path) -> None:
+    (site / "digest.toml").write_text("[site]\ntitle = 'x'\ntimezon = 'UTC'\n", "utf-8")
+    code, _, err = invoke("preview", "--site", str(site))
+    assert code == 1
+    assert "digest.toml:3: unknown key 'timezon' in [site] (did you mean 'timezone'?)" in err
+
+
+def test_bad_subscribers_file(site: Path) -> None:
+    (site / "subscribers.yaml").write_text("subscribers:\n  - email: ok@example.com\n  - email: not-an-address\n")
+    code, _, err = invoke("subscribers", "check", "--site", str(site))
+    assert code == 1 and "subscribers.yaml:3" in err
+    code, _, err = invoke("send", "--site", str(site), "--week", "2026-W47")
+    assert code == 1 and "subscribers.yaml:3" in err and "Traceback" not in err
+
+
+def test_strict_turns_skipped_files_into_an_error(site: Path) -> None:
+    (site / "posts" / "2026-11-17-broken.md").write_text("---\ntitle: [unclosed\n---\nbody\n", "utf-8")
+    code, out, err = invoke("preview", "--site", str(site), "--week", "2026-W47", "--json")
+    assert code == 0
+    assert any("2026-11-17-broken.md" in w["source"] for w in json.loads(out)["warnings"])
+    code, _, err = invoke("preview", "--site", str(site), "--week", "2026-W47", "--strict")
+    assert code == 1 and "2026-11-17-broken.md" in err
+
+
+def test_usage_error_exit_2(site: Path) -> None:
+    assert invoke("preview", "--no-such-option")[0] == 2
+
+
+def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "digest.cli", "preview", "--site", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode in (1, 2)
+    assert "Traceback" not in result.stderr and result.stderr.strip()
