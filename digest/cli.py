@@ -27,7 +27,6 @@ from digest import __version__, pipeline
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
 from digest.models import Problem, Week
-from digest.sender.deliver import DeliveryReport
 
 NOW_ENV = "DIGEST_NOW"  # pins the clock (ISO 8601 with offset): reproducible runs and tests
 EXIT_PARTIAL = 3
@@ -278,12 +277,10 @@ def _send(
     as_json: bool,
     publish_too: bool,
 ) -> int:
-    from digest.sender.subscribers import load_subscribers
-
     settings = ctx.settings
     now_at = clock()
     week = pick_week(ctx, now_at, week_spec, since, until)
-    subscribers = load_subscribers(pipeline.require_subscribers(settings))
+    subscribers = pipeline.load_subscribers(settings)
     if publish_too:
         pipeline.publish(settings, now_at, week, strict=strict)
     ledger = pipeline.open_ledger(settings)
@@ -327,7 +324,7 @@ def _send(
     return report.exit_code if report else 0
 
 
-def report_dict(report: DeliveryReport) -> dict[str, Any]:
+def report_dict(report: pipeline.DeliveryReport) -> dict[str, Any]:
     return {
         "issue": report.issue_id,
         "sent": report.sent,
@@ -342,7 +339,7 @@ def report_dict(report: DeliveryReport) -> dict[str, Any]:
     }
 
 
-def report_line(report: DeliveryReport) -> str:
+def report_line(report: pipeline.DeliveryReport) -> str:
     line = (
         f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, skipped {report.skipped} "
         f"in {report.elapsed:.1f} s ({report.rate:.0f}/s)"
@@ -381,23 +378,14 @@ def send(
 
 
 def _send_test_copy(ctx: Context, week_spec: str, since: str | None, until: str | None, to: str) -> int:
-    from digest.sender.transports import send_test_copy
-    from digest.sender.message import MessageFactory
-    from digest.sender.subscribers import single_subscriber
-
-    settings = ctx.settings
     now_at = clock()
     week = pick_week(ctx, now_at, week_spec, since, until)
-    result = pipeline.build(settings, now_at, week)
-    if not result.issue.entries:
+    result = pipeline.send_test_copy(ctx.settings, now_at, week, to)
+    if result is None:
         out.print(f"week {week.label}: no entries, nothing to send")
         return 0
-    subscriber = single_subscriber(to)
-    variants, _ = pipeline.render_variants(result.issue, settings, [subscriber])
-    message = MessageFactory(variants, settings, now_at).build(subscriber)
-    outcome = send_test_copy(message, pipeline.transport_factory(settings)())
-    out.print(f"test copy to {subscriber.email}: {outcome.status} {outcome.reply}".rstrip())
-    return 0 if outcome.status == "sent" else EXIT_PARTIAL
+    out.print(f"test copy to {to}: {result.status} {result.reply}".rstrip())
+    return 0 if result.ok else EXIT_PARTIAL
 
 
 @main.command()
@@ -481,9 +469,7 @@ def subscribers(click_ctx: click.Context, config: Path | None, site: Path | None
 @fail_on_error
 def list_subscribers(ctx: Context) -> None:
     """List the subscribers; suppressed (unsubscribed) addresses are marked."""
-    from digest.sender.subscribers import load_subscribers
-
-    subs = load_subscribers(pipeline.require_subscribers(ctx.settings))
+    subs = pipeline.load_subscribers(ctx.settings)
     suppressed = pipeline.open_ledger(ctx.settings).suppressed()
     for sub in subs:
         marks = [m for m, on in (("unsubscribed", sub.key in suppressed), ("inactive", not sub.active)) if on]
@@ -498,10 +484,8 @@ def list_subscribers(ctx: Context) -> None:
 @fail_on_error
 def check_subscribers_cmd(ctx: Context) -> None:
     """Validate the subscribers file: counts and every problem; exit 1 when there is one."""
-    from digest.sender.subscribers import check_subscribers
-
     path = pipeline.require_subscribers(ctx.settings)
-    subs, problems = check_subscribers(path)
+    subs, problems = pipeline.check_subscribers(ctx.settings)
     by_format: dict[str, int] = {}
     for s in subs:
         by_format[s.format] = by_format.get(s.format, 0) + 1

@@ -31,10 +31,15 @@ from digest.models import (
     Week,
 )
 from digest.sender import deliver as delivery
+from digest.sender.deliver import DeliveryReport
 from digest.sender.ledger import Ledger
 from digest.sender.message import MessageFactory
-from digest.sender.subscribers import load_subscribers, wants
+from digest.sender.outcome import SendResult
+from digest.sender.subscribers import check_subscribers as _check_subscribers
+from digest.sender.subscribers import load_subscribers as _load_subscribers
+from digest.sender.subscribers import single_subscriber, wants
 from digest.sender.transports import MaildirTransport, NullTransport, SmtpTransport, Transport
+from digest.sender.transports import send_test_copy as _send_copy
 
 Variant = tuple[tuple[str, ...], str]
 EXAMPLE_SUBSCRIBER = Subscriber(email="subscriber@example.com", name="Example Subscriber")
@@ -206,7 +211,7 @@ def transport_factory(settings: Settings, *, dry_run: bool = False) -> Callable[
 @dataclass(frozen=True)
 class SendOutcome:
     build: Build
-    report: delivery.DeliveryReport | None
+    report: DeliveryReport | None
     skipped: dict[str, str] = field(default_factory=dict)
     empty: bool = False
 
@@ -229,7 +234,7 @@ def send(
     if not result.issue.entries and settings.email.empty_week == "skip":
         return SendOutcome(build=result, report=None, empty=True)
     if subscribers is None:
-        subscribers = load_subscribers(require_subscribers(settings))
+        subscribers = load_subscribers(settings)
     variants, skipped = render_variants(result.issue, settings, subscribers)
     factory = MessageFactory(variants, settings, now_at)
     report = delivery.deliver(
@@ -246,6 +251,25 @@ def send(
         stop=stop,
     )
     return SendOutcome(build=result, report=report, skipped=skipped)
+
+
+def send_test_copy(settings: Settings, now_at: datetime, week: Week, address: str) -> SendResult | None:
+    """One copy of the issue to one address (`digest send --to`); the ledger is not touched."""
+    result = build(settings, now_at, week)
+    if not result.issue.entries:
+        return None
+    subscriber = single_subscriber(address)
+    variants, _ = render_variants(result.issue, settings, [subscriber])
+    message = MessageFactory(variants, settings, now_at).build(subscriber)
+    return _send_copy(message, transport_factory(settings)())
+
+
+def load_subscribers(settings: Settings) -> tuple[Subscriber, ...]:
+    return _load_subscribers(require_subscribers(settings))
+
+
+def check_subscribers(settings: Settings) -> tuple[tuple[Subscriber, ...], list[Problem]]:
+    return _check_subscribers(require_subscribers(settings))
 
 
 def require_subscribers(settings: Settings) -> Path:
