@@ -25,7 +25,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from digest.config import Settings
@@ -123,7 +123,7 @@ class _Worker:
         self.queue: deque[str] = deque()
         self.results: list[tuple[str, SendResult]] = []
         self.flushed_at = 0.0
-        self.renewed_at = 0.0
+        self.renewed_at = datetime.min.replace(tzinfo=UTC)
 
     def __call__(self) -> None:
         run = self.run
@@ -137,8 +137,10 @@ class _Worker:
         with run.lock:
             run.opened += 1
         try:
-            self.flushed_at = self.renewed_at = time.monotonic()
+            self.flushed_at = time.monotonic()
+            self.renewed_at = run.clock()
             while not run.stop.is_set():
+                self._flush()  # before claiming: a claim may take back stale rows, never our unrecorded ones
                 self.queue.extend(run.ledger.claim(run.issue_id, self.name, run.batch, run.clock()))
                 if not self.queue:
                     break
@@ -185,10 +187,11 @@ class _Worker:
 
     def _renew(self) -> None:
         # a rate-limited worker may hold its claims longer than the lease; keep them
-        if time.monotonic() - self.renewed_at >= self.run.ledger.lease.total_seconds() / 4:
+        now_at = self.run.clock()
+        if now_at - self.renewed_at >= self.run.ledger.lease / 4:
             self._flush()
-            self.run.ledger.renew(self.run.issue_id, self.name, self.run.clock())
-            self.renewed_at = time.monotonic()
+            self.run.ledger.renew(self.run.issue_id, self.name, now_at)
+            self.renewed_at = now_at
 
 
 def _split(

@@ -154,6 +154,10 @@ class Ledger:
         self.is_postgres = self.engine.dialect.name == "postgresql"
         try:
             with self.engine.begin() as conn:
+                if self.is_postgres:
+                    # two processes starting at once would race on CREATE TABLE; SQLite's BEGIN IMMEDIATE
+                    # already serializes them
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243091)"))
                 metadata.create_all(conn)
                 self._check_version(conn)
         except sa.exc.OperationalError as exc:

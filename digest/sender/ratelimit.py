@@ -18,7 +18,7 @@ class _Bucket:
         self.last = now
 
     def wait(self) -> float:
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+        return 0.0 if self.tokens >= 1 - 1e-9 else (1 - self.tokens) / self.rate
 
 
 class RateLimiter:
@@ -28,6 +28,7 @@ class RateLimiter:
     quota. With neither limit set, acquire() costs one comparison.
     """
 
+    MIN_NAP = 0.001
     MAX_NAP = 1.0  # seconds: short naps keep the stop flag and lease renewals responsive
 
     def __init__(
@@ -71,4 +72,5 @@ class RateLimiter:
                 return False
             if on_wait is not None:
                 on_wait()
-            self._sleep(min(wait, self.MAX_NAP))
+            # at least a millisecond: a clock with microsecond steps would otherwise never move
+            self._sleep(min(max(wait, self.MIN_NAP), self.MAX_NAP))

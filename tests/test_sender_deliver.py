@@ -1,0 +1,266 @@
+"""deliver() end to end: real SMTP servers, a real ledger, an injected clock."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest.config import OutputSettings, Settings, SmtpSettings
+from digest.models import Site, Subscriber
+from digest.sender.deliver import STOP_REQUESTED, DeliveryReport, deliver
+from digest.sender.ledger import REMOVED, Ledger
+from digest.sender.transports import MaildirTransport, SmtpTransport, Transport
+from tests import crash_driver
+from tests.support_postgres import ledger, ledger_url
+from tests.support_smtp import AiosmtpdStore, SimpleFactory, Store, copies, fault_server, smtp_store
+
+__all__ = ["fault_server", "ledger", "ledger_url", "smtp_store"]  # fixtures
+
+ROOT = Path(__file__).resolve().parents[1]
+ISSUE = "2024-W10"
+START_AT = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """The injected clock: time moves only when someone sleeps or the test says so."""
+
+    def __init__(self, now_at: datetime = START_AT) -> None:
+        self.now_at = now_at
+        self.slept: list[float] = []
+        self.lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        return self.now_at
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.slept.append(seconds)
+            self.now_at += timedelta(seconds=seconds)
+
+    def advance(self, **delta: float) -> None:
+        self.now_at += timedelta(**delta)
+
+
+def settings_for(host: str = "127.0.0.1", port: int = 25, **smtp: object) -> Settings:
+    site = Site("Test", "http://localhost/", Path("."), (), "UTC", "/:title/")
+    settings = Settings(site=site, output=OutputSettings(dir=Path("."), url="http://localhost/newsletter/"))
+    values: dict[str, object] = {"host": host, "port": port, "mode": "plain", "timeout": 5.0, **smtp}
+    return replace(settings, smtp=SmtpSettings(**values))  # type: ignore[arg-type]
+
+
+def smtp_to(store: Store, **smtp: object) -> tuple[Settings, Callable[[], Transport]]:
+    settings = settings_for(store.host, store.port, **smtp)
+    return settings, lambda: SmtpTransport(settings.smtp, local_hostname="localhost")
+
+
+def people(n: int, prefix: str = "p") -> list[Subscriber]:
+    return [Subscriber(f"{prefix}{i:03}@example.com", name="김민지" if i % 3 == 0 else "") for i in range(n)]
+
+
+def run(store: Store, ledger: Ledger, subs: list[Subscriber], clock: FakeClock, **kwargs: Any) -> DeliveryReport:
+    """deliver() of the test issue through SMTP; SmtpSettings fields among kwargs go to the settings."""
+    smtp = {k: kwargs.pop(k) for k in list(kwargs) if k in SmtpSettings.__dataclass_fields__}
+    settings, transports = smtp_to(store, **smtp)
+    factory = SimpleFactory(ISSUE)
+    return deliver(factory, subs, ledger, transports, settings, clock, issue_id=ISSUE, sleep=clock.sleep, **kwargs)
+
+
+def test_every_subscriber_gets_exactly_one_copy_and_a_rerun_sends_nothing(smtp_store: Store, ledger: Ledger) -> None:
+    subs = people(40)
+    seen: list[tuple[int, int]] = []
+    report = run(smtp_store, ledger, subs, FakeClock(), progress=lambda done, total: seen.append((done, total)))
+    assert (report.sent, report.deferred, report.failed, report.exit_code) == (40, 0, 0, 0)
+    assert copies(smtp_store) == {s.email: 1 for s in subs}
+    assert sorted(seen)[-1] == (40, 40)
+    for received in smtp_store.messages():
+        msg = email.message_from_bytes(received.data, policy=email.policy.default)
+        assert msg["Message-ID"] == f"<{ISSUE}.{received.recipients[0].replace('@', '.')}@digest.test>"
+    again = run(smtp_store, ledger, subs, FakeClock())
+    assert (again.sent, again.exit_code) == (0, 0)
+    assert len(smtp_store.messages()) == 40
+    row = ledger.deliveries(ISSUE)[0]
+    assert (row.state, row.attempts) == ("sent", 1) and row.reply.startswith("250") and row.message_id
+
+
+def test_faults_deferred_then_retried_failures_kept_with_their_reply(
+    fault_server: AiosmtpdStore, ledger: Ledger
+) -> None:
+    subs = people(20) + [Subscriber(f"{kind}@example.com") for kind in ("busy", "closing", "drop", "reject-1")]
+    clock = FakeClock()
+    first = run(fault_server, ledger, subs, clock, max_attempts=3)
+    assert (first.sent, first.deferred, first.failed, first.exit_code) == (20, 3, 1, 3)
+    failed = {f.recipient: f for f in first.failures}
+    assert failed["reject-1@example.com"].state == "failed"
+    assert "550 5.1.1" in failed["reject-1@example.com"].reply
+    assert "451 4.3.0" in failed["busy@example.com"].reply and failed["busy@example.com"].state == "deferred"
+    assert failed["drop@example.com"].reply.startswith("connection error")
+    early = run(fault_server, ledger, subs, clock)  # nothing is due yet
+    assert early.sent == 0
+    clock.advance(hours=1)
+    second = run(fault_server, ledger, subs, clock)
+    assert (second.sent, second.deferred, second.failed) == (3, 0, 0)
+    assert second.exit_code == 3  # the 550 stays failed: it is never retried
+    expected = {s.email: 1 for s in subs if not s.email.startswith("reject")}
+    assert copies(fault_server) == expected
+
+
+def test_skipped_inactive_suppressed_and_removed_people_get_nothing(smtp_store: Store, ledger: Ledger) -> None:
+    subs = people(6) + [Subscriber("asleep@example.com", active=False), Subscriber("Gone@Example.com")]
+    ledger.suppress("gone@example.com", START_AT, "one-click")
+    clock = FakeClock()
+    report = run(smtp_store, ledger, subs[:5] + subs[6:], clock, skipped={"p001@example.com": "no matching entries"})
+    assert report.sent == 4
+    run(smtp_store, ledger, subs[2:], clock)  # p000 and p001 left the list; p005 joined
+    got = set(copies(smtp_store))
+    assert got == {"p000@example.com", "p002@example.com", "p003@example.com", "p004@example.com", "p005@example.com"}
+    reasons = {d.recipient: d.reply for d in ledger.deliveries(ISSUE) if d.state == "skipped"}
+    assert reasons == {
+        "asleep@example.com": "inactive",
+        "gone@example.com": "unsubscribed: one-click",
+        "p001@example.com": REMOVED,
+    }
+
+
+def test_the_error_budget_stops_the_run_and_hands_back_the_rest(fault_server: AiosmtpdStore, ledger: Ledger) -> None:
+    subs = [Subscriber(f"reject-{i:02}@example.com") for i in range(30)]
+    report = run(fault_server, ledger, subs, FakeClock(), error_budget=5, connections=1)
+    assert report.stopped.startswith("error budget: 5") and "550" in report.stopped
+    assert report.failed == 5 and report.exit_code == 3
+    status = ledger.status(ISSUE)
+    assert (status.counts["failed"], status.counts["pending"], status.counts["sending"]) == (5, 25, 0)
+
+
+def test_stop_flag_finishes_the_message_in_flight_and_leaves_no_claims(smtp_store: Store, ledger: Ledger) -> None:
+    stop = threading.Event()
+    subs = people(30)
+
+    def progress(done: int, total: int) -> None:
+        if done >= 5:
+            stop.set()
+
+    report = run(smtp_store, ledger, subs, FakeClock(), progress=progress, stop=stop, connections=2)
+    assert report.stopped == STOP_REQUESTED and report.exit_code == 3
+    assert 5 <= report.sent < 30
+    status = ledger.status(ISSUE)
+    assert status.counts["sending"] == 0 and status.counts["sent"] == report.sent
+    assert len(smtp_store.messages()) == report.sent
+    rest = run(smtp_store, ledger, subs, FakeClock())
+    assert rest.sent == 30 - report.sent and copies(smtp_store) == {s.email: 1 for s in subs}
+
+
+def test_two_runs_at_once_send_each_subscriber_once(smtp_store: Store, ledger_url: str) -> None:
+    subs = people(120)
+    reports = []
+
+    def one() -> None:
+        mine = Ledger(ledger_url)
+        reports.append(run(smtp_store, mine, subs, FakeClock(), connections=3, batch=5))
+        mine.close()
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(reports) == 2 and sum(r.sent for r in reports) == 120
+    assert copies(smtp_store) == {s.email: 1 for s in subs}
+
+
+@pytest.mark.parametrize(
+    ("per_second", "per_hour", "expected_slept"),
+    [
+        (5.0, 0, 3.0),  # a burst of 5, then 15 more at 5/s
+        (0.0, 10, 3600.0),  # the hour's 10 at once, then one every 360 s
+        (0.0, 3600, 0.0),
+        (0.0, 0, 0.0),
+    ],
+)
+def test_rate_limits_wait_on_the_injected_clock(
+    smtp_store: Store, ledger: Ledger, per_second: float, per_hour: int, expected_slept: float
+) -> None:
+    clock = FakeClock()
+    report = run(
+        smtp_store, ledger, people(20), clock, rate_per_second=per_second, rate_per_hour=per_hour, connections=1
+    )
+    assert report.sent == 20
+    assert sum(clock.slept) == pytest.approx(expected_slept, abs=0.01)
+    assert report.elapsed == pytest.approx(sum(clock.slept))
+
+
+def test_dry_run_builds_everything_and_writes_nothing(ledger: Ledger) -> None:
+    factory = SimpleFactory(ISSUE)
+    subs = people(7) + [Subscriber("asleep@example.com", active=False)]
+    settings = settings_for()
+
+    def refuse() -> Transport:
+        raise AssertionError("a dry run opens no transport")
+
+    report = deliver(factory, subs, ledger, refuse, settings, FakeClock(), issue_id=ISSUE, dry_run=True)
+    assert (report.dry_run, report.sent, report.skipped, factory.built) == (True, 7, 1, 7)
+    assert ledger.deliveries(ISSUE) == []
+
+
+def test_maildir_delivery_parses_with_mailbox_and_email(tmp_path: Path, ledger: Ledger) -> None:
+    box = tmp_path / "outbox"
+    subs = people(5)
+    report = deliver(
+        SimpleFactory(ISSUE), subs, ledger, lambda: MaildirTransport(box), settings_for(), FakeClock(), issue_id=ISSUE
+    )
+    assert report.sent == 5
+    parsed = [email.message_from_bytes(m.as_bytes(), policy=email.policy.default) for m in mailbox.Maildir(box)]
+    assert sorted(str(m["To"]).split("<")[-1].rstrip(">") for m in parsed) == [s.email for s in subs]
+    assert all("이번 주 소식" in m.get_content() for m in parsed)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_rerun_misses_nobody(smtp_store: Store, tmp_path: Path) -> None:
+    if not isinstance(smtp_store, AiosmtpdStore):
+        pytest.skip("the crash test counts copies in the in-process server")
+    count, bound = 400, crash_driver.CONNECTIONS * 8  # connections × record_every (deliver's default)
+    url = f"sqlite:///{tmp_path / 'crash.sqlite3'}"
+    Ledger(url).close()
+    rng = random.Random(7)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    lease = 11 * 60  # each run's clock is past the previous run's lease
+
+    def start(step: int) -> subprocess.Popen[bytes]:
+        args = [sys.executable, "-m", "tests.crash_driver", url, str(smtp_store.port), str(count), str(step * lease)]
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    kills = 0
+    for step in range(3):
+        before = len(smtp_store.messages())
+        proc = start(step)
+        deadline = time.monotonic() + 10
+        # kill after a random number of new messages arrived, i.e. in the middle of sending
+        target = before + rng.randint(20, 90)
+        while len(smtp_store.messages()) < target and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.05))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=10)
+    final = start(3)
+    out, err = final.communicate(timeout=60)
+    assert final.returncode == 0, err.decode()
+    got = copies(smtp_store)
+    assert [p for p in (f"p{i:04}@example.com" for i in range(count)) if p not in got] == []
+    duplicates = sum(n - 1 for n in got.values())
+    assert kills >= 1
+    assert duplicates <= kills * bound, (duplicates, kills)
