@@ -17,7 +17,8 @@ from digest.models import Heading
 
 from .text import slugify
 
-_MD = MarkdownIt("commonmark", {"html": True}).enable("table").enable("strikethrough")
+# linkify: running logs and news posts paste bare URLs; GFM renders them as links, and so do we.
+_MD = MarkdownIt("commonmark", {"html": True, "linkify": True}).enable(["table", "strikethrough", "linkify"])
 MORE = "<!--more-->"
 SUMMARY_KEYS = ("summary", "description", "excerpt")
 # A post's own table of contents is not one of its items; the issue shows the outline instead.
