@@ -8,6 +8,7 @@ several processes, even on several machines, can share one issue's work.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -207,14 +208,14 @@ class Ledger:
                 )
             }
             base = {"issue_id": issue_id, "attempts": 0, "message_id": "", "worker": "", "updated_at": now_at}
-            new = [{**base, "recipient": r, "state": "pending", "reply": ""} for r in sorted(wanted - existing.keys())]
-            new += [
-                {**base, "recipient": r, "state": "skipped", "reply": why}
-                for r, why in reasons.items()
-                if r not in existing
-            ]
-            for rows in _chunks(new):
-                conn.execute(self._insert(deliveries).on_conflict_do_nothing(), list(rows))
+            fresh = itertools.chain(
+                ((r, "pending", "") for r in sorted(wanted) if r not in existing),
+                ((r, "skipped", why) for r, why in reasons.items() if r not in existing),
+            )
+            insert = self._insert(deliveries).on_conflict_do_nothing()
+            while rows := list(itertools.islice(fresh, CHUNK)):
+                # row dicts a chunk at a time: 100,000 of them at once would cost ~50 MB
+                conn.execute(insert, [{**base, "recipient": r, "state": st, "reply": why} for r, st, why in rows])
             changes = []
             for r, (state, reply) in existing.items():
                 if r in wanted and state == "skipped":
