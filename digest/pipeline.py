@@ -197,7 +197,8 @@ def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = 
 def open_ledger(settings: Settings) -> Ledger:
     if not settings.database_url:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-    return Ledger(settings.db_url)
+    smtp = settings.smtp
+    return Ledger(settings.db_url, max_attempts=smtp.max_attempts, retry_base_seconds=smtp.retry_base_seconds)
 
 
 def transport_factory(settings: Settings, *, dry_run: bool = False) -> Callable[[], Transport]:

@@ -223,6 +223,22 @@ def worker_prefix() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def is_dead_worker(worker: str) -> bool:
+    """A worker id of this host whose process is gone (SIGKILL, crash). Other hosts' workers are
+    never judged here: their rows come back when the lease runs out."""
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 def deliver(
     factory: MessageBuilder,
     subscribers: Sequence[Subscriber],
@@ -255,6 +271,7 @@ def deliver(
         return _dry_run(factory, wanted, len(reasons), ledger, issue_id, progress, clock, started_at)
     smtp = settings.smtp
     ledger.plan(issue_id, list(wanted), reasons, started_at)
+    ledger.release_dead(issue_id, is_dead_worker, started_at)
     total = ledger.due(issue_id, started_at)
     stop = stop or threading.Event()
     limiter = RateLimiter(smtp.rate_per_second, smtp.rate_per_hour, lambda: clock().timestamp(), sleep)

@@ -9,7 +9,7 @@ several processes, even on several machines, can share one issue's work.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -299,6 +299,23 @@ class Ledger:
             if found or not after:
                 return found
             after = ""  # wrap around once: rows released by a stopped worker sit before the cursor
+
+    def release_dead(self, issue_id: str, is_dead: Callable[[str], bool], now_at: datetime) -> int:
+        """Hand back the rows of workers known to be dead (a killed process on this host) without
+        waiting for their lease. Their in-flight messages may be sent twice: the same bound as a lease."""
+        with self.engine.begin() as conn:
+            holders = conn.execute(
+                sa.select(d.worker).where(d.issue_id == issue_id, d.state == "sending").distinct()
+            ).scalars()
+            dead = [w for w in holders if w and is_dead(w)]
+            if not dead:
+                return 0
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(d.issue_id == issue_id, d.state == "sending", d.worker.in_(dead))
+                .values(state="pending", updated_at=now_at)
+            )
+            return int(result.rowcount or 0)
 
     def skip(self, issue_id: str, recipients: Sequence[str], reason: str, now_at: datetime) -> None:
         """Mark claimed or pending rows skipped (a claimed recipient this run does not know)."""
