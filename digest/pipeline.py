@@ -112,6 +112,14 @@ def render_variants(
     variants: dict[Variant, RenderedIssue] = {}
     skipped: dict[str, str] = {}
     by_filter: dict[tuple[str, ...], RenderedIssue | None] = {}
+    if not issue.entries:  # the "no new posts" note (email.empty_week = "note"): one render for everyone
+        note = templater.render_email(issue, settings)
+        for sub in subscribers:
+            if sub.active:
+                variants[sub.variant] = note
+            else:
+                skipped[sub.key] = "inactive in the subscribers file"
+        return variants, skipped
     for sub in subscribers:
         if not sub.active:
             skipped[sub.key] = "inactive in the subscribers file"

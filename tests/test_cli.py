@@ -121,6 +121,17 @@ def test_empty_week_sends_nothing(site: Path) -> None:
     assert code == 0 and "no entries" in out
 
 
+def test_empty_week_note_mode_sends_a_short_note(site: Path) -> None:
+    config = site / "digest.toml"
+    config.write_text(config.read_text("utf-8").replace("[email]\n", "[email]\nempty_week = \"note\"\n"), "utf-8")
+    code, out, _ = invoke("send", "--site", str(site), "--week", "2026-W30")
+    assert code == 0, out
+    messages = list(mailbox.Maildir(site / "_digest" / "outbox", create=False))
+    assert len(messages) == 3
+    body = email.message_from_bytes(messages[0].as_bytes(), policy=email.policy.default).get_body(("plain",))
+    assert body is not None and "2026-W30" in body.get_content()
+
+
 BAD_INPUTS = [
     (["preview", "--week", "2026-W99"], "2026-W99"),
     (["preview", "--week", "someday"], "someday"),
