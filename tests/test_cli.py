@@ -185,3 +185,41 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode in (1, 2)
     assert "Traceback" not in result.stderr and result.stderr.strip()
+
+
+def test_preview_serve_serves_and_rebuilds_when_a_post_changes(site: Path) -> None:
+    import os
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DIGEST_NOW": NOW}
+    args = [sys.executable, "-m", "digest.cli", "preview", "--site", str(site), "--week", "2026-W47",
+            "--serve", str(port)]  # fmt: skip
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def fetch() -> str:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/email.html", timeout=5) as resp:
+                    return resp.read().decode()
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    try:
+        assert "Setting up Korean fonts for plots" in fetch()
+        post = site / "posts" / "2026-11-20-korean-fonts.md"
+        post.write_text(post.read_text("utf-8").replace("Setting up Korean fonts", "Configuring Hangul fonts"))
+        deadline = time.monotonic() + 20
+        while "Configuring Hangul fonts" not in fetch():
+            assert time.monotonic() < deadline, "the preview was not rebuilt"
+            time.sleep(0.3)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
