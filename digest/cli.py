@@ -281,8 +281,6 @@ def _send(
     now_at = clock()
     week = pick_week(ctx, now_at, week_spec, since, until)
     subscribers = pipeline.load_subscribers(settings)
-    if publish_too:
-        pipeline.publish(settings, now_at, week, strict=strict)
     ledger = pipeline.open_ledger(settings)
     stop = threading.Event()
     # SIGTERM/SIGINT: finish and record the messages in flight, then exit (exit code 3: not all sent).
@@ -302,6 +300,7 @@ def _send(
             subscribers=subscribers,
             progress=progress.update,
             stop=stop,
+            publish=publish_too,
         )
     finally:
         progress.close()

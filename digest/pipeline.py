@@ -238,8 +238,13 @@ def send(
     subscribers: tuple[Subscriber, ...] | None = None,
     progress: Callable[[int, int], None] | None = None,
     stop: threading.Event | None = None,
+    publish: bool = False,
 ) -> SendOutcome:
+    """Send the week's issue through the ledger; with `publish`, write feeds and archive first (one
+    build for both: the weekly cycle)."""
     result = build(settings, now_at, week, strict=strict)
+    if publish:
+        write_files(settings.output.dir, site_files(result, settings))
     if not result.issue.entries and settings.email.empty_week == "skip":
         return SendOutcome(build=result, report=None, empty=True)
     if subscribers is None:

@@ -91,40 +91,37 @@ def run_cycle(
     """Publish feeds and archive, then send the week that just ended (or `week`) through the ledger."""
     started = time.monotonic()
     week = week or job_week(settings, now_at)
-    built = pipeline.publish(settings, now_at, week)
-    entries = len(built.issue.entries)
-    if stop is not None and stop.is_set():
-        result = CycleResult(week, entries, stopped="stop requested")
+    own_ledger = ledger is None
+    ledger = ledger or pipeline.open_ledger(settings)
+    try:
+        outcome = pipeline.send(
+            settings,
+            now_at,
+            week,
+            ledger=ledger,
+            transports=transports or pipeline.transport_factory(settings),
+            clock=clock,
+            stop=stop,
+            publish=True,
+        )
+    finally:
+        if own_ledger:
+            ledger.close()
+    entries = len(outcome.build.issue.entries)
+    report = outcome.report
+    if report is None:
+        result = CycleResult(week, entries, empty=outcome.empty)
     else:
-        own_ledger = ledger is None
-        ledger = ledger or pipeline.open_ledger(settings)
-        try:
-            outcome = pipeline.send(
-                settings,
-                now_at,
-                week,
-                ledger=ledger,
-                transports=transports or pipeline.transport_factory(settings),
-                clock=clock,
-                stop=stop,
-            )
-        finally:
-            if own_ledger:
-                ledger.close()
-        report = outcome.report
-        if report is None:
-            result = CycleResult(week, entries, empty=outcome.empty)
-        else:
-            result = CycleResult(
-                week,
-                entries,
-                sent=report.sent,
-                deferred=report.deferred,
-                failed=report.failed,
-                skipped=report.skipped,
-                outstanding=report.outstanding,
-                stopped=report.stopped,
-            )
+        result = CycleResult(
+            week,
+            entries,
+            sent=report.sent,
+            deferred=report.deferred,
+            failed=report.failed,
+            skipped=report.skipped,
+            outstanding=report.outstanding,
+            stopped=report.stopped,
+        )
     result = replace(result, duration=round(time.monotonic() - started, 3))
     log.info(
         "week %s: %d entries, sent %d, deferred %d, failed %d in %.1f s%s",
