@@ -282,3 +282,22 @@ def test_bad_dkim_settings(tmp_path: Path, changes: dict, message: str) -> None:
         base["dkim_key"] = tmp_path / base["dkim_key"]
     with pytest.raises(ConfigError, match=message):
         factory(tmp_path, **base)
+
+
+def test_quoted_printable_never_starts_a_line_with_a_dot() -> None:
+    """SMTP dot-stuffing then has nothing to do; decoding gives the same bytes, lines get no longer."""
+    import binascii
+    import random
+
+    from digest.sender.mimebits import qp
+
+    rng = random.Random(1)
+    pieces = ["가", ".", "..", "a b", "\n", ".\n", " ", "=", "é"]
+    for _ in range(2000):
+        text = "".join(rng.choice([*pieces, "x" * rng.randint(1, 90)]) for _ in range(rng.randint(0, 60)))
+        data = text.encode()
+        encoded = qp(data)
+        assert binascii.a2b_qp(encoded) == data
+        assert not encoded.startswith(b".") and b"\n." not in encoded
+        plain = binascii.b2a_qp(data)
+        assert max(map(len, encoded.split(b"\n"))) <= max(76, max(map(len, plain.split(b"\n"))))
