@@ -9,6 +9,8 @@ several processes, even on several machines, can share one issue's work.
 from __future__ import annotations
 
 import itertools
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -119,9 +121,17 @@ def _engine(url: str) -> Engine:
         # pysqlite's own transaction handling would issue a deferred BEGIN; we issue our own below
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against a process kill
         cur.execute("PRAGMA busy_timeout=60000")
+        # Switching to WAL needs an exclusive lock and fails at once ("database is locked") while another
+        # connection is open, busy timeout or not: switch only when the file is not in WAL mode yet.
+        for _ in range(200):  # about 10 s: two processes opening a new file at once
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                break
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                time.sleep(0.05)
+        cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against a process kill
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
