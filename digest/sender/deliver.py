@@ -30,7 +30,7 @@ from typing import Protocol
 
 from digest.config import Settings
 from digest.errors import DeliveryError
-from digest.models import Delivery, OutgoingMessage, Subscriber
+from digest.models import Delivery, OutgoingMessage, Subscriber, lowered
 from digest.sender.ledger import Ledger, LedgerStatus
 from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
 from digest.sender.ratelimit import RateLimiter
@@ -198,7 +198,7 @@ def _split(
     subscribers: Sequence[Subscriber], skipped: Mapping[str, str]
 ) -> tuple[dict[str, Subscriber], dict[str, str]]:
     """Subscribers to send to (by lower-cased address) and the reasons for everyone else."""
-    reasons = {k.lower(): v for k, v in skipped.items()}
+    reasons = {lowered(k): v for k, v in skipped.items()}
     wanted: dict[str, Subscriber] = {}
     for sub in subscribers:
         if sub.key in reasons or sub.key in wanted:

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from digest.errors import LedgerError
-from digest.models import Delivery
+from digest.models import Delivery, lowered
 from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
 
 SCHEMA_VERSION = 1
@@ -203,8 +203,8 @@ class Ledger:
         longer in the list become skipped with a reason; a skipped recipient who is back becomes pending.
         Rows claimed by another worker (sending), failed or sent are left alone.
         """
-        wanted = {r.lower() for r in recipients}
-        reasons = {k.lower(): v for k, v in skipped.items()}
+        wanted = {lowered(r) for r in recipients}
+        reasons = {lowered(k): v for k, v in skipped.items()}
         with self.engine.begin() as conn:
             for email, reason in conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)):
                 if email in wanted:
