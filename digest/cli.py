@@ -343,6 +343,9 @@ def report_line(report: pipeline.DeliveryReport) -> str:
         f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, skipped {report.skipped} "
         f"in {report.elapsed:.1f} s ({report.rate:.0f}/s)"
     )
+    earlier = (report.status.counts.get("sent", 0) - report.sent) if report.status else 0
+    if earlier > 0:
+        line += f"; {earlier} had it already (each subscriber gets an issue once)"
     if report.stopped:
         line += f"; stopped: {report.stopped}"
     if report.outstanding:
