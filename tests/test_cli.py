@@ -130,6 +130,7 @@ def test_empty_week_note_mode_sends_a_short_note(site: Path) -> None:
     assert len(messages) == 3
     body = email.message_from_bytes(messages[0].as_bytes(), policy=email.policy.default).get_body(("plain",))
     assert body is not None and "2026-W30" in body.get_content()
+    assert "https://notes.example.org/newsletter/2026-W30/" not in body.get_content()  # no such archive page
 
 
 BAD_INPUTS = [

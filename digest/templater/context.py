@@ -24,8 +24,9 @@ _PAGE_ANCHOR = re.compile(r"""(<a\b[^>]*?\shref\s*=\s*)(["'])#""", re.I)
 
 
 def issue_url(issue: Issue, settings: Settings) -> str:
-    """The archive page of an issue: settings.output.url + week label + "/"."""
-    return f"{settings.output.url}{issue.week.label}/"
+    """The archive page of an issue: settings.output.url + week label + "/". A week without entries (the
+    "no new posts" note) has no page of its own: its link goes to the archive index."""
+    return f"{settings.output.url}{issue.week.label}/" if issue.entries else settings.output.url
 
 
 def add_alt_text(body_html: str, fallback: str) -> str:
