@@ -560,7 +560,7 @@ def load_settings(
         empty_week=email_values["empty_week"],
         dkim_key=path(email_values["dkim_key"]),
         dkim_selector=email_values["dkim_selector"],
-        dkim_domain=email_values["dkim_domain"],
+        dkim_domain=email_values["dkim_domain"] or _domain_of(email_values["from"]) or host,
     )
     subscribers_file = path(_get(values, "subscribers", "file"))
     if subscribers_file is None and (base / "subscribers.yaml").is_file():
@@ -587,6 +587,12 @@ def load_settings(
         config_file=config_file,
         site_config_file=defaults.file,
     )
+
+
+def _domain_of(address: str) -> str:
+    from email.utils import parseaddr
+
+    return parseaddr(address)[1].rpartition("@")[2]
 
 
 def with_overrides(settings: Settings, **site_changes: Any) -> Settings:

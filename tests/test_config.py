@@ -179,3 +179,10 @@ def test_example_site_loads() -> None:
     settings = load_settings(site=root, env={})
     assert settings.site.timezone == "Asia/Seoul"
     assert settings.subscribers == root / "subscribers.yaml"
+
+
+def test_dkim_domain_defaults_to_the_from_domain(site: Path) -> None:
+    write(site / "digest.toml", "[email]\nfrom = '노트 <news@mail.example.org>'\n")
+    assert load_settings(site=site, env={}).email.dkim_domain == "mail.example.org"
+    write(site / "digest.toml", "[email]\nfrom = 'a@b.example'\ndkim_domain = 'example'\n")
+    assert load_settings(site=site, env={}).email.dkim_domain == "example"
