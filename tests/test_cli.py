@@ -224,3 +224,15 @@ def test_preview_serve_serves_and_rebuilds_when_a_post_changes(site: Path) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_filter_that_leaves_nothing_sends_nothing_and_the_ledger_says_why(site: Path) -> None:
+    (site / "subscribers.yaml").write_text(
+        "subscribers:\n  - email: all@example.com\n  - email: travel@example.com\n    tags: [여행]\n", "utf-8"
+    )
+    code, out, _ = invoke("send", "--site", str(site), "--week", "2026-W47")
+    assert code == 0, out
+    assert [str(m["To"]) for m in mailbox.Maildir(site / "_digest" / "outbox", create=False)] == ["all@example.com"]
+    status = json.loads(invoke("status", "--site", str(site), "--week", "2026-W47", "--json")[1])
+    assert status["counts"]["skipped"] == 1
+    assert any("tags" in reason for reason in status["skipped"])
