@@ -186,3 +186,16 @@ def test_dkim_domain_defaults_to_the_from_domain(site: Path) -> None:
     assert load_settings(site=site, env={}).email.dkim_domain == "mail.example.org"
     write(site / "digest.toml", "[email]\nfrom = 'a@b.example'\ndkim_domain = 'example'\n")
     assert load_settings(site=site, env={}).email.dkim_domain == "example"
+
+
+@pytest.mark.parametrize(
+    ("permalinks", "expected"),
+    [
+        ('[permalinks.page]\nposts = "/p/:slug/"\n', "/p/:slug/"),
+        ('[permalinks]\npage = "/:slug/"\n', "/:path/"),  # not a table: ignored, Hugo's default
+    ],
+)
+def test_hugo_permalinks_page_table(tmp_path: Path, permalinks: str, expected: str) -> None:
+    write(tmp_path / "hugo.toml", 'baseURL = "https://h.example/"\n' + permalinks)
+    write(tmp_path / "content/posts/a.md", "+++\ntitle='a'\n+++\n")
+    assert load_settings(site=tmp_path, env={}).site.permalink == expected
