@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from pathlib import Path
 
 from digest import collector, templater
@@ -213,7 +214,9 @@ def transport_factory(settings: Settings, *, dry_run: bool = False) -> Callable[
     if dry_run:
         return NullTransport
     if settings.smtp.host:
-        return lambda: SmtpTransport(settings.smtp)
+        # the envelope sender is the From address: parsed once here, not from every message's bytes
+        envelope_from = parseaddr(settings.email.sender)[1]
+        return lambda: SmtpTransport(settings.smtp, envelope_from=envelope_from)
     return lambda: MaildirTransport(settings.outbox)
 
 

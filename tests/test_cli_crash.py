@@ -64,5 +64,6 @@ def test_sigkilled_digest_send_reruns_to_exactly_once(big_site: Path, aiosmtpd_s
     assert set(got) <= wanted
     assert kills >= 1
     assert sum(n - 1 for n in got.values()) <= kills * IN_FLIGHT
+    assert {m.mail_from for m in aiosmtpd_store.messages()} == {"digest@notes.example.org"}  # the From address
     again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and '"sent": 0' in again.stdout
