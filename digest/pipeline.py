@@ -25,6 +25,7 @@ from digest.models import (
     RECIPIENT_EMAIL_MARK,
     UNSUBSCRIBE_URL_MARK,
     Collection,
+    Entry,
     Issue,
     Problem,
     RenderedIssue,
@@ -82,23 +83,16 @@ def build(settings: Settings, now_at: datetime, week: Week, *, strict: bool = Fa
             source=first.source,
             line=first.line,
         )
-    by_week: dict[str, list] = {}
-    weeks: dict[str, Week] = {}
-    for entry in collection.entries:
-        w = collector.week_of(entry.published_at, settings.site)
-        if w.start_at > week.start_at:
-            continue
-        by_week.setdefault(w.label, []).append(entry)
-        weeks[w.label] = w
-    if week.label not in weeks:  # a --since/--until window or an empty week
-        weeks[week.label] = week
     selected = tuple(e for e in collection.entries if week.contains(e.published_at))
     issue = Issue(site=settings.site, week=week, entries=selected, problems=collection.problems)
+    # The other weeks in the window, each an issue of its own (newest first), for the feeds and the archive.
+    by_week: dict[str, tuple[Week, list[Entry]]] = {}
+    for entry in collection.entries:
+        w = collector.week_of(entry.published_at, settings.site)
+        if w.start_at < week.start_at and w.label != week.label:
+            by_week.setdefault(w.label, (w, []))[1].append(entry)
     history = [issue] if selected else []
-    for label in sorted(by_week, key=lambda lb: weeks[lb].start_at, reverse=True):
-        if label == week.label:
-            continue
-        history.append(Issue(site=settings.site, week=weeks[label], entries=tuple(by_week[label])))
+    history += [Issue(settings.site, w, tuple(entries)) for w, entries in by_week.values()]
     history.sort(key=lambda i: i.week.start_at, reverse=True)
     return Build(issue=issue, history=tuple(history[: settings.output.feed_issues]), scanned=collection.scanned)
 
@@ -113,14 +107,22 @@ def render_variants(
     variants: dict[Variant, RenderedIssue] = {}
     skipped: dict[str, str] = {}
     by_filter: dict[tuple[str, ...], RenderedIssue | None] = {}
-    if not issue.entries:  # the "no new posts" note (email.empty_week = "note"): one render for everyone
-        note = templater.render_email(issue, settings)
-        for sub in subscribers:
-            if sub.active:
-                variants[sub.variant] = note
-            else:
-                skipped[sub.key] = "inactive in the subscribers file"
-        return variants, skipped
+    for sub in subscribers:
+        if not sub.active:  # deliver() records them as inactive
+            continue
+        tags, fmt = sub.variant
+        if tags not in by_filter:
+            entries = tuple(e for e in issue.entries if wants(sub, e))
+            # An issue without any entry is the "no new posts" note (email.empty_week = "note"), for everyone.
+            wanted = entries or not issue.entries
+            variant_issue = Issue(issue.site, issue.week, entries, issue.problems)
+            by_filter[tags] = templater.render_email(variant_issue, settings) if wanted else None
+        rendered = by_filter[tags]
+        if rendered is None:
+            skipped[sub.key] = "no entries this week match the subscriber's tags"
+            continue
+        variants[(tags, fmt)] = rendered
+    return variants, skipped
     for sub in subscribers:
         if not sub.active:
             skipped[sub.key] = "inactive in the subscribers file"
