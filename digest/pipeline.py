@@ -123,24 +123,6 @@ def render_variants(
             continue
         variants[(tags, fmt)] = rendered
     return variants, skipped
-    for sub in subscribers:
-        if not sub.active:
-            skipped[sub.key] = "inactive in the subscribers file"
-            continue
-        tags, fmt = sub.variant
-        if tags not in by_filter:
-            entries = tuple(e for e in issue.entries if wants(sub, e))
-            by_filter[tags] = (
-                templater.render_email(Issue(issue.site, issue.week, entries, issue.problems), settings)
-                if entries
-                else None
-            )
-        rendered = by_filter[tags]
-        if rendered is None:
-            skipped[sub.key] = "no entries this week match the subscriber's tags"
-            continue
-        variants[(tags, fmt)] = rendered
-    return variants, skipped
 
 
 def site_files(build_result: Build, settings: Settings) -> dict[str, bytes]:

@@ -222,7 +222,7 @@ def create_app(settings: Settings, ledger: Ledger, clock: Callable[[], datetime]
             Route("/{path:path}", files.get, methods=["GET"]),
         ]
     )
-    app.add_middleware(AccessLog)  # type: ignore[arg-type]
+    app.add_middleware(AccessLog)
     return app
 
 
