@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from digest.text import address_key
+
 
 @dataclass(frozen=True)
 class Site:
@@ -132,12 +134,6 @@ class RenderedIssue:
     html_size: int = 0  # bytes of UTF-8 HTML
 
 
-def lowered(text: str) -> str:
-    """text.lower(), but the same object when nothing changes: 100,000 keys then cost no copies."""
-    low = text.lower()
-    return text if low == text else low
-
-
 @dataclass(frozen=True, slots=True)
 class Subscriber:
     email: str
@@ -149,7 +145,7 @@ class Subscriber:
 
     @property
     def key(self) -> str:
-        return lowered(self.email)
+        return address_key(self.email)
 
     @property
     def variant(self) -> tuple[tuple[str, ...], str]:

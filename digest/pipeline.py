@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
-from digest import collector, templater
+from digest import collector, templater, weeks
 from digest.config import Settings
 from digest.errors import CollectError
 from digest.models import (
@@ -65,10 +65,10 @@ def select_week(
 ) -> Week:
     site = settings.site
     if since:
-        return collector.window(since, until, site, now_at)
+        return weeks.window(since, until, site, now_at)
     if until:
         raise CollectError("--until needs --since", "give both, or use --week")
-    return collector.parse_week(week or "this", site, now_at)
+    return weeks.parse_week(week or "this", site, now_at)
 
 
 def build(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
@@ -88,7 +88,7 @@ def build(settings: Settings, now_at: datetime, week: Week, *, strict: bool = Fa
     # The other weeks in the window, each an issue of its own (newest first), for the feeds and the archive.
     by_week: dict[str, tuple[Week, list[Entry]]] = {}
     for entry in collection.entries:
-        w = collector.week_of(entry.published_at, settings.site)
+        w = weeks.week_of(entry.published_at, settings.site)
         if w.start_at < week.start_at and w.label != week.label:
             by_week.setdefault(w.label, (w, []))[1].append(entry)
     history = [issue] if selected else []

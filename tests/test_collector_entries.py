@@ -7,9 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest.collector import collect, week_of
+from digest.collector import collect
 from digest.config import load_settings
 from digest.models import Entry
+from digest.weeks import week_of
 from tests.support_collector import NOW_AT, RUNNING_LOG, SEOUL, WEEKLY_NEWS, make_site, post, write
 
 TOML_POST = """+++

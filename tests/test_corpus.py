@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from digest.collector import collect, parse_week, week_of
-from digest.collector.dates import parse_date
+from digest.collector import collect
 from digest.collector.reader import scan
 from digest.config import load_settings, with_overrides
+from digest.dates import parse_date
 from digest.models import Site
+from digest.weeks import parse_week, week_of
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 NOW_AT = datetime(2026, 6, 1, tzinfo=UTC)

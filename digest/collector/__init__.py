@@ -1,9 +1,5 @@
-"""Collector: Markdown posts on disk -> entries of one week (stage 1).
-
-``collect`` reads the site's source folders; ``week_of``, ``parse_week`` and ``window`` pick the week.
-"""
+"""Collector: Markdown posts on disk -> entries (stage 1). Weeks are picked with digest.weeks."""
 
 from .entries import collect
-from .week import parse_week, week_of, window
 
-__all__ = ["collect", "parse_week", "week_of", "window"]
+__all__ = ["collect"]

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from digest.models import Collection, Entry, Site
+from digest.text import xml_safe
 
 from . import meta as m
 from .links import absolutize
@@ -17,7 +18,6 @@ from .markdown import render
 from .permalink import PostPath, build_url, file_slug
 from .reader import MAYBE_LOG, Post, scan
 from .runlog import LogItem, split_items
-from .text import xml_safe
 
 
 def collect(site: Site, now_at: datetime, since_at: datetime | None = None) -> Collection:

@@ -14,15 +14,12 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from digest.models import Heading
-
-from .text import slugify
+from digest.text import is_toc_heading, slugify
 
 # linkify: running logs and news posts paste bare URLs; GFM renders them as links, and so do we.
 _MD = MarkdownIt("commonmark", {"html": True, "linkify": True}).enable(["table", "strikethrough", "linkify"])
 MORE = "<!--more-->"
 SUMMARY_KEYS = ("summary", "description", "excerpt")
-# A post's own table of contents is not one of its items; the issue shows the outline instead.
-_TOC_NAMES = {"목차", "차례", "contents", "table of contents", "toc"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,7 @@ def _anchor_headings(tokens: list[Token], page_url: str) -> tuple[Heading, ...]:
             slug = f"{slug}-{count}"
         token.attrSet("id", slug)
         level = int(token.tag[1])
-        if level in (2, 3) and text and text.lower() not in _TOC_NAMES:
+        if level in (2, 3) and text and not is_toc_heading(text):
             outline.append(Heading(level, text, f"{page_url.split('#', 1)[0]}#{slug}"))
     return tuple(outline)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
-from .text import slugify
+from digest.text import slugify
 
 _TOKEN = re.compile(r":([a-z_]+)")
 _NAME_DATE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}-")

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from digest.dates import date_from_path, parse_date
 from digest.models import Problem, Site
+from digest.text import xml_safe
 
 from . import meta as m
-from .dates import date_from_path, parse_date
 from .frontmatter import Document, FrontMatterError, Split, load, split
-from .text import xml_safe
 
 MAX_BYTES = 5 * 1024 * 1024
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".mkdn", ".mdwn")

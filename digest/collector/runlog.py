@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 
-from .text import slugify
+from digest.text import slugify
 
 _RULE = re.compile(r"^ {0,3}-{3,}\s*$")
 _BULLET = re.compile(r"^[*+-]\s+")

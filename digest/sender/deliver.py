@@ -30,11 +30,12 @@ from typing import Protocol
 
 from digest.config import Settings
 from digest.errors import DeliveryError
-from digest.models import Delivery, OutgoingMessage, Subscriber, lowered
+from digest.models import Delivery, OutgoingMessage, Subscriber
 from digest.sender.ledger import Ledger, LedgerStatus
 from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
 from digest.sender.ratelimit import RateLimiter
 from digest.sender.transports import NullTransport, Transport
+from digest.text import address_key
 
 STOP_REQUESTED = "stop requested"
 INACTIVE = "inactive"
@@ -198,7 +199,7 @@ def _split(
     subscribers: Sequence[Subscriber], skipped: Mapping[str, str]
 ) -> tuple[dict[str, Subscriber], dict[str, str]]:
     """Subscribers to send to (by lower-cased address) and the reasons for everyone else."""
-    reasons = {lowered(k): v for k, v in skipped.items()}
+    reasons = {address_key(k): v for k, v in skipped.items()}
     wanted: dict[str, Subscriber] = {}
     for sub in subscribers:
         if sub.key in reasons or sub.key in wanted:

@@ -22,8 +22,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from digest.errors import LedgerError
-from digest.models import Delivery, lowered
+from digest.models import Delivery
 from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
+from digest.text import address_key
 
 SCHEMA_VERSION = 1
 STATES = ("pending", "sending", "sent", "deferred", "failed", "skipped")
@@ -203,8 +204,8 @@ class Ledger:
         longer in the list become skipped with a reason; a skipped recipient who is back becomes pending.
         Rows claimed by another worker (sending), failed or sent are left alone.
         """
-        wanted = {lowered(r) for r in recipients}
-        reasons = {lowered(k): v for k, v in skipped.items()}
+        wanted = {address_key(r) for r in recipients}
+        reasons = {address_key(k): v for k, v in skipped.items()}
         with self.engine.begin() as conn:
             for email, reason in conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)):
                 if email in wanted:
@@ -330,7 +331,7 @@ class Ledger:
     def skip(self, issue_id: str, recipients: Sequence[str], reason: str, now_at: datetime) -> None:
         """Mark claimed or pending rows skipped (a claimed recipient this run does not know)."""
         with self.engine.begin() as conn:
-            for batch in _chunks([r.lower() for r in recipients]):
+            for batch in _chunks([address_key(r) for r in recipients]):
                 conn.execute(
                     sa.update(deliveries)
                     .where(
@@ -384,8 +385,8 @@ class Ledger:
         """
         if not results:
             return
-        sent = [(r.lower(), o) for r, o in results if o.status == SENT]
-        other = {r.lower(): o for r, o in results if o.status != SENT}
+        sent = [(address_key(r), o) for r, o in results if o.status == SENT]
+        other = {address_key(r): o for r, o in results if o.status != SENT}
         with self.engine.begin() as conn:
             if sent:
                 conn.execute(
@@ -445,12 +446,12 @@ class Ledger:
         with self.engine.begin() as conn:
             # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT through SQLAlchemy
             stmt = self._insert(suppressions).on_conflict_do_nothing().returning(suppressions.c.email)
-            done = conn.execute(stmt, {"email": email.lower(), "created_at": now_at, "reason": reason})
+            done = conn.execute(stmt, {"email": address_key(email), "created_at": now_at, "reason": reason})
             return done.first() is not None
 
     def unsuppress(self, email: str) -> bool:
         with self.engine.begin() as conn:
-            done = conn.execute(sa.delete(suppressions).where(suppressions.c.email == email.lower()))
+            done = conn.execute(sa.delete(suppressions).where(suppressions.c.email == address_key(email)))
             return bool(done.rowcount)
 
     def suppressed(self) -> set[str]:

@@ -26,6 +26,7 @@ from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, OutgoingMe
 from digest.sender.mimebits import ADDRESS, CONTROL, Piece, clean, mailbox, merge, qp_segments, qp_value
 from digest.sender.signing import DkimSigner
 from digest.sender.tokens import make_token, unsubscribe_url
+from digest.text import address_key
 
 Variant = tuple[tuple[str, ...], str]
 
@@ -42,7 +43,7 @@ LIST_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 def message_id_for(issue_id: str, email: str, domain: str) -> str:
     """The same "<…@domain>" every time this issue is built for this address (ignoring case)."""
-    digest = hashlib.sha256(f"{issue_id}\x00{email.lower()}\x00{domain.lower()}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{issue_id}\x00{address_key(email)}\x00{domain.lower()}".encode()).hexdigest()
     return f"<{digest[:32]}@{domain}>"
 
 

@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import ConfigError
 from digest.models import Entry, Problem, Subscriber
+from digest.text import address_key
 
 FORMATS = ("html", "text")
 TOP_KEYS = ("defaults", "subscribers")
@@ -189,14 +190,14 @@ def _subscribers(reader: _Reader, node: yaml.SequenceNode, defaults: dict[str, A
         if len(reader.errors) > before:
             continue
         email = values["email"]
-        if email.lower() in seen:
+        if address_key(email) in seen:
             reader.error(
                 fields["email"][0],
-                f"{email} is listed twice (first on line {seen[email.lower()]})",
+                f"{email} is listed twice (first on line {seen[address_key(email)]})",
                 "remove one of them",
             )
             continue
-        seen[email.lower()] = line
+        seen[address_key(email)] = line
         out.append(
             Subscriber(
                 email=email,

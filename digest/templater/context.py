@@ -14,9 +14,8 @@ from digest.config import Settings
 from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Entry, Heading, Issue
 from digest.templater.env import fmt_date, last_day
 from digest.templater.labels import labels_for
+from digest.text import is_toc_heading
 
-# Headings that are a post's own table of contents: listing them in the outline says nothing.
-_TOC_NAMES = {"목차", "차례", "contents", "table of contents", "toc", "in this post", "index"}
 _IMG_TAG = re.compile(r"<img\b[^>]*>", re.I)
 _HAS_ALT = re.compile(r"\salt\s*=", re.I)
 _TITLE_ATTR = re.compile(r"""\stitle\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
@@ -57,7 +56,7 @@ class OutlineItem:
 
 def outline_items(outline: tuple[Heading, ...]) -> tuple[OutlineItem, ...]:
     """The headings worth listing: `##`/`###` without a table-of-contents heading; the shallowest level is 0."""
-    kept = [h for h in outline if h.level in (2, 3) and h.text.strip().lower().rstrip(":") not in _TOC_NAMES]
+    kept = [h for h in outline if h.level in (2, 3) and not is_toc_heading(h.text)]
     if not kept:
         return ()
     top = min(h.level for h in kept)

@@ -6,7 +6,6 @@ date is set from Issue.updated_at (the newest entry), and an empty feed gets the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -19,15 +18,10 @@ from digest.templater.context import base_context, issue_url, labels_of
 from digest.templater.email import make_preheader, render_subject
 from digest.templater.env import render
 from digest.templater.labels import labels_for
+from digest.text import xml_safe
 
 FEED_FILES = {"atom": "atom.xml", "rss": "rss.xml"}
 _EPOCH_AT = datetime(1970, 1, 1, tzinfo=UTC)
-# lxml refuses characters XML 1.0 forbids; titles from front matter may still carry them.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def xml_safe(text: str) -> str:
-    return _XML_ILLEGAL.sub("", text)
 
 
 def issue_tag_uri(issue: Issue, settings: Settings) -> str:

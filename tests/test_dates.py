@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest.collector.dates import date_from_path, parse_date
+from digest.dates import date_from_path, parse_date
 
 SEOUL = ZoneInfo("Asia/Seoul")
 

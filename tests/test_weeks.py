@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest.collector import parse_week, week_of, window
 from digest.errors import CollectError
+from digest.weeks import parse_week, week_of, window
 from tests.support_collector import site_in
 
 BERLIN = ZoneInfo("Europe/Berlin")

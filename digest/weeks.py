@@ -12,10 +12,9 @@ import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from digest.dates import parse_date
 from digest.errors import CollectError
 from digest.models import Site, Week
-
-from .dates import parse_date
 
 _ISO_WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.I)
 _WEEK_HINT = 'use 2020-W27, "last", "this" or a date such as 2020-07-04'
