@@ -209,7 +209,7 @@ class Digest:
         smtp = self.settings.smtp
         factory = self.factory()
         started = time.perf_counter()
-        report = self.mods["deliver"](factory, subs, ledger, lambda: transport(smtp), self.settings, _clock)
+        report = self.mods["deliver"](factory, subs, ledger, lambda: transport(smtp), self.settings.delivery, _clock)
         seconds = time.perf_counter() - started
         with contextlib.suppress(OSError):
             db.unlink()

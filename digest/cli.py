@@ -23,7 +23,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from digest import __version__, pipeline
+from digest import __version__, pipeline, report
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
 from digest.models import Problem, Week
@@ -60,6 +60,9 @@ class Context:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config, self.site)
+            pipeline.check_settings(self._settings)
+            for notice in self._settings.notices:
+                err.print(f"notice: {notice}")
         return self._settings
 
 
@@ -120,7 +123,7 @@ def main(ctx: click.Context, config: Path | None, site: Path | None) -> None:
 
 
 def warning_lines(problems: tuple[Problem, ...]) -> list[str]:
-    return [f"{p.source}:{p.line}: {p.message}" if p.line else f"{p.source}: {p.message}" for p in problems]
+    return [report.problem_line(p) for p in problems]
 
 
 def summary_json(result: pipeline.Preview, settings: Settings) -> dict[str, Any]:
@@ -266,7 +269,7 @@ def publish(ctx: Context, week: str | None, since: str | None, until: str | None
     out.print(f"published {len(result.history)} issue(s) to {ctx.settings.output.dir}")
 
 
-def _send(
+def _cycle(
     ctx: Context,
     week_spec: str,
     since: str | None,
@@ -281,76 +284,32 @@ def _send(
     now_at = clock()
     week = pick_week(ctx, now_at, week_spec, since, until)
     subscribers = pipeline.load_subscribers(settings)
-    ledger = pipeline.open_ledger(settings)
     stop = threading.Event()
     # SIGTERM/SIGINT: finish and record the messages in flight, then exit (exit code 3: not all sent).
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     progress = ProgressBar(enabled=not as_json and sys.stderr.isatty())
     try:
-        outcome = pipeline.send(
+        result = pipeline.run_cycle(
             settings,
             now_at,
             week,
-            ledger=ledger,
-            transports=pipeline.transport_factory(settings, dry_run=dry_run),
             clock=clock,
+            publish=publish_too,
             dry_run=dry_run,
             strict=strict,
             subscribers=subscribers,
             progress=progress.update,
             stop=stop,
-            publish=publish_too,
         )
     finally:
         progress.close()
-    report = outcome.report
     if as_json:
-        payload: dict[str, Any] = {"week": week.label, "entries": len(outcome.build.issue.entries), "dry_run": dry_run}
-        payload.update(report_dict(report) if report else {"sent": 0, "note": "no entries: nothing sent"})
-        click.echo(json.dumps(payload, ensure_ascii=False))
-    elif report is None:
-        out.print(f"week {week.label}: no entries, nothing sent (email.empty_week = skip)")
+        click.echo(json.dumps(report.cycle_json(result), ensure_ascii=False))
     else:
-        out.print(
-            f"week {week.label}: {len(outcome.build.issue.entries)} entries; {report_line(report)}"
-            + (" (dry run: nothing was sent)" if dry_run else "")
-        )
-        if not dry_run:
-            smtp = settings.smtp
-            via = f"SMTP {smtp.host}:{smtp.port}" if smtp.host else f"Maildir {settings.outbox}"
-            out.print(f"delivered via {via}")
-    return report.exit_code if report else 0
-
-
-def report_dict(report: pipeline.DeliveryReport) -> dict[str, Any]:
-    return {
-        "issue": report.issue_id,
-        "sent": report.sent,
-        "deferred": report.deferred,
-        "failed": report.failed,
-        "skipped": report.skipped,
-        "outstanding": report.outstanding,
-        "seconds": round(report.elapsed, 3),
-        "rate": round(report.rate, 1),
-        "stopped": report.stopped,
-        "failures": [{"recipient": f.recipient, "state": f.state, "reply": f.reply} for f in report.failures],
-    }
-
-
-def report_line(report: pipeline.DeliveryReport) -> str:
-    line = (
-        f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, skipped {report.skipped} "
-        f"in {report.elapsed:.1f} s ({report.rate:.0f}/s)"
-    )
-    earlier = (report.status.counts.get("sent", 0) - report.sent) if report.status else 0
-    if earlier > 0:
-        line += f"; {earlier} had it already (each subscriber gets an issue once)"
-    if report.stopped:
-        line += f"; stopped: {report.stopped}"
-    if report.outstanding:
-        line += f"; {report.outstanding} not delivered yet (see `digest status`)"
-    return line
+        for line in report.cycle_lines(result):
+            out.print(line)
+    return result.exit_code
 
 
 @main.command()
@@ -375,7 +334,7 @@ def send(
     if to:
         sys.exit(_send_test_copy(ctx, week or "last", since, until, to))
     sys.exit(
-        _send(ctx, week or "last", since, until, dry_run=dry_run, strict=strict, as_json=as_json, publish_too=False)
+        _cycle(ctx, week or "last", since, until, dry_run=dry_run, strict=strict, as_json=as_json, publish_too=False)
     )
 
 
@@ -398,7 +357,7 @@ def _send_test_copy(ctx: Context, week_spec: str, since: str | None, until: str 
 @fail_on_error
 def run(ctx: Context, week: str | None, since: str | None, until: str | None, as_json: bool, strict: bool) -> None:
     """One weekly cycle now: publish feeds and archive, then send (default: last week)."""
-    sys.exit(_send(ctx, week or "last", since, until, dry_run=False, strict=strict, as_json=as_json, publish_too=True))
+    sys.exit(_cycle(ctx, week or "last", since, until, dry_run=False, strict=strict, as_json=as_json, publish_too=True))
 
 
 class ProgressBar:
@@ -437,21 +396,12 @@ def status(ctx: Context, week: str | None, as_json: bool) -> None:
     """Show the ledger of an issue: counts per state and the failures with the server's replies."""
     now_at = clock()
     issue_week = pick_week(ctx, now_at, week or "last", None, None)
-    state = pipeline.open_ledger(ctx.settings).status(issue_week.label)
+    state = pipeline.issue_status(ctx.settings, issue_week.label)
     if as_json:
-        failures = [{"recipient": f.recipient, "state": f.state, "reply": f.reply} for f in state.failures]
-        payload = {"week": issue_week.label, "counts": dict(state.counts), "skipped": dict(state.skipped)}
-        click.echo(json.dumps({**payload, "failures": failures}, ensure_ascii=False))
+        click.echo(json.dumps(report.status_json(issue_week.label, state), ensure_ascii=False))
         return
-    out.print(f"issue {issue_week.label}")
-    for name, count in sorted(state.counts.items()):
-        out.print(f"  {name:<9} {count}")
-    for reason, count in sorted(state.skipped.items()):
-        out.print(f"    skipped: {reason}: {count}")
-    if not state.total:
-        out.print("  nothing recorded yet")
-    for failure in state.failures:
-        out.print(f"  {failure.state}: {failure.recipient}: {failure.reply}")
+    for line in report.status_lines(issue_week.label, state):
+        out.print(line)
 
 
 @main.group(invoke_without_command=True)
@@ -472,7 +422,7 @@ def subscribers(click_ctx: click.Context, config: Path | None, site: Path | None
 def list_subscribers(ctx: Context) -> None:
     """List the subscribers; suppressed (unsubscribed) addresses are marked."""
     subs = pipeline.load_subscribers(ctx.settings)
-    suppressed = pipeline.open_ledger(ctx.settings).suppressed()
+    suppressed = pipeline.suppressed(ctx.settings)
     for sub in subs:
         marks = [m for m, on in (("unsubscribed", sub.key in suppressed), ("inactive", not sub.active)) if on]
         extra = f" tags={','.join(sub.tags)}" if sub.tags else ""
@@ -508,12 +458,11 @@ def check_subscribers_cmd(ctx: Context) -> None:
 @fail_on_error
 def unsubscribe(ctx: Context, email: str, undo: bool) -> None:
     """Suppress an address by hand (e.g. after a mailto unsubscribe)."""
-    ledger = pipeline.open_ledger(ctx.settings)
     if undo:
-        changed = ledger.unsuppress(email)
+        changed = pipeline.resubscribe(ctx.settings, email)
         out.print(f"{email}: {'resubscribed' if changed else 'was not suppressed'}")
     else:
-        changed = ledger.suppress(email, clock(), "by hand (digest unsubscribe)")
+        changed = pipeline.unsubscribe(ctx.settings, email, clock(), "by hand (digest unsubscribe)")
         out.print(f"{email}: {'unsubscribed' if changed else 'already unsubscribed'}")
 
 

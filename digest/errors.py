@@ -43,3 +43,7 @@ class DeliveryError(DigestError):
 
 class LedgerError(DigestError):
     """The state database cannot be opened or is of an unknown version."""
+
+
+class TokenError(DigestError):
+    """A signed link (unsubscribe) is forged, damaged or too old."""

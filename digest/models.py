@@ -8,8 +8,10 @@ sender    -> OutgoingMessage per subscriber -> Delivery rows in the ledger
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -151,6 +153,13 @@ class Subscriber:
     def variant(self) -> tuple[tuple[str, ...], str]:
         return (tuple(sorted(t.lower() for t in self.tags)), self.format)
 
+    def wants(self, entry: Entry) -> bool:
+        """True when the subscriber takes every entry, or the entry has one of their tags or categories."""
+        if not self.tags:
+            return True
+        labels = {label.casefold() for label in entry.tags + entry.categories}
+        return any(tag.casefold() in labels for tag in self.tags)
+
 
 @dataclass(frozen=True)
 class OutgoingMessage:
@@ -162,15 +171,98 @@ class OutgoingMessage:
     data: bytes = field(repr=False)
 
 
+class State(StrEnum):
+    """The state of one ledger row (one issue for one recipient)."""
+
+    PENDING = "pending"  # planned, not yet claimed
+    SENDING = "sending"  # claimed by one worker (its lease keeps it)
+    SENT = "sent"
+    DEFERRED = "deferred"  # a transient failure: retried after a back-off
+    FAILED = "failed"  # refused for good, or out of attempts
+    SKIPPED = "skipped"  # must not get this issue (the reason is kept)
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One row of the ledger."""
 
     issue_id: str
     recipient: str
-    state: str  # pending | sending | sent | deferred | failed | skipped
+    state: State
     attempts: int = 0
     message_id: str = ""
     reply: str = ""  # the server's reply or the reason for a skip
     updated_at: datetime | None = None
     next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IssueStatus:
+    """The ledger of one issue: counts per state, the rows that went wrong, the reasons for skips."""
+
+    issue_id: str
+    counts: Mapping[str, int]  # every state, 0 when absent
+    failures: tuple[Delivery, ...] = ()  # failed and deferred rows with the server's reply
+    skipped: Mapping[str, int] = field(default_factory=dict)  # reason -> count
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def unfinished(self) -> int:
+        """Rows that still need work: pending, claimed, deferred or failed."""
+        return sum(self.counts.get(s, 0) for s in (State.PENDING, State.SENDING, State.DEFERRED, State.FAILED))
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What one delivery run did to one issue, and where the issue stands after it."""
+
+    issue_id: str
+    sent: int = 0  # in this run (built, for a dry run)
+    deferred: int = 0
+    failed: int = 0
+    skipped: int = 0  # in the ledger for this issue
+    elapsed: float = 0.0  # seconds
+    stopped: str = ""  # why the run ended early; "" when it ran out of work
+    dry_run: bool = False
+    outstanding: int = 0  # rows of this issue not sent yet (pending, sending, deferred, failed)
+    failures: tuple[Delivery, ...] = field(default=(), repr=False)
+    status: IssueStatus | None = field(default=None, repr=False)
+
+    @property
+    def rate(self) -> float:
+        """Messages per second in this run."""
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def earlier(self) -> int:
+        """Subscribers who had the issue before this run."""
+        return max(0, self.status.counts.get(State.SENT, 0) - self.sent) if self.status else 0
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every recipient of the issue got it, 3 when some are deferred, failed or left."""
+        return 3 if (self.deferred or self.failed or self.outstanding or self.stopped) else 0
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    """One weekly cycle (or one `digest send`): the issue built, what was published, what delivery did."""
+
+    week: Week
+    entries: int
+    delivery: DeliveryReport | None = None  # None: nothing to send (an empty week with empty_week = "skip")
+    published: int = 0  # issues written to the feeds and the archive (0: not published in this cycle)
+    transport: str = ""  # where mail went, e.g. "SMTP mail.example.org:587" or "Maildir /path"
+    duration: float = 0.0  # seconds, the whole cycle
+    dry_run: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return self.delivery is None
+
+    @property
+    def exit_code(self) -> int:
+        return self.delivery.exit_code if self.delivery else 0

@@ -3,8 +3,10 @@
     collect (posts -> entries)  ->  Issue of one week  ->  render (email variants, feeds, archive)
         ->  publish (files in the output folder)  ->  deliver (ledger + transport)
 
-Everything that touches the outside world (the clock, the transport, the ledger) comes in as an
-argument, so the CLI, the scheduler and the tests drive the same code.
+`run_cycle` is the weekly cycle, the same for `digest run`, `digest send` and the service. Everything
+that touches the outside world (the clock, the transport, the state database) comes in as an argument,
+so the CLI, the scheduler, the server and the tests drive the same code. The edges (cli, scheduler,
+server) reach the stages only through the functions here.
 """
 
 from __future__ import annotations
@@ -12,38 +14,41 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from pathlib import Path
 
-from digest import collector, templater, weeks
-from digest.config import Settings
-from digest.errors import CollectError
+from digest import collector, sender, templater, weeks
+from digest.config import Settings, single_subscriber
+from digest.config import check_subscribers as _check_subscribers
+from digest.config import load_subscribers as _load_subscribers
+from digest.errors import CollectError, ConfigError
 from digest.models import (
     RECIPIENT_EMAIL_MARK,
     UNSUBSCRIBE_URL_MARK,
     Collection,
+    CycleReport,
     Entry,
     Issue,
+    IssueStatus,
     Problem,
     RenderedIssue,
     Subscriber,
     Week,
 )
-from digest.sender import deliver as delivery
-from digest.sender.deliver import DeliveryReport
-from digest.sender.ledger import Ledger
-from digest.sender.message import MessageFactory
-from digest.sender.outcome import SendResult
-from digest.sender.subscribers import check_subscribers as _check_subscribers
-from digest.sender.subscribers import load_subscribers as _load_subscribers
-from digest.sender.subscribers import single_subscriber, wants
-from digest.sender.transports import MaildirTransport, NullTransport, SmtpTransport, Transport
-from digest.sender.transports import send_test_copy as _send_copy
+from digest.text import slugify
 
-Variant = tuple[tuple[str, ...], str]
+# Names of the stages the edges may use (they import nothing but this module of the stages).
+Variant = sender.Variant
+Store = sender.Store
+Transport = sender.Transport
+TransportFactory = sender.TransportFactory
+SendResult = sender.SendResult
+FEEDS = templater.FEEDS
+safe_url = sender.safe_url
+Clock = Callable[[], datetime]
 EXAMPLE_SUBSCRIBER = Subscriber(email="subscriber@example.com", name="Example Subscriber")
 
 
@@ -54,6 +59,9 @@ class Build:
     issue: Issue
     history: tuple[Issue, ...]  # newest first, this issue included when it has entries
     scanned: int
+
+
+# -- collecting and building -----------------------------------------------------------------------
 
 
 def select_week(
@@ -97,7 +105,11 @@ def build(settings: Settings, now_at: datetime, week: Week, *, strict: bool = Fa
     return Build(issue=issue, history=tuple(history[: settings.output.feed_issues]), scanned=collection.scanned)
 
 
-# -- rendering ------------------------------------------------------------------------------------
+def problems_of(result: Build) -> tuple[Problem, ...]:
+    return result.issue.problems
+
+
+# -- rendering and publishing ----------------------------------------------------------------------
 
 
 def render_variants(
@@ -112,7 +124,7 @@ def render_variants(
             continue
         tags, fmt = sub.variant
         if tags not in by_filter:
-            entries = tuple(e for e in issue.entries if wants(sub, e))
+            entries = tuple(e for e in issue.entries if sub.wants(e))
             # An issue without any entry is the "no new posts" note (email.empty_week = "note"), for everyone.
             wanted = entries or not issue.entries
             variant_issue = Issue(issue.site, issue.week, entries, issue.problems)
@@ -125,9 +137,27 @@ def render_variants(
     return variants, skipped
 
 
+def tag_issues(history: Iterable[Issue]) -> dict[str, tuple[str, list[Issue]]]:
+    """{tag slug: (tag as written, the issues narrowed to that tag's entries)} for the per-tag feeds."""
+    found: dict[str, tuple[str, list[Issue]]] = {}
+    for issue in history:
+        by_tag: dict[str, list[Entry]] = {}
+        for entry in issue.entries:
+            for tag in dict.fromkeys(t.casefold() for t in entry.tags + entry.categories):
+                by_tag.setdefault(tag, []).append(entry)
+        for tag, entries in by_tag.items():
+            shown = next(t for t in entries[0].tags + entries[0].categories if t.casefold() == tag)
+            found.setdefault(slugify(tag), (shown, []))[1].append(Issue(issue.site, issue.week, tuple(entries)))
+    return found
+
+
 def site_files(build_result: Build, settings: Settings) -> dict[str, bytes]:
     history = build_result.history or (build_result.issue,)
     files = dict(templater.render_feeds(history, settings))
+    if settings.output.tag_feeds:
+        for slug, (tag, issues) in sorted(tag_issues(history).items()):
+            title = f"{settings.site.title} · {tag}"
+            files.update(templater.render_feeds(issues, settings, path=f"tags/{slug}/", title=title))
     files.update(templater.render_archive(history, settings))
     return files
 
@@ -164,7 +194,7 @@ def preview(settings: Settings, now_at: datetime, week: Week, *, strict: bool = 
     if result.issue.entries:
         rendered = templater.render_email(result.issue, settings)
         # Dated from the entries, not the clock, so the preview files are byte-identical across builds.
-        factory = MessageFactory({EXAMPLE_SUBSCRIBER.variant: rendered}, settings, result.issue.updated_at)
+        factory = sender.MessageFactory({EXAMPLE_SUBSCRIBER.variant: rendered}, settings, result.issue.updated_at)
         example = factory.build(EXAMPLE_SUBSCRIBER)
         files["email.html"] = _personalise(rendered.html, EXAMPLE_SUBSCRIBER).encode()
         files["email.txt"] = _personalise(rendered.text, EXAMPLE_SUBSCRIBER).encode()
@@ -184,85 +214,124 @@ def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = 
     return result
 
 
-# -- delivery -------------------------------------------------------------------------------------
+# -- the state database ----------------------------------------------------------------------------
 
 
-def open_ledger(settings: Settings) -> Ledger:
+def open_store(settings: Settings) -> sender.Store:
     if not settings.database_url:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-    smtp = settings.smtp
-    return Ledger(settings.db_url, max_attempts=smtp.max_attempts, retry_base_seconds=smtp.retry_base_seconds)
+    return sender.Store(settings.db_url)
 
 
-def transport_factory(settings: Settings, *, dry_run: bool = False) -> Callable[[], Transport]:
-    if dry_run:
-        return NullTransport
-    if settings.smtp.host:
-        # the envelope sender is the From address: parsed once here, not from every message's bytes
-        envelope_from = parseaddr(settings.email.sender)[1]
-        return lambda: SmtpTransport(settings.smtp, envelope_from=envelope_from)
-    return lambda: MaildirTransport(settings.outbox)
+def open_ledger(settings: Settings, store: sender.Store | None = None) -> sender.Ledger:
+    policy = settings.delivery
+    return sender.Ledger(
+        store or open_store(settings), max_attempts=policy.max_attempts, retry_base_seconds=policy.retry_base_seconds
+    )
 
 
-@dataclass(frozen=True)
-class SendOutcome:
-    build: Build
-    report: DeliveryReport | None
-    skipped: dict[str, str] = field(default_factory=dict)
-    empty: bool = False
+def issue_status(settings: Settings, issue_id: str, store: sender.Store | None = None) -> IssueStatus:
+    return open_ledger(settings, store).status(issue_id)
 
 
-def send(
+def unsubscribe(
+    settings: Settings, email: str, now_at: datetime, reason: str, store: sender.Store | None = None
+) -> bool:
+    """Suppress an address; True when it was not suppressed before."""
+    return sender.Suppressions(store or open_store(settings)).add(email, now_at, reason)
+
+
+def resubscribe(settings: Settings, email: str, store: sender.Store | None = None) -> bool:
+    return sender.Suppressions(store or open_store(settings)).remove(email)
+
+
+def suppressed(settings: Settings, store: sender.Store | None = None) -> set[str]:
+    return sender.Suppressions(store or open_store(settings)).all()
+
+
+def address_of_token(settings: Settings, token: str, now_at: datetime) -> str:
+    """The address an unsubscribe token was made for; TokenError when forged, damaged or expired."""
+    return sender.verify_token(settings.secret, token, now_at)
+
+
+# -- delivery --------------------------------------------------------------------------------------
+
+
+def transport_factory(settings: Settings, *, dry_run: bool = False) -> sender.TransportFactory:
+    return sender.transport_for(settings, dry_run=dry_run)
+
+
+def check_settings(settings: Settings) -> None:
+    """The checks that need a stage's knowledge (config checked everything else at load)."""
+    sender.transport_kind(settings)
+
+
+def run_cycle(
     settings: Settings,
     now_at: datetime,
     week: Week,
     *,
-    ledger: Ledger,
-    transports: Callable[[], Transport],
-    clock: Callable[[], datetime],
+    clock: Clock,
+    store: sender.Store | None = None,
+    transports: sender.TransportFactory | None = None,
+    publish: bool = True,
     dry_run: bool = False,
     strict: bool = False,
     subscribers: tuple[Subscriber, ...] | None = None,
     progress: Callable[[int, int], None] | None = None,
     stop: threading.Event | None = None,
-    publish: bool = False,
-) -> SendOutcome:
-    """Send the week's issue through the ledger; with `publish`, write feeds and archive first (one
-    build for both: the weekly cycle)."""
+) -> CycleReport:
+    """The weekly cycle: build the week's issue once; with `publish`, write the feeds and the archive; send
+    the issue to every subscriber through the ledger (an issue already complete sends nothing, a partial
+    one resumes)."""
+    started = time.monotonic()
     result = build(settings, now_at, week, strict=strict)
-    if publish:
+    published = 0
+    if publish and not dry_run:
         write_files(settings.output.dir, site_files(result, settings))
+        published = len(result.history)
+    entries = len(result.issue.entries)
+    where = "nowhere (dry run)" if dry_run else sender.describe(settings)
     if not result.issue.entries and settings.email.empty_week == "skip":
-        return SendOutcome(build=result, report=None, empty=True)
+        return CycleReport(week, entries, None, published, where, round(time.monotonic() - started, 3), dry_run)
     if subscribers is None:
         subscribers = load_subscribers(settings)
     variants, skipped = render_variants(result.issue, settings, subscribers)
-    factory = MessageFactory(variants, settings, now_at)
-    report = delivery.deliver(
-        factory,
-        subscribers,
-        ledger,
-        transports,
-        settings,
-        clock,
-        issue_id=result.issue.id,
-        skipped=skipped,
-        dry_run=dry_run,
-        progress=progress,
-        stop=stop,
-    )
-    return SendOutcome(build=result, report=report, skipped=skipped)
+    factory = sender.MessageFactory(variants, settings, now_at)
+    own_store = store is None
+    store = store or open_store(settings)
+    try:
+        delivery = sender.deliver(
+            factory,
+            subscribers,
+            open_ledger(settings, store),
+            transports or transport_factory(settings, dry_run=dry_run),
+            settings.delivery,
+            clock,
+            issue_id=result.issue.id,
+            skipped=skipped,
+            dry_run=dry_run,
+            progress=progress,
+            stop=stop,
+        )
+    finally:
+        if own_store:
+            store.close()
+    return CycleReport(week, entries, delivery, published, where, round(time.monotonic() - started, 3), dry_run)
 
 
-def send_test_copy(settings: Settings, now_at: datetime, week: Week, address: str) -> SendResult | None:
+def send_test_copy(settings: Settings, now_at: datetime, week: Week, address: str) -> sender.SendResult | None:
     """One copy of the issue to one address (`digest send --to`); the ledger is not touched."""
     result = build(settings, now_at, week)
     if not result.issue.entries:
         return None
     subscriber = single_subscriber(address)
     variants, _ = render_variants(result.issue, settings, [subscriber])
-    message = MessageFactory(variants, settings, now_at).build(subscriber)
-    return _send_copy(message, transport_factory(settings)())
+    message = sender.MessageFactory(variants, settings, now_at).build(subscriber)
+    return sender.send_test_copy(message, transport_factory(settings)())
+
+
+# -- subscribers -----------------------------------------------------------------------------------
 
 
 def load_subscribers(settings: Settings) -> tuple[Subscriber, ...]:
@@ -274,8 +343,6 @@ def check_subscribers(settings: Settings) -> tuple[tuple[Subscriber, ...], list[
 
 
 def require_subscribers(settings: Settings) -> Path:
-    from digest.errors import ConfigError
-
     if settings.subscribers is None:
         raise ConfigError(
             "no subscribers file",
@@ -283,7 +350,3 @@ def require_subscribers(settings: Settings) -> Path:
             source=str(settings.config_file or settings.site.root),
         )
     return settings.subscribers
-
-
-def problems_of(result: Build) -> tuple[Problem, ...]:
-    return result.issue.problems

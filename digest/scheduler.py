@@ -13,9 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -30,12 +28,10 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from digest import pipeline
+from digest import pipeline, report
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
-from digest.models import Week
-from digest.sender.ledger import Ledger
-from digest.sender.transports import Transport
+from digest.models import CycleReport, Week
 
 LOG = logging.getLogger("digest.scheduler")
 JOB_ID = "weekly-digest"
@@ -55,20 +51,6 @@ def real_clock() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class CycleResult:
-    week: Week
-    entries: int
-    sent: int = 0
-    deferred: int = 0
-    failed: int = 0
-    skipped: int = 0
-    outstanding: int = 0  # rows of the issue still not sent (deferred, failed, or left by a stop)
-    duration: float = 0.0  # seconds
-    empty: bool = False  # no entries and empty_week = "skip": nothing was sent
-    stopped: str = ""  # why delivery ended early ("" when it ran out of work)
-
-
 # -- one cycle -------------------------------------------------------------------------------------
 
 
@@ -77,73 +59,23 @@ def job_week(settings: Settings, now_at: datetime) -> Week:
     return pipeline.select_week(settings, now_at, "last")
 
 
-def run_cycle(
+def run_week(
     settings: Settings,
     now_at: datetime,
     *,
-    stop: threading.Event | None = None,
-    log: logging.Logger = LOG,
     week: Week | None = None,
-    ledger: Ledger | None = None,
-    transports: Callable[[], Transport] | None = None,
+    stop: threading.Event | None = None,
+    store: pipeline.Store | None = None,
+    transports: pipeline.TransportFactory | None = None,
     clock: Clock = real_clock,
-) -> CycleResult:
-    """Publish feeds and archive, then send the week that just ended (or `week`) through the ledger."""
-    started = time.monotonic()
-    week = week or job_week(settings, now_at)
-    own_ledger = ledger is None
-    ledger = ledger or pipeline.open_ledger(settings)
-    try:
-        outcome = pipeline.send(
-            settings,
-            now_at,
-            week,
-            ledger=ledger,
-            transports=transports or pipeline.transport_factory(settings),
-            clock=clock,
-            stop=stop,
-            publish=True,
-        )
-    finally:
-        if own_ledger:
-            ledger.close()
-    entries = len(outcome.build.issue.entries)
-    report = outcome.report
-    if report is None:
-        result = CycleResult(week, entries, empty=outcome.empty)
-    else:
-        result = CycleResult(
-            week,
-            entries,
-            sent=report.sent,
-            deferred=report.deferred,
-            failed=report.failed,
-            skipped=report.skipped,
-            outstanding=report.outstanding,
-            stopped=report.stopped,
-        )
-    result = replace(result, duration=round(time.monotonic() - started, 3))
-    log.info(
-        "week %s: %d entries, sent %d, deferred %d, failed %d in %.1f s%s",
-        week.label,
-        entries,
-        result.sent,
-        result.deferred,
-        result.failed,
-        result.duration,
-        _note(result),
+    log: logging.Logger = LOG,
+) -> CycleReport:
+    """One weekly cycle (pipeline.run_cycle) for the week that just ended, or `week`, and its log line."""
+    result = pipeline.run_cycle(
+        settings, now_at, week or job_week(settings, now_at), clock=clock, store=store, transports=transports, stop=stop
     )
+    log.info(report.cycle_log_line(result))
     return result
-
-
-def _note(result: CycleResult) -> str:
-    if result.empty:
-        return " (no entries: nothing sent)"
-    if result.stopped:
-        return f" (stopped: {result.stopped}; {result.outstanding} left for the next run)"
-    if result.outstanding:
-        return f" ({result.outstanding} not sent yet)"
-    return ""
 
 
 # -- the schedule ----------------------------------------------------------------------------------
@@ -263,7 +195,7 @@ def scheduled_job(config: str | None, site: str | None) -> None:
         for week in due_weeks(settings, now_at):
             if STOP.is_set():
                 break
-            run_cycle(settings, now_at, stop=STOP, week=week)
+            run_week(settings, now_at, stop=STOP, week=week)
     except DigestError as exc:  # a user's mistake: one line, and the schedule goes on
         LOG.error("weekly run failed: %s", exc)
 
@@ -311,7 +243,7 @@ def serve_forever(settings: Settings) -> int:
             settings.schedule.day,
             settings.schedule.time,
             settings.site.timezone,
-            _safe_url(settings.db_url),
+            pipeline.safe_url(settings.db_url),
         )
         _log_next_run(scheduler)
         while not STOP.wait(0.5):
@@ -322,11 +254,3 @@ def serve_forever(settings: Settings) -> int:
             signal.signal(sig, handler)
     LOG.info("stopped")
     return 0
-
-
-def _safe_url(url: str) -> str:
-    """The database URL without its password."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "(unreadable database URL)"

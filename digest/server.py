@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from digest import pipeline
 from digest.config import Settings
-from digest.sender.ledger import Ledger
-from digest.sender.tokens import TokenError, verify_token
+from digest.errors import TokenError
 
 LOG = logging.getLogger("digest.server")
 
@@ -42,7 +42,8 @@ CONTENT_TYPES = {
     ".svg": "image/svg+xml",
     ".webp": "image/webp",
 }
-FEED_TYPES = {"atom.xml": "application/atom+xml; charset=utf-8", "rss.xml": "application/rss+xml; charset=utf-8"}
+# The feeds, wherever they are in the output folder (the per-tag feeds live in tags/<tag>/).
+FEED_TYPES = {kind.file: f"{kind.media_type}; charset=utf-8" for kind in pipeline.FEEDS}
 # Pages change once a week; a short max-age plus validators keeps feed readers cheap and fresh.
 CACHE_TEXT = "public, max-age=600"
 CACHE_MEDIA = "public, max-age=86400"
@@ -73,9 +74,9 @@ def _html(settings: Settings, status: int, title: str, body: str) -> Response:
 
 
 class Unsubscribe:
-    def __init__(self, settings: Settings, ledger: Ledger, clock: Callable[[], datetime]):
+    def __init__(self, settings: Settings, store: pipeline.Store, clock: Callable[[], datetime]):
         self.settings = settings
-        self.ledger = ledger
+        self.store = store
         self.clock = clock
 
     def _check(self, request: Request) -> tuple[str, str] | Response:
@@ -90,7 +91,7 @@ class Unsubscribe:
             )
         token = request.query_params.get("token", "")
         try:
-            email = verify_token(self.settings.secret, token, self.clock())
+            email = pipeline.address_of_token(self.settings, token, self.clock())
         except TokenError as exc:
             LOG.info("unsubscribe refused: %s", exc.message)
             body = f"<p>{html.escape(str(exc))}.</p><p>Nothing was changed.</p>"
@@ -119,7 +120,9 @@ class Unsubscribe:
             return checked
         email, _ = checked
         now_at = self.clock()
-        added = await run_in_threadpool(self.ledger.suppress, email, now_at, "unsubscribe link")
+        added = await run_in_threadpool(
+            pipeline.unsubscribe, self.settings, email, now_at, "unsubscribe link", self.store
+        )
         LOG.info("unsubscribed %s%s", mask_email(email), "" if added else " (already)")
         body = f"<p><strong>{html.escape(email)}</strong> will not receive the newsletter any more.</p>"
         return _html(self.settings, 200, "You are unsubscribed", body)
@@ -151,13 +154,13 @@ class OutputFiles:
                 # Relative links in the archive pages need the trailing slash.
                 return Response(status_code=301, headers={"Location": "/" + rel + "/"})
             target = target / "index.html"
-        if target is None or not target.is_file() or target.suffix.lower() not in CONTENT_TYPES:
+        known = target is not None and (target.name in FEED_TYPES or target.suffix.lower() in CONTENT_TYPES)
+        if target is None or not known or not target.is_file():
             return Response("not found\n", status_code=404, media_type="text/plain")
         stat = target.stat()
         etag = '"' + hashlib.sha1(f"{stat.st_mtime_ns}-{stat.st_size}".encode()).hexdigest()[:20] + '"'
         modified_at = datetime.fromtimestamp(int(stat.st_mtime), UTC)
-        media = FEED_TYPES.get(target.name) if target.parent == self.root.resolve() else None
-        media = media or CONTENT_TYPES[target.suffix.lower()]
+        media = FEED_TYPES.get(target.name) or CONTENT_TYPES[target.suffix.lower()]
         headers = {
             "ETag": etag,
             "Last-Modified": format_datetime(modified_at, usegmt=True),
@@ -211,8 +214,8 @@ class AccessLog:
         LOG.info("%s %s %d", scope["method"], scope["path"], status[0])
 
 
-def create_app(settings: Settings, ledger: Ledger, clock: Callable[[], datetime]) -> Starlette:
-    unsubscribe = Unsubscribe(settings, ledger, clock)
+def create_app(settings: Settings, store: pipeline.Store, clock: Callable[[], datetime]) -> Starlette:
+    unsubscribe = Unsubscribe(settings, store, clock)
     files = OutputFiles(settings)
     app = Starlette(
         routes=[
@@ -244,12 +247,10 @@ def uvicorn_config(
 
 
 def serve(settings: Settings) -> int:
-    from digest import pipeline  # only here: the app itself needs no stage but the ledger
-
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ledger = pipeline.open_ledger(settings)
-    app = create_app(settings, ledger, lambda: datetime.now(UTC))
+    store = pipeline.open_store(settings)
+    app = create_app(settings, store, lambda: datetime.now(UTC))
     if not settings.secret:
         LOG.warning("DIGEST_SECRET is not set: /unsubscribe answers 503")
     LOG.info("serving %s on http://%s:%d/", settings.output.dir, settings.server.host, settings.server.port)

@@ -8,6 +8,11 @@ import unicodedata
 # XML 1.0 forbids these even as character references; feeds and some mail clients choke on them.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SLUG_DROP = re.compile(r"[^\w\- ]", re.UNICODE)
+# C0/C1 controls, DEL and the Unicode line/paragraph separators: none belongs in a header or a name.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The only addresses email-validator lets through from the subscribers file (no quoted local parts,
+# no address literals, ASCII only): anything else in a header is refused.
+ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 # Headings that are a post's own table of contents: an outline listing them says nothing, and the
 # issue shows its own outline instead.

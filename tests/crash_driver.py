@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from digest.config import OutputSettings, Settings, SmtpSettings
+from digest.config import DeliveryPolicy, OutputSettings, Settings, SmtpSettings
 from digest.models import Site, Subscriber
 from digest.sender.deliver import deliver
 from digest.sender.ledger import Ledger
@@ -26,7 +26,8 @@ CONNECTIONS = 4
 def settings_for(port: int) -> Settings:
     site = Site("Crash", "http://localhost/", Path("."), (), "UTC", "/:title/")
     settings = Settings(site=site, output=OutputSettings(dir=Path("."), url="http://localhost/newsletter/"))
-    return replace(settings, smtp=SmtpSettings(host="127.0.0.1", port=port, mode="plain", connections=CONNECTIONS))
+    smtp = SmtpSettings(host="127.0.0.1", port=port, mode="plain")
+    return replace(settings, smtp=smtp, delivery=DeliveryPolicy(connections=CONNECTIONS))
 
 
 def main(argv: list[str]) -> int:
@@ -42,7 +43,7 @@ def main(argv: list[str]) -> int:
         people,
         Ledger(url),
         lambda: SmtpTransport(settings.smtp, local_hostname="localhost"),
-        settings,
+        settings.delivery,
         clock,
         issue_id="crash",
     )

@@ -128,7 +128,7 @@ def http_server_factory() -> Iterator[Any]:
     def start(settings: Settings, ledger: Ledger, clock: Any) -> HttpServer:
         port = free_port()
         server = uvicorn.Server(
-            uvicorn_config(settings, create_app(settings, ledger, clock), host="127.0.0.1", port=port)
+            uvicorn_config(settings, create_app(settings, ledger.store, clock), host="127.0.0.1", port=port)
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

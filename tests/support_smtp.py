@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import pytest
 from aiosmtpd.controller import Controller
 
-from digest.config import Settings, SmtpSettings
+from digest.config import DeliveryPolicy, Settings, SmtpSettings
 from digest.models import OutgoingMessage, Subscriber
 
 
@@ -98,8 +98,9 @@ class SimpleFactory:
 def smtp_settings(settings: Settings, host: str, port: int, **changes: Any) -> Settings:
     from dataclasses import replace
 
+    policy = {k: changes.pop(k) for k in list(changes) if k in DeliveryPolicy.__dataclass_fields__}
     smtp = SmtpSettings(host=host, port=port, mode="plain", timeout=10.0, **changes)
-    return replace(settings, smtp=smtp)
+    return replace(settings, smtp=smtp, delivery=replace(settings.delivery, **policy))
 
 
 # -- aiosmtpd ---------------------------------------------------------------------------------------

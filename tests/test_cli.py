@@ -123,7 +123,7 @@ def test_empty_week_sends_nothing(site: Path) -> None:
 
 def test_empty_week_note_mode_sends_a_short_note(site: Path) -> None:
     config = site / "digest.toml"
-    config.write_text(config.read_text("utf-8").replace("[email]\n", "[email]\nempty_week = \"note\"\n"), "utf-8")
+    config.write_text(config.read_text("utf-8").replace("[email]\n", '[email]\nempty_week = "note"\n'), "utf-8")
     code, out, _ = invoke("send", "--site", str(site), "--week", "2026-W30")
     assert code == 0, out
     messages = list(mailbox.Maildir(site / "_digest" / "outbox", create=False))

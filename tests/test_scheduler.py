@@ -82,8 +82,13 @@ def test_run_cycle_sends_the_sunday_night_post(
         Post("two-weeks-ago", "A post from two weeks ago", now_at - timedelta(days=10)),
     ]
     settings = settings_for(write_site(tmp_path, posts, READERS, timezone=zone))
-    result = scheduler.run_cycle(settings, now_at)
-    assert (result.week.label, result.entries, result.sent, result.failed) == (label, 1, len(READERS), 0)
+    result = scheduler.run_week(settings, now_at)
+    assert (result.week.label, result.entries, result.delivery.sent, result.delivery.failed) == (
+        label,
+        1,
+        len(READERS),
+        0,
+    )
     messages = maildir_messages(settings.outbox)
     assert sorted(m["To"].split("<")[-1].rstrip(">") for m in messages) == sorted(READERS)
     for message in messages:
@@ -101,9 +106,9 @@ def test_a_complete_issue_is_a_no_op_and_the_log_line_says_so(tmp_path: Path, ca
     posts = [Post("walk", "강변 산책", now_at - timedelta(days=2))]
     settings = settings_for(write_site(tmp_path, posts, READERS))
     caplog.set_level("INFO", logger="digest.scheduler")
-    first = scheduler.run_cycle(settings, now_at)
-    second = scheduler.run_cycle(settings, now_at + timedelta(hours=1))
-    assert (first.sent, second.sent) == (len(READERS), 0)
+    first = scheduler.run_week(settings, now_at)
+    second = scheduler.run_week(settings, now_at + timedelta(hours=1))
+    assert (first.delivery.sent, second.delivery.sent) == (len(READERS), 0)
     assert len(maildir_messages(settings.outbox)) == len(READERS)
     lines = [r.getMessage() for r in caplog.records if r.name == "digest.scheduler"]
     assert lines[0].startswith("week 2024-W13: 1 entries, sent 3, deferred 0, failed 0 in ")
@@ -137,10 +142,14 @@ def test_a_partial_issue_resumes_without_duplicates(tmp_path: Path) -> None:
     readers = [f"reader{n:02d}@example.com" for n in range(12)]
     settings = settings_for(write_site(tmp_path, [Post("walk", "강변 산책", now_at - timedelta(days=2))], readers))
     stop = threading.Event()
-    first = scheduler.run_cycle(settings, now_at, stop=stop, transports=lambda: StopAfter(settings.outbox, stop, 4))
-    assert first.stopped and 0 < first.sent < len(readers) and first.outstanding == len(readers) - first.sent
-    second = scheduler.run_cycle(settings, now_at)
-    assert first.sent + second.sent == len(readers) and second.outstanding == 0
+    first = scheduler.run_week(settings, now_at, stop=stop, transports=lambda: StopAfter(settings.outbox, stop, 4))
+    assert (
+        first.delivery.stopped
+        and 0 < first.delivery.sent < len(readers)
+        and first.delivery.outstanding == len(readers) - first.delivery.sent
+    )
+    second = scheduler.run_week(settings, now_at)
+    assert first.delivery.sent + second.delivery.sent == len(readers) and second.delivery.outstanding == 0
     copies = Counter(m["To"] for m in maildir_messages(settings.outbox))
     assert len(copies) == len(readers) and set(copies.values()) == {1}
 
@@ -151,8 +160,8 @@ def test_an_empty_week_never_sends_an_empty_email(tmp_path: Path, mode: str) -> 
     old = [Post("old", "An older post", now_at - timedelta(days=20))]
     settings = settings_for(write_site(tmp_path, old, READERS))
     settings = replace(settings, email=replace(settings.email, empty_week=mode))
-    result = scheduler.run_cycle(settings, now_at)
-    assert result.entries == 0 and result.failed == 0
+    result = scheduler.run_week(settings, now_at)
+    assert result.entries == 0 and (result.delivery is None or result.delivery.failed == 0)
     messages = maildir_messages(settings.outbox)
     if mode == "skip":
         assert result.empty and messages == []
@@ -368,15 +377,15 @@ def test_sigterm_during_a_send_leaves_the_ledger_consistent(tmp_path: Path, smtp
     assert 3 <= len(received) < len(readers)
 
     smtp_box.delay = 0
-    result = scheduler.run_cycle(settings, datetime.now(UTC))
-    assert result.sent == len(readers) - len(received) and result.outstanding == 0
+    result = scheduler.run_week(settings, datetime.now(UTC))
+    assert result.delivery.sent == len(readers) - len(received) and result.delivery.outstanding == 0
     copies = Counter(smtp_box.recipients())
     assert sorted(copies) == readers and set(copies.values()) == {1}
 
 
 def test_sent_messages_carry_a_working_one_click_link(weekly_site: Settings, smtp_box: Mailbox) -> None:
-    result = scheduler.run_cycle(weekly_site, datetime.now(UTC))
-    assert result.sent == len(READERS)
+    result = scheduler.run_week(weekly_site, datetime.now(UTC))
+    assert result.delivery.sent == len(READERS)
     _, message = smtp_box.received[0]
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert isinstance(weekly_site.email, EmailSettings)

@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
-from digest.config import OutputSettings, Settings, SmtpSettings
-from digest.models import Site, Subscriber
-from digest.sender.deliver import STOP_REQUESTED, DeliveryReport, deliver
+from digest.config import DeliveryPolicy, OutputSettings, Settings, SmtpSettings
+from digest.models import DeliveryReport, Site, Subscriber
+from digest.sender.deliver import STOP_REQUESTED, deliver
 from digest.sender.ledger import REMOVED, Ledger
+from digest.sender.suppressions import Suppressions
 from digest.sender.transports import MaildirTransport, SmtpTransport, Transport
 from tests import crash_driver
 from tests.support_postgres import ledger, ledger_url
@@ -56,11 +57,14 @@ class FakeClock:
         self.now_at += timedelta(**delta)
 
 
-def settings_for(host: str = "127.0.0.1", port: int = 25, **smtp: object) -> Settings:
+def settings_for(host: str = "127.0.0.1", port: int = 25, **knobs: object) -> Settings:
+    """Settings for SMTP to host:port; keys of SmtpSettings and of DeliveryPolicy among `knobs` go to each."""
     site = Site("Test", "http://localhost/", Path("."), (), "UTC", "/:title/")
     settings = Settings(site=site, output=OutputSettings(dir=Path("."), url="http://localhost/newsletter/"))
-    values: dict[str, object] = {"host": host, "port": port, "mode": "plain", "timeout": 5.0, **smtp}
-    return replace(settings, smtp=SmtpSettings(**values))  # type: ignore[arg-type]
+    policy = {k: v for k, v in knobs.items() if k in DeliveryPolicy.__dataclass_fields__}
+    values = {"host": host, "port": port, "mode": "plain", "timeout": 5.0}
+    values.update({k: v for k, v in knobs.items() if k not in policy})
+    return replace(settings, smtp=SmtpSettings(**values), delivery=DeliveryPolicy(**policy))  # type: ignore[arg-type]
 
 
 def smtp_to(store: Store, **smtp: object) -> tuple[Settings, Callable[[], Transport]]:
@@ -73,11 +77,14 @@ def people(n: int, prefix: str = "p") -> list[Subscriber]:
 
 
 def run(store: Store, ledger: Ledger, subs: list[Subscriber], clock: FakeClock, **kwargs: Any) -> DeliveryReport:
-    """deliver() of the test issue through SMTP; SmtpSettings fields among kwargs go to the settings."""
-    smtp = {k: kwargs.pop(k) for k in list(kwargs) if k in SmtpSettings.__dataclass_fields__}
-    settings, transports = smtp_to(store, **smtp)
+    """deliver() of the test issue through SMTP; SmtpSettings and DeliveryPolicy fields among kwargs go there."""
+    fields = SmtpSettings.__dataclass_fields__.keys() | DeliveryPolicy.__dataclass_fields__.keys()
+    knobs = {k: kwargs.pop(k) for k in list(kwargs) if k in fields}
+    settings, transports = smtp_to(store, **knobs)
     factory = SimpleFactory(ISSUE)
-    return deliver(factory, subs, ledger, transports, settings, clock, issue_id=ISSUE, sleep=clock.sleep, **kwargs)
+    return deliver(
+        factory, subs, ledger, transports, settings.delivery, clock, issue_id=ISSUE, sleep=clock.sleep, **kwargs
+    )
 
 
 def test_every_subscriber_gets_exactly_one_copy_and_a_rerun_sends_nothing(smtp_store: Store, ledger: Ledger) -> None:
@@ -121,7 +128,7 @@ def test_faults_deferred_then_retried_failures_kept_with_their_reply(
 
 def test_skipped_inactive_suppressed_and_removed_people_get_nothing(smtp_store: Store, ledger: Ledger) -> None:
     subs = people(6) + [Subscriber("asleep@example.com", active=False), Subscriber("Gone@Example.com")]
-    ledger.suppress("gone@example.com", START_AT, "one-click")
+    Suppressions(ledger.store).add("gone@example.com", START_AT, "one-click")
     clock = FakeClock()
     report = run(smtp_store, ledger, subs[:5] + subs[6:], clock, skipped={"p001@example.com": "no matching entries"})
     assert report.sent == 4
@@ -210,7 +217,7 @@ def test_dry_run_builds_everything_and_writes_nothing(ledger: Ledger) -> None:
     def refuse() -> Transport:
         raise AssertionError("a dry run opens no transport")
 
-    report = deliver(factory, subs, ledger, refuse, settings, FakeClock(), issue_id=ISSUE, dry_run=True)
+    report = deliver(factory, subs, ledger, refuse, settings.delivery, FakeClock(), issue_id=ISSUE, dry_run=True)
     assert (report.dry_run, report.sent, report.skipped, factory.built) == (True, 7, 1, 7)
     assert ledger.deliveries(ISSUE) == []
 
@@ -219,7 +226,7 @@ def test_maildir_delivery_parses_with_mailbox_and_email(tmp_path: Path, ledger: 
     box = tmp_path / "outbox"
     subs = people(5)
     report = deliver(
-        SimpleFactory(ISSUE), subs, ledger, lambda: MaildirTransport(box), settings_for(), FakeClock(), issue_id=ISSUE
+        SimpleFactory(ISSUE), subs, ledger, lambda: MaildirTransport(box), DeliveryPolicy(), FakeClock(), issue_id=ISSUE
     )
     assert report.sent == 5
     parsed = [email.message_from_bytes(m.as_bytes(), policy=email.policy.default) for m in mailbox.Maildir(box)]

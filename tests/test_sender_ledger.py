@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from digest.errors import LedgerError
 from digest.sender.ledger import REMOVED, Ledger
 from digest.sender.outcome import SendResult
+from digest.sender.suppressions import Suppressions
 from tests.support_postgres import ledger, ledger_url
 
 __all__ = ["ledger", "ledger_url"]  # fixtures
@@ -45,16 +46,16 @@ def test_plan_skips_removed_people_but_never_touches_sent_rows(ledger: Ledger) -
 
 
 def test_suppressed_addresses_are_skipped_at_plan_and_at_claim(ledger: Ledger) -> None:
-    assert ledger.suppress("Gone@X.test", NOW_AT, "one-click") is True
-    assert ledger.suppress("gone@x.test", NOW_AT, "again") is False
+    assert Suppressions(ledger.store).add("Gone@X.test", NOW_AT, "one-click") is True
+    assert Suppressions(ledger.store).add("gone@x.test", NOW_AT, "again") is False
     ledger.plan(ISSUE, ["gone@x.test", "late@x.test", "stay@x.test"], {}, NOW_AT)
     assert states(ledger)["gone@x.test"] == "skipped"
-    ledger.suppress("late@x.test", NOW_AT, "one-click")  # unsubscribed while the issue is going out
+    Suppressions(ledger.store).add("late@x.test", NOW_AT, "one-click")  # unsubscribed while the issue is going out
     assert ledger.claim(ISSUE, "w", 10, NOW_AT) == ["stay@x.test"]
     assert states(ledger)["late@x.test"] == "skipped"
-    assert ledger.suppressed() == {"gone@x.test", "late@x.test"}
-    assert ledger.unsuppress("GONE@x.test") is True
-    assert ledger.unsuppress("gone@x.test") is False
+    assert Suppressions(ledger.store).all() == {"gone@x.test", "late@x.test"}
+    assert Suppressions(ledger.store).remove("GONE@x.test") is True
+    assert Suppressions(ledger.store).remove("gone@x.test") is False
 
 
 def test_claims_are_disjoint_and_stale_claims_come_back_after_the_lease(ledger: Ledger) -> None:

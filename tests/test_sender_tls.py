@@ -17,7 +17,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from digest.config import SmtpSettings
 from digest.errors import DeliveryError
-from digest.sender.smtp import SmtpTransport
+from digest.sender.transports.smtp import SmtpTransport
 from tests.support_smtp import MemoryHandler, free_port, make_message
 
 USER, PASSWORD = "digest", "correct horse battery staple"

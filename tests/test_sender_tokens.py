@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from digest.errors import DigestError
-from digest.sender.tokens import TokenError, make_token, unsubscribe_url, verify_token
+from digest.errors import DigestError, TokenError
+from digest.sender.tokens import make_token, unsubscribe_url, verify_token
 
 SECRET = "s3cret-for-tests"
 ISSUED_AT = datetime(2024, 3, 11, 9, 0, tzinfo=UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,8 @@ import pytest
 from digest.config import SmtpSettings
 from digest.errors import DeliveryError
 from digest.sender.outcome import classify
-from digest.sender.smtp import envelope_sender
 from digest.sender.transports import MaildirTransport, NullTransport, SmtpTransport, send_test_copy
+from digest.sender.transports.smtp import envelope_sender
 from tests.support_smtp import AiosmtpdStore, Store, aiosmtpd_store, copies, fault_server, make_message, smtp_store
 
 __all__ = ["aiosmtpd_store", "fault_server", "smtp_store"]  # fixtures
@@ -135,3 +136,27 @@ def test_a_test_copy_goes_to_the_given_address(smtp_store: Store) -> None:
     result = send_test_copy(make_message("w", "me@example.com"), SmtpTransport(plain(smtp_store)))
     assert result.ok
     assert copies(smtp_store) == {"me@example.com": 1}
+
+
+@pytest.mark.parametrize("made", ["empty folder", "nothing"])
+def test_maildir_opened_by_several_workers_at_once_never_defers(tmp_path: Path, made: str) -> None:
+    box = tmp_path / "outbox"
+    if made == "empty folder":
+        box.mkdir()  # an [outbox] maildir folder created by hand
+    transports = [MaildirTransport(box) for _ in range(8)]
+    results: list[str] = []
+    barrier = threading.Barrier(len(transports))
+
+    def work(transport: MaildirTransport, n: int) -> None:
+        barrier.wait()
+        transport.open()
+        results.append(transport.send(make_message("w", f"p{n}@example.com")).status)
+        transport.close()
+
+    threads = [threading.Thread(target=work, args=(t, n)) for n, t in enumerate(transports)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["sent"] * len(transports)
+    assert len(list(mailbox.Maildir(box, create=False))) == len(transports)

@@ -13,6 +13,7 @@ import pytest
 
 from digest import scheduler
 from digest.sender.ledger import Ledger
+from digest.sender.suppressions import Suppressions
 from digest.sender.tokens import make_token
 from tests.support_service import (
     SECRET,
@@ -57,7 +58,7 @@ def test_one_click_post_records_the_unsubscribe(server: HttpServer) -> None:
     assert response.status_code == 200
     assert "unsubscribed" in response.text
     assert "set-cookie" not in response.headers and "location" not in response.headers
-    assert server.ledger.suppressed() == {READER}
+    assert Suppressions(server.ledger.store).all() == {READER}
 
 
 def test_get_shows_a_confirmation_form_and_changes_nothing(server: HttpServer) -> None:
@@ -67,7 +68,7 @@ def test_get_shows_a_confirmation_form_and_changes_nothing(server: HttpServer) -
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert '<form method="post" action="unsubscribe?token=' + token + '"' in response.text
     assert READER in response.text
-    assert server.ledger.suppressed() == set()
+    assert Suppressions(server.ledger.store).all() == set()
 
 
 def test_the_confirmation_form_posts_to_the_same_url(server: HttpServer) -> None:
@@ -76,7 +77,7 @@ def test_the_confirmation_form_posts_to_the_same_url(server: HttpServer) -> None
     action = page.split('action="', 1)[1].split('"', 1)[0]
     response = httpx.post(f"{server.url}/{action}", data={"List-Unsubscribe": "One-Click"})
     assert response.status_code == 200
-    assert server.ledger.suppressed() == {READER}
+    assert Suppressions(server.ledger.store).all() == {READER}
 
 
 def _tampered(token: str) -> str:
@@ -100,7 +101,7 @@ def test_bad_tokens_get_400_and_change_nothing(server: HttpServer, kind: str, ma
     response = httpx.request(method, url_for(server, make()), **(ONE_CLICK if method == "POST" else {}))
     assert response.status_code == 400, kind
     assert "Nothing was changed" in response.text
-    assert server.ledger.suppressed() == set()
+    assert Suppressions(server.ledger.store).all() == set()
 
 
 def test_unsubscribing_twice_is_fine(server: HttpServer) -> None:
@@ -108,7 +109,7 @@ def test_unsubscribing_twice_is_fine(server: HttpServer) -> None:
     first = httpx.post(url_for(server, token), **ONE_CLICK)
     second = httpx.post(url_for(server, token), **ONE_CLICK)
     assert (first.status_code, second.status_code) == (200, 200)
-    assert server.ledger.suppressed() == {READER}
+    assert Suppressions(server.ledger.store).all() == {READER}
 
 
 def test_without_a_secret_unsubscribe_answers_503(server: HttpServer, http_server_factory: Any) -> None:
@@ -118,7 +119,7 @@ def test_without_a_secret_unsubscribe_answers_503(server: HttpServer, http_serve
         response = httpx.request(method, url_for(bare, token))
         assert response.status_code == 503
         assert "DIGEST_SECRET" in response.text
-    assert server.ledger.suppressed() == set()
+    assert Suppressions(server.ledger.store).all() == set()
 
 
 @pytest.mark.parametrize(
@@ -193,8 +194,8 @@ def test_the_next_send_skips_an_address_unsubscribed_by_link(tmp_path: Path, htt
     token = make_token(SECRET, READER.upper(), now_at - timedelta(days=7))
     assert httpx.post(url_for(server, token), **ONE_CLICK).status_code == 200
 
-    result = scheduler.run_cycle(settings, now_at, ledger=ledger)
-    assert (result.sent, result.skipped) == (1, 1)
+    result = scheduler.run_week(settings, now_at, store=ledger.store)
+    assert (result.delivery.sent, result.delivery.skipped) == (1, 1)
     assert [m["To"] for m in maildir_messages(settings.outbox)] == ["stays@example.com"]
     row = {d.recipient: d for d in ledger.deliveries(result.week.label)}[READER]
     assert row.state == "skipped" and "unsubscribed" in row.reply

@@ -47,12 +47,15 @@ def test_index_lists_issues_newest_first() -> None:
     assert "글 2편" in page and "글 1편" in page
 
 
-def test_every_page_announces_both_feeds() -> None:
+def test_every_page_announces_every_feed() -> None:
+    expected = {
+        ("application/atom+xml", OUT + "atom.xml"),
+        ("application/rss+xml", OUT + "rss.xml"),
+        ("application/feed+json", OUT + "feed.json"),
+    }
     for name, page in archive().items():
         alternates = {(ln["type"], ln["href"]) for ln in links_of(page) if ln.get("rel") == "alternate"}
-        assert alternates == {("application/atom+xml", OUT + "atom.xml"), ("application/rss+xml", OUT + "rss.xml")}, (
-            name
-        )
+        assert alternates == expected, name
 
 
 def test_relative_links_resolve_inside_the_archive() -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,7 @@ import pytest
 
 from digest.config import OutputSettings
 from digest.templater import render_feeds
-from digest.templater.feeds import issue_tag_uri
+from digest.templater.syndicate import issue_tag_uri
 from tests.support_templater import check_golden, make_issue, make_settings, make_week, older_issue
 
 A = "{http://www.w3.org/2005/Atom}"
@@ -22,9 +23,10 @@ def feeds() -> dict[str, bytes]:
 
 def test_golden_feeds() -> None:
     files = feeds()
-    assert sorted(files) == ["atom.xml", "rss.xml"]
+    assert sorted(files) == ["atom.xml", "feed.json", "rss.xml"]
     check_golden("templater_atom.xml", files["atom.xml"])
     check_golden("templater_rss.xml", files["rss.xml"])
+    check_golden("templater_feed.json", files["feed.json"])
 
 
 def test_feeds_are_deterministic() -> None:
@@ -126,3 +128,30 @@ def test_characters_xml_forbids_are_dropped() -> None:
         assert not parsed.bozo
         assert "제어 문자" in parsed.entries[0].summary
         assert [t.term for t in parsed.entries[0].tags] == ["garden", "tag"]
+
+
+def test_json_feed_is_version_1_1_with_the_atom_ids_and_dates() -> None:
+    files = feeds()
+    document = json.loads(files["feed.json"])
+    assert document["version"] == "https://jsonfeed.org/version/1.1"
+    assert document["feed_url"] == OUT + "feed.json" and document["home_page_url"] == OUT
+    atom = ET.fromstring(files["atom.xml"])
+    atom_entries = atom.findall(f"{A}entry")
+    assert [i["id"] for i in document["items"]] == [e.findtext(f"{A}id") for e in atom_entries]
+    assert [i["url"] for i in document["items"]] == [OUT + "2024-W10/", OUT + "2024-W09/"]
+    for item, entry in zip(document["items"], atom_entries, strict=True):
+        assert item["title"] == entry.findtext(f"{A}title")
+        assert datetime.fromisoformat(item["date_modified"]) == datetime.fromisoformat(entry.findtext(f"{A}updated"))
+        assert item["content_html"].startswith("<") and item["summary"]
+    assert set(document["items"][0]["tags"]) == {"garden", "plants", "news", "Rust", "LLM"}
+
+
+def test_a_feed_of_a_subset_lives_in_its_own_folder_with_its_own_links() -> None:
+    files = render_feeds([make_issue()], make_settings(), path="tags/rust/", title="별빛 개발 노트 · Rust")
+    assert sorted(files) == ["tags/rust/atom.xml", "tags/rust/feed.json", "tags/rust/rss.xml"]
+    atom = ET.fromstring(files["tags/rust/atom.xml"])
+    assert atom.findtext(f"{A}title") == "별빛 개발 노트 · Rust"
+    assert atom.findtext(f"{A}id") == OUT + "tags/rust/"
+    links = {link.get("rel"): link.get("href") for link in atom.findall(f"{A}link")}
+    assert links == {"self": OUT + "tags/rust/atom.xml", "alternate": OUT}
+    assert json.loads(files["tags/rust/feed.json"])["feed_url"] == OUT + "tags/rust/feed.json"

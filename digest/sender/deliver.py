@@ -1,6 +1,6 @@
 """deliver(): every planned recipient of an issue gets one message, recorded in the ledger.
 
-Workers (settings.smtp.connections threads, each with its own transport connection) claim batches
+Workers (settings.policy.connections threads, each with its own transport connection) claim batches
 of rows, build each message, send it and keep its outcome. Outcomes are committed every
 `record_every` messages or every `record_interval` seconds, whichever comes first.
 
@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from digest.config import Settings
+from digest.config import DeliveryPolicy
 from digest.errors import DeliveryError
-from digest.models import Delivery, OutgoingMessage, Subscriber
-from digest.sender.ledger import Ledger, LedgerStatus
+from digest.models import DeliveryReport, OutgoingMessage, Subscriber
+from digest.sender.ledger import Ledger
 from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
 from digest.sender.ratelimit import RateLimiter
+from digest.sender.suppressions import Suppressions
 from digest.sender.transports import NullTransport, Transport
 from digest.text import address_key
 
@@ -47,31 +48,6 @@ class MessageBuilder(Protocol):
 
 Clock = Callable[[], datetime]
 Progress = Callable[[int, int], None]  # (messages handled so far, messages to handle in this run)
-
-
-@dataclass(frozen=True)
-class DeliveryReport:
-    issue_id: str
-    sent: int = 0  # in this run (built, for a dry run)
-    deferred: int = 0
-    failed: int = 0
-    skipped: int = 0  # in the ledger for this issue
-    elapsed: float = 0.0  # seconds
-    stopped: str = ""  # why the run ended early; "" when it ran out of work
-    dry_run: bool = False
-    outstanding: int = 0  # rows of this issue not sent yet (pending, sending, deferred, failed)
-    failures: tuple[Delivery, ...] = field(default=(), repr=False)
-    status: LedgerStatus | None = field(default=None, repr=False)
-
-    @property
-    def rate(self) -> float:
-        """Messages per second in this run."""
-        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every recipient of the issue got it, 3 when some are deferred, failed or left."""
-        return 3 if (self.deferred or self.failed or self.outstanding or self.stopped) else 0
 
 
 @dataclass
@@ -245,7 +221,7 @@ def deliver(
     subscribers: Sequence[Subscriber],
     ledger: Ledger,
     transport_factory: Callable[[], Transport],
-    settings: Settings,
+    policy: DeliveryPolicy,
     clock: Clock,
     *,
     issue_id: str | None = None,
@@ -270,19 +246,18 @@ def deliver(
     issue_id = issue_id or _issue_of(factory, wanted)
     if dry_run:
         return _dry_run(factory, wanted, len(reasons), ledger, issue_id, progress, clock, started_at)
-    smtp = settings.smtp
     ledger.plan(issue_id, list(wanted), reasons, started_at)
     ledger.release_dead(issue_id, is_dead_worker, started_at)
     total = ledger.due(issue_id, started_at)
     stop = stop or threading.Event()
-    limiter = RateLimiter(smtp.rate_per_second, smtp.rate_per_hour, lambda: clock().timestamp(), sleep)
-    connections = max(1, min(smtp.connections, total))
+    limiter = RateLimiter(policy.rate_per_second, policy.rate_per_hour, lambda: clock().timestamp(), sleep)
+    connections = max(1, min(policy.connections, total))
     size = max(1, min(batch, math.ceil(total / connections)))
-    if limiter.limited and smtp.rate_per_second:
-        size = max(1, min(size, math.ceil(smtp.rate_per_second * 10)))
+    if limiter.limited and policy.rate_per_second:
+        size = max(1, min(size, math.ceil(policy.rate_per_second * 10)))
     run = _Run(
         issue_id, factory, ledger, transport_factory, wanted, clock, limiter, stop, progress, total,
-        size, max(1, record_every), record_interval, smtp.error_budget,
+        size, max(1, record_every), record_interval, policy.error_budget,
     )  # fmt: skip
     if total:
         prefix = worker_prefix()
@@ -326,7 +301,7 @@ def _dry_run(
     started_at: datetime,
 ) -> DeliveryReport:
     """Build every message and send none; the ledger is only read (suppressions), never written."""
-    gone = ledger.suppressed()
+    gone = Suppressions(ledger.store).all()
     todo = [s for k, s in wanted.items() if k not in gone]
     transport = NullTransport()
     for n, sub in enumerate(todo, 1):

@@ -1,101 +1,30 @@
 """The delivery ledger: one row per (issue, recipient), so every subscriber gets an issue exactly once.
 
-States: pending -> sending (claimed by one worker) -> sent | deferred (retried later) | failed;
-skipped (with a reason) for recipients that must not get this issue. Works on SQLite (the default,
-WAL mode, claims under BEGIN IMMEDIATE) and PostgreSQL (claims with FOR UPDATE SKIP LOCKED), so
-several processes, even on several machines, can share one issue's work.
+States (models.State): pending -> sending (claimed by one worker) -> sent | deferred (retried later) |
+failed; skipped (with a reason) for recipients that must not get this issue. Works on SQLite (WAL mode,
+claims under BEGIN IMMEDIATE) and PostgreSQL (claims with FOR UPDATE SKIP LOCKED), so several processes,
+even on several machines, can share one issue's work.
 """
 
 from __future__ import annotations
 
 import itertools
-import sqlite3
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
-from digest.errors import LedgerError
-from digest.models import Delivery
-from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
+from digest.models import Delivery, IssueStatus, State
+from digest.sender.outcome import SendResult
+from digest.sender.store import Store, UtcDateTime, deliveries, open_store, suppressions
 from digest.text import address_key
 
-SCHEMA_VERSION = 1
-STATES = ("pending", "sending", "sent", "deferred", "failed", "skipped")
 REMOVED = "not in the subscriber list"
 CHUNK = 500  # rows per statement: keeps IN (...) lists and executemany batches modest
-
-
-class UtcDateTime(sa.TypeDecorator[datetime]):
-    """Stored as naive UTC on every dialect (SQLite has no time zones); read back as aware UTC."""
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("the ledger only stores timezone-aware datetimes")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-metadata = sa.MetaData()
-deliveries = sa.Table(
-    "deliveries",
-    metadata,
-    sa.Column("issue_id", sa.String(64), primary_key=True),
-    sa.Column("recipient", sa.String(320), primary_key=True),
-    sa.Column("state", sa.String(10), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("message_id", sa.String(255), nullable=False, default=""),
-    sa.Column("reply", sa.Text, nullable=False, default=""),
-    sa.Column("worker", sa.String(128), nullable=False, default=""),
-    sa.Column("updated_at", UtcDateTime, nullable=False),
-    sa.Column("next_attempt_at", UtcDateTime, nullable=True),
-    # recipient last: claims read one state of one issue in recipient order straight off the index
-    sa.Index("ix_deliveries_state", "issue_id", "state", "recipient"),
-)
-suppressions = sa.Table(
-    "suppressions",
-    metadata,
-    sa.Column("email", sa.String(320), primary_key=True),
-    sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.Column("reason", sa.Text, nullable=False, default=""),
-)
-meta = sa.Table(
-    "meta",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.String(255), nullable=False),
-)
 d = deliveries.c
-
-
-@dataclass(frozen=True)
-class LedgerStatus:
-    issue_id: str
-    counts: Mapping[str, int]  # every state, 0 when absent
-    failures: tuple[Delivery, ...] = ()  # failed and deferred rows with the server's reply
-    skipped: Mapping[str, int] = field(default_factory=dict)  # reason -> count
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def unfinished(self) -> int:
-        """Rows that still need work: pending, claimed, deferred or failed."""
-        return sum(self.counts[s] for s in ("pending", "sending", "deferred", "failed"))
+UNFINISHED = (State.PENDING, State.SENDING, State.DEFERRED, State.FAILED)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -103,97 +32,30 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[i : i + size]
 
 
-def _engine(url: str) -> Engine:
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise LedgerError(f"not a database URL: {url!r}", "use sqlite:///path or postgresql+psycopg://…") from exc
-    if parsed.get_backend_name() != "sqlite":
-        try:
-            return sa.create_engine(parsed, pool_pre_ping=True)
-        except (ImportError, sa.exc.ArgumentError) as exc:
-            raise LedgerError(f"cannot use {parsed.render_as_string()}: {exc}", "install digest[postgres]") from exc
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_conn: Any, _record: Any) -> None:
-        # pysqlite's own transaction handling would issue a deferred BEGIN; we issue our own below
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA busy_timeout=60000")
-        # Switching to WAL needs an exclusive lock and fails at once ("database is locked") while another
-        # connection is open, busy timeout or not: switch only when the file is not in WAL mode yet.
-        for _ in range(200):  # about 10 s: two processes opening a new file at once
-            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-                break
-            try:
-                cur.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.OperationalError:
-                time.sleep(0.05)
-        cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against a process kill
-        cur.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        # take the write lock up front: two processes' claims then serialize instead of deadlocking
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
 class Ledger:
     """The state database. `Ledger(url)` creates the tables; times passed in must be timezone-aware."""
 
     def __init__(
         self,
-        url: str,
+        store: Store | str,
         *,
         max_attempts: int = 5,
         retry_base_seconds: float = 60.0,
         lease: timedelta = timedelta(minutes=10),
     ) -> None:
-        self.url = url
+        self.store = open_store(store)
+        self.engine = self.store.engine
+        self.is_postgres = self.store.is_postgres
         self.max_attempts = max_attempts
         self.retry_base_seconds = retry_base_seconds
         self.lease = lease
-        self.engine = _engine(url)
         # worker -> last recipient it claimed: the next pending claim starts there, so PostgreSQL does not
         # rescan the dead index entries of rows already claimed (claims walk the index in recipient order)
         self._cursor: dict[str, str] = {}
-        self._pending = d.state == "pending"
-        self.is_postgres = self.engine.dialect.name == "postgresql"
-        try:
-            with self.engine.begin() as conn:
-                if self.is_postgres:
-                    # two processes starting at once would race on CREATE TABLE; SQLite's BEGIN IMMEDIATE
-                    # already serializes them
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243091)"))
-                metadata.create_all(conn)
-                self._check_version(conn)
-        except sa.exc.OperationalError as exc:
-            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise LedgerError(
-                f"cannot open the state database: {first}", "check state.database / DIGEST_DATABASE_URL"
-            ) from exc
-
-    def _check_version(self, conn: Connection) -> None:
-        found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-        if found is None:
-            conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif not found.isdigit() or int(found) > SCHEMA_VERSION:
-            raise LedgerError(
-                f"the state database has schema version {found}, newer than this digest knows ({SCHEMA_VERSION})",
-                "upgrade digest, or point state.database at another file",
-            )
+        self._pending = d.state == State.PENDING
 
     def close(self) -> None:
-        self.engine.dispose()
-
-    def _insert(self, table: sa.Table) -> Any:
-        dialect = postgresql if self.is_postgres else sqlite
-        return dialect.insert(table)
+        self.store.close()
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -220,27 +82,27 @@ class Ledger:
             }
             base = {"issue_id": issue_id, "attempts": 0, "message_id": "", "worker": "", "updated_at": now_at}
             fresh = itertools.chain(
-                ((r, "pending", "") for r in sorted(wanted) if r not in existing),
-                ((r, "skipped", why) for r, why in reasons.items() if r not in existing),
+                ((r, State.PENDING, "") for r in sorted(wanted) if r not in existing),
+                ((r, State.SKIPPED, why) for r, why in reasons.items() if r not in existing),
             )
-            insert = self._insert(deliveries).on_conflict_do_nothing()
+            insert = self.store.insert(deliveries).on_conflict_do_nothing()
             while rows := list(itertools.islice(fresh, CHUNK)):
                 # row dicts a chunk at a time: 100,000 of them at once would cost ~50 MB
                 conn.execute(insert, [{**base, "recipient": r, "state": st, "reply": why} for r, st, why in rows])
             changes = []
             for r, (state, reply) in existing.items():
-                if r in wanted and state == "skipped":
-                    changes.append((r, "pending", ""))
-                elif r not in wanted and state in ("pending", "deferred", "skipped"):
+                if r in wanted and state == State.SKIPPED:
+                    changes.append((r, State.PENDING, ""))
+                elif r not in wanted and state in (State.PENDING, State.DEFERRED, State.SKIPPED):
                     why = reasons.get(r, REMOVED)
-                    if (state, reply) != ("skipped", why):
-                        changes.append((r, "skipped", why))
+                    if (state, reply) != (State.SKIPPED, why):
+                        changes.append((r, State.SKIPPED, why))
             stmt = (
                 sa.update(deliveries)
                 .where(
                     d.issue_id == issue_id,
                     d.recipient == sa.bindparam("b_r"),
-                    d.state.in_(("pending", "deferred", "skipped")),
+                    d.state.in_((State.PENDING, State.DEFERRED, State.SKIPPED)),
                 )
                 .values(
                     state=sa.bindparam("b_state"),
@@ -266,8 +128,8 @@ class Ledger:
         stale_at = now_at - self.lease
         conditions = [
             self._pending,
-            sa.and_(d.state == "deferred", d.next_attempt_at <= now_at),
-            sa.and_(d.state == "sending", d.updated_at < stale_at),
+            sa.and_(d.state == State.DEFERRED, d.next_attempt_at <= now_at),
+            sa.and_(d.state == State.SENDING, d.updated_at < stale_at),
         ]
         claimed: list[str] = []
         with self.engine.begin() as conn:
@@ -285,14 +147,14 @@ class Ledger:
                     conn.execute(
                         sa.update(deliveries)
                         .where(d.issue_id == issue_id, d.recipient.in_(gone))
-                        .values(state="skipped", reply="unsubscribed", worker=worker, updated_at=now_at)
+                        .values(state=State.SKIPPED, reply="unsubscribed", worker=worker, updated_at=now_at)
                     )
                     found = [r for r in found if r not in gone]
                 if found:
                     conn.execute(
                         sa.update(deliveries)
                         .where(d.issue_id == issue_id, d.recipient.in_(found))
-                        .values(state="sending", worker=worker, updated_at=now_at)
+                        .values(state=State.SENDING, worker=worker, updated_at=now_at)
                     )
                     claimed += found
         if claimed:
@@ -316,15 +178,15 @@ class Ledger:
         waiting for their lease. Their in-flight messages may be sent twice: the same bound as a lease."""
         with self.engine.begin() as conn:
             holders = conn.execute(
-                sa.select(d.worker).where(d.issue_id == issue_id, d.state == "sending").distinct()
+                sa.select(d.worker).where(d.issue_id == issue_id, d.state == State.SENDING).distinct()
             ).scalars()
             dead = [w for w in holders if w and is_dead(w)]
             if not dead:
                 return 0
             result = conn.execute(
                 sa.update(deliveries)
-                .where(d.issue_id == issue_id, d.state == "sending", d.worker.in_(dead))
-                .values(state="pending", updated_at=now_at)
+                .where(d.issue_id == issue_id, d.state == State.SENDING, d.worker.in_(dead))
+                .values(state=State.PENDING, updated_at=now_at)
             )
             return int(result.rowcount or 0)
 
@@ -335,9 +197,11 @@ class Ledger:
                 conn.execute(
                     sa.update(deliveries)
                     .where(
-                        d.issue_id == issue_id, d.recipient.in_(batch), d.state.in_(("pending", "sending", "deferred"))
+                        d.issue_id == issue_id,
+                        d.recipient.in_(batch),
+                        d.state.in_((State.PENDING, State.SENDING, State.DEFERRED)),
                     )
-                    .values(state="skipped", reply=reason, updated_at=now_at)
+                    .values(state=State.SKIPPED, reply=reason, updated_at=now_at)
                 )
 
     def due(self, issue_id: str, now_at: datetime) -> int:
@@ -347,9 +211,9 @@ class Ledger:
             query = sa.select(sa.func.count()).where(
                 d.issue_id == issue_id,
                 sa.or_(
-                    d.state == "pending",
-                    sa.and_(d.state == "deferred", d.next_attempt_at <= now_at),
-                    sa.and_(d.state == "sending", d.updated_at < stale_at),
+                    d.state == State.PENDING,
+                    sa.and_(d.state == State.DEFERRED, d.next_attempt_at <= now_at),
+                    sa.and_(d.state == State.SENDING, d.updated_at < stale_at),
                 ),
             )
             return int(conn.execute(query).scalar() or 0)
@@ -359,7 +223,7 @@ class Ledger:
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(deliveries)
-                .where(d.issue_id == issue_id, d.state == "sending", d.worker == worker)
+                .where(d.issue_id == issue_id, d.state == State.SENDING, d.worker == worker)
                 .values(updated_at=now_at)
             )
 
@@ -369,8 +233,8 @@ class Ledger:
             for batch in _chunks(list(recipients)):
                 conn.execute(
                     sa.update(deliveries)
-                    .where(d.issue_id == issue_id, d.recipient.in_(batch), d.state == "sending", d.worker == worker)
-                    .values(state="pending", worker="", updated_at=now_at)
+                    .where(d.issue_id == issue_id, d.recipient.in_(batch), d.state == State.SENDING, d.worker == worker)
+                    .values(state=State.PENDING, worker="", updated_at=now_at)
                 )
 
     def record(self, issue_id: str, recipient: str, outcome: SendResult, now_at: datetime) -> None:
@@ -385,15 +249,15 @@ class Ledger:
         """
         if not results:
             return
-        sent = [(address_key(r), o) for r, o in results if o.status == SENT]
-        other = {address_key(r): o for r, o in results if o.status != SENT}
+        sent = [(address_key(r), o) for r, o in results if o.status == State.SENT]
+        other = {address_key(r): o for r, o in results if o.status != State.SENT}
         with self.engine.begin() as conn:
             if sent:
                 conn.execute(
                     sa.update(deliveries)
                     .where(d.issue_id == issue_id, d.recipient == sa.bindparam("b_r"))
                     .values(
-                        state="sent",
+                        state=State.SENT,
                         attempts=d.attempts + 1,
                         message_id=sa.bindparam("b_mid"),
                         reply=sa.bindparam("b_reply"),
@@ -411,7 +275,7 @@ class Ledger:
         attempts = dict(
             conn.execute(
                 sa.select(d.recipient, d.attempts).where(
-                    d.issue_id == issue_id, d.recipient.in_(list(outcomes)), d.state != "sent"
+                    d.issue_id == issue_id, d.recipient.in_(list(outcomes)), d.state != State.SENT
                 )
             ).all()
         )
@@ -420,15 +284,15 @@ class Ledger:
             if r not in attempts:
                 continue
             tries = attempts[r] + 1
-            state, next_at = FAILED, None
-            if outcome.status == DEFERRED and tries < self.max_attempts:
-                state = DEFERRED
+            state, next_at = State.FAILED, None
+            if outcome.status == State.DEFERRED and tries < self.max_attempts:
+                state = State.DEFERRED
                 next_at = now_at + timedelta(seconds=self.retry_base_seconds * 2 ** (tries - 1))
             rows.append({"b_r": r, "b_state": state, "b_tries": tries, "b_reply": outcome.reply, "b_next": next_at})
         if rows:
             conn.execute(
                 sa.update(deliveries)
-                .where(d.issue_id == issue_id, d.recipient == sa.bindparam("b_r"), d.state != "sent")
+                .where(d.issue_id == issue_id, d.recipient == sa.bindparam("b_r"), d.state != State.SENT)
                 .values(
                     state=sa.bindparam("b_state"),
                     attempts=sa.bindparam("b_tries"),
@@ -439,30 +303,11 @@ class Ledger:
                 rows,
             )
 
-    # -- suppressions -----------------------------------------------------------------------------
-
-    def suppress(self, email: str, now_at: datetime, reason: str) -> bool:
-        """True when the address was not suppressed before."""
-        with self.engine.begin() as conn:
-            # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT through SQLAlchemy
-            stmt = self._insert(suppressions).on_conflict_do_nothing().returning(suppressions.c.email)
-            done = conn.execute(stmt, {"email": address_key(email), "created_at": now_at, "reason": reason})
-            return done.first() is not None
-
-    def unsuppress(self, email: str) -> bool:
-        with self.engine.begin() as conn:
-            done = conn.execute(sa.delete(suppressions).where(suppressions.c.email == address_key(email)))
-            return bool(done.rowcount)
-
-    def suppressed(self) -> set[str]:
-        with self.engine.connect() as conn:
-            return set(conn.execute(sa.select(suppressions.c.email)).scalars())
-
     # -- reading ----------------------------------------------------------------------------------
 
-    def status(self, issue_id: str) -> LedgerStatus:
+    def status(self, issue_id: str) -> IssueStatus:
         with self.engine.connect() as conn:
-            counts = dict.fromkeys(STATES, 0)
+            counts: dict[str, int] = dict.fromkeys(State, 0)
             for state, n in conn.execute(
                 sa.select(d.state, sa.func.count()).where(d.issue_id == issue_id).group_by(d.state)
             ):
@@ -470,7 +315,7 @@ class Ledger:
             skipped: dict[str, int] = dict(
                 conn.execute(
                     sa.select(d.reply, sa.func.count())
-                    .where(d.issue_id == issue_id, d.state == "skipped")
+                    .where(d.issue_id == issue_id, d.state == State.SKIPPED)
                     .group_by(d.reply)
                 ).all()
             )
@@ -478,12 +323,12 @@ class Ledger:
                 self._row(row)
                 for row in conn.execute(
                     sa.select(deliveries)
-                    .where(d.issue_id == issue_id, d.state.in_((FAILED, DEFERRED)))
+                    .where(d.issue_id == issue_id, d.state.in_((State.FAILED, State.DEFERRED)))
                     .order_by(d.state, d.recipient)
                     .limit(1000)
                 )
             )
-        return LedgerStatus(issue_id, counts, failures, skipped)
+        return IssueStatus(issue_id, counts, failures, skipped)
 
     def deliveries(self, issue_id: str) -> list[Delivery]:
         with self.engine.connect() as conn:
@@ -500,7 +345,7 @@ class Ledger:
         return Delivery(
             issue_id=row.issue_id,
             recipient=row.recipient,
-            state=row.state,
+            state=State(row.state),
             attempts=row.attempts,
             message_id=row.message_id,
             reply=row.reply,

@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import html
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
-from urllib.parse import quote
 
-from digest.config import Settings
+from digest.config import Settings, checks
 from digest.errors import ConfigError, DeliveryError
 from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, OutgoingMessage, RenderedIssue, Subscriber
-from digest.sender.mimebits import ADDRESS, CONTROL, Piece, clean, mailbox, merge, qp_segments, qp_value
+from digest.sender.mimebits import Piece, clean, mailbox, merge, qp_segments, qp_value
 from digest.sender.signing import DkimSigner
 from digest.sender.tokens import make_token, unsubscribe_url
-from digest.text import address_key
+from digest.text import ADDRESS, address_key
 
 Variant = tuple[tuple[str, ...], str]
 
@@ -38,7 +36,6 @@ HTML_MARKS = {UNSUBSCRIBE_URL_MARK: URL, RECIPIENT_EMAIL_MARK: EMAIL_HTML}
 TEXT_BODY = b"DIGESTBODYTEXT0MARK"
 HTML_BODY = b"DIGESTBODYHTML0MARK"
 PER_SUBSCRIBER_HEADERS = ("To", "Message-ID", "List-Unsubscribe")
-LIST_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
 def message_id_for(issue_id: str, email: str, domain: str) -> str:
@@ -52,22 +49,6 @@ class _Skeleton:
     pieces: tuple[Piece, ...]  # literal bytes and slot numbers
 
 
-def _header_setting(value: str, key: str) -> str:
-    if CONTROL.search(value):
-        raise ConfigError(f"email.{key} contains a line break or control character", "write it on one line")
-    return value.strip()
-
-
-def _single_address(value: str, key: str) -> tuple[str, str]:
-    """(header value, bare address) of a configured mailbox such as "Blog <news@example.com>"."""
-    probe = EmailMessage(policy=SMTP)
-    probe["From"] = _header_setting(value, key)
-    addresses = probe["From"].addresses
-    if len(addresses) != 1 or not ADDRESS.fullmatch(addresses[0].addr_spec):
-        raise ConfigError(f"email.{key} = {value!r} is not one email address", 'write "Name <name@example.com>"')
-    return value.strip(), addresses[0].addr_spec
-
-
 class MessageFactory:
     """Builds each variant once; build() then costs one bytes join (plus a DKIM signature if configured)."""
 
@@ -77,20 +58,13 @@ class MessageFactory:
         config = settings.email
         self._now_at = now_at
         self._date = format_datetime(now_at)
-        self._from, from_address = _single_address(config.sender, "from")
+        # checked when the settings were loaded; repeated here for settings made by hand
+        self._from, from_address = checks.single_address(config.sender, "from")
         self._domain = from_address.rsplit("@", 1)[1].lower()
-        self._reply_to = _single_address(config.reply_to, "reply_to")[0] if config.reply_to else ""
-        list_id = _header_setting(config.list_id, "list_id").strip("<>")
-        if list_id and not LIST_ID.fullmatch(list_id):
-            raise ConfigError(
-                f"email.list_id = {list_id!r} is not a list id", 'use a dotted name like "news.example.com"'
-            )
-        self._list_id = list_id
-        mailto = _header_setting(config.unsubscribe_mailto, "unsubscribe_mailto").removeprefix("mailto:")
-        if mailto and not ADDRESS.fullmatch(mailto):
-            raise ConfigError(f"email.unsubscribe_mailto = {mailto!r} is not an address", "write one address")
-        self._mailto = "mailto:" + quote(mailto or from_address, safe="@!$'*+.-_~") + "?subject=unsubscribe"
-        self._public_url = _header_setting(config.public_url, "public_url")
+        self._reply_to = checks.single_address(config.reply_to, "reply_to")[0] if config.reply_to else ""
+        self._list_id = checks.list_id(config.list_id)
+        self._mailto = checks.mailto(config.unsubscribe_mailto, from_address)
+        self._public_url = checks.header_value(config.public_url, "public_url")
         if self._public_url and not settings.secret:
             raise ConfigError(
                 "one-click unsubscribe (email.public_url) needs a secret to sign the links",

@@ -12,11 +12,8 @@ import binascii
 import re
 from collections.abc import Mapping, Sequence
 
-# C0/C1 controls, DEL and the Unicode line/paragraph separators.
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-# The only addresses email-validator lets through from the subscribers file (no quoted local parts,
-# no address literals, ASCII only): anything else in a header is refused.
-ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+from digest.text import CONTROL
+
 ATEXT_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
 ENCODED_WORD_BYTES = 45  # 45 bytes -> 60 base64 chars + "=?utf-8?b??=" = 72 <= 75
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SENT = "sent"
-DEFERRED = "deferred"
-FAILED = "failed"
+from digest.models import State
+
+SENT = State.SENT
+DEFERRED = State.DEFERRED
+FAILED = State.FAILED
 
 # Relays such as SES answer 454 when a rate is exceeded: all of these mean "later", not "never".
 BACK_OFF_CODES = frozenset({421, 450, 451, 452, 454})
@@ -14,7 +16,7 @@ BACK_OFF_CODES = frozenset({421, 450, 451, 452, 454})
 
 @dataclass(frozen=True)
 class SendResult:
-    status: str  # sent | deferred | failed
+    status: State  # SENT | DEFERRED | FAILED
     code: int = 0  # the SMTP reply code; 0 when there was no reply (connection lost, timeout)
     reply: str = ""  # the server's reply text, or what went wrong
     message_id: str = ""

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import dkim
-from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
+from digest.config import checks
 from digest.errors import ConfigError
 
 # Signed when present; the first six are what receivers and RFC 8058 care about.
@@ -31,25 +31,9 @@ SIGNED_HEADERS = (
 
 class DkimSigner:
     def __init__(self, key_path: Path, selector: str, domain: str, headers: tuple[str, ...]):
-        source = str(key_path)
-        if not selector or not domain:
-            raise ConfigError(
-                "DKIM needs a key, a selector and a domain",
-                "set email.dkim_selector and email.dkim_domain",
-                source=source,
-            )
-        try:
-            self.key = key_path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read the DKIM key: {exc.strerror}", "check email.dkim_key", source=source
-            ) from exc
-        try:
-            parse_pem_private_key(self.key)
-        except (UnparsableKeyError, ValueError, IndexError) as exc:
-            raise ConfigError(
-                "the DKIM key is not a PEM RSA private key", "create one with `openssl genrsa 2048`", source=source
-            ) from exc
+        key = checks.dkim_key(key_path, selector, domain)
+        assert key is not None
+        self.key = key
         self.selector = selector.encode("ascii")
         self.domain = domain.encode("ascii")
         present = {h.lower() for h in headers}

@@ -13,17 +13,13 @@ import hashlib
 import hmac
 from datetime import UTC, datetime
 
-from digest.errors import DigestError
+from digest.errors import TokenError
 
 VERSION = 1
 MAC_BYTES = 16
 # Keeps a token made for unsubscribing from being valid for any other use of the same secret.
 DOMAIN = b"digest-unsubscribe\x00"
 _EPOCH_DAY = datetime(1970, 1, 1, tzinfo=UTC).toordinal()
-
-
-class TokenError(DigestError):
-    """An unsubscribe token is forged, damaged or too old."""
 
 
 def _key(secret: str) -> bytes:

@@ -3,6 +3,16 @@
 from digest.templater.archive import render_archive
 from digest.templater.context import issue_url
 from digest.templater.email import render_email, render_subject
-from digest.templater.feeds import render_feeds
+from digest.templater.feeds import FEEDS, FeedKind, feed_links
+from digest.templater.syndicate import render_feeds
 
-__all__ = ["issue_url", "render_archive", "render_email", "render_feeds", "render_subject"]
+__all__ = [
+    "FEEDS",
+    "FeedKind",
+    "feed_links",
+    "issue_url",
+    "render_archive",
+    "render_email",
+    "render_feeds",
+    "render_subject",
+]

@@ -14,6 +14,7 @@ from digest.models import Issue
 from digest.templater.context import base_context, issue_url
 from digest.templater.email import make_preheader, render_subject
 from digest.templater.env import fmt_date, last_day, render
+from digest.templater.feeds import ATOM, RSS, feed_links
 from digest.templater.labels import labels_for
 
 
@@ -62,8 +63,9 @@ def render_archive(issues: Sequence[Issue], settings: Settings) -> dict[str, byt
         "site": settings.site,
         "issues": links,
         "archive_url": out,
-        "atom_url": out + "atom.xml",
-        "rss_url": out + "rss.xml",
+        "atom_url": out + ATOM.file,
+        "rss_url": out + RSS.file,
+        "feeds": feed_links(out),
         "root": "",
         "t": labels_for(settings.site.language),
     }

@@ -13,6 +13,7 @@ from markupsafe import Markup
 from digest.config import Settings
 from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Entry, Heading, Issue
 from digest.templater.env import fmt_date, last_day
+from digest.templater.feeds import ATOM, RSS, feed_links
 from digest.templater.labels import labels_for
 from digest.text import is_toc_heading
 
@@ -113,8 +114,9 @@ def base_context(issue: Issue, settings: Settings, *, summarize: bool = False) -
         "summarized": summarize,
         "issue_url": issue_url(issue, settings),
         "archive_url": out,
-        "atom_url": out + "atom.xml",
-        "rss_url": out + "rss.xml",
+        "atom_url": out + ATOM.file,
+        "rss_url": out + RSS.file,
+        "feeds": feed_links(out),
         "week_start": fmt_date(issue.week.start_at, tz),
         "week_end": last_day(issue.week.end_at, tz),
         "unsubscribe_url": UNSUBSCRIBE_URL_MARK,

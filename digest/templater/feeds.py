@@ -1,96 +1,143 @@
-"""Atom (RFC 4287) and RSS 2.0 feeds of the latest issues, one entry per issue with its full HTML.
+"""The feed kinds, one table: FEEDS. Each row is a kind's name, file, media type and writer; the archive's
+autodiscovery links, the server's content types and `render_feeds` (syndicate.py) all read it, so a new
+kind is one row and one writer.
 
-Nothing here reads the clock: feedgen stamps `updated` with now() unless told otherwise, so every
-date is set from Issue.updated_at (the newest entry), and an empty feed gets the Unix epoch.
+Writers get everything prepared (FeedInput) and read no clock: feedgen stamps `updated` with now() unless
+told otherwise, so every date is set from the issues (the newest entry), and an empty feed gets the epoch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from feedgen.feed import FeedGenerator
 
-from digest.config import Settings
-from digest.models import Issue
-from digest.templater.context import base_context, issue_url, labels_of
-from digest.templater.email import make_preheader, render_subject
-from digest.templater.env import render
-from digest.templater.labels import labels_for
 from digest.text import xml_safe
 
-FEED_FILES = {"atom": "atom.xml", "rss": "rss.xml"}
-_EPOCH_AT = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_AT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def issue_tag_uri(issue: Issue, settings: Settings) -> str:
-    """tag:host,week-start-date:/path/label — the same for an issue on every rebuild (RFC 4151)."""
-    parts = urlsplit(settings.output.url)
-    day = issue.week.start_at.astimezone(issue.site.tz).strftime("%Y-%m-%d")
-    return f"tag:{parts.hostname or 'localhost'},{day}:{parts.path or '/'}{issue.week.label}"
+@dataclass(frozen=True)
+class FeedItem:
+    """One issue as a feed entry."""
+
+    id: str  # a tag URI that never changes
+    url: str  # the issue's archive page
+    title: str
+    summary: str
+    content_html: str
+    updated_at: datetime
+    categories: tuple[str, ...]
 
 
-def latest_issues(issues: Sequence[Issue], settings: Settings) -> list[Issue]:
-    return sorted(issues, key=lambda i: i.week.start_at, reverse=True)[: settings.output.feed_issues]
+@dataclass(frozen=True)
+class FeedInput:
+    """What every writer gets."""
+
+    id: str
+    url: str  # the feed's own absolute URL
+    home_url: str  # the archive index
+    title: str
+    description: str
+    language: str
+    author: str
+    items: tuple[FeedItem, ...]  # newest first
+    categories: tuple[str, ...]
+
+    @property
+    def updated_at(self) -> datetime:
+        return max((i.updated_at for i in self.items), default=EPOCH_AT).astimezone(UTC)
 
 
-def categories_of(issues: Sequence[Issue]) -> list[str]:
-    seen: dict[str, str] = {}
-    for issue in issues:
-        for entry in issue.entries:
-            for label in labels_of(entry):
-                seen.setdefault(label.casefold(), xml_safe(label))
-    return [seen[k] for k in sorted(seen)]
+@dataclass(frozen=True)
+class FeedKind:
+    name: str  # "atom"
+    file: str  # "atom.xml"
+    media_type: str  # what the server answers with, and the autodiscovery link's type
+    label: str  # "Atom", "RSS", "JSON Feed": autodiscovery link titles
+    write: Callable[[FeedInput], bytes]
 
 
-def _generator(issues: list[Issue], settings: Settings, fmt: str, contents: dict[str, str]) -> FeedGenerator:
-    site = settings.site
-    out = settings.output.url
-    author = {"name": site.author or site.title}
-    updated_at = max((i.updated_at for i in issues), default=_EPOCH_AT).astimezone(UTC)
+def _generator(feed: FeedInput, media_type: str) -> FeedGenerator:
+    author = {"name": feed.author}
     fg = FeedGenerator()
-    fg.id(out)
-    fg.title(xml_safe(site.title))
+    fg.id(feed.id)
+    fg.title(xml_safe(feed.title))
     # description() and subtitle() are one field in feedgen: set it once.
-    fg.description(site.description or labels_for(site.language).weekly_digest.format(site=site.title))
+    fg.description(feed.description)
     fg.author(author)
     # RSS <link> is the last link added, so the self link goes first and the page last.
-    fg.link(
-        href=out + FEED_FILES[fmt], rel="self", type="application/atom+xml" if fmt == "atom" else "application/rss+xml"
-    )
-    fg.link(href=out, rel="alternate", type="text/html")
-    fg.language(site.language)
+    fg.link(href=feed.url, rel="self", type=media_type)
+    fg.link(href=feed.home_url, rel="alternate", type="text/html")
+    fg.language(feed.language)
     fg.generator("digest")
-    fg.updated(updated_at)
-    fg.pubDate(updated_at)
-    for label in categories_of(issues):
+    fg.updated(feed.updated_at)
+    fg.pubDate(feed.updated_at)
+    for label in feed.categories:
         fg.category(term=label)
-    for issue in issues:  # newest first, kept in that order (add_entry prepends by default)
+    for item in feed.items:  # newest first, kept in that order (add_entry prepends by default)
         fe = fg.add_entry(order="append")
-        fe.id(issue_tag_uri(issue, settings))
-        fe.guid(issue_tag_uri(issue, settings), permalink=False)
-        fe.title(xml_safe(render_subject(issue, settings)))
-        fe.link(href=issue_url(issue, settings), rel="alternate", type="text/html")
+        fe.id(item.id)
+        fe.guid(item.id, permalink=False)
+        fe.title(xml_safe(item.title))
+        fe.link(href=item.url, rel="alternate", type="text/html")
         fe.author(author)
-        fe.content(contents[issue.week.label], type="html")  # RSS: content:encoded
-        fe.summary(xml_safe(make_preheader(issue)))  # RSS: description
-        fe.updated(issue.updated_at.astimezone(UTC))
-        fe.published(issue.updated_at.astimezone(UTC))
-        for label in categories_of([issue]):
+        fe.content(item.content_html, type="html")  # RSS: content:encoded
+        fe.summary(xml_safe(item.summary))  # RSS: description
+        fe.updated(item.updated_at.astimezone(UTC))
+        fe.published(item.updated_at.astimezone(UTC))
+        for label in item.categories:
             fe.category(term=label)
     return fg
 
 
-def render_feeds(issues: Sequence[Issue], settings: Settings) -> dict[str, bytes]:
-    """{"atom.xml": …, "rss.xml": …} of the latest settings.output.feed_issues issues, newest first."""
-    latest = latest_issues(issues, settings)
-    contents = {
-        i.week.label: xml_safe(
-            render(settings.output.templates, "issue_body.html.j2", base_context(i, settings)).strip()
-        )
-        for i in latest
+def write_atom(feed: FeedInput) -> bytes:
+    return bytes(_generator(feed, ATOM.media_type).atom_str(pretty=True, encoding="UTF-8", xml_declaration=True))
+
+
+def write_rss(feed: FeedInput) -> bytes:
+    return bytes(_generator(feed, RSS.media_type).rss_str(pretty=True, encoding="UTF-8", xml_declaration=True))
+
+
+def write_json_feed(feed: FeedInput) -> bytes:
+    """JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/). feedgen writes no JSON, and the format is a
+    plain JSON document: json.dumps of the same ids, titles and dates as the Atom feed."""
+    author = {"name": feed.author}
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": feed.title,
+        "home_page_url": feed.home_url,
+        "feed_url": feed.url,
+        "description": feed.description,
+        "language": feed.language,
+        "authors": [author],
+        "items": [
+            {
+                "id": item.id,
+                "url": item.url,
+                "title": item.title,
+                "summary": item.summary,
+                "content_html": item.content_html,
+                "date_published": item.updated_at.astimezone(UTC).isoformat(),
+                "date_modified": item.updated_at.astimezone(UTC).isoformat(),
+                "authors": [author],
+                "tags": list(item.categories),
+            }
+            for item in feed.items
+        ],
     }
-    atom = _generator(latest, settings, "atom", contents).atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
-    rss = _generator(latest, settings, "rss", contents).rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
-    return {FEED_FILES["atom"]: bytes(atom), FEED_FILES["rss"]: bytes(rss)}
+    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+ATOM = FeedKind("atom", "atom.xml", "application/atom+xml", "Atom", write_atom)
+RSS = FeedKind("rss", "rss.xml", "application/rss+xml", "RSS", write_rss)
+JSON_FEED = FeedKind("json", "feed.json", "application/feed+json", "JSON Feed", write_json_feed)
+FEEDS: tuple[FeedKind, ...] = (ATOM, RSS, JSON_FEED)
+
+
+def feed_links(output_url: str, path: str = "") -> list[dict[str, str]]:
+    """Autodiscovery links of the feeds under `path` (for the archive pages' <head>)."""
+    return [{"url": output_url + path + k.file, "type": k.media_type, "label": k.label} for k in FEEDS]

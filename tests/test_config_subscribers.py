@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from digest.config.subscribers import check_subscribers, load_subscribers
 from digest.errors import ConfigError
 from digest.models import Entry, Subscriber
-from digest.sender.subscribers import check_subscribers, load_subscribers, wants
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -180,4 +180,4 @@ def test_wants(
     filter_tags: tuple[str, ...], tags: tuple[str, ...], categories: tuple[str, ...], expected: bool
 ) -> None:
     subscriber = Subscriber(email="a@example.com", tags=filter_tags)
-    assert wants(subscriber, entry(tags, categories)) is expected
+    assert subscriber.wants(entry(tags, categories)) is expected

@@ -6,8 +6,6 @@ of the offending subscriber or key.
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,20 +14,15 @@ import yaml
 from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import ConfigError
-from digest.models import Entry, Problem, Subscriber
-from digest.text import address_key
+from digest.models import Problem, Subscriber
+from digest.text import CONTROL, address_key
+
+from .schema import did_you_mean
 
 FORMATS = ("html", "text")
 TOP_KEYS = ("defaults", "subscribers")
 DEFAULT_KEYS = ("format", "tags", "active")
 SUBSCRIBER_KEYS = ("email", "name", "tags", "format", "active")
-# C0/C1 controls, DEL and the Unicode line/paragraph separators: none belongs in a name.
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f"did you mean '{close[0]}'?" if close else "allowed keys: " + ", ".join(choices)
 
 
 class _Reader:
@@ -52,7 +45,11 @@ class _Reader:
         for key_node, value_node in node.value:
             key = self.value(key_node)
             if not isinstance(key, str) or key not in allowed:
-                hint = _did_you_mean(key, allowed) if isinstance(key, str) else "allowed keys: " + ", ".join(allowed)
+                hint = (
+                    did_you_mean(key, allowed, "allowed keys")
+                    if isinstance(key, str)
+                    else "allowed keys: " + ", ".join(allowed)
+                )
                 self.error(key_node, f"unknown key {key!r} in {what}", hint)
             elif key in out:
                 self.error(key_node, f"key '{key}' appears twice in {what}", "keep one of them")
@@ -238,11 +235,3 @@ def single_subscriber(address: str) -> Subscriber:
         return Subscriber(email=_email(address))
     except ValueError as exc:
         raise ConfigError(f"--to {address!r} {exc}", "give one plain address such as me@example.com") from exc
-
-
-def wants(subscriber: Subscriber, entry: Entry) -> bool:
-    """True when the subscriber takes every entry, or the entry has one of their tags or categories."""
-    if not subscriber.tags:
-        return True
-    labels = {label.casefold() for label in entry.tags + entry.categories}
-    return any(tag.casefold() in labels for tag in subscriber.tags)

@@ -1,0 +1,49 @@
+"""Settings, loaded and checked once (digest.toml, the site's own config, the environment) and passed
+to every stage; the subscribers file is read here too."""
+
+from .load import CONFIG_NAME, DATABASE_ENV, SECRET_ENV, find_config, load_settings, with_overrides
+from .schema import validate as validate_sections
+from .settings import (
+    MOVED,
+    SCHEMA,
+    SECTIONS,
+    DeliveryPolicy,
+    EmailSettings,
+    OutputSettings,
+    ScheduleSettings,
+    ServerSettings,
+    Settings,
+    SmtpSettings,
+)
+from .sites import SiteDefaults, read_site_config
+from .subscribers import check_subscribers, load_subscribers, single_subscriber
+
+
+def validate(raw: dict[str, object], *, source: str = "", text: str = "") -> dict[str, dict[str, object]]:
+    """Check a parsed digest.toml: {section: {field: value}} of the keys given."""
+    return validate_sections(raw, SECTIONS, source=source, text=text, aliases=MOVED)
+
+
+__all__ = [
+    "CONFIG_NAME",
+    "DATABASE_ENV",
+    "SCHEMA",
+    "SECRET_ENV",
+    "SECTIONS",
+    "DeliveryPolicy",
+    "EmailSettings",
+    "OutputSettings",
+    "ScheduleSettings",
+    "ServerSettings",
+    "Settings",
+    "SiteDefaults",
+    "SmtpSettings",
+    "check_subscribers",
+    "find_config",
+    "load_subscribers",
+    "load_settings",
+    "read_site_config",
+    "single_subscriber",
+    "validate",
+    "with_overrides",
+]

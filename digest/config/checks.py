@@ -1,0 +1,128 @@
+"""Checks made when the settings are loaded, so a mistake stops every command at once instead of the
+weekly send a week later: the addresses and header values of [email], the subject template, the template
+folder, the DKIM key, the folders, the database URL and the secret."""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import parseaddr
+from pathlib import Path
+from urllib.parse import quote
+
+from digest.errors import ConfigError
+from digest.text import ADDRESS, CONTROL
+
+LIST_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def header_value(value: str, key: str, source: str = "") -> str:
+    if CONTROL.search(value):
+        raise ConfigError(
+            f"email.{key} contains a line break or control character", "write it on one line", source=source
+        )
+    return value.strip()
+
+
+def single_address(value: str, key: str, source: str = "") -> tuple[str, str]:
+    """(header value, bare address) of a configured mailbox such as "Blog <news@example.com>"."""
+    probe = EmailMessage(policy=SMTP)
+    try:
+        probe["From"] = header_value(value, key, source)
+        addresses = probe["From"].addresses
+    except (ValueError, IndexError) as exc:
+        raise ConfigError(
+            f"email.{key} = {value!r} is not one email address", 'write "Name <name@example.com>"', source=source
+        ) from exc
+    if len(addresses) != 1 or not ADDRESS.fullmatch(addresses[0].addr_spec):
+        raise ConfigError(
+            f"email.{key} = {value!r} is not one email address", 'write "Name <name@example.com>"', source=source
+        )
+    return value.strip(), addresses[0].addr_spec
+
+
+def list_id(value: str, source: str = "") -> str:
+    found = header_value(value, "list_id", source).strip("<>")
+    if found and not LIST_ID.fullmatch(found):
+        raise ConfigError(
+            f"email.list_id = {found!r} is not a list id", 'use a dotted name like "news.example.com"', source=source
+        )
+    return found
+
+
+def mailto(value: str, fallback: str, source: str = "") -> str:
+    """The List-Unsubscribe mailto URL of `value` (an address), or of `fallback` (the From address)."""
+    address = header_value(value, "unsubscribe_mailto", source).removeprefix("mailto:")
+    if address and not ADDRESS.fullmatch(address):
+        raise ConfigError(
+            f"email.unsubscribe_mailto = {address!r} is not an address", "write one address", source=source
+        )
+    return "mailto:" + quote(address or fallback, safe="@!$'*+.-_~") + "?subject=unsubscribe"
+
+
+def domain_of(address: str) -> str:
+    return parseaddr(address)[1].rpartition("@")[2]
+
+
+def subject_template(source_text: str, source: str = "") -> None:
+    """The subject is a Jinja2 template: a syntax error is found now, not at send time."""
+    import jinja2
+
+    try:
+        jinja2.Environment().parse(source_text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(
+            f"email.subject is not a valid template: {exc.message}", "fix the {{ … }} parts", source=source
+        ) from exc
+
+
+def template_folder(folder: Path | None, source: str = "") -> None:
+    if folder is not None and not folder.is_dir():
+        raise ConfigError(
+            f"the template folder {folder} does not exist", "create it or remove output.templates", source=source
+        )
+
+
+def dkim_key(path: Path | None, selector: str, domain: str, source: str = "") -> bytes | None:
+    """The PEM bytes of the DKIM key after checking it parses; None when DKIM is off."""
+    if path is None:
+        return None
+    if not selector or not domain:
+        raise ConfigError(
+            "DKIM needs a key, a selector and a domain",
+            "set email.dkim_selector and email.dkim_domain",
+            source=str(path),
+        )
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the DKIM key: {exc.strerror}", "check email.dkim_key", source=str(path)
+        ) from exc
+    from dkim.crypto import UnparsableKeyError, parse_pem_private_key  # only when DKIM is configured
+
+    try:
+        parse_pem_private_key(key)
+    except (UnparsableKeyError, ValueError, IndexError) as exc:
+        raise ConfigError(
+            "the DKIM key is not a PEM RSA private key", "create one with `openssl genrsa 2048`", source=str(path)
+        ) from exc
+    return key
+
+
+def folder_is_not_a_file(path: Path, key: str, source: str = "") -> None:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{key} {path} is a file, not a folder", f"remove the file or point {key} elsewhere", source=source
+        )
+
+
+def database_url(url: str, source: str = "") -> None:
+    # a cheap shape check (SQLAlchemy itself is imported only by commands that open the database)
+    if url and not re.match(r"^[a-z][a-z0-9+]*://", url):
+        raise ConfigError(
+            f"state.database = {url!r} is not a database URL",
+            "use sqlite:///path or postgresql+psycopg://user@host/db",
+            source=source,
+        )

@@ -1,0 +1,243 @@
+"""Loading the settings once: digest.toml (TOML), the site's own config (Jekyll, Hugo) and DIGEST_*
+environment variables for secrets, one function per section, every check made here."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from digest.errors import ConfigError
+from digest.models import Site
+
+from . import checks
+from .schema import WEEKDAYS, to_timezone, validate
+from .settings import (
+    MOVED,
+    SECTIONS,
+    DeliveryPolicy,
+    EmailSettings,
+    OutputSettings,
+    ScheduleSettings,
+    ServerSettings,
+    Settings,
+    SiteSection,
+    SmtpSettings,
+)
+from .sites import SiteDefaults, read_site_config
+
+CONFIG_NAME = "digest.toml"
+SECRET_ENV = "DIGEST_SECRET"  # HMAC key for unsubscribe tokens
+DATABASE_ENV = "DIGEST_DATABASE_URL"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+Values = dict[str, dict[str, Any]]
+
+
+def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file: {exc.strerror}", source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("the config file is not UTF-8", "save it as UTF-8", source=str(path)) from exc
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(
+            f"not valid TOML: {exc}", "see https://toml.io", source=str(path), line=int(m.group(1)) if m else None
+        ) from exc
+
+
+def find_config(config: Path | None, site: Path | None, cwd: Path) -> tuple[Path | None, Path]:
+    """Return (digest config file or None, site folder) from --config / --site / the current folder."""
+    if config is not None:
+        if not config.is_file():
+            raise ConfigError("config file not found", "check the path given to --config", source=str(config))
+        return config, (site or config.parent)
+    folder = site or cwd
+    if not folder.is_dir():
+        raise ConfigError("site folder not found", "check the path given to --site", source=str(folder))
+    candidate = folder / CONFIG_NAME
+    return (candidate if candidate.is_file() else None), folder
+
+
+class _Paths:
+    """Relative paths in digest.toml are relative to the file (or the site folder without one)."""
+
+    def __init__(self, base: Path):
+        self.base = base
+
+    def __call__(self, value: str | Path | None) -> Path | None:
+        if value is None or value == "":
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base / p
+
+
+def load_settings(
+    config: Path | None = None,
+    site: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    env = os.environ if env is None else env
+    config_file, folder = find_config(config, site, cwd or Path.cwd())
+    text, raw = read_toml(config_file) if config_file else ("", {})
+    source = str(config_file or "")
+    values = validate(raw, SECTIONS, source=source, text=text, aliases=MOVED)
+    notices = tuple(
+        f"{source}: [{section}] {key} is now [{MOVED[f'{section}.{key}']}] {key}; the old place still works"
+        for section, table in raw.items()
+        if isinstance(table, dict)
+        for key in table
+        if f"{section}.{key}" in MOVED
+    )
+    paths = _Paths(config_file.parent.resolve() if config_file else folder.resolve())
+    site_model, defaults = _site(values["site"], folder.resolve(), site is not None, paths, source)
+    label = source or str(defaults.file or site_model.root)
+    output = _output(values["output"], site_model, paths, label)
+    email = _email(values["email"], site_model, paths, env, label)
+    state = values["state"]
+    state_dir = paths(state.get("dir") or ".digest")
+    assert state_dir is not None and output.dir is not None
+    subscribers_file = paths(values["subscribers"].get("file"))
+    if subscribers_file is None and (paths.base / "subscribers.yaml").is_file():
+        subscribers_file = paths.base / "subscribers.yaml"
+    database_url = env.get(DATABASE_ENV) or state.get("database", "")
+    checks.database_url(database_url, label)
+    checks.folder_is_not_a_file(output.dir, "output.dir", label)
+    checks.folder_is_not_a_file(state_dir, "state.dir", label)
+    return Settings(
+        site=site_model,
+        output=output,
+        email=email,
+        smtp=_smtp(values["smtp"], env, label),
+        delivery=DeliveryPolicy(**values["delivery"]),
+        schedule=ScheduleSettings(**values["schedule"]),
+        server=ServerSettings(**values["server"]),
+        subscribers=subscribers_file,
+        outbox=paths(values["outbox"].get("maildir")) or output.dir / "outbox",
+        state_dir=state_dir,
+        database_url=database_url,
+        secret=env.get(SECRET_ENV, ""),
+        config_file=config_file,
+        site_config_file=defaults.file,
+        notices=notices,
+    )
+
+
+def _site(
+    given: dict[str, Any], folder: Path, site_flag: bool, paths: _Paths, source: str
+) -> tuple[Site, SiteDefaults]:
+    section = SiteSection(**given)
+    root = paths(section.root) if section.root and not site_flag else folder
+    assert root is not None
+    if not root.is_dir():
+        raise ConfigError("site folder not found", "fix site.root", source=source or str(root))
+    defaults = read_site_config(root)
+    label = source or str(defaults.file or root)
+
+    def pick(key: str, site_value: Any, fallback: Any) -> Any:
+        return given.get(key, site_value or fallback)
+
+    timezone = pick("timezone", defaults.timezone, "UTC")
+    try:
+        to_timezone(timezone)
+    except ValueError as exc:
+        raise ConfigError(f"timezone {timezone!r} is unknown", f"it must be {exc}", source=label) from exc
+    sources = pick("source", defaults.source, ("posts",) if (root / "posts").is_dir() else (".",))
+    source_dirs = tuple((root / s).resolve() for s in sources)
+    for d in source_dirs:
+        if not d.is_dir():
+            raise ConfigError(f"source folder {d.name!r} not found", "fix site.source", source=label)
+    url = pick("url", defaults.url, "http://localhost:8080/")
+    ignore = tuple(defaults.ignore) + section.ignore
+    for pattern in ignore:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"ignore pattern {pattern!r} is not a regular expression: {exc}", source=label) from exc
+    site = Site(
+        title=pick("title", defaults.title, root.name),
+        base_url=url.rstrip("/") + "/",
+        root=root,
+        source_dirs=source_dirs,
+        timezone=timezone,
+        permalink=pick("permalink", defaults.permalink, "/:year/:month/:day/:title/"),
+        week_start_day=WEEKDAYS.index(section.week_start),
+        week_start_hour=section.week_start_hour,
+        ignore=ignore,
+        description=pick("description", defaults.description, ""),
+        language=pick("language", defaults.language, "en"),
+        author=pick("author", defaults.author, ""),
+    )
+    return site, defaults
+
+
+def _host(site: Site) -> str:
+    return re.sub(r"^https?://([^/:]+).*$", r"\1", site.base_url)
+
+
+def _output(given: dict[str, Any], site: Site, paths: _Paths, source: str) -> OutputSettings:
+    output = OutputSettings(**given)
+    templates = paths(output.templates)
+    checks.template_folder(templates, source)
+    out_dir = paths(output.dir)
+    assert out_dir is not None
+    return replace(
+        output,
+        dir=out_dir,
+        url=(output.url or site.base_url + "newsletter/").rstrip("/") + "/",
+        templates=templates,
+    )
+
+
+def _email(given: dict[str, Any], site: Site, paths: _Paths, env: Mapping[str, str], source: str) -> EmailSettings:
+    email = EmailSettings(**given)
+    host = _host(site)
+    sender = email.sender or f"{site.title} <digest@{host}>"
+    _, from_address = checks.single_address(sender, "from", source)
+    if email.reply_to:
+        checks.single_address(email.reply_to, "reply_to", source)
+    checks.mailto(email.unsubscribe_mailto, from_address, source)
+    checks.header_value(email.public_url, "public_url", source)
+    checks.subject_template(email.subject, source)
+    email = replace(
+        email,
+        sender=sender,
+        list_id=checks.list_id(email.list_id or f"digest.{host}", source),
+        dkim_key=paths(email.dkim_key),
+        dkim_domain=email.dkim_domain or checks.domain_of(email.sender) or host,
+    )
+    checks.dkim_key(email.dkim_key, email.dkim_selector, email.dkim_domain, source)
+    if email.public_url and not env.get(SECRET_ENV):
+        raise ConfigError(
+            "one-click unsubscribe (email.public_url) needs a secret to sign the links",
+            f"set the {SECRET_ENV} environment variable to a long random string",
+            source=source,
+        )
+    return email
+
+
+def _smtp(given: dict[str, Any], env: Mapping[str, str], source: str) -> SmtpSettings:
+    smtp = SmtpSettings(**given)
+    smtp = replace(smtp, password=env.get(smtp.password_env, ""))
+    if smtp.host and smtp.mode == "plain" and not smtp.allow_plain and smtp.host not in LOCAL_HOSTS:
+        raise ConfigError(
+            f"smtp.mode = 'plain' sends the password and mail unencrypted to {smtp.host}",
+            "use starttls or ssl, or set smtp.allow_plain = true",
+            source=source,
+        )
+    return smtp
+
+
+def with_overrides(settings: Settings, **site_changes: Any) -> Settings:
+    """A copy with some Site fields changed (used by tests)."""
+    return replace(settings, site=replace(settings.site, **site_changes))

@@ -1,0 +1,184 @@
+"""How digest.toml keys are declared and checked: each key is a dataclass field whose metadata names its
+TOML key and converter, so a key's default is written once, on its field, and the schema is read off
+the dataclasses (`SCHEMA`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from digest.errors import ConfigError
+
+Converter = Callable[[Any], Any]
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def option(default: Any, convert: Converter, *, key: str = "", toml: bool = True) -> Any:
+    """A settings field: its default, how a TOML value is converted, and its TOML name when it differs."""
+    meta = {"convert": convert, "key": key, "toml": toml}
+    if isinstance(default, list | dict):
+        raise TypeError("use a tuple for a list default")
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def toml_fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
+    """{TOML key: field} of a section dataclass."""
+    found = {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("toml"):
+            found[f.metadata["key"] or f.name] = f
+    return found
+
+
+# -- converters: each returns the value or raises ValueError("what it must be") -------------------------
+
+
+def to_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError("a string")
+    return v
+
+
+def to_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError("a whole number ≥ 0")
+    return v
+
+
+def to_pos_int(v: Any) -> int:
+    if to_int(v) < 1:
+        raise ValueError("a whole number ≥ 1")
+    return int(v)
+
+
+def to_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+        raise ValueError("a number ≥ 0")
+    return float(v)
+
+
+def to_bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("true or false")
+    return v
+
+
+def to_str_list(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        return (v,)
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError("a string or a list of strings")
+    return tuple(v)
+
+
+def choice(*allowed: str) -> Converter:
+    def convert(v: Any) -> str:
+        if not isinstance(v, str) or v.lower() not in allowed:
+            raise ValueError("one of " + ", ".join(allowed))
+        return v.lower()
+
+    return convert
+
+
+def to_timezone(v: Any) -> str:
+    try:
+        ZoneInfo(to_str(v))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("an IANA timezone name such as Asia/Seoul or UTC") from exc
+    return str(v)
+
+
+def to_hour(v: Any) -> int:
+    if to_int(v) > 23:
+        raise ValueError("an hour from 0 to 23")
+    return int(v)
+
+
+def to_hhmm(v: Any) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", v):
+        raise ValueError('a time "HH:MM" such as "09:00"')
+    return v
+
+
+def to_url(v: Any) -> str:
+    if not isinstance(v, str) or (v and not re.match(r"https?://[^/\s]+", v)):
+        raise ValueError('an absolute http(s) URL such as "https://example.com/"')
+    return v
+
+
+# -- reading a parsed TOML document ----------------------------------------------------------------------
+
+
+def did_you_mean(word: str, choices: Any, allowed: str = "allowed") -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean '{close[0]}'?" if close else f"{allowed}: " + ", ".join(sorted(choices))
+
+
+def line_of(text: str, key: str, section: str = "") -> int | None:
+    """The line of `key` (inside [section] when given), or of the section header."""
+    start = 0
+    if section:
+        header = re.search(rf"^\s*\[\s*{re.escape(section)}\s*\]", text, re.M)
+        if header:
+            start = header.start()
+    pattern = re.compile(rf"^\s*(\[\s*)?{re.escape(key)}\s*(=|\])", re.M)
+    m = pattern.search(text, start) or pattern.search(text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def validate(
+    raw: Mapping[str, Any],
+    sections: Mapping[str, type],
+    *,
+    source: str,
+    text: str = "",
+    aliases: Mapping[str, str] = {},
+) -> dict[str, dict[str, Any]]:
+    """{section: {field name: converted value}} for the keys given; unknown sections and keys are errors.
+
+    `aliases` maps "section.key" to the section that now owns that key (renamed sections keep working).
+    """
+    values: dict[str, dict[str, Any]] = {s: {} for s in sections}
+    for section, table in raw.items():
+        if section not in sections:
+            raise ConfigError(
+                f"unknown section [{section}]",
+                did_you_mean(section, sections),
+                source=source,
+                line=line_of(text, section),
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{section}] must be a table", source=source, line=line_of(text, section))
+        known = toml_fields(sections[section])
+        for key, value in table.items():
+            owner = section
+            if key not in known and f"{section}.{key}" in aliases:
+                owner = aliases[f"{section}.{key}"]
+                fields = toml_fields(sections[owner])
+            else:
+                fields = known
+            if key not in fields:
+                raise ConfigError(
+                    f"unknown key '{key}' in [{section}]",
+                    did_you_mean(key, known),
+                    source=source,
+                    line=line_of(text, key, section),
+                )
+            field = fields[key]
+            try:
+                converted = field.metadata["convert"](value)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{section}.{key} = {value!r} is not allowed",
+                    f"it must be {exc}",
+                    source=source,
+                    line=line_of(text, key, section),
+                ) from exc
+            if owner != section and field.name in values[owner]:
+                continue  # the key in its new section wins over the old spelling
+            values[owner][field.name] = converted
+    return values

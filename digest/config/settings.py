@@ -1,0 +1,174 @@
+"""The settings every stage receives: one frozen dataclass per digest.toml section, each key's default
+written once, on its field (see schema.option)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from digest.models import Site
+
+from .schema import (
+    WEEKDAYS,
+    choice,
+    option,
+    to_bool,
+    to_float,
+    to_hhmm,
+    to_hour,
+    to_int,
+    to_pos_int,
+    to_str,
+    to_str_list,
+    to_timezone,
+    to_url,
+    toml_fields,
+)
+
+
+@dataclass(frozen=True)
+class SiteSection:
+    """[site] as written; an empty value means "what the site's own config says" (see load.py)."""
+
+    root: str = option("", to_str)
+    title: str = option("", to_str)
+    url: str = option("", to_url)
+    source: tuple[str, ...] = option((), to_str_list)
+    timezone: str = option("", to_timezone)
+    week_start: str = option("monday", choice(*WEEKDAYS))
+    week_start_hour: int = option(0, to_hour)
+    permalink: str = option("", to_str)
+    ignore: tuple[str, ...] = option((), to_str_list)
+    description: str = option("", to_str)
+    language: str = option("", to_str)
+    author: str = option("", to_str)
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    dir: Path = option(Path("_digest"), to_str)  # where preview/publish write html, eml, feeds, archive
+    # public URL of that folder (absolute, ends with "/"); "" until load fills in <site.url>newsletter/
+    url: str = option("", to_url)
+    feed_issues: int = option(10, to_pos_int)  # issues kept in the feeds and the archive index
+    templates: Path | None = option(None, to_str)  # user's template folder; a file there wins by name
+    # Gmail clips larger messages: render summaries instead (written in KB, kept in bytes)
+    max_html_bytes: int = option(102_000, lambda v: to_pos_int(v) * 1000, key="max_html_kb")
+    tag_feeds: bool = option(False, to_bool)  # also write tags/<tag>/atom.xml … for every tag
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    sender: str = option("", to_str, key="from")  # From; "" until load fills in "<title> <digest@host>"
+    reply_to: str = option("", to_str)
+    subject: str = option("{{ site.title }}: {{ week.label }}", to_str)  # a Jinja2 template
+    list_id: str = option("", to_str)  # List-Id; load fills in digest.<host>
+    unsubscribe_mailto: str = option("", to_str)  # mailto address for List-Unsubscribe; "" = From
+    public_url: str = option("", to_url)  # where `digest serve` is reachable: enables one-click unsubscribe
+    empty_week: str = option("skip", choice("skip", "note"))
+    dkim_key: Path | None = option(None, to_str)
+    dkim_selector: str = option("", to_str)
+    dkim_domain: str = option("", to_str)  # load fills in the From domain
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = option("", to_str)  # empty: deliver to the Maildir outbox
+    port: int = option(587, to_pos_int)
+    mode: str = option("starttls", choice("starttls", "ssl", "plain"))
+    username: str = option("", to_str)
+    password: str = field(default="", repr=False, metadata={"toml": False})  # only ever from the environment
+    password_env: str = option("DIGEST_SMTP_PASSWORD", to_str)
+    verify: bool = option(True, to_bool)  # verify the server's certificate
+    timeout: float = option(30.0, to_float)
+    allow_plain: bool = option(False, to_bool)  # plain (no TLS) to a host other than localhost
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """[delivery]: how hard and how fast any transport is driven, and how failures are retried."""
+
+    transport: str = option("auto", to_str)  # a name from the transport registry; auto: SMTP if set, else Maildir
+    connections: int = option(4, to_pos_int)
+    rate_per_second: float = option(0.0, to_float)  # 0 = unlimited
+    rate_per_hour: int = option(0, to_int)
+    max_attempts: int = option(5, to_pos_int)  # for deferred (4xx) messages
+    retry_base_seconds: float = option(60.0, to_float)  # back-off: base * 2**(attempts-1)
+    error_budget: int = option(50, to_pos_int)  # stop after this many consecutive failures
+
+
+@dataclass(frozen=True)
+class SubscribersSection:
+    file: Path | None = option(None, to_str)
+
+
+@dataclass(frozen=True)
+class OutboxSection:
+    maildir: Path | None = option(None, to_str)
+
+
+@dataclass(frozen=True)
+class StateSection:
+    dir: Path = option(Path(".digest"), to_str)
+    database: str = option("", to_str)
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    day: str = option("monday", choice(*WEEKDAYS))
+    time: str = option("09:00", to_hhmm)
+    misfire_grace_hours: float = option(24.0, to_float)
+    catch_up: bool = option(False, to_bool)  # True: one send per missed week instead of one in all
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = option("127.0.0.1", to_str)
+    port: int = option(8080, to_pos_int)
+
+
+# digest.toml's sections, in the order the README documents them.
+SECTIONS: dict[str, type] = {
+    "site": SiteSection,
+    "output": OutputSettings,
+    "email": EmailSettings,
+    "smtp": SmtpSettings,
+    "delivery": DeliveryPolicy,
+    "subscribers": SubscribersSection,
+    "outbox": OutboxSection,
+    "state": StateSection,
+    "schedule": ScheduleSettings,
+    "server": ServerSettings,
+}
+# Keys that moved: the old spelling still works, with a one-line notice.
+MOVED = {f"smtp.{key}": "delivery" for key in (
+    "connections", "rate_per_second", "rate_per_hour", "max_attempts", "retry_base_seconds", "error_budget"
+)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    site: Site
+    output: OutputSettings = OutputSettings()
+    email: EmailSettings = EmailSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    delivery: DeliveryPolicy = DeliveryPolicy()
+    schedule: ScheduleSettings = ScheduleSettings()
+    server: ServerSettings = ServerSettings()
+    subscribers: Path | None = None
+    outbox: Path = Path("outbox")  # Maildir used while no SMTP host is set
+    state_dir: Path = Path(".digest")
+    database_url: str = ""  # SQLAlchemy URL; default SQLite in state_dir
+    secret: str = field(default="", repr=False)
+    config_file: Path | None = None
+    site_config_file: Path | None = None
+    notices: tuple[str, ...] = ()  # deprecations and other things worth one line, shown by the CLI
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'digest.sqlite3'}"
+
+
+# {section: {key: default}}: what the README documents, read off the dataclasses.
+SCHEMA: dict[str, dict[str, object]] = {
+    name: {key: f.default for key, f in toml_fields(cls).items()} for name, cls in SECTIONS.items()
+}

@@ -1,0 +1,191 @@
+"""The state database: its tables, the engine (SQLite by default, PostgreSQL for large lists and several
+senders), the schema version and the steps that migrate an older database.
+
+A new table is one `sa.Table` here (created on open); a change to an existing table is one step in
+MIGRATIONS, applied in order under a lock when an older database is opened.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from digest.errors import LedgerError
+from digest.models import State
+
+SCHEMA_VERSION = 1
+# version -> the step that brings a database of version-1 to it (none yet: version 1 is the first)
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Stored as naive UTC on every dialect (SQLite has no time zones); read back as aware UTC."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the ledger only stores timezone-aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class StateType(sa.TypeDecorator[State]):
+    """A ledger state stored as its text; drivers never see the enum (psycopg would write its name)."""
+
+    impl = sa.String(10)
+    cache_ok = True
+
+    def process_bind_param(self, value: State | str | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else State(value).value
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> State | None:
+        return None if value is None else State(value)
+
+
+metadata = sa.MetaData()
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("issue_id", sa.String(64), primary_key=True),
+    sa.Column("recipient", sa.String(320), primary_key=True),
+    sa.Column("state", StateType(), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("message_id", sa.String(255), nullable=False, default=""),
+    sa.Column("reply", sa.Text, nullable=False, default=""),
+    sa.Column("worker", sa.String(128), nullable=False, default=""),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=True),
+    # recipient last: claims read one state of one issue in recipient order straight off the index
+    sa.Index("ix_deliveries_state", "issue_id", "state", "recipient"),
+)
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+)
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+
+def _first_line(exc: sa.exc.DBAPIError | sa.exc.OperationalError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+
+
+def _sqlite_engine(parsed: sa.URL) -> Engine:
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling would issue a deferred BEGIN; we issue our own below
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=60000")
+        # Switching to WAL needs an exclusive lock and fails at once ("database is locked") while another
+        # connection is open, busy timeout or not: switch only when the file is not in WAL mode yet.
+        for _ in range(200):  # about 10 s: two processes opening a new file at once
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                break
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                time.sleep(0.05)
+        cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against a process kill
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # take the write lock up front: two processes' claims then serialize instead of deadlocking
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_engine(url: str) -> Engine:
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise LedgerError(f"not a database URL: {url!r}", "use sqlite:///path or postgresql+psycopg://…") from exc
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except (ImportError, sa.exc.ArgumentError) as exc:
+        raise LedgerError(f"cannot use {parsed.render_as_string()}: {exc}", "install digest[postgres]") from exc
+
+
+def safe_url(url: str) -> str:
+    """The database URL without its password, for messages and logs."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(unreadable database URL)"
+
+
+class Store:
+    """An open state database with every table created and migrated. Times must be timezone-aware."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        try:
+            with self.engine.begin() as conn:
+                if self.is_postgres:
+                    # two processes starting at once would race on CREATE TABLE; SQLite's BEGIN IMMEDIATE
+                    # already serializes them
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243091)"))
+                metadata.create_all(conn)
+                self._migrate(conn)
+        except sa.exc.OperationalError as exc:
+            raise LedgerError(
+                f"cannot open the state database {safe_url(url)}: {_first_line(exc)}",
+                "check state.database / DIGEST_DATABASE_URL",
+            ) from exc
+
+    def _migrate(self, conn: Connection) -> None:
+        found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+        if found is None:
+            conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            return
+        if not found.isdigit() or int(found) > SCHEMA_VERSION:
+            raise LedgerError(
+                f"the state database has schema version {found}, newer than this digest knows ({SCHEMA_VERSION})",
+                "upgrade digest, or point state.database at another file",
+            )
+        for version in range(int(found) + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version](conn)
+        if int(found) < SCHEMA_VERSION:
+            conn.execute(sa.update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+
+    def insert(self, table: sa.Table) -> Any:
+        """An INSERT that knows ON CONFLICT on both dialects."""
+        return (postgresql if self.is_postgres else sqlite).insert(table)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str | Store) -> Store:
+    return url if isinstance(url, Store) else Store(url)

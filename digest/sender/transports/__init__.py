@@ -1,0 +1,106 @@
+"""Where finished messages go. Every transport has open() / send(msg) -> SendResult / close(); deliver()
+gives each worker thread its own instance from a factory, so an instance is used by one thread at a time.
+
+A transport is one module in this package plus one row in REGISTRY: its name (the value of
+`delivery.transport`), whether `auto` picks it for these settings, and how to make one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Protocol
+
+from digest.config import Settings
+from digest.errors import ConfigError
+from digest.models import OutgoingMessage
+from digest.sender.outcome import SendResult
+
+from .maildir import MaildirTransport
+from .null import NullTransport
+from .smtp import SmtpTransport
+
+
+class Transport(Protocol):
+    def open(self) -> None: ...
+
+    def send(self, msg: OutgoingMessage) -> SendResult: ...
+
+    def close(self) -> None: ...
+
+
+TransportFactory = Callable[[], Transport]
+
+
+def _smtp(settings: Settings) -> TransportFactory:
+    # the envelope sender is the From address: parsed once here, not from every message's bytes
+    envelope_from = parseaddr(settings.email.sender)[1]
+    return lambda: SmtpTransport(settings.smtp, envelope_from=envelope_from)
+
+
+def _maildir(settings: Settings) -> TransportFactory:
+    return lambda: MaildirTransport(settings.outbox)
+
+
+@dataclass(frozen=True)
+class TransportKind:
+    name: str
+    chosen_by_auto: Callable[[Settings], bool]  # `delivery.transport = "auto"` takes the first that says yes
+    make: Callable[[Settings], TransportFactory]
+    where: Callable[[Settings], str]  # for reports: "SMTP host:port", "Maildir /path"
+
+
+REGISTRY: tuple[TransportKind, ...] = (
+    TransportKind("smtp", lambda s: bool(s.smtp.host), _smtp, lambda s: f"SMTP {s.smtp.host}:{s.smtp.port}"),
+    TransportKind("maildir", lambda s: True, _maildir, lambda s: f"Maildir {s.outbox}"),
+)
+
+
+def transport_kind(settings: Settings) -> TransportKind:
+    name = settings.delivery.transport
+    if name == "auto":
+        return next(kind for kind in REGISTRY if kind.chosen_by_auto(settings))
+    for kind in REGISTRY:
+        if kind.name == name:
+            return kind
+    raise ConfigError(
+        f"delivery.transport = {name!r} is not a transport",
+        "use auto, " + ", ".join(kind.name for kind in REGISTRY),
+        source=str(settings.config_file or ""),
+    )
+
+
+def transport_for(settings: Settings, *, dry_run: bool = False) -> TransportFactory:
+    """A factory of the configured transport (a new instance per worker thread)."""
+    if dry_run:
+        return NullTransport
+    return transport_kind(settings).make(settings)
+
+
+def describe(settings: Settings) -> str:
+    return transport_kind(settings).where(settings)
+
+
+def send_test_copy(msg: OutgoingMessage, transport: Transport) -> SendResult:
+    """--to ADDRESS: one copy through the transport; the ledger is not involved."""
+    transport.open()
+    try:
+        return transport.send(msg)
+    finally:
+        transport.close()
+
+
+__all__ = [
+    "REGISTRY",
+    "MaildirTransport",
+    "NullTransport",
+    "SmtpTransport",
+    "Transport",
+    "TransportFactory",
+    "TransportKind",
+    "describe",
+    "send_test_copy",
+    "transport_for",
+    "transport_kind",
+]

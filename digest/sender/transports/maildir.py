@@ -1,0 +1,63 @@
+"""The Maildir outbox: one file per message (tmp/new/cur created as needed), readable by mutt or Thunderbird."""
+
+from __future__ import annotations
+
+import mailbox
+import threading
+from pathlib import Path
+
+from digest.errors import DeliveryError
+from digest.models import OutgoingMessage
+from digest.sender.outcome import DEFERRED, SENT, SendResult
+
+_MAILDIR_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _lock_for(path: Path) -> threading.Lock:
+    with _LOCKS_LOCK:
+        return _MAILDIR_LOCKS.setdefault(path, threading.Lock())
+
+
+class MaildirTransport:
+    """Instances for the same folder share a lock: mailbox.Maildir keeps an in-memory table of contents."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path).resolve()
+        self._box: mailbox.Maildir | None = None
+        self._lock = _lock_for(self.path)
+
+    @property
+    def where(self) -> str:
+        return f"Maildir {self.path}"
+
+    def open(self) -> None:
+        if self._box is None:
+            try:
+                # mailbox.Maildir(create=True) makes tmp/new/cur only when the folder itself is new: an
+                # existing empty folder, or one a concurrent worker has just made, would lack them
+                with self._lock:
+                    for part in ("tmp", "new", "cur"):
+                        (self.path / part).mkdir(parents=True, exist_ok=True)
+                    self._box = mailbox.Maildir(self.path, factory=None, create=False)
+            except OSError as exc:
+                raise DeliveryError(
+                    f"cannot create the Maildir outbox {self.path}: {exc.strerror}", "check [outbox] maildir"
+                ) from exc
+
+    def send(self, msg: OutgoingMessage) -> SendResult:
+        self.open()
+        assert self._box is not None
+        # Maildir files use the local line ending; SMTP's CRLF would show up as ^M in mutt
+        data = msg.data.replace(b"\r\n", b"\n")
+        try:
+            with self._lock:
+                key = self._box.add(data)
+        except OSError as exc:
+            return SendResult(DEFERRED, 0, f"cannot write to {self.path}: {exc.strerror}", msg.message_id)
+        return SendResult(SENT, 250, f"stored as {key}", msg.message_id)
+
+    def close(self) -> None:
+        if self._box is not None:
+            self._box.close()
+            self._box = None

@@ -1,0 +1,74 @@
+"""Issues -> feed files: every kind in FEEDS, for all issues or for a subset (the issues of one tag)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from digest.config import Settings
+from digest.models import Issue
+from digest.templater.context import base_context, issue_url, labels_of
+from digest.templater.email import make_preheader, render_subject
+from digest.templater.env import render
+from digest.templater.feeds import FEEDS, FeedInput, FeedItem
+from digest.templater.labels import labels_for
+from digest.text import xml_safe
+
+
+def issue_tag_uri(issue: Issue, settings: Settings) -> str:
+    """tag:host,week-start-date:/path/label — the same for an issue on every rebuild (RFC 4151)."""
+    parts = urlsplit(settings.output.url)
+    day = issue.week.start_at.astimezone(issue.site.tz).strftime("%Y-%m-%d")
+    return f"tag:{parts.hostname or 'localhost'},{day}:{parts.path or '/'}{issue.week.label}"
+
+
+def latest_issues(issues: Sequence[Issue], settings: Settings) -> list[Issue]:
+    return sorted(issues, key=lambda i: i.week.start_at, reverse=True)[: settings.output.feed_issues]
+
+
+def categories_of(issues: Sequence[Issue]) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for issue in issues:
+        for entry in issue.entries:
+            for label in labels_of(entry):
+                seen.setdefault(label.casefold(), xml_safe(label))
+    return tuple(seen[k] for k in sorted(seen))
+
+
+def _item(issue: Issue, settings: Settings) -> FeedItem:
+    body = render(settings.output.templates, "issue_body.html.j2", base_context(issue, settings))
+    return FeedItem(
+        id=issue_tag_uri(issue, settings),
+        url=issue_url(issue, settings),
+        title=render_subject(issue, settings),
+        summary=make_preheader(issue),
+        content_html=xml_safe(body.strip()),
+        updated_at=issue.updated_at,
+        categories=categories_of([issue]),
+    )
+
+
+def render_feeds(
+    issues: Sequence[Issue], settings: Settings, *, path: str = "", title: str | None = None
+) -> dict[str, bytes]:
+    """{path + file: bytes} for every feed kind, of the latest `output.feed_issues` issues, newest first.
+    `path` ("tags/python/") puts the feeds of a subset of the issues in a folder of their own."""
+    site = settings.site
+    latest = latest_issues(issues, settings)
+    items = tuple(_item(issue, settings) for issue in latest)
+    out = settings.output.url
+    files: dict[str, bytes] = {}
+    for kind in FEEDS:
+        feed = FeedInput(
+            id=out + path,
+            url=out + path + kind.file,
+            home_url=out,
+            title=title or site.title,
+            description=site.description or labels_for(site.language).weekly_digest.format(site=site.title),
+            language=site.language,
+            author=site.author or site.title,
+            items=items,
+            categories=categories_of(latest),
+        )
+        files[path + kind.file] = kind.write(feed)
+    return files
