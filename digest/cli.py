@@ -69,16 +69,19 @@ class Context:
 def site_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--config and --site on every command (they may also be given before the command)."""
 
-    @click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), help="digest.toml to use.")
-    @click.option("--site", "site", type=click.Path(path_type=Path, file_okay=False), help="The site folder.")
-    @click.pass_context
     @wraps(func)
     def wrapper(ctx: click.Context, config: Path | None, site: Path | None, **kwargs: Any) -> Any:
         parent: Context = ctx.obj or Context(None, None)
         ctx.obj = Context(config or parent.config, site or parent.site)
         return func(ctx.obj, **kwargs)
 
-    return wrapper
+    with_context: Callable[..., Any] = click.pass_context(wrapper)
+    with_context = click.option(
+        "--site", "site", type=click.Path(path_type=Path, file_okay=False), help="The site folder."
+    )(with_context)
+    return click.option(
+        "--config", "config", type=click.Path(path_type=Path, dir_okay=False), help="digest.toml to use."
+    )(with_context)
 
 
 def week_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -464,6 +467,22 @@ def unsubscribe(ctx: Context, email: str, undo: bool) -> None:
     else:
         changed = pipeline.unsubscribe(ctx.settings, email, clock(), "by hand (digest unsubscribe)")
         out.print(f"{email}: {'unsubscribed' if changed else 'already unsubscribed'}")
+
+
+@main.command()
+@site_options
+@click.option("--connect", is_flag=True, help="Also connect to the transport (SMTP login, Maildir folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@fail_on_error
+def check(ctx: Context, connect: bool, as_json: bool) -> None:
+    """Check everything a weekly run needs: config, posts, templates, subscribers, folders, database, transport."""
+    findings = pipeline.check(ctx.settings, clock(), connect=connect)
+    if as_json:
+        click.echo(json.dumps(report.findings_json(findings), ensure_ascii=False, indent=2))
+    else:
+        for line in report.finding_lines(findings):
+            out.print(line)
+    sys.exit(1 if any(f.level == "fail" for f in findings) else 0)
 
 
 # -- the service -------------------------------------------------------------------------------------

@@ -85,6 +85,10 @@ class Problem:
     message: str
     line: int | None = None
 
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.message}"
+
 
 @dataclass(frozen=True)
 class Collection:
@@ -266,3 +270,13 @@ class CycleReport:
     @property
     def exit_code(self) -> int:
         return self.delivery.exit_code if self.delivery else 0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check of `digest check`: what was checked, how it went, and what to do when it is not ok."""
+
+    check: str  # "subscribers", "database", …
+    level: str  # "ok" | "warn" | "fail"
+    detail: str
+    fix: str = ""

@@ -24,13 +24,14 @@ from digest import collector, sender, templater, weeks
 from digest.config import Settings, single_subscriber
 from digest.config import check_subscribers as _check_subscribers
 from digest.config import load_subscribers as _load_subscribers
-from digest.errors import CollectError, ConfigError
+from digest.errors import CollectError, ConfigError, DigestError
 from digest.models import (
     RECIPIENT_EMAIL_MARK,
     UNSUBSCRIBE_URL_MARK,
     Collection,
     CycleReport,
     Entry,
+    Finding,
     Issue,
     IssueStatus,
     Problem,
@@ -350,3 +351,97 @@ def require_subscribers(settings: Settings) -> Path:
             source=str(settings.config_file or settings.site.root),
         )
     return settings.subscribers
+
+
+# -- digest check ----------------------------------------------------------------------------------
+
+
+def _writable(folder: Path) -> str:
+    """ "" when files can be written in `folder` (made if missing), else why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".check-"):
+            pass
+    except OSError as exc:
+        return f"{folder}: {exc.strerror}"
+    return ""
+
+
+def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> list[Finding]:
+    """Everything a weekly run will need, each checked now: `digest check`. Loading the settings already
+    checked the config, the addresses, the subject, the template folder and the DKIM key."""
+    found: list[Finding] = []
+
+    def attempt(name: str, step: Callable[[], Finding]) -> None:
+        try:
+            found.append(step())
+        except DigestError as exc:
+            found.append(Finding(name, "fail", exc.message, exc.hint))
+
+    config = str(settings.config_file or "none (defaults and the site's own config)")
+    site_config = f"; site config {settings.site_config_file}" if settings.site_config_file else ""
+    found.append(Finding("config", "ok", f"{config}{site_config}"))
+
+    def posts() -> Finding:
+        result = build(settings, now_at, select_week(settings, now_at, "last"))
+        problems = result.issue.problems
+        detail = f"{result.scanned} files in {len(settings.site.source_dirs)} folder(s); last week has "
+        detail += f"{len(result.issue.entries)} entries; {len(problems)} file(s) skipped"
+        if problems:
+            first = problems[0]
+            return Finding("posts", "warn", detail, f"first: {first.source}: {first.message}")
+        return Finding("posts", "ok", detail)
+
+    def templates() -> Finding:
+        names = templater.check_templates(settings.output.templates)
+        where = f" ({settings.output.templates} first)" if settings.output.templates else ""
+        return Finding("templates", "ok", f"{len(names)} compiled{where}")
+
+    def email() -> Finding:
+        detail = f"From {settings.email.sender}; List-Id {settings.email.list_id}"
+        if settings.email.dkim_key:
+            detail += f"; DKIM {settings.email.dkim_selector}._domainkey.{settings.email.dkim_domain}"
+        if settings.email.public_url:
+            detail += f"; one-click unsubscribe at {settings.email.public_url}"
+            return Finding("email", "ok", detail)
+        return Finding("email", "warn", detail, "set email.public_url (and run digest serve) for one-click unsubscribe")
+
+    def subscribers() -> Finding:
+        subs, problems = check_subscribers(settings)
+        detail = f"{settings.subscribers}: {len(subs)} ({sum(s.active for s in subs)} active)"
+        if problems:
+            return Finding("subscribers", "fail", detail + f"; {len(problems)} problem(s)", str(problems[0]))
+        return Finding("subscribers", "ok", detail)
+
+    def folders() -> Finding:
+        for folder in (settings.output.dir, settings.state_dir):
+            why = _writable(folder)
+            if why:
+                return Finding("folders", "fail", f"cannot write {why}", "fix the permissions or the path")
+        return Finding("folders", "ok", f"output {settings.output.dir}; state {settings.state_dir}")
+
+    def database() -> Finding:
+        store = open_store(settings)
+        store.close()
+        return Finding("database", "ok", f"{safe_url(settings.db_url)} (schema {sender.SCHEMA_VERSION})")
+
+    def transport() -> Finding:
+        where = sender.describe(settings)
+        if not connect:
+            return Finding("transport", "ok", f"{where} (not contacted; --connect tries it)")
+        opened = transport_factory(settings)()
+        opened.open()
+        opened.close()
+        return Finding("transport", "ok", f"{where}: connected")
+
+    for name, step in (
+        ("posts", posts),
+        ("templates", templates),
+        ("email", email),
+        ("subscribers", subscribers),
+        ("folders", folders),
+        ("database", database),
+        ("transport", transport),
+    ):
+        attempt(name, step)
+    return found

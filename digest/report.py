@@ -5,12 +5,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from digest.models import CycleReport, DeliveryReport, IssueStatus, Problem, State
+from digest.models import CycleReport, DeliveryReport, Finding, IssueStatus, Problem, State
 
 
 def problem_line(problem: Problem) -> str:
-    where = f"{problem.source}:{problem.line}" if problem.line else problem.source
-    return f"{where}: {problem.message}"
+    return str(problem)
+
+
+def finding_lines(findings: list[Finding]) -> list[str]:
+    width = max((len(f.check) for f in findings), default=0)
+    lines = []
+    for f in findings:
+        line = f"{f.level:<4}  {f.check:<{width}}  {f.detail}"
+        lines.append(line + (f" — {f.fix}" if f.fix else ""))
+    return lines
+
+
+def findings_json(findings: list[Finding]) -> list[dict[str, str]]:
+    return [{"check": f.check, "level": f.level, "detail": f.detail, "fix": f.fix} for f in findings]
 
 
 def delivery_line(report: DeliveryReport) -> str:
@@ -115,6 +127,8 @@ __all__ = [
     "cycle_log_line",
     "delivery_json",
     "delivery_line",
+    "finding_lines",
+    "findings_json",
     "problem_line",
     "status_json",
     "status_lines",

@@ -61,9 +61,9 @@ def write_site(
     lines = ["subscribers:"] + [f"  - email: {address}" for address in subscribers]
     write(root / "subscribers.yaml", "\n".join(lines) + "\n")
     # one connection: the order of sends (and so where a stop lands) is predictable
-    smtp = "[smtp]\nconnections = 1\n"
+    smtp = "[delivery]\nconnections = 1\n"
     if smtp_port:
-        smtp += f'host = "127.0.0.1"\nport = {smtp_port}\nmode = "plain"\n'
+        smtp += f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nmode = "plain"\n'
     return write(
         root / "digest.toml",
         f"""[site]

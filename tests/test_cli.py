@@ -9,7 +9,9 @@ import mailbox
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -236,3 +238,59 @@ def test_a_filter_that_leaves_nothing_sends_nothing_and_the_ledger_says_why(site
     status = json.loads(invoke("status", "--site", str(site), "--week", "2026-W47", "--json")[1])
     assert status["counts"]["skipped"] == 1
     assert any("tags" in reason for reason in status["skipped"])
+
+
+def test_check_prints_what_it_checked_and_exits_0(site: Path) -> None:
+    code, out, _ = invoke("check", "--site", str(site), "--connect")
+    assert code == 0, out
+    checked = [line.split()[1] for line in out.splitlines()]
+    assert checked == ["config", "posts", "templates", "email", "subscribers", "folders", "database", "transport"]
+    assert "transport" in out and "connected" in out
+
+
+@pytest.mark.parametrize(
+    ("change", "check", "needle"),
+    [
+        (
+            lambda s: (s / "subscribers.yaml").write_text("subscribers:\n  - email: not-an-address\n"),
+            "subscribers",
+            "valid",
+        ),
+        (lambda s: (s / "posts" / "2026-11-20-x.md").write_text("---\ntitle: [\n---\n"), "posts", "2026-11-20-x.md"),
+    ],
+)
+def test_check_reports_each_problem_on_its_line(site: Path, change: Any, check: str, needle: str) -> None:
+    change(site)
+    code, out, _ = invoke("check", "--site", str(site), "--json")
+    findings = {f["check"]: f for f in json.loads(out)}
+    assert findings[check]["level"] in ("fail", "warn") and needle in findings[check]["detail"] + findings[check]["fix"]
+    assert code == (1 if findings[check]["level"] == "fail" else 0)
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ('[email]\nfrom = "not an address"\n', "email.from"),
+        ('[email]\nsubject = "{{ week.label "\n', "email.subject is not a valid template"),
+        ('[output]\ntemplates = "no-such-folder"\n', "template folder"),
+        ('[email]\ndkim_key = "missing.pem"\ndkim_selector = "s1"\n', "cannot read the DKIM key"),
+        ('[delivery]\ntransport = "pigeon"\n', "delivery.transport = 'pigeon' is not a transport"),
+        ('[state]\ndatabase = "not a url"\n', "is not a database URL"),
+    ],
+)
+def test_every_command_checks_the_config_at_start(site: Path, toml: str, needle: str) -> None:
+    config = site / "digest.toml"
+    merged = tomllib.loads(config.read_text("utf-8"))
+    for section, table in tomllib.loads(toml).items():
+        merged.setdefault(section, {}).update(table)
+    config.write_text(
+        "".join(
+            f"[{name}]\n" + "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n" for k, v in t.items())
+            for name, t in merged.items()
+        ),
+        "utf-8",
+    )
+    for command in (["check"], ["preview"], ["publish"], ["schedule", "--show"]):
+        code, _, err = invoke(*command, "--site", str(site))
+        assert code == 1 and needle in err, (command, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1

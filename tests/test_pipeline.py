@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -57,3 +59,25 @@ def test_posts_after_now_are_not_in_any_issue(site: Path) -> None:
     result = pipeline.build(settings, now_at, pipeline.select_week(settings, now_at, "this"))
     assert [e.title for e in result.issue.entries] == ["w47"]
     assert all(e.published_at <= now_at for i in result.history for e in i.entries)
+
+
+def test_tag_feeds_hold_only_their_tags_entries(site: Path) -> None:
+    (site / "posts" / "2026-11-18-tagged.md").write_text(
+        "---\ntitle: Tagged\ndate: 2026-11-18 10:00\ntags: [Rust, 여행]\ncategories: news\n---\n\nbody\n"
+    )
+    settings = load_settings(site=site, env={})
+    now_at = datetime(2026, 12, 1, tzinfo=SEOUL)
+    result = pipeline.build(settings, now_at, pipeline.select_week(settings, now_at, "2026-W47"))
+    assert not any(name.startswith("tags/") for name in pipeline.site_files(result, settings))
+    settings = replace(settings, output=replace(settings.output, tag_feeds=True))
+    files = pipeline.site_files(result, settings)
+    tagged = sorted(name for name in files if name.startswith("tags/"))
+    assert tagged == [
+        f"tags/{slug}/{name}" for slug in ("news", "rust", "여행") for name in ("atom.xml", "feed.json", "rss.xml")
+    ]
+    feed = json.loads(files["tags/rust/feed.json"])
+    assert feed["title"].endswith("· Rust")
+    assert [item["id"].rsplit(":", 1)[-1] for item in feed["items"]] == ["/newsletter/2026-W47"]
+    assert "Tagged" in feed["items"][0]["content_html"] and "w47" not in feed["items"][0]["content_html"]
+    everything = json.loads(files["feed.json"])
+    assert "w47" in everything["items"][0]["content_html"]

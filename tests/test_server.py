@@ -41,6 +41,9 @@ def server(tmp_path: Path, http_server_factory: Any) -> HttpServer:
     write(out / "2024-W13" / "index.html", "<!doctype html><title>2024-W13</title>")
     write(out / "atom.xml", '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"/>')
     write(out / "rss.xml", '<?xml version="1.0"?><rss version="2.0"/>')
+    write(out / "feed.json", '{"version": "https://jsonfeed.org/version/1.1", "items": []}')
+    write(out / "tags" / "rust" / "atom.xml", '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"/>')
+    write(out / "notes.json", '{"private": true}')
     write(out / "email.eml", "From: preview\n\nnot for the web\n")
     write(out / "outbox" / "new" / "1.eml", "To: reader@example.com\n\nprivate\n")
     write(out / ".tmp-half", "half written")
@@ -127,6 +130,8 @@ def test_without_a_secret_unsubscribe_answers_503(server: HttpServer, http_serve
     [
         ("/atom.xml", "application/atom+xml; charset=utf-8"),
         ("/rss.xml", "application/rss+xml; charset=utf-8"),
+        ("/feed.json", "application/feed+json; charset=utf-8"),
+        ("/tags/rust/atom.xml", "application/atom+xml; charset=utf-8"),
         ("/", "text/html; charset=utf-8"),
         ("/2024-W13/", "text/html; charset=utf-8"),
     ],
@@ -159,7 +164,16 @@ def test_archive_folder_without_slash_redirects_to_the_slash(server: HttpServer)
 
 
 @pytest.mark.parametrize(
-    "path", ["/email.eml", "/outbox/new/1.eml", "/.tmp-half", "/../digest.toml", "/%2e%2e/digest.toml", "/missing.html"]
+    "path",
+    [
+        "/email.eml",
+        "/outbox/new/1.eml",
+        "/.tmp-half",
+        "/notes.json",
+        "/../digest.toml",
+        "/%2e%2e/digest.toml",
+        "/missing.html",
+    ],
 )
 def test_private_and_missing_files_are_404(server: HttpServer, path: str) -> None:
     response = httpx.get(server.url + path)

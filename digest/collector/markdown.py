@@ -62,13 +62,13 @@ def _summary(markdown: str, tokens: list[Token], env: dict[str, Any], meta: dict
     for key in SUMMARY_KEYS:
         value = meta.get(key)
         if isinstance(value, str) and value.strip():
-            return _MD.render(value.strip())
+            return str(_MD.render(value.strip()))
     if MORE in markdown:
-        return _MD.render(markdown.split(MORE, 1)[0])
+        return str(_MD.render(markdown.split(MORE, 1)[0]))
     for start, token in enumerate(tokens):
         # Any visible paragraph, also inside a blockquote (running-log items are quotes); paragraphs of
         # tight lists are hidden and are not a summary.
         if token.type == "paragraph_open" and not token.hidden:
             end = next(i for i in range(start, len(tokens)) if tokens[i].type == "paragraph_close")
-            return _MD.renderer.render(tokens[start : end + 1], _MD.options, env)
+            return str(_MD.renderer.render(tokens[start : end + 1], _MD.options, env))
     return ""

@@ -3,11 +3,13 @@
 from digest.templater.archive import render_archive
 from digest.templater.context import issue_url
 from digest.templater.email import render_email, render_subject
+from digest.templater.env import check_templates
 from digest.templater.feeds import FEEDS, FeedKind, feed_links
 from digest.templater.syndicate import render_feeds
 
 __all__ = [
     "FEEDS",
+    "check_templates",
     "FeedKind",
     "feed_links",
     "issue_url",

@@ -90,3 +90,18 @@ def render_string(source: str, context: Mapping[str, Any], *, origin: str) -> st
         return environment(None).from_string(source).render(context)
     except (jinja2.TemplateError, TypeError, ValueError, AttributeError) as exc:
         raise _template_error(exc, origin) from exc
+
+
+def check_templates(user_folder: Path | None) -> list[str]:
+    """Compile every template a render can use (built-in and overrides); the names checked, in order.
+    A syntax error in an override is a one-line TemplateError naming the file and line."""
+    names = sorted(p.name for p in builtin_templates().iterdir() if p.suffix in (".j2", ".css"))
+    if user_folder is not None:
+        names = sorted(set(names) | {p.name for p in user_folder.iterdir() if p.suffix in (".j2", ".css")})
+    env = environment(user_folder)
+    for name in names:
+        try:
+            env.get_template(name)
+        except jinja2.TemplateError as exc:
+            raise _template_error(exc, name) from exc
+    return names

@@ -6,6 +6,7 @@ import re
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from email.utils import parseaddr
 
 from digest.config import SmtpSettings
@@ -169,7 +170,11 @@ class SmtpTransport:
     def _lockstep(
         self, smtp: smtplib.SMTP, msg: OutgoingMessage, data: bytes, sender: str, options: list[str]
     ) -> SendResult:
-        for command, ok in ((lambda: smtp.mail(sender, options), 250), (lambda: smtp.rcpt(msg.recipient), 251)):
+        steps: tuple[tuple[Callable[[], tuple[int, bytes]], int], ...] = (
+            (lambda: smtp.mail(sender, options), 250),
+            (lambda: smtp.rcpt(msg.recipient), 251),
+        )
+        for command, ok in steps:
             code, reply = command()
             if code not in (250, ok):
                 self._reset(smtp, code)
