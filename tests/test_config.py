@@ -199,3 +199,25 @@ def test_hugo_permalinks_page_table(tmp_path: Path, permalinks: str, expected: s
     write(tmp_path / "hugo.toml", 'baseURL = "https://h.example/"\n' + permalinks)
     write(tmp_path / "content/posts/a.md", "+++\ntitle='a'\n+++\n")
     assert load_settings(site=tmp_path, env={}).site.permalink == expected
+
+
+def test_delivery_keys_in_the_old_smtp_section_still_work_with_a_notice(site: Path) -> None:
+    write(site / "digest.toml", "[smtp]\nconnections = 2\nrate_per_hour = 100\n[delivery]\nrate_per_hour = 50\n")
+    settings = load_settings(site=site, env={})
+    assert settings.delivery.connections == 2
+    assert settings.delivery.rate_per_hour == 50  # the new place wins
+    assert len(settings.notices) == 2 and "[smtp] connections is now [delivery] connections" in settings.notices[0]
+    write(site / "digest.toml", "[delivery]\nconnections = 3\n")
+    assert load_settings(site=site, env={}).notices == ()
+
+
+def test_the_cli_prints_the_notice_once_on_stderr(site: Path) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import main
+
+    (site / "posts" / "2026-11-17-a.md").write_text("---\ntitle: a\ndate: 2026-11-17\n---\nbody\n", "utf-8")
+    write(site / "digest.toml", "[smtp]\nerror_budget = 9\n")
+    result = CliRunner().invoke(main, ["publish", "--site", str(site)], env={"DIGEST_NOW": "2026-11-23T09:00:00+00:00"})
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("notice: ") == 1 and "[delivery] error_budget" in result.stderr

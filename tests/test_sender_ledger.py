@@ -165,3 +165,24 @@ def test_bad_urls_are_ledger_errors(url: str) -> None:
 def test_naive_datetimes_are_rejected(ledger: Ledger) -> None:
     with pytest.raises(sa.exc.StatementError):
         ledger.plan(ISSUE, ["a@x.test"], {}, datetime(2024, 1, 1))
+
+
+def test_an_older_database_is_migrated_step_by_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from digest.sender import store as store_module
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    Ledger(url).plan(ISSUE, ["kept@example.com"], {}, NOW_AT)  # made by this version
+
+    def add_column(conn: sa.Connection) -> None:
+        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN note TEXT DEFAULT ''"))
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", store_module.SCHEMA_VERSION + 1)
+    monkeypatch.setitem(store_module.MIGRATIONS, store_module.SCHEMA_VERSION, add_column)
+    for _ in range(2):  # the second open finds it done and migrates nothing
+        opened = Ledger(url)
+        with opened.engine.connect() as conn:
+            version = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar()
+            columns = [row[1] for row in conn.execute(sa.text("PRAGMA table_info(deliveries)"))]
+        assert version == str(store_module.SCHEMA_VERSION) and columns.count("note") == 1
+        assert states(opened) == {"kept@example.com": "pending"}
+        opened.close()
