@@ -75,6 +75,7 @@ class Entry:
     tags: tuple[str, ...] = ()
     outline: tuple[Heading, ...] = ()
     updated_at: datetime | None = None
+    language: str = ""  # the post's language (e.g. "ko"); "" = the site's language
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class Subscriber:
     format: str = "html"  # "html" (multipart/alternative) or "text"
     active: bool = True
     line: int | None = None  # line in the subscribers file, for messages
+    language: str = ""  # the issue language they get (e.g. "ko"); "" = the site's language
 
     @property
     def key(self) -> str:

@@ -67,6 +67,7 @@ def test_example_file_is_valid() -> None:
     assert any(not s.name.isascii() for s in subscribers)
     assert any(s.format == "text" for s in subscribers)
     assert any(s.tags for s in subscribers)
+    assert {s.language for s in subscribers} == {"en", "ko"}
     assert all(s.email.endswith(("@example.com", "@example.org")) for s in subscribers)
 
 
@@ -90,6 +91,7 @@ BASE = "subscribers:\n  - email: first@example.com\n"  # line 2 is a good subscr
         (BASE + "  - email: b@example.com\n    format: pdf\n", 4, "format: 'pdf' is not a format", "'html' or 'text'"),
         (BASE + "  - email: b@example.com\n    active: 'no'\n", 4, "is not true or false", "true or false"),
         (BASE + "  - email: b@example.com\n    tags: {a: 1}\n", 4, "is not a tag or a list", ""),
+        (BASE + "  - email: b@example.com\n    language: Korean!\n", 4, "is not a language code", "'ko'"),
         (BASE + "  - email: b@example.com\n    name: [x]\n", 4, "name: ['x'] is not text", ""),
         (BASE + '  - email: b@example.com\n    name: "x\\r\\nBcc: evil@example.net"\n', 4, "control characters", ""),
         (BASE + "  - email: b@example.com\n    email: c@example.com\n", 4, "appears twice", ""),

@@ -6,6 +6,7 @@ of the offending subscriber or key.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ from .schema import did_you_mean
 
 FORMATS = ("html", "text")
 TOP_KEYS = ("defaults", "subscribers")
-DEFAULT_KEYS = ("format", "tags", "active")
-SUBSCRIBER_KEYS = ("email", "name", "tags", "format", "active")
+DEFAULT_KEYS = ("format", "tags", "active", "language")
+SUBSCRIBER_KEYS = ("email", "name", "tags", "format", "active", "language")
+# A language tag as sites write them: "ko", "en", "zh-Hant", "pt_BR" (BCP 47 primary + optional subtags).
+LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 
 
 class _Reader:
@@ -83,6 +86,12 @@ def _format(raw: Any) -> str:
     return raw.lower()
 
 
+def _language(raw: Any) -> str:
+    if not isinstance(raw, str) or not LANGUAGE.fullmatch(raw.strip()):
+        raise ValueError("is not a language code")
+    return raw.strip()
+
+
 def _active(raw: Any) -> bool:
     if not isinstance(raw, bool):
         raise ValueError("is not true or false")
@@ -140,7 +149,7 @@ def _read(path: Path) -> tuple[tuple[Subscriber, ...], list[ConfigError]]:
             line=root.start_mark.line + 1 if root is not None else None,
         )
     top = reader.mapping(root, TOP_KEYS, "the file")
-    defaults: dict[str, Any] = {"tags": (), "format": "html", "active": True}
+    defaults: dict[str, Any] = {"tags": (), "format": "html", "active": True, "language": ""}
     if "defaults" in top:
         node = top["defaults"][0]
         if isinstance(node, yaml.MappingNode):
@@ -168,6 +177,7 @@ _CHECKS: tuple[tuple[str, Callable[[Any], Any], str], ...] = (
     ("tags", _tags, "write a tag or a list such as [python, 여행]"),
     ("format", _format, "use 'html' or 'text'"),
     ("active", _active, "use true or false"),
+    ("language", _language, "use a language code such as 'ko' or 'en'"),
 )
 
 
@@ -203,6 +213,7 @@ def _subscribers(reader: _Reader, node: yaml.SequenceNode, defaults: dict[str, A
                 format=values["format"] or defaults["format"],
                 active=defaults["active"] if values["active"] is None else values["active"],
                 line=line,
+                language=values["language"] or defaults["language"],
             )
         )
     return tuple(out)
