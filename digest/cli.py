@@ -105,6 +105,10 @@ def fail_on_error(func: Callable[..., Any]) -> Callable[..., Any]:
         except DigestError as exc:
             err.print(f"error: {exc}")
             sys.exit(exc.exit_code)
+        except OSError as exc:  # the machine, not digest: a folder, a disk, a socket — one line, no traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            err.print(f"error: {where}{exc.strerror or exc} (check the path, its permissions and free space)")
+            sys.exit(1)
         except KeyboardInterrupt:
             err.print("interrupted")
             sys.exit(130)

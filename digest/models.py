@@ -242,15 +242,31 @@ class DeliveryReport:
         """Messages per second in this run."""
         return self.sent / self.elapsed if self.elapsed > 0 else 0.0
 
+    def _count(self, state: State) -> int:
+        return self.status.counts.get(state, 0) if self.status else 0
+
     @property
     def earlier(self) -> int:
         """Subscribers who had the issue before this run."""
-        return max(0, self.status.counts.get(State.SENT, 0) - self.sent) if self.status else 0
+        return max(0, self._count(State.SENT) - self.sent)
+
+    @property
+    def earlier_failed(self) -> int:
+        """Failures recorded by earlier runs (shown in the summary; they do not make this run fail)."""
+        return max(0, self._count(State.FAILED) - self.failed)
+
+    @property
+    def waiting(self) -> int:
+        """Rows that still need a send: deferred (retried after their back-off), or pending after a stop."""
+        return self._count(State.DEFERRED) + (self._count(State.PENDING) if self.stopped else 0)
 
     @property
     def exit_code(self) -> int:
-        """0 when every recipient of the issue got it, 3 when some are deferred, failed or left."""
-        return 3 if (self.deferred or self.failed or self.outstanding or self.stopped) else 0
+        """3 when this run leaves work that needs a person: rows still deferred (or pending after a stop),
+        or failures recorded by this run; 0 otherwise, also when another sender is finishing the issue."""
+        if self.dry_run:
+            return 0
+        return 3 if (self.failed or self.waiting) else 0
 
 
 @dataclass(frozen=True)

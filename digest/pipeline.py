@@ -11,6 +11,7 @@ server) reach the stages only through the functions here.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import threading
@@ -24,7 +25,7 @@ from digest import collector, sender, templater, weeks
 from digest.config import Settings, single_subscriber
 from digest.config import check_subscribers as _check_subscribers
 from digest.config import load_subscribers as _load_subscribers
-from digest.errors import CollectError, ConfigError, DigestError
+from digest.errors import CollectError, ConfigError, DigestError, OutputError, UsageError
 from digest.models import (
     RECIPIENT_EMAIL_MARK,
     UNSUBSCRIBE_URL_MARK,
@@ -76,7 +77,7 @@ def select_week(
     if since:
         return weeks.window(since, until, site, now_at)
     if until:
-        raise CollectError("--until needs --since", "give both, or use --week")
+        raise UsageError("--until needs --since", "give both, or use --week")
     return weeks.parse_week(week or "this", site, now_at)
 
 
@@ -164,18 +165,30 @@ def site_files(build_result: Build, settings: Settings) -> dict[str, bytes]:
 
 
 def write_files(out_dir: Path, files: Mapping[str, bytes]) -> list[Path]:
-    """Write atomically (tmp + rename) so a static host never serves half a file."""
+    """Write atomically (tmp + rename) so a static host never serves half a file; a folder that cannot
+    be written (permissions, a file in the way, a full disk) is one OutputError naming the path."""
     written = []
     for rel, data in sorted(files.items()):
         target = out_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_file() and target.read_bytes() == data:
-            written.append(target)
-            continue
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_file() and target.read_bytes() == data:
+                written.append(target)
+                continue
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write {exc.filename or target}: {exc.strerror}",
+                "check that output.dir is a folder you can write to and that the disk has room",
+                transient=exc.errno in (errno.ENOSPC, errno.EDQUOT),
+            ) from exc
         written.append(target)
     return written
 

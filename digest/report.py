@@ -32,10 +32,12 @@ def delivery_line(report: DeliveryReport) -> str:
     )
     if report.earlier > 0:
         line += f"; {report.earlier} had it already (each subscriber gets an issue once)"
+    if report.earlier_failed > 0:
+        line += f"; {report.earlier_failed} failed in an earlier run (see `digest status`)"
     if report.stopped:
         line += f"; stopped: {report.stopped}"
-    if report.outstanding:
-        line += f"; {report.outstanding} not delivered yet (see `digest status`)"
+    if report.waiting:
+        line += f"; {report.waiting} not delivered yet (see `digest status`)"
     return line
 
 
@@ -78,6 +80,8 @@ def delivery_json(report: DeliveryReport) -> dict[str, Any]:
         "failed": report.failed,
         "skipped": report.skipped,
         "earlier": report.earlier,
+        "earlier_failed": report.earlier_failed,
+        "waiting": report.waiting,
         "outstanding": report.outstanding,
         "seconds": round(report.elapsed, 3),
         "rate": round(report.rate, 1),

@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from digest.dates import parse_date
-from digest.errors import CollectError
+from digest.errors import UsageError
 from digest.models import Site, Week
 
 _ISO_WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.I)
@@ -61,18 +61,18 @@ def parse_week(spec: str, site: Site, now_at: datetime) -> Week:
     m = _ISO_WEEK.match(text)
     if m:
         if site.week_start_day != 0:
-            raise CollectError(
+            raise UsageError(
                 f"ISO week {spec!r} needs weeks that start on Monday",
                 'give a date inside the week instead, or set site.week_start = "monday"',
             )
         try:
             monday = date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
         except ValueError as exc:
-            raise CollectError(f"week {spec!r} does not exist", _WEEK_HINT) from exc
+            raise UsageError(f"week {spec!r} does not exist", _WEEK_HINT) from exc
         return _week_from(monday, site)
     day = _parse_day(spec)
     if day is None:
-        raise CollectError(f"cannot read the week {spec!r}", _WEEK_HINT)
+        raise UsageError(f"cannot read the week {spec!r}", _WEEK_HINT)
     # A date names the week its start hour belongs to, so the start day picks the week it opens.
     return week_of(_start_of(day, site), site)
 
@@ -91,7 +91,7 @@ def window(since: str, until: str | None, site: Site, now_at: datetime) -> Week:
     start_at = _moment(since, "--since", tz, end=False)
     end_at = _moment(until, "--until", tz, end=True) if until else now_at.astimezone(tz)
     if end_at.timestamp() <= start_at.timestamp():
-        raise CollectError(f"--since {since} is not before --until {until or 'now'}", "swap or fix the two values")
+        raise UsageError(f"--since {since} is not before --until {until or 'now'}", "swap or fix the two values")
     exact = week_of(start_at, site)
     if exact.start_at == start_at and exact.end_at == end_at:
         return exact
@@ -103,7 +103,7 @@ def _moment(text: str, option: str, tz: ZoneInfo, *, end: bool) -> datetime:
     try:
         moment = parse_date(text, tz)
     except ValueError as exc:
-        raise CollectError(
+        raise UsageError(
             f"{option} {text!r} is not a date", "use a date such as 2020-07-04 or 2020-07-04T12:00:00+09:00"
         ) from exc
     if end and re.fullmatch(r"\s*\d{4}[-./]\d{1,2}[-./]\d{1,2}\s*", text):

@@ -136,17 +136,18 @@ def test_empty_week_note_mode_sends_a_short_note(site: Path) -> None:
 
 
 BAD_INPUTS = [
-    (["preview", "--week", "2026-W99"], "2026-W99"),
-    (["preview", "--week", "someday"], "someday"),
-    (["preview", "--until", "2026-11-20"], "--until needs --since"),
-    (["preview", "--config", "missing.toml"], "config file not found"),
+    (["preview", "--week", "2026-W99"], "2026-W99", 2),
+    (["send", "--week", "someday"], "someday", 2),
+    (["publish", "--until", "2026-11-20"], "--until needs --since", 2),
+    (["send", "--to", "not an address"], "--to", 2),
+    (["preview", "--config", "missing.toml"], "config file not found", 1),
 ]
 
 
-@pytest.mark.parametrize(("args", "needle"), BAD_INPUTS)
-def test_bad_input_is_one_line_and_exit_1(site: Path, args: list[str], needle: str) -> None:
+@pytest.mark.parametrize(("args", "needle", "exit_code"), BAD_INPUTS)
+def test_bad_input_is_one_line_with_its_exit_code(site: Path, args: list[str], needle: str, exit_code: int) -> None:
     code, out, err = invoke(*args, "--site", str(site))
-    assert code == 1
+    assert code == exit_code
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
     assert "Traceback" not in out + err

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest.errors import CollectError
+from digest.errors import UsageError
 from digest.weeks import parse_week, week_of, window
 from tests.support_collector import site_in
 
@@ -95,13 +95,13 @@ def test_parse_week(spec: str, label: str) -> None:
 
 @pytest.mark.parametrize("spec", ["2021-W53", "2020-W00", "next", "W27", "2020-07-32", ""])
 def test_parse_week_rejects_bad_specs(spec: str) -> None:
-    with pytest.raises(CollectError) as caught:
+    with pytest.raises(UsageError) as caught:
         parse_week(spec, site_in("Asia/Seoul"), NOW_AT)
     assert caught.value.hint
 
 
 def test_iso_week_needs_monday_weeks() -> None:
-    with pytest.raises(CollectError, match="Monday"):
+    with pytest.raises(UsageError, match="Monday"):
         parse_week("2020-W27", site_in("Asia/Seoul", week_start_day=6), NOW_AT)
 
 
@@ -132,5 +132,5 @@ def test_window_with_datetimes_and_open_end() -> None:
 
 @pytest.mark.parametrize(("since", "until"), [("soon", None), ("2020-07-05", "2020-07-01"), ("2020-07-01", "x")])
 def test_window_rejects_bad_values(since: str, until: str | None) -> None:
-    with pytest.raises(CollectError):
+    with pytest.raises(UsageError):
         window(since, until, site_in("Asia/Seoul"), NOW_AT)

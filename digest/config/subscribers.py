@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from email_validator import EmailNotValidError, validate_email
 
-from digest.errors import ConfigError
+from digest.errors import ConfigError, UsageError
 from digest.models import Problem, Subscriber
 from digest.text import CONTROL, address_key
 
@@ -245,4 +245,4 @@ def single_subscriber(address: str) -> Subscriber:
     try:
         return Subscriber(email=_email(address))
     except ValueError as exc:
-        raise ConfigError(f"--to {address!r} {exc}", "give one plain address such as me@example.com") from exc
+        raise UsageError(f"--to {address!r} {exc}", "give one plain address such as me@example.com") from exc

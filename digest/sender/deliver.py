@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from digest.config import DeliveryPolicy
-from digest.errors import DeliveryError
+from digest.errors import DeliveryError, DigestError, LedgerError
 from digest.models import DeliveryReport, OutgoingMessage, Subscriber
 from digest.sender.ledger import Ledger
 from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
@@ -79,6 +79,12 @@ class _Run:
                 self.stopped = reason
         self.stop.set()
 
+    def fail(self, error: BaseException) -> None:
+        """A worker cannot go on: keep the error (reported once, not per thread) and stop the others."""
+        with self.lock:
+            self.errors.append(error)
+        self.halt(str(error) if isinstance(error, DigestError) else f"internal error: {error!r}")
+
     def count(self, result: SendResult) -> None:
         with self.lock:
             self.counts[result.status] += 1
@@ -122,17 +128,17 @@ class _Worker:
                 if not self.queue:
                     break
                 self._drain(transport)
-        except DeliveryError as exc:
-            run.halt(str(exc))
+        except DigestError as exc:  # the transport or the ledger failed: stop every worker, one error
+            run.fail(exc)
         except BaseException as exc:
-            with run.lock:
-                run.errors.append(exc)
-            run.halt(f"internal error: {exc!r}")
+            run.fail(exc)
         finally:
             try:
                 self._flush()
                 if self.queue:
                     run.ledger.release(run.issue_id, self.name, list(self.queue), run.clock())
+            except DigestError as exc:  # the database went away: the lease hands the rows back later
+                run.fail(exc)
             finally:
                 transport.close()
 
@@ -268,9 +274,12 @@ def deliver(
             t.start()
         for t in threads:
             t.join()
-        fatal = [e for e in run.errors if not isinstance(e, DeliveryError)]
-        if fatal:
-            raise fatal[0]
+        bugs = [e for e in run.errors if not isinstance(e, DigestError)]
+        if bugs:
+            raise bugs[0]
+        ledger_errors = [e for e in run.errors if isinstance(e, LedgerError)]
+        if ledger_errors:  # what was committed stands; the report cannot be read
+            raise ledger_errors[0]
         if not run.opened and run.errors:
             raise run.errors[0]
     if stop.is_set() and not run.stopped:

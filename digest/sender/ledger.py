@@ -68,7 +68,7 @@ class Ledger:
         """
         wanted = {address_key(r) for r in recipients}
         reasons = {address_key(k): v for k, v in skipped.items()}
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             for email, reason in conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)):
                 if email in wanted:
                     wanted.discard(email)
@@ -132,7 +132,7 @@ class Ledger:
             sa.and_(d.state == State.SENDING, d.updated_at < stale_at),
         ]
         claimed: list[str] = []
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             for condition in conditions:
                 need = limit - len(claimed)
                 if need <= 0:
@@ -176,7 +176,7 @@ class Ledger:
     def release_dead(self, issue_id: str, is_dead: Callable[[str], bool], now_at: datetime) -> int:
         """Hand back the rows of workers known to be dead (a killed process on this host) without
         waiting for their lease. Their in-flight messages may be sent twice: the same bound as a lease."""
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             holders = conn.execute(
                 sa.select(d.worker).where(d.issue_id == issue_id, d.state == State.SENDING).distinct()
             ).scalars()
@@ -192,7 +192,7 @@ class Ledger:
 
     def skip(self, issue_id: str, recipients: Sequence[str], reason: str, now_at: datetime) -> None:
         """Mark claimed or pending rows skipped (a claimed recipient this run does not know)."""
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             for batch in _chunks([address_key(r) for r in recipients]):
                 conn.execute(
                     sa.update(deliveries)
@@ -207,7 +207,7 @@ class Ledger:
     def due(self, issue_id: str, now_at: datetime) -> int:
         """How many rows a claim at `now_at` could take: the work left for this run."""
         stale_at = now_at - self.lease
-        with self.engine.connect() as conn:
+        with self.store.connect() as conn:
             query = sa.select(sa.func.count()).where(
                 d.issue_id == issue_id,
                 sa.or_(
@@ -220,7 +220,7 @@ class Ledger:
 
     def renew(self, issue_id: str, worker: str, now_at: datetime) -> None:
         """Refresh the lease of every row `worker` holds, so a slow (rate-limited) worker keeps them."""
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             conn.execute(
                 sa.update(deliveries)
                 .where(d.issue_id == issue_id, d.state == State.SENDING, d.worker == worker)
@@ -229,7 +229,7 @@ class Ledger:
 
     def release(self, issue_id: str, worker: str, recipients: Sequence[str], now_at: datetime) -> None:
         """Hand claimed-but-unsent rows back (a clean stop), so nobody waits for the lease."""
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             for batch in _chunks(list(recipients)):
                 conn.execute(
                     sa.update(deliveries)
@@ -251,7 +251,7 @@ class Ledger:
             return
         sent = [(address_key(r), o) for r, o in results if o.status == State.SENT]
         other = {address_key(r): o for r, o in results if o.status != State.SENT}
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             if sent:
                 conn.execute(
                     sa.update(deliveries)
@@ -306,7 +306,7 @@ class Ledger:
     # -- reading ----------------------------------------------------------------------------------
 
     def status(self, issue_id: str) -> IssueStatus:
-        with self.engine.connect() as conn:
+        with self.store.connect() as conn:
             counts: dict[str, int] = dict.fromkeys(State, 0)
             for state, n in conn.execute(
                 sa.select(d.state, sa.func.count()).where(d.issue_id == issue_id).group_by(d.state)
@@ -331,13 +331,13 @@ class Ledger:
         return IssueStatus(issue_id, counts, failures, skipped)
 
     def deliveries(self, issue_id: str) -> list[Delivery]:
-        with self.engine.connect() as conn:
+        with self.store.connect() as conn:
             rows = conn.execute(sa.select(deliveries).where(d.issue_id == issue_id).order_by(d.recipient))
             return [self._row(row) for row in rows]
 
     def issues(self) -> list[str]:
         """Issue ids in the ledger, newest label last."""
-        with self.engine.connect() as conn:
+        with self.store.connect() as conn:
             return sorted(conn.execute(sa.select(d.issue_id).distinct()).scalars())
 
     @staticmethod

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,9 @@ meta = sa.Table(
 )
 
 
-def _first_line(exc: sa.exc.DBAPIError | sa.exc.OperationalError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+def _first_line(exc: sa.exc.DBAPIError) -> str:
+    text = str(exc.orig).strip() if exc.orig else str(exc)
+    return text.splitlines()[0] if text else type(exc.orig or exc).__name__
 
 
 def _sqlite_engine(parsed: sa.URL) -> Engine:
@@ -158,11 +160,45 @@ class Store:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243091)"))
                 metadata.create_all(conn)
                 self._migrate(conn)
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DBAPIError as exc:
+            self.engine.dispose()
+            corrupt = "not a database" in _first_line(exc) or "malformed" in _first_line(exc)
             raise LedgerError(
                 f"cannot open the state database {safe_url(url)}: {_first_line(exc)}",
-                "check state.database / DIGEST_DATABASE_URL",
+                "restore it from a backup or move it aside (a new one starts empty)"
+                if corrupt
+                else "check state.database / DIGEST_DATABASE_URL and that the server is running",
+                transient=not corrupt,
             ) from exc
+        except OSError as exc:  # the folder of a SQLite file cannot be made
+            self.engine.dispose()
+            raise LedgerError(
+                f"cannot open the state database {safe_url(url)}: {exc.strerror}", "check state.dir"
+            ) from exc
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A transaction; a failing database (down, full, locked for too long) becomes one LedgerError."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.DBAPIError as exc:
+            raise self._failed(exc) from exc
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except sa.exc.DBAPIError as exc:
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: sa.exc.DBAPIError) -> LedgerError:
+        return LedgerError(
+            f"the state database {safe_url(self.url)} failed: {_first_line(exc)}",
+            "check that it is running and has room; a rerun resumes where this one stopped",
+            transient=True,
+        )
 
     def _migrate(self, conn: Connection) -> None:
         found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()

@@ -19,17 +19,17 @@ class Suppressions:
 
     def add(self, email: str, now_at: datetime, reason: str) -> bool:
         """True when the address was not suppressed before."""
-        with self.store.engine.begin() as conn:
+        with self.store.begin() as conn:
             # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT through SQLAlchemy
             stmt = self.store.insert(suppressions).on_conflict_do_nothing().returning(suppressions.c.email)
             done = conn.execute(stmt, {"email": address_key(email), "created_at": now_at, "reason": reason})
             return done.first() is not None
 
     def remove(self, email: str) -> bool:
-        with self.store.engine.begin() as conn:
+        with self.store.begin() as conn:
             done = conn.execute(sa.delete(suppressions).where(suppressions.c.email == address_key(email)))
             return bool(done.rowcount)
 
     def all(self) -> set[str]:
-        with self.store.engine.connect() as conn:
+        with self.store.connect() as conn:
             return set(conn.execute(sa.select(suppressions.c.email)).scalars())
