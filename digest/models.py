@@ -298,3 +298,15 @@ class Finding:
     level: str  # "ok" | "warn" | "fail"
     detail: str
     fix: str = ""
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """The service's record of one weekly cycle (a week and the scheduled time it belongs to)."""
+
+    week: str  # the week's label
+    fire_at: datetime  # the scheduled time that made it due
+    state: str  # "open" (work left or retrying), "done", "missed" (beyond the grace time, never started)
+    attempts: int = 0
+    next_try_at: datetime | None = None
+    note: str = ""  # the last error, or what it waits for

@@ -30,6 +30,7 @@ from digest.models import (
     RECIPIENT_EMAIL_MARK,
     UNSUBSCRIBE_URL_MARK,
     Collection,
+    Cycle,
     CycleReport,
     Entry,
     Finding,
@@ -332,6 +333,127 @@ def run_cycle(
         if own_store:
             store.close()
     return CycleReport(week, entries, delivery, published, where, round(time.monotonic() - started, 3), dry_run)
+
+
+# -- the weekly service ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceStep:
+    """What the service did about one week in one tick."""
+
+    week: Week
+    report: CycleReport | None = None  # None when the cycle failed before it could report
+    error: DigestError | None = None
+    cycle: Cycle | None = None  # the cycle's record afterwards: done, or open with its next try
+
+
+def job_week(settings: Settings, fire_at: datetime) -> Week:
+    """The week a scheduled run at `fire_at` sends: the last one that had fully ended at that time. The
+    fire time, not the moment the run starts, decides: a run due Sunday 23:00 and started at 01:00 sends
+    the same week it would have sent on time."""
+    return select_week(settings, fire_at, "last")
+
+
+def _week_of_issue(settings: Settings, issue_id: str) -> Week | None:
+    label = issue_id.rsplit("/", 1)[-1]
+    try:
+        return weeks.parse_week(label, settings.site, datetime.now(settings.site.tz))
+    except UsageError:
+        return None  # a custom --since/--until window: not the service's to finish
+
+
+def due_weeks(
+    settings: Settings, now_at: datetime, fire_times: Iterable[datetime], store: sender.Store
+) -> tuple[list[tuple[Week, datetime]], list[Week]]:
+    """(the weeks the service owes at `now_at`, oldest first; the weeks it missed) from the scheduled times
+    that have passed (`fire_times`, oldest first) and the state database:
+
+    - a week never started whose scheduled time is within `schedule.misfire_grace_hours`: the newest such
+      week only, or each of them with `schedule.catch_up`; the others are missed, recorded (and returned)
+      once so the service logs each once;
+    - a started week that is not finished (mail deferred, a server or database that was down, a stop or a
+      crash in the middle), within `schedule.resume_days` of its scheduled time, once its retry time came;
+    - an issue with rows still to send (a `digest send` stopped or killed by hand) within `resume_days`.
+    """
+    cycles = sender.Cycles(store)
+    grace = timedelta(hours=settings.schedule.misfire_grace_hours)
+    resume_from = now_at - timedelta(days=settings.schedule.resume_days)
+    due: dict[str, tuple[Week, datetime]] = {}
+    new: list[tuple[Week, datetime]] = []
+    for fire_at in fire_times:
+        week = job_week(settings, fire_at)
+        cycle = cycles.get(week.label)
+        if cycle is None:
+            new.append((week, fire_at))
+        elif cycle.state == "open" and fire_at >= resume_from and (cycle.next_try_at or now_at) <= now_at:
+            due[week.label] = (week, fire_at)
+    in_grace = [(w, f) for w, f in new if now_at - f <= grace]
+    started = in_grace if settings.schedule.catch_up else in_grace[-1:]
+    for week, fire_at in started:
+        due.setdefault(week.label, (week, fire_at))
+    missed = [
+        week
+        for week, fire_at in new
+        if (week, fire_at) not in started and cycles.miss(week.label, fire_at, now_at, "the service was not running")
+    ]
+    for cycle in cycles.open_since(resume_from):
+        found = _week_of_issue(settings, cycle.week)
+        if found is not None and cycle.week not in due and (cycle.next_try_at or now_at) <= now_at:
+            due[cycle.week] = (found, cycle.fire_at)
+    for issue_id in open_ledger(settings, store).unfinished_issues(resume_from):
+        found = _week_of_issue(settings, issue_id)
+        if found is not None and found.label not in due and cycles.get(found.label) is None:
+            due[found.label] = (found, found.end_at)
+    return sorted(due.values(), key=lambda pair: pair[1]), missed
+
+
+def _backoff(settings: Settings, attempts: int) -> timedelta:
+    seconds = settings.delivery.retry_base_seconds * 2 ** max(0, attempts - 1)
+    return timedelta(seconds=min(max(seconds, settings.schedule.tick_seconds), 3600))
+
+
+def advance_cycle(
+    settings: Settings,
+    week: Week,
+    fire_at: datetime,
+    *,
+    clock: Clock,
+    store: sender.Store,
+    transports: sender.TransportFactory | None = None,
+    stop: threading.Event | None = None,
+) -> ServiceStep:
+    """One step of a week's cycle for the service: run it (a complete issue sends nothing, a partial one
+    resumes), then record whether the week is finished or when to try again. A transient failure (a
+    server, a database, a full disk) is retried with back-off; a config mistake too, since the config is
+    read again at every tick; the week is never given up while it is within `schedule.resume_days`."""
+    cycles = sender.Cycles(store)
+    cycles.start(week.label, fire_at, clock())
+    try:
+        report = run_cycle(settings, clock(), week, clock=clock, store=store, transports=transports, stop=stop)
+    except DigestError as exc:
+        now_at = clock()
+        record = cycles.get(week.label)
+        attempts = (record.attempts if record else 0) + 1
+        cycle = cycles.retry(week.label, now_at, now_at + _backoff(settings, attempts), str(exc), failed=True)
+        return ServiceStep(week, None, exc, cycle)
+    now_at = clock()
+    ledger = open_ledger(settings, store)
+    left = ledger.open_rows(week.label)
+    stopped = report.delivery.stopped if report.delivery else ""
+    if stop is not None and stop.is_set() and left:
+        cycle = cycles.retry(week.label, now_at, now_at, f"stopped with {left} to send", failed=False)
+    elif stopped and left:  # the error budget ran out: the server refuses everything for now
+        record = cycles.get(week.label)
+        attempts = (record.attempts if record else 0) + 1
+        cycle = cycles.retry(week.label, now_at, now_at + _backoff(settings, attempts), stopped, failed=True)
+    elif left:
+        retry_at = ledger.next_retry_at(week.label) or now_at + timedelta(seconds=settings.schedule.tick_seconds)
+        cycle = cycles.retry(week.label, now_at, max(retry_at, now_at), f"{left} waiting for a retry", failed=False)
+    else:
+        cycles.finish(week.label, now_at)
+        return ServiceStep(week, report, None, cycles.get(week.label))
+    return ServiceStep(week, report, None, cycle)
 
 
 def send_test_copy(settings: Settings, now_at: datetime, week: Week, address: str) -> sender.SendResult | None:

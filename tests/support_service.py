@@ -153,8 +153,12 @@ class Mailbox:
     host: str
     port: int
     delay: float = 0.0
+    defer_rate: float = 0.0  # while set, this share of messages gets 451 (a deterministic spread)
+    accept_login: bool = True  # False: every AUTH gets 535
     received: list[tuple[str, email.message.Message]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    deferred: int = 0
+    seen: int = 0
 
     def recipients(self) -> list[str]:
         with self.lock:
@@ -163,16 +167,33 @@ class Mailbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
+        with self.lock:
+            self.seen += 1
+            if self.defer_rate and (self.seen * self.defer_rate) % 1 + self.defer_rate >= 1:
+                self.deferred += 1
+                return "451 4.3.0 try again later"
         message = email.message_from_bytes(envelope.content)
         with self.lock:
             self.received.extend((rcpt.lower(), message) for rcpt in envelope.rcpt_tos)
         return "250 OK stored"
 
 
+def authenticate(box: Mailbox) -> Any:
+    from aiosmtpd.smtp import AuthResult
+
+    def check(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        # handled=False lets aiosmtpd answer 535 itself
+        return AuthResult(success=box.accept_login, handled=False)
+
+    return check
+
+
 @pytest.fixture
 def smtp_box() -> Iterator[Mailbox]:
     box = Mailbox("127.0.0.1", free_port())
-    controller = Controller(box, hostname=box.host, port=box.port)
+    controller = Controller(
+        box, hostname=box.host, port=box.port, authenticator=authenticate(box), auth_require_tls=False
+    )
     controller.start()
     try:
         yield box

@@ -1,27 +1,23 @@
-"""The weekly job: which week a run sends, the persistent schedule, missed runs, SIGTERM mid-send."""
+"""The weekly service: which week a run sends, missed and late runs, resuming unfinished weeks (deferred
+mail, refused logins, a database that is down), SIGTERM mid-send and the next start."""
 
 from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
-from apscheduler.schedulers.base import BaseScheduler
 
-from digest import scheduler
+from digest import pipeline, scheduler
 from digest.config import EmailSettings, Settings
 from digest.models import OutgoingMessage
 from digest.sender.ledger import Ledger
@@ -209,56 +205,10 @@ def test_the_schedule_comes_from_config(tmp_path: Path) -> None:
     assert runs == [local("Asia/Seoul", 2024, 4, 5, 17, 45), local("Asia/Seoul", 2024, 4, 12, 17, 45)]
 
 
-def stored_job(settings: Settings) -> tuple[str, float] | None:
-    with sqlite3.connect(settings.db_url.removeprefix("sqlite:///")) as db:
-        row = db.execute("SELECT id, next_run_time FROM apscheduler_jobs").fetchone()
-    return None if row is None else (row[0], row[1])
-
-
-def persist(settings: Settings, now_at: datetime) -> None:
-    """Write the job into the state database as a scheduler running at `now_at` would, then stop."""
-    sched = scheduler.make_scheduler(settings, blocking=False, clock=lambda: now_at)
-    sched.start(paused=True)
-    scheduler.shutdown(sched, wait=False)
-
-
-def test_the_job_is_stored_as_plain_data(tmp_path: Path) -> None:
-    settings = settings_for(write_site(tmp_path, [], READERS, extra="[schedule]\nmisfire_grace_hours = 6\n"))
-    sched = scheduler.make_scheduler(settings, blocking=False)
-    sched.start(paused=True)
-    try:
-        job = sched.get_job(scheduler.JOB_ID)
-        assert job.func_ref == "digest.scheduler:scheduled_job"
-        assert job.kwargs == {"config": str(settings.config_file), "site": str(settings.site.root)}
-        assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 6 * 3600)
-        assert job.next_run_time == scheduler.next_runs(settings, 1, datetime.now(UTC))[0]
-    finally:
-        scheduler.shutdown(sched, wait=False)
-    assert stored_job(settings) is not None and stored_job(settings)[0] == "weekly-digest"  # type: ignore[index]
-
-
-class Runs:
-    """Counts job executions of a started scheduler and waits for them."""
-
-    def __init__(self, sched: BaseScheduler):
-        self.events: list[JobExecutionEvent] = []
-        self.done = threading.Event()
-        sched.add_listener(self.on_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
-
-    def on_event(self, event: JobExecutionEvent) -> None:
-        self.events.append(event)
-        self.done.set()
-
-    def wait(self, timeout: float = 60) -> list[int]:
-        assert self.done.wait(timeout), "the job did not run"
-        time.sleep(0.5)  # room for a second (wrong) execution to show up
-        return [e.code for e in self.events]
-
-
 @pytest.fixture
 def weekly_site(tmp_path: Path, smtp_box: Mailbox, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """A site whose week that just ended (by the real clock) has a post, sending to the SMTP fixture."""
-    monkeypatch.setenv("DIGEST_SECRET", SECRET)  # scheduled_job reloads settings from the environment
+    monkeypatch.setenv("DIGEST_SECRET", SECRET)  # service_tick reloads settings from the environment
     now_at = datetime.now(UTC)
     probe = settings_for(write_site(tmp_path, [], READERS))
     post_at = scheduler.job_week(probe, now_at).start_at + timedelta(days=2, hours=20)
@@ -272,124 +222,121 @@ def weekly_site(tmp_path: Path, smtp_box: Mailbox, monkeypatch: pytest.MonkeyPat
     return settings_for(config)
 
 
-def run_started(settings: Settings, clock: Callable[[], datetime] | None = None) -> tuple[list[int], Any]:
-    sched = scheduler.make_scheduler(settings, blocking=False, clock=clock)
-    runs = Runs(sched)
-    sched.start()
-    try:
-        codes = runs.wait()
-        return codes, sched.get_job(scheduler.JOB_ID).next_run_time
-    finally:
-        scheduler.shutdown(sched)
+def lines_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "digest.scheduler"]
 
 
-def test_a_missed_run_happens_once_then_next_monday(weekly_site: Settings, smtp_box: Mailbox) -> None:
-    now_at = datetime.now(UTC)
-    persist(weekly_site, now_at - timedelta(days=35))
-    stored = stored_job(weekly_site)
-    assert stored is not None and stored[1] < (now_at - timedelta(days=28)).timestamp()  # five Mondays missed
-
-    codes, next_run_at = run_started(weekly_site)  # a new scheduler on the real clock finds the old job
-    assert codes == [EVENT_JOB_EXECUTED]  # once, not once per missed week
-    assert next_run_at == scheduler.next_runs(weekly_site, 1, datetime.now(UTC))[0]
-    assert next_run_at.weekday() == 0 and next_run_at > now_at
+def test_a_missed_run_happens_once_not_once_per_missed_week(
+    weekly_site: Settings, smtp_box: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="digest.scheduler")
+    steps = scheduler.tick(weekly_site)  # five Mondays lie in the 60-day grace; only the newest is sent
+    assert [s.week.label for s in steps] == [scheduler.job_week(weekly_site, datetime.now(UTC)).label]
     assert sorted(smtp_box.recipients()) == sorted(READERS)
     assert all("last week's post" in text_of(m) for _, m in smtp_box.received)
+    missed = [line for line in lines_of(caplog) if "missed" in line]
+    assert len(missed) >= 7 and len(set(missed)) == len(missed)  # each older Monday in the grace, logged once
+    assert scheduler.tick(weekly_site) == []  # a second tick owes nothing and logs nothing new
+    assert len(smtp_box.received) == len(READERS)
+    assert [line for line in lines_of(caplog) if "missed" in line] == missed
 
 
 def test_a_second_start_after_a_complete_send_sends_nothing(weekly_site: Settings, smtp_box: Mailbox) -> None:
-    now_at = datetime.now(UTC)
-    persist(weekly_site, now_at - timedelta(days=35))
-    assert run_started(weekly_site)[0] == [EVENT_JOB_EXECUTED]
-    assert len(smtp_box.received) == len(READERS)
-    # the stored run is in the future now; a clock eight days back makes this week's run due again
-    codes, _ = run_started(weekly_site, clock=lambda: now_at - timedelta(days=8))
-    assert codes == [EVENT_JOB_EXECUTED]
+    assert len(scheduler.tick(weekly_site)) == 1
+    # a new process, later the same week: the state database says the week is done
+    later = datetime.now(UTC) + timedelta(hours=30)
+    assert scheduler.tick(weekly_site, clock=lambda: later) == []
     assert len(smtp_box.received) == len(READERS)
 
 
-def test_a_run_missed_beyond_the_grace_time_is_dropped(weekly_site: Settings, smtp_box: Mailbox) -> None:
+def test_a_run_missed_beyond_the_grace_time_is_logged_once_and_not_sent(
+    weekly_site: Settings, smtp_box: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = replace(weekly_site, schedule=replace(weekly_site.schedule, misfire_grace_hours=1))
-    persist(settings, datetime.now(UTC) - timedelta(days=8))  # last Monday, days past the one-hour grace
-    codes, next_run_at = run_started(settings)
-    assert codes == [EVENT_JOB_MISSED]
-    assert smtp_box.received == [] and next_run_at > datetime.now(UTC)
+    last_run = scheduler.next_runs(settings, 1, datetime.now(UTC) - timedelta(days=7))[0]
+    caplog.set_level("INFO", logger="digest.scheduler")
+    clock = lambda: last_run + timedelta(hours=5)  # noqa: E731
+    assert scheduler.tick(settings, clock=clock) == [] and scheduler.tick(settings, clock=clock) == []
+    assert smtp_box.received == []
+    assert [line for line in lines_of(caplog) if "missed" in line] == [
+        f"week {scheduler.job_week(settings, last_run).label}: its run was missed by more than the grace time; not sent"
+    ]
 
 
-def test_a_future_run_is_recomputed_when_the_config_changes(weekly_site: Settings) -> None:
-    persist(weekly_site, datetime.now(UTC))
+def test_a_changed_schedule_applies_at_the_next_tick(weekly_site: Settings) -> None:
     friday = replace(weekly_site, schedule=replace(weekly_site.schedule, day="friday", time="18:00"))
-    sched = scheduler.make_scheduler(friday, blocking=False)
-    sched.start(paused=True)
-    try:
-        next_run_at = sched.get_job(scheduler.JOB_ID).next_run_time
-    finally:
-        scheduler.shutdown(sched, wait=False)
-    assert (next_run_at.weekday(), next_run_at.hour) == (4, 18)
+    runs = scheduler.past_runs(friday, datetime.now(UTC))
+    assert runs and all((r.weekday(), r.hour) == (4, 18) for r in runs)
 
 
-# -- SIGTERM during a send --------------------------------------------------------------------------
-
-SERVICE = (
-    "import sys; from pathlib import Path; from digest.config import load_settings; "
-    "from digest.scheduler import serve_forever; sys.exit(serve_forever(load_settings(Path(sys.argv[1]))))"
-)
-
-
-@pytest.mark.slow
-def test_sigterm_during_a_send_leaves_the_ledger_consistent(tmp_path: Path, smtp_box: Mailbox) -> None:
-    readers = [f"reader{n:02d}@example.com" for n in range(20)]
-    now_at = datetime.now(UTC)
-    probe = settings_for(write_site(tmp_path, [], readers))
-    week = scheduler.job_week(probe, now_at)
-    config = write_site(
-        tmp_path,
-        [Post("weekly", "느린 서버 · a slow server", week.start_at + timedelta(days=1))],
-        readers,
-        smtp_port=smtp_box.port,
-        extra="[schedule]\nmisfire_grace_hours = 240\n",
-    )
+def test_a_run_started_late_sends_the_week_of_its_scheduled_time(tmp_path: Path) -> None:
+    """Schedule Sunday 23:00; the service was down and runs at Monday 01:00: the week due on Sunday goes out."""
+    sunday_23 = local("Asia/Seoul", 2024, 3, 31, 23, 0)
+    posts = [Post("due", "The week due on Sunday", sunday_23 - timedelta(days=9))]  # in W12
+    config = write_site(tmp_path, posts, READERS, extra='[schedule]\nday = "sunday"\ntime = "23:00"\n')
     settings = settings_for(config)
-    persist(settings, now_at - timedelta(days=8))  # due as soon as the service starts
-    smtp_box.delay = 0.2  # each message takes a while, so the signal lands mid-send
-    env = {**os.environ, "DIGEST_SECRET": SECRET}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVICE, str(config)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+    assert scheduler.job_week(settings, sunday_23).label == "2024-W12"
+    steps = scheduler.tick(settings, clock=lambda: sunday_23 + timedelta(hours=2))
+    assert [s.week.label for s in steps] == ["2024-W12"]
+    assert steps[0].report is not None and steps[0].report.entries == 1
+    assert len(maildir_messages(settings.outbox)) == len(READERS)
+
+
+def test_deferred_mail_is_retried_by_the_service_until_the_week_is_done(
+    weekly_site: Settings, smtp_box: Mailbox
+) -> None:
+    readers = [f"reader{n:02d}@example.com" for n in range(30)]
+    (weekly_site.subscribers or Path()).write_text(
+        "subscribers:\n" + "".join(f"  - email: {r}\n" for r in readers), "utf-8"
     )
-    try:
-        deadline = time.monotonic() + 60
-        while len(smtp_box.received) < 3:
-            assert time.monotonic() < deadline and proc.poll() is None, "the service sent nothing"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        _, log = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, log
-    assert "next run: " in log and "SIGTERM" in log and "stopped" in log
-
-    ledger = Ledger(settings.db_url)
-    rows = {d.recipient: d.state for d in ledger.deliveries(week.label)}
-    received = smtp_box.recipients()
-    assert rows and set(rows.values()) <= {"sent", "pending"}  # nothing left claimed by the dead run
-    assert {r for r, s in rows.items() if s == "sent"} == set(received)
-    assert 3 <= len(received) < len(readers)
-
-    smtp_box.delay = 0
-    result = scheduler.run_week(settings, datetime.now(UTC))
-    assert result.delivery.sent == len(readers) - len(received) and result.delivery.outstanding == 0
+    smtp_box.defer_rate = 0.2
+    now_at = datetime.now(UTC)
+    [first] = scheduler.tick(weekly_site, clock=lambda: now_at)
+    assert first.cycle is not None and first.cycle.state == "open" and first.cycle.next_try_at is not None
+    assert first.report is not None and first.report.delivery is not None and first.report.delivery.deferred == 6
+    assert scheduler.tick(weekly_site, clock=lambda: now_at + timedelta(seconds=10)) == []  # not due yet
+    smtp_box.defer_rate = 0
+    retry_at = first.cycle.next_try_at + timedelta(seconds=1)
+    [second] = scheduler.tick(weekly_site, clock=lambda: retry_at)
+    assert second.cycle is not None and second.cycle.state == "done"
     copies = Counter(smtp_box.recipients())
     assert sorted(copies) == readers and set(copies.values()) == {1}
 
 
-def test_sent_messages_carry_a_working_one_click_link(weekly_site: Settings, smtp_box: Mailbox) -> None:
-    result = scheduler.run_week(weekly_site, datetime.now(UTC))
-    assert result.delivery.sent == len(READERS)
-    _, message = smtp_box.received[0]
-    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert isinstance(weekly_site.email, EmailSettings)
-    assert weekly_site.email.public_url + "unsubscribe?token=" in message["List-Unsubscribe"]
+def test_a_refused_login_is_retried_with_back_off_and_the_week_is_not_skipped(
+    weekly_site: Settings, smtp_box: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = replace(weekly_site, smtp=replace(weekly_site.smtp, username="digest", password="wrong"))
+    smtp_box.accept_login = False
+    caplog.set_level("INFO", logger="digest.scheduler")
+    now_at = datetime.now(UTC)
+    [first] = scheduler.tick(settings, clock=lambda: now_at)
+    assert first.error is not None and "refused the login" in str(first.error)
+    assert first.cycle is not None and first.cycle.state == "open" and first.cycle.attempts == 1
+    assert first.cycle.next_try_at is not None and first.cycle.next_try_at > now_at
+    [error_line] = [line for line in lines_of(caplog) if "refused the login" in line]
+    assert "next try" in error_line and "Traceback" not in error_line
+    [again] = scheduler.tick(settings, clock=lambda: first.cycle.next_try_at)  # type: ignore[union-attr]
+    assert again.cycle is not None and again.cycle.attempts == 2
+    assert again.cycle.next_try_at - first.cycle.next_try_at > first.cycle.next_try_at - now_at  # type: ignore
+    smtp_box.accept_login = True
+    [done] = scheduler.tick(settings, clock=lambda: again.cycle.next_try_at)  # type: ignore[union-attr]
+    assert done.cycle is not None and done.cycle.state == "done"
+    assert sorted(smtp_box.recipients()) == sorted(READERS)
+
+
+def test_a_database_that_is_down_is_one_log_line_per_tick(
+    weekly_site: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support_service import free_port
+
+    monkeypatch.setenv("DIGEST_DATABASE_URL", f"postgresql+psycopg://digest@127.0.0.1:{free_port()}/nowhere")
+    caplog.set_level("INFO", logger="digest.scheduler")
+    for _ in range(2):
+        scheduler.service_tick(str(weekly_site.config_file), str(weekly_site.site.root))
+    errors = [r for r in caplog.records if r.name == "digest.scheduler" and r.levelname == "ERROR"]
+    assert len(errors) == 2 and all("state database" in r.getMessage() and r.exc_info is None for r in errors)
+    assert all("\n" not in r.getMessage() for r in errors)
 
 
 @pytest.mark.parametrize(
@@ -407,24 +354,100 @@ def test_catch_up_sends_each_missed_week_only_when_configured(
     settings = replace(
         settings, schedule=replace(settings.schedule, catch_up=catch_up, misfire_grace_hours=grace_hours)
     )
-    weeks = scheduler.due_weeks(settings, local("Asia/Seoul", 2024, 4, 1, 10, 0))
-    assert [w.label for w in weeks] == labels
+    now_at = local("Asia/Seoul", 2024, 4, 1, 10, 0)
+    store = pipeline.open_store(settings)
+    due, _ = pipeline.due_weeks(settings, now_at, scheduler.past_runs(settings, now_at), store)
+    assert [w.label for w, _ in due] == labels
 
 
-def test_scheduled_job_reloads_the_config_and_sends(weekly_site: Settings, smtp_box: Mailbox) -> None:
+def test_service_tick_reloads_the_config_and_sends_once(weekly_site: Settings, smtp_box: Mailbox) -> None:
     job_kwargs = {"config": str(weekly_site.config_file), "site": str(weekly_site.site.root)}
-    scheduler.scheduled_job(**job_kwargs)
-    scheduler.scheduled_job(**job_kwargs)  # the same week again: nothing new
+    scheduler.service_tick(**job_kwargs)
+    scheduler.service_tick(**job_kwargs)  # the same week again: nothing new
     assert sorted(smtp_box.recipients()) == sorted(READERS)
 
 
-def test_scheduled_job_logs_a_config_mistake_in_one_line(
+def test_service_tick_logs_a_config_mistake_in_one_line(
     weekly_site: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert weekly_site.config_file is not None
     weekly_site.config_file.write_text('[schedule]\nday = "someday"\n', "utf-8")
     caplog.set_level("ERROR", logger="digest.scheduler")
-    scheduler.scheduled_job(str(weekly_site.config_file), str(weekly_site.site.root))
+    scheduler.service_tick(str(weekly_site.config_file), str(weekly_site.site.root))
     [record] = [r for r in caplog.records if r.name == "digest.scheduler"]
-    assert record.getMessage().startswith("weekly run failed: ") and "schedule.day" in record.getMessage()
+    assert record.getMessage().startswith("weekly service: ") and "schedule.day" in record.getMessage()
     assert record.exc_info is None
+
+
+# -- the real process ---------------------------------------------------------------------------------
+
+SERVICE = (
+    "import sys; from pathlib import Path; from digest.config import load_settings; "
+    "from digest.scheduler import serve_forever; sys.exit(serve_forever(load_settings(Path(sys.argv[1]))))"
+)
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_send_stops_cleanly_and_the_next_start_finishes(tmp_path: Path, smtp_box: Mailbox) -> None:
+    readers = [f"reader{n:02d}@example.com" for n in range(20)]
+    now_at = datetime.now(UTC)
+    probe = settings_for(write_site(tmp_path, [], readers))
+    week = scheduler.job_week(probe, now_at)
+    config = write_site(
+        tmp_path,
+        [Post("weekly", "느린 서버 · a slow server", week.start_at + timedelta(days=1))],
+        readers,
+        smtp_port=smtp_box.port,
+        extra="[schedule]\nmisfire_grace_hours = 240\n",
+    )
+    settings = settings_for(config)
+    smtp_box.delay = 0.2  # each message takes a while, so the signal lands mid-send
+    env = {**os.environ, "DIGEST_SECRET": SECRET}
+
+    def start() -> subprocess.Popen[str]:
+        args = [sys.executable, "-c", SERVICE, str(config)]
+        return subprocess.Popen(args, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+
+    proc = start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(smtp_box.received) < 3:
+            assert time.monotonic() < deadline and proc.poll() is None, "the service sent nothing"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, log = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, log
+    assert "next run: " in log and "SIGTERM" in log and "stopped" in log and "Traceback" not in log
+    ledger = Ledger(settings.db_url)
+    rows = {d.recipient: d.state for d in ledger.deliveries(week.label)}
+    received = smtp_box.recipients()
+    assert rows and set(rows.values()) <= {"sent", "pending"}  # nothing left claimed by the stopped run
+    assert {r for r, s in rows.items() if s == "sent"} == set(received)
+    assert 3 <= len(received) < len(readers)
+
+    smtp_box.delay = 0
+    proc = start()  # the next start finishes the week by itself
+    try:
+        deadline = time.monotonic() + 60
+        while len(smtp_box.received) < len(readers):
+            assert time.monotonic() < deadline and proc.poll() is None, "the restart did not finish the week"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    copies = Counter(smtp_box.recipients())
+    assert sorted(copies) == readers and set(copies.values()) == {1}
+
+
+def test_sent_messages_carry_a_working_one_click_link(weekly_site: Settings, smtp_box: Mailbox) -> None:
+    result = scheduler.run_week(weekly_site, datetime.now(UTC))
+    assert result.delivery.sent == len(READERS)
+    _, message = smtp_box.received[0]
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert isinstance(weekly_site.email, EmailSettings)
+    assert weekly_site.email.public_url + "unsubscribe?token=" in message["List-Unsubscribe"]

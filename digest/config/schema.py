@@ -61,6 +61,12 @@ def to_float(v: Any) -> float:
     return float(v)
 
 
+def to_pos_float(v: Any) -> float:
+    if to_float(v) < 1:
+        raise ValueError("a number ≥ 1")
+    return float(v)
+
+
 def to_bool(v: Any) -> bool:
     if not isinstance(v, bool):
         raise ValueError("true or false")
@@ -99,8 +105,8 @@ def to_hour(v: Any) -> int:
 
 
 def to_hhmm(v: Any) -> str:
-    if not isinstance(v, str) or not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", v):
-        raise ValueError('a time "HH:MM" such as "09:00"')
+    if not isinstance(v, str) or not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?", v):
+        raise ValueError('a time "HH:MM" (or "HH:MM:SS") such as "09:00"')
     return v
 
 

@@ -17,6 +17,7 @@ from .schema import (
     to_hhmm,
     to_hour,
     to_int,
+    to_pos_float,
     to_pos_int,
     to_str,
     to_str_list,
@@ -118,6 +119,8 @@ class ScheduleSettings:
     time: str = option("09:00", to_hhmm)
     misfire_grace_hours: float = option(24.0, to_float)
     catch_up: bool = option(False, to_bool)  # True: one send per missed week instead of one in all
+    resume_days: float = option(6.0, to_float)  # an unfinished week is resumed this long after its time
+    tick_seconds: float = option(60.0, to_pos_float)  # how often the service looks for work it owes
 
 
 @dataclass(frozen=True)

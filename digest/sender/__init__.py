@@ -3,6 +3,7 @@
 This is the face of the package: the pipeline uses these names and nothing else of it.
 """
 
+from .cycles import Cycles
 from .deliver import STOP_REQUESTED, deliver, is_dead_worker
 from .ledger import REMOVED, Ledger
 from .message import MessageFactory, Variant, message_id_for
@@ -17,6 +18,7 @@ __all__ = [
     "FAILED",
     "REGISTRY",
     "REMOVED",
+    "Cycles",
     "SCHEMA_VERSION",
     "SENT",
     "STOP_REQUESTED",

@@ -335,6 +335,35 @@ class Ledger:
             rows = conn.execute(sa.select(deliveries).where(d.issue_id == issue_id).order_by(d.recipient))
             return [self._row(row) for row in rows]
 
+    def _of_week(self, week_label: str) -> Any:
+        # an issue id is the week label, or "<language>/<label>" for the other languages of a site
+        return sa.or_(d.issue_id == week_label, d.issue_id.like(f"%/{week_label}"))
+
+    def open_rows(self, week_label: str) -> int:
+        """Rows of the week's issues (every language) that still need a send: pending, sending, deferred."""
+        with self.store.connect() as conn:
+            query = sa.select(sa.func.count()).where(
+                self._of_week(week_label), d.state.in_((State.PENDING, State.SENDING, State.DEFERRED))
+            )
+            return int(conn.execute(query).scalar() or 0)
+
+    def next_retry_at(self, week_label: str) -> datetime | None:
+        """When the earliest deferred row of the week's issues may be tried again."""
+        with self.store.connect() as conn:
+            query = sa.select(sa.func.min(d.next_attempt_at)).where(
+                self._of_week(week_label), d.state == State.DEFERRED
+            )
+            found = conn.execute(query).scalar()
+        return UtcDateTime().process_result_value(found, self.engine.dialect) if isinstance(found, datetime) else None
+
+    def unfinished_issues(self, since_at: datetime) -> list[str]:
+        """Issue ids with rows that still need a send, touched at or after `since_at`."""
+        with self.store.connect() as conn:
+            query = sa.select(d.issue_id).where(
+                d.state.in_((State.PENDING, State.SENDING, State.DEFERRED)), d.updated_at >= since_at
+            )
+            return sorted(set(conn.execute(query.distinct()).scalars()))
+
     def issues(self) -> list[str]:
         """Issue ids in the ledger, newest label last."""
         with self.store.connect() as conn:

@@ -80,6 +80,19 @@ suppressions = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("reason", sa.Text, nullable=False, default=""),
 )
+# One row per weekly cycle the service started: the week, the scheduled time it belongs to, whether it is
+# finished, and when to try again (deferred mail, a server or database that was down).
+cycles = sa.Table(
+    "cycles",
+    metadata,
+    sa.Column("week", sa.String(64), primary_key=True),
+    sa.Column("fire_at", UtcDateTime, nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),  # open | done | missed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_try_at", UtcDateTime, nullable=True),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
 meta = sa.Table(
     "meta",
     metadata,
