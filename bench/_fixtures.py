@@ -25,7 +25,7 @@ from digest.models import (
 )
 
 BASE_URL = "https://bench.example.com/"
-SECRET = "bench-secret-not-for-production"
+SECRET = "bench-secret-not-for-production-0123456789"
 TZ = "Asia/Seoul"
 NOW_AT = datetime(2024, 3, 11, 9, 0, tzinfo=ZoneInfo(TZ))
 WEEK = Week(

@@ -266,7 +266,7 @@ def suppressed(settings: Settings, store: sender.Store | None = None) -> set[str
 
 def address_of_token(settings: Settings, token: str, now_at: datetime) -> str:
     """The address an unsubscribe token was made for; TokenError when forged, damaged or expired."""
-    return sender.verify_token(settings.secret, token, now_at)
+    return sender.verify_token(settings.secret, token, now_at, old_secrets=settings.old_secrets)
 
 
 # -- delivery --------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from digest import pipeline
 from digest.config import Settings
 from digest.errors import TokenError
+from digest.text import CONTROL, escape_controls
 
 LOG = logging.getLogger("digest.server")
 
@@ -193,8 +194,10 @@ Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 
-class AccessLog:
-    """One line per request without the query string, so tokens never reach the logs."""
+class Guard:
+    """In front of every route: a path with control characters (a NUL, a line break) is answered 400
+    before any route sees it, and one log line per request is written without the query string (tokens
+    never reach the logs) and with control characters escaped (no forged lines)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -203,6 +206,7 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
         status = [0]
 
         async def capture(message: MutableMapping[str, Any]) -> None:
@@ -210,8 +214,11 @@ class AccessLog:
                 status[0] = message["status"]
             await send(message)
 
-        await self.app(scope, receive, capture)
-        LOG.info("%s %s %d", scope["method"], scope["path"], status[0])
+        if CONTROL.search(path):
+            await Response("bad request\n", status_code=400, media_type="text/plain")(scope, receive, capture)
+        else:
+            await self.app(scope, receive, capture)
+        LOG.info("%s %s %d", escape_controls(str(scope.get("method", ""))), escape_controls(path), status[0])
 
 
 def create_app(settings: Settings, store: pipeline.Store, clock: Callable[[], datetime]) -> Starlette:
@@ -225,7 +232,7 @@ def create_app(settings: Settings, store: pipeline.Store, clock: Callable[[], da
             Route("/{path:path}", files.get, methods=["GET"]),
         ]
     )
-    app.add_middleware(AccessLog)
+    app.add_middleware(Guard)
     return app
 
 

@@ -45,3 +45,10 @@ def address_key(address: str) -> str:
 
 def is_toc_heading(text: str) -> bool:
     return text.strip().lower().rstrip(":") in TOC_NAMES
+
+
+def escape_controls(text: str) -> str:
+    """`text` for a log line: control characters (a forged line break, a NUL) written as escapes."""
+    return CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )

@@ -31,7 +31,9 @@ def site(tmp_path: Path) -> Path:
 
 def invoke(*args: str, now: str = NOW) -> tuple[int, str, str]:
     runner = CliRunner()
-    result = runner.invoke(main, list(args), env={"DIGEST_NOW": now, "DIGEST_SECRET": "test-secret"})
+    result = runner.invoke(
+        main, list(args), env={"DIGEST_NOW": now, "DIGEST_SECRET": "a test secret for the command line, 32+ bytes"}
+    )
     return result.exit_code, result.stdout, result.stderr
 
 

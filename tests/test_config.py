@@ -52,14 +52,14 @@ host = "smtp.example.org"
 username = "me"
 """,
     )
-    settings = load_settings(site=site, env={"DIGEST_SMTP_PASSWORD": "s3cret", "DIGEST_SECRET": "k"})
+    settings = load_settings(site=site, env={"DIGEST_SMTP_PASSWORD": "s3cret", "DIGEST_SECRET": "k" * 40})
     assert settings.site.title == "노트"
     assert settings.site.base_url == "https://example.org/blog/"
     assert settings.site.week_start_day == 6 and settings.site.week_start_hour == 6
     assert settings.output.dir == site.resolve() / "public/news"
     assert settings.output.feed_issues == 3
     assert settings.smtp.password == "s3cret" and "s3cret" not in repr(settings.smtp)
-    assert settings.secret == "k"
+    assert settings.secret == "k" * 40
 
 
 @pytest.mark.parametrize(
@@ -221,3 +221,27 @@ def test_the_cli_prints_the_notice_once_on_stderr(site: Path) -> None:
     result = CliRunner().invoke(main, ["publish", "--site", str(site)], env={"DIGEST_NOW": "2026-11-23T09:00:00+00:00"})
     assert result.exit_code == 0, result.output
     assert result.stderr.count("notice: ") == 1 and "[delivery] error_budget" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DIGEST_SECRET", "change-me-to-a-long-random-string"),  # the placeholder of an old compose file
+        ("DIGEST_SECRET", "short"),
+        ("DIGEST_SECRET", "x" * 31),
+        ("DIGEST_SECRET", "replace me with your own secret please, thanks"),
+        ("DIGEST_SECRET_OLD", "k" * 40 + ",tiny"),
+    ],
+)
+def test_weak_secrets_are_refused_in_one_line(site: Path, variable: str, value: str) -> None:
+    env = {"DIGEST_SECRET": "n" * 40, variable: value}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(site=site, env=env)
+    assert variable in str(caught.value) and "\n" not in str(caught.value)
+    assert "token_urlsafe" in caught.value.hint
+
+
+def test_retired_secrets_are_kept_for_verifying(site: Path) -> None:
+    env = {"DIGEST_SECRET": "n" * 40, "DIGEST_SECRET_OLD": " o" * 20 + ", " + "p" * 33}
+    settings = load_settings(site=site, env=env)
+    assert settings.old_secrets == ((" o" * 20).strip(), "p" * 33)

@@ -8,7 +8,7 @@ import pytest
 from digest.errors import DigestError, TokenError
 from digest.sender.tokens import make_token, unsubscribe_url, verify_token
 
-SECRET = "s3cret-for-tests"
+SECRET = "s3cret-for-tests-and-long-enough-to-be-a-key"
 ISSUED_AT = datetime(2024, 3, 11, 9, 0, tzinfo=UTC)
 
 

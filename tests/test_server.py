@@ -213,3 +213,16 @@ def test_the_next_send_skips_an_address_unsubscribed_by_link(tmp_path: Path, htt
     assert [m["To"] for m in maildir_messages(settings.outbox)] == ["stays@example.com"]
     row = {d.recipient: d for d in ledger.deliveries(result.week.label)}[READER]
     assert row.state == "skipped" and "unsubscribed" in row.reply
+
+
+def test_a_key_can_be_rotated_without_breaking_sent_links(server: HttpServer, http_server_factory: Any) -> None:
+    retired = SECRET
+    new_key = "a brand new key for signing links, 40 bytes"
+    rotated = http_server_factory(
+        replace(server.settings, secret=new_key, old_secrets=(retired,)), server.ledger, lambda: NOW_AT
+    )
+    old_link = make_token(retired, READER, NOW_AT - timedelta(days=30))  # in a newsletter sent last month
+    assert httpx.post(url_for(rotated, old_link), **ONE_CLICK).status_code == 200
+    forged = make_token("change-me-to-a-long-random-string", "other@example.com", NOW_AT)
+    assert httpx.post(url_for(rotated, forged), **ONE_CLICK).status_code == 400
+    assert Suppressions(server.ledger.store).all() == {READER}

@@ -126,3 +126,20 @@ def database_url(url: str, source: str = "") -> None:
             "use sqlite:///path or postgresql+psycopg://user@host/db",
             source=source,
         )
+
+
+# Secrets that appear in documentation and sample files: a token signed with one is a forged token.
+PLACEHOLDER = re.compile(r"change.?me|replace.?me|your.?secret|secret.?here|^(secret|password|test|example|x+)$", re.I)
+MIN_SECRET_BYTES = 32
+
+
+def secret(value: str, variable: str) -> str:
+    """A signing key from the environment: refused when short or a known placeholder."""
+    if not value:
+        return value
+    if len(value.encode("utf-8")) < MIN_SECRET_BYTES or PLACEHOLDER.search(value.strip()):
+        raise ConfigError(
+            f"{variable} is too weak to sign links (at least {MIN_SECRET_BYTES} bytes, not a placeholder)",
+            "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+        )
+    return value

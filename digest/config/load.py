@@ -31,7 +31,8 @@ from .settings import (
 from .sites import SiteDefaults, read_site_config
 
 CONFIG_NAME = "digest.toml"
-SECRET_ENV = "DIGEST_SECRET"  # HMAC key for unsubscribe tokens
+SECRET_ENV = "DIGEST_SECRET"  # HMAC key for signed links (unsubscribe, …)
+OLD_SECRETS_ENV = "DIGEST_SECRET_OLD"  # retired keys, comma-separated: links they signed still verify
 DATABASE_ENV = "DIGEST_DATABASE_URL"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -126,7 +127,12 @@ def load_settings(
         outbox=paths(values["outbox"].get("maildir")) or output.dir / "outbox",
         state_dir=state_dir,
         database_url=database_url,
-        secret=env.get(SECRET_ENV, ""),
+        secret=checks.secret(env.get(SECRET_ENV, ""), SECRET_ENV),
+        old_secrets=tuple(
+            checks.secret(old.strip(), OLD_SECRETS_ENV)
+            for old in env.get(OLD_SECRETS_ENV, "").split(",")
+            if old.strip()
+        ),
         config_file=config_file,
         site_config_file=defaults.file,
         notices=notices,

@@ -161,7 +161,8 @@ class Settings:
     outbox: Path = Path("outbox")  # Maildir used while no SMTP host is set
     state_dir: Path = Path(".digest")
     database_url: str = ""  # SQLAlchemy URL; default SQLite in state_dir
-    secret: str = field(default="", repr=False)
+    secret: str = field(default="", repr=False)  # signs new links
+    old_secrets: tuple[str, ...] = field(default=(), repr=False)  # retired keys: their links still verify
     config_file: Path | None = None
     site_config_file: Path | None = None
     notices: tuple[str, ...] = ()  # deprecations and other things worth one line, shown by the CLI

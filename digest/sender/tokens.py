@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from digest.errors import TokenError
@@ -44,9 +45,12 @@ def make_token(secret: str, email: str, issued_at: datetime) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def verify_token(secret: str, token: str, now_at: datetime, max_age_days: int = 365) -> str:
-    """Return the address the token was made for; raise TokenError for anything else."""
-    key = _key(secret)
+def verify_token(
+    secret: str, token: str, now_at: datetime, max_age_days: int = 365, *, old_secrets: Sequence[str] = ()
+) -> str:
+    """Return the address the token was made for; raise TokenError for anything else. A token signed with
+    a retired key (`old_secrets`) still verifies, so keys can be rotated without breaking sent links."""
+    keys = [_key(secret)] + [_key(old) for old in old_secrets if old]
     hint = "use the link from a recent newsletter"
     if not token or len(token) > 1024:
         raise TokenError("the unsubscribe link is damaged", hint)
@@ -57,7 +61,7 @@ def verify_token(secret: str, token: str, now_at: datetime, max_age_days: int = 
     if len(raw) < 1 + 3 + 3 + MAC_BYTES or raw[0] != VERSION:
         raise TokenError("the unsubscribe link is damaged", hint)
     payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
-    if not hmac.compare_digest(mac, _mac(key, payload)):
+    if not any(hmac.compare_digest(mac, _mac(key, payload)) for key in keys):
         raise TokenError("the unsubscribe link is not valid", hint)
     issued_day = int.from_bytes(payload[1:4], "big")
     today = _day(now_at)
