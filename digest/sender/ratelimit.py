@@ -1,39 +1,54 @@
-"""A token bucket per limit (messages per second, per hour), shared by all worker threads."""
+"""Exact pacing: over any window of a limit's length, no more than its number of messages start.
+
+Each limit keeps the start times of its last N messages (a sliding log); a message may start when the
+oldest of them is at least one window old. The log starts empty, so the first window allows N and the
+first hour of `rate_per_hour = 100` sends 100, not the 200 a token bucket that starts full would let
+through. The clock and sleep are injected, so tests need no waiting. (The `limits` package has the same
+moving window, but reads the wall clock itself.) A fractional rate per second below 1 becomes one message
+per 1/rate seconds; above 1, its whole part per second.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
+from collections import deque
 from collections.abc import Callable
 
 
-class _Bucket:
-    def __init__(self, per_second: float, capacity: float, start: float) -> None:
-        self.rate = per_second
-        self.capacity = capacity
-        self.tokens = capacity
-        self.last = start
+class Window:
+    """At most `count` starts in any `seconds`-long window."""
 
-    def refill(self, now: float) -> None:
-        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
-        self.last = now
+    def __init__(self, count: int, seconds: float) -> None:
+        self.count = count
+        self.seconds = seconds
+        self.starts: deque[float] = deque(maxlen=count)
 
-    def wait(self) -> float:
-        return 0.0 if self.tokens >= 1 - 1e-9 else (1 - self.tokens) / self.rate
+    def wait(self, now: float) -> float:
+        if len(self.starts) < self.count:
+            return 0.0
+        return max(0.0, self.starts[0] + self.seconds - now)
+
+    def take(self, now: float) -> None:
+        self.starts.append(now)  # maxlen drops the oldest
+
+
+def per_second(rate: float) -> Window:
+    if rate >= 1:
+        return Window(math.floor(rate), 1.0)
+    return Window(1, 1.0 / rate)
 
 
 class RateLimiter:
-    """`acquire()` returns once a message may go. The clock and sleep are injected, so tests need no waiting.
-
-    The per-second bucket holds one second's worth (a short burst); the per-hour bucket holds the hour's
-    quota. With neither limit set, acquire() costs one comparison.
-    """
+    """`acquire()` returns once a message may go, for every limit at once; shared by the worker threads.
+    With no limit set, acquire() costs one comparison."""
 
     MIN_NAP = 0.001
     MAX_NAP = 1.0  # seconds: short naps keep the stop flag and lease renewals responsive
 
     def __init__(
         self,
-        per_second: float,
+        per_second_rate: float,
         per_hour: int,
         now: Callable[[], float],
         sleep: Callable[[float], None],
@@ -41,32 +56,29 @@ class RateLimiter:
         self._now = now
         self._sleep = sleep
         self._lock = threading.Lock()
-        start = now()
-        self._buckets = []
-        if per_second > 0:
-            self._buckets.append(_Bucket(per_second, max(1.0, per_second), start))
+        self._windows: list[Window] = []
+        if per_second_rate > 0:
+            self._windows.append(per_second(per_second_rate))
         if per_hour > 0:
-            self._buckets.append(_Bucket(per_hour / 3600.0, float(per_hour), start))
+            self._windows.append(Window(per_hour, 3600.0))
 
     @property
     def limited(self) -> bool:
-        return bool(self._buckets)
+        return bool(self._windows)
 
     def acquire(
         self, should_stop: Callable[[], bool] = lambda: False, on_wait: Callable[[], None] | None = None
     ) -> bool:
-        """Take one token; False when `should_stop()` became true while waiting."""
-        if not self._buckets:
+        """Take one start in every window; False when `should_stop()` became true while waiting."""
+        if not self._windows:
             return True
         while True:
             with self._lock:
                 now = self._now()
-                for bucket in self._buckets:
-                    bucket.refill(now)
-                wait = max(b.wait() for b in self._buckets)
+                wait = max(w.wait(now) for w in self._windows)
                 if wait <= 0:
-                    for bucket in self._buckets:
-                        bucket.tokens -= 1
+                    for window in self._windows:
+                        window.take(now)
                     return True
             if should_stop():
                 return False
