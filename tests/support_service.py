@@ -155,6 +155,7 @@ class Mailbox:
     delay: float = 0.0
     defer_rate: float = 0.0  # while set, this share of messages gets 451 (a deterministic spread)
     accept_login: bool = True  # False: every AUTH gets 535
+    reject: bool = False  # True: every message gets 550
     received: list[tuple[str, email.message.Message]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     deferred: int = 0
@@ -167,6 +168,8 @@ class Mailbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.reject:
+            return "550 5.1.1 no such user here"
         with self.lock:
             self.seen += 1
             if self.defer_rate and (self.seen * self.defer_rate) % 1 + self.defer_rate >= 1:

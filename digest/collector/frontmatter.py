@@ -86,11 +86,21 @@ def _load_yaml(raw: str) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise FrontMatterError(f"malformed YAML front matter: {problem}", line=mark.line + 2 if mark else 1) from exc
+    except (ValueError, OverflowError) as exc:  # a YAML timestamp that is no real date: 2019-02-30, 0000-01-01
+        raise FrontMatterError(f"impossible date in the front matter: {exc}", line=_date_line(raw)) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise FrontMatterError("the front matter is not a mapping of keys to values", line=2)
     return data
+
+
+def _date_line(raw: str) -> int:
+    """The front-matter line (counting the opening ---) of the first value that looks like a date."""
+    for number, line in enumerate(raw.split("\n"), start=2):
+        if re.search(r":\s*\d{1,4}-\d{1,2}-\d{1,2}", line):
+            return number
+    return 1
 
 
 def _pelican(text: str) -> Document:

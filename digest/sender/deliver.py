@@ -206,13 +206,21 @@ def worker_prefix() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+# Worker-id prefixes of the deliver() runs going on in this process: an id of this process that is not
+# among them belongs to a run that ended without releasing its rows (its database went away).
+_RUNNING: set[str] = set()
+
+
 def is_dead_worker(worker: str) -> bool:
-    """A worker id of this host whose process is gone (SIGKILL, crash). Other hosts' workers are
-    never judged here: their rows come back when the lease runs out."""
+    """A worker id of this host whose process is gone (SIGKILL, crash), or of an earlier run in this
+    process that is over. Other hosts' workers are never judged here: their rows come back when the
+    lease runs out."""
     host, _, rest = worker.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    if host != socket.gethostname() or not pid.isdigit():
         return False
+    if int(pid) == os.getpid():
+        return worker.partition("/")[0] not in _RUNNING
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -270,10 +278,14 @@ def deliver(
         threads = [
             threading.Thread(target=_Worker(run, f"{prefix}/{n}"), name=f"digest-send-{n}") for n in range(connections)
         ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _RUNNING.add(prefix)
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            _RUNNING.discard(prefix)
         bugs = [e for e in run.errors if not isinstance(e, DigestError)]
         if bugs:
             raise bugs[0]
