@@ -204,7 +204,7 @@ def database_down(c: Case) -> None:
 
 
 def full_disk_for_output(c: Case) -> None:
-    c.tmpfs(".digest", "300k")
+    c.tmpfs("_digest", "16k")
 
 
 def read_only_output(c: Case) -> None:
