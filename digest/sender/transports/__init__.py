@@ -21,11 +21,22 @@ from .maildir import MaildirTransport
 from .null import NullTransport
 from .smtp import SmtpTransport
 
+Gate = Callable[[], None]
+
+
+def no_gate() -> None:
+    pass
+
 
 class Transport(Protocol):
+    """open() / send() / close(). send() calls `gate()` right before the message's point of no return
+    (SMTP's final dot, the Maildir rename): the ledger has then recorded every earlier message of this
+    connection, so a crash leaves at most one message per connection delivered but unrecorded. An
+    exception from the gate aborts the message (it is not delivered) and propagates."""
+
     def open(self) -> None: ...
 
-    def send(self, msg: OutgoingMessage) -> SendResult: ...
+    def send(self, msg: OutgoingMessage, gate: Gate = no_gate) -> SendResult: ...
 
     def close(self) -> None: ...
 
@@ -93,6 +104,8 @@ def send_test_copy(msg: OutgoingMessage, transport: Transport) -> SendResult:
 
 __all__ = [
     "REGISTRY",
+    "Gate",
+    "no_gate",
     "MaildirTransport",
     "NullTransport",
     "SmtpTransport",

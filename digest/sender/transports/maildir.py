@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import mailbox
+import os
+import socket
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from digest.errors import DeliveryError
 from digest.models import OutgoingMessage
 from digest.sender.outcome import DEFERRED, SENT, SendResult
 
+_COUNTER = itertools.count()  # unique names within one process (next() on a count is atomic in CPython)
 _MAILDIR_LOCKS: dict[Path, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 
@@ -45,17 +51,29 @@ class MaildirTransport:
                     f"cannot create the Maildir outbox {self.path}: {exc.strerror}", "check [outbox] maildir"
                 ) from exc
 
-    def send(self, msg: OutgoingMessage) -> SendResult:
+    def send(self, msg: OutgoingMessage, gate: Callable[[], None] = lambda: None) -> SendResult:
         self.open()
-        assert self._box is not None
         # Maildir files use the local line ending; SMTP's CRLF would show up as ^M in mutt
         data = msg.data.replace(b"\r\n", b"\n")
+        # the Maildir way (as mailbox.Maildir.add): write into tmp/, then rename into new/; the gate sits
+        # between the two, so a message is in the outbox only once the earlier ones are recorded
+        name = f"{time.time():.6f}.{os.getpid()}_{next(_COUNTER)}.{socket.gethostname()}"
+        tmp, final = self.path / "tmp" / name, self.path / "new" / name
         try:
-            with self._lock:
-                key = self._box.add(data)
+            with open(tmp, "xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
         except OSError as exc:
+            tmp.unlink(missing_ok=True)
             return SendResult(DEFERRED, 0, f"cannot write to {self.path}: {exc.strerror}", msg.message_id)
-        return SendResult(SENT, 250, f"stored as {key}", msg.message_id)
+        try:
+            gate()
+            os.rename(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return SendResult(SENT, 250, f"stored as {name}", msg.message_id)
 
     def close(self) -> None:
         if self._box is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from digest.models import OutgoingMessage
 from digest.sender.outcome import SENT, SendResult
 
@@ -14,7 +16,8 @@ class NullTransport:
     def open(self) -> None:
         pass
 
-    def send(self, msg: OutgoingMessage) -> SendResult:
+    def send(self, msg: OutgoingMessage, gate: Callable[[], None] = lambda: None) -> SendResult:
+        gate()
         self.count += 1
         self.bytes += len(msg.data)
         return SendResult(SENT, 250, "dry run: not sent", msg.message_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import socket
@@ -50,12 +51,16 @@ def crlf(data: bytes) -> bytes:
 
 
 def _stuffed(data: bytes) -> bytes:
-    """The DATA body: leading dots doubled, ending in CRLF . CRLF (the regex runs only when needed)."""
+    """The DATA body without its final dot: leading dots doubled, ending in CRLF (the regex runs only
+    when needed)."""
     if data.startswith(b".") or b"\n." in data:
         data = re.sub(rb"(?m)^\.", b"..", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    return data + b".\r\n"
+    return data
+
+
+END_OF_DATA = b".\r\n"
 
 
 class SmtpTransport:
@@ -119,17 +124,22 @@ class SmtpTransport:
                     f"the SMTP server {self.where} offers no login on this connection",
                     "use smtp.mode = 'starttls' or 'ssl', or remove smtp.username",
                 ) from exc
+        # the final dot goes in a write of its own (after the gate): without NODELAY, Nagle would hold it
+        # back until the server acknowledges the body, up to a delayed-ACK timeout per message
+        if smtp.sock is not None:
+            with contextlib.suppress(OSError):
+                smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._smtp = smtp
         self._eight_bit = smtp.has_extn("8bitmime")
         self._pipelining = smtp.has_extn("pipelining")
 
-    def send(self, msg: OutgoingMessage) -> SendResult:
+    def send(self, msg: OutgoingMessage, gate: Callable[[], None] = lambda: None) -> SendResult:
         mid = msg.message_id
         try:
             if self._smtp is None:
                 self._connect()
             assert self._smtp is not None
-            return self._transaction(self._smtp, msg)
+            return self._transaction(self._smtp, msg, gate)
         except smtplib.SMTPResponseException as exc:
             if self._smtp is not None:
                 self._reset(self._smtp, exc.smtp_code)
@@ -140,12 +150,24 @@ class SmtpTransport:
             self._drop()
             return connection_lost(exc, mid)
 
-    def _transaction(self, smtp: smtplib.SMTP, msg: OutgoingMessage) -> SendResult:
+    def _finish_data(self, smtp: smtplib.SMTP, data: bytes, gate: Callable[[], None]) -> tuple[int, bytes]:
+        """Send the body, pass the gate, then the final dot (the point of no return) and read the reply."""
+        smtp.send(_stuffed(data))
+        try:
+            gate()
+        except BaseException:
+            # the server is waiting for the rest of DATA: drop the connection, so the message is not delivered
+            self._drop()
+            raise
+        smtp.send(END_OF_DATA)
+        return smtp.getreply()
+
+    def _transaction(self, smtp: smtplib.SMTP, msg: OutgoingMessage, gate: Callable[[], None]) -> SendResult:
         data = crlf(msg.data)
         sender = self.envelope_from or envelope_sender(data)
         options = " BODY=8BITMIME" if self._eight_bit and not data.isascii() else ""
         if not self._pipelining:
-            return self._lockstep(smtp, msg, data, sender, options.split())
+            return self._lockstep(smtp, msg, data, sender, options.split(), gate)
         # RFC 2920: MAIL, RCPT and DATA in one write, then their three replies: one round trip, not three
         smtp.send(
             f"MAIL FROM:{smtplib.quoteaddr(sender)}{options}\r\nRCPT TO:{smtplib.quoteaddr(msg.recipient)}\r\nDATA\r\n"
@@ -156,19 +178,24 @@ class SmtpTransport:
         if data_code != 354 or refused is not None:
             if data_code == 354:
                 # a server that took DATA after refusing the envelope gets an empty body, then a reset
-                smtp.send(b".\r\n")
+                smtp.send(END_OF_DATA)
                 smtp.getreply()
             code, reply = refused or (data_code, data_reply)
             self._reset(smtp, code)
             return classify(code, reply, msg.message_id)
-        smtp.send(_stuffed(data))
-        code, reply = smtp.getreply()
+        code, reply = self._finish_data(smtp, data, gate)
         if code != 250:
             self._reset(smtp, code)
         return classify(code, reply, msg.message_id)
 
     def _lockstep(
-        self, smtp: smtplib.SMTP, msg: OutgoingMessage, data: bytes, sender: str, options: list[str]
+        self,
+        smtp: smtplib.SMTP,
+        msg: OutgoingMessage,
+        data: bytes,
+        sender: str,
+        options: list[str],
+        gate: Callable[[], None],
     ) -> SendResult:
         steps: tuple[tuple[Callable[[], tuple[int, bytes]], int], ...] = (
             (lambda: smtp.mail(sender, options), 250),
@@ -179,7 +206,11 @@ class SmtpTransport:
             if code not in (250, ok):
                 self._reset(smtp, code)
                 return classify(code, reply, msg.message_id)
-        code, reply = smtp.data(data)
+        code, reply = smtp.docmd("DATA")
+        if code != 354:
+            self._reset(smtp, code)
+            return classify(code, reply, msg.message_id)
+        code, reply = self._finish_data(smtp, data, gate)
         if code != 250:
             self._reset(smtp, code)
         return classify(code, reply, msg.message_id)
