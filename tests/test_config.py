@@ -245,3 +245,29 @@ def test_retired_secrets_are_kept_for_verifying(site: Path) -> None:
     env = {"DIGEST_SECRET": "n" * 40, "DIGEST_SECRET_OLD": " o" * 20 + ", " + "p" * 33}
     settings = load_settings(site=site, env=env)
     assert settings.old_secrets == ((" o" * 20).strip(), "p" * 33)
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        ("domain_rate_per_second = 5", "a table such as"),
+        ('domain_rate_per_second = { "gmail.com" = 0 }', "a rate above 0"),
+        ('domain_rate_per_second = { "not a domain" = 3 }', "domain names as keys"),
+        ('domain_rate_per_hour = { "gmail.com" = 2.5 }', "a whole number"),
+    ],
+)
+def test_domain_rates_are_checked(site: Path, table: str, needle: str) -> None:
+    write(site / "digest.toml", f"[delivery]\n{table}\n")
+    with pytest.raises(ConfigError, match=needle):
+        load_settings(site=site, env={})
+
+
+def test_domain_rates_are_read(site: Path) -> None:
+    write(
+        site / "digest.toml",
+        '[delivery]\ndomain_rate_per_second = { "Gmail.com" = 20, "outlook.com,hotmail.com" = 10 }\n',
+    )
+    assert load_settings(site=site, env={}).delivery.domain_rate_per_second == (
+        ("gmail.com", 20.0),
+        ("outlook.com, hotmail.com", 10.0),
+    )

@@ -192,20 +192,34 @@ def test_two_runs_at_once_send_each_subscriber_once(smtp_store: Store, ledger_ur
 
 
 @pytest.mark.parametrize(
-    ("per_second", "per_hour", "expected_slept"),
+    ("per_second", "per_hour", "domains", "expected_slept"),
     [
-        (5.0, 0, 3.0),  # a burst of 5, then 15 more at 5/s
-        (0.0, 10, 3600.0),  # the hour's 10 at once, then one every 360 s
-        (0.0, 3600, 0.0),
-        (0.0, 0, 0.0),
+        (5.0, 0, (), 3.0),  # 5 in the first second, then 5 more in each of the next three
+        (0.0, 10, (), 3600.0),  # the hour's 10 at once, the next 10 an hour later
+        (0.0, 3600, (), 0.0),
+        (0.0, 0, (), 0.0),
+        (0.0, 0, (("example.com", 4.0),), 4.0),  # everyone is at example.com: its own limit paces them
+        (0.0, 0, (("gmail.com", 1.0),), 0.0),  # a limit of another domain changes nothing
     ],
 )
 def test_rate_limits_wait_on_the_injected_clock(
-    smtp_store: Store, ledger: Ledger, per_second: float, per_hour: int, expected_slept: float
+    smtp_store: Store,
+    ledger: Ledger,
+    per_second: float,
+    per_hour: int,
+    domains: tuple[tuple[str, float], ...],
+    expected_slept: float,
 ) -> None:
     clock = FakeClock()
     report = run(
-        smtp_store, ledger, people(20), clock, rate_per_second=per_second, rate_per_hour=per_hour, connections=1
+        smtp_store,
+        ledger,
+        people(20),
+        clock,
+        rate_per_second=per_second,
+        rate_per_hour=per_hour,
+        domain_rate_per_second=domains,
+        connections=1,
     )
     assert report.sent == 20
     assert sum(clock.slept) == pytest.approx(expected_slept, abs=0.01)

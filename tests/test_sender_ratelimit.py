@@ -85,3 +85,44 @@ def test_a_stop_while_waiting_returns_false() -> None:
 def test_no_limit_costs_nothing() -> None:
     limiter = RateLimiter(0.0, 0, lambda: 0.0, lambda s: None)
     assert not limiter.limited and all(limiter.acquire() for _ in range(1000))
+
+
+def test_domain_limits_hold_over_any_window_on_top_of_the_global_ones() -> None:
+    clock = Clock()
+    limiter = RateLimiter(
+        0.0,
+        0,
+        clock.time,
+        clock.sleep,
+        domains_per_second=[("gmail.com", 20.0), ("outlook.com, hotmail.com, live.com", 10.0)],
+    )
+    queue = [f"g{n}@gmail.com" for n in range(200)] + [
+        f"m{n}@{d}" for n in range(50) for d in ("outlook.com", "hotmail.com")
+    ]
+    queue += [f"o{n}@example.org" for n in range(100)]
+    starts: dict[str, list[float]] = {"gmail": [], "microsoft": [], "other": []}
+    while queue:
+        index = limiter.pick(queue)
+        assert index is not None
+        recipient = queue.pop(index)
+        kind = "gmail" if "gmail" in recipient else "other" if "example" in recipient else "microsoft"
+        starts[kind].append(clock.time())
+    assert most_in_any_window(starts["gmail"], 1.0) == 20
+    assert most_in_any_window(starts["microsoft"], 1.0) == 10  # one window shared by the group
+    # the other domains never waited behind a full gmail or microsoft window
+    assert starts["other"][-1] == starts["other"][0] == 1000.0
+
+
+def test_a_global_limit_still_holds_with_domain_limits() -> None:
+    clock = Clock()
+    limiter = RateLimiter(30.0, 0, clock.time, clock.sleep, domains_per_second=[("gmail.com", 20.0)])
+    queue = [f"g{n}@gmail.com" for n in range(100)] + [f"o{n}@example.org" for n in range(100)]
+    everything, gmail = [], []
+    while queue:
+        index = limiter.pick(queue)
+        assert index is not None
+        recipient = queue.pop(index)
+        everything.append(clock.time())
+        if "gmail" in recipient:
+            gmail.append(clock.time())
+    assert most_in_any_window(everything, 1.0) == 30 and most_in_any_window(gmail, 1.0) == 20

@@ -67,6 +67,28 @@ def to_pos_float(v: Any) -> float:
     return float(v)
 
 
+def to_domain_rates(kind: type) -> Converter:
+    """A table of recipient domains (a key may name several, comma-separated, sharing one limit) to a
+    positive rate: {"gmail.com" = 20, "outlook.com, hotmail.com, live.com" = 10}."""
+
+    def convert(v: Any) -> tuple[tuple[str, Any], ...]:
+        if not isinstance(v, dict):
+            raise ValueError('a table such as { "gmail.com" = 20, "outlook.com, hotmail.com" = 10 }')
+        pairs = []
+        for domains, rate in v.items():
+            names = [d.strip().lower() for d in str(domains).split(",")]
+            if not all(re.fullmatch(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?", n) for n in names):
+                raise ValueError(f"domain names as keys ({domains!r} is not)")
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+                raise ValueError(f"a rate above 0 for each domain ({domains} = {rate!r})")
+            if kind is int and rate != int(rate):
+                raise ValueError(f"a whole number of messages for each domain ({domains} = {rate!r})")
+            pairs.append((", ".join(names), kind(rate)))
+        return tuple(pairs)
+
+    return convert
+
+
 def to_bool(v: Any) -> bool:
     if not isinstance(v, bool):
         raise ValueError("true or false")

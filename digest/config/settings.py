@@ -13,6 +13,7 @@ from .schema import (
     choice,
     option,
     to_bool,
+    to_domain_rates,
     to_float,
     to_hhmm,
     to_hour,
@@ -95,6 +96,9 @@ class DeliveryPolicy:
     max_attempts: int = option(5, to_pos_int)  # for deferred (4xx) messages
     retry_base_seconds: float = option(60.0, to_float)  # back-off: base * 2**(attempts-1)
     error_budget: int = option(50, to_pos_int)  # stop after this many consecutive failures
+    # per recipient domain, on top of the limits above: {"gmail.com" = 20, "outlook.com, hotmail.com" = 10}
+    domain_rate_per_second: tuple[tuple[str, float], ...] = option((), to_domain_rates(float))
+    domain_rate_per_hour: tuple[tuple[str, int], ...] = option((), to_domain_rates(int))
 
 
 @dataclass(frozen=True)

@@ -146,18 +146,21 @@ class _Worker:
     def _drain(self, transport: Transport) -> None:
         run = self.run
         while self.queue and not run.stop.is_set():
-            if not run.limiter.acquire(run.stop.is_set, self._renew):
+            # the first claimed recipient whose limits allow a start now (another domain's, when one
+            # domain's window is full)
+            index = run.limiter.pick(self.queue, run.stop.is_set, self._renew)
+            if index is None:
                 return
             self._renew()
-            recipient = self.queue[0]
+            recipient = self.queue[index]
             subscriber = run.by_key.get(recipient)
             if subscriber is None:
                 # claimed from a plan made with another list (a concurrent run): not ours to send
                 run.ledger.skip(run.issue_id, [recipient], "not in this run's subscriber list", run.clock())
-                self.queue.popleft()
+                del self.queue[index]
                 continue
             result = transport.send(run.factory.build(subscriber), self.gate)
-            self.queue.popleft()
+            del self.queue[index]
             run.recorder.submit(self.name, recipient, result)
             run.count(result)
 
@@ -259,7 +262,14 @@ def deliver(
     ledger.release_dead(issue_id, is_dead_worker, started_at)
     total = ledger.due(issue_id, started_at)
     stop = stop or threading.Event()
-    limiter = RateLimiter(policy.rate_per_second, policy.rate_per_hour, lambda: clock().timestamp(), sleep)
+    limiter = RateLimiter(
+        policy.rate_per_second,
+        policy.rate_per_hour,
+        lambda: clock().timestamp(),
+        sleep,
+        domains_per_second=policy.domain_rate_per_second,
+        domains_per_hour=policy.domain_rate_per_hour,
+    )
     connections = max(1, min(policy.connections, total))
     size = max(1, min(batch, math.ceil(total / connections)))
     if limiter.limited and policy.rate_per_second:
