@@ -241,7 +241,10 @@ def open_store(settings: Settings) -> sender.Store:
 def open_ledger(settings: Settings, store: sender.Store | None = None) -> sender.Ledger:
     policy = settings.delivery
     return sender.Ledger(
-        store or open_store(settings), max_attempts=policy.max_attempts, retry_base_seconds=policy.retry_base_seconds
+        store or open_store(settings),
+        max_attempts=policy.max_attempts,
+        retry_base_seconds=policy.retry_base_seconds,
+        lease=timedelta(seconds=policy.lease_seconds),
     )
 
 

@@ -24,6 +24,7 @@ from digest.config import DeliveryPolicy, OutputSettings, Settings, SmtpSettings
 from digest.models import DeliveryReport, Site, Subscriber
 from digest.sender.deliver import STOP_REQUESTED, deliver
 from digest.sender.ledger import REMOVED, Ledger
+from digest.sender.outcome import SendResult
 from digest.sender.suppressions import Suppressions
 from digest.sender.transports import MaildirTransport, SmtpTransport, Transport
 from tests import crash_driver
@@ -290,3 +291,43 @@ def test_sigkill_at_random_moments_then_rerun_misses_nobody(smtp_store: Store, t
     duplicates = sum(n - 1 for n in got.values())
     assert kills >= 1
     assert duplicates <= kills * bound, (duplicates, kills)
+
+
+def test_rows_of_a_sender_on_a_machine_that_died_are_sent_after_its_lease(smtp_store: Store, ledger: Ledger) -> None:
+    subs = people(30)
+    clock = FakeClock()
+    ledger.plan(ISSUE, [s.email for s in subs], {}, clock())
+    # a sender on another machine claimed ten rows, then its machine died (nobody renews the claim)
+    held = ledger.claim(ISSUE, "elsewhere:4242:abcdef/0", 10, clock())
+    report = run(smtp_store, ledger, subs, clock)
+    assert report.sent == 30 and report.exit_code == 0  # it waited for the lease and sent those too
+    assert copies(smtp_store) == {s.email: 1 for s in subs}
+    assert 600 <= sum(clock.slept) < 600 + 6  # the default lease, polled every few seconds
+    assert {d.recipient for d in ledger.deliveries(ISSUE) if d.state == "sent"} >= set(held)
+
+
+def test_a_live_sender_elsewhere_is_waited_for_not_doubled(smtp_store: Store, ledger: Ledger) -> None:
+    subs = people(12)
+    clock = FakeClock()
+    ledger.plan(ISSUE, [s.email for s in subs], {}, clock())
+    held = ledger.claim(ISSUE, "elsewhere:4242:abcdef/0", 4, clock())
+    polls = []
+
+    def other_sender_finishes(seconds: float) -> None:  # the other machine sends its four meanwhile
+        clock.sleep(seconds)
+        polls.append(seconds)
+        if len(polls) == 3:
+            ledger.record_many(ISSUE, [(r, SendResult("sent", 250, "250 ok", "<x@y>")) for r in held], clock())
+
+    report = deliver(
+        SimpleFactory(ISSUE),
+        subs,
+        ledger,
+        lambda: SmtpTransport(settings_for(smtp_store.host, smtp_store.port).smtp, local_hostname="localhost"),
+        DeliveryPolicy(),
+        clock,
+        issue_id=ISSUE,
+        sleep=other_sender_finishes,
+    )
+    assert report.sent == 8 and len(polls) == 3 and report.exit_code == 0
+    assert set(copies(smtp_store)) == {s.email for s in subs} - set(held)

@@ -96,6 +96,8 @@ class DeliveryPolicy:
     max_attempts: int = option(5, to_pos_int)  # for deferred (4xx) messages
     retry_base_seconds: float = option(60.0, to_float)  # back-off: base * 2**(attempts-1)
     error_budget: int = option(50, to_pos_int)  # stop after this many consecutive failures
+    # a claim of a sender that stops renewing it (its machine died) comes back to the others after this long
+    lease_seconds: float = option(600.0, to_pos_float)
     # per recipient domain, on top of the limits above: {"gmail.com" = 20, "outlook.com, hotmail.com" = 10}
     domain_rate_per_second: tuple[tuple[str, float], ...] = option((), to_domain_rates(float))
     domain_rate_per_hour: tuple[tuple[str, int], ...] = option((), to_domain_rates(int))

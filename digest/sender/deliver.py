@@ -66,13 +66,13 @@ class _Run:
     total: int
     batch: int
     error_budget: int
-    recorder: Recorder
     lock: threading.Lock = field(default_factory=threading.Lock)
     counts: dict[str, int] = field(default_factory=lambda: {SENT: 0, DEFERRED: 0, FAILED: 0})
     consecutive: int = 0
     stopped: str = ""
     errors: list[BaseException] = field(default_factory=list)
     opened: int = 0
+    recorder: Recorder = field(init=False)  # each round of workers has its own
 
     def halt(self, reason: str) -> None:
         with self.lock:
@@ -177,6 +177,35 @@ class _Worker:
             self.renewed_at = now_at
 
 
+def _round(run: _Run, connections: int) -> None:
+    """One set of worker threads until nothing is due; one error at the end, not one per thread."""
+    run.recorder = Recorder(run.ledger.writer(), run.issue_id, run.clock)
+    prefix = worker_prefix()
+    threads = [
+        threading.Thread(target=_Worker(run, f"{prefix}/{n}"), name=f"digest-send-{n}") for n in range(connections)
+    ]
+    _RUNNING.add(prefix)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        _RUNNING.discard(prefix)
+        try:
+            run.recorder.close()
+        except DigestError as exc:
+            run.fail(exc)
+    bugs = [e for e in run.errors if not isinstance(e, DigestError)]
+    if bugs:
+        raise bugs[0]
+    ledger_errors = [e for e in run.errors if isinstance(e, LedgerError)]
+    if ledger_errors:  # what was committed stands; the report cannot be read
+        raise ledger_errors[0]
+    if not run.opened and run.errors:
+        raise run.errors[0]
+
+
 def _split(
     subscribers: Sequence[Subscriber], skipped: Mapping[str, str]
 ) -> tuple[dict[str, Subscriber], dict[str, str]]:
@@ -270,42 +299,30 @@ def deliver(
         domains_per_second=policy.domain_rate_per_second,
         domains_per_hour=policy.domain_rate_per_hour,
     )
-    connections = max(1, min(policy.connections, total))
-    size = max(1, min(batch, math.ceil(total / connections)))
+    size = max(1, min(batch, math.ceil(total / max(1, policy.connections))))
     if limiter.limited and policy.rate_per_second:
         size = max(1, min(size, math.ceil(policy.rate_per_second * 10)))
-    recorder = Recorder(ledger.writer(), issue_id, clock)
     run = _Run(
         issue_id, factory, ledger, transport_factory, wanted, clock, limiter, stop, progress, total,
-        size, policy.error_budget, recorder,
+        size, policy.error_budget,
     )  # fmt: skip
-    if not total:
-        recorder.close()
-    else:
-        prefix = worker_prefix()
-        threads = [
-            threading.Thread(target=_Worker(run, f"{prefix}/{n}"), name=f"digest-send-{n}") for n in range(connections)
-        ]
-        _RUNNING.add(prefix)
-        try:
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        finally:
-            _RUNNING.discard(prefix)
-            try:
-                recorder.close()
-            except DigestError as exc:
-                run.fail(exc)
-        bugs = [e for e in run.errors if not isinstance(e, DigestError)]
-        if bugs:
-            raise bugs[0]
-        ledger_errors = [e for e in run.errors if isinstance(e, LedgerError)]
-        if ledger_errors:  # what was committed stands; the report cannot be read
-            raise ledger_errors[0]
-        if not run.opened and run.errors:
-            raise run.errors[0]
+    # Rounds: send what is due; then, while another sender (another process or machine) holds rows of the
+    # issue, wait: its rows are sent by it, or come back when its lease runs out (it died) and are sent by
+    # a next round. So the command returns when the issue is done, whoever did it.
+    poll = min(5.0, ledger.lease.total_seconds() / 10)
+    due = total
+    while True:
+        if due:
+            _round(run, max(1, min(policy.connections, due)))
+        if stop.is_set() or run.stopped:
+            break
+        if not ledger.held(issue_id):
+            break
+        sleep(poll)
+        ledger.release_dead(issue_id, is_dead_worker, clock())
+        due = ledger.due(issue_id, clock())
+        with run.lock:
+            run.total = sum(run.counts.values()) + due
     if stop.is_set() and not run.stopped:
         run.stopped = STOP_REQUESTED
     status = ledger.status(issue_id)

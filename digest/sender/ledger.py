@@ -220,6 +220,12 @@ class Ledger:
             )
             return int(conn.execute(query).scalar() or 0)
 
+    def held(self, issue_id: str) -> int:
+        """Rows claimed (`sending`) by some worker: after a run's own workers are done, another sender's."""
+        with self.store.connect() as conn:
+            query = sa.select(sa.func.count()).where(d.issue_id == issue_id, d.state == State.SENDING)
+            return int(conn.execute(query).scalar() or 0)
+
     def renew(self, issue_id: str, worker: str, now_at: datetime) -> None:
         """Refresh the lease of every row `worker` holds, so a slow (rate-limited) worker keeps them."""
         with self.store.begin() as conn:
