@@ -290,7 +290,7 @@ def _cycle(
     settings = ctx.settings
     now_at = clock()
     week = pick_week(ctx, now_at, week_spec, since, until)
-    subscribers = pipeline.load_subscribers(settings)
+    subscribers, paused = pipeline.send_list(settings, now_at)
     stop = threading.Event()
     # SIGTERM/SIGINT: finish and record the messages in flight, then exit (exit code 3: not all sent).
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -308,6 +308,7 @@ def _cycle(
             subscribers=subscribers,
             progress=progress.update,
             stop=stop,
+            skipped=paused,
         )
     finally:
         progress.close()

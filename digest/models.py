@@ -125,6 +125,7 @@ class Issue:
 # HTML escaping, CSS inlining or quoted-printable would change.
 UNSUBSCRIBE_URL_MARK = "DIGESTUNSUBSCRIBEURL0MARK"
 RECIPIENT_EMAIL_MARK = "DIGESTRECIPIENTEMAIL0MARK"
+PREFERENCES_URL_MARK = "DIGESTPREFERENCESURL0MARK"
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class Subscriber:
     active: bool = True
     line: int | None = None  # line in the subscribers file, for messages
     language: str = ""  # the issue language they get (e.g. "ko"); "" = the site's language
+    tag: str = ""  # the bounce tag of the subscriber store (VERP return path); "" = none
 
     @property
     def key(self) -> str:
@@ -175,6 +177,7 @@ class OutgoingMessage:
     recipient: str  # envelope recipient
     message_id: str  # "<…>", the same for the same issue and subscriber
     data: bytes = field(repr=False)
+    envelope_from: str = ""  # the SMTP MAIL FROM of this message (VERP); "" = the transport's default
 
 
 class State(StrEnum):
@@ -310,3 +313,108 @@ class Cycle:
     attempts: int = 0
     next_try_at: datetime | None = None
     note: str = ""  # the last error, or what it waits for
+
+
+# -- readers: the subscriber store ------------------------------------------------------------------
+
+
+class Status(StrEnum):
+    """Where a subscriber stands. Only `active` subscribers get issues; the last three are suppressed."""
+
+    UNCONFIRMED = "unconfirmed"  # asked to subscribe, has not clicked the confirmation button yet
+    ACTIVE = "active"
+    INACTIVE = "inactive"  # `active: false` in the subscribers file, or removed from it
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+SUPPRESSED = (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
+
+
+@dataclass(frozen=True)
+class SubscriberEvent:
+    """One change of a subscriber, with its reason: `digest subscribers show` lists them."""
+
+    at: datetime
+    kind: str  # "subscribed", "confirmed", "status", "bounce", "preferences", …
+    status: str  # the status after the event ("" when it did not change)
+    reason: str
+
+
+@dataclass(frozen=True)
+class SubscriberRecord:
+    """A subscriber as the store keeps it (for show, list and export)."""
+
+    email: str
+    name: str
+    language: str
+    tags: tuple[str, ...]
+    format: str
+    status: Status
+    origin: str  # file | form | import | cli
+    in_file: bool
+    consent_at: datetime | None
+    consent_method: str  # file | form | import | cli
+    consent_source: str  # the form's page, the imported file and its format, the subscribers file
+    consent_ip: str
+    created_at: datetime
+    updated_at: datetime
+    paused_until: datetime | None = None
+    soft_bounces: int = 0  # in the policy's window
+    hard_bounces: int = 0
+    complaints: int = 0
+    last_bounce_at: datetime | None = None
+    events: tuple[SubscriberEvent, ...] = ()
+    tag: str = field(default="", repr=False)  # the VERP bounce tag
+
+    def subscriber(self) -> Subscriber:
+        return Subscriber(self.email, self.name, self.tags, self.format, True, None, self.language, self.tag)
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One subscriber read from an imported CSV file."""
+
+    line: int
+    email: str
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    consented: bool = False
+    consent_at: datetime | None = None
+    status: str = ""  # what the file says: subscribed, unsubscribed, cleaned, …
+    language: str = ""
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What `digest subscribers import` did (or would do, with --dry-run)."""
+
+    file: str
+    format: str  # mailchimp | substack | buttondown | listmonk | ghost | mapped
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    to_confirm: int = 0  # added without consent in the file: they get the confirmation mail
+    invalid: tuple[Problem, ...] = ()
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class BounceFinding:
+    """What one message in the bounce mailbox says about one subscriber."""
+
+    kind: str  # hard | soft | complaint | unsubscribe | ignored
+    email: str  # the subscriber it was tied to ("" when none)
+    reason: str
+    status: str = ""  # the status it led to ("" = no change)
+
+
+@dataclass(frozen=True)
+class BounceReport:
+    """One reading of the bounce mailbox."""
+
+    source: str  # "imaps://host/INBOX" or the Maildir path
+    messages: int = 0
+    findings: tuple[BounceFinding, ...] = ()
+    unknown: int = 0  # messages tied to no subscriber

@@ -12,6 +12,7 @@ server) reach the stages only through the functions here.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import tempfile
 import threading
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from digest import collector, sender, templater, weeks
 from digest.config import Settings, single_subscriber
@@ -27,13 +29,17 @@ from digest.config import check_subscribers as _check_subscribers
 from digest.config import load_subscribers as _load_subscribers
 from digest.errors import CollectError, ConfigError, DigestError, OutputError, UsageError
 from digest.models import (
+    PREFERENCES_URL_MARK,
     RECIPIENT_EMAIL_MARK,
     UNSUBSCRIBE_URL_MARK,
+    BounceFinding,
+    BounceReport,
     Collection,
     Cycle,
     CycleReport,
     Entry,
     Finding,
+    ImportReport,
     Issue,
     IssueStatus,
     Problem,
@@ -220,7 +226,8 @@ def preview(settings: Settings, now_at: datetime, week: Week, *, strict: bool = 
 
 
 def _personalise(text: str, subscriber: Subscriber) -> str:
-    return text.replace(UNSUBSCRIBE_URL_MARK, "#unsubscribe").replace(RECIPIENT_EMAIL_MARK, subscriber.email)
+    text = text.replace(UNSUBSCRIBE_URL_MARK, "#unsubscribe").replace(PREFERENCES_URL_MARK, "#preferences")
+    return text.replace(RECIPIENT_EMAIL_MARK, subscriber.email)
 
 
 def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
@@ -298,6 +305,7 @@ def run_cycle(
     subscribers: tuple[Subscriber, ...] | None = None,
     progress: Callable[[int, int], None] | None = None,
     stop: threading.Event | None = None,
+    skipped: Mapping[str, str] | None = None,
 ) -> CycleReport:
     """The weekly cycle: build the week's issue once; with `publish`, write the feeds and the archive; send
     the issue to every subscriber through the ledger (an issue already complete sends nothing, a partial
@@ -312,13 +320,14 @@ def run_cycle(
     where = "nowhere (dry run)" if dry_run else sender.describe(settings)
     if not result.issue.entries and settings.email.empty_week == "skip":
         return CycleReport(week, entries, None, published, where, round(time.monotonic() - started, 3), dry_run)
-    if subscribers is None:
-        subscribers = load_subscribers(settings)
-    variants, skipped = render_variants(result.issue, settings, subscribers)
-    factory = sender.MessageFactory(variants, settings, now_at)
     own_store = store is None
     store = store or open_store(settings)
     try:
+        if subscribers is None:  # the store, after bringing subscribers.yaml in
+            subscribers, skipped = send_list(settings, now_at, store)
+        variants, not_wanted = render_variants(result.issue, settings, subscribers)
+        skipped = {**(skipped or {}), **not_wanted}
+        factory = sender.MessageFactory(variants, settings, now_at)
         delivery = sender.deliver(
             factory,
             subscribers,
@@ -332,6 +341,8 @@ def run_cycle(
             progress=progress,
             stop=stop,
         )
+        if not dry_run and delivery.status is not None and delivery.status.counts.get("failed"):
+            record_refusals(settings, delivery.status, now_at, store)
     finally:
         if own_store:
             store.close()
@@ -583,3 +594,400 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
     ):
         attempt(name, step)
     return found
+
+
+# -- readers: the subscriber store, the public side's flows, bounces, import and export ----------------
+#
+# The edges reach the subscriber store only through these functions. The weekly send reads the store
+# (after bringing subscribers.yaml in); every change of status keeps the suppression list in step.
+
+Roster = sender.Roster
+Request = sender.Request
+WELCOME_PREFIX = "welcome-"
+
+
+def roster(settings: Settings, store: sender.Store | None = None) -> sender.Roster:
+    return sender.Roster(store or open_store(settings))
+
+
+def sync_subscribers(settings: Settings, now_at: datetime, store: sender.Store | None = None) -> sender.SyncReport:
+    """Bring the subscribers file into the store (nothing to do without a file)."""
+    if settings.subscribers is None:
+        return sender.SyncReport()
+    entries = _load_subscribers(settings.subscribers)
+    return roster(settings, store).sync_file(entries, str(settings.subscribers), now_at)
+
+
+def send_list(
+    settings: Settings, now_at: datetime, store: sender.Store | None = None
+) -> tuple[tuple[Subscriber, ...], dict[str, str]]:
+    """Who the weekly send goes to, from the store after syncing the file; and why paused ones are skipped."""
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        sync_subscribers(settings, now_at, store)
+        found, skipped = sender.Roster(store).for_send(now_at)
+    finally:
+        if own:
+            store.close()
+    if not found and settings.subscribers is None:
+        require_subscribers(settings)  # no file and nobody subscribed yet: say how to start
+    return found, skipped
+
+
+def record_refusals(settings: Settings, status: IssueStatus, now_at: datetime, store: sender.Store) -> int:
+    """Apply the bounce policy to recipients the SMTP server refused for good during a send (5xx): today's
+    refusals count like bounces, so a dead address is not tried every week. Each refusal counts once."""
+    book = sender.Roster(store)
+    policy = settings.bounces
+    applied = 0
+    for row in status.failures:
+        if row.state != "failed" or row.reply[:1] != "5":
+            continue
+        key = hashlib.sha256(f"smtp\x00{status.issue_id}\x00{row.recipient}".encode()).hexdigest()
+        if not book.first_time(key, now_at):
+            continue
+        kind = "hard" if sender.is_hard(row.reply[:3], row.reply) else "soft"
+        book.record_bounce(
+            row.recipient, kind, f"refused at send ({status.issue_id}): {row.reply}"[:300], now_at,
+            soft_limit=policy.soft_limit, soft_days=policy.soft_days,
+        )  # fmt: skip
+        applied += 1
+    return applied
+
+
+def subscribe(
+    settings: Settings,
+    now_at: datetime,
+    email: str,
+    *,
+    name: str = "",
+    language: str = "",
+    page: str = "",
+    ip: str = "",
+    store: sender.Store | None = None,
+) -> sender.Request:
+    """A subscribe request (the form): ConfigError for an address that is not one; otherwise which mail
+    goes out now (at most one per address per subscribe.confirm_interval_hours)."""
+    from digest.config import normalise_address
+
+    try:
+        address = normalise_address(email)
+    except ValueError as exc:
+        raise ConfigError(f"{email!r} {exc}", "give one address such as ana@example.com") from exc
+    sub = Subscriber(email=address, name=" ".join(name.split())[:200], language=language)
+    config = settings.subscribe
+    return roster(settings, store).request(
+        sub,
+        now_at,
+        page=page[:500],
+        ip=ip if config.store_ip else "",
+        double_opt_in=config.double_opt_in,
+        interval=timedelta(hours=config.confirm_interval_hours),
+    )
+
+
+def client_allowed(settings: Settings, client: str, now_at: datetime, store: sender.Store | None = None) -> bool:
+    """The per-client limit of subscribe requests; the client's address is kept only as a keyed hash."""
+    import hashlib
+
+    key = "client:" + hashlib.sha256(f"{settings.secret}\x00{client}".encode()).hexdigest()[:32]
+    config = settings.subscribe
+    window = timedelta(minutes=config.client_window_minutes)
+    return roster(settings, store).client_allowed(key, config.client_limit, window, now_at)
+
+
+CAPTCHA_URLS = {
+    "turnstile": "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+    "hcaptcha": "https://api.hcaptcha.com/siteverify",
+}
+CAPTCHA_FIELDS = {"turnstile": "cf-turnstile-response", "hcaptcha": "h-captcha-response"}
+
+
+def verify_captcha(settings: Settings, response: str, ip: str) -> bool:
+    """Ask the CAPTCHA provider whether the form's answer is good (True when no CAPTCHA is configured).
+    urllib, not a client library: one form POST with a timeout is all the providers' APIs need."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    config = settings.subscribe
+    if not config.captcha:
+        return True
+    if not response:
+        return False
+    url = config.captcha_verify_url or CAPTCHA_URLS[config.captcha]
+    body = urllib.parse.urlencode({"secret": config.captcha_secret, "response": response, "remoteip": ip}).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=10) as answer:  # noqa: S310
+            return bool(json.loads(answer.read().decode("utf-8")).get("success"))
+    except (OSError, ValueError):
+        return False  # the provider cannot be asked: refuse rather than let robots through
+
+
+def _link(settings: Settings, path: str, payload: str, now_at: datetime, purpose: str) -> str:
+    token = sender.make_token(settings.secret, payload, now_at, purpose)
+    return sender.link_url(settings.email.public_url or settings.site.base_url, path, token)
+
+
+def _send_notice(settings: Settings, to: str, notice: templater.Notice, now_at: datetime, kind: str) -> SendResult:
+    message = sender.build_notice(settings, to, notice.subject, notice.text, notice.html, now_at, kind=kind)
+    return sender.send_test_copy(message, transport_factory(settings)())
+
+
+def send_reader_mail(
+    settings: Settings, request: sender.Request, now_at: datetime, *, clock: Clock, store: sender.Store | None = None
+) -> SendResult | None:
+    """The mail a subscribe request leads to: the confirmation, the "already subscribed" notice with the
+    preference link, or (without double opt-in) the welcome email."""
+    if request.mail == "confirm":
+        link = _link(settings, "confirm", request.email, now_at, "confirm")
+        notice = templater.render_notice(settings, "confirm", request.language, link)
+        return _send_notice(settings, request.email, notice, now_at, "confirm")
+    if request.mail == "notice":
+        link = _link(settings, "preferences", request.email, now_at, "preferences")
+        notice = templater.render_notice(settings, "notice", request.language, link)
+        return _send_notice(settings, request.email, notice, now_at, "notice")
+    if request.mail == "welcome":
+        send_welcome(settings, request.email, now_at, clock=clock, store=store)
+    return None
+
+
+def reader_of_token(settings: Settings, token: str, now_at: datetime, purpose: str) -> str:
+    """The address (or "old\\nnew" for a change) a signed link was made for; TokenError otherwise."""
+    return sender.verify_token(settings.secret, token, now_at, purpose=purpose)
+
+
+def confirm(settings: Settings, email: str, now_at: datetime, store: sender.Store | None = None) -> str:
+    """The confirmation page's button: "confirmed", "already" or "expired"."""
+    return roster(settings, store).confirm(email, now_at, settings.subscribe.unconfirmed_days)
+
+
+def welcome_id(email: str) -> str:
+    import hashlib
+
+    return WELCOME_PREFIX + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:24]
+
+
+def send_welcome(
+    settings: Settings,
+    email: str,
+    now_at: datetime,
+    *,
+    clock: Clock,
+    store: sender.Store | None = None,
+    transports: sender.TransportFactory | None = None,
+) -> sender.DeliveryReport | None:
+    """The welcome email with the latest issue (narrowed to the reader's topics), through the ledger under
+    an id of its own, so it goes out exactly once per address however often this is called."""
+    if not settings.subscribe.welcome:
+        return None
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        record = sender.Roster(store).get(email, events=False)
+        if record is None or record.status != "active":
+            return None
+        sub = record.subscriber()
+        latest = build(settings, now_at, select_week(settings, now_at, "last")).history
+        issue = None
+        if latest:
+            entries = tuple(e for e in latest[0].entries if sub.wants(e))
+            issue = Issue(latest[0].site, latest[0].week, entries) if entries else None
+        week = issue.week if issue else select_week(settings, now_at, "this")
+        rendered = templater.render_welcome(issue, week, settings, sub.language)
+        ident = welcome_id(sub.email)
+        factory = sender.MessageFactory({sub.variant: rendered}, settings, now_at, issue_id=ident)
+        return sender.deliver(
+            factory,
+            [sub],
+            open_ledger(settings, store),
+            transports or transport_factory(settings),
+            settings.delivery,
+            clock,
+            issue_id=ident,
+        )
+    finally:
+        if own:
+            store.close()
+
+
+@dataclass(frozen=True)
+class Preferences:
+    email: str
+    record: object  # models.SubscriberRecord
+    topics: tuple[str, ...]
+    languages: dict[str, str]
+
+
+def preferences(
+    settings: Settings, email: str, now_at: datetime, store: sender.Store | None = None
+) -> Preferences | None:
+    record = roster(settings, store).get(email, events=False)
+    if record is None:
+        return None
+    return Preferences(record.email, record, site_topics(settings, now_at), templater.languages())
+
+
+_TOPICS: dict[str, tuple[float, tuple[str, ...]]] = {}
+
+
+def site_topics(settings: Settings, now_at: datetime) -> tuple[str, ...]:
+    """The site's tags and categories (cached for ten minutes: the preference page asks on every view)."""
+    key = str(settings.site.root)
+    cached = _TOPICS.get(key)
+    if cached is None or time.monotonic() - cached[0] > 600:
+        cached = (time.monotonic(), collector.topics(settings.site, now_at))
+        _TOPICS[key] = cached
+    return cached[1]
+
+
+def save_preferences(
+    settings: Settings,
+    email: str,
+    now_at: datetime,
+    *,
+    language: str,
+    topics: Iterable[str],
+    fmt: str,
+    pause_weeks: int,
+    store: sender.Store | None = None,
+) -> bool:
+    offered = {t.casefold(): t for t in site_topics(settings, now_at)}
+    chosen = [offered[t.casefold()] for t in topics if t.casefold() in offered]
+    language = language if language in templater.languages() else ""
+    return roster(settings, store).update_preferences(
+        email,
+        now_at,
+        language=language,
+        tags=chosen,
+        fmt=fmt if fmt in ("html", "text") else "html",
+        pause_weeks=max(-1, min(pause_weeks, 52)),
+    )
+
+
+def request_address_change(
+    settings: Settings, email: str, new_email: str, now_at: datetime, store: sender.Store | None = None
+) -> bool:
+    """Mail a confirmation link to the new address (False when one went out too recently)."""
+    from digest.config import normalise_address
+
+    try:
+        new = normalise_address(new_email)
+    except ValueError as exc:
+        raise ConfigError(f"{new_email!r} {exc}", "give one address such as ana@example.com") from exc
+    book = roster(settings, store)
+    interval = timedelta(hours=settings.subscribe.confirm_interval_hours)
+    record = book.get(email, events=False)
+    if record is None or not book.request_change(email, new, now_at, interval):
+        return False
+    link = _link(settings, "change", f"{record.email}\n{new}", now_at, "change")
+    notice = templater.render_notice(settings, "change", record.language, link, old=record.email)
+    _send_notice(settings, new, notice, now_at, "change")
+    return True
+
+
+def change_address(settings: Settings, payload: str, now_at: datetime, store: sender.Store | None = None) -> str:
+    old, _, new = payload.partition("\n")
+    return roster(settings, store).change_address(old, new, now_at)
+
+
+def read_bounces(settings: Settings, now_at: datetime, store: sender.Store | None = None) -> BounceReport:
+    """Read the bounce mailbox once and apply what it holds (`digest bounces`, and the service's tick)."""
+    own = store is None
+    store = store or open_store(settings)
+    book = sender.Roster(store)
+    config = settings.bounces
+    mailto = settings.email.unsubscribe_mailto.removeprefix("mailto:") or _address_of(settings.email.sender)
+    findings: list[BounceFinding] = []
+    counts = {"messages": 0, "unknown": 0}
+
+    def handle(raw: bytes) -> None:
+        import hashlib
+
+        counts["messages"] += 1
+        returned = sender.classify_returned(raw, config.return_path, mailto)
+        if returned.kind == "ignored":
+            findings.append(BounceFinding("ignored", "", returned.reason))
+            return
+        by_address = next((a for a in returned.addresses if book.known(a)), "")
+        owner = by_address if returned.kind == "unsubscribe" else book.tag_owner(returned.tags) or by_address
+        if not owner:
+            counts["unknown"] += 1
+            findings.append(BounceFinding(returned.kind, "", f"no subscriber found: {returned.reason}"))
+            return
+        if not book.first_time(hashlib.sha256(raw).hexdigest(), now_at):
+            return  # applied by an earlier run that stopped before marking it read
+        status = book.record_bounce(
+            owner, returned.kind, returned.reason, now_at, soft_limit=config.soft_limit, soft_days=config.soft_days
+        )
+        findings.append(BounceFinding(returned.kind, owner, returned.reason, status))
+
+    try:
+        sender.read_mailbox(config, handle)
+    finally:
+        if own:
+            store.close()
+    return BounceReport(sender.describe_mailbox(config), counts["messages"], tuple(findings), counts["unknown"])
+
+
+def _address_of(mailbox: str) -> str:
+    from email.utils import parseaddr
+
+    return parseaddr(mailbox)[1]
+
+
+def bounces_configured(settings: Settings) -> bool:
+    return bool(settings.bounces.imap_host or settings.bounces.maildir)
+
+
+def readers_tick(
+    settings: Settings, now_at: datetime, store: sender.Store | None = None
+) -> tuple[BounceReport | None, int]:
+    """What the service does between weekly runs: read the bounce mailbox (when one is configured) and
+    forget addresses that never confirmed. The scheduler calls this on its tick."""
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        report = read_bounces(settings, now_at, store) if bounces_configured(settings) else None
+        expired = sender.Roster(store).expire_unconfirmed(now_at, settings.subscribe.unconfirmed_days)
+    finally:
+        if own:
+            store.close()
+    return report, expired
+
+
+def import_subscribers(
+    settings: Settings,
+    path: Path,
+    now_at: datetime,
+    *,
+    mapping: str = "",
+    dry_run: bool = False,
+    clock: Clock,
+    store: sender.Store | None = None,
+) -> ImportReport:
+    """Read a CSV export and add its people with the consent it records; those without consent get the
+    confirmation mail (not in a dry run)."""
+    fmt, rows, invalid = sender.read_csv(path, sender.parse_mapping(mapping) if mapping else None)
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        added, updated, unchanged, to_confirm = sender.Roster(store).apply_import(
+            rows, now_at, source=f"{path.name} ({fmt} export)", dry_run=dry_run
+        )
+        if not dry_run:
+            for email in to_confirm:
+                send_reader_mail(settings, sender.Request("confirm", email), now_at, clock=clock, store=store)
+    finally:
+        if own:
+            store.close()
+    return ImportReport(str(path), fmt, added, updated, unchanged, len(to_confirm), tuple(invalid), dry_run)
+
+
+def export_subscribers(settings: Settings, out: Any, kind: str, statuses: Iterable[str] = ()) -> int:
+    store = open_store(settings)
+    try:
+        return sender.write_export(sender.Roster(store).records(tuple(statuses)), out, kind)
+    finally:
+        store.close()

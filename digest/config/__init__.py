@@ -7,6 +7,7 @@ from .settings import (
     MOVED,
     SCHEMA,
     SECTIONS,
+    BouncesSettings,
     DeliveryPolicy,
     EmailSettings,
     OutputSettings,
@@ -14,9 +15,10 @@ from .settings import (
     ServerSettings,
     Settings,
     SmtpSettings,
+    SubscribeSettings,
 )
 from .sites import SiteDefaults, read_site_config
-from .subscribers import check_subscribers, load_subscribers, single_subscriber
+from .subscribers import check_subscribers, load_subscribers, normalise_address, single_subscriber
 
 
 def validate(raw: dict[str, object], *, source: str = "", text: str = "") -> dict[str, dict[str, object]]:
@@ -38,10 +40,13 @@ __all__ = [
     "Settings",
     "SiteDefaults",
     "SmtpSettings",
+    "SubscribeSettings",
+    "BouncesSettings",
     "check_subscribers",
     "find_config",
     "load_subscribers",
     "load_settings",
+    "normalise_address",
     "read_site_config",
     "single_subscriber",
     "validate",

@@ -17,27 +17,27 @@ from digest.text import ADDRESS, CONTROL
 LIST_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
-def header_value(value: str, key: str, source: str = "") -> str:
+def header_value(value: str, key: str, source: str = "", section: str = "email") -> str:
     if CONTROL.search(value):
         raise ConfigError(
-            f"email.{key} contains a line break or control character", "write it on one line", source=source
+            f"{section}.{key} contains a line break or control character", "write it on one line", source=source
         )
     return value.strip()
 
 
-def single_address(value: str, key: str, source: str = "") -> tuple[str, str]:
+def single_address(value: str, key: str, source: str = "", section: str = "email") -> tuple[str, str]:
     """(header value, bare address) of a configured mailbox such as "Blog <news@example.com>"."""
     probe = EmailMessage(policy=SMTP)
     try:
-        probe["From"] = header_value(value, key, source)
+        probe["From"] = header_value(value, key, source, section)
         addresses = probe["From"].addresses
     except (ValueError, IndexError) as exc:
         raise ConfigError(
-            f"email.{key} = {value!r} is not one email address", 'write "Name <name@example.com>"', source=source
+            f"{section}.{key} = {value!r} is not one email address", 'write "Name <name@example.com>"', source=source
         ) from exc
     if len(addresses) != 1 or not ADDRESS.fullmatch(addresses[0].addr_spec):
         raise ConfigError(
-            f"email.{key} = {value!r} is not one email address", 'write "Name <name@example.com>"', source=source
+            f"{section}.{key} = {value!r} is not one email address", 'write "Name <name@example.com>"', source=source
         )
     return value.strip(), addresses[0].addr_spec
 

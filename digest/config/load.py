@@ -19,6 +19,7 @@ from .schema import WEEKDAYS, to_timezone, validate
 from .settings import (
     MOVED,
     SECTIONS,
+    BouncesSettings,
     DeliveryPolicy,
     EmailSettings,
     OutputSettings,
@@ -27,6 +28,7 @@ from .settings import (
     Settings,
     SiteSection,
     SmtpSettings,
+    SubscribeSettings,
 )
 from .sites import SiteDefaults, read_site_config
 
@@ -136,6 +138,8 @@ def load_settings(
         config_file=config_file,
         site_config_file=defaults.file,
         notices=notices,
+        subscribe=_subscribe(values["subscribe"], env, label),
+        bounces=_bounces(values["bounces"], paths, env, label),
     )
 
 
@@ -242,6 +246,31 @@ def _smtp(given: dict[str, Any], env: Mapping[str, str], source: str) -> SmtpSet
             source=source,
         )
     return smtp
+
+
+def _subscribe(given: dict[str, Any], env: Mapping[str, str], source: str) -> SubscribeSettings:
+    section = SubscribeSettings(**given)
+    secret = env.get(section.captcha_secret_env, "")
+    if section.captcha and not secret:
+        raise ConfigError(
+            f"subscribe.captcha = {section.captcha!r} needs the provider's secret key",
+            f"set the {section.captcha_secret_env} environment variable",
+            source=source,
+        )
+    return replace(section, captcha_secret=secret)
+
+
+def _bounces(given: dict[str, Any], paths: _Paths, env: Mapping[str, str], source: str) -> BouncesSettings:
+    section = BouncesSettings(**given)
+    if section.return_path:
+        checks.single_address(section.return_path, "return_path", source, section="bounces")
+    if section.imap_host and section.maildir:
+        raise ConfigError(
+            "[bounces] has both imap_host and maildir", "keep the one the bounces arrive in", source=source
+        )
+    if section.imap_host and not section.imap_user:
+        raise ConfigError("bounces.imap_host needs bounces.imap_user", "set the mailbox's login", source=source)
+    return replace(section, maildir=paths(section.maildir), imap_password=env.get(section.imap_password_env, ""))
 
 
 def with_overrides(settings: Settings, **site_changes: Any) -> Settings:

@@ -135,6 +135,42 @@ class ServerSettings:
     port: int = option(8080, to_pos_int)
 
 
+@dataclass(frozen=True)
+class SubscribeSettings:
+    """[subscribe]: the public subscribe form, double opt-in and its abuse limits."""
+
+    double_opt_in: bool = option(True, to_bool)  # false: a form subscription is active at once (not advised)
+    unconfirmed_days: int = option(7, to_pos_int)  # unconfirmed addresses are forgotten after this
+    confirm_interval_hours: float = option(24.0, to_float)  # at most one confirmation mail per address per this
+    client_limit: int = option(10, to_pos_int)  # subscribe requests per client per window
+    client_window_minutes: int = option(60, to_pos_int)
+    captcha: str = option("", choice("", "turnstile", "hcaptcha"))
+    captcha_secret_env: str = option("DIGEST_CAPTCHA_SECRET", to_str)
+    captcha_verify_url: str = option("", to_url)  # "" = the provider's siteverify URL
+    store_ip: bool = option(False, to_bool)  # keep the client's IP address in the consent record
+    welcome: bool = option(True, to_bool)  # the welcome email (with the latest issue) on confirmation
+    captcha_secret: str = field(default="", repr=False, metadata={"toml": False})  # from the environment
+
+
+@dataclass(frozen=True)
+class BouncesSettings:
+    """[bounces]: the VERP return path and the one mailbox where bounces, complaints and mailto
+    unsubscribes come back (IMAP over TLS, or a Maildir folder)."""
+
+    return_path: str = option("", to_str)  # "bounces@example.org": each message's envelope sender bounces+TAG@…
+    maildir: Path | None = option(None, to_str)
+    imap_host: str = option("", to_str)
+    imap_port: int = option(993, to_pos_int)
+    imap_mode: str = option("ssl", choice("ssl", "starttls"))
+    imap_user: str = option("", to_str)
+    imap_password_env: str = option("DIGEST_IMAP_PASSWORD", to_str)
+    imap_folder: str = option("INBOX", to_str)
+    imap_verify: bool = option(True, to_bool)
+    soft_limit: int = option(5, to_pos_int)  # soft bounces …
+    soft_days: int = option(30, to_pos_int)  # … within this many days make an address bounced
+    imap_password: str = field(default="", repr=False, metadata={"toml": False})  # from the environment
+
+
 # digest.toml's sections, in the order the README documents them.
 SECTIONS: dict[str, type] = {
     "site": SiteSection,
@@ -147,6 +183,8 @@ SECTIONS: dict[str, type] = {
     "state": StateSection,
     "schedule": ScheduleSettings,
     "server": ServerSettings,
+    "subscribe": SubscribeSettings,
+    "bounces": BouncesSettings,
 }
 # Keys that moved: the old spelling still works, with a one-line notice.
 MOVED = {f"smtp.{key}": "delivery" for key in (
@@ -172,6 +210,8 @@ class Settings:
     config_file: Path | None = None
     site_config_file: Path | None = None
     notices: tuple[str, ...] = ()  # deprecations and other things worth one line, shown by the CLI
+    subscribe: SubscribeSettings = SubscribeSettings()
+    bounces: BouncesSettings = BouncesSettings()
 
     @property
     def db_url(self) -> str:

@@ -117,6 +117,11 @@ def _email(raw: Any) -> str:
     return str(result.ascii_email or result.normalized)
 
 
+def normalise_address(raw: Any) -> str:
+    """One address checked and normalised as the subscribers file does it (ValueError when it is not one)."""
+    return _email(raw)
+
+
 def _read(path: Path) -> tuple[tuple[Subscriber, ...], list[ConfigError]]:
     try:
         text = path.read_text("utf-8")

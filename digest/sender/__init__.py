@@ -3,14 +3,23 @@
 This is the face of the package: the pipeline uses these names and nothing else of it.
 """
 
+from digest.models import DeliveryReport
+
+from .bounces import Returned, is_hard
+from .bounces import classify as classify_returned
+from .csvio import parse_mapping, read_csv, write_export
 from .cycles import Cycles
 from .deliver import STOP_REQUESTED, deliver, is_dead_worker
 from .ledger import REMOVED, Ledger
+from .mailbox import describe as describe_mailbox
+from .mailbox import read as read_mailbox
 from .message import MessageFactory, Variant, message_id_for
+from .notices import build_notice
 from .outcome import DEFERRED, FAILED, SENT, SendResult, classify
+from .roster import Request, Roster, SyncReport
 from .store import SCHEMA_VERSION, Store, open_store, safe_url
 from .suppressions import Suppressions
-from .tokens import make_token, unsubscribe_url, verify_token
+from .tokens import link_url, make_token, tags_in, unsubscribe_url, verify_token
 from .transports import REGISTRY, Transport, TransportFactory, describe, send_test_copy, transport_for, transport_kind
 
 __all__ = [
@@ -32,6 +41,7 @@ __all__ = [
     "Variant",
     "classify",
     "deliver",
+    "DeliveryReport",
     "describe",
     "is_dead_worker",
     "make_token",
@@ -43,4 +53,19 @@ __all__ = [
     "transport_kind",
     "unsubscribe_url",
     "verify_token",
+    # readers: the subscriber store, its mails, bounces, import and export
+    "Request",
+    "Returned",
+    "Roster",
+    "SyncReport",
+    "build_notice",
+    "classify_returned",
+    "is_hard",
+    "describe_mailbox",
+    "link_url",
+    "parse_mapping",
+    "read_csv",
+    "read_mailbox",
+    "tags_in",
+    "write_export",
 ]

@@ -20,18 +20,25 @@ from email.utils import format_datetime
 
 from digest.config import Settings, checks
 from digest.errors import ConfigError, DeliveryError
-from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, OutgoingMessage, RenderedIssue, Subscriber
+from digest.models import (
+    PREFERENCES_URL_MARK,
+    RECIPIENT_EMAIL_MARK,
+    UNSUBSCRIBE_URL_MARK,
+    OutgoingMessage,
+    RenderedIssue,
+    Subscriber,
+)
 from digest.sender.mimebits import Piece, clean, mailbox, merge, qp_segments, qp_value
 from digest.sender.signing import DkimSigner
-from digest.sender.tokens import make_token, unsubscribe_url
+from digest.sender.tokens import link_url, make_token, unsubscribe_url, verp_address
 from digest.text import ADDRESS, address_key
 
 Variant = tuple[tuple[str, ...], str]
 
 # Slots filled per subscriber.
-HEAD, URL, EMAIL_TEXT, EMAIL_HTML = range(4)
-TEXT_MARKS = {UNSUBSCRIBE_URL_MARK: URL, RECIPIENT_EMAIL_MARK: EMAIL_TEXT}
-HTML_MARKS = {UNSUBSCRIBE_URL_MARK: URL, RECIPIENT_EMAIL_MARK: EMAIL_HTML}
+HEAD, URL, EMAIL_TEXT, EMAIL_HTML, PREFS = range(5)
+TEXT_MARKS = {UNSUBSCRIBE_URL_MARK: URL, RECIPIENT_EMAIL_MARK: EMAIL_TEXT, PREFERENCES_URL_MARK: PREFS}
+HTML_MARKS = {UNSUBSCRIBE_URL_MARK: URL, RECIPIENT_EMAIL_MARK: EMAIL_HTML, PREFERENCES_URL_MARK: PREFS}
 # Stand-ins for the bodies while the email package writes the structure; replaced by our own encoding.
 TEXT_BODY = b"DIGESTBODYTEXT0MARK"
 HTML_BODY = b"DIGESTBODYHTML0MARK"
@@ -52,7 +59,9 @@ class _Skeleton:
 class MessageFactory:
     """Builds each variant once; build() then costs one bytes join (plus a DKIM signature if configured)."""
 
-    def __init__(self, variants: Mapping[Variant, RenderedIssue], settings: Settings, now_at: datetime):
+    def __init__(
+        self, variants: Mapping[Variant, RenderedIssue], settings: Settings, now_at: datetime, *, issue_id: str = ""
+    ):
         if now_at.tzinfo is None:
             raise ValueError("now_at must be timezone-aware")
         config = settings.email
@@ -71,6 +80,9 @@ class MessageFactory:
                 "set the DIGEST_SECRET environment variable to a long random string",
             )
         self._secret = settings.secret
+        # each message's envelope sender: bounces+TAG@… (VERP) ties a bounce to its subscriber
+        self._return_path = settings.bounces.return_path.strip()
+        self._fixed_id = issue_id
         self._rendered = dict(variants)
         self._skeletons: dict[Variant, _Skeleton] = {}
         for key in variants:
@@ -140,20 +152,33 @@ class MessageFactory:
             raise DeliveryError(f"{email!r} is not an address that can be put in a header", "fix the subscribers file")
         issue_id = self._issue_id(subscriber.variant)
         message_id = message_id_for(issue_id, email, self._domain)
+        prefs = ""
         if self._public_url:
             url = unsubscribe_url(self._public_url, make_token(self._secret, email, self._now_at))
             list_unsubscribe = f"<{self._mailto}>,\r\n <{url}>"
+            prefs = link_url(
+                self._public_url, "preferences", make_token(self._secret, email, self._now_at, "preferences")
+            )
         else:
             url = self._mailto
             list_unsubscribe = f"<{url}>"
         to = mailbox(subscriber.name, email)
         head = f"To: {to}\r\nMessage-ID: {message_id}\r\nList-Unsubscribe: {list_unsubscribe}\r\n"
-        values = (head.encode("ascii"), qp_value(url), qp_value(email), qp_value(html.escape(email)))
+        values = (head.encode("ascii"), qp_value(url), qp_value(email), qp_value(html.escape(email)), qp_value(prefs))
         data = b"".join([values[p] if isinstance(p, int) else p for p in skeleton.pieces])
         if self._signer is not None:
             data = self._signer.sign(data) + data
-        return OutgoingMessage(issue_id=issue_id, recipient=email, message_id=message_id, data=data)
+        envelope = verp_address(self._return_path, subscriber.tag)
+        return OutgoingMessage(
+            issue_id=issue_id, recipient=email, message_id=message_id, data=data, envelope_from=envelope
+        )
+
+    @property
+    def issue_id(self) -> str:
+        return self._fixed_id or (next(iter(self._rendered.values())).issue.id if self._rendered else "")
 
     def _issue_id(self, variant: Variant) -> str:
+        if self._fixed_id:
+            return self._fixed_id
         rendered = self._rendered.get(variant) or next(iter(self._rendered.values()))
         return rendered.issue.id

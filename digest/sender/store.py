@@ -101,6 +101,68 @@ meta = sa.Table(
 )
 
 
+# -- readers: the subscriber store (roster.py), its history, and the bookkeeping of the public side ----
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),  # the address key (lower case)
+    sa.Column("address", sa.String(320), nullable=False),  # as written
+    sa.Column("name", sa.Text, nullable=False, default=""),
+    sa.Column("language", sa.String(35), nullable=False, default=""),
+    sa.Column("tags", sa.Text, nullable=False, default=""),  # one per line
+    sa.Column("format", sa.String(8), nullable=False, default="html"),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False, default=""),  # file | form | import | cli
+    sa.Column("in_file", sa.Boolean, nullable=False, default=False),
+    sa.Column("file_sig", sa.String(32), nullable=False, default=""),  # the file's entry when last synced
+    sa.Column("paused_until", UtcDateTime, nullable=True),
+    sa.Column("consent_at", UtcDateTime, nullable=True),
+    sa.Column("consent_method", sa.String(16), nullable=False, default=""),
+    sa.Column("consent_source", sa.Text, nullable=False, default=""),
+    sa.Column("consent_ip", sa.String(64), nullable=False, default=""),  # only with subscribe.store_ip
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("confirm_requested_at", UtcDateTime, nullable=True),  # a confirmation is awaited since
+    sa.Column("confirm_mail_at", UtcDateTime, nullable=True),  # the last confirmation/notice mail
+    sa.Column("pending_email", sa.String(320), nullable=False, default=""),  # a change of address to confirm
+    sa.Column("tag", sa.String(16), nullable=False, unique=True),  # the VERP bounce tag
+    sa.Column("hard_bounces", sa.Integer, nullable=False, default=0),
+    sa.Column("complaints", sa.Integer, nullable=False, default=0),
+    sa.Column("last_bounce_at", UtcDateTime, nullable=True),
+    sa.Index("ix_subscribers_status", "status", "email"),
+)
+subscriber_events = sa.Table(
+    "subscriber_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, default=""),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Index("ix_subscriber_events_email", "email", "kind", "at"),
+)
+# Fixed-window request counters of the public side (per client, hashed): survive a restart and are shared
+# by several server processes.
+request_counts = sa.Table(
+    "request_counts",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("window_at", UtcDateTime, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False, default=0),
+)
+# Messages of the bounce mailbox already applied (a hash of their bytes): reading the mailbox again after
+# a crash between applying a message and marking it read counts nothing twice.
+bounce_messages = sa.Table(
+    "bounce_messages",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+)
+
+
+
 def _first_line(exc: sa.exc.DBAPIError) -> str:
     text = str(exc.orig).strip() if exc.orig else str(exc)
     return text.splitlines()[0] if text else type(exc.orig or exc).__name__

@@ -1,8 +1,14 @@
-"""Unsubscribe tokens: the subscriber's address and the day it was issued, signed with HMAC-SHA256.
+"""Signed links: an address (or two, for a change of address) and the day it was issued, signed with
+HMAC-SHA256, one purpose per kind of link.
 
 Layout (then unpadded URL-safe base64, so it fits in a query string without escaping):
-    version (1 byte) | issued day since 1970-01-01, UTC (3 bytes) | address (UTF-8) | MAC (16 bytes)
-The MAC is HMAC-SHA256 truncated to 128 bits, which is still far beyond guessing over HTTP.
+    version (1 byte) | issued day since 1970-01-01, UTC (3 bytes) | payload (UTF-8) | MAC (16 bytes)
+The MAC is HMAC-SHA256 truncated to 128 bits, which is still far beyond guessing over HTTP. The MAC covers
+a domain string made from the purpose, so a token made for one kind of link (unsubscribe) is worth
+nothing as another (confirm, preferences), even though the same secret signs them all.
+
+Bounce tags (the part of a VERP return path that names the subscriber) are random, not signed: they are
+stored with the subscriber, survive a change of secret, and 64 random bits cannot be guessed.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
+import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -18,14 +26,22 @@ from digest.errors import TokenError
 
 VERSION = 1
 MAC_BYTES = 16
-# Keeps a token made for unsubscribing from being valid for any other use of the same secret.
-DOMAIN = b"digest-unsubscribe\x00"
+# purpose -> (MAC domain, how the link is called in messages, default lifetime in days)
+PURPOSES: dict[str, tuple[bytes, str, int]] = {
+    "unsubscribe": (b"digest-unsubscribe\x00", "unsubscribe link", 365),
+    "confirm": (b"digest-confirm\x00", "confirmation link", 7),
+    "preferences": (b"digest-preferences\x00", "preferences link", 365),
+    "change": (b"digest-change-address\x00", "confirmation link", 7),
+}
+# Kept for readers of the old constant: the unsubscribe domain, unchanged, so issued links stay valid.
+DOMAIN = PURPOSES["unsubscribe"][0]
 _EPOCH_DAY = datetime(1970, 1, 1, tzinfo=UTC).toordinal()
+TAG_RE = re.compile(r"[a-z2-7]{13}")
 
 
 def _key(secret: str) -> bytes:
     if not secret:
-        raise TokenError("no secret for unsubscribe tokens", "set the DIGEST_SECRET environment variable")
+        raise TokenError("no secret for signed links", "set the DIGEST_SECRET environment variable")
     return secret.encode("utf-8")
 
 
@@ -35,48 +51,90 @@ def _day(moment_at: datetime) -> int:
     return moment_at.astimezone(UTC).toordinal() - _EPOCH_DAY
 
 
-def _mac(key: bytes, payload: bytes) -> bytes:
-    return hmac.new(key, DOMAIN + payload, hashlib.sha256).digest()[:MAC_BYTES]
+def _domain(purpose: str) -> bytes:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown token purpose {purpose!r}")
+    return PURPOSES[purpose][0]
 
 
-def make_token(secret: str, email: str, issued_at: datetime) -> str:
+def _mac(key: bytes, payload: bytes, purpose: str = "unsubscribe") -> bytes:
+    return hmac.new(key, _domain(purpose) + payload, hashlib.sha256).digest()[:MAC_BYTES]
+
+
+def make_token(secret: str, email: str, issued_at: datetime, purpose: str = "unsubscribe") -> str:
     payload = bytes((VERSION,)) + _day(issued_at).to_bytes(3, "big") + email.encode("utf-8")
-    raw = payload + _mac(_key(secret), payload)
+    raw = payload + _mac(_key(secret), payload, purpose)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def verify_token(
-    secret: str, token: str, now_at: datetime, max_age_days: int = 365, *, old_secrets: Sequence[str] = ()
+    secret: str,
+    token: str,
+    now_at: datetime,
+    max_age_days: int | None = None,
+    purpose: str = "unsubscribe",
+    *,
+    old_secrets: Sequence[str] = (),
 ) -> str:
-    """Return the address the token was made for; raise TokenError for anything else. A token signed with
-    a retired key (`old_secrets`) still verifies, so keys can be rotated without breaking sent links."""
+    """Return the payload (the address) the token was made for; raise TokenError for anything else. A token
+    signed with a retired key (`old_secrets`) still verifies, so keys can be rotated without breaking sent
+    links."""
     keys = [_key(secret)] + [_key(old) for old in old_secrets if old]
-    hint = "use the link from a recent newsletter"
-    if not token or len(token) > 1024:
-        raise TokenError("the unsubscribe link is damaged", hint)
+    _, what, lifetime = PURPOSES.get(purpose, (b"", "link", 0))
+    max_age = lifetime if max_age_days is None else max_age_days
+    hint = "use the link from a recent newsletter" if purpose != "confirm" else "subscribe again"
+    if not token or len(token) > 2048:
+        raise TokenError(f"the {what} is damaged", hint)
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError) as exc:
-        raise TokenError("the unsubscribe link is damaged", hint) from exc
+        raise TokenError(f"the {what} is damaged", hint) from exc
     if len(raw) < 1 + 3 + 3 + MAC_BYTES or raw[0] != VERSION:
-        raise TokenError("the unsubscribe link is damaged", hint)
+        raise TokenError(f"the {what} is damaged", hint)
     payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
-    if not any(hmac.compare_digest(mac, _mac(key, payload)) for key in keys):
-        raise TokenError("the unsubscribe link is not valid", hint)
+    if not any(hmac.compare_digest(mac, _mac(key, payload, purpose)) for key in keys):
+        raise TokenError(f"the {what} is not valid", hint)
     issued_day = int.from_bytes(payload[1:4], "big")
     today = _day(now_at)
-    if today - issued_day > max_age_days:
-        raise TokenError("the unsubscribe link has expired", hint)
+    if today - issued_day > max_age:
+        raise TokenError(f"the {what} has expired", hint)
     if issued_day > today + 1:  # a day of slack for clocks in other timezones
-        raise TokenError("the unsubscribe link is not valid yet", "check the server's clock")
+        raise TokenError(f"the {what} is not valid yet", "check the server's clock")
     try:
         email = payload[4:].decode("utf-8")
     except UnicodeDecodeError as exc:  # only reachable with the secret, but never crash on it
-        raise TokenError("the unsubscribe link is damaged", hint) from exc
+        raise TokenError(f"the {what} is damaged", hint) from exc
     if "@" not in email:
-        raise TokenError("the unsubscribe link is damaged", hint)
+        raise TokenError(f"the {what} is damaged", hint)
     return email
 
 
 def unsubscribe_url(public_url: str, token: str) -> str:
     return public_url.rstrip("/") + "/unsubscribe?token=" + token
+
+
+def link_url(public_url: str, path: str, token: str) -> str:
+    """`<public_url>/<path>?token=…` for the confirm, preferences and change-of-address links."""
+    return f"{public_url.rstrip('/')}/{path}?token={token}"
+
+
+def new_bounce_tag() -> str:
+    """13 lower-case base32 characters (64 random bits): MTAs may lower-case a local part, so no capitals."""
+    return base64.b32encode(secrets.token_bytes(8)).decode("ascii").rstrip("=").lower()
+
+
+def verp_address(return_path: str, tag: str) -> str:
+    """bounces@example.org + tag -> bounces+tag@example.org (the envelope sender of one message)."""
+    if not return_path or not tag:
+        return return_path
+    local, _, domain = return_path.rpartition("@")
+    return f"{local}+{tag}@{domain}"
+
+
+def tags_in(text: str, return_path: str) -> list[str]:
+    """The bounce tags of `return_path`'s VERP addresses found in `text` (headers of a returned message)."""
+    local, _, domain = return_path.lower().rpartition("@")
+    if not local:
+        return []
+    pattern = re.compile(re.escape(local) + r"\+([a-z2-7]{13})@" + re.escape(domain), re.I)
+    return list(dict.fromkeys(m.group(1).lower() for m in pattern.finditer(text)))

@@ -5,12 +5,19 @@ from digest.templater.context import issue_url
 from digest.templater.email import render_email, render_subject
 from digest.templater.env import check_templates
 from digest.templater.feeds import FEEDS, FeedKind, feed_links
+from digest.templater.pages import Notice, languages, render_notice, render_page, render_welcome, texts
 from digest.templater.syndicate import render_feeds
 
 __all__ = [
     "FEEDS",
     "check_templates",
     "FeedKind",
+    "Notice",
+    "languages",
+    "render_notice",
+    "render_page",
+    "render_welcome",
+    "texts",
     "feed_links",
     "issue_url",
     "render_archive",

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from digest.config import Settings
-from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Entry, Heading, Issue
+from digest.models import PREFERENCES_URL_MARK, RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Entry, Heading, Issue
 from digest.templater.env import fmt_date, last_day
 from digest.templater.feeds import ATOM, RSS, feed_links
 from digest.templater.labels import labels_for
@@ -122,4 +122,8 @@ def base_context(issue: Issue, settings: Settings, *, summarize: bool = False) -
         "unsubscribe_url": UNSUBSCRIBE_URL_MARK,
         "recipient": RECIPIENT_EMAIL_MARK,
         "t": labels_for(issue.site.language),
+        # the preference page exists only where `digest serve` is reachable
+        "preferences_url": PREFERENCES_URL_MARK if settings.email.public_url else "",
+        "welcome": "",  # the welcome email's opening paragraph (templater.render_welcome)
+        "welcome_no_issue": "",
     }

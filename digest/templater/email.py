@@ -75,14 +75,23 @@ def _render_html(issue: Issue, settings: Settings, extra: dict[str, Any], *, sum
     return inline_css(render(settings.output.templates, "email.html.j2", context))
 
 
-def render_email(issue: Issue, settings: Settings, *, summarize: bool | None = None) -> RenderedIssue:
+def render_email(
+    issue: Issue,
+    settings: Settings,
+    *,
+    summarize: bool | None = None,
+    subject: str = "",
+    extra_context: dict[str, Any] | None = None,
+) -> RenderedIssue:
     """HTML (CSS inlined) and text of one issue, with the sender's placeholders left in.
 
     summarize=None chooses: full bodies, or summaries when the HTML would exceed output.max_html_bytes.
+    `subject` and `extra_context` are for the welcome email (see pages.render_welcome).
     """
-    subject = render_subject(issue, settings)
+    subject = subject or render_subject(issue, settings)
     preheader = make_preheader(issue)
     extra = {"subject": subject, "preheader": preheader, "preheader_padding": PREHEADER_PADDING}
+    extra |= extra_context or {}
     if summarize is None:
         html = _render_html(issue, settings, extra, summarize=False)
         summarize = _sized(html) > settings.output.max_html_bytes

@@ -25,6 +25,7 @@ class Labels:
     references: str
     post_count: str  # {count}
     posts_count: str  # {count}
+    preferences: str = "Preferences"  # the link to the reader's preference page
 
     def posts(self, count: int) -> str:
         return (self.post_count if count == 1 else self.posts_count).format(count=count)
@@ -70,11 +71,231 @@ KOREAN = Labels(
     references="링크",
     post_count="글 {count}편",
     posts_count="글 {count}편",
+    preferences="구독 설정",
 )
 
 _BY_LANGUAGE = {"en": ENGLISH, "ko": KOREAN}
 
 
+def _base_language(language: str) -> str:
+    return language.lower().replace("_", "-").split("-")[0]
+
+
 def labels_for(language: str) -> Labels:
     """ "ko", "ko-KR", "ko_KR" -> Korean; anything unknown -> English."""
-    return _BY_LANGUAGE.get(language.lower().replace("_", "-").split("-")[0], ENGLISH)
+    return _BY_LANGUAGE.get(_base_language(language), ENGLISH)
+
+
+# -- the readers' pages and mails: subscribe, confirm, welcome, preferences -----------------------------
+
+
+@dataclass(frozen=True)
+class ReaderLabels:
+    language_name: str  # this language, named in itself (the preference page's choices)
+    subscribe: str
+    email_address: str
+    your_name: str
+    check_inbox_title: str
+    check_inbox: str  # {site}
+    too_many_title: str
+    too_many: str
+    confirm_title: str
+    confirm_text: str  # {email} {site}
+    confirm_button: str
+    confirmed_title: str
+    confirmed: str  # {site}
+    already_confirmed: str  # {site}
+    expired_title: str
+    expired: str
+    bad_link_title: str
+    nothing_changed: str
+    confirm_mail_subject: str  # {site}
+    confirm_mail_intro: str  # {site}
+    confirm_mail_action: str
+    confirm_mail_ignore: str
+    notice_mail_subject: str  # {site}
+    notice_mail_intro: str  # {site}
+    change_mail_subject: str  # {site}
+    change_mail_intro: str  # {site} {old}
+    change_mail_action: str
+    welcome_subject: str  # {site}
+    welcome_intro: str  # {site}
+    welcome_no_issue: str
+    preferences_title: str
+    preferences_for: str  # {email}
+    language: str
+    site_default: str
+    topics: str
+    topics_hint: str
+    format: str
+    format_html: str
+    format_text: str
+    pause: str
+    pause_none: str
+    pause_weeks: str  # {weeks}
+    paused_until: str  # {date}
+    save: str
+    saved_title: str
+    saved: str
+    change_address: str
+    change_address_hint: str
+    new_address: str
+    change_button: str
+    change_sent: str  # {email}
+    changed_title: str
+    changed: str  # {email}
+    taken: str
+    unsubscribe_title: str
+    unsubscribe_text: str
+    unsubscribe_button: str
+    unsubscribed_title: str
+    unsubscribed: str  # {email}
+    invalid_address: str
+    not_available_title: str
+    not_available: str
+
+
+READER_ENGLISH = ReaderLabels(
+    language_name="English",
+    subscribe="Subscribe",
+    email_address="Email address",
+    your_name="Name (optional)",
+    check_inbox_title="Check your inbox",
+    check_inbox="If the address can receive {site}, a message with a confirmation button is on its way. "
+    "Nothing is sent until you press it.",
+    too_many_title="Too many requests",
+    too_many="Too many subscribe requests came from here. Please try again in an hour.",
+    confirm_title="Confirm your subscription",
+    confirm_text="Send {site} to {email} every week?",
+    confirm_button="Yes, subscribe me",
+    confirmed_title="You are subscribed",
+    confirmed="Welcome to {site}. The latest issue is on its way to your inbox.",
+    already_confirmed="You were already subscribed to {site}. Nothing changed.",
+    expired_title="This link has expired",
+    expired="Confirmation links work for 7 days. Please subscribe again.",
+    bad_link_title="This link does not work",
+    nothing_changed="Nothing was changed.",
+    confirm_mail_subject="Confirm your subscription to {site}",
+    confirm_mail_intro="Someone, hopefully you, asked to receive {site} at this address.",
+    confirm_mail_action="Open this page and press the button to confirm:",
+    confirm_mail_ignore="If it was not you, ignore this message: you will not hear from us again.",
+    notice_mail_subject="You are already subscribed to {site}",
+    notice_mail_intro="Someone asked to subscribe this address to {site}, and it is already subscribed. "
+    "Change what you receive, or unsubscribe, on your preference page:",
+    change_mail_subject="Confirm your new address for {site}",
+    change_mail_intro="You asked to receive {site} at this address instead of {old}.",
+    change_mail_action="Open this page and press the button to confirm the change:",
+    welcome_subject="Welcome to {site}",
+    welcome_intro="Welcome, and thank you for subscribing to {site}. Here is the latest issue; the next one "
+    "comes at the end of the week.",
+    welcome_no_issue="There is no issue yet: the first one comes at the end of the week.",
+    preferences_title="Your subscription",
+    preferences_for="Preferences for {email}",
+    language="Language",
+    site_default="The site's language",
+    topics="Topics",
+    topics_hint="Only posts on the topics you tick. Tick none for every post.",
+    format="Format",
+    format_html="HTML with a plain-text copy",
+    format_text="Plain text only",
+    pause="Pause",
+    pause_none="Do not pause",
+    pause_weeks="Pause for {weeks} week(s)",
+    paused_until="Paused until {date}.",
+    save="Save",
+    saved_title="Saved",
+    saved="Your preferences are saved.",
+    change_address="Change of address",
+    change_address_hint="We send a confirmation to the new address; the change happens when you press its button.",
+    new_address="New address",
+    change_button="Change address",
+    change_sent="A confirmation is on its way to {email}.",
+    changed_title="Address changed",
+    changed="From now on the newsletter goes to {email}.",
+    taken="That address is already subscribed; nothing was changed.",
+    unsubscribe_title="Unsubscribe",
+    unsubscribe_text="Stop sending the newsletter to this address.",
+    unsubscribe_button="Unsubscribe",
+    unsubscribed_title="You are unsubscribed",
+    unsubscribed="{email} will not receive the newsletter any more.",
+    invalid_address="That is not an email address.",
+    not_available_title="Not available",
+    not_available="This server has no secret to sign links (DIGEST_SECRET is not set).",
+)
+
+READER_KOREAN = ReaderLabels(
+    language_name="한국어",
+    subscribe="구독하기",
+    email_address="이메일 주소",
+    your_name="이름 (선택)",
+    check_inbox_title="메일함을 확인해 주세요",
+    check_inbox="{site} 구독 확인 메일을 보냈습니다. 메일의 버튼을 누르기 전에는 아무것도 보내지 않습니다.",
+    too_many_title="요청이 너무 많습니다",
+    too_many="이곳에서 구독 요청이 너무 많이 왔습니다. 한 시간 뒤에 다시 시도해 주세요.",
+    confirm_title="구독 확인",
+    confirm_text="{email} 주소로 매주 {site} 소식을 받으시겠어요?",
+    confirm_button="네, 구독합니다",
+    confirmed_title="구독되었습니다",
+    confirmed="{site} 구독을 환영합니다. 최근 호를 메일로 보내 드렸습니다.",
+    already_confirmed="이미 {site}을(를) 구독하고 계십니다. 바뀐 것은 없습니다.",
+    expired_title="링크가 만료되었습니다",
+    expired="확인 링크는 7일 동안 유효합니다. 다시 구독해 주세요.",
+    bad_link_title="이 링크는 쓸 수 없습니다",
+    nothing_changed="바뀐 것은 없습니다.",
+    confirm_mail_subject="{site} 구독을 확인해 주세요",
+    confirm_mail_intro="이 주소로 {site} 소식을 받겠다는 요청이 있었습니다.",
+    confirm_mail_action="아래 페이지를 열고 버튼을 눌러 확인해 주세요:",
+    confirm_mail_ignore="요청하신 적이 없다면 이 메일은 무시하세요. 다시 연락드리지 않습니다.",
+    notice_mail_subject="이미 {site}을(를) 구독하고 계십니다",
+    notice_mail_intro="이 주소로 {site} 구독 요청이 있었는데, 이미 구독 중인 주소입니다. "
+    "받는 내용을 바꾸거나 구독을 해지하려면 설정 페이지를 여세요:",
+    change_mail_subject="{site} 새 주소를 확인해 주세요",
+    change_mail_intro="{old} 대신 이 주소로 {site} 소식을 받겠다고 요청하셨습니다.",
+    change_mail_action="아래 페이지를 열고 버튼을 눌러 주소 변경을 확인해 주세요:",
+    welcome_subject="{site}에 오신 것을 환영합니다",
+    welcome_intro="{site} 구독을 환영합니다. 최근 호를 보내 드립니다. 다음 호는 이번 주말에 나옵니다.",
+    welcome_no_issue="아직 발행한 호가 없습니다. 첫 호는 이번 주말에 나옵니다.",
+    preferences_title="구독 설정",
+    preferences_for="{email} 구독 설정",
+    language="언어",
+    site_default="사이트 기본 언어",
+    topics="주제",
+    topics_hint="고른 주제의 글만 보내 드립니다. 아무것도 고르지 않으면 모든 글을 보내 드립니다.",
+    format="형식",
+    format_html="HTML (텍스트 사본 포함)",
+    format_text="텍스트만",
+    pause="잠시 멈춤",
+    pause_none="멈추지 않음",
+    pause_weeks="{weeks}주 동안 멈춤",
+    paused_until="{date}까지 멈춤",
+    save="저장",
+    saved_title="저장했습니다",
+    saved="구독 설정을 저장했습니다.",
+    change_address="주소 변경",
+    change_address_hint="새 주소로 확인 메일을 보냅니다. 메일의 버튼을 누르면 주소가 바뀝니다.",
+    new_address="새 주소",
+    change_button="주소 바꾸기",
+    change_sent="{email} 주소로 확인 메일을 보냈습니다.",
+    changed_title="주소를 바꿨습니다",
+    changed="이제부터 {email} 주소로 보내 드립니다.",
+    taken="그 주소는 이미 구독 중입니다. 바뀐 것은 없습니다.",
+    unsubscribe_title="구독 해지",
+    unsubscribe_text="이 주소로 더 이상 소식을 보내지 않습니다.",
+    unsubscribe_button="구독 해지",
+    unsubscribed_title="구독을 해지했습니다",
+    unsubscribed="{email} 주소로 더 이상 소식을 보내지 않습니다.",
+    invalid_address="올바른 이메일 주소가 아닙니다.",
+    not_available_title="사용할 수 없습니다",
+    not_available="이 서버에는 링크를 서명할 비밀 키가 없습니다 (DIGEST_SECRET이 설정되지 않음).",
+)
+
+_READER_BY_LANGUAGE = {"en": READER_ENGLISH, "ko": READER_KOREAN}
+
+
+def reader_labels_for(language: str) -> ReaderLabels:
+    return _READER_BY_LANGUAGE.get(_base_language(language), READER_ENGLISH)
+
+
+def reader_languages() -> dict[str, str]:
+    """{code: name} of the languages the pages and mails are written in."""
+    return {code: labels.language_name for code, labels in _READER_BY_LANGUAGE.items()}

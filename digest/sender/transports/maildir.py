@@ -55,6 +55,8 @@ class MaildirTransport:
         self.open()
         # Maildir files use the local line ending; SMTP's CRLF would show up as ^M in mutt
         data = msg.data.replace(b"\r\n", b"\n")
+        if msg.envelope_from:  # what a delivering MTA would add: shows the VERP return path in the outbox
+            data = b"Return-Path: <" + msg.envelope_from.encode("ascii") + b">\n" + data
         # the Maildir way (as mailbox.Maildir.add): write into tmp/, then rename into new/; the gate sits
         # between the two, so a message is in the outbox only once the earlier ones are recorded
         name = f"{time.time():.6f}.{os.getpid()}_{next(_COUNTER)}.{socket.gethostname()}"

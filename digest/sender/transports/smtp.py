@@ -164,7 +164,7 @@ class SmtpTransport:
 
     def _transaction(self, smtp: smtplib.SMTP, msg: OutgoingMessage, gate: Callable[[], None]) -> SendResult:
         data = crlf(msg.data)
-        sender = self.envelope_from or envelope_sender(data)
+        sender = msg.envelope_from or self.envelope_from or envelope_sender(data)
         options = " BODY=8BITMIME" if self._eight_bit and not data.isascii() else ""
         if not self._pipelining:
             return self._lockstep(smtp, msg, data, sender, options.split(), gate)

@@ -1,0 +1,714 @@
+"""The subscriber store: who is on the list, in which status, since when and why.
+
+`subscribers.yaml` stays the author's own source: `sync_file` brings it in on every run (new entries added,
+changed entries updated, entries gone from the file made inactive) without undoing what readers chose
+themselves (an unsubscribe, a bounce, a change of topics made after the author's last edit of that entry).
+The weekly send reads the store (`for_send`). Every change of status is one transaction that also keeps the
+suppression list in step: unsubscribed, bounced and complained addresses are suppressed (the ledger checks
+that list at every plan and claim), and an address made active again leaves it.
+
+Large lists: rows are read and written with SQLAlchemy Core in chunks, never as ORM objects; the file sync
+keeps one small tuple per address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from digest.models import (
+    SUPPRESSED,
+    ImportRow,
+    Status,
+    Subscriber,
+    SubscriberEvent,
+    SubscriberRecord,
+)
+from digest.sender.store import (
+    Store,
+    bounce_messages,
+    open_store,
+    request_counts,
+    subscriber_events,
+    subscribers,
+    suppressions,
+)
+from digest.sender.tokens import new_bounce_tag
+from digest.text import address_key
+
+CHUNK = 500
+SUPPRESSED_VALUES = frozenset(x.value for x in SUPPRESSED)
+s = subscribers.c
+e = subscriber_events.c
+# read for a send: everyone but the unconfirmed (suppressed ones only to record in the ledger why they are skipped)
+SENDABLE = tuple(x.value for x in Status if x != Status.UNCONFIRMED)
+
+
+def _tags_text(tags: Iterable[str]) -> str:
+    return "\n".join(" ".join(t.split()) for t in tags if t.strip())
+
+
+def _tags_of(text: str) -> tuple[str, ...]:
+    return tuple(text.split("\n")) if text else ()
+
+
+def file_signature(sub: Subscriber) -> str:
+    """What the subscribers file says about one entry: a changed entry is applied, an unchanged one is not
+    (so a reader's own later choices survive the author's next run)."""
+    text = "\x1f".join((sub.name, _tags_text(sub.tags), sub.format, sub.language, "1" if sub.active else "0"))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    added: int = 0
+    updated: int = 0
+    deactivated: int = 0
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a subscribe request leads to: which mail to send now (if any)."""
+
+    mail: str  # "confirm" | "notice" (already subscribed) | "welcome" (no double opt-in) | "" (nothing now)
+    email: str
+    language: str = ""
+
+
+class Roster:
+    def __init__(self, store: Store | str) -> None:
+        self.store = open_store(store)
+        self.engine = self.store.engine
+
+    # -- changes of status, with the suppression list kept in step -------------------------------
+
+    def _event(self, conn: Connection, key: str, now_at: datetime, kind: str, status: str, reason: str) -> None:
+        conn.execute(
+            subscriber_events.insert().values(email=key, at=now_at, kind=kind, status=status, reason=reason[:2000])
+        )
+
+    def _suppress(self, conn: Connection, key: str, status: Status, reason: str, now_at: datetime) -> None:
+        why = f"{status.value}: {reason}" if reason else status.value
+        stmt = self.store.insert(suppressions).on_conflict_do_nothing()
+        conn.execute(stmt, {"email": key, "created_at": now_at, "reason": why})
+
+    def _set_status(
+        self,
+        conn: Connection,
+        key: str,
+        status: Status,
+        reason: str,
+        now_at: datetime,
+        kind: str = "status",
+        **more: Any,
+    ) -> bool:
+        """Move one subscriber to `status` (True when it changed); suppress or unsuppress to match."""
+        current = conn.execute(sa.select(s.status).where(s.email == key)).scalar()
+        if current is None:
+            return False
+        changed = bool(current != status.value)
+        conn.execute(
+            sa.update(subscribers).where(s.email == key).values(status=status.value, updated_at=now_at, **more)
+        )
+        if status in SUPPRESSED:
+            self._suppress(conn, key, status, reason, now_at)
+        elif status == Status.ACTIVE:
+            conn.execute(sa.delete(suppressions).where(suppressions.c.email == key))
+        if changed or kind != "status":
+            self._event(conn, key, now_at, kind, status.value if changed else "", reason)
+        return changed
+
+    def set_status(self, email: str, status: Status, reason: str, now_at: datetime, kind: str = "status") -> bool:
+        with self.engine.begin() as conn:
+            return self._set_status(conn, address_key(email), status, reason, now_at, kind)
+
+    def unsubscribe(self, email: str, now_at: datetime, reason: str) -> bool:
+        """Suppress an address (known to the store or not); True when it was not suppressed before."""
+        key = address_key(email)
+        with self.engine.begin() as conn:
+            before = conn.execute(sa.select(suppressions.c.email).where(suppressions.c.email == key)).scalar()
+            if not self._set_status(conn, key, Status.UNSUBSCRIBED, reason, now_at):
+                self._suppress(conn, key, Status.UNSUBSCRIBED, reason, now_at)
+            return before is None
+
+    def resubscribe(self, email: str, now_at: datetime, reason: str) -> bool:
+        """Lift a suppression made by hand or by a link; True when there was one."""
+        key = address_key(email)
+        with self.engine.begin() as conn:
+            gone = conn.execute(sa.delete(suppressions).where(suppressions.c.email == key)).rowcount
+            status = conn.execute(sa.select(s.status).where(s.email == key)).scalar()
+            if status in {x.value for x in SUPPRESSED}:
+                self._set_status(conn, key, Status.ACTIVE, reason, now_at)
+            return bool(gone)
+
+    # -- the subscribers file --------------------------------------------------------------------
+
+    def sync_file(self, entries: Sequence[Subscriber], source: str, now_at: datetime) -> SyncReport:
+        """Bring the file's entries into the store (see the module docstring); idempotent."""
+        with self.engine.begin() as conn:
+            known = {
+                key: (sig, in_file, status)
+                for key, sig, in_file, status in conn.execute(sa.select(s.email, s.file_sig, s.in_file, s.status))
+            }
+            gone = dict(conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)).all())
+            fresh: list[dict[str, Any]] = []
+            changes: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            listed: set[str] = set()
+            for sub in entries:
+                key = sub.key
+                listed.add(key)
+                sig = file_signature(sub)
+                old = known.get(key)
+                if old is not None and old[0] == sig and old[1]:
+                    continue  # unchanged since the last run: the reader's own choices stay
+                wanted = Status.ACTIVE if sub.active else Status.INACTIVE
+                if old is None:
+                    status = Status.UNSUBSCRIBED if key in gone else wanted
+                    fresh.append(self._new_row(sub, sig, status, now_at, source))
+                    reason = f"suppressed before: {gone[key]}" if key in gone else ""
+                    events.append(self._event_row(key, now_at, "added", status.value, f"in {source}. {reason}".strip()))
+                    continue
+                status = Status(old[2])
+                if status in (Status.ACTIVE, Status.INACTIVE, Status.UNCONFIRMED) and status != wanted:
+                    events.append(self._event_row(key, now_at, "status", wanted.value, f"as {source} says"))
+                    status = wanted
+                elif not old[1] or old[0] != sig:
+                    events.append(self._event_row(key, now_at, "updated", "", f"changed in {source}"))
+                changes.append(
+                    {
+                        "b_email": key,
+                        "b_address": sub.email,
+                        "b_name": sub.name,
+                        "b_tags": _tags_text(sub.tags),
+                        "b_format": sub.format,
+                        "b_language": sub.language,
+                        "b_status": status.value,
+                        "b_sig": sig,
+                    }
+                )
+            dropped = [k for k, (_, in_file, _) in known.items() if in_file and k not in listed]
+            del known
+            for batch in _batches(fresh):
+                conn.execute(subscribers.insert(), list(batch))
+            update = (
+                sa.update(subscribers)
+                .where(s.email == sa.bindparam("b_email"))
+                .values(
+                    address=sa.bindparam("b_address"),
+                    name=sa.bindparam("b_name"),
+                    tags=sa.bindparam("b_tags"),
+                    format=sa.bindparam("b_format"),
+                    language=sa.bindparam("b_language"),
+                    status=sa.bindparam("b_status"),
+                    file_sig=sa.bindparam("b_sig"),
+                    in_file=True,
+                    updated_at=now_at,
+                )
+            )
+            for batch in _batches(changes):
+                conn.execute(update, list(batch))
+            for batch in _batches(dropped):
+                keys = list(batch)
+                conn.execute(
+                    sa.update(subscribers)
+                    .where(s.email.in_(keys), s.status == Status.ACTIVE.value)
+                    .values(status=Status.INACTIVE.value, updated_at=now_at)
+                )
+                conn.execute(sa.update(subscribers).where(s.email.in_(keys)).values(in_file=False, file_sig=""))
+                events += [self._event_row(k, now_at, "status", "inactive", f"removed from {source}") for k in keys]
+            for batch in _batches(events):
+                conn.execute(subscriber_events.insert(), list(batch))
+        return SyncReport(len(fresh), len(changes), len(dropped))
+
+    @staticmethod
+    def _event_row(key: str, now_at: datetime, kind: str, status: str, reason: str) -> dict[str, Any]:
+        return {"email": key, "at": now_at, "kind": kind, "status": status, "reason": reason}
+
+    @staticmethod
+    def _new_row(sub: Subscriber, sig: str, status: Status, now_at: datetime, source: str) -> dict[str, Any]:
+        return {
+            "email": sub.key,
+            "address": sub.email,
+            "name": sub.name,
+            "language": sub.language,
+            "tags": _tags_text(sub.tags),
+            "format": sub.format,
+            "status": status.value,
+            "origin": "file",
+            "in_file": True,
+            "file_sig": sig,
+            "consent_at": now_at,
+            "consent_method": "file",
+            "consent_source": source,
+            "consent_ip": "",
+            "created_at": now_at,
+            "updated_at": now_at,
+            "pending_email": "",
+            "tag": new_bounce_tag(),
+            "hard_bounces": 0,
+            "complaints": 0,
+        }
+
+    # -- the weekly send -------------------------------------------------------------------------
+
+    def for_send(self, now_at: datetime) -> tuple[tuple[Subscriber, ...], dict[str, str]]:
+        """Every confirmed subscriber, and why those who get nothing are skipped (paused, unsubscribed,
+        bounced, complained: the ledger records the reason). Unconfirmed addresses are not read at all."""
+        found: list[Subscriber] = []
+        skipped: dict[str, str] = {}
+        query = sa.select(s.address, s.name, s.tags, s.format, s.language, s.status, s.paused_until, s.tag)
+        query = query.where(s.status.in_(SENDABLE)).order_by(s.email)
+        with self.engine.connect() as conn:
+            for address, name, tags, fmt, language, status, paused_until, tag in conn.execution_options(
+                yield_per=2000
+            ).execute(query):
+                active = status == Status.ACTIVE.value
+                if active and paused_until is not None and paused_until > now_at:
+                    skipped[address_key(address)] = f"paused until {paused_until.date().isoformat()}"
+                elif status in SUPPRESSED_VALUES:
+                    skipped[address_key(address)] = status
+                sub = Subscriber(address, name, _tags_of(tags), fmt, active, None, language, tag)
+                found.append(sub)
+        return tuple(found), skipped
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def get(self, email: str, *, events: bool = True) -> SubscriberRecord | None:
+        key = address_key(email)
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(subscribers).where(s.email == key)).first()
+            if row is None:
+                return None
+            history: tuple[SubscriberEvent, ...] = ()
+            if events:
+                history = tuple(
+                    SubscriberEvent(at, kind, status, reason)
+                    for at, kind, status, reason in conn.execute(
+                        sa.select(e.at, e.kind, e.status, e.reason).where(e.email == key).order_by(e.at, e.id)
+                    )
+                )
+            soft = self._soft_count(conn, key, None)
+        return _record(row, soft, history)
+
+    def records(self, statuses: Sequence[str] = ()) -> Iterator[SubscriberRecord]:
+        """Every subscriber (of these statuses), by address, read in batches."""
+        query = sa.select(subscribers).order_by(s.email)
+        if statuses:
+            query = query.where(s.status.in_(list(statuses)))
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=2000).execute(query):
+                yield _record(row, 0, ())
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            found: dict[str, int] = dict(conn.execute(sa.select(s.status, sa.func.count()).group_by(s.status)).all())
+        return {status.value: int(found.get(status.value, 0)) for status in Status}
+
+    def tag_owner(self, tags: Sequence[str]) -> str:
+        """The address of the first of `tags` that belongs to a subscriber, else ""."""
+        if not tags:
+            return ""
+        with self.engine.connect() as conn:
+            owners = dict(conn.execute(sa.select(s.tag, s.email).where(s.tag.in_(list(tags)))).all())
+        return next((str(owners[t]) for t in tags if t in owners), "")
+
+    def known(self, email: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(s.id).where(s.email == address_key(email))).first() is not None
+
+    # -- by hand -----------------------------------------------------------------------------------
+
+    def add(
+        self,
+        sub: Subscriber,
+        now_at: datetime,
+        *,
+        status: Status,
+        method: str,
+        source: str,
+        ip: str = "",
+        consent_at: datetime | None = None,
+    ) -> bool:
+        """A new subscriber (True), or False when the address is already in the store."""
+        with self.engine.begin() as conn:
+            return self._add(
+                conn, sub, now_at, status=status, method=method, source=source, ip=ip, consent_at=consent_at
+            )
+
+    def _add(
+        self,
+        conn: Connection,
+        sub: Subscriber,
+        now_at: datetime,
+        *,
+        status: Status,
+        method: str,
+        source: str,
+        ip: str = "",
+        consent_at: datetime | None = None,
+    ) -> bool:
+        key = sub.key
+        if conn.execute(sa.select(s.id).where(s.email == key)).first() is not None:
+            return False
+        row = self._new_row(sub, "", status, now_at, source)
+        consented = status == Status.ACTIVE
+        row.update(
+            origin=method,
+            in_file=False,
+            consent_method=method if consented else "",
+            consent_source=source if consented else "",
+            consent_at=(consent_at or now_at) if consented else None,
+            consent_ip=ip if consented else "",
+        )
+        conn.execute(subscribers.insert().values(**row))
+        self._event(conn, key, now_at, "added", status.value, f"{method}: {source}" if source else method)
+        if status in SUPPRESSED:
+            self._suppress(conn, key, status, method, now_at)
+        return True
+
+    def forget(self, email: str) -> bool:
+        """Delete everything kept about an address: its row, its history and its suppression."""
+        key = address_key(email)
+        with self.engine.begin() as conn:
+            done = conn.execute(sa.delete(subscribers).where(s.email == key)).rowcount
+            conn.execute(sa.delete(subscriber_events).where(e.email == key))
+            gone = conn.execute(sa.delete(suppressions).where(suppressions.c.email == key)).rowcount
+            return bool(done or gone)
+
+    # -- the subscribe form and double opt-in ------------------------------------------------------
+
+    def request(
+        self,
+        sub: Subscriber,
+        now_at: datetime,
+        *,
+        page: str,
+        ip: str,
+        double_opt_in: bool,
+        interval: timedelta,
+    ) -> Request:
+        """A subscribe request from the form. At most one mail per address per `interval`: the mail slot
+        is taken in the same transaction as the check, so a thousand requests at once send one mail."""
+        key = sub.key
+        slot_free = sa.or_(s.confirm_mail_at.is_(None), s.confirm_mail_at <= now_at - interval)
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(s.status, s.language).where(s.email == key)).first()
+            if row is None:
+                status = Status.UNCONFIRMED if double_opt_in else Status.ACTIVE
+                self._add(conn, sub, now_at, status=status, method="form", source=page, ip=ip)
+                if status == Status.ACTIVE:
+                    return Request("welcome", key, sub.language)
+                conn.execute(
+                    sa.update(subscribers)
+                    .where(s.email == key)
+                    .values(confirm_requested_at=now_at, confirm_mail_at=now_at, consent_source=page, consent_ip=ip)
+                )
+                self._event(conn, key, now_at, "subscribe", "", f"form on {page}" if page else "form")
+                return Request("confirm", key, sub.language)
+            status, language = Status(row[0]), row[1]
+            # Someone who left (or an author's inactive entry) asks again: they confirm again, whatever the
+            # store says, and only the confirmation makes them active.
+            wants_confirm = status != Status.ACTIVE
+            values: dict[str, Any] = {"confirm_mail_at": now_at}
+            if wants_confirm:
+                values.update(confirm_requested_at=now_at, consent_source=page, consent_ip=ip)
+            taken = conn.execute(sa.update(subscribers).where(s.email == key, slot_free).values(**values)).rowcount
+            if not taken:
+                return Request("", key, language)
+            self._event(conn, key, now_at, "subscribe", "", f"form on {page}" if page else "form")
+            return Request("confirm" if wants_confirm else "notice", key, language)
+
+    def confirm(self, email: str, now_at: datetime, days: int) -> str:
+        """The button of the confirmation page: "confirmed", "already" (active before) or "expired"."""
+        key = address_key(email)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(s.status, s.confirm_requested_at, s.consent_source, s.consent_ip).where(s.email == key)
+            ).first()
+            if row is None:
+                return "expired"
+            status, asked_at, page, ip = row
+            if status == Status.ACTIVE.value:
+                return "already"
+            if asked_at is None or asked_at < now_at - timedelta(days=days):
+                return "expired"
+            self._set_status(
+                conn,
+                key,
+                Status.ACTIVE,
+                "confirmed by the reader (double opt-in)",
+                now_at,
+                kind="confirmed",
+                confirm_requested_at=None,
+                consent_at=now_at,
+                consent_method="form",
+                consent_source=page,
+                consent_ip=ip,
+            )
+            return "confirmed"
+
+    def expire_unconfirmed(self, now_at: datetime, days: int) -> int:
+        """Forget addresses that never confirmed within `days`: nothing is kept about them."""
+        cutoff = now_at - timedelta(days=days)
+        with self.engine.begin() as conn:
+            keys = list(
+                conn.execute(
+                    sa.select(s.email).where(s.status == Status.UNCONFIRMED.value, s.created_at < cutoff)
+                ).scalars()
+            )
+            for batch in _batches(keys):
+                conn.execute(sa.delete(subscribers).where(s.email.in_(list(batch))))
+                conn.execute(sa.delete(subscriber_events).where(e.email.in_(list(batch))))
+            # people who left and asked again without confirming: the request lapses, the status stays
+            conn.execute(
+                sa.update(subscribers)
+                .where(s.confirm_requested_at.is_not(None), s.confirm_requested_at < cutoff)
+                .values(confirm_requested_at=None)
+            )
+        return len(keys)
+
+    def client_allowed(self, key: str, limit: int, window: timedelta, now_at: datetime) -> bool:
+        """Count one request of a client (a hashed key) in a fixed window; False once over `limit`."""
+        start_at = datetime.fromtimestamp(
+            now_at.timestamp() // window.total_seconds() * window.total_seconds(), now_at.tzinfo
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(request_counts.c.window_at, request_counts.c.count).where(request_counts.c.key == key)
+            ).first()
+            if row is None:
+                conn.execute(request_counts.insert().values(key=key, window_at=start_at, count=1))
+                return True
+            if row[0] != start_at:
+                conn.execute(
+                    sa.update(request_counts).where(request_counts.c.key == key).values(window_at=start_at, count=1)
+                )
+                conn.execute(sa.delete(request_counts).where(request_counts.c.window_at < start_at - window))
+                return True
+            conn.execute(
+                sa.update(request_counts).where(request_counts.c.key == key).values(count=request_counts.c.count + 1)
+            )
+            return int(row[1]) < limit
+
+    # -- preferences -------------------------------------------------------------------------------
+
+    def update_preferences(
+        self,
+        email: str,
+        now_at: datetime,
+        *,
+        language: str,
+        tags: Sequence[str],
+        fmt: str,
+        pause_weeks: int,
+    ) -> bool:
+        key = address_key(email)
+        values: dict[str, Any] = {"language": language, "tags": _tags_text(tags), "format": fmt, "updated_at": now_at}
+        if pause_weeks > 0:
+            values["paused_until"] = now_at + timedelta(weeks=pause_weeks)
+        elif pause_weeks == 0:
+            values["paused_until"] = None
+        with self.engine.begin() as conn:
+            done = conn.execute(sa.update(subscribers).where(s.email == key).values(**values)).rowcount
+            if done:
+                what = f"topics: {', '.join(tags) or 'all'}; format {fmt}; language {language or 'the site default'}"
+                if pause_weeks > 0:
+                    what += f"; paused for {pause_weeks} week(s)"
+                self._event(conn, key, now_at, "preferences", "", what)
+            return bool(done)
+
+    def request_change(self, email: str, new_email: str, now_at: datetime, interval: timedelta) -> bool:
+        """Note a change of address to confirm at the new address; False when a mail went out too recently."""
+        key = address_key(email)
+        slot_free = sa.or_(s.confirm_mail_at.is_(None), s.confirm_mail_at <= now_at - interval)
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                sa.update(subscribers)
+                .where(s.email == key, slot_free)
+                .values(pending_email=address_key(new_email), confirm_mail_at=now_at)
+            ).rowcount
+            if taken:
+                self._event(conn, key, now_at, "address", "", f"change to {new_email} asked; waiting for confirmation")
+            return bool(taken)
+
+    def change_address(self, email: str, new_email: str, now_at: datetime) -> str:
+        """Confirmed at the new address: "changed", "taken" (the new address is a subscriber) or "expired"."""
+        key, new_key = address_key(email), address_key(new_email)
+        with self.engine.begin() as conn:
+            pending = conn.execute(sa.select(s.pending_email).where(s.email == key)).scalar()
+            if pending != new_key:
+                return "expired"
+            if conn.execute(sa.select(s.id).where(s.email == new_key)).first() is not None:
+                return "taken"
+            conn.execute(
+                sa.update(subscribers)
+                .where(s.email == key)
+                .values(email=new_key, address=new_email.strip(), pending_email="", updated_at=now_at, in_file=False)
+            )
+            conn.execute(sa.update(subscriber_events).where(e.email == key).values(email=new_key))
+            conn.execute(sa.delete(suppressions).where(suppressions.c.email == new_key))
+            self._event(conn, new_key, now_at, "address", "", f"changed from {email} (confirmed at the new address)")
+            # the old address gets nothing more, even if an old subscribers file still lists it
+            self._suppress(conn, key, Status.UNSUBSCRIBED, f"moved to {new_email}", now_at)
+            return "changed"
+
+    # -- bounces -----------------------------------------------------------------------------------
+
+    def first_time(self, key: str, now_at: datetime) -> bool:
+        """Record a mailbox message (or a refused send) as applied; False when it was applied before."""
+        with self.engine.begin() as conn:
+            stmt = self.store.insert(bounce_messages).on_conflict_do_nothing().returning(bounce_messages.c.key)
+            return conn.execute(stmt, {"key": key, "at": now_at}).first() is not None
+
+    def _soft_count(self, conn: Connection, key: str, since_at: datetime | None) -> int:
+        query = sa.select(sa.func.count()).where(e.email == key, e.kind == "soft bounce")
+        if since_at is not None:
+            query = query.where(e.at > since_at)
+        return int(conn.execute(query).scalar() or 0)
+
+    def record_bounce(
+        self, email: str, kind: str, reason: str, now_at: datetime, *, soft_limit: int, soft_days: int
+    ) -> str:
+        """Apply one finding; return the new status ("" when the status did not change).
+
+        hard -> bounced at once; soft -> bounced when this makes `soft_limit` within `soft_days`;
+        complaint -> complained; unsubscribe (a mail to the List-Unsubscribe address) -> unsubscribed."""
+        key = address_key(email)
+        with self.engine.begin() as conn:
+            status = conn.execute(sa.select(s.status).where(s.email == key)).scalar()
+            if status is None:
+                return ""
+            if kind == "hard":
+                conn.execute(
+                    sa.update(subscribers)
+                    .where(s.email == key)
+                    .values(hard_bounces=s.hard_bounces + 1, last_bounce_at=now_at)
+                )
+                return self._to(conn, key, Status.BOUNCED, f"hard bounce: {reason}", now_at, status)
+            if kind == "soft":
+                conn.execute(sa.update(subscribers).where(s.email == key).values(last_bounce_at=now_at))
+                self._event(conn, key, now_at, "soft bounce", "", reason)
+                count = self._soft_count(conn, key, now_at - timedelta(days=soft_days))
+                if count >= soft_limit:
+                    why = f"{count} soft bounces in {soft_days} days; last: {reason}"
+                    return self._to(conn, key, Status.BOUNCED, why, now_at, status)
+                return ""
+            if kind == "complaint":
+                conn.execute(sa.update(subscribers).where(s.email == key).values(complaints=s.complaints + 1))
+                return self._to(conn, key, Status.COMPLAINED, f"complaint: {reason}", now_at, status)
+            if kind == "unsubscribe":
+                return self._to(conn, key, Status.UNSUBSCRIBED, reason, now_at, status)
+        return ""
+
+    def _to(self, conn: Connection, key: str, status: Status, reason: str, now_at: datetime, current: str) -> str:
+        if current in (Status.UNSUBSCRIBED.value, Status.COMPLAINED.value) and status == Status.BOUNCED:
+            self._event(conn, key, now_at, "bounce", "", reason)  # already out for a stronger reason
+            return ""
+        return status.value if self._set_status(conn, key, status, reason, now_at) else ""
+
+    # -- import ------------------------------------------------------------------------------------
+
+    def apply_import(
+        self, rows: Sequence[ImportRow], now_at: datetime, *, source: str, dry_run: bool
+    ) -> tuple[int, int, int, list[str]]:
+        """(added, updated, unchanged, addresses to confirm). Consent comes from the file: an address that
+        consented there is active; one that did not waits for the confirmation mail; one the file says left
+        is added as unsubscribed. Existing subscribers keep their status; only empty fields are filled."""
+        added = updated = unchanged = 0
+        to_confirm: list[str] = []
+        seen: set[str] = set()
+        with self.engine.begin() as conn:
+            for batch in _batches(rows):
+                keys = [address_key(r.email) for r in batch]
+                query = sa.select(s.email, s.name, s.tags, s.language).where(s.email.in_(keys))
+                existing = {row.email: row for row in conn.execute(query)}
+                for r in batch:
+                    key = address_key(r.email)
+                    old = existing.get(key)
+                    if key in seen:  # a repeated line of the same file
+                        unchanged += 1
+                        continue
+                    seen.add(key)
+                    if old is None:
+                        added += 1
+                        left = r.status in ("unsubscribed", "cleaned", "bounced", "complained", "blocklisted")
+                        status = Status.UNSUBSCRIBED if left else Status.ACTIVE if r.consented else Status.UNCONFIRMED
+                        if status == Status.UNCONFIRMED:
+                            to_confirm.append(key)
+                        if not dry_run:
+                            sub = Subscriber(r.email, r.name, r.tags, "html", True, None, r.language)
+                            self._add(
+                                conn,
+                                sub,
+                                now_at,
+                                status=status,
+                                method="import",
+                                source=source,
+                                consent_at=r.consent_at,
+                            )
+                            if status == Status.UNCONFIRMED:
+                                conn.execute(
+                                    sa.update(subscribers)
+                                    .where(s.email == key)
+                                    .values(confirm_requested_at=now_at, consent_source=source)
+                                )
+                        continue
+                    if (old.name or not r.name) and (old.tags or not r.tags) and (old.language or not r.language):
+                        unchanged += 1
+                        continue
+                    updated += 1
+                    if not dry_run:
+                        conn.execute(
+                            sa.update(subscribers)
+                            .where(s.email == key)
+                            .values(
+                                name=old.name or r.name,
+                                tags=old.tags or _tags_text(r.tags),
+                                language=old.language or r.language,
+                                updated_at=now_at,
+                            )
+                        )
+                        self._event(conn, key, now_at, "updated", "", f"empty fields filled from {source}")
+            if dry_run:
+                conn.rollback()
+        return added, updated, unchanged, to_confirm
+
+
+def _batches(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+def _record(row: Any, soft: int, events: tuple[SubscriberEvent, ...]) -> SubscriberRecord:
+    return SubscriberRecord(
+        email=row.address,
+        name=row.name,
+        language=row.language,
+        tags=_tags_of(row.tags),
+        format=row.format,
+        status=Status(row.status),
+        origin=row.origin,
+        in_file=bool(row.in_file),
+        consent_at=row.consent_at,
+        consent_method=row.consent_method,
+        consent_source=row.consent_source,
+        consent_ip=row.consent_ip,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        paused_until=row.paused_until,
+        soft_bounces=soft,
+        hard_bounces=row.hard_bounces,
+        complaints=row.complaints,
+        last_bounce_at=row.last_bounce_at,
+        events=events,
+        tag=row.tag,
+    )
