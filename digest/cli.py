@@ -426,17 +426,122 @@ def subscribers(click_ctx: click.Context, config: Path | None, site: Path | None
 
 @subscribers.command("list")
 @site_options
+@click.option("--status", "statuses", multiple=True, help="Only these statuses (repeat the option).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per subscriber in a list.")
 @fail_on_error
-def list_subscribers(ctx: Context) -> None:
-    """List the subscribers; suppressed (unsubscribed) addresses are marked."""
-    subs = pipeline.load_subscribers(ctx.settings)
-    suppressed = pipeline.suppressed(ctx.settings)
-    for sub in subs:
-        marks = [m for m, on in (("unsubscribed", sub.key in suppressed), ("inactive", not sub.active)) if on]
-        extra = f" tags={','.join(sub.tags)}" if sub.tags else ""
-        out.print(f"{sub.email}\t{sub.name}\t{sub.format}{extra}" + (f"\t[{', '.join(marks)}]" if marks else ""))
-    active = sum(1 for s in subs if s.active and s.key not in suppressed)
-    out.print(f"{len(subs)} subscribers, {active} will receive the next issue")
+def list_subscribers(ctx: Context, statuses: tuple[str, ...], as_json: bool) -> None:
+    """List the subscribers of the store (after bringing the subscribers file in), with their status."""
+    settings = ctx.settings
+    pipeline.sync_subscribers(settings, clock())
+    book = pipeline.roster(settings)
+    if as_json:
+        click.echo(json.dumps([report.subscriber_json(r) for r in book.records(statuses)], ensure_ascii=False))
+        return
+    for record in book.records(statuses):
+        out.print(report.subscriber_line(record))
+    counts = book.counts()
+    out.print(", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no subscribers yet")
+
+
+@subscribers.command("show")
+@site_options
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@fail_on_error
+def show_subscriber(ctx: Context, email: str, as_json: bool) -> None:
+    """One subscriber: status, consent, bounce counters and every change with its reason."""
+    pipeline.sync_subscribers(ctx.settings, clock())
+    record = pipeline.roster(ctx.settings).get(email)
+    if record is None:
+        raise DigestError(f"{email} is not a subscriber", "see `digest subscribers list`")
+    if as_json:
+        click.echo(json.dumps(report.subscriber_json(record), ensure_ascii=False))
+        return
+    for line in report.subscriber_lines(record):
+        out.print(line)
+
+
+@subscribers.command("add")
+@site_options
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name.")
+@click.option("--tag", "tags", multiple=True, help="Only entries with this tag (repeat the option).")
+@click.option("--language", default="", help="Language code of the pages and mails (en, ko).")
+@click.option("--format", "fmt", type=click.Choice(["html", "text"]), default="html", help="html or text.")
+@click.option("--confirm", "ask", is_flag=True, help="Send the confirmation mail instead of adding as active.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@fail_on_error
+def add_subscriber(
+    ctx: Context, email: str, name: str, tags: tuple[str, ...], language: str, fmt: str, ask: bool, as_json: bool
+) -> None:
+    """Add one subscriber by hand: active (you have their consent) or, with --confirm, asked to confirm."""
+    settings = ctx.settings
+    now_at = clock()
+    added, status = pipeline.add_subscriber(
+        settings, email, now_at, name=name, tags=tags, language=language, fmt=fmt, confirm=ask, clock=clock
+    )
+    if as_json:
+        click.echo(json.dumps({"email": email, "added": added, "status": status}))
+        return
+    out.print(f"{email}: {'added, ' + status if added else 'already a subscriber (' + status + ')'}")
+
+
+@subscribers.command("remove")
+@site_options
+@click.argument("email")
+@click.option("--forget", is_flag=True, help="Delete everything kept about the address, even its suppression.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@fail_on_error
+def remove_subscriber(ctx: Context, email: str, forget: bool, as_json: bool) -> None:
+    """Unsubscribe an address (kept as unsubscribed so nothing reaches it), or --forget it entirely."""
+    settings = ctx.settings
+    if forget:
+        changed = pipeline.roster(settings).forget(email)
+        what = "forgotten" if changed else "not known"
+    else:
+        changed = pipeline.unsubscribe(settings, email, clock(), "removed by hand (digest subscribers remove)")
+        what = "unsubscribed" if changed else "already unsubscribed"
+    if as_json:
+        click.echo(json.dumps({"email": email, "changed": changed, "result": what}))
+        return
+    out.print(f"{email}: {what}")
+
+
+@subscribers.command("import")
+@site_options
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--map", "mapping", default="", help="Columns of another CSV: email=COL,name=COL,consent=COL,tags=COL.")
+@click.option("--dry-run", is_flag=True, help="Read and count; change nothing, send nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@fail_on_error
+def import_subscribers(ctx: Context, file: Path, mapping: str, dry_run: bool, as_json: bool) -> None:
+    """Import a CSV export (Mailchimp, Substack, Buttondown, listmonk, Ghost, or --map); consent is kept."""
+    result = pipeline.import_subscribers(ctx.settings, file, clock(), mapping=mapping, dry_run=dry_run, clock=clock)
+    if as_json:
+        click.echo(json.dumps(report.import_json(result), ensure_ascii=False))
+    else:
+        for line in report.import_lines(result):
+            out.print(line)
+    sys.exit(1 if result.invalid else 0)
+
+
+@subscribers.command("export")
+@site_options
+@click.option("--format", "kind", type=click.Choice(["csv", "json"]), default="csv", help="csv (default) or json.")
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+@click.option("--status", "statuses", multiple=True, help="Only these statuses (repeat the option).")
+@click.option("--output", "-o", "output", type=click.Path(path_type=Path, dir_okay=False), help="Write to a file.")
+@fail_on_error
+def export_subscribers(ctx: Context, kind: str, as_json: bool, statuses: tuple[str, ...], output: Path | None) -> None:
+    """Write every subscriber with status and consent as CSV or JSON (to stdout or --output)."""
+    kind = "json" if as_json else kind
+    pipeline.sync_subscribers(ctx.settings, clock())
+    if output is None:
+        pipeline.export_subscribers(ctx.settings, sys.stdout, kind, statuses)
+        return
+    with output.open("w", encoding="utf-8", newline="") as fh:
+        count = pipeline.export_subscribers(ctx.settings, fh, kind, statuses)
+    err.print(f"{count} subscribers written to {output}")
 
 
 @subscribers.command("check")
@@ -467,7 +572,7 @@ def check_subscribers_cmd(ctx: Context) -> None:
 def unsubscribe(ctx: Context, email: str, undo: bool) -> None:
     """Suppress an address by hand (e.g. after a mailto unsubscribe)."""
     if undo:
-        changed = pipeline.resubscribe(ctx.settings, email)
+        changed = pipeline.resubscribe(ctx.settings, email, now_at=clock())
         out.print(f"{email}: {'resubscribed' if changed else 'was not suppressed'}")
     else:
         changed = pipeline.unsubscribe(ctx.settings, email, clock(), "by hand (digest unsubscribe)")
@@ -488,6 +593,20 @@ def check(ctx: Context, connect: bool, as_json: bool) -> None:
         for line in report.finding_lines(findings):
             out.print(line)
     sys.exit(1 if any(f.level == "fail" for f in findings) else 0)
+
+
+@main.command()
+@site_options
+@click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
+@fail_on_error
+def bounces(ctx: Context, as_json: bool) -> None:
+    """Read the bounce mailbox once and apply it: bounces, complaints, mailto unsubscribes."""
+    result = pipeline.read_bounces(ctx.settings, clock())
+    if as_json:
+        click.echo(json.dumps(report.bounce_json(result), ensure_ascii=False))
+        return
+    for line in report.bounce_lines(result):
+        out.print(line)
 
 
 # -- the service -------------------------------------------------------------------------------------

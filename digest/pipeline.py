@@ -45,6 +45,7 @@ from digest.models import (
     Problem,
     RenderedIssue,
     Subscriber,
+    SubscriberRecord,
     Week,
 )
 from digest.text import slugify
@@ -262,12 +263,18 @@ def issue_status(settings: Settings, issue_id: str, store: sender.Store | None =
 def unsubscribe(
     settings: Settings, email: str, now_at: datetime, reason: str, store: sender.Store | None = None
 ) -> bool:
-    """Suppress an address; True when it was not suppressed before."""
-    return sender.Suppressions(store or open_store(settings)).add(email, now_at, reason)
+    """Suppress an address (and mark it unsubscribed in the subscriber store); True when it was not
+    suppressed before."""
+    return sender.Roster(store or open_store(settings)).unsubscribe(email, now_at, reason)
 
 
-def resubscribe(settings: Settings, email: str, store: sender.Store | None = None) -> bool:
-    return sender.Suppressions(store or open_store(settings)).remove(email)
+def resubscribe(
+    settings: Settings, email: str, store: sender.Store | None = None, now_at: datetime | None = None
+) -> bool:
+    from datetime import UTC
+
+    when = now_at or datetime.now(UTC)
+    return sender.Roster(store or open_store(settings)).resubscribe(email, when, "resubscribed by hand")
 
 
 def suppressed(settings: Settings, store: sender.Store | None = None) -> set[str]:
@@ -815,7 +822,7 @@ def send_welcome(
 @dataclass(frozen=True)
 class Preferences:
     email: str
-    record: object  # models.SubscriberRecord
+    record: SubscriberRecord
     topics: tuple[str, ...]
     languages: dict[str, str]
 
@@ -989,5 +996,63 @@ def export_subscribers(settings: Settings, out: Any, kind: str, statuses: Iterab
     store = open_store(settings)
     try:
         return sender.write_export(sender.Roster(store).records(tuple(statuses)), out, kind)
+    finally:
+        store.close()
+
+
+def render_reader_page(settings: Settings, name: str, language: str, context: Mapping[str, Any]) -> str:
+    return templater.render_page(settings, name, language, context)
+
+
+def reader_words(language: str) -> Any:
+    """The labels of the readers' pages in a language (English for any language without its own)."""
+    return templater.texts(language)
+
+
+def reader_link(settings: Settings, path: str, email: str, now_at: datetime) -> str:
+    return _link(settings, path, email, now_at, path)
+
+
+def reader_token(settings: Settings, email: str, now_at: datetime) -> str:
+    """An unsubscribe token (the preference page's unsubscribe button posts to /unsubscribe with it)."""
+    return sender.make_token(settings.secret, email, now_at)
+
+
+def add_subscriber(
+    settings: Settings,
+    email: str,
+    now_at: datetime,
+    *,
+    name: str = "",
+    tags: Iterable[str] = (),
+    language: str = "",
+    fmt: str = "html",
+    confirm: bool = False,
+    clock: Clock,
+) -> tuple[bool, str]:
+    """`digest subscribers add`: (added, status now)."""
+    from digest.config import normalise_address
+    from digest.models import Status
+
+    try:
+        address = normalise_address(email)
+    except ValueError as exc:
+        raise ConfigError(f"{email!r} {exc}", "give one address such as ana@example.com") from exc
+    sub = Subscriber(address, " ".join(name.split()), tuple(tags), fmt, True, None, language)
+    store = open_store(settings)
+    try:
+        book = sender.Roster(store)
+        if confirm:
+            asked = book.request(
+                sub, now_at, page="digest subscribers add --confirm", ip="", double_opt_in=True,
+                interval=timedelta(hours=settings.subscribe.confirm_interval_hours),
+            )  # fmt: skip
+            if asked.mail:
+                send_reader_mail(settings, asked, now_at, clock=clock, store=store)
+            record = book.get(address, events=False)
+            return asked.mail == "confirm", record.status.value if record else ""
+        added = book.add(sub, now_at, status=Status.ACTIVE, method="cli", source="digest subscribers add")
+        record = book.get(address, events=False)
+        return added, record.status.value if record else ""
     finally:
         store.close()

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from digest.models import CycleReport, DeliveryReport, Finding, IssueStatus, Problem, State
+from digest.models import (
+    BounceReport,
+    CycleReport,
+    DeliveryReport,
+    Finding,
+    ImportReport,
+    IssueStatus,
+    Problem,
+    State,
+    SubscriberRecord,
+)
 
 
 def problem_line(problem: Problem) -> str:
@@ -121,6 +131,126 @@ def status_json(week_label: str, status: IssueStatus) -> dict[str, Any]:
         "counts": {str(k): v for k, v in status.counts.items()},
         "skipped": dict(status.skipped),
         "failures": failures_json(status),
+    }
+
+
+# -- readers ------------------------------------------------------------------------------------------
+
+
+def _when(moment: Any) -> str:
+    return moment.isoformat(timespec="seconds") if moment else ""
+
+
+def subscriber_line(record: SubscriberRecord) -> str:
+    extra = [f"tags={','.join(record.tags)}"] if record.tags else []
+    extra += [f"paused until {record.paused_until.date().isoformat()}"] if record.paused_until else []
+    extra += ["in the file"] if record.in_file else []
+    return "\t".join([record.email, record.name, record.status.value, record.format, " ".join(extra)]).rstrip()
+
+
+def subscriber_lines(record: SubscriberRecord) -> list[str]:
+    """`digest subscribers show`: the record, its consent, its bounce counters and every change."""
+    lines = [
+        f"{record.email}" + (f" ({record.name})" if record.name else ""),
+        f"  status        {record.status.value}",
+        f"  format        {record.format}; language {record.language or '(the site default)'}",
+        f"  topics        {', '.join(record.tags) or '(everything)'}",
+        f"  added         {_when(record.created_at)} by {record.origin}"
+        + ("; listed in the file" if record.in_file else ""),
+        f"  consent       {_when(record.consent_at) or 'none yet'} {record.consent_method} "
+        f"{record.consent_source}".rstrip(),
+        f"  bounces       {record.hard_bounces} hard, {record.soft_bounces} soft; {record.complaints} complaint(s)",
+    ]
+    if record.consent_ip:
+        lines.append(f"  consent IP    {record.consent_ip}")
+    if record.paused_until:
+        lines.append(f"  paused until  {_when(record.paused_until)}")
+    lines.append("  history")
+    for event in record.events:
+        status = f" -> {event.status}" if event.status else ""
+        lines.append(f"    {_when(event.at)}  {event.kind}{status}: {event.reason}".rstrip(": "))
+    return lines
+
+
+def subscriber_json(record: SubscriberRecord) -> dict[str, Any]:
+    return {
+        "email": record.email,
+        "name": record.name,
+        "status": record.status.value,
+        "language": record.language,
+        "tags": list(record.tags),
+        "format": record.format,
+        "origin": record.origin,
+        "in_file": record.in_file,
+        "consent": {
+            "at": _when(record.consent_at),
+            "method": record.consent_method,
+            "source": record.consent_source,
+            "ip": record.consent_ip,
+        },
+        "created_at": _when(record.created_at),
+        "updated_at": _when(record.updated_at),
+        "paused_until": _when(record.paused_until),
+        "bounces": {"hard": record.hard_bounces, "soft": record.soft_bounces, "complaints": record.complaints},
+        "events": [{"at": _when(e.at), "kind": e.kind, "status": e.status, "reason": e.reason} for e in record.events],
+    }
+
+
+def import_lines(result: ImportReport) -> list[str]:
+    head = "would add" if result.dry_run else "added"
+    lines = [
+        f"{result.file}: {result.format} export; {head} {result.added}, updated {result.updated}, "
+        f"unchanged {result.unchanged}, invalid {len(result.invalid)}"
+    ]
+    if result.to_confirm:
+        verb = "would get" if result.dry_run else "got"
+        lines.append(f"{result.to_confirm} without recorded consent {verb} the confirmation mail")
+    lines += [f"invalid: {problem}" for problem in result.invalid]
+    return lines
+
+
+def import_json(result: ImportReport) -> dict[str, Any]:
+    return {
+        "file": result.file,
+        "format": result.format,
+        "dry_run": result.dry_run,
+        "added": result.added,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "to_confirm": result.to_confirm,
+        "invalid": [{"line": p.line, "message": p.message} for p in result.invalid],
+    }
+
+
+def bounce_lines(result: BounceReport) -> list[str]:
+    lines = [bounce_log_line(result)]
+    for f in result.findings:
+        if f.kind == "ignored":
+            continue
+        who = f.email or "(no subscriber)"
+        lines.append(f"  {f.kind:<11} {who}: {f.reason}" + (f" -> {f.status}" if f.status else ""))
+    return lines
+
+
+def bounce_log_line(result: BounceReport) -> str:
+    counts: dict[str, int] = {}
+    for f in result.findings:
+        counts[f.kind] = counts.get(f.kind, 0) + 1
+    changed = sum(1 for f in result.findings if f.status)
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing"
+    return (
+        f"{result.source}: {result.messages} message(s): {kinds}; {changed} status change(s), {result.unknown} unknown"
+    )
+
+
+def bounce_json(result: BounceReport) -> dict[str, Any]:
+    return {
+        "mailbox": result.source,
+        "messages": result.messages,
+        "unknown": result.unknown,
+        "findings": [
+            {"kind": f.kind, "email": f.email, "reason": f.reason, "status": f.status} for f in result.findings
+        ],
     }
 
 

@@ -205,6 +205,7 @@ def serve_forever(settings: Settings) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         scheduler = make_scheduler(settings)
+        add_readers_job(scheduler, settings)
         scheduler.start()
         LOG.info(
             "weekly digest every %s at %s (%s), state in %s",
@@ -224,3 +225,43 @@ def serve_forever(settings: Settings) -> int:
             signal.signal(sig, handler)
     LOG.info("stopped")
     return 0
+
+
+# -- readers: the bounce mailbox and the expiry of unconfirmed addresses, between weekly runs ------------
+
+READERS_JOB_ID = "readers-tick"
+READERS_JOB_FUNC = "digest.scheduler:readers_job"
+
+
+def readers_job(config: str | None, site: str | None) -> None:
+    """Read the bounce mailbox once and forget unconfirmed addresses past their time (pipeline.readers_tick)."""
+    try:
+        settings = load_settings(Path(config) if config else None, Path(site) if site else None)
+        bounces, expired = pipeline.readers_tick(settings, real_clock())
+        if bounces is not None and bounces.messages:
+            LOG.info(report.bounce_log_line(bounces))
+        if expired:
+            LOG.info("forgot %d address(es) that never confirmed", expired)
+    except DigestError as exc:
+        LOG.error("reading the bounce mailbox failed: %s", exc)
+
+
+def add_readers_job(scheduler: BaseScheduler, settings: Settings) -> None:
+    """Every bounces.check_minutes: the readers' tick. Kept in memory (not the job store): it is cheap to
+    miss one, and the interval follows the config at each start."""
+    from apscheduler.jobstores.memory import MemoryJobStore
+
+    if "readers" not in scheduler._jobstores:  # noqa: SLF001 - APScheduler 3 has no public "has jobstore"
+        scheduler.add_jobstore(MemoryJobStore(), "readers")
+    config = str(settings.config_file) if settings.config_file else None
+    scheduler.add_job(
+        READERS_JOB_FUNC,
+        trigger="interval",
+        minutes=settings.bounces.check_minutes,
+        id=READERS_JOB_ID,
+        kwargs={"config": config, "site": str(settings.site.root)},
+        coalesce=True,
+        max_instances=1,
+        jobstore="readers",
+        replace_existing=True,
+    )

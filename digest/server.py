@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,7 +26,7 @@ from starlette.routing import Route
 
 from digest import pipeline
 from digest.config import Settings
-from digest.errors import TokenError
+from digest.errors import DigestError, TokenError
 from digest.text import CONTROL, escape_controls
 
 LOG = logging.getLogger("digest.server")
@@ -224,11 +225,13 @@ class Guard:
 def create_app(settings: Settings, store: pipeline.Store, clock: Callable[[], datetime]) -> Starlette:
     unsubscribe = Unsubscribe(settings, store, clock)
     files = OutputFiles(settings)
+    readers = Readers(settings, store, clock)
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/unsubscribe", unsubscribe.get, methods=["GET"]),
             Route("/unsubscribe", unsubscribe.post, methods=["POST"]),
+            *readers.routes(),
             Route("/{path:path}", files.get, methods=["GET"]),
         ]
     )
@@ -264,3 +267,326 @@ def serve(settings: Settings) -> int:
     server = uvicorn.Server(uvicorn_config(settings, app))
     server.run()
     return 0
+
+
+# -- readers: subscribe, confirm, preferences, change of address ----------------------------------------
+#
+# Every answer to POST /subscribe is the same whether the address is new, waiting, subscribed or gone (no
+# list enumeration), and the mail it leads to goes out after the answer, so timing tells nothing either.
+# Links in mails only ever show a page on GET; the change happens on the page's button (POST), because
+# mail scanners and link previews GET every link.
+
+
+def _origin(url: str) -> str:
+    parts = url.split("/")
+    return "/".join(parts[:3]) if len(parts) >= 3 else url
+
+
+def _page_of(request: Request) -> str:
+    """The page the form was on (for the consent record), without its query string."""
+    referer = request.headers.get("referer", "")
+    return referer.split("?", 1)[0].split("#", 1)[0][:500]
+
+
+class Readers:
+    def __init__(self, settings: Settings, store: pipeline.Store, clock: Callable[[], datetime]):
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.cors = {"Access-Control-Allow-Origin": _origin(settings.site.base_url), "Vary": "Origin"}
+
+    # -- rendering
+
+    def page(self, status: int, language: str, name: str, title: str, **context: Any) -> Response:
+        text = pipeline.render_reader_page(self.settings, name, language, {"title": title, **context})
+        return Response(text, status_code=status, media_type="text/html", headers=NO_STORE)
+
+    def message(
+        self,
+        status: int,
+        language: str,
+        title: str,
+        *paragraphs: str,
+        button: str = "",
+        action: str = "",
+        link: dict[str, str] | None = None,
+    ) -> Response:
+        return self.page(
+            status,
+            language,
+            "reader_message.html.j2",
+            title,
+            paragraphs=[p for p in paragraphs if p],
+            button=button,
+            action=action,
+            hidden={},
+            link=link,
+        )
+
+    def words(self, language: str = "") -> Any:
+        return pipeline.reader_words(language or self.settings.site.language)
+
+    def unavailable(self) -> Response | None:
+        if self.settings.secret:
+            return None
+        r = self.words()
+        return self.message(503, "", r.not_available_title, r.not_available)
+
+    def reader(self, request: Request, purpose: str) -> tuple[str, str] | Response:
+        """(payload, token) of a valid signed link, else the page to answer with."""
+        token = request.query_params.get("token", "")
+        try:
+            return pipeline.reader_of_token(self.settings, token, self.clock(), purpose), token
+        except TokenError as exc:
+            LOG.info("%s link refused: %s", purpose, exc.message)
+            r = self.words()
+            return self.message(400, "", r.bad_link_title, f"{exc}.", r.nothing_changed)
+
+    # -- POST /subscribe
+
+    async def subscribe_form(self, request: Request) -> Response:
+        r = self.words()
+        widget = ""
+        if self.settings.subscribe.captcha == "turnstile":
+            widget = '<div class="cf-turnstile" data-sitekey="YOUR-SITE-KEY"></div>'
+        elif self.settings.subscribe.captcha == "hcaptcha":
+            widget = '<div class="h-captcha" data-sitekey="YOUR-SITE-KEY"></div>'
+        return self.page(200, "", "reader_subscribe.html.j2", r.subscribe, action="subscribe", captcha_widget=widget)
+
+    async def preflight(self, request: Request) -> Response:
+        headers = self.cors | {"Access-Control-Allow-Methods": "POST", "Access-Control-Allow-Headers": "Content-Type"}
+        return Response(status_code=204, headers=headers)
+
+    async def subscribe(self, request: Request) -> Response:
+        wants_json = request.headers.get("content-type", "").startswith("application/json")
+        if (answer := self.unavailable()) is not None:
+            return answer
+        try:
+            fields = await _fields(request, wants_json)
+        except ValueError:
+            return self.answer(wants_json, 400, "", "bad request", "send a form or a JSON object")
+        language = fields.get("language", "")[:35]
+        r = self.words(language)
+        client = request.client.host if request.client else ""
+        now_at = self.clock()
+        allowed = await run_in_threadpool(pipeline.client_allowed, self.settings, client, now_at, self.store)
+        if not allowed:
+            LOG.info("subscribe: client over the limit")
+            return self.answer(wants_json, 429, language, r.too_many_title, r.too_many)
+        ok = self.answer(
+            wants_json, 200, language, r.check_inbox_title, r.check_inbox.format(site=self.settings.site.title)
+        )
+        if fields.get("website"):  # the honeypot: only robots fill a field people cannot see
+            LOG.info("subscribe: honeypot filled, nothing sent")
+            return ok
+        captcha_field = pipeline.CAPTCHA_FIELDS.get(self.settings.subscribe.captcha, "")
+        if captcha_field:
+            good = await run_in_threadpool(
+                pipeline.verify_captcha, self.settings, fields.get(captcha_field, ""), client
+            )
+            if not good:
+                return self.answer(wants_json, 400, language, r.bad_link_title, "CAPTCHA", r.nothing_changed)
+        try:
+            asked = await run_in_threadpool(
+                lambda: pipeline.subscribe(
+                    self.settings,
+                    now_at,
+                    fields.get("email", ""),
+                    name=fields.get("name", ""),
+                    language=language,
+                    page=fields.get("page", "") or _page_of(request),
+                    ip=client,
+                    store=self.store,
+                )
+            )
+        except DigestError:
+            return self.answer(wants_json, 400, language, r.invalid_address, r.invalid_address, r.nothing_changed)
+        LOG.info("subscribe %s: %s", mask_email(asked.email), asked.mail or "no mail (sent recently)")
+        if asked.mail:
+            ok.background = BackgroundTask(self._mail, asked, now_at)
+        return ok
+
+    def _mail(self, asked: pipeline.Request, now_at: datetime) -> None:
+        try:
+            result = pipeline.send_reader_mail(self.settings, asked, now_at, clock=self.clock, store=self.store)
+            if result is not None and not result.ok:
+                LOG.warning("%s mail to %s not sent: %s", asked.mail, mask_email(asked.email), result.reply)
+        except DigestError as exc:
+            LOG.error("%s mail to %s not sent: %s", asked.mail, mask_email(asked.email), exc)
+
+    def answer(self, wants_json: bool, status: int, language: str, title: str, *paragraphs: str) -> Response:
+        if wants_json:
+            body = {"ok": status == 200, "title": title, "message": " ".join(paragraphs)}
+            return JSONResponse(body, status_code=status, headers=self.cors | {"Cache-Control": "no-store"})
+        return self.message(status, language, title, *paragraphs)
+
+    # -- /confirm
+
+    async def confirm_page(self, request: Request) -> Response:
+        if (answer := self.unavailable()) is not None:
+            return answer
+        checked = self.reader(request, "confirm")
+        if isinstance(checked, Response):
+            return checked
+        email, token = checked
+        r = self.words()
+        text = r.confirm_text.format(email=email, site=self.settings.site.title)
+        action = "confirm?token=" + token
+        return self.message(200, "", r.confirm_title, text, button=r.confirm_button, action=action)
+
+    async def confirm(self, request: Request) -> Response:
+        if (answer := self.unavailable()) is not None:
+            return answer
+        checked = self.reader(request, "confirm")
+        if isinstance(checked, Response):
+            return checked
+        email, _ = checked
+        now_at = self.clock()
+        outcome = await run_in_threadpool(pipeline.confirm, self.settings, email, now_at, self.store)
+        LOG.info("confirm %s: %s", mask_email(email), outcome)
+        r = self.words()
+        site = self.settings.site.title
+        if outcome == "expired":
+            return self.message(400, "", r.expired_title, r.expired)
+        link = {"url": self.preferences_link(email, now_at), "label": r.preferences_title}
+        if outcome == "already":
+            return self.message(200, "", r.confirmed_title, r.already_confirmed.format(site=site), link=link)
+        response = self.message(200, "", r.confirmed_title, r.confirmed.format(site=site), link=link)
+        response.background = BackgroundTask(self._welcome, email, now_at)
+        return response
+
+    def _welcome(self, email: str, now_at: datetime) -> None:
+        try:
+            pipeline.send_welcome(self.settings, email, now_at, clock=self.clock, store=self.store)
+        except DigestError as exc:
+            LOG.error("welcome mail to %s not sent: %s", mask_email(email), exc)
+
+    def preferences_link(self, email: str, now_at: datetime) -> str:
+        return pipeline.reader_link(self.settings, "preferences", email, now_at)
+
+    # -- /preferences
+
+    async def preferences_page(self, request: Request, notice: str = "") -> Response:
+        if (answer := self.unavailable()) is not None:
+            return answer
+        checked = self.reader(request, "preferences")
+        if isinstance(checked, Response):
+            return checked
+        email, token = checked
+        found = await run_in_threadpool(pipeline.preferences, self.settings, email, self.clock(), self.store)
+        if found is None or found.record.status.value in ("unsubscribed", "bounced", "complained", "unconfirmed"):
+            r = self.words()
+            return self.message(404, "", r.preferences_title, r.unsubscribed.format(email=email))
+        record = found.record
+        r = self.words(record.language)
+        paused = record.paused_until
+        return self.page(
+            200,
+            record.language,
+            "reader_preferences.html.j2",
+            r.preferences_title,
+            email=record.email,
+            current=record,
+            topics=found.topics,
+            chosen={t.casefold() for t in record.tags},
+            languages=found.languages,
+            paused_until=paused.astimezone(self.settings.site.tz).date().isoformat()
+            if paused and paused > self.clock()
+            else "",
+            notice=notice,
+            action="preferences?token=" + token,
+            unsubscribe_action="unsubscribe?token=" + pipeline.reader_token(self.settings, email, self.clock()),
+        )
+
+    async def preferences(self, request: Request) -> Response:
+        if (answer := self.unavailable()) is not None:
+            return answer
+        checked = self.reader(request, "preferences")
+        if isinstance(checked, Response):
+            return checked
+        email, _ = checked
+        form = await request.form()
+        now_at = self.clock()
+        record = await run_in_threadpool(pipeline.preferences, self.settings, email, now_at, self.store)
+        r = self.words(record.record.language if record else "")
+        if form.get("action") == "change":
+            new = str(form.get("new_email", ""))
+            try:
+                await run_in_threadpool(pipeline.request_address_change, self.settings, email, new, now_at, self.store)
+            except DigestError:
+                return await self.preferences_page(request, r.invalid_address)
+            return await self.preferences_page(request, r.change_sent.format(email=new))
+        try:
+            pause = int(str(form.get("pause", "-1")))
+        except ValueError:
+            pause = -1
+        await run_in_threadpool(
+            lambda: pipeline.save_preferences(
+                self.settings,
+                email,
+                now_at,
+                language=str(form.get("language", "")),
+                topics=[str(t) for t in form.getlist("topic")],
+                fmt=str(form.get("format", "html")),
+                pause_weeks=pause,
+                store=self.store,
+            )
+        )
+        LOG.info("preferences of %s saved", mask_email(email))
+        return await self.preferences_page(request, self.words(str(form.get("language", ""))).saved)
+
+    # -- /change (a new address, confirmed by a button on the page its mail links to)
+
+    async def change_page(self, request: Request) -> Response:
+        if (answer := self.unavailable()) is not None:
+            return answer
+        checked = self.reader(request, "change")
+        if isinstance(checked, Response):
+            return checked
+        payload, token = checked
+        old, _, new = payload.partition("\n")
+        r = self.words()
+        text = r.change_mail_intro.format(site=self.settings.site.title, old=old)
+        return self.message(
+            200, "", r.change_address, text, new, button=r.change_button, action="change?token=" + token
+        )
+
+    async def change(self, request: Request) -> Response:
+        if (answer := self.unavailable()) is not None:
+            return answer
+        checked = self.reader(request, "change")
+        if isinstance(checked, Response):
+            return checked
+        payload, _ = checked
+        outcome = await run_in_threadpool(pipeline.change_address, self.settings, payload, self.clock(), self.store)
+        _, _, new = payload.partition("\n")
+        r = self.words()
+        if outcome == "changed":
+            link = {"url": self.preferences_link(new, self.clock()), "label": r.preferences_title}
+            return self.message(200, "", r.changed_title, r.changed.format(email=new), link=link)
+        if outcome == "taken":
+            return self.message(409, "", r.change_address, r.taken)
+        return self.message(400, "", r.expired_title, r.expired)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/subscribe", self.subscribe_form, methods=["GET"]),
+            Route("/subscribe", self.subscribe, methods=["POST"]),
+            Route("/subscribe", self.preflight, methods=["OPTIONS"]),
+            Route("/confirm", self.confirm_page, methods=["GET"]),
+            Route("/confirm", self.confirm, methods=["POST"]),
+            Route("/preferences", self.preferences_page, methods=["GET"]),
+            Route("/preferences", self.preferences, methods=["POST"]),
+            Route("/change", self.change_page, methods=["GET"]),
+            Route("/change", self.change, methods=["POST"]),
+        ]
+
+
+async def _fields(request: Request, wants_json: bool) -> dict[str, str]:
+    if wants_json:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise ValueError("not an object")
+        return {str(k): str(v) for k, v in body.items() if isinstance(v, str | int)}
+    form = await request.form()
+    return {k: str(v) for k, v in form.items() if isinstance(v, str)}

@@ -168,6 +168,7 @@ class BouncesSettings:
     imap_verify: bool = option(True, to_bool)
     soft_limit: int = option(5, to_pos_int)  # soft bounces …
     soft_days: int = option(30, to_pos_int)  # … within this many days make an address bounced
+    check_minutes: int = option(15, to_pos_int)  # how often `digest schedule` reads the mailbox
     imap_password: str = field(default="", repr=False, metadata={"toml": False})  # from the environment
 
 

@@ -173,8 +173,8 @@ class Roster:
                 if old is None:
                     status = Status.UNSUBSCRIBED if key in gone else wanted
                     fresh.append(self._new_row(sub, sig, status, now_at, source))
-                    reason = f"suppressed before: {gone[key]}" if key in gone else ""
-                    events.append(self._event_row(key, now_at, "added", status.value, f"in {source}. {reason}".strip()))
+                    reason = f"in {source}" + (f"; suppressed before: {gone[key]}" if key in gone else "")
+                    events.append(self._event_row(key, now_at, "added", status.value, reason))
                     continue
                 status = Status(old[2])
                 if status in (Status.ACTIVE, Status.INACTIVE, Status.UNCONFIRMED) and status != wanted:
