@@ -1,0 +1,160 @@
+"""The readers' side over real HTTP (uvicorn on 127.0.0.1) and real SMTP (aiosmtpd): subscribe, confirm with
+one button, welcome, preferences, unsubscribe; and the abuse limits."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from digest import pipeline
+from digest.models import Status
+from digest.sender.ledger import Ledger
+from digest.sender.roster import Roster
+from tests.support_service import Mailbox, Post, http_server_factory, settings_for, smtp_box, text_of, write_site
+
+__all__ = ["http_server_factory", "smtp_box"]
+
+from datetime import datetime
+
+NOW_AT = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Seoul"))
+POSTS = [
+    Post("ml", "머신러닝 노트 · ML notes", NOW_AT - timedelta(days=3), tags=("ML",)),
+    Post("fonts", "한글 글꼴 · Korean fonts", NOW_AT - timedelta(days=2), tags=("typography",)),
+    Post("ml-2", "More ML", NOW_AT + timedelta(days=3), tags=("ML",)),
+    Post("fonts-2", "More fonts", NOW_AT + timedelta(days=4), tags=("typography",)),
+]
+
+
+@pytest.fixture
+def site(tmp_path: Path, smtp_box: Mailbox, http_server_factory: Any) -> tuple[Any, Mailbox]:
+    settings = settings_for(write_site(tmp_path, POSTS, ["author@example.org"], smtp_port=smtp_box.port))
+    server = http_server_factory(settings, Ledger(settings.db_url), lambda: NOW_AT)
+    return server, smtp_box
+
+
+def wait_for(box: Mailbox, count: int, seconds: float = 10) -> list[tuple[str, Any]]:
+    deadline = time.monotonic() + seconds
+    while len(box.received) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # and nothing more arrives
+    return list(box.received)
+
+
+def link_in(message: Any, path: str) -> str:
+    found = re.search(rf"https?://\S+/{path}\?token=[A-Za-z0-9_-]+", text_of(message))
+    assert found, text_of(message)
+    return found.group(0)
+
+
+def local(server: Any, url: str) -> str:
+    return server.url + "/" + url.split("/newsletter/", 1)[1]
+
+
+def test_the_whole_path(site: tuple[Any, Mailbox]) -> None:
+    server, box = site
+    settings = server.settings
+    answer = httpx.post(server.url + "/subscribe", data={"email": "Ana@Example.net", "name": "Ana", "website": ""})
+    assert answer.status_code == 200 and "confirmation" in answer.text
+    (rcpt, mail), *_ = wait_for(box, 1)
+    assert rcpt == "ana@example.net"
+    confirm = local(server, link_in(mail, "confirm"))
+    # a scanner that follows the link confirms nothing
+    page = httpx.get(confirm)
+    assert page.status_code == 200 and '<form method="post"' in page.text
+    assert Roster(settings.db_url).get("ana@example.net").status == Status.UNCONFIRMED  # type: ignore[union-attr]
+    done = httpx.post(confirm)
+    assert done.status_code == 200
+    received = wait_for(box, 2)
+    assert len(received) == 2
+    welcome = received[1][1]
+    assert "Welcome" in str(welcome["Subject"]) or "환영" in str(welcome["Subject"])
+    assert "ML notes" in text_of(welcome) or "머신러닝" in text_of(welcome)
+    record = Roster(settings.db_url).get("ana@example.net")
+    assert record is not None and record.status == Status.ACTIVE and record.consent_method == "form"
+    # clicking again sends no second welcome (the ledger keeps it once)
+    httpx.post(confirm)
+    assert len(wait_for(box, 3, 1)) == 2
+    # the next weekly send includes the reader; the preference page narrows it to ML
+    prefs = local(server, link_in(welcome, "preferences"))
+    page = httpx.get(prefs)
+    assert page.status_code == 200 and 'value="ML"' in page.text and 'value="typography"' in page.text
+    saved = httpx.post(prefs, data={"action": "save", "topic": ["ML"], "format": "html", "language": "", "pause": "-1"})
+    assert saved.status_code == 200
+    box.received.clear()
+    later = NOW_AT + timedelta(days=7)
+    pipeline.run_cycle(settings, later, pipeline.select_week(settings, later, "last"), clock=lambda: later)
+    weekly = {rcpt: msg for rcpt, msg in wait_for(box, 2)}
+    assert "More ML" in text_of(weekly["ana@example.net"]) and "More fonts" not in text_of(weekly["ana@example.net"])
+    assert "More fonts" in text_of(weekly["author@example.org"])
+    # unsubscribe from the preference page
+    unsubscribe = re.search(r'action="(unsubscribe\?token=[^"]+)"', page.text)
+    assert unsubscribe
+    assert (
+        httpx.post(server.url + "/" + unsubscribe.group(1), data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    )
+    assert Roster(settings.db_url).get("ana@example.net").status == Status.UNSUBSCRIBED  # type: ignore[union-attr]
+
+
+def test_answers_are_the_same_for_new_and_known_addresses(site: tuple[Any, Mailbox]) -> None:
+    server, box = site
+    new = httpx.post(server.url + "/subscribe", json={"email": "new@example.net"})
+    known = httpx.post(server.url + "/subscribe", json={"email": "author@example.org"})
+    assert (new.status_code, new.json()) == (known.status_code, known.json())
+    assert new.headers["access-control-allow-origin"] == "https://service.example.org"
+    received = wait_for(box, 2)
+    subjects = sorted(str(m["Subject"]) for _, m in received)
+    assert len(subjects) == 2  # the known one is told it is already subscribed, with its preference link
+
+
+def test_a_thousand_requests_for_one_address_send_one_mail(site: tuple[Any, Mailbox]) -> None:
+    server, box = site
+    with httpx.Client() as client:
+        for n in range(1000):
+            forwarded = {"X-Forwarded-For": f"198.51.{n // 250}.{n % 250}"}
+            answer = client.post(server.url + "/subscribe", data={"email": "target@example.net"}, headers=forwarded)
+            assert answer.status_code == 200
+    assert [rcpt for rcpt, _ in wait_for(box, 2, 2)] == ["target@example.net"]
+
+
+def test_a_thousand_addresses_from_one_client_are_limited(site: tuple[Any, Mailbox]) -> None:
+    server, box = site
+    codes = []
+    with httpx.Client() as client:
+        for n in range(1000):
+            codes.append(client.post(server.url + "/subscribe", data={"email": f"r{n}@example.net"}).status_code)
+    limit = server.settings.subscribe.client_limit
+    assert codes.count(200) == limit and codes.count(429) == 1000 - limit
+    assert len(wait_for(box, limit + 1, 2)) == limit
+
+
+def test_a_honeypot_hit_sends_nothing(site: tuple[Any, Mailbox]) -> None:
+    server, box = site
+    answer = httpx.post(server.url + "/subscribe", data={"email": "bot@example.net", "website": "http://spam"})
+    assert answer.status_code == 200
+    assert wait_for(box, 1, 1) == []
+    assert not Roster(server.settings.db_url).known("bot@example.net")
+
+
+@pytest.mark.parametrize("path", ["confirm", "preferences", "change"])
+def test_a_link_of_another_kind_is_refused(site: tuple[Any, Mailbox], path: str) -> None:
+    server, _ = site
+    token = pipeline.reader_token(server.settings, "author@example.org", NOW_AT)  # an unsubscribe token
+    for method in ("GET", "POST"):
+        assert httpx.request(method, f"{server.url}/{path}?token={token}").status_code == 400
+
+
+def test_unconfirmed_addresses_expire(site: tuple[Any, Mailbox]) -> None:
+    server, box = site
+    httpx.post(server.url + "/subscribe", data={"email": "late@example.net"})
+    wait_for(box, 1)
+    settings = server.settings
+    assert pipeline.readers_tick(settings, NOW_AT + timedelta(days=6))[1] == 0
+    assert pipeline.readers_tick(settings, NOW_AT + timedelta(days=8))[1] == 1
+    assert not Roster(settings.db_url).known("late@example.net")
