@@ -762,7 +762,7 @@ def send_reader_mail(
 
 def reader_of_token(settings: Settings, token: str, now_at: datetime, purpose: str) -> str:
     """The address (or "old\\nnew" for a change) a signed link was made for; TokenError otherwise."""
-    return sender.verify_token(settings.secret, token, now_at, purpose=purpose)
+    return sender.verify_token(settings.secret, token, now_at, purpose=purpose, old_secrets=settings.old_secrets)
 
 
 def confirm(settings: Settings, email: str, now_at: datetime, store: sender.Store | None = None) -> str:

@@ -246,7 +246,7 @@ def readers_job(config: str | None, site: str | None) -> None:
         LOG.error("reading the bounce mailbox failed: %s", exc)
 
 
-def add_readers_job(scheduler: BaseScheduler, settings: Settings) -> None:
+def add_readers_job(scheduler: BackgroundScheduler, settings: Settings) -> None:
     """Every bounces.check_minutes: the readers' tick. Kept in memory (not the job store): it is cheap to
     miss one, and the interval follows the config at each start."""
     from apscheduler.jobstores.memory import MemoryJobStore

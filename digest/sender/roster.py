@@ -126,13 +126,13 @@ class Roster:
         return changed
 
     def set_status(self, email: str, status: Status, reason: str, now_at: datetime, kind: str = "status") -> bool:
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             return self._set_status(conn, address_key(email), status, reason, now_at, kind)
 
     def unsubscribe(self, email: str, now_at: datetime, reason: str) -> bool:
         """Suppress an address (known to the store or not); True when it was not suppressed before."""
         key = address_key(email)
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             before = conn.execute(sa.select(suppressions.c.email).where(suppressions.c.email == key)).scalar()
             if not self._set_status(conn, key, Status.UNSUBSCRIBED, reason, now_at):
                 self._suppress(conn, key, Status.UNSUBSCRIBED, reason, now_at)
@@ -141,7 +141,7 @@ class Roster:
     def resubscribe(self, email: str, now_at: datetime, reason: str) -> bool:
         """Lift a suppression made by hand or by a link; True when there was one."""
         key = address_key(email)
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             gone = conn.execute(sa.delete(suppressions).where(suppressions.c.email == key)).rowcount
             status = conn.execute(sa.select(s.status).where(s.email == key)).scalar()
             if status in {x.value for x in SUPPRESSED}:
@@ -152,7 +152,7 @@ class Roster:
 
     def sync_file(self, entries: Sequence[Subscriber], source: str, now_at: datetime) -> SyncReport:
         """Bring the file's entries into the store (see the module docstring); idempotent."""
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             known = {
                 key: (sig, in_file, status)
                 for key, sig, in_file, status in conn.execute(sa.select(s.email, s.file_sig, s.in_file, s.status))
@@ -266,7 +266,7 @@ class Roster:
         skipped: dict[str, str] = {}
         query = sa.select(s.address, s.name, s.tags, s.format, s.language, s.status, s.paused_until, s.tag)
         query = query.where(s.status.in_(SENDABLE)).order_by(s.email)
-        with self.engine.connect() as conn:
+        with self.store.connect() as conn:
             for address, name, tags, fmt, language, status, paused_until, tag in conn.execution_options(
                 yield_per=2000
             ).execute(query):
@@ -283,7 +283,7 @@ class Roster:
 
     def get(self, email: str, *, events: bool = True) -> SubscriberRecord | None:
         key = address_key(email)
-        with self.engine.connect() as conn:
+        with self.store.connect() as conn:
             row = conn.execute(sa.select(subscribers).where(s.email == key)).first()
             if row is None:
                 return None
@@ -303,12 +303,12 @@ class Roster:
         query = sa.select(subscribers).order_by(s.email)
         if statuses:
             query = query.where(s.status.in_(list(statuses)))
-        with self.engine.connect() as conn:
+        with self.store.connect() as conn:
             for row in conn.execution_options(yield_per=2000).execute(query):
                 yield _record(row, 0, ())
 
     def counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self.store.connect() as conn:
             found: dict[str, int] = dict(conn.execute(sa.select(s.status, sa.func.count()).group_by(s.status)).all())
         return {status.value: int(found.get(status.value, 0)) for status in Status}
 
@@ -316,12 +316,12 @@ class Roster:
         """The address of the first of `tags` that belongs to a subscriber, else ""."""
         if not tags:
             return ""
-        with self.engine.connect() as conn:
+        with self.store.connect() as conn:
             owners = dict(conn.execute(sa.select(s.tag, s.email).where(s.tag.in_(list(tags)))).all())
         return next((str(owners[t]) for t in tags if t in owners), "")
 
     def known(self, email: str) -> bool:
-        with self.engine.connect() as conn:
+        with self.store.connect() as conn:
             return conn.execute(sa.select(s.id).where(s.email == address_key(email))).first() is not None
 
     # -- by hand -----------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ class Roster:
         consent_at: datetime | None = None,
     ) -> bool:
         """A new subscriber (True), or False when the address is already in the store."""
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             return self._add(
                 conn, sub, now_at, status=status, method=method, source=source, ip=ip, consent_at=consent_at
             )
@@ -377,7 +377,7 @@ class Roster:
     def forget(self, email: str) -> bool:
         """Delete everything kept about an address: its row, its history and its suppression."""
         key = address_key(email)
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             done = conn.execute(sa.delete(subscribers).where(s.email == key)).rowcount
             conn.execute(sa.delete(subscriber_events).where(e.email == key))
             gone = conn.execute(sa.delete(suppressions).where(suppressions.c.email == key)).rowcount
@@ -399,7 +399,7 @@ class Roster:
         is taken in the same transaction as the check, so a thousand requests at once send one mail."""
         key = sub.key
         slot_free = sa.or_(s.confirm_mail_at.is_(None), s.confirm_mail_at <= now_at - interval)
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             row = conn.execute(sa.select(s.status, s.language).where(s.email == key)).first()
             if row is None:
                 status = Status.UNCONFIRMED if double_opt_in else Status.ACTIVE
@@ -429,7 +429,7 @@ class Roster:
     def confirm(self, email: str, now_at: datetime, days: int) -> str:
         """The button of the confirmation page: "confirmed", "already" (active before) or "expired"."""
         key = address_key(email)
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             row = conn.execute(
                 sa.select(s.status, s.confirm_requested_at, s.consent_source, s.consent_ip).where(s.email == key)
             ).first()
@@ -458,7 +458,7 @@ class Roster:
     def expire_unconfirmed(self, now_at: datetime, days: int) -> int:
         """Forget addresses that never confirmed within `days`: nothing is kept about them."""
         cutoff = now_at - timedelta(days=days)
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             keys = list(
                 conn.execute(
                     sa.select(s.email).where(s.status == Status.UNCONFIRMED.value, s.created_at < cutoff)
@@ -480,7 +480,7 @@ class Roster:
         start_at = datetime.fromtimestamp(
             now_at.timestamp() // window.total_seconds() * window.total_seconds(), now_at.tzinfo
         )
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             row = conn.execute(
                 sa.select(request_counts.c.window_at, request_counts.c.count).where(request_counts.c.key == key)
             ).first()
@@ -516,7 +516,7 @@ class Roster:
             values["paused_until"] = now_at + timedelta(weeks=pause_weeks)
         elif pause_weeks == 0:
             values["paused_until"] = None
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             done = conn.execute(sa.update(subscribers).where(s.email == key).values(**values)).rowcount
             if done:
                 what = f"topics: {', '.join(tags) or 'all'}; format {fmt}; language {language or 'the site default'}"
@@ -529,7 +529,7 @@ class Roster:
         """Note a change of address to confirm at the new address; False when a mail went out too recently."""
         key = address_key(email)
         slot_free = sa.or_(s.confirm_mail_at.is_(None), s.confirm_mail_at <= now_at - interval)
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             taken = conn.execute(
                 sa.update(subscribers)
                 .where(s.email == key, slot_free)
@@ -542,7 +542,7 @@ class Roster:
     def change_address(self, email: str, new_email: str, now_at: datetime) -> str:
         """Confirmed at the new address: "changed", "taken" (the new address is a subscriber) or "expired"."""
         key, new_key = address_key(email), address_key(new_email)
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             pending = conn.execute(sa.select(s.pending_email).where(s.email == key)).scalar()
             if pending != new_key:
                 return "expired"
@@ -564,7 +564,7 @@ class Roster:
 
     def first_time(self, key: str, now_at: datetime) -> bool:
         """Record a mailbox message (or a refused send) as applied; False when it was applied before."""
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             stmt = self.store.insert(bounce_messages).on_conflict_do_nothing().returning(bounce_messages.c.key)
             return conn.execute(stmt, {"key": key, "at": now_at}).first() is not None
 
@@ -582,7 +582,7 @@ class Roster:
         hard -> bounced at once; soft -> bounced when this makes `soft_limit` within `soft_days`;
         complaint -> complained; unsubscribe (a mail to the List-Unsubscribe address) -> unsubscribed."""
         key = address_key(email)
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             status = conn.execute(sa.select(s.status).where(s.email == key)).scalar()
             if status is None:
                 return ""
@@ -625,7 +625,7 @@ class Roster:
         added = updated = unchanged = 0
         to_confirm: list[str] = []
         seen: set[str] = set()
-        with self.engine.begin() as conn:
+        with self.store.begin() as conn:
             for batch in _batches(rows):
                 keys = [address_key(r.email) for r in batch]
                 query = sa.select(s.email, s.name, s.tags, s.language).where(s.email.in_(keys))

@@ -162,7 +162,6 @@ bounce_messages = sa.Table(
 )
 
 
-
 def _first_line(exc: sa.exc.DBAPIError) -> str:
     text = str(exc.orig).strip() if exc.orig else str(exc)
     return text.splitlines()[0] if text else type(exc.orig or exc).__name__
