@@ -14,7 +14,7 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,12 @@ out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
+_STARTED = time.monotonic()
+
+
 def clock() -> datetime:
+    """Now; with DIGEST_NOW, the pinned moment plus the time this process has run, so that leases, back-off
+    and rate limits still see time pass."""
     pinned = os.environ.get(NOW_ENV)
     if pinned:
         try:
@@ -46,7 +51,7 @@ def clock() -> datetime:
             ) from exc
         if moment.tzinfo is None:
             raise DigestError(f"{NOW_ENV} needs an offset", "e.g. 2026-11-22T09:00:00+09:00")
-        return moment
+        return moment + timedelta(seconds=time.monotonic() - _STARTED)
     return datetime.now(UTC)
 
 

@@ -151,8 +151,10 @@ class Roster:
     # -- the subscribers file --------------------------------------------------------------------
 
     def sync_file(self, entries: Sequence[Subscriber], source: str, now_at: datetime) -> SyncReport:
-        """Bring the file's entries into the store (see the module docstring); idempotent."""
+        """Bring the file's entries into the store (see the module docstring); idempotent, and safe when several
+        senders (several machines) start at once: their syncs run one after another."""
         with self.store.begin() as conn:
+            self.store.serialize(conn, "subscribers-file")
             known = {
                 key: (sig, in_file, status)
                 for key, sig, in_file, status in conn.execute(sa.select(s.email, s.file_sig, s.in_file, s.status))

@@ -289,6 +289,12 @@ class Store:
         if int(found) < SCHEMA_VERSION:
             conn.execute(sa.update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
+    def serialize(self, conn: Connection, name: str) -> None:
+        """Make transactions that call this with the same `name` run one after another, across processes and
+        machines (PostgreSQL: a transaction-level advisory lock; SQLite's BEGIN IMMEDIATE already does)."""
+        if self.is_postgres:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"digest:{name}"})
+
     def insert(self, table: sa.Table) -> Any:
         """An INSERT that knows ON CONFLICT on both dialects."""
         return (postgresql if self.is_postgres else sqlite).insert(table)
