@@ -1,14 +1,20 @@
-"""Collector benchmark: digest.collector.collect over a generated Jekyll site of invented Markdown posts,
+"""Collector benchmark: digest.collector.collect over generated Jekyll sites of invented Markdown posts,
 against a baseline in the same run that only reads the same files and parses their front matter with
 python-frontmatter. collect() does much more (dates, permalinks, Markdown rendering, links); the ratio says
 what that costs per file.
+
+Two sites: one `_posts` folder of 2,000 posts (`--posts`), and a multilingual site of 5,000 posts
+(`--multi-posts`) in 10 languages, each language in its own nested folder (`ko/news/_posts/`, …, no
+top-level `_posts`), found with zero config. On the multilingual site it times what a weekly run does (the
+posts of the last `output.feed_issues` weeks: a one-window collect) and a collect of every post.
 
 collect() keeps parsed files in memory for long-running processes, so each repetition runs in a fresh
 interpreter: the first call there is the cold run `digest build` makes, a second call is a warm one
 (the weekly service).
 
-    python bench/bench_collect.py                  # 2,000 posts, median of 3
-    python bench/bench_collect.py --quick          # 200 posts, 1 repetition
+    python bench/bench_collect.py                  # 2,000 + 5,000 posts, median of 3
+    python bench/bench_collect.py --quick          # 200 + 500 posts, 1 repetition
+    python bench/bench_collect.py --sources explicit   # the multilingual folders listed in digest.toml
 Exit status: 0 when measured, 2 when the collector is not available or the setup failed.
 """
 
@@ -123,6 +129,35 @@ def write_site(root: Path, count: int) -> list[Path]:
     return files
 
 
+LANGUAGES = ("en", "ko", "ja", "de", "fr", "es", "pt-br", "zh-cn", "ru", "it")
+FEED_WEEKS = 10  # output.feed_issues' default: the weeks a weekly run renders
+
+
+def write_multilingual_site(root: Path, count: int, explicit: bool) -> list[Path]:
+    """``count`` posts: the same post in every language, one post a day, under ``<lang>/news/_posts/``."""
+    rng = random.Random(9)
+    root.mkdir(parents=True)
+    (root / "_config.yml").write_text(
+        'title: "Bench Multilingual"\nurl: "https://multi.example.com"\ntimezone: Asia/Seoul\n'
+        "permalink: pretty\nlang: en\n",
+        encoding="utf-8",
+    )
+    folders = [f"{lang}/news/_posts" for lang in LANGUAGES]
+    for folder in folders:
+        (root / folder).mkdir(parents=True)
+    if explicit:
+        listed = ", ".join(f'"{f}"' for f in folders)
+        (root / "digest.toml").write_text(f"[site]\nsource = [{listed}]\n", encoding="utf-8")
+    files = []
+    for i in range(count):
+        day = NOW_AT.date() - timedelta(days=i // len(LANGUAGES) + 1)
+        folder = folders[i % len(LANGUAGES)]
+        path = root / folder / f"{day.isoformat()}-field-note-{i // len(LANGUAGES)}.md"
+        path.write_text(_post(rng, i, day), encoding="utf-8")
+        files.append(path)
+    return files
+
+
 def baseline(files: Sequence[Path]) -> int:
     parsed = 0
     for path in files:
@@ -135,6 +170,20 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     started = time.perf_counter()
     result = fn()
     return (time.perf_counter() - started) * 1000, result
+
+
+def multi_child(root: Path, window: bool) -> None:
+    """One cold collect of the multilingual site in a fresh interpreter: prints JSON with milliseconds."""
+    collect = importlib.import_module("digest.collector").collect
+    result: dict[str, Any] = {}
+    result["load_ms"], settings = timed(lambda: load_settings(site=root, env={}))
+    site = settings.site
+    since_at = NOW_AT - timedelta(weeks=FEED_WEEKS) if window else None
+    result["cold_ms"], found = timed(lambda: collect(site, NOW_AT, since_at))
+    result["entries"], result["problems"] = len(found.entries), len(found.problems)
+    result["folders"] = len(site.source_dirs)
+    result["languages"] = len({e.language for e in found.entries if hasattr(e, "language")})
+    print(json.dumps(result))
 
 
 def child(root: Path, collect_first: bool) -> None:
@@ -158,25 +207,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--posts", type=int, default=2_000, help="number of posts (default 2,000)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions; medians are reported (default 3)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 200 posts, 1 repetition")
+    parser.add_argument("--multi-posts", type=int, default=5_000, help="posts of the multilingual site (5,000)")
+    parser.add_argument(
+        "--sources",
+        choices=("auto", "explicit"),
+        default="auto",
+        help="multilingual site: folders found with zero config (auto) or listed in digest.toml (explicit)",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 200 + 500 posts, 1 repetition")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--multi-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--window", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--collect-first", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child, args.collect_first)
         return 0
+    if args.multi_child:
+        multi_child(args.multi_child, args.window)
+        return 0
     if args.quick:
-        args.posts, args.repeat = 200, 1
+        args.posts, args.multi_posts, args.repeat = 200, 500, 1
     try:
         importlib.import_module("digest.collector").collect  # noqa: B018
     except (ImportError, AttributeError) as exc:
         print(f"setup error: digest.collector is not available ({exc})", file=sys.stderr)
         return 2
     runs: list[dict[str, Any]] = []
+    multi: dict[str, list[dict[str, Any]]] = {"window": [], "all": []}
     with tempfile.TemporaryDirectory(prefix="digest-bench-collect-") as tmp:
-        root = Path(tmp)
+        root = Path(tmp) / "single"
         write_site(root, args.posts)
+        multi_root = Path(tmp) / "multi"
+        write_multilingual_site(multi_root, args.multi_posts, args.sources == "explicit")
         for rep in range(args.repeat):
+            for kind in ("window", "all") if rep % 2 == 0 else ("all", "window"):
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--multi-child", str(multi_root)]
+                cmd += ["--window"] if kind == "window" else []
+                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    print(f"setup error: the collect run failed:\n{done.stderr.strip()[-2000:]}", file=sys.stderr)
+                    return 2
+                multi[kind].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                r = multi[kind][-1]
+                print(
+                    f"  multilingual {kind:<6} cold {r['cold_ms']:7.0f} ms (config {r['load_ms']:.0f} ms)",
+                    file=sys.stderr,
+                )
             # Alternate the order so neither side always reads the files first.
             cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(root)]
             cmd += ["--collect-first"] if rep % 2 == 0 else []
@@ -208,6 +285,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("collect cold per post (ms)", f"{cold / args.posts:.2f}"),
         ("collect cold / baseline", f"{cold / base:.1f}×"),
         ("collect warm / baseline", f"{warm / base:.2f}×"),
+    ]
+    print(f"{'measure':<42}{'value':>10}")
+    for name, value in rows:
+        print(f"{name:<42}{value:>10}")
+
+    def mmed(kind: str, key: str) -> float:
+        return statistics.median(r[key] for r in multi[kind])
+
+    found = multi["all"][-1]
+    window = multi["window"][-1]
+    print(
+        f"\n{args.multi_posts:,} posts in {len(LANGUAGES)} languages, nested _posts folders"
+        f" (sources: {args.sources}); {found['folders']} folders, {found['languages']} languages found;"
+        f" all: {found['entries']:,} entries, window of {FEED_WEEKS} weeks: {window['entries']:,} entries;"
+        f" {found['problems']} problems\n"
+    )
+    rows = [
+        ("config load, site folders found (ms)", f"{mmed('all', 'load_ms'):,.0f}"),
+        (f"collect, one window of {FEED_WEEKS} weeks, cold (ms)", f"{mmed('window', 'cold_ms'):,.0f}"),
+        ("collect, every post, cold (ms)", f"{mmed('all', 'cold_ms'):,.0f}"),
+        ("collect every post per post (ms)", f"{mmed('all', 'cold_ms') / args.multi_posts:.2f}"),
     ]
     print(f"{'measure':<42}{'value':>10}")
     for name, value in rows:
