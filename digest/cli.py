@@ -138,6 +138,12 @@ def warning_lines(problems: tuple[Problem, ...]) -> list[str]:
     return [report.problem_line(p) for p in problems]
 
 
+def print_warnings(problems: tuple[Problem, ...]) -> None:
+    """Skipped files, one line each on stderr (stdout stays the summary, or JSON)."""
+    for line in warning_lines(problems):
+        err.print(f"warning: {line}")
+
+
 def summary_json(result: pipeline.Preview, settings: Settings) -> dict[str, Any]:
     issue = result.build.issue
     return {
@@ -176,8 +182,7 @@ def print_summary(result: pipeline.Preview) -> None:
         out.print(table)
     else:
         out.print("no entries in this week: nothing would be sent")
-    for line in warning_lines(issue.problems):
-        err.print(f"warning: {line}")
+    print_warnings(issue.problems)
     if result.rendered:
         size = len(result.rendered.html.encode())
         note = " — over the size limit: summaries instead of full posts" if result.rendered.summarized else ""
@@ -278,6 +283,7 @@ def publish(ctx: Context, week: str | None, since: str | None, until: str | None
     """Write the feeds and the archive into the output folder."""
     now_at = clock()
     result = pipeline.publish(ctx.settings, now_at, pick_week(ctx, now_at, week or "last", since, until), strict=strict)
+    print_warnings(pipeline.problems_of(result))
     out.print(f"published {len(result.history)} issue(s) to {ctx.settings.output.dir}")
 
 
@@ -317,6 +323,7 @@ def _cycle(
         )
     finally:
         progress.close()
+    print_warnings(result.problems)
     if as_json:
         click.echo(json.dumps(report.cycle_json(result), ensure_ascii=False))
     else:

@@ -6,6 +6,9 @@ Accepted: YAML/TOML date and datetime values; strings ``2020-07-04``, ``2020-12-
 A value without an offset is wall-clock time in the site's timezone. Without a date key the date comes from
 the file name (``2021-05-10-infos.md``), the page-bundle folder (``2017-04-24-slug/index.md``) or
 ``/YYYY/MM/DD/`` folders.
+
+A value shaped like a date that is no day of the calendar (``2019-02-30``, ``2026-13-01``, ``0000-01-01``)
+raises ImpossibleDate, in front matter and in file names alike, so the reader can name the file.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ _NAME_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:-|$)")
 _FOLDER_DATE = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})(?:/|$)")
 
 
+class ImpossibleDate(ValueError):
+    """A date in the right shape that names no day of the calendar."""
+
+
 def parse_date(value: Any, tz: tzinfo) -> datetime:
     """Return an aware datetime for a front-matter value; raise ValueError when it is not a date."""
     if isinstance(value, datetime):
@@ -37,10 +44,13 @@ def parse_date(value: Any, tz: tzinfo) -> datetime:
     if m is None:
         return _rfc2822(value, tz)
     fraction = (m.group("f") or "0")[:6].ljust(6, "0")
-    naive = datetime(
-        int(m.group("y")), int(m.group("m")), int(m.group("d")),
-        int(m.group("H") or 0), int(m.group("M") or 0), int(m.group("S") or 0), int(fraction),
-    )  # fmt: skip
+    try:
+        naive = datetime(
+            int(m.group("y")), int(m.group("m")), int(m.group("d")),
+            int(m.group("H") or 0), int(m.group("M") or 0), int(m.group("S") or 0), int(fraction),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ImpossibleDate(f"{value.strip()} is not a calendar date ({exc})") from exc
     return naive.replace(tzinfo=_offset(m.group("tz")) if m.group("tz") else tz)
 
 
@@ -64,7 +74,8 @@ def _rfc2822(value: str, tz: tzinfo) -> datetime:
 
 
 def date_from_path(rel_path: str, tz: tzinfo) -> datetime | None:
-    """The date a Jekyll/Hugo file name or folder carries, at midnight in the site's timezone."""
+    """The date a Jekyll/Hugo file name or folder carries, at midnight in the site's timezone; None when
+    there is none; ImpossibleDate when it is no calendar date."""
     parts = rel_path.split("/")
     name = parts[-1].rsplit(".", 1)[0]
     candidates = [name]
@@ -78,8 +89,8 @@ def date_from_path(rel_path: str, tz: tzinfo) -> datetime | None:
     return _midnight(m.groups(), tz) if m else None
 
 
-def _midnight(ymd: tuple[str, ...], tz: tzinfo) -> datetime | None:
+def _midnight(ymd: tuple[str, ...], tz: tzinfo) -> datetime:
     try:
         return datetime(int(ymd[0]), int(ymd[1]), int(ymd[2]), tzinfo=tz)
-    except ValueError:
-        return None
+    except ValueError as exc:
+        raise ImpossibleDate(f"{'-'.join(ymd)} is not a calendar date ({exc})") from exc

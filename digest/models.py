@@ -283,6 +283,7 @@ class CycleReport:
     transport: str = ""  # where mail went, e.g. "SMTP mail.example.org:587" or "Maildir /path"
     duration: float = 0.0  # seconds, the whole cycle
     dry_run: bool = False
+    problems: tuple[Problem, ...] = ()  # files skipped while collecting, each shown as one warning line
 
     @property
     def empty(self) -> bool:

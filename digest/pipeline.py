@@ -326,7 +326,9 @@ def run_cycle(
     entries = len(result.issue.entries)
     where = "nowhere (dry run)" if dry_run else sender.describe(settings)
     if not result.issue.entries and settings.email.empty_week == "skip":
-        return CycleReport(week, entries, None, published, where, round(time.monotonic() - started, 3), dry_run)
+        return CycleReport(
+            week, entries, None, published, where, round(time.monotonic() - started, 3), dry_run, result.issue.problems
+        )
     own_store = store is None
     store = store or open_store(settings)
     try:
@@ -353,7 +355,9 @@ def run_cycle(
     finally:
         if own_store:
             store.close()
-    return CycleReport(week, entries, delivery, published, where, round(time.monotonic() - started, 3), dry_run)
+    return CycleReport(
+        week, entries, delivery, published, where, round(time.monotonic() - started, 3), dry_run, result.issue.problems
+    )
 
 
 # -- the weekly service ----------------------------------------------------------------------------

@@ -107,6 +107,7 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "published": report.published,
         "transport": report.transport,
+        "warnings": [{"source": p.source, "message": p.message} for p in report.problems],
     }
     if report.delivery is None:
         payload.update({"sent": 0, "note": "no entries: nothing sent"})

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest.dates import date_from_path, parse_date
+from digest.dates import ImpossibleDate, date_from_path, parse_date
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -63,7 +63,6 @@ def test_non_dates_raise(value: object) -> None:
         ("content/blog/2023/08/slug-without-date/index.md", None),
         ("content/posts/2019/03/05/slug.md", date(2019, 3, 5)),
         ("pages/about.md", None),
-        ("_posts/2021-02-30-bad.md", None),
     ],
 )
 def test_dates_from_file_and_folder_names(path: str, expected: date | None) -> None:
@@ -72,3 +71,28 @@ def test_dates_from_file_and_folder_names(path: str, expected: date | None) -> N
         assert found is None
     else:
         assert found == datetime.combine(expected, datetime.min.time(), tzinfo=SEOUL)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("2019-02-30", "day is out of range for month"),
+        ("2026-13-01", "month must be in 1..12"),
+        ("0000-01-01", "year 0 is out of range"),
+        ("2019-02-29T10:00:00+09:00", "day is out of range for month"),
+        ("2020-07-04 24:00", "hour must be in 0..23"),
+    ],
+)
+def test_impossible_dates_say_so(value: str, why: str) -> None:
+    with pytest.raises(ImpossibleDate) as raised:
+        parse_date(value, SEOUL)
+    assert str(raised.value) == f"{value} is not a calendar date ({why})"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["_posts/2021-02-30-bad.md", "_posts/2026-13-01-x.md", "content/b/0000-01-01-slug/index.md", "a/2019/02/31/x.md"],
+)
+def test_impossible_dates_in_file_names_raise(path: str) -> None:
+    with pytest.raises(ImpossibleDate, match="is not a calendar date"):
+        date_from_path(path, SEOUL)

@@ -9,9 +9,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from frontmatter.default_handlers import YAMLHandler
+from frontmatter.default_handlers import SafeLoader, YAMLHandler
 
 _YAML = YAMLHandler()
+
+
+class _Loader(SafeLoader):  # type: ignore[misc,valid-type]
+    """python-frontmatter's loader, except that a timestamp that is no calendar date (``2019-02-30``,
+    ``0000-01-01``) stays text: PyYAML raises a bare ValueError there, which would lose the whole front
+    matter; as text the reader reports it as that post's impossible date."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError):
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 _FENCE = {"---": re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M), "+++": re.compile(r"^\+\+\+[ \t]*$", re.M)}
 _PELICAN_LINE = re.compile(r"^([A-Za-z][\w-]*):[ \t]*(.*)$")
 # Pelican headers are recognised only when they name a post, so prose that starts with "Note: …" stays prose.
@@ -81,7 +97,7 @@ def parse(text: str) -> Document:
 
 def _load_yaml(raw: str) -> dict[str, Any]:
     try:
-        data = _YAML.load(raw)
+        data = _YAML.load(raw, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

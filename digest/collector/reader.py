@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from digest.dates import date_from_path, parse_date
+from digest.dates import ImpossibleDate, date_from_path, parse_date
 from digest.models import Problem, Site
 from digest.text import xml_safe
 
@@ -69,14 +69,19 @@ class Scan:
     scanned: int = 0
 
 
-def markdown_files(site: Site) -> list[tuple[str, str, str]]:
+def markdown_files(site: Site, unreadable: list[tuple[str, str]] | None = None) -> list[tuple[str, str, str]]:
     """(absolute path, path relative to the source folder, path relative to its parent), sorted;
-    hidden files and folders are left out."""
+    hidden files and folders are left out. Folders that cannot be listed go to ``unreadable``."""
     found: list[tuple[str, str, str]] = []
     for folder in site.source_dirs:
         top = str(folder)
         prefix = folder.name + "/" if folder.parent != folder else ""
-        for dirpath, dirnames, filenames in os.walk(top):
+
+        def failed(exc: OSError) -> None:
+            if unreadable is not None:
+                unreadable.append((str(exc.filename), exc.strerror or str(exc)))
+
+        for dirpath, dirnames, filenames in os.walk(top, onerror=failed):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             sub = dirpath[len(top) + 1 :].replace(os.sep, "/")
             for name in sorted(filenames):
@@ -92,7 +97,12 @@ def scan(site: Site, now_at: datetime, since_at: datetime | None = None) -> Scan
     root = str(site.root.resolve()) + os.sep
     ignore = [re.compile(p) for p in site.ignore]
     low = since_at.timestamp() if since_at is not None else None
-    for path, in_folder, content_path in markdown_files(site):
+    unreadable: list[tuple[str, str]] = []
+    files = markdown_files(site, unreadable)
+    for path, why in unreadable:
+        folder = _relative(path, root) + "/"
+        result.problems.append(Problem(folder, f"cannot read the folder ({why}): its posts are left out"))
+    for path, in_folder, content_path in files:
         result.scanned += 1
         source = _relative(path, root)
         reason = _path_exclusion(source, in_folder, ignore)
@@ -208,15 +218,25 @@ def _post(doc: Document, source: str, content_path: str, tz: ZoneInfo) -> Post |
         return reason
     found = m.date_value(doc.meta, m.DATE_KEYS)
     if found is None:
-        published_at = date_from_path(source, tz)
+        try:
+            published_at = date_from_path(source, tz)
+        except ImpossibleDate as exc:
+            return Problem(source, f"impossible date in the file name: {exc}; rename the file or add a date key")
         if published_at is None:
             return "not a post (no date in the front matter or the file name)"
     else:
+        line = dict(reversed(doc.key_lines)).get(found[0])
         try:
             published_at = parse_date(found[1], tz)
+        except ImpossibleDate as exc:
+            return Problem(source, f"impossible date in '{found[0]}': {exc}", line)
         except (ValueError, OverflowError):
-            line = dict(reversed(doc.key_lines)).get(found[0])
             return Problem(source, f"unparseable date in '{found[0]}': {str(found[1])[:40]!r}", line)
+    try:
+        published_at = published_at.astimezone(tz)
+        published_at.timestamp()
+    except (OverflowError, ValueError):
+        return Problem(source, f"date out of range: {published_at.isoformat()}")
     updated = m.date_value(doc.meta, m.UPDATED_KEYS)
     updated_at = None
     if updated is not None:
@@ -224,4 +244,4 @@ def _post(doc: Document, source: str, content_path: str, tz: ZoneInfo) -> Post |
             updated_at = parse_date(updated[1], tz).astimezone(tz)
         except (ValueError, OverflowError):
             updated_at = None  # a broken "last modified" is not worth losing the post for
-    return Post(source, content_path, doc.meta, doc.body, published_at.astimezone(tz), updated_at)
+    return Post(source, content_path, doc.meta, doc.body, published_at, updated_at)
