@@ -12,7 +12,7 @@ from digest.models import Collection, Entry, Site
 from digest.text import xml_safe
 
 from . import meta as m
-from .links import absolutize
+from .links import Linker
 from .liquid import strip_templates
 from .markdown import render
 from .permalink import PostPath, build_url, file_slug
@@ -103,31 +103,29 @@ def _safe(values: tuple[str, ...]) -> tuple[str, ...]:
 
 def _post_entry(site: Site, post: Post, body: str) -> Entry:
     url = _post_url(site, post)
-    base = _page_base(post, url)
-    rendered = render(body, url, post.meta)
+    rendered = render(body, url, post.meta, Linker(_page_base(post, url), site.base_url))
     return Entry(
         id=_tag_id(site, post.published_at, post.source),
         title=xml_safe(m.title(post.meta, body, file_slug(post.source))),
         published_at=post.published_at,
         url=url,
-        body_html=absolutize(rendered.html, base, site.base_url),
-        summary_html=xml_safe(absolutize(rendered.summary_html, base, site.base_url)),
+        body_html=rendered.html,
+        summary_html=xml_safe(rendered.summary_html),
         outline=rendered.outline,
         **_common(site, post),  # type: ignore[arg-type]
     )
 
 
 def _item_entry(site: Site, post: Post, post_url: str, item: LogItem) -> Entry:
-    base = _page_base(post, post_url)
     url = f"{post_url}#{item.slug}"
-    rendered = render(item.markdown, url)
+    rendered = render(item.markdown, url, links=Linker(_page_base(post, post_url), site.base_url))
     return Entry(
         id=_tag_id(site, item.published_at, post.source, item.slug),
         title=item.title,
         published_at=item.published_at,
         url=url,
-        body_html=absolutize(rendered.html, base, site.base_url),
-        summary_html=absolutize(rendered.summary_html, base, site.base_url),
+        body_html=rendered.html,
+        summary_html=rendered.summary_html,
         outline=rendered.outline,
         **_common(site, post),  # type: ignore[arg-type]
     )

@@ -16,6 +16,8 @@ from markdown_it.token import Token
 from digest.models import Heading
 from digest.text import is_toc_heading, slugify
 
+from .links import Linker
+
 # linkify: running logs and news posts paste bare URLs; GFM renders them as links, and so do we.
 _MD = MarkdownIt("commonmark", {"html": True, "linkify": True}).enable(["table", "strikethrough", "linkify"])
 MORE = "<!--more-->"
@@ -29,13 +31,24 @@ class Rendered:
     outline: tuple[Heading, ...]
 
 
-def render(markdown: str, page_url: str, meta: dict[str, Any] | None = None) -> Rendered:
-    """Render ``markdown``; headings get ``id`` anchors and ``outline`` lists levels 2 and 3."""
+def render(markdown: str, page_url: str, meta: dict[str, Any] | None = None, links: Linker | None = None) -> Rendered:
+    """Render ``markdown``; headings get ``id`` anchors and ``outline`` lists levels 2 and 3. With ``links``,
+    every link, image and URL attribute of raw HTML is made absolute (code and text are left alone)."""
     env: dict[str, Any] = {}
     tokens = _MD.parse(markdown, env)
     outline = _anchor_headings(tokens, page_url)
+    if links is not None:
+        links.tokens(tokens)
     html = _MD.renderer.render(tokens, _MD.options, env)
-    return Rendered(html, _summary(markdown, tokens, env, meta or {}), outline)
+    return Rendered(html, _summary(markdown, tokens, env, meta or {}, links), outline)
+
+
+def _render(markdown: str, links: Linker | None) -> str:
+    env: dict[str, Any] = {}
+    tokens = _MD.parse(markdown, env)
+    if links is not None:
+        links.tokens(tokens)
+    return str(_MD.renderer.render(tokens, _MD.options, env))
 
 
 def _anchor_headings(tokens: list[Token], page_url: str) -> tuple[Heading, ...]:
@@ -58,13 +71,15 @@ def _anchor_headings(tokens: list[Token], page_url: str) -> tuple[Heading, ...]:
     return tuple(outline)
 
 
-def _summary(markdown: str, tokens: list[Token], env: dict[str, Any], meta: dict[str, Any]) -> str:
+def _summary(
+    markdown: str, tokens: list[Token], env: dict[str, Any], meta: dict[str, Any], links: Linker | None
+) -> str:
     for key in SUMMARY_KEYS:
         value = meta.get(key)
         if isinstance(value, str) and value.strip():
-            return str(_MD.render(value.strip()))
+            return _render(value.strip(), links)
     if MORE in markdown:
-        return str(_MD.render(markdown.split(MORE, 1)[0]))
+        return _render(markdown.split(MORE, 1)[0], links)
     for start, token in enumerate(tokens):
         # Any visible paragraph, also inside a blockquote (running-log items are quotes); paragraphs of
         # tight lists are hidden and are not a summary.
