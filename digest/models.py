@@ -19,6 +19,27 @@ from digest.text import address_key
 
 
 @dataclass(frozen=True)
+class Generator:
+    """What the blog's generator says about its posts, read from the site's own config (digest.config.sites):
+    where posts are, their language and their URLs. The defaults are those of a plain folder of Markdown."""
+
+    kind: str = "plain"  # "jekyll" | "hugo" | "pelican" | "plain"
+    languages: tuple[str, ...] = ()  # the languages the site is written in (config or language folders)
+    default_language: str = ""  # Hugo defaultContentLanguage, Pelican DEFAULT_LANG, jekyll-polyglot default_lang
+    # Where a language's posts live on the web: (language, root relative to Site.base_url or absolute URL)
+    language_roots: tuple[tuple[str, str], ...] = ()
+    content_dirs: tuple[tuple[str, str], ...] = ()  # (folder relative to the site, its language or ""): Hugo, Pelican
+    not_posts: tuple[str, ...] = ()  # folders relative to the site whose files are pages (Pelican PAGE_PATHS)
+    permalinks: tuple[tuple[str, str], ...] = ()  # (Hugo section, URL pattern)
+    lang_permalink: str = ""  # Pelican ARTICLE_LANG_URL: a post not in the default language
+    default_category: str = ""  # Pelican DEFAULT_CATEGORY: the category of a post that names none
+    category_from_folder: bool = False  # Pelican USE_FOLDER_AS_CATEGORY: else the folder's name is its category
+    slug_from_file: bool = False  # Pelican SLUGIFY_SOURCE = "basename"
+    defaults: str = ""  # Jekyll front matter defaults, as JSON: [[path, type, {key: value}], …]
+    collections_dir: str = ""  # Jekyll collections_dir: the folder path categories are counted from
+
+
+@dataclass(frozen=True)
 class Site:
     """What the collector and the templater know about the blog."""
 
@@ -34,6 +55,7 @@ class Site:
     description: str = ""
     language: str = "en"
     author: str = ""
+    generator: Generator = Generator()
 
     @property
     def tz(self) -> ZoneInfo:

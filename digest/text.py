@@ -19,6 +19,44 @@ ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9
 TOC_NAMES = frozenset({"목차", "차례", "contents", "table of contents", "toc", "in this post", "index"})
 
 
+# ISO 639-1: a folder named like one of these above `_posts` (`ja/news/_posts/`) may hold one language's posts.
+_ISO_639_1 = (
+    "aa ab ae af ak am an ar as av ay az ba be bg bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz ee el "
+    "en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik io is it "
+    "iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt "
+    "my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl "
+    "sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo "
+    "za zh zu"
+)
+LANGUAGE_CODES = frozenset(_ISO_639_1.split())
+_LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{2,8})*$")
+
+
+def language_tag(value: object) -> str:
+    """A BCP 47 tag as written in configs, folders and front matter, normalised: ``pt_BR`` -> ``pt-br``;
+    "" when ``value`` is not shaped like one."""
+    if not isinstance(value, str):
+        return ""
+    tag = value.strip().replace("_", "-").lower()
+    return tag if _LANGUAGE_TAG.match(tag) else ""
+
+
+def is_language_code(name: str) -> bool:
+    """True for a folder name that is an ISO 639-1 code, with or without a region (``ko``, ``zh-cn``, ``pt_BR``)."""
+    tag = language_tag(name)
+    return bool(tag) and tag.split("-", 1)[0] in LANGUAGE_CODES and len(tag.split("-", 1)[0]) == 2
+
+
+def same_language(a: str, b: str) -> bool:
+    """``en`` and ``en-us`` are the same language for choosing an issue; ``zh-cn`` and ``zh-tw`` are not."""
+    a, b = language_tag(a), language_tag(b)
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    return a.split("-", 1)[0] == b.split("-", 1)[0] and ("-" not in a or "-" not in b)
+
+
 def xml_safe(text: str) -> str:
     return _XML_ILLEGAL.sub("", text)
 

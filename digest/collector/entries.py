@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 from digest.models import Collection, Entry, Site
-from digest.text import xml_safe
+from digest.text import same_language, xml_safe
 
 from . import meta as m
 from .links import Linker
@@ -31,7 +31,7 @@ def collect(site: Site, now_at: datetime, since_at: datetime | None = None) -> C
         body = strip_templates(post.body)
         items = split_items(body, post.published_at, tz) if "---" in body and MAYBE_LOG.search(body) else []
         if items:
-            url = _post_url(site, post)
+            url = post_url(site, post)
             entries += [
                 _memo(site, post, item.slug, _item_entry, url, item)
                 for item in items
@@ -58,16 +58,76 @@ def _memo(site: Site, post: Post, key: str, build: Callable[..., Entry], *args: 
     return entry
 
 
-def _post_url(site: Site, post: Post) -> str:
+def categories(site: Site, post: Post) -> tuple[str, ...]:
+    """Jekyll: the folders above `_posts`, then the front matter's; Pelican: `Category` (one), else the
+    folder or DEFAULT_CATEGORY; others: the front matter's."""
+    kind = site.generator.kind
+    own = m.terms(post.meta, "categories", "category", words=kind != "pelican")
+    if kind == "jekyll":
+        return tuple(dict.fromkeys(post.categories + own))
+    if kind == "pelican":
+        return own[:1] or post.categories
+    return own
+
+
+def tags(site: Site, post: Post) -> tuple[str, ...]:
+    return m.terms(post.meta, "tags", "tag", words=site.generator.kind != "pelican")
+
+
+def language_of(site: Site, post: Post) -> str:
+    """The post's language as the generator sees it ("" = unknown: the site's default)."""
+    return post.language or site.generator.default_language
+
+
+def entry_language(site: Site, post: Post) -> str:
+    """Entry.language: "" when the post is in the site's own language."""
+    language = post.language
+    if not language or same_language(language, site.language):
+        return ""
+    if site.generator.default_language and same_language(language, site.generator.default_language):
+        return ""
+    return language
+
+
+def post_url(site: Site, post: Post) -> str:
+    gen = site.generator
+    language = language_of(site, post)
+    override = _text(post.meta.get("permalink")) or _text(post.meta.get("url"))
+    pattern = site.permalink
+    if gen.kind == "hugo":
+        section = post.content_path.split("/", 1)[0] if "/" in post.content_path else ""
+        pattern = dict(gen.permalinks).get(section) or pattern
+    elif gen.kind == "pelican" and gen.default_language and language and language != gen.default_language:
+        pattern = gen.lang_permalink or pattern
+    title = m.title(post.meta, "", file_slug(post.source))
+    slug = _text(post.meta.get("slug"))
+    if gen.kind == "pelican" and not slug and gen.slug_from_file:
+        slug = file_slug(post.content_path)
     path = PostPath(
         rel_to_content=post.content_path,
         published_at=post.published_at,
-        title=m.title(post.meta, "", file_slug(post.source)),
-        categories=m.terms(post.meta, "categories", "category"),
-        slug=_text(post.meta.get("slug")),
-        override=_text(post.meta.get("permalink")) or _text(post.meta.get("url")),
+        title=title,
+        categories=categories(site, post),
+        slug=slug,
+        override=override,
+        kind=gen.kind,
+        language=language,
+        author=(m.authors(post.meta) or (site.author,))[0],
+        meta=post.meta,
     )
-    return build_url(site.base_url, site.permalink, path)
+    base = site.base_url
+    root = dict(gen.language_roots).get(language, "")
+    if root and not (gen.kind == "hugo" and override.startswith("/")):
+        # Hugo: a url with a leading slash is relative to baseURL itself, every other path to the language's root
+        base = urljoin(site.base_url, root)
+    url = build_url(base, pattern, path)
+    if (
+        root
+        and gen.kind == "jekyll"
+        and build_url(site.base_url, pattern, path).startswith(urljoin(site.base_url, root))
+    ):
+        url = build_url(site.base_url, pattern, path)  # the path already starts with /<lang>/
+    return url
 
 
 def _text(value: object) -> str:
@@ -90,9 +150,10 @@ def _common(site: Site, post: Post) -> dict[str, object]:
     return {
         "source": post.source,
         "authors": _safe(m.authors(post.meta) or ((site.author,) if site.author else ())),
-        "categories": _safe(m.terms(post.meta, "categories", "category")),
-        "tags": _safe(m.terms(post.meta, "tags", "tag")),
+        "categories": _safe(categories(site, post)),
+        "tags": _safe(tags(site, post)),
         "updated_at": post.updated_at,
+        "language": entry_language(site, post),
     }
 
 
@@ -102,7 +163,7 @@ def _safe(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _post_entry(site: Site, post: Post, body: str) -> Entry:
-    url = _post_url(site, post)
+    url = post_url(site, post)
     rendered = render(body, url, post.meta, Linker(_page_base(post, url), site.base_url))
     return Entry(
         id=_tag_id(site, post.published_at, post.source),

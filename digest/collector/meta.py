@@ -43,18 +43,23 @@ def date_value(meta: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any] |
     return None
 
 
-def _split(value: str) -> list[str]:
-    # Jekyll separates words with spaces, Pelican and most people with commas.
-    return [p.strip() for p in re.split(r"," if "," in value else r"\s+", value) if p.strip()]
+def _split(value: str, words: bool) -> list[str]:
+    # Jekyll separates words with spaces, Pelican (`;` or `,`) and most people with commas.
+    separator = ";" if ";" in value and not words else "," if "," in value or not words else r"\s+"
+    return [p.strip() for p in re.split(separator, value) if p.strip()]
 
 
-def terms(meta: dict[str, Any], *keys: str) -> tuple[str, ...]:
-    """Categories or tags given as a string or a list, deduplicated in order."""
+SINGULAR = frozenset({"category", "tag"})  # `category: This Week in Rust` is one category, in every generator
+
+
+def terms(meta: dict[str, Any], *keys: str, words: bool = True) -> tuple[str, ...]:
+    """Categories or tags given as a string or a list, deduplicated in order. A string under a plural key is
+    split on commas, else (``words``: Jekyll's way) on spaces; under a singular key it is one term."""
     found: list[str] = []
     for key in keys:
         value = meta.get(key)
         if isinstance(value, str):
-            found += _split(value)
+            found += [value.strip()] if key in SINGULAR and value.strip() else _split(value, words)
         elif isinstance(value, list | tuple):
             found += [str(v).strip() for v in value if v is not None and str(v).strip()]
         elif value is not None and not isinstance(value, dict):
@@ -74,7 +79,7 @@ def authors(meta: dict[str, Any]) -> tuple[str, ...]:
     for key in ("authors", "author"):
         value = meta.get(key)
         if isinstance(value, str):
-            found += [p.strip() for p in value.split(",")] if key == "authors" else [value.strip()]
+            found += _split(value, False) if key == "authors" else [value.strip()]
         elif isinstance(value, list | tuple):
             found += [_person(v) for v in value]
         elif isinstance(value, dict):

@@ -12,23 +12,26 @@ could belong to the window. Parsed files are cached by (mtime, size) for long-ru
 
 from __future__ import annotations
 
+import fnmatch
+import functools
+import json
 import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from digest.dates import ImpossibleDate, date_from_path, parse_date
 from digest.models import Problem, Site
-from digest.text import xml_safe
+from digest.text import language_tag, xml_safe
 
 from . import meta as m
 from .frontmatter import Document, FrontMatterError, Split, load, split
+from .layout import MARKDOWN_SUFFIXES, Found, walk
 
 MAX_BYTES = 5 * 1024 * 1024
-MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".mkdn", ".mdwn")
+__all__ = ["MARKDOWN_SUFFIXES", "Post", "Scan", "read_post", "scan"]
 DRAFT_FOLDERS = {"_drafts", "drafts", "draft"}
 MAYBE_LOG = re.compile(r"^[*+-]\s+\d{4}", re.M)
 _DATE_LINE = re.compile(r"^(date|published|pubdate|publishdate|created)[ \t]*[:=][ \t]*(.*?)[ \t]*$", re.M | re.I)
@@ -42,8 +45,8 @@ class _File:
     date_text: str | None  # the raw value of the first date-like line, if any
     maybe_log: bool
     doc: Document | Problem | None = None
-    # (timezone, source, content path) -> the post, or why it is skipped (a Problem or an exclusion reason)
-    outcomes: dict[tuple[str, str, str], Post | Problem | str] = field(default_factory=dict)
+    # (site, source) -> the post, or why it is skipped (a Problem or an exclusion reason)
+    outcomes: dict[tuple[Site, str], Post | Problem | str] = field(default_factory=dict)
 
 
 # Files by path, reused while (mtime, size) are unchanged: the warm path of a long-running process
@@ -54,11 +57,13 @@ _CACHE: dict[str, tuple[tuple[int, int], _File | Problem]] = {}
 @dataclass(frozen=True)
 class Post:
     source: str  # relative to site.root
-    content_path: str  # relative to the content root (the source folder's parent)
-    meta: dict[str, Any]
+    content_path: str  # what its URL is built from (see layout.Place)
+    meta: dict[str, Any]  # front matter, lower-case keys, over the site's front matter defaults
     body: str
     published_at: datetime  # in the site timezone
     updated_at: datetime | None
+    language: str = ""  # front matter, else its place; "" when neither says
+    categories: tuple[str, ...] = ()  # from its place (folders), before the front matter's
 
 
 @dataclass
@@ -67,64 +72,30 @@ class Scan:
     problems: list[Problem] = field(default_factory=list)
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
     scanned: int = 0
-
-
-def markdown_files(site: Site, unreadable: list[tuple[str, str]] | None = None) -> list[tuple[str, str, str]]:
-    """(absolute path, path relative to the source folder, path relative to its parent), sorted;
-    hidden files and folders are left out. Folders that cannot be listed go to ``unreadable``."""
-    found: list[tuple[str, str, str]] = []
-    for folder in site.source_dirs:
-        top = str(folder)
-        prefix = folder.name + "/" if folder.parent != folder else ""
-
-        def failed(exc: OSError) -> None:
-            if unreadable is not None:
-                unreadable.append((str(exc.filename), exc.strerror or str(exc)))
-
-        for dirpath, dirnames, filenames in os.walk(top, onerror=failed):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            sub = dirpath[len(top) + 1 :].replace(os.sep, "/")
-            for name in sorted(filenames):
-                if name[0] != "." and name.lower().endswith(MARKDOWN_SUFFIXES):
-                    rel = f"{sub}/{name}" if sub else name
-                    found.append((os.path.join(dirpath, name), rel, prefix + rel))
-    return found
+    files: list[Found] = field(default_factory=list)  # every Markdown file seen, for links between posts
 
 
 def scan(site: Site, now_at: datetime, since_at: datetime | None = None) -> Scan:
-    result = Scan()
     tz = ZoneInfo(site.timezone)
-    root = str(site.root.resolve()) + os.sep
+    found = walk(site)
+    result = Scan(problems=list(found.problems), files=found.files)
     ignore = [re.compile(p) for p in site.ignore]
     low = since_at.timestamp() if since_at is not None else None
-    unreadable: list[tuple[str, str]] = []
-    files = markdown_files(site, unreadable)
-    for path, why in unreadable:
-        folder = _relative(path, root) + "/"
-        result.problems.append(Problem(folder, f"cannot read the folder ({why}): its posts are left out"))
-    for path, in_folder, content_path in files:
+    for file in found.files:
         result.scanned += 1
-        source = _relative(path, root)
-        reason = _path_exclusion(source, in_folder, ignore)
+        source = file.source
+        reason = file.place.not_a_post or _path_exclusion(source, file.in_folder, ignore)
         if reason:
             result.excluded.append((source, reason))
             continue
-        info = _read(path, source)
+        info = _read(file.path, source)
         if isinstance(info, Problem):
             result.problems.append(info)
             continue
         if low is not None and not info.maybe_log and _older(info, source, tz, low):
             result.excluded.append((source, "before the window"))
             continue
-        if info.doc is None:
-            info.doc = _load(info.part, source)
-        if isinstance(info.doc, Problem):
-            result.problems.append(info.doc)
-            continue
-        key = (site.timezone, source, content_path)
-        post = info.outcomes.get(key)
-        if post is None:
-            post = info.outcomes[key] = _post(info.doc, source, content_path, tz)
+        post = read_post(site, file, info)
         if isinstance(post, Problem):
             result.problems.append(post)
             continue
@@ -138,6 +109,25 @@ def scan(site: Site, now_at: datetime, since_at: datetime | None = None) -> Scan
     return result
 
 
+def read_post(site: Site, file: Found, info: _File | None = None) -> Post | Problem | str:
+    """The post in ``file`` (parsed once per (site, file) while the file is unchanged), a Problem, or why
+    it is no post."""
+    if info is None:
+        read = _read(file.path, file.source)
+        if isinstance(read, Problem):
+            return read
+        info = read
+    if info.doc is None:
+        info.doc = _load(info.part, file.source)
+    if isinstance(info.doc, Problem):
+        return info.doc
+    key = (site, file.source)
+    post = info.outcomes.get(key)
+    if post is None:
+        post = info.outcomes[key] = _post(site, info.doc, file)
+    return post
+
+
 def _older(info: _File, source: str, tz: tzinfo, low: float) -> bool:
     """True when the date line (or, without one, the file name) puts the post before the window."""
     try:
@@ -145,12 +135,6 @@ def _older(info: _File, source: str, tz: tzinfo, low: float) -> bool:
     except (ValueError, OverflowError):
         return False  # let the full parse report it
     return when is not None and when.timestamp() < low
-
-
-def _relative(path: str, root: str) -> str:
-    if path.startswith(root):
-        return path[len(root) :].replace(os.sep, "/")
-    return Path(os.path.relpath(path, root)).as_posix()
 
 
 def _path_exclusion(source: str, in_folder: str, ignore: list[re.Pattern[str]]) -> str | None:
@@ -211,12 +195,15 @@ def _load(part: Split, source: str) -> Document | Problem:
         return Problem(source, str(exc), exc.line)
 
 
-def _post(doc: Document, source: str, content_path: str, tz: ZoneInfo) -> Post | Problem | str:
+def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
     """The post in ``doc``, a Problem, or the reason it is excluded."""
-    reason = m.exclusion(doc.meta)
+    source = file.source
+    tz = ZoneInfo(site.timezone)
+    meta = with_defaults(site, source, doc.meta)
+    reason = m.exclusion(meta)
     if reason:
         return reason
-    found = m.date_value(doc.meta, m.DATE_KEYS)
+    found = m.date_value(meta, m.DATE_KEYS)
     if found is None:
         try:
             published_at = date_from_path(source, tz)
@@ -237,11 +224,40 @@ def _post(doc: Document, source: str, content_path: str, tz: ZoneInfo) -> Post |
         published_at.timestamp()
     except (OverflowError, ValueError):
         return Problem(source, f"date out of range: {published_at.isoformat()}")
-    updated = m.date_value(doc.meta, m.UPDATED_KEYS)
+    updated = m.date_value(meta, m.UPDATED_KEYS)
     updated_at = None
     if updated is not None:
         try:
             updated_at = parse_date(updated[1], tz).astimezone(tz)
         except (ValueError, OverflowError):
             updated_at = None  # a broken "last modified" is not worth losing the post for
-    return Post(source, content_path, doc.meta, doc.body, published_at, updated_at)
+    language = language_tag(meta.get("lang")) or language_tag(meta.get("language")) or file.place.language
+    place = file.place
+    return Post(source, place.content_path, meta, doc.body, published_at, updated_at, language, place.categories)
+
+
+@functools.lru_cache(maxsize=16)
+def _defaults(rules: str) -> list[tuple[str, str, dict[str, Any]]]:
+    parsed = [(str(p), str(t), v) for p, t, v in json.loads(rules)] if rules else []
+    # Jekyll: the more specific scope wins (a longer path, then one naming the type); later ones win ties.
+    return sorted(parsed, key=lambda rule: (len(rule[0]), bool(rule[1])))
+
+
+def with_defaults(site: Site, source: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """Jekyll's front matter `defaults` whose scope covers ``source``, under the file's own front matter."""
+    rules = _defaults(site.generator.defaults)
+    if not rules:
+        return meta
+    prefix = site.generator.collections_dir
+    paths = [source] + ([source[len(prefix) + 1 :]] if prefix and source.startswith(prefix + "/") else [])
+    merged: dict[str, Any] = {}
+    for scope, _, values in rules:
+        if not scope or any(_in_scope(path, scope) for path in paths):
+            merged.update(values)
+    return {**merged, **meta} if merged else meta
+
+
+def _in_scope(path: str, scope: str) -> bool:
+    if "*" in scope:
+        return fnmatch.fnmatchcase(path, scope) or fnmatch.fnmatchcase(path, scope.rstrip("/") + "/*")
+    return path.startswith(scope)

@@ -162,6 +162,10 @@ def _site(
         to_timezone(timezone)
     except ValueError as exc:
         raise ConfigError(f"timezone {timezone!r} is unknown", f"it must be {exc}", source=label) from exc
+    if defaults.kind == "jekyll" and not defaults.source and "source" not in given:
+        raise ConfigError(
+            "no _posts folder in the site", "write posts in _posts/ (at any depth) or set site.source", source=label
+        )
     sources = pick("source", defaults.source, ("posts",) if (root / "posts").is_dir() else (".",))
     source_dirs = tuple((root / s).resolve() for s in sources)
     for d in source_dirs:
@@ -187,6 +191,7 @@ def _site(
         description=pick("description", defaults.description, ""),
         language=pick("language", defaults.language, "en"),
         author=pick("author", defaults.author, ""),
+        generator=defaults.generator,
     )
     return site, defaults
 

@@ -1,19 +1,27 @@
-"""What a site's own config says about it: Jekyll's `_config.yml`, Hugo's `hugo.*` / `config.*`.
+"""What a site's own config says about it: Jekyll's `_config.yml`, Hugo's `hugo.*` / `config.*`, Pelican's
+`pelicanconf.py` (read as text with `ast`, never executed) and `publishconf.py`.
 
-digest.toml overrides any of it (see digest.config)."""
+Each reader also says where the generator finds posts and what it calls them (models.Generator): Jekyll
+reads every `_posts` folder of the site, Hugo the main sections of every language's content folder,
+Pelican its ARTICLE_PATHS but not its PAGE_PATHS. digest.toml overrides any of it (see digest.config)."""
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from digest.errors import ConfigError
+from digest.models import Generator
+from digest.text import is_language_code, language_tag
 
 # Site configs: what a Jekyll or Hugo site says about itself.
 
@@ -25,6 +33,9 @@ JEKYLL_PERMALINKS = {
     "none": "/:categories/:title.html",
 }
 HUGO_CONFIG_NAMES = ("hugo.toml", "hugo.yaml", "hugo.yml", "hugo.json", "config.toml", "config.yaml", "config.yml")
+# Jekyll 4 always leaves these out, whatever `exclude` says; never worth walking.
+JEKYLL_ALWAYS_EXCLUDED = frozenset({"node_modules", "vendor", "gemfiles", "_site"})
+PELICAN_CONFIG_NAMES = ("pelicanconf.py", "publishconf.py")  # the second (the published site) wins
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,7 @@ class SiteDefaults:
     description: str = ""
     language: str = ""
     author: str = ""
+    generator: Generator = field(default_factory=Generator)
 
 
 def _load_mapping(path: Path) -> dict[str, Any]:
@@ -86,64 +98,263 @@ def read_site_config(root: Path) -> SiteDefaults:
     if not jekyll.is_file() and (root / "_config.yaml").is_file():
         jekyll = root / "_config.yaml"
     if jekyll.is_file():
-        data = _load_mapping(jekyll)
-        url = _text(data.get("url")).rstrip("/") + "/" + _text(data.get("baseurl")).strip("/")
-        permalink = _text(data.get("permalink")) or "date"
-        author = data.get("author")
-        if isinstance(author, dict):
-            author = author.get("name")
-        return SiteDefaults(
-            kind="jekyll",
-            file=jekyll,
-            title=_text(data.get("title")),
-            url=url if _text(data.get("url")) else "",
-            timezone=_text(data.get("timezone")),
-            permalink=JEKYLL_PERMALINKS.get(permalink, permalink),
-            source=("_posts",),
-            ignore=tuple(_glob_to_regex(p) for p in data.get("exclude") or () if isinstance(p, str)),
-            description=_text(data.get("description")),
-            language=_text(data.get("lang")),
-            author=_text(author),
-        )
+        return _jekyll(root, jekyll, _load_mapping(jekyll))
     for name in HUGO_CONFIG_NAMES:
         hugo = root / name
         if hugo.is_file():
-            data = _load_mapping(hugo)
-            content = _text(data.get("contentdir")) or "content"
-            params = data.get("params") if isinstance(data.get("params"), dict) else {}
-            sections = params.get("mainSections") or params.get("mainsections") if params else None
-            source = (
-                tuple(f"{content}/{s}" for s in sections)
-                if isinstance(sections, list)
-                else _hugo_main_section(root / content)
-            )
-            permalinks: dict[str, Any] = data["permalinks"] if isinstance(data.get("permalinks"), dict) else {}
-            section_name = source[0].split("/", 1)[-1] if source else ""
-            # Hugo accepts `[permalinks] posts = …` and `[permalinks.page] posts = …`
-            page: dict[str, Any] = permalinks["page"] if isinstance(permalinks.get("page"), dict) else {}
-            pattern = permalinks.get(section_name) or page.get(section_name)
-            ignore = data.get("ignorefiles") or ()
-            return SiteDefaults(
-                kind="hugo",
-                file=hugo,
-                title=_text(data.get("title")),
-                url=_text(data.get("baseurl")),
-                timezone=_text(data.get("timezone")),
-                permalink=_text(pattern) or "/:path/",
-                source=source,
-                ignore=tuple(p for p in ignore if isinstance(p, str)),
-                description=_text(params.get("description")) if params else "",
-                language=_text(data.get("languagecode")) or _text(data.get("defaultcontentlanguage")),
-                author=_text(params.get("author")) if params else "",
-            )
+            return _hugo(root, hugo, _load_mapping(hugo))
+    pelican = [root / name for name in PELICAN_CONFIG_NAMES if (root / name).is_file()]
+    if pelican:
+        return _pelican(root, pelican)
     return SiteDefaults(kind="plain")
 
 
-def _hugo_main_section(content: Path) -> tuple[str, ...]:
-    """Hugo's default mainSections: the section with the most pages."""
-    if not content.is_dir():
-        return ("content",)
-    counts = {d.name: sum(1 for _ in d.rglob("*.md")) for d in content.iterdir() if d.is_dir()}
+# -- Jekyll ------------------------------------------------------------------------------------------------
+
+
+def _jekyll(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
+    url = _text(data.get("url")).rstrip("/") + "/" + _text(data.get("baseurl")).strip("/")
+    permalink = _text(data.get("permalink")) or "date"
+    author = data.get("author")
+    if isinstance(author, dict):
+        author = author.get("name")
+    ignore = tuple(_glob_to_regex(p) for p in data.get("exclude") or () if isinstance(p, str))
+    collections = _text(data.get("collections_dir")).strip("/")
+    folders = jekyll_posts_folders(root / collections if collections else root, [re.compile(p) for p in ignore])
+    prefix = f"{collections}/" if collections else ""
+    sources = tuple(prefix + f for f in folders)
+    listed = [language_tag(v) for v in data.get("languages") or () if isinstance(v, str)]
+    languages = tuple(t for t in listed if t) or _folder_languages(folders)
+    default = language_tag(data.get("default_lang")) or language_tag(data.get("lang"))
+    roots: tuple[tuple[str, str], ...] = ()
+    if listed and "default_lang" in data:
+        # jekyll-polyglot: every language but the default one is built under /<lang>/.
+        roots = tuple((lang, f"{lang}/") for lang in languages if lang != default)
+    return SiteDefaults(
+        kind="jekyll",
+        file=path,
+        title=_text(data.get("title")),
+        url=url if _text(data.get("url")) else "",
+        timezone=_text(data.get("timezone")),
+        permalink=JEKYLL_PERMALINKS.get(permalink, permalink),
+        source=sources,
+        ignore=ignore,
+        description=_text(data.get("description")),
+        language=_text(data.get("lang")),
+        author=_text(author),
+        generator=Generator(
+            kind="jekyll",
+            languages=languages,
+            default_language=default,
+            language_roots=roots,
+            defaults=_jekyll_defaults(data.get("defaults")),
+            collections_dir=collections,
+        ),
+    )
+
+
+def jekyll_posts_folders(top: Path, ignore: list[re.Pattern[str]]) -> list[str]:
+    """Every `_posts` folder under ``top`` (relative, sorted), as Jekyll finds them: not inside folders whose
+    name starts with `.` or `_`, nor inside excluded ones."""
+    found: list[str] = []
+    start = str(top)
+    for dirpath, dirnames, _ in os.walk(start):
+        rel = dirpath[len(start) + 1 :].replace(os.sep, "/")
+        keep = []
+        for name in sorted(dirnames):
+            path = f"{rel}/{name}" if rel else name
+            if name == "_posts":
+                found.append(path)
+            elif (
+                name[0] not in "._#~" and name not in JEKYLL_ALWAYS_EXCLUDED and not any(p.search(path) for p in ignore)
+            ):
+                keep.append(name)
+        dirnames[:] = keep
+    return found
+
+
+def _folder_languages(folders: Iterable[str]) -> tuple[str, ...]:
+    """Languages shown by the folders above `_posts` (`en/news/_posts`, `ja/news/_posts`): the first folder
+    of each path named like a language code, when at least two languages show up that way."""
+    seen: dict[str, None] = {}
+    for folder in folders:
+        code = next((p for p in folder.split("/")[:-1] if is_language_code(p)), "")
+        if code:
+            seen[language_tag(code)] = None
+    return tuple(seen) if len(seen) >= 2 else ()
+
+
+def _jekyll_defaults(value: Any) -> str:
+    """`defaults:` entries that can apply to posts, as [[path, type, values], …] in JSON (hashable)."""
+    rules = []
+    for item in value if isinstance(value, list) else ():
+        if not isinstance(item, dict) or not isinstance(item.get("values"), dict):
+            continue
+        scope: dict[str, Any] = item["scope"] if isinstance(item.get("scope"), dict) else {}
+        kind = _text(scope.get("type"))
+        if kind and kind != "posts":
+            continue
+        values = {str(k).lower(): v for k, v in item["values"].items()}
+        rules.append([_text(scope.get("path")).strip("/"), kind, values])
+    return json.dumps(rules, default=str, ensure_ascii=False) if rules else ""
+
+
+# -- Hugo --------------------------------------------------------------------------------------------------
+
+
+def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
+    content = _text(data.get("contentdir")).strip("/") or "content"
+    params: dict[str, Any] = data["params"] if isinstance(data.get("params"), dict) else {}
+    default = language_tag(data.get("defaultcontentlanguage")) or "en"
+    in_subdir = data.get("defaultcontentlanguageinsubdir") is True
+    languages_table = _lower_keys(data.get("languages"))
+    disabled = {language_tag(v) for v in data.get("disablelanguages") or () if isinstance(v, str)}
+    content_dirs: dict[str, str] = {content: ""}
+    languages: list[str] = []
+    roots: list[tuple[str, str]] = []
+    for key, settings in languages_table.items():
+        lang = language_tag(key)
+        if not lang or lang in disabled:
+            continue
+        languages.append(lang)
+        table = _lower_keys(settings)
+        folder = _text(table.get("contentdir")).strip("/")
+        if folder:
+            content_dirs[folder] = lang
+        base = _text(table.get("baseurl"))
+        if base:
+            roots.append((lang, base.rstrip("/") + "/"))
+        elif lang != default or in_subdir:
+            roots.append((lang, f"{lang}/"))
+    sections = params.get("mainSections") or params.get("mainsections") or data.get("mainsections")
+    if not isinstance(sections, list) or not sections:
+        sections = _hugo_main_sections(root, content_dirs)
+    sources = tuple(
+        f"{folder}/{s}"
+        for folder in content_dirs
+        for s in sections
+        if isinstance(s, str) and (root / folder / s).is_dir()
+    ) or (content,)
+    permalinks: dict[str, Any] = data["permalinks"] if isinstance(data.get("permalinks"), dict) else {}
+    # Hugo accepts `[permalinks] posts = …` and `[permalinks.page] posts = …`
+    page: dict[str, Any] = permalinks["page"] if isinstance(permalinks.get("page"), dict) else {}
+    patterns = {str(k): _text(v) for k, v in {**permalinks, **page}.items() if _text(v)}
+    first = str(sections[0]) if sections else ""
+    ignore = data.get("ignorefiles") or ()
+    return SiteDefaults(
+        kind="hugo",
+        file=path,
+        title=_text(data.get("title")),
+        url=_text(data.get("baseurl")),
+        timezone=_text(data.get("timezone")),
+        permalink=patterns.get(first) or "/:path/",
+        source=sources,
+        ignore=tuple(p for p in ignore if isinstance(p, str)),
+        description=_text(params.get("description")) if params else "",
+        language=_text(data.get("languagecode")) or _text(data.get("defaultcontentlanguage")),
+        author=_text(params.get("author")) if params else "",
+        generator=Generator(
+            kind="hugo",
+            languages=tuple(languages),
+            default_language=default,
+            language_roots=tuple(roots),
+            content_dirs=tuple(sorted(content_dirs.items(), key=lambda item: -len(item[0]))),
+            permalinks=tuple(sorted(patterns.items())),
+        ),
+    )
+
+
+def _lower_keys(value: Any) -> dict[str, Any]:
+    return {str(k).lower(): v for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def _hugo_main_sections(root: Path, content_dirs: dict[str, str]) -> list[str]:
+    """Hugo's default mainSections: the section with the most pages, over every language's content folder.
+    Only the sections that hold posts are read: a section of pages (`about/`, `docs/`) often carries dates
+    too, and would put pages into the newsletter."""
+    counts: dict[str, int] = {}
+    nested = set(content_dirs)
+    for folder in content_dirs:
+        base = root / folder
+        if not base.is_dir():
+            continue
+        for d in base.iterdir():
+            rel = f"{folder}/{d.name}"
+            if d.is_dir() and not d.name.startswith(".") and rel not in nested:
+                counts[d.name] = counts.get(d.name, 0) + sum(1 for _ in d.rglob("*.md"))
     if not counts:
-        return (content.name,)
-    return (f"{content.name}/{max(sorted(counts), key=lambda n: counts[n])}",)
+        return []
+    return [max(sorted(counts), key=lambda n: counts[n])]
+
+
+# -- Pelican -----------------------------------------------------------------------------------------------
+
+
+def _pelican(root: Path, files: list[Path]) -> SiteDefaults:
+    conf: dict[str, Any] = {}
+    for path in files:
+        conf.update(_python_settings(path))
+    folder = _text(conf.get("PATH")) or "."
+    content = os.path.normpath(folder if not os.path.isabs(folder) else os.path.relpath(folder, root))
+
+    def under(paths: Any, fallback: list[str]) -> list[str]:
+        values = paths if isinstance(paths, list | tuple) else fallback
+        found = []
+        for p in values:
+            if isinstance(p, str):
+                found.append(os.path.normpath(os.path.join(content, p)).replace(os.sep, "/"))
+        return found
+
+    articles = under(conf.get("ARTICLE_PATHS"), [""])
+    pages = under(conf.get("PAGE_PATHS"), ["pages"]) + under(conf.get("ARTICLE_EXCLUDES"), [])
+    default = language_tag(conf.get("DEFAULT_LANG")) or "en"
+    return SiteDefaults(
+        kind="pelican",
+        file=files[0],
+        title=_text(conf.get("SITENAME")),
+        url=_text(conf.get("SITEURL")),
+        timezone=_text(conf.get("TIMEZONE")),
+        permalink=_text(conf.get("ARTICLE_URL")) or "{slug}.html",
+        source=tuple(dict.fromkeys(articles)),
+        description=_text(conf.get("SITESUBTITLE")),
+        language=default,
+        author=_text(conf.get("AUTHOR")),
+        generator=Generator(
+            kind="pelican",
+            default_language=default,
+            content_dirs=((content.replace(os.sep, "/"), ""),),
+            not_posts=tuple(p for p in dict.fromkeys(pages) if p not in articles),
+            lang_permalink=_text(conf.get("ARTICLE_LANG_URL")) or "{slug}-{lang}.html",
+            default_category=_text(conf.get("DEFAULT_CATEGORY")) or "misc",
+            category_from_folder=conf.get("USE_FOLDER_AS_CATEGORY", True) is not False,
+            slug_from_file=_text(conf.get("SLUGIFY_SOURCE")) == "basename",
+        ),
+    )
+
+
+def _python_settings(path: Path) -> dict[str, Any]:
+    """The UPPER_CASE settings of a Pelican config assigned a literal at the top level. The file is parsed,
+    never run: a config may import plugins or read the environment, and none of that is ours to execute."""
+    try:
+        tree = ast.parse(path.read_text("utf-8"), filename=str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the site config: {exc}", source=str(path)) from exc
+    except SyntaxError as exc:
+        raise ConfigError(
+            f"the site config cannot be parsed: {exc.msg}", "fix the syntax", source=str(path), line=exc.lineno
+        ) from exc
+    found: dict[str, Any] = {}
+    for node in tree.body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        value = getattr(node, "value", None)
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id.isupper() and value is not None:
+                try:
+                    found[target.id] = ast.literal_eval(value)
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                    found.pop(target.id, None)  # computed at run time: unknown, so the default applies
+    return found

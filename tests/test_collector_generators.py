@@ -1,0 +1,244 @@
+"""Posts where each generator finds them, at the URLs it gives them, in their language, with zero config:
+a Jekyll site with one `_posts` folder per language, jekyll-polyglot, Hugo with a content folder per
+language and with language suffixes, and Pelican read from pelicanconf.py (never executed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from digest.collector import collect
+from digest.collector.reader import scan
+from digest.config import load_settings
+from digest.models import Entry
+from tests.support_collector import write
+
+NOW_AT = datetime(2024, 2, 1, tzinfo=UTC)
+
+
+def entries_of(root: Path) -> dict[str, Entry]:
+    settings = load_settings(site=root, env={})
+    result = collect(settings.site, NOW_AT)
+    assert result.problems == ()
+    return {e.source: e for e in result.entries}
+
+
+def jekyll_post(title: str, extra: str = "") -> str:
+    return f"---\ntitle: {title}\ndate: 2024-01-02 10:00:00 +0900\n{extra}---\n\n{title}: body.\n"
+
+
+@pytest.fixture
+def jekyll_languages(tmp_path: Path) -> Path:
+    write(
+        tmp_path,
+        "_config.yml",
+        "title: Multi\nurl: https://multi.example.org\npermalink: pretty\nlang: en\ntimezone: Asia/Seoul\n",
+    )
+    write(tmp_path, "en/news/_posts/2024-01-02-hello.md", jekyll_post("Hello", "categories: [release]\n"))
+    write(tmp_path, "ja/news/_posts/2024-01-02-hello.md", jekyll_post("こんにちは"))
+    write(tmp_path, "ko/news/_posts/2024-01-02-hello.md", jekyll_post("안녕하세요", "category: 새 소식\n"))
+    write(tmp_path, "en/news/_drafts/2024-01-03-wip.md", jekyll_post("Draft"))
+    write(tmp_path, "_site/en/news/_posts/2024-01-02-hello.md", jekyll_post("Built copy"))
+    write(tmp_path, "node_modules/pkg/_posts/2024-01-02-dep.md", jekyll_post("A dependency"))
+    return tmp_path
+
+
+def test_jekyll_reads_every_posts_folder_with_folders_as_categories(jekyll_languages: Path) -> None:
+    settings = load_settings(site=jekyll_languages, env={})
+    assert [d.relative_to(jekyll_languages.resolve()).as_posix() for d in settings.site.source_dirs] == [
+        "en/news/_posts",
+        "ja/news/_posts",
+        "ko/news/_posts",
+    ]
+    found = entries_of(jekyll_languages)
+    assert {s: (e.url, e.language, e.categories) for s, e in found.items()} == {
+        "en/news/_posts/2024-01-02-hello.md": (
+            "https://multi.example.org/en/news/release/2024/01/02/hello/",
+            "",  # the site's language
+            ("en", "news", "release"),
+        ),
+        "ja/news/_posts/2024-01-02-hello.md": (
+            "https://multi.example.org/ja/news/2024/01/02/hello/",
+            "ja",
+            ("ja", "news"),
+        ),
+        "ko/news/_posts/2024-01-02-hello.md": (
+            "https://multi.example.org/ko/news/%EC%83%88%20%EC%86%8C%EC%8B%9D/2024/01/02/hello/",
+            "ko",
+            ("ko", "news", "새 소식"),  # `category:` is one category, spaces and all
+        ),
+    }
+    assert len({e.id for e in found.values()}) == 3
+
+
+@pytest.mark.parametrize(
+    ("permalink", "url"),
+    [
+        ("date", "https://multi.example.org/ja/news/2024/01/02/hello.html"),
+        ("/:categories/:title/", "https://multi.example.org/ja/news/hello/"),
+        ("/:year/:title/", "https://multi.example.org/2024/hello/"),
+    ],
+)
+def test_jekyll_folder_categories_in_every_permalink_style(jekyll_languages: Path, permalink: str, url: str) -> None:
+    config = jekyll_languages / "_config.yml"
+    config.write_text(config.read_text("utf-8").replace("permalink: pretty", f"permalink: {permalink}"), "utf-8")
+    assert entries_of(jekyll_languages)["ja/news/_posts/2024-01-02-hello.md"].url == url
+
+
+def test_jekyll_with_no_posts_folder_says_so(tmp_path: Path) -> None:
+    from digest.errors import ConfigError
+
+    write(tmp_path, "_config.yml", "title: Empty\n")
+    with pytest.raises(ConfigError, match="no _posts folder in the site"):
+        load_settings(site=tmp_path, env={})
+
+
+def test_jekyll_languages_list_and_front_matter_defaults(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "_config.yml",
+        "url: https://d.example\nlanguages: [en, de]\ndefaults:\n"
+        "  - scope: {path: '_posts/de', type: posts}\n    values: {lang: de, categories: [deutsch]}\n"
+        "  - scope: {path: '', type: pages}\n    values: {lang: fr}\n",
+    )
+    write(tmp_path, "_posts/de/2024-01-02-hallo.md", jekyll_post("Hallo"))
+    write(tmp_path, "_posts/2024-01-02-hello.md", jekyll_post("Hello", "lang: en\n"))
+    found = entries_of(tmp_path)
+    hallo = found["_posts/de/2024-01-02-hallo.md"]
+    assert (hallo.language, hallo.categories, hallo.url) == (
+        "de",
+        ("deutsch",),
+        "https://d.example/deutsch/2024/01/02/hallo.html",
+    )
+    assert found["_posts/2024-01-02-hello.md"].language == ""
+
+
+def test_jekyll_polyglot_translations_get_their_language_prefix(tmp_path: Path) -> None:
+    write(
+        tmp_path, "_config.yml", "url: https://p.example\nlanguages: [en, es]\ndefault_lang: en\npermalink: /:title/\n"
+    )
+    write(tmp_path, "_posts/2024-01-02-hello.md", jekyll_post("Hello", "lang: en\npermalink: /hello/\n"))
+    write(tmp_path, "_posts/2024-01-02-hola.md", jekyll_post("Hola", "lang: es\npermalink: /hello/\n"))
+    found = entries_of(tmp_path)
+    assert found["_posts/2024-01-02-hello.md"].url == "https://p.example/hello/"
+    assert found["_posts/2024-01-02-hola.md"].url == "https://p.example/es/hello/"
+    assert found["_posts/2024-01-02-hola.md"].language == "es"
+
+
+HUGO_CONTENT_DIRS = """baseURL = "https://hugo.example.org/"
+languageCode = "en-us"
+defaultContentLanguage = "en"
+[languages.en]
+  weight = 1
+  contentDir = "content/en"
+[languages.ko]
+  weight = 2
+  contentDir = "content/ko"
+[permalinks]
+  posts = "/:year/:month/:slug/"
+"""
+
+
+def hugo_post(title: str, extra: str = "") -> str:
+    return f'+++\ntitle = "{title}"\ndate = 2024-01-02T10:00:00+09:00\n{extra}+++\n\n{title}: body ![x](x.png)\n'
+
+
+def test_hugo_content_folder_per_language(tmp_path: Path) -> None:
+    write(tmp_path, "hugo.toml", HUGO_CONTENT_DIRS)
+    write(tmp_path, "content/en/posts/first.md", hugo_post("First Post"))
+    write(tmp_path, "content/ko/posts/first.md", hugo_post("첫 글", 'slug = "first-post"\n'))
+    write(tmp_path, "content/en/posts/bundle/index.md", hugo_post("A Bundle"))
+    write(tmp_path, "content/en/posts/bundle/notes.md", hugo_post("Notes inside the bundle"))
+    write(tmp_path, "content/en/about.md", hugo_post("About"))
+    settings = load_settings(site=tmp_path, env={})
+    assert [d.relative_to(tmp_path.resolve()).as_posix() for d in settings.site.source_dirs] == [
+        "content/en/posts",
+        "content/ko/posts",
+    ]
+    found = entries_of(tmp_path)
+    assert {s: (e.url, e.language) for s, e in found.items()} == {
+        "content/en/posts/first.md": ("https://hugo.example.org/2024/01/first-post/", ""),
+        "content/ko/posts/first.md": ("https://hugo.example.org/ko/2024/01/first-post/", "ko"),
+        "content/en/posts/bundle/index.md": ("https://hugo.example.org/2024/01/a-bundle/", ""),
+    }
+    assert (
+        'src="https://hugo.example.org/2024/01/a-bundle/x.png"' in found["content/en/posts/bundle/index.md"].body_html
+    )
+    excluded = dict(scan(settings.site, NOW_AT).excluded)
+    assert excluded["content/en/posts/bundle/notes.md"] == "a resource of a page bundle"
+
+
+def test_hugo_language_suffixes(tmp_path: Path) -> None:
+    write(tmp_path, "hugo.yaml", "baseURL: https://s.example/\nlanguages:\n  en: {weight: 1}\n  ko: {weight: 2}\n")
+    write(tmp_path, "content/posts/hello/index.md", hugo_post("Hello"))
+    write(tmp_path, "content/posts/hello/index.ko.md", hugo_post("안녕"))
+    write(tmp_path, "content/posts/other.ko.md", hugo_post("다른 글", 'url = "/custom/other"\n'))
+    write(tmp_path, "content/posts/plain.md", hugo_post("Plain", 'lang = "ko"\nurl = "relative/plain"\n'))
+    found = entries_of(tmp_path)
+    assert {s: (e.url, e.language) for s, e in found.items()} == {
+        "content/posts/hello/index.md": ("https://s.example/posts/hello/", ""),
+        "content/posts/hello/index.ko.md": ("https://s.example/ko/posts/hello/", "ko"),
+        "content/posts/other.ko.md": ("https://s.example/custom/other/", "ko"),  # a leading slash: no prefix
+        "content/posts/plain.md": ("https://s.example/ko/relative/plain/", "ko"),
+    }
+    assert 'src="https://s.example/ko/posts/hello/x.png"' in found["content/posts/hello/index.ko.md"].body_html
+
+
+PELICAN_CONF = """#!/usr/bin/env python
+import os
+AUTHOR = 'Kim'
+SITENAME = 'Rusty Notes'
+SITEURL = ''
+PATH = 'content'
+TIMEZONE = 'Asia/Seoul'
+DEFAULT_LANG = 'en'
+ARTICLE_URL = 'posts/{date:%Y}/{date:%m}/{slug}/'
+ARTICLE_LANG_URL = '{lang}/posts/{slug}/'
+THEME = os.path.join(os.getcwd(), 'theme')
+open(os.path.join(os.getcwd(), 'EXECUTED'), 'w').write('pelicanconf.py was run')
+"""
+
+
+def pelican(title: str, date: str, extra: str = "") -> str:
+    return f"Title: {title}\nDate: {date}\n{extra}\n{title} body.\n"
+
+
+def test_pelican_site_from_pelicanconf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "pelicanconf.py", PELICAN_CONF)
+    write(tmp_path, "publishconf.py", "from pelicanconf import *\nSITEURL = 'https://rust.example.org'\n")
+    write(
+        tmp_path,
+        "content/2024/twir.md",
+        pelican("This Week in Rust 500", "2024-01-02 10:00", "Category: This Week in Rust\nTags: rust, weekly news\n"),
+    )
+    write(
+        tmp_path,
+        "content/2024/twir-ko.md",
+        pelican("이번 주의 러스트 500", "2024-01-02 10:00", "Slug: this-week-in-rust-500\nLang: ko\n"),
+    )
+    write(tmp_path, "content/loose.md", pelican("Loose Notes!", "2024-01-03"))
+    write(tmp_path, "content/pages/about.md", pelican("About", "2024-01-01"))
+    settings = load_settings(site=tmp_path, env={})
+    assert not (tmp_path / "EXECUTED").exists()
+    assert (settings.site.title, settings.site.timezone, settings.site.base_url) == (
+        "Rusty Notes",
+        "Asia/Seoul",
+        "https://rust.example.org/",
+    )
+    found = entries_of(tmp_path)
+    twir = found["content/2024/twir.md"]
+    assert twir.url == "https://rust.example.org/posts/2024/01/this-week-in-rust-500/"
+    assert twir.categories == ("This Week in Rust",) and twir.tags == ("rust", "weekly news")
+    assert twir.published_at == datetime(2024, 1, 2, 1, 0, tzinfo=UTC)
+    ko = found["content/2024/twir-ko.md"]
+    assert (ko.url, ko.language, ko.categories) == (
+        "https://rust.example.org/ko/posts/this-week-in-rust-500/",
+        "ko",
+        ("2024",),
+    )
+    assert found["content/loose.md"].url == "https://rust.example.org/posts/2024/01/loose-notes/"
+    assert found["content/loose.md"].categories == ("misc",)
+    assert dict(scan(settings.site, NOW_AT).excluded)["content/pages/about.md"].startswith("a page")
