@@ -12,6 +12,7 @@ from digest.models import Collection, Entry, Site
 from digest.text import same_language, xml_safe
 
 from . import meta as m
+from .attributes import strip_extensions
 from .links import Linker
 from .liquid import strip_templates
 from .markdown import render
@@ -28,7 +29,7 @@ def collect(site: Site, now_at: datetime, since_at: datetime | None = None) -> C
     high = now_at.timestamp()
     entries: list[Entry] = []
     for post in found.posts:
-        body = strip_templates(post.body)
+        body = strip_extensions(strip_templates(post.body))
         items = split_items(body, post.published_at, tz) if "---" in body and MAYBE_LOG.search(body) else []
         if items:
             url = post_url(site, post)

@@ -16,6 +16,7 @@ from markdown_it.token import Token
 from digest.models import Heading
 from digest.text import is_toc_heading, slugify
 
+from .attributes import apply_attribute_lists
 from .links import Linker
 
 # linkify: running logs and news posts paste bare URLs; GFM renders them as links, and so do we.
@@ -35,7 +36,7 @@ def render(markdown: str, page_url: str, meta: dict[str, Any] | None = None, lin
     """Render ``markdown``; headings get ``id`` anchors and ``outline`` lists levels 2 and 3. With ``links``,
     every link, image and URL attribute of raw HTML is made absolute (code and text are left alone)."""
     env: dict[str, Any] = {}
-    tokens = _MD.parse(markdown, env)
+    tokens = apply_attribute_lists(_MD.parse(markdown, env))
     outline = _anchor_headings(tokens, page_url)
     if links is not None:
         links.tokens(tokens)
@@ -45,7 +46,7 @@ def render(markdown: str, page_url: str, meta: dict[str, Any] | None = None, lin
 
 def _render(markdown: str, links: Linker | None) -> str:
     env: dict[str, Any] = {}
-    tokens = _MD.parse(markdown, env)
+    tokens = apply_attribute_lists(_MD.parse(markdown, env))
     if links is not None:
         links.tokens(tokens)
     return str(_MD.renderer.render(tokens, _MD.options, env))
@@ -59,14 +60,17 @@ def _anchor_headings(tokens: list[Token], page_url: str) -> tuple[Heading, ...]:
             continue
         inline = tokens[index + 1]
         text = "".join(c.content for c in inline.children or () if c.type in ("text", "code_inline")).strip()
-        slug = slugify(text)
+        given = token.attrGet("id")  # {#id} written after the heading
+        slug = given if isinstance(given, str) and given else slugify(text)
         count = seen.get(slug, 0)
         seen[slug] = count + 1
         if count:
             slug = f"{slug}-{count}"
         token.attrSet("id", slug)
         level = int(token.tag[1])
-        if level in (2, 3) and text and not is_toc_heading(text):
+        classes = token.attrGet("class")
+        hidden = isinstance(classes, str) and "no_toc" in classes.split()  # kramdown: not in the table of contents
+        if level in (2, 3) and text and not is_toc_heading(text) and not hidden:
             outline.append(Heading(level, text, f"{page_url.split('#', 1)[0]}#{slug}"))
     return tuple(outline)
 
