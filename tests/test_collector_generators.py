@@ -4,6 +4,7 @@ language and with language suffixes, and Pelican read from pelicanconf.py (never
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,8 +26,8 @@ def entries_of(root: Path) -> dict[str, Entry]:
     return {e.source: e for e in result.entries}
 
 
-def jekyll_post(title: str, extra: str = "") -> str:
-    return f"---\ntitle: {title}\ndate: 2024-01-02 10:00:00 +0900\n{extra}---\n\n{title}: body.\n"
+def jekyll_post(title: str, extra: str = "", date: str = "2024-01-02") -> str:
+    return f"---\ntitle: {title}\ndate: {date} 10:00:00 +0900\n{extra}---\n\n{title}: body.\n"
 
 
 @pytest.fixture
@@ -242,3 +243,92 @@ def test_pelican_site_from_pelicanconf(tmp_path: Path, monkeypatch: pytest.Monke
     assert found["content/loose.md"].url == "https://rust.example.org/posts/2024/01/loose-notes/"
     assert found["content/loose.md"].categories == ("misc",)
     assert dict(scan(settings.site, NOW_AT).excluded)["content/pages/about.md"].startswith("a page")
+
+
+def hrefs(entry: Entry) -> list[str]:
+    return re.findall(r'(?:href|src)="([^"]*)"', entry.body_html)
+
+
+def test_jekyll_links_between_posts_resolve_to_their_urls(jekyll_languages: Path) -> None:
+    write(
+        jekyll_languages, "_config.yml", "url: https://multi.example.org\nbaseurl: /blog\npermalink: pretty\nlang: en\n"
+    )
+    write(jekyll_languages, "en/news/_posts/2023-06-01-older.md", jekyll_post("Older", date="2023-06-01"))
+    write(jekyll_languages, "ja/news/_posts/2023-06-01-older.md", jekyll_post("古い", date="2023-06-01"))
+    write(
+        jekyll_languages,
+        "en/news/_posts/2024-01-03-links.md",
+        jekyll_post("Links") + "[a]({% link en/news/_posts/2023-06-01-older.md %}) [b]({% post_url 2023-06-01-older %})"
+        ' [c]({% post_url ja/news/2023-06-01-older %}#part) ![d]({{ "/img/a.png" | relative_url }})'
+        " [e]({{ '/feed.xml' | absolute_url }}) [f]({{ site.baseurl }}{% link en/news/_posts/2023-06-01-older.md %})"
+        ' [g]({{ "/y/" | prepend: site.baseurl }}) [h]({% link about.md %}) ![i]({{ site.baseurl }}/img/i.png)'
+        " [j]({{ site.url }}{{ site.baseurl }}{% post_url 2023-06-01-older %})\n",
+    )
+    settings = load_settings(site=jekyll_languages, env={})
+    since = datetime(2024, 1, 1, tzinfo=UTC)  # the older posts are out of the window, and still linked to
+    (entry,) = [e for e in collect(settings.site, NOW_AT, since).entries if e.source.endswith("links.md")]
+    older_en = "https://multi.example.org/blog/en/news/2023/06/01/older/"
+    assert hrefs(entry) == [
+        older_en,
+        older_en,  # the same name in the ja folder too: this post's own folder wins
+        "https://multi.example.org/blog/ja/news/2023/06/01/older/#part",
+        "https://multi.example.org/blog/img/a.png",
+        "https://multi.example.org/blog/feed.xml",
+        older_en,
+        "https://multi.example.org/blog/y/",
+        "https://multi.example.org/blog/about.html",
+        "https://multi.example.org/blog/img/i.png",
+        older_en,
+    ]
+    assert "{" not in entry.body_html
+
+
+def test_hugo_refs_and_figures(tmp_path: Path) -> None:
+    write(tmp_path, "hugo.toml", HUGO_CONTENT_DIRS)
+    write(tmp_path, "content/en/posts/first.md", hugo_post("First Post"))
+    write(tmp_path, "content/ko/posts/first.md", hugo_post("첫 글"))
+    body = (
+        '[a]({{< ref "posts/first.md" >}}) [b]({{< relref "first" >}}) [c]({{< ref "/about" >}})'
+        ' [d]({{< ref "#top" >}}) [e]({{< relref path="posts/first.md" lang="en" >}})\n\n'
+        '{{< figure src="photo.jpg" caption="A **bold** caption" >}}\n\nGo: {{ .Title }}\n'
+    )
+    write(tmp_path, "content/ko/posts/second.md", hugo_post("둘째 글") + body)
+    found = entries_of(tmp_path)
+    second = found["content/ko/posts/second.md"]
+    assert second.url == "https://hugo.example.org/ko/2024/01/둘째-글/".replace(
+        "둘째-글", "%EB%91%98%EC%A7%B8-%EA%B8%80"
+    )
+    assert hrefs(second) == [
+        second.url + "x.png",
+        "https://hugo.example.org/ko/2024/01/%EC%B2%AB-%EA%B8%80/",  # the Korean translation of the target
+        "https://hugo.example.org/ko/2024/01/%EC%B2%AB-%EA%B8%80/",
+        "https://hugo.example.org/ko/about/",
+        second.url + "#top",
+        "https://hugo.example.org/2024/01/first-post/",
+        second.url + "photo.jpg",
+    ]
+    assert "<figcaption><p>A <strong>bold</strong> caption</p></figcaption>" in second.body_html
+    assert "Go: {{ .Title }}" in second.body_html  # Hugo shows it as text
+
+
+def test_pelican_intrasite_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "pelicanconf.py", PELICAN_CONF.replace("SITEURL = ''", "SITEURL = 'https://rust.example.org'"))
+    write(tmp_path, "content/2024/twir.md", pelican("This Week in Rust 500", "2024-01-02 10:00"))
+    write(tmp_path, "content/pages/about.md", "Title: About Us\n\nAbout.\n")
+    links = (
+        "[a]({filename}/2024/twir.md) [b]({filename}twir.md#x) [c]({filename}/pages/about.md)"
+        " ![d]({static}/images/a.png) [e]({attach}files/a.pdf) [f]({tag}Rust) [g](|filename|/2024/twir.md)"
+    )
+    write(tmp_path, "content/2024/next.md", pelican("Next", "2024-01-09 10:00", "Slug: next\n") + links + "\n")
+    entry = entries_of(tmp_path)["content/2024/next.md"]
+    twir = "https://rust.example.org/posts/2024/01/this-week-in-rust-500/"
+    assert hrefs(entry) == [
+        twir,
+        twir + "#x",
+        "https://rust.example.org/pages/about-us.html",
+        "https://rust.example.org/images/a.png",
+        "https://rust.example.org/posts/2024/01/next/files/a.pdf",
+        "https://rust.example.org/tag/rust.html",
+        twir,
+    ]

@@ -31,7 +31,7 @@ from .frontmatter import Document, FrontMatterError, Split, load, split
 from .layout import MARKDOWN_SUFFIXES, Found, walk
 
 MAX_BYTES = 5 * 1024 * 1024
-__all__ = ["MARKDOWN_SUFFIXES", "Post", "Scan", "read_post", "scan"]
+__all__ = ["MARKDOWN_SUFFIXES", "Post", "Scan", "front_matter", "read_post", "scan"]
 DRAFT_FOLDERS = {"_drafts", "drafts", "draft"}
 MAYBE_LOG = re.compile(r"^[*+-]\s+\d{4}", re.M)
 _DATE_LINE = re.compile(r"^(date|published|pubdate|publishdate|created)[ \t]*[:=][ \t]*(.*?)[ \t]*$", re.M | re.I)
@@ -126,6 +126,16 @@ def read_post(site: Site, file: Found, info: _File | None = None) -> Post | Prob
     if post is None:
         post = info.outcomes[key] = _post(site, info.doc, file)
     return post
+
+
+def front_matter(file: Found) -> dict[str, Any]:
+    """The front matter of any file (a page too); {} when it cannot be read."""
+    info = _read(file.path, file.source)
+    if isinstance(info, Problem):
+        return {}
+    if info.doc is None:
+        info.doc = _load(info.part, file.source)
+    return info.doc.meta if not isinstance(info.doc, Problem) else {}
 
 
 def _older(info: _File, source: str, tz: tzinfo, low: float) -> bool:

@@ -1,0 +1,88 @@
+"""A post's URL, categories, tags and language, by its generator's rules (see layout and permalink)."""
+
+from __future__ import annotations
+
+from urllib.parse import urljoin
+
+from digest.models import Site
+from digest.text import same_language
+
+from . import meta as m
+from .permalink import PostPath, build_url, file_slug
+from .reader import Post
+
+
+def categories(site: Site, post: Post) -> tuple[str, ...]:
+    """Jekyll: the folders above `_posts`, then the front matter's; Pelican: `Category` (one), else the
+    folder or DEFAULT_CATEGORY; others: the front matter's."""
+    kind = site.generator.kind
+    own = m.terms(post.meta, "categories", "category", words=kind != "pelican")
+    if kind == "jekyll":
+        return tuple(dict.fromkeys(post.categories + own))
+    if kind == "pelican":
+        return own[:1] or post.categories
+    return own
+
+
+def tags(site: Site, post: Post) -> tuple[str, ...]:
+    return m.terms(post.meta, "tags", "tag", words=site.generator.kind != "pelican")
+
+
+def language_of(site: Site, post: Post) -> str:
+    """The post's language as the generator sees it ("" = unknown: the site's default)."""
+    return post.language or site.generator.default_language
+
+
+def entry_language(site: Site, post: Post) -> str:
+    """Entry.language: "" when the post is in the site's own language."""
+    language = post.language
+    if not language or same_language(language, site.language):
+        return ""
+    if site.generator.default_language and same_language(language, site.generator.default_language):
+        return ""
+    return language
+
+
+def post_url(site: Site, post: Post) -> str:
+    gen = site.generator
+    language = language_of(site, post)
+    override = _text(post.meta.get("permalink")) or _text(post.meta.get("url"))
+    pattern = site.permalink
+    if gen.kind == "hugo":
+        section = post.content_path.split("/", 1)[0] if "/" in post.content_path else ""
+        pattern = dict(gen.permalinks).get(section) or pattern
+    elif gen.kind == "pelican" and gen.default_language and language and language != gen.default_language:
+        pattern = gen.lang_permalink or pattern
+    title = m.title(post.meta, "", file_slug(post.source))
+    slug = _text(post.meta.get("slug"))
+    if gen.kind == "pelican" and not slug and gen.slug_from_file:
+        slug = file_slug(post.content_path)
+    path = PostPath(
+        rel_to_content=post.content_path,
+        published_at=post.published_at,
+        title=title,
+        categories=categories(site, post),
+        slug=slug,
+        override=override,
+        kind=gen.kind,
+        language=language,
+        author=(m.authors(post.meta) or (site.author,))[0],
+        meta=post.meta,
+    )
+    base = site.base_url
+    root = dict(gen.language_roots).get(language, "")
+    if root and not (gen.kind == "hugo" and override.startswith("/")):
+        # Hugo: a url with a leading slash is relative to baseURL itself, every other path to the language's root
+        base = urljoin(site.base_url, root)
+    url = build_url(base, pattern, path)
+    if (
+        root
+        and gen.kind == "jekyll"
+        and build_url(site.base_url, pattern, path).startswith(urljoin(site.base_url, root))
+    ):
+        url = build_url(site.base_url, pattern, path)  # the path already starts with /<lang>/
+    return url
+
+
+def _text(value: object) -> str:
+    return str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
