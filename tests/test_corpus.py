@@ -107,3 +107,30 @@ def test_solus_posts_near_midnight_land_in_the_configured_timezone_week(timezone
         in_week = {e.source: e for e in collected if week.contains(e.published_at)}
         assert source in in_week
         assert week_of(in_week[source].published_at, site).label == label
+
+
+@pytest.mark.parametrize("name", ["wonwizard", "solus"])
+def test_no_relative_url_raw_template_or_attribute_list_in_any_body(name: str) -> None:
+    site = corpus_site(name)
+    entries = collect(site, NOW_AT).entries
+    for entry in entries:
+        for url in re.findall(r'(?:href|src|poster)="([^"]*)"', entry.body_html + entry.summary_html):
+            assert re.match(r"^[a-z][a-z0-9+.-]*:", url), (entry.source, url)  # absolute: https:, irc:, mailto:
+        assert not re.search(r"{[{%:]|[%}]}", entry.body_html), entry.source
+        assert entry.language == ""  # single-language sites: every post is in the site's language
+
+
+def test_wonwizard_reads_its_one_posts_folder_with_front_matter_categories() -> None:
+    site = corpus_site("wonwizard")
+    assert [d.name for d in site.source_dirs] == ["_posts"]
+    infos = [e for e in collect(site, NOW_AT).entries if e.source == "_posts/2021-05-10-infos.md"]
+    assert {e.categories for e in infos} == {("info",)}  # `categories: [info]`; no folder above _posts
+
+
+def test_solus_dated_pages_outside_the_blog_section_are_not_posts() -> None:
+    # content/security.md, content/privacy.md and content/about/technology.md have dates, but Hugo's main
+    # section (the one with the most pages) is blog/: they are pages, not newsletter entries.
+    site = corpus_site("solus")
+    assert [d.relative_to(site.root).as_posix() for d in site.source_dirs] == ["content/blog"]
+    sources = {e.source for e in collect(site, NOW_AT).entries}
+    assert sources and all(s.startswith("content/blog/") for s in sources)
