@@ -57,17 +57,18 @@ def post_url(site: Site, post: Post) -> str:
     slug = _text(post.meta.get("slug"))
     if gen.kind == "pelican" and not slug and gen.slug_from_file:
         slug = file_slug(post.content_path)
+    pelican = gen.kind == "pelican"
     path = PostPath(
         rel_to_content=post.content_path,
         published_at=post.published_at,
         title=title,
-        categories=categories(site, post),
+        categories=categories(site, post) if pelican or ":categories" in (override or pattern) else (),
         slug=slug,
         override=override,
         kind=gen.kind,
         language=language,
-        author=(m.authors(post.meta) or (site.author,))[0],
-        meta=post.meta,
+        author=(m.authors(post.meta) or (site.author,))[0] if pelican else "",
+        meta=post.meta if pelican else {},
     )
     base = site.base_url
     root = dict(gen.language_roots).get(language, "")
