@@ -152,6 +152,7 @@ def test_hugo_content_folder_per_language(tmp_path: Path) -> None:
     write(tmp_path, "content/ko/posts/first.md", hugo_post("첫 글", 'slug = "first-post"\n'))
     write(tmp_path, "content/en/posts/bundle/index.md", hugo_post("A Bundle"))
     write(tmp_path, "content/en/posts/bundle/notes.md", hugo_post("Notes inside the bundle"))
+    write(tmp_path, "content/en/posts/bundle/data/more.md", hugo_post("Deeper inside the bundle"))
     write(tmp_path, "content/en/about.md", hugo_post("About"))
     settings = load_settings(site=tmp_path, env={})
     assert [d.relative_to(tmp_path.resolve()).as_posix() for d in settings.site.source_dirs] == [
@@ -169,6 +170,7 @@ def test_hugo_content_folder_per_language(tmp_path: Path) -> None:
     )
     excluded = dict(scan(settings.site, NOW_AT).excluded)
     assert excluded["content/en/posts/bundle/notes.md"] == "a resource of a page bundle"
+    assert excluded["content/en/posts/bundle/data/more.md"] == "a resource of a page bundle"
 
 
 def test_hugo_language_suffixes(tmp_path: Path) -> None:

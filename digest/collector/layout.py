@@ -61,15 +61,16 @@ def walk(site: Site) -> Walk:
             where = relative(str(exc.filename), root) + "/"
             result.problems.append(Problem(where, f"cannot read the folder ({exc.strerror}): its posts are left out"))
 
-        bundles: list[str] = []  # leaf bundle folders (Hugo): what lies below them is a resource
+        # Hugo leaf bundles: folder -> the bundle folder it lies in (os.walk sees a parent before its children)
+        bundle_of: dict[str, str | None] = {}
         for dirpath, dirnames, filenames in os.walk(top, onerror=failed):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             sub = dirpath[len(top) + 1 :].replace(os.sep, "/")
             names = sorted(n for n in filenames if n[0] != "." and n.lower().endswith(MARKDOWN_SUFFIXES))
-            owner = next((b for b in bundles if sub == b or sub.startswith(b + "/")), None)
+            owner = bundle_of.get(sub.rpartition("/")[0]) if sub else None
             if owner is None and site.generator.kind == "hugo" and any(_INDEX.match(n) for n in names):
-                bundles.append(sub)
                 owner = sub
+            bundle_of[sub] = owner
             for name in names:
                 path = os.path.join(dirpath, name)
                 if path in seen:  # nested source folders: a file is read once
