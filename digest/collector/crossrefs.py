@@ -36,14 +36,22 @@ class Resolver:
 
     site: Site
     files: list[Found]
-    _by_source: dict[str, Found] = field(default_factory=dict)
-    _by_stem: dict[str, list[Found]] = field(default_factory=dict)
+    _sources: dict[str, Found] = field(default_factory=dict)
+    _stems: dict[str, list[Found]] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        for found in self.files:
-            self._by_source[found.source] = found
-            stem = found.source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-            self._by_stem.setdefault(stem, []).append(found)
+    @property
+    def _by_source(self) -> dict[str, Found]:
+        """Built on the first link: most collects have none to resolve."""
+        if not self._sources and self.files:
+            self._sources.update((found.source, found) for found in self.files)
+        return self._sources
+
+    @property
+    def _by_stem(self) -> dict[str, list[Found]]:
+        if not self._stems and self.files:
+            for found in self.files:
+                self._stems.setdefault(found.source.rsplit("/", 1)[-1].rsplit(".", 1)[0], []).append(found)
+        return self._stems
 
     def post(self, found: Found) -> Post | None:
         if found.place.not_a_post:

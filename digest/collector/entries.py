@@ -27,13 +27,14 @@ def collect(site: Site, now_at: datetime, since_at: datetime | None = None) -> C
     """Every entry with since_at <= published_at <= now_at (since_at None: all), newest first."""
     found = scan(site, now_at, since_at)
     resolver = Resolver(site, found.files)
+    pelican = site.generator.kind == "pelican"  # its {filename} links are in plain Markdown links
     tz = ZoneInfo(site.timezone)
     low = since_at.timestamp() if since_at is not None else float("-inf")
     high = now_at.timestamp()
     entries: list[Entry] = []
     for post in found.posts:
-        links = resolver.for_post(post)
-        body = strip_extensions(strip_templates(post.body, site.generator.kind, links))
+        links = resolver.for_post(post) if pelican or "{" in post.body else None
+        body = strip_extensions(strip_templates(post.body, site.generator.kind, links)) if links else post.body
         items = split_items(body, post.published_at, tz) if "---" in body and MAYBE_LOG.search(body) else []
         if items:
             url = post_url(site, post)
@@ -51,16 +52,16 @@ def collect(site: Site, now_at: datetime, since_at: datetime | None = None) -> C
 # Rendered entries, reused while the parsed file is the very same object (the reader's cache hands out
 # the same Document until the file's mtime or size changes) and the body with its links resolved is the
 # same text (a linked post may have moved): warm runs skip Markdown rendering.
-_RENDERED: dict[tuple[Site, str, str], tuple[object, str, Entry]] = {}
+_RENDERED: dict[tuple[str, str, str], tuple[Site, object, str, Entry]] = {}
 
 
 def _memo(site: Site, post: Post, key: str, body: str, build: Callable[..., Entry], *args: Any) -> Entry:
-    slot = (site, post.source, key)
+    slot = (str(site.root), post.source, key)
     hit = _RENDERED.get(slot)
-    if hit is not None and hit[0] is post.meta and hit[1] == body:
-        return hit[2]
+    if hit is not None and hit[1] is post.meta and hit[2] == body and (hit[0] is site or hit[0] == site):
+        return hit[3]
     entry = build(site, post, *args)
-    _RENDERED[slot] = (post.meta, body, entry)
+    _RENDERED[slot] = (site, post.meta, body, entry)
     return entry
 
 
@@ -92,12 +93,12 @@ def _safe(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(xml_safe(v) for v in values)
 
 
-def _linker(site: Site, post: Post, url: str, links: PostLinks) -> Linker:
-    special = links.pelican if site.generator.kind == "pelican" else None
+def _linker(site: Site, post: Post, url: str, links: PostLinks | None) -> Linker:
+    special = links.pelican if links is not None and site.generator.kind == "pelican" else None
     return Linker(_page_base(post, url), site.base_url, special)
 
 
-def _post_entry(site: Site, post: Post, body: str, links: PostLinks) -> Entry:
+def _post_entry(site: Site, post: Post, body: str, links: PostLinks | None) -> Entry:
     url = post_url(site, post)
     rendered = render(body, url, post.meta, _linker(site, post, url, links))
     return Entry(
@@ -112,7 +113,7 @@ def _post_entry(site: Site, post: Post, body: str, links: PostLinks) -> Entry:
     )
 
 
-def _item_entry(site: Site, post: Post, post_url: str, item: LogItem, links: PostLinks) -> Entry:
+def _item_entry(site: Site, post: Post, post_url: str, item: LogItem, links: PostLinks | None) -> Entry:
     url = f"{post_url}#{item.slug}"
     rendered = render(item.markdown, url, links=_linker(site, post, post_url, links))
     return Entry(

@@ -54,8 +54,10 @@ def walk(site: Site) -> Walk:
     root = str(site.root.resolve()) + os.sep
     place = _PLACES.get(site.generator.kind, _plain)
     seen: set[str] = set()
+    hugo = site.generator.kind == "hugo"
     for folder in site.source_dirs:
         top = str(folder)
+        folder_name = folder.name
 
         def failed(exc: OSError) -> None:
             where = relative(str(exc.filename), root) + "/"
@@ -67,18 +69,21 @@ def walk(site: Site) -> Walk:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             sub = dirpath[len(top) + 1 :].replace(os.sep, "/")
             names = sorted(n for n in filenames if n[0] != "." and n.lower().endswith(MARKDOWN_SUFFIXES))
-            owner = bundle_of.get(sub.rpartition("/")[0]) if sub else None
-            if owner is None and site.generator.kind == "hugo" and any(_INDEX.match(n) for n in names):
-                owner = sub
-            bundle_of[sub] = owner
+            owner = None
+            if hugo:
+                owner = bundle_of.get(sub.rpartition("/")[0]) if sub else None
+                if owner is None and any(_INDEX.match(n) for n in names):
+                    owner = sub
+                bundle_of[sub] = owner
+            base = dirpath + os.sep
             for name in names:
-                path = os.path.join(dirpath, name)
+                path = base + name
                 if path in seen:  # nested source folders: a file is read once
                     continue
                 seen.add(path)
                 in_folder = f"{sub}/{name}" if sub else name
-                source = relative(path, root)
-                spot = place(site, folder.name, source, in_folder)
+                source = path[len(root) :].replace(os.sep, "/") if path.startswith(root) else relative(path, root)
+                spot = place(site, folder_name, source, in_folder)
                 if owner is not None and (sub != owner or not _INDEX.match(name)):
                     spot = Place(spot.content_path, spot.language, spot.categories, "a resource of a page bundle")
                 result.files.append(Found(path, source, in_folder, spot))

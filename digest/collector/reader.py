@@ -45,8 +45,8 @@ class _File:
     date_text: str | None  # the raw value of the first date-like line, if any
     maybe_log: bool
     doc: Document | Problem | None = None
-    # (site, source) -> the post, or why it is skipped (a Problem or an exclusion reason)
-    outcomes: dict[tuple[Site, str], Post | Problem | str] = field(default_factory=dict)
+    # the site it was read for, and the post or why it is skipped (a Problem or an exclusion reason)
+    outcome: tuple[Site, Post | Problem | str] | None = None
 
 
 # Files by path, reused while (mtime, size) are unchanged: the warm path of a long-running process
@@ -121,10 +121,11 @@ def read_post(site: Site, file: Found, info: _File | None = None) -> Post | Prob
         info.doc = _load(info.part, file.source)
     if isinstance(info.doc, Problem):
         return info.doc
-    key = (site, file.source)
-    post = info.outcomes.get(key)
-    if post is None:
-        post = info.outcomes[key] = _post(site, info.doc, file)
+    # Compared by identity first: hashing the Site for every file costs more than reading the cache.
+    if info.outcome is not None and (info.outcome[0] is site or info.outcome[0] == site):
+        return info.outcome[1]
+    post = _post(site, info.doc, file)
+    info.outcome = (site, post)
     return post
 
 
