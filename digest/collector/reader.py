@@ -1,9 +1,12 @@
-"""Walking the source folders: which Markdown files are posts, which are skipped and why.
+"""Reading the source folders' Markdown files (found by layout.walk): which are posts, which are skipped
+and why.
 
 Excluded without a warning (each with a reason in ``Scan.excluded``): files matching ``site.ignore``,
-files under ``_drafts/``, ``drafts/`` or ``draft/``, Hugo list pages (``_index.md``), ``draft: true``,
-``published: false``, ``digest: false``, pages without any date (not posts) and posts dated after ``now_at``.
-Skipped with a Problem: larger than 5 MB, empty, not UTF-8, malformed front matter, unparseable date.
+files under ``_drafts/``, ``drafts/`` or ``draft/``, Hugo list pages (``_index.md``), a bundle's
+resources, Pelican pages, ``draft: true``, ``published: false``, ``digest: false``, pages without any date
+(not posts) and posts dated after ``now_at``. Skipped with a Problem: larger than 5 MB, empty, not UTF-8,
+malformed front matter, an unparseable or impossible date (front matter or file name), a folder that
+cannot be read. Jekyll's front matter ``defaults`` are merged under each file's own front matter.
 
 Speed: when a window start (``since_at``) is given, a file whose date line shows it is older than the window
 and that cannot be a running log is not parsed any further, so problems are reported only for files that
