@@ -5,6 +5,7 @@ and no traceback, while the week's good posts are still published and sent."""
 from __future__ import annotations
 
 import ctypes
+import json
 import mailbox
 import os
 import shutil
@@ -112,3 +113,25 @@ def test_an_unreadable_folder_is_one_warning(site: Path, command: list[str]) -> 
     check_output(
         done.returncode, done.stdout, done.stderr, "posts/private/", "cannot read the folder (Permission denied)"
     )
+
+
+def test_an_unreadable_folder_above_posts_folders_is_a_notice(tmp_path: Path) -> None:
+    (tmp_path / "_config.yml").write_text("title: Multi\nlang: en\ntimezone: Asia/Seoul\n", "utf-8")
+    for lang in ("en", "ja"):
+        (tmp_path / lang / "_posts").mkdir(parents=True)
+        (tmp_path / lang / "_posts" / "2026-11-18-hello.md").write_text(bad_post("2026-11-18"), "utf-8")
+    (tmp_path / "ja").chmod(0)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "digest.cli", "preview", "--week", "2026-W47", "--json", "--site", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "DIGEST_NOW": NOW},
+            preexec_fn=_without_root_file_access if os.geteuid() == 0 else None,
+            check=False,
+        )
+    finally:
+        (tmp_path / "ja").chmod(0o755)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert "notice: ja/: cannot read the folder: a _posts folder in it would not be read" in done.stderr
+    assert [e["source"] for e in json.loads(done.stdout)["entries"]] == ["en/_posts/2026-11-18-hello.md"]

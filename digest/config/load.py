@@ -104,6 +104,7 @@ def load_settings(
     )
     paths = _Paths(config_file.parent.resolve() if config_file else folder.resolve())
     site_model, defaults = _site(values["site"], folder.resolve(), site is not None, paths, source)
+    notices += defaults.notices
     label = source or str(defaults.file or site_model.root)
     output = _output(values["output"], site_model, paths, label)
     email = _email(values["email"], site_model, paths, env, label)

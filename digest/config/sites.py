@@ -54,6 +54,7 @@ class SiteDefaults:
     language: str = ""
     author: str = ""
     generator: Generator = field(default_factory=Generator)
+    notices: tuple[str, ...] = ()  # what could not be looked at, one line each
 
 
 def _load_mapping(path: Path) -> dict[str, Any]:
@@ -120,7 +121,9 @@ def _jekyll(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
         author = author.get("name")
     ignore = tuple(_glob_to_regex(p) for p in data.get("exclude") or () if isinstance(p, str))
     collections = _text(data.get("collections_dir")).strip("/")
-    folders = jekyll_posts_folders(root / collections if collections else root, [re.compile(p) for p in ignore])
+    unreadable: list[str] = []
+    top = root / collections if collections else root
+    folders = jekyll_posts_folders(top, [re.compile(p) for p in ignore], unreadable)
     prefix = f"{collections}/" if collections else ""
     sources = tuple(prefix + f for f in folders)
     listed = [language_tag(v) for v in data.get("languages") or () if isinstance(v, str)]
@@ -142,6 +145,10 @@ def _jekyll(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
         description=_text(data.get("description")),
         language=_text(data.get("lang")),
         author=_text(author),
+        notices=tuple(
+            f"{os.path.relpath(path, root)}/: cannot read the folder: a _posts folder in it would not be read"
+            for path in unreadable
+        ),
         generator=Generator(
             kind="jekyll",
             languages=languages,
@@ -153,12 +160,17 @@ def _jekyll(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
     )
 
 
-def jekyll_posts_folders(top: Path, ignore: list[re.Pattern[str]]) -> list[str]:
+def jekyll_posts_folders(top: Path, ignore: list[re.Pattern[str]], unreadable: list[str] | None = None) -> list[str]:
     """Every `_posts` folder under ``top`` (relative, sorted), as Jekyll finds them: not inside folders whose
-    name starts with `.` or `_`, nor inside excluded ones."""
+    name starts with `.` or `_`, nor inside excluded ones. Folders that cannot be listed go to ``unreadable``."""
     found: list[str] = []
     start = str(top)
-    for dirpath, dirnames, _ in os.walk(start):
+
+    def failed(exc: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append(str(exc.filename))
+
+    for dirpath, dirnames, _ in os.walk(start, onerror=failed):
         rel = dirpath[len(start) + 1 :].replace(os.sep, "/")
         keep = []
         for name in sorted(dirnames):
