@@ -26,6 +26,7 @@ COMMANDS = [
     ["send", "--week", "2026-W47"],
     ["run", "--week", "2026-W47"],
 ]
+SECRET = "a secret for the bad date table, 32 bytes or more"
 PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2  # linux/prctl.h, linux/capability.h
 
 
@@ -73,9 +74,7 @@ def test_a_bad_date_is_one_warning_and_the_week_goes_out(
     for rel, content in files.items():
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
         (site / rel).write_text(content, "utf-8")
-    result = CliRunner().invoke(
-        main, [*command, "--site", str(site)], env={"DIGEST_NOW": NOW, "DIGEST_SECRET": "test-secret"}
-    )
+    result = CliRunner().invoke(main, [*command, "--site", str(site)], env={"DIGEST_NOW": NOW, "DIGEST_SECRET": SECRET})
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     check_output(result.exit_code, result.stdout, result.stderr, where, message)
     if command[0] in ("send", "run"):
@@ -104,7 +103,7 @@ def test_an_unreadable_folder_is_one_warning(site: Path, command: list[str]) -> 
             [sys.executable, "-m", "digest.cli", *command, "--site", str(site)],
             capture_output=True,
             text=True,
-            env={**os.environ, "DIGEST_NOW": NOW, "DIGEST_SECRET": "test-secret"},
+            env={**os.environ, "DIGEST_NOW": NOW, "DIGEST_SECRET": SECRET},
             preexec_fn=_without_root_file_access if os.geteuid() == 0 else None,
             check=False,
         )
