@@ -89,11 +89,17 @@ def site_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(with_context)
 
 
-def week_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--until", help="End of a custom window (date or ISO date-time), with --since.")(func)
-    func = click.option("--since", help="Start of a custom window instead of a week.")(func)
-    func = click.option("--week", "week", help='"2020-W27", "last", "this" (default) or a date in the week.')(func)
-    return func
+def week_options(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--week (its default named in the help, as the command applies it), --since and --until."""
+    others = [w for w in ('"last"', '"this"') if w != f'"{default}"']
+    week_help = f'"2020-W27", "{default}" (default), {others[0]} or a date in the week.'
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        func = click.option("--until", help="End of a custom window (date or ISO date-time), with --since.")(func)
+        func = click.option("--since", help="Start of a custom window instead of a week.")(func)
+        return click.option("--week", "week", help=week_help)(func)
+
+    return decorate
 
 
 def pick_week(ctx: Context, now_at: datetime, week: str | None, since: str | None, until: str | None) -> Week:
@@ -197,7 +203,7 @@ def settings_dir(result: pipeline.Preview) -> str:
 
 @main.command()
 @site_options
-@week_options
+@week_options("this")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML email in a browser.")
 @click.option("--text", "show_text", is_flag=True, help="Print the plain-text version.")
@@ -276,7 +282,7 @@ def serve_preview(settings: Settings, port: int, rebuild: Callable[[], pipeline.
 
 @main.command()
 @site_options
-@week_options
+@week_options("last")
 @click.option("--strict", is_flag=True, help="Skipped files are an error (exit 1).")
 @fail_on_error
 def publish(ctx: Context, week: str | None, since: str | None, until: str | None, strict: bool) -> None:
@@ -334,7 +340,7 @@ def _cycle(
 
 @main.command()
 @site_options
-@week_options
+@week_options("last")
 @click.option("--dry-run", is_flag=True, help="Build every message, send none, leave the ledger alone.")
 @click.option("--to", "to", help="Send one test copy to this address; the ledger is left alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -371,7 +377,7 @@ def _send_test_copy(ctx: Context, week_spec: str, since: str | None, until: str 
 
 @main.command()
 @site_options
-@week_options
+@week_options("last")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--strict", is_flag=True, help="Skipped files are an error (exit 1).")
 @fail_on_error

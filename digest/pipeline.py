@@ -12,6 +12,7 @@ server) reach the stages only through the functions here.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from digest import collector, sender, templater, weeks
-from digest.config import Settings, single_subscriber
+from digest.config import Settings, private_folder, single_subscriber
 from digest.config import check_subscribers as _check_subscribers
 from digest.config import load_subscribers as _load_subscribers
 from digest.errors import CollectError, ConfigError, DigestError, OutputError, UsageError
@@ -172,21 +173,36 @@ def site_files(build_result: Build, settings: Settings) -> dict[str, bytes]:
     return files
 
 
+@functools.cache
+def _public_mode() -> int:
+    """0644 under the usual umask 022: what open() would give. mkstemp makes 0600, which a web server
+    running as another user cannot read. Read once: os.umask can only be read by setting it, and two
+    threads doing that at once could each see the other's 0."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_files(out_dir: Path, files: Mapping[str, bytes]) -> list[Path]:
     """Write atomically (tmp + rename) so a static host never serves half a file; a folder that cannot
-    be written (permissions, a file in the way, a full disk) is one OutputError naming the path."""
+    be written (permissions, a file in the way, a full disk) is one OutputError naming the path. Files are
+    readable by everyone (0644 with the usual umask) and folders 0755: the output folder is published."""
     written = []
+    mode = _public_mode()
     for rel, data in sorted(files.items()):
         target = out_dir / rel
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.is_file() and target.read_bytes() == data:
+                if target.stat().st_mode & 0o777 != mode:
+                    target.chmod(mode)  # written by an older version with 0600
                 written.append(target)
                 continue
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
+                os.chmod(tmp, mode)
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -242,7 +258,7 @@ def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = 
 
 def open_store(settings: Settings) -> sender.Store:
     if not settings.database_url:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(settings.state_dir)
     return sender.Store(settings.db_url)
 
 
@@ -516,10 +532,10 @@ def require_subscribers(settings: Settings) -> Path:
 # -- digest check ----------------------------------------------------------------------------------
 
 
-def _writable(folder: Path) -> str:
+def _writable(folder: Path, private: bool = False) -> str:
     """ "" when files can be written in `folder` (made if missing), else why not."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_folder(folder) if private else folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".check-"):
             pass
     except OSError as exc:
@@ -574,8 +590,8 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
         return Finding("subscribers", "ok", detail)
 
     def folders() -> Finding:
-        for folder in (settings.output.dir, settings.state_dir):
-            why = _writable(folder)
+        for folder, private in ((settings.output.dir, False), (settings.state_dir, True)):
+            why = _writable(folder, private)
             if why:
                 return Finding("folders", "fail", f"cannot write {why}", "fix the permissions or the path")
         return Finding("folders", "ok", f"output {settings.output.dir}; state {settings.state_dir}")

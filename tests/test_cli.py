@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import main
+from digest.config import load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "site"
 NOW = "2026-11-23T09:00:00+09:00"  # Monday morning in Seoul: week 2026-W47 has just ended
@@ -27,6 +28,11 @@ def site(tmp_path: Path) -> Path:
     target = tmp_path / "site"
     shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("_digest", ".digest"))
     return target
+
+
+def outbox(site: Path) -> Path:
+    """Where mail goes by default: the private state folder, outside the site and the output folder."""
+    return load_settings(site=site).outbox
 
 
 def invoke(*args: str, now: str = NOW) -> tuple[int, str, str]:
@@ -85,13 +91,13 @@ def test_preview_text_prints_the_text_part(site: Path) -> None:
 def test_run_delivers_once_to_the_maildir(site: Path) -> None:
     code, out, _ = invoke("run", "--site", str(site), "--week", "2026-W47")
     assert code == 0, out
-    box = mailbox.Maildir(site / "_digest" / "outbox", create=False)
+    box = mailbox.Maildir(outbox(site), create=False)
     recipients = sorted(str(m["To"]) for m in box)
     assert len(recipients) == 3  # the inactive subscriber gets nothing
     assert (site / "_digest" / "atom.xml").is_file()
     code, out, _ = invoke("run", "--site", str(site), "--week", "2026-W47")
     assert code == 0 and "sent 0" in out and "3 had it already" in out
-    assert len(list(mailbox.Maildir(site / "_digest" / "outbox", create=False))) == 3
+    assert len(list(mailbox.Maildir(outbox(site), create=False))) == 3
     code, out, _ = invoke("status", "--site", str(site), "--week", "2026-W47", "--json")
     assert json.loads(out)["counts"]["sent"] == 3
 
@@ -100,13 +106,13 @@ def test_send_dry_run_sends_nothing(site: Path) -> None:
     code, out, _ = invoke("send", "--site", str(site), "--week", "2026-W47", "--dry-run", "--json")
     assert code == 0
     assert json.loads(out)["sent"] == 3 and json.loads(out)["dry_run"] is True
-    assert not (site / "_digest" / "outbox").exists() or not list(mailbox.Maildir(site / "_digest" / "outbox"))
+    assert not (outbox(site)).exists() or not list(mailbox.Maildir(outbox(site)))
 
 
 def test_send_to_one_address_leaves_the_ledger_alone(site: Path) -> None:
     code, out, _ = invoke("send", "--site", str(site), "--week", "2026-W47", "--to", "me@example.com")
     assert code == 0, out
-    assert [str(m["To"]) for m in mailbox.Maildir(site / "_digest" / "outbox", create=False)] == ["me@example.com"]
+    assert [str(m["To"]) for m in mailbox.Maildir(outbox(site), create=False)] == ["me@example.com"]
     code, out, _ = invoke("status", "--site", str(site), "--week", "2026-W47", "--json")
     assert sum(json.loads(out)["counts"].values()) == 0
 
@@ -116,7 +122,7 @@ def test_unsubscribe_by_hand_skips_the_next_send(site: Path) -> None:
     code, out, _ = invoke("subscribers", "--site", str(site))
     assert code == 0 and "unsubscribed" in out
     invoke("run", "--site", str(site), "--week", "2026-W47")
-    to = {str(m["To"]) for m in mailbox.Maildir(site / "_digest" / "outbox", create=False)}
+    to = {str(m["To"]) for m in mailbox.Maildir(outbox(site), create=False)}
     assert not any("reader@example.com" in t for t in to) and len(to) == 2
 
 
@@ -130,7 +136,7 @@ def test_empty_week_note_mode_sends_a_short_note(site: Path) -> None:
     config.write_text(config.read_text("utf-8").replace("[email]\n", '[email]\nempty_week = "note"\n'), "utf-8")
     code, out, _ = invoke("send", "--site", str(site), "--week", "2026-W30")
     assert code == 0, out
-    messages = list(mailbox.Maildir(site / "_digest" / "outbox", create=False))
+    messages = list(mailbox.Maildir(outbox(site), create=False))
     assert len(messages) == 3
     body = email.message_from_bytes(messages[0].as_bytes(), policy=email.policy.default).get_body(("plain",))
     assert body is not None and "2026-W30" in body.get_content()
@@ -237,7 +243,7 @@ def test_a_filter_that_leaves_nothing_sends_nothing_and_the_ledger_says_why(site
     )
     code, out, _ = invoke("send", "--site", str(site), "--week", "2026-W47")
     assert code == 0, out
-    assert [str(m["To"]) for m in mailbox.Maildir(site / "_digest" / "outbox", create=False)] == ["all@example.com"]
+    assert [str(m["To"]) for m in mailbox.Maildir(outbox(site), create=False)] == ["all@example.com"]
     status = json.loads(invoke("status", "--site", str(site), "--week", "2026-W47", "--json")[1])
     assert status["counts"]["skipped"] == 1
     assert any("tags" in reason for reason in status["skipped"])
@@ -297,3 +303,28 @@ def test_every_command_checks_the_config_at_start(site: Path, toml: str, needle:
         code, _, err = invoke(*command, "--site", str(site))
         assert code == 1 and needle in err, (command, err)
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "default"), [("preview", "this"), ("publish", "last"), ("send", "last"), ("run", "last")]
+)
+def test_week_help_names_the_real_default(command: str, default: str) -> None:
+    code, out, _ = invoke(command, "--help")
+    assert code == 0 and f'"{default}" (default)' in " ".join(out.split())
+
+
+@pytest.mark.parametrize(("umask", "file_mode", "folder_mode"), [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)])
+def test_published_files_are_readable_by_the_web_server(
+    site: Path, umask: int, file_mode: int, folder_mode: int
+) -> None:
+    import os
+
+    env = {**os.environ, "DIGEST_NOW": NOW}
+    command = [sys.executable, "-m", "digest.cli", "publish", "--site", str(site), "--week", "2026-W47"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, preexec_fn=lambda: os.umask(umask))
+    assert done.returncode == 0, done.stderr
+    out = site / "_digest"
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert files and {oct(p.stat().st_mode & 0o777) for p in files} == {oct(file_mode)}
+    folders = [out, *(p for p in out.rglob("*") if p.is_dir())]
+    assert {oct(p.stat().st_mode & 0o777) for p in folders} == {oct(folder_mode)}

@@ -271,3 +271,72 @@ def test_domain_rates_are_read(site: Path) -> None:
         ("gmail.com", 20.0),
         ("outlook.com, hotmail.com", 10.0),
     )
+
+
+def _state_cases() -> list[tuple[str, str, str, str]]:
+    """(id, digest.toml, what exists beforehand, where the state folder must be)"""
+    return [
+        ("no url: named after the folder", "", "", "{home}/digest/{folder}-"),
+        ("the public url names it", "[site]\nurl = 'https://notes.example.org/'\n", "",
+         "{home}/digest/notes.example.org-newsletter"),
+        ("output.url wins", "[site]\nurl = 'https://a.example.org/'\n[output]\nurl = 'https://b.example.org:8443/n/'\n",
+         "", "{home}/digest/b.example.org-8443-n"),
+        ("an existing old-default ledger is kept", "[site]\nurl = 'https://notes.example.org/'\n", ".digest",
+         "{site}/.digest"),
+        ("state.dir as written", "[state]\ndir = 'var/state'\n", ".digest", "{site}/var/state"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("toml", "made", "expected"), [c[1:] for c in _state_cases()], ids=[c[0] for c in _state_cases()]
+)
+def test_state_folder_default(
+    site: Path, tmp_path_factory: pytest.TempPathFactory, toml: str, made: str, expected: str
+) -> None:
+    home = tmp_path_factory.mktemp("xdg")
+    write(site / "digest.toml", toml)
+    if made:
+        (site / made).mkdir()
+    settings = load_settings(site=site, env={"XDG_STATE_HOME": str(home)})
+    want = expected.format(home=home, site=site.resolve(), folder=site.resolve().name)
+    assert str(settings.state_dir).startswith(want)
+    assert settings.outbox == settings.state_dir / "outbox"
+    assert settings.db_url == f"sqlite:///{settings.state_dir / 'digest.sqlite3'}"
+    if not made and "state" not in toml:
+        # outside the site folder and so outside the output folder: never published, served or committed
+        assert not settings.state_dir.is_relative_to(site.resolve())
+
+
+def test_state_home_defaults_to_local_state(site: Path) -> None:
+    settings = load_settings(site=site, env={"HOME": "/home/someone"})
+    assert str(settings.state_dir).startswith("/home/someone/.local/state/digest/")
+
+
+def test_two_copies_of_a_site_with_a_url_share_the_ledger(tmp_path: Path) -> None:
+    folders = [tmp_path / "blog", tmp_path / "moved" / "blog-copy"]
+    for folder in folders:
+        write(folder / "digest.toml", "[site]\nurl = 'https://notes.example.org/'\n")
+        (folder / "posts").mkdir()
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    first, second = (load_settings(site=f, env=env) for f in folders)
+    assert first.state_dir == second.state_dir
+
+
+def test_an_old_outbox_in_the_output_folder_gets_a_notice(site: Path) -> None:
+    (site / "_digest" / "outbox" / "new").mkdir(parents=True)
+    settings = load_settings(site=site, env={})
+    assert settings.outbox != site.resolve() / "_digest" / "outbox"
+    assert any("_digest/outbox" in n and "move or delete" in n for n in settings.notices)
+    write(site / "digest.toml", "[outbox]\nmaildir = '_digest/outbox'\n")
+    assert load_settings(site=site, env={}).notices == ()  # chosen on purpose: said nothing
+
+
+def test_private_folders_are_private_and_ignored_by_git(tmp_path: Path) -> None:
+    from digest.config import private_folder
+
+    folder = private_folder(tmp_path / "a" / "state")
+    assert (folder / ".gitignore").read_text() == "*\n"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    (folder / ".gitignore").write_text("# mine\n")
+    private_folder(folder)
+    assert (folder / ".gitignore").read_text() == "# mine\n"

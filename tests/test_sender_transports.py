@@ -119,7 +119,9 @@ def test_maildir_writes_one_parseable_file_per_message(tmp_path: Path) -> None:
     results = [transport.send(make_message("2024-W10", f"p{i}@example.com")) for i in range(3)]
     transport.close()
     assert [r.status for r in results] == ["sent"] * 3
-    assert {d.name for d in box.iterdir()} == {"cur", "new", "tmp"}
+    # made here: private, and a .gitignore keeps every subscriber's address out of `git add -A`
+    assert {d.name for d in box.iterdir()} == {"cur", "new", "tmp", ".gitignore"}
+    assert (box / ".gitignore").read_text() == "*\n" and box.stat().st_mode & 0o077 == 0
     messages = list(mailbox.Maildir(box, create=False))
     assert sorted(m["To"] for m in messages) == ["p0@example.com", "p1@example.com", "p2@example.com"]
     raw = next((box / "new").iterdir()).read_bytes()
@@ -160,3 +162,5 @@ def test_maildir_opened_by_several_workers_at_once_never_defers(tmp_path: Path, 
         t.join()
     assert results == ["sent"] * len(transports)
     assert len(list(mailbox.Maildir(box, create=False))) == len(transports)
+    # a folder the user made is theirs: nothing is added to it but the Maildir itself
+    assert (box / ".gitignore").exists() is (made == "nothing")

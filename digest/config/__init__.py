@@ -1,6 +1,7 @@
 """Settings, loaded and checked once (digest.toml, the site's own config, the environment) and passed
 to every stage; the subscribers file is read here too."""
 
+from .folders import private_folder
 from .load import CONFIG_NAME, DATABASE_ENV, SECRET_ENV, find_config, load_settings, with_overrides
 from .schema import validate as validate_sections
 from .settings import (
@@ -50,5 +51,6 @@ __all__ = [
     "read_site_config",
     "single_subscriber",
     "validate",
+    "private_folder",
     "with_overrides",
 ]

@@ -15,6 +15,7 @@ from digest.errors import ConfigError
 from digest.models import Site
 
 from . import checks
+from .folders import default_state_dir
 from .schema import WEEKDAYS, to_timezone, validate
 from .settings import (
     MOVED,
@@ -109,8 +110,14 @@ def load_settings(
     output = _output(values["output"], site_model, paths, label)
     email = _email(values["email"], site_model, paths, env, label)
     state = values["state"]
-    state_dir = paths(state.get("dir") or ".digest")
-    assert state_dir is not None and output.dir is not None
+    state_dir = paths(state.get("dir")) or default_state_dir(paths.base, output.url, site_model.root, env)
+    outbox = paths(values["outbox"].get("maildir")) or state_dir / "outbox"
+    old_outbox = output.dir / "outbox"
+    if outbox != old_outbox and (old_outbox / "new").is_dir():
+        notices += (
+            f"{old_outbox} is an outbox of an older digest inside the published output folder; new mail goes "
+            f"to {outbox}: move or delete the old one",
+        )
     subscribers_file = paths(values["subscribers"].get("file"))
     if subscribers_file is None and (paths.base / "subscribers.yaml").is_file():
         subscribers_file = paths.base / "subscribers.yaml"
@@ -127,7 +134,7 @@ def load_settings(
         schedule=ScheduleSettings(**values["schedule"]),
         server=ServerSettings(**values["server"]),
         subscribers=subscribers_file,
-        outbox=paths(values["outbox"].get("maildir")) or output.dir / "outbox",
+        outbox=outbox,
         state_dir=state_dir,
         database_url=database_url,
         secret=checks.secret(env.get(SECRET_ENV, ""), SECRET_ENV),

@@ -115,7 +115,7 @@ class OutboxSection:
 
 @dataclass(frozen=True)
 class StateSection:
-    dir: Path = option(Path(".digest"), to_str)
+    dir: Path | None = option(None, to_str)  # None: see folders.default_state_dir
     database: str = option("", to_str)
 
 
@@ -203,7 +203,7 @@ class Settings:
     schedule: ScheduleSettings = ScheduleSettings()
     server: ServerSettings = ServerSettings()
     subscribers: Path | None = None
-    outbox: Path = Path("outbox")  # Maildir used while no SMTP host is set
+    outbox: Path = Path(".digest/outbox")  # Maildir used while no SMTP host is set
     state_dir: Path = Path(".digest")
     database_url: str = ""  # SQLAlchemy URL; default SQLite in state_dir
     secret: str = field(default="", repr=False)  # signs new links

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from digest.config import private_folder
 from digest.errors import DeliveryError
 from digest.models import OutgoingMessage
 from digest.sender.outcome import DEFERRED, SENT, SendResult
@@ -43,6 +44,9 @@ class MaildirTransport:
                 # mailbox.Maildir(create=True) makes tmp/new/cur only when the folder itself is new: an
                 # existing empty folder, or one a concurrent worker has just made, would lack them
                 with self._lock:
+                    if not self.path.exists():
+                        # every subscriber's address: private, and never picked up by `git add -A`
+                        private_folder(self.path)
                     for part in ("tmp", "new", "cur"):
                         (self.path / part).mkdir(parents=True, exist_ok=True)
                     self._box = mailbox.Maildir(self.path, factory=None, create=False)

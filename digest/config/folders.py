@@ -1,0 +1,71 @@
+"""Where the private folders live by default (the state database, the Maildir outbox), and how they are made.
+
+Both hold every subscriber's address, so by default they sit outside the site folder and outside the output
+folder (which is published and served): in the user's state folder, one per newsletter, named after the
+newsletter's public URL so that moving the site folder or working in a second copy of it keeps the same
+ledger. A site with no public URL yet (the `localhost` default) is named after its folder instead.
+
+A state folder at the old default (`.digest/` beside the config) is kept in use, so an upgrade never loses a
+ledger. Every private folder digest makes gets a `.gitignore` of `*`, so `git add -A` never picks it up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+OLD_STATE_DIR = ".digest"  # the default before 0.2: inside the site folder
+STATE_HOME_ENV = "XDG_STATE_HOME"
+GITIGNORE = "*\n"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "")
+
+
+def newsletter_name(output_url: str, site_root: Path) -> str:
+    """ "notes.example.org-newsletter" for https://notes.example.org/newsletter/; for a site without a
+    public URL, the folder's name plus a short hash of its path ("blog-3f2a9c1d")."""
+    parts = urlsplit(output_url)
+    host = (parts.hostname or "").lower()
+    if host in LOCAL_HOSTS:
+        path = str(site_root.resolve())
+        return f"{_safe(site_root.resolve().name) or 'site'}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+    where = host + (f"-{parts.port}" if parts.port else "") + "/" + parts.path
+    return _safe(where)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._]+", "-", text).strip("-.")
+
+
+def state_home(env: Mapping[str, str]) -> Path:
+    """$XDG_STATE_HOME, else ~/.local/state (the XDG base directory default)."""
+    given = env.get(STATE_HOME_ENV, "")
+    if given and Path(given).is_absolute():
+        return Path(given)
+    home = env.get("HOME") or os.path.expanduser("~")
+    return Path(home) / ".local" / "state"
+
+
+def default_state_dir(base: Path, output_url: str, site_root: Path, env: Mapping[str, str]) -> Path:
+    """`base/.digest` when a ledger is already there (the old default), else the state home's
+    `digest/<newsletter name>`."""
+    old = base / OLD_STATE_DIR
+    if old.is_dir():
+        return old
+    return state_home(env) / "digest" / newsletter_name(output_url, site_root)
+
+
+def private_folder(path: Path) -> Path:
+    """Make `path` (and its parents) if missing, only its owner may enter a folder made here, and it gets
+    a `.gitignore` of `*` unless it already has one. Returns `path`."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ignore = path / ".gitignore"
+    if not ignore.exists():
+        try:
+            ignore.write_text(GITIGNORE, "utf-8")
+        except OSError:
+            pass  # a read-only or foreign folder: the folder itself still works
+    return path
