@@ -26,7 +26,7 @@ from rich.table import Table
 from digest import __version__, pipeline, report
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
-from digest.models import Problem, Week
+from digest.models import Entry, Problem, Week
 
 NOW_ENV = "DIGEST_NOW"  # pins the clock (ISO 8601 with offset): reproducible runs and tests
 EXIT_PARTIAL = 3
@@ -150,55 +150,68 @@ def print_warnings(problems: tuple[Problem, ...]) -> None:
         err.print(f"warning: {line}")
 
 
+def entry_json(entry: Entry, late: bool) -> dict[str, Any]:
+    return {
+        "title": entry.title,
+        "date": entry.published_at.isoformat(),
+        "url": entry.url,
+        "tags": list(entry.tags),
+        "categories": list(entry.categories),
+        "source": entry.source,
+        "language": entry.language,
+        "late": late,
+    }
+
+
 def summary_json(result: pipeline.Preview, settings: Settings) -> dict[str, Any]:
-    issue = result.build.issue
+    issue = result.issue
+    rendered = result.rendered
     return {
         "week": issue.week.label,
+        "language": issue.lang,
+        "issue": issue.id,
         "start": issue.week.start_at.isoformat(),
         "end": issue.week.end_at.isoformat(),
-        "entries": [
-            {
-                "title": e.title,
-                "date": e.published_at.isoformat(),
-                "url": e.url,
-                "tags": list(e.tags),
-                "categories": list(e.categories),
-                "source": e.source,
-            }
-            for e in issue.entries
-        ],
-        "warnings": [{"source": p.source, "message": p.message} for p in issue.problems],
-        "summarized": bool(result.rendered and result.rendered.summarized),
+        "entries": [entry_json(e, False) for e in issue.entries] + [entry_json(e, True) for e in issue.late],
+        "languages": [lang or settings.site.language for lang in result.build.languages],
+        "warnings": [{"source": p.source, "message": p.message} for p in result.build.problems],
+        "summarized": bool(rendered and rendered.summarized),
+        "omitted": rendered.omitted if rendered else 0,
+        "html_kb": round(rendered.html_size / 1000, 1) if rendered else 0,
+        "max_html_kb": settings.output.max_html_bytes // 1000,
+        "folder": str(result.folder),
         "files": {name: str(path) for name, path in sorted(result.files.items())},
         "sizes": {name: path.stat().st_size for name, path in sorted(result.files.items())},
     }
 
 
-def print_summary(result: pipeline.Preview) -> None:
-    issue = result.build.issue
+def print_summary(result: pipeline.Preview, settings: Settings) -> None:
+    issue = result.issue
     week = issue.week
-    out.print(f"{issue.site.title} — week {week.label}", style="bold")
+    language = f" ({issue.lang})" if issue.language else ""
+    out.print(f"{issue.site.title} — week {week.label}{language}", style="bold")
     out.print(f"window: {week.start_at.isoformat()} → {week.end_at.isoformat()} (end excluded)")
-    if issue.entries:
+    if issue.all_entries:
         table = Table(show_header=True, header_style="bold", box=None)
         for col in ("date", "title", "source"):
             table.add_column(col)
         for e in issue.entries:
             table.add_row(e.published_at.strftime("%Y-%m-%d %H:%M %z"), e.title, e.source)
+        for e in issue.late:
+            table.add_row(e.published_at.strftime("%Y-%m-%d %H:%M %z"), f"{e.title} (late)", e.source)
         out.print(table)
+        if issue.late:
+            out.print(f"{len(issue.late)} late: dated before this week, published after an earlier issue was sent")
     else:
         out.print("no entries in this week: nothing would be sent")
-    print_warnings(issue.problems)
+    others = [lang for lang in result.build.languages if lang != issue.language]
+    if others:
+        shown = ", ".join(lang or settings.site.language for lang in others)
+        out.print(f"other languages: {shown} (--lang)")
+    print_warnings(result.build.problems)
     if result.rendered:
-        size = len(result.rendered.html.encode())
-        note = " — over the size limit: summaries instead of full posts" if result.rendered.summarized else ""
-        out.print(f"email: {size / 1000:.1f} KB HTML, {len(result.rendered.text.encode()) / 1000:.1f} KB text{note}")
-    out.print(f"{len(result.files)} files written to {settings_dir(result)}")
-
-
-def settings_dir(result: pipeline.Preview) -> str:
-    paths = list(result.files.values())
-    return os.path.commonpath([str(p) for p in paths]) if paths else "(nothing written)"
+        out.print(report.size_line(result.rendered, settings.output.max_html_bytes))
+    out.print(f"{len(result.files)} files written to {result.folder} (previews never touch the published files)")
 
 
 @main.command()
@@ -216,6 +229,7 @@ def settings_dir(result: pipeline.Preview) -> str:
     default=None,
     help="Serve the output folder on 127.0.0.1 (default port 8000) and rebuild on changes.",
 )
+@click.option("--lang", "language", help="The issue in this language (default: the site's language).")
 @click.option("--strict", is_flag=True, help="Skipped files are an error (exit 1).")
 @fail_on_error
 def preview(
@@ -227,39 +241,48 @@ def preview(
     open_browser: bool,
     show_text: bool,
     serve_port: int | None,
+    language: str | None,
     strict: bool,
 ) -> None:
-    """Build this week's issue into the output folder and summarise it."""
+    """Build this week's issue into the preview folder and summarise it."""
     settings = ctx.settings
+    lang = pipeline.select_language(settings, language)
 
     def once() -> pipeline.Preview:
         now_at = clock()
-        return pipeline.preview(settings, now_at, pick_week(ctx, now_at, week, since, until), strict=strict)
+        return pipeline.preview(
+            settings, now_at, pick_week(ctx, now_at, week, since, until), strict=strict, language=lang
+        )
 
     result = once()
+    email_file = result.issue.prefix + "email"
     if as_json:
         click.echo(json.dumps(summary_json(result, settings), ensure_ascii=False, indent=2))
     elif show_text:
-        click.echo(result.rendered.text if result.rendered else "(no entries this week)")
+        text_file = result.files.get(email_file + ".txt")
+        click.echo(text_file.read_text("utf-8") if text_file else "(no entries this week)")
     else:
-        print_summary(result)
-    if open_browser and "email.html" in result.files:
-        webbrowser.open(result.files["email.html"].resolve().as_uri())
+        print_summary(result, settings)
+    if open_browser and email_file + ".html" in result.files:
+        webbrowser.open(result.files[email_file + ".html"].resolve().as_uri())
     if serve_port is not None:
-        serve_preview(settings, serve_port, once)
+        serve_preview(result.folder, serve_port, email_file + ".html", settings.site.source_dirs, once)
 
 
-def serve_preview(settings: Settings, port: int, rebuild: Callable[[], pipeline.Preview]) -> None:
+def serve_preview(
+    folder: Path, port: int, page: str, sources: tuple[Path, ...], rebuild: Callable[[], pipeline.Preview]
+) -> None:
+    """Serve the preview folder alone: the outbox and the published files are never reachable from it."""
     import functools
     import http.server
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(settings.output.dir))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    out.print(f"serving {settings.output.dir} on http://127.0.0.1:{port}/email.html — Ctrl-C to stop")
+    out.print(f"serving {folder} on http://127.0.0.1:{port}/{page} — Ctrl-C to stop")
 
     def snapshot() -> dict[Path, float]:
-        return {p: p.stat().st_mtime for d in settings.site.source_dirs for p in d.rglob("*") if p.is_file()}
+        return {p: p.stat().st_mtime for d in sources for p in d.rglob("*") if p.is_file()}
 
     seen = snapshot()
     try:
@@ -270,7 +293,7 @@ def serve_preview(settings: Settings, port: int, rebuild: Callable[[], pipeline.
                 seen = now
                 try:
                     result = rebuild()
-                    out.print(f"rebuilt: {len(result.build.issue.entries)} entries")
+                    out.print(f"rebuilt: {len(result.issue.all_entries)} entries")
                 except DigestError as exc:
                     err.print(f"error: {exc}")
     finally:
@@ -286,11 +309,14 @@ def serve_preview(settings: Settings, port: int, rebuild: Callable[[], pipeline.
 @click.option("--strict", is_flag=True, help="Skipped files are an error (exit 1).")
 @fail_on_error
 def publish(ctx: Context, week: str | None, since: str | None, until: str | None, strict: bool) -> None:
-    """Write the feeds and the archive into the output folder."""
+    """Write the feeds and the archive of every language into the output folder."""
     now_at = clock()
     result = pipeline.publish(ctx.settings, now_at, pick_week(ctx, now_at, week or "last", since, until), strict=strict)
-    print_warnings(pipeline.problems_of(result))
-    out.print(f"published {len(result.history)} issue(s) to {ctx.settings.output.dir}")
+    print_warnings(result.problems)
+    for language in result.languages:
+        where = ctx.settings.output.dir / language if language else ctx.settings.output.dir
+        shown = f" ({language})" if language else ""
+        out.print(f"published {len(result.history[language])} issue(s){shown} to {where}")
 
 
 def _cycle(
@@ -343,6 +369,7 @@ def _cycle(
 @week_options("last")
 @click.option("--dry-run", is_flag=True, help="Build every message, send none, leave the ledger alone.")
 @click.option("--to", "to", help="Send one test copy to this address; the ledger is left alone.")
+@click.option("--lang", "language", help="With --to: the issue in this language (default: the site's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--strict", is_flag=True, help="Skipped files are an error (exit 1).")
 @fail_on_error
@@ -353,21 +380,27 @@ def send(
     until: str | None,
     dry_run: bool,
     to: str | None,
+    language: str | None,
     as_json: bool,
     strict: bool,
 ) -> None:
-    """Send the week's issue (default: last week) to every subscriber, once."""
+    """Send the week's issue (default: last week) to every subscriber, in their language, once."""
     if to:
-        sys.exit(_send_test_copy(ctx, week or "last", since, until, to))
+        sys.exit(_send_test_copy(ctx, week or "last", since, until, to, language))
+    if language:
+        raise click.UsageError("--lang goes with --to; subscribers get the issue of their own language")
     sys.exit(
         _cycle(ctx, week or "last", since, until, dry_run=dry_run, strict=strict, as_json=as_json, publish_too=False)
     )
 
 
-def _send_test_copy(ctx: Context, week_spec: str, since: str | None, until: str | None, to: str) -> int:
+def _send_test_copy(
+    ctx: Context, week_spec: str, since: str | None, until: str | None, to: str, language: str | None
+) -> int:
     now_at = clock()
     week = pick_week(ctx, now_at, week_spec, since, until)
-    result = pipeline.send_test_copy(ctx.settings, now_at, week, to)
+    lang = pipeline.select_language(ctx.settings, language)
+    result = pipeline.send_test_copy(ctx.settings, now_at, week, to, lang)
     if result is None:
         out.print(f"week {week.label}: no entries, nothing to send")
         return 0
@@ -416,17 +449,20 @@ class ProgressBar:
 @main.command()
 @site_options
 @click.option("--week", "week", help='The issue: "2020-W27", "last" (default), "this" or a date.')
+@click.option("--lang", "language", help="The issue in this language (default: the site's language).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @fail_on_error
-def status(ctx: Context, week: str | None, as_json: bool) -> None:
+def status(ctx: Context, week: str | None, language: str | None, as_json: bool) -> None:
     """Show the ledger of an issue: counts per state and the failures with the server's replies."""
     now_at = clock()
     issue_week = pick_week(ctx, now_at, week or "last", None, None)
-    state = pipeline.issue_status(ctx.settings, issue_week.label)
+    lang = pipeline.select_language(ctx.settings, language)
+    issue_id = pipeline.issue_id(ctx.settings, issue_week, lang)
+    state = pipeline.issue_status(ctx.settings, issue_id)
     if as_json:
-        click.echo(json.dumps(report.status_json(issue_week.label, state), ensure_ascii=False))
+        click.echo(json.dumps(report.status_json(issue_id, state), ensure_ascii=False))
         return
-    for line in report.status_lines(issue_week.label, state):
+    for line in report.status_lines(issue_id, state):
         out.print(line)
 
 

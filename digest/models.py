@@ -69,6 +69,7 @@ class Week:
     start_at: datetime
     end_at: datetime
     label: str  # "2020-W27" when weeks start on Monday, else the start date "2020-07-05"
+    custom: bool = False  # a --since/--until window: its issue is mailed, never published as a week
 
     def contains(self, moment: datetime) -> bool:
         return self.start_at <= moment < self.end_at
@@ -124,22 +125,51 @@ class Collection:
 
 @dataclass(frozen=True)
 class Issue:
-    """One week's newsletter: the single object every output is rendered from."""
+    """One week's newsletter in one language: the single object every output is rendered from."""
 
     site: Site
     week: Week
-    entries: tuple[Entry, ...]
+    entries: tuple[Entry, ...]  # dated in the week
     problems: tuple[Problem, ...] = ()
+    language: str = ""  # the language key (digest.text.language_key); "" = the site's language
+    # entries dated before the week that no earlier issue carried (late, backdated, un-drafted posts)
+    late: tuple[Entry, ...] = ()
 
     @property
     def id(self) -> str:
-        return self.week.label
+        """The ledger's name of the issue: the week label for the site's language (as before languages
+        existed, so older ledgers keep working), "ko/2026-W47" for another language."""
+        return f"{self.language}/{self.week.label}" if self.language else self.week.label
+
+    @property
+    def lang(self) -> str:
+        """The language the words around the posts are in (and the `lang` attribute)."""
+        return self.language or self.site.language
+
+    @property
+    def prefix(self) -> str:
+        """Where this language's feeds and archive live in the output folder: "" or "ko/"."""
+        return f"{self.language}/" if self.language else ""
+
+    @property
+    def all_entries(self) -> tuple[Entry, ...]:
+        return self.entries + self.late
 
     @property
     def updated_at(self) -> datetime:
         """Derived from the entries, never from the clock (feeds stay byte-identical)."""
-        stamps = [e.updated_at or e.published_at for e in self.entries]
+        stamps = [e.updated_at or e.published_at for e in self.all_entries]
         return max(stamps) if stamps else self.week.end_at
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What the ledger knows about the issues already planned in one language: which entries they carried
+    (by every key of digest.issues.entry_keys) and where the first one started."""
+
+    entries: Mapping[str, str] = field(default_factory=dict)  # entry key -> id of the issue that carried it
+    planned: Mapping[str, frozenset[str]] = field(default_factory=dict)  # issue id -> its entry keys
+    first_start_at: datetime | None = None  # start of the first issue planned in this language
 
 
 # The templater leaves these literal markers in the rendered HTML and text; the sender
@@ -161,7 +191,8 @@ class RenderedIssue:
     preheader: str
     archive_url: str  # the "view in browser" page
     summarized: bool = False  # full bodies replaced by summaries because of the size limit
-    html_size: int = 0  # bytes of UTF-8 HTML
+    html_size: int = 0  # bytes of UTF-8 HTML, each placeholder counted at its largest substitute
+    omitted: int = 0  # entries left out (named by the "more in the archive" link) to stay under the limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,12 +326,24 @@ class DeliveryReport:
 
 
 @dataclass(frozen=True)
+class IssueRun:
+    """One language's issue in a cycle: the entries it carried and what delivery did with it."""
+
+    issue_id: str
+    language: str  # the language key; "" = the site's language
+    lang: str  # the language itself, for people ("ko", or the site's "en")
+    entries: tuple[Entry, ...] = ()  # dated in the week
+    late: tuple[Entry, ...] = ()  # late arrivals
+    delivery: DeliveryReport | None = None  # None: nothing to send (empty, email.empty_week = "skip")
+
+
+@dataclass(frozen=True)
 class CycleReport:
-    """One weekly cycle (or one `digest send`): the issue built, what was published, what delivery did."""
+    """One weekly cycle (or one `digest send`): the issue of each language that has subscribers, what was
+    published, what delivery did."""
 
     week: Week
-    entries: int
-    delivery: DeliveryReport | None = None  # None: nothing to send (an empty week with empty_week = "skip")
+    issues: tuple[IssueRun, ...] = ()  # the site's language first
     published: int = 0  # issues written to the feeds and the archive (0: not published in this cycle)
     transport: str = ""  # where mail went, e.g. "SMTP mail.example.org:587" or "Maildir /path"
     duration: float = 0.0  # seconds, the whole cycle
@@ -308,12 +351,36 @@ class CycleReport:
     problems: tuple[Problem, ...] = ()  # files skipped while collecting, each shown as one warning line
 
     @property
+    def entries(self) -> int:
+        """Entries mailed in this cycle's issues, every language, late arrivals included."""
+        return sum(len(run.entries) + len(run.late) for run in self.issues)
+
+    @property
+    def delivery(self) -> DeliveryReport | None:
+        """The delivery of the one issue sent, or the sums over the languages' issues; None: nothing sent."""
+        done = [run.delivery for run in self.issues if run.delivery is not None]
+        if len(done) <= 1:
+            return done[0] if done else None
+        return DeliveryReport(
+            issue_id=self.week.label,
+            sent=sum(d.sent for d in done),
+            deferred=sum(d.deferred for d in done),
+            failed=sum(d.failed for d in done),
+            skipped=sum(d.skipped for d in done),
+            elapsed=sum(d.elapsed for d in done),
+            stopped=next((d.stopped for d in done if d.stopped), ""),
+            dry_run=self.dry_run,
+            outstanding=sum(d.outstanding for d in done),
+            failures=tuple(f for d in done for f in d.failures),
+        )
+
+    @property
     def empty(self) -> bool:
         return self.delivery is None
 
     @property
     def exit_code(self) -> int:
-        return self.delivery.exit_code if self.delivery else 0
+        return max((run.delivery.exit_code for run in self.issues if run.delivery), default=0)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ server) reach the stages only through the functions here.
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import errno
 import functools
 import hashlib
@@ -19,32 +22,32 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from digest import collector, sender, templater, weeks
+from digest import collector, issues, sender, templater, text, weeks
 from digest.config import Settings, private_folder, single_subscriber
 from digest.config import check_subscribers as _check_subscribers
 from digest.config import load_subscribers as _load_subscribers
 from digest.errors import CollectError, ConfigError, DigestError, OutputError, UsageError
 from digest.models import (
-    PREFERENCES_URL_MARK,
-    RECIPIENT_EMAIL_MARK,
-    UNSUBSCRIBE_URL_MARK,
     BounceFinding,
     BounceReport,
-    Collection,
+    Carried,
     Cycle,
     CycleReport,
+    DeliveryReport,
     Entry,
     Finding,
     ImportReport,
     Issue,
+    IssueRun,
     IssueStatus,
     Problem,
     RenderedIssue,
+    Site,
     Subscriber,
     SubscriberRecord,
     Week,
@@ -58,6 +61,7 @@ Transport = sender.Transport
 TransportFactory = sender.TransportFactory
 SendResult = sender.SendResult
 FEEDS = templater.FEEDS
+labels_for = templater.labels_for
 safe_url = sender.safe_url
 Clock = Callable[[], datetime]
 EXAMPLE_SUBSCRIBER = Subscriber(email="subscriber@example.com", name="Example Subscriber")
@@ -65,11 +69,29 @@ EXAMPLE_SUBSCRIBER = Subscriber(email="subscriber@example.com", name="Example Su
 
 @dataclass(frozen=True)
 class Build:
-    """One week's issue plus the recent issues the feeds and the archive list."""
+    """One week's issue in every language found, the pool of entries they came from, and the recent issues
+    the feeds and the archive list (per language)."""
 
-    issue: Issue
-    history: tuple[Issue, ...]  # newest first, this issue included when it has entries
-    scanned: int
+    site: Site
+    week: Week
+    pools: Mapping[str, tuple[Entry, ...]]  # language key -> every entry collected in it, newest first
+    issues: Mapping[str, Issue]  # language key -> the week's issue; the site's language ("") is always there
+    history: Mapping[str, tuple[Issue, ...]]  # language key -> the last feed_issues weeks with entries
+    problems: tuple[Problem, ...] = ()
+    scanned: int = 0
+
+    @property
+    def issue(self) -> Issue:
+        """The issue in the site's language."""
+        return self.issues[""]
+
+    def issue_of(self, language: str) -> Issue:
+        """The issue in `language` (a key from digest.text.issue_language); empty when it has no entries."""
+        return self.issues.get(language) or Issue(self.site, self.week, (), self.problems, language)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(sorted(self.pools))
 
 
 # -- collecting and building -----------------------------------------------------------------------
@@ -90,34 +112,98 @@ def select_week(
     return weeks.parse_week(week or "this", site, now_at)
 
 
-def build(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
-    # Only the weeks the feeds can show are rendered: the last `feed_issues` weeks up to this one.
-    since_at = week.start_at - timedelta(days=7 * (settings.output.feed_issues - 1))
-    collection: Collection = collector.collect(settings.site, now_at, since_at)
-    if strict and collection.problems:
-        first = collection.problems[0]
+def select_language(settings: Settings, language: str | None) -> str:
+    """The language key of `--lang` ("" for the site's own language, also when it is written "ko-KR")."""
+    return text.issue_language(language or "", settings.site.language)
+
+
+def issue_id(settings: Settings, week: Week, language: str = "") -> str:
+    """The ledger's name of the issue of `week` in `language` ("2026-W47", "ko/2026-W47")."""
+    return Issue(settings.site, week, (), language=language).id
+
+
+def feed_horizon(settings: Settings, now_at: datetime, week: Week) -> datetime:
+    """The feeds and the archive show the weeks that ended by this moment: the end of last week, or of the
+    selected week when it is later (`--week this`). Never earlier, so publishing or previewing an older week
+    never takes newer issues out of them."""
+    last = weeks.parse_week("last", settings.site, now_at)
+    return max(last.end_at, weeks.week_of(week.end_at, settings.site).start_at)
+
+
+# The feeds need the last `feed_issues` weeks with entries of every language; when the first window does
+# not hold them (a quiet blog, a rare language) the look-back doubles, each pass collecting only the
+# period before the previous one, down to the collector's "since the beginning".
+_LOOKBACK_FLOOR_AT = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _gather(
+    settings: Settings, now_at: datetime, since_at: datetime, horizon_at: datetime
+) -> tuple[list[Entry], tuple[Problem, ...], int]:
+    site = settings.site
+    count = settings.output.feed_issues
+    found = collector.collect(site, now_at, since_at)
+    entries = {e.id: e for e in found.entries}
+    problems = dict.fromkeys(found.problems)
+    low: datetime | None = since_at
+    span = max(horizon_at - since_at, timedelta(weeks=count))
+    while low is not None and issues.short_of_history(
+        issues.by_language(entries.values(), site), site, horizon_at, count
+    ):
+        span *= 2
+        earlier: datetime | None = horizon_at - span
+        if earlier is not None and earlier < _LOOKBACK_FLOOR_AT:
+            earlier = None
+        more = collector.collect(site, low - timedelta(microseconds=1), earlier)
+        for entry in more.entries:
+            entries.setdefault(entry.id, entry)
+        problems.update(dict.fromkeys(more.problems))
+        low = earlier
+    ordered = sorted(entries.values(), key=lambda e: (-e.published_at.timestamp(), e.source, e.id))
+    return ordered, tuple(problems), found.scanned
+
+
+def build(
+    settings: Settings,
+    now_at: datetime,
+    week: Week,
+    *,
+    strict: bool = False,
+    carried: Mapping[str, Carried] | None = None,
+) -> Build:
+    """The week's issue in every language and the feeds' history. `carried` (what the ledger says about
+    earlier issues, see digest.issues) adds the late arrivals and leaves out what earlier issues carried;
+    without it every entry dated in the week is in its issue."""
+    site = settings.site
+    carried = carried or {}
+    count = settings.output.feed_issues
+    horizon_at = feed_horizon(settings, now_at, week)
+    bounds = [c.first_start_at for c in carried.values() if c.first_start_at is not None]
+    since_at = min([week.start_at, horizon_at - timedelta(weeks=count), *bounds])
+    entries, problems, scanned = _gather(settings, now_at, since_at, horizon_at)
+    if strict and problems:
+        first = problems[0]
         raise CollectError(
-            f"{first.message} ({len(collection.problems)} file(s) skipped)",
+            f"{first.message} ({len(problems)} file(s) skipped)",
             "fix the file or run without --strict",
             source=first.source,
             line=first.line,
         )
-    selected = tuple(e for e in collection.entries if week.contains(e.published_at))
-    issue = Issue(site=settings.site, week=week, entries=selected, problems=collection.problems)
-    # The other weeks in the window, each an issue of its own (newest first), for the feeds and the archive.
-    by_week: dict[str, tuple[Week, list[Entry]]] = {}
-    for entry in collection.entries:
-        w = weeks.week_of(entry.published_at, settings.site)
-        if w.start_at < week.start_at and w.label != week.label:
-            by_week.setdefault(w.label, (w, []))[1].append(entry)
-    history = [issue] if selected else []
-    history += [Issue(settings.site, w, tuple(entries)) for w, entries in by_week.values()]
-    history.sort(key=lambda i: i.week.start_at, reverse=True)
-    return Build(issue=issue, history=tuple(history[: settings.output.feed_issues]), scanned=collection.scanned)
+    pools = issues.by_language(entries, site)
+    pools.setdefault("", ())
+    week_issues: dict[str, Issue] = {}
+    history: dict[str, tuple[Issue, ...]] = {}
+    for language, pool in pools.items():
+        empty = Issue(site, week, (), problems, language)
+        own, late = issues.select(pool, week, empty.id, carried.get(language, Carried()))
+        week_issues[language] = replace(empty, entries=own, late=late)
+        history[language] = tuple(
+            Issue(site, w, group, (), language) for w, group in issues.history(pool, site, horizon_at, count)
+        )
+    return Build(site, week, pools, week_issues, history, problems, scanned)
 
 
 def problems_of(result: Build) -> tuple[Problem, ...]:
-    return result.issue.problems
+    return result.problems
 
 
 # -- rendering and publishing ----------------------------------------------------------------------
@@ -135,10 +221,11 @@ def render_variants(
             continue
         tags, fmt = sub.variant
         if tags not in by_filter:
-            entries = tuple(e for e in issue.entries if sub.wants(e))
+            own = tuple(e for e in issue.entries if sub.wants(e))
+            late = tuple(e for e in issue.late if sub.wants(e))
             # An issue without any entry is the "no new posts" note (email.empty_week = "note"), for everyone.
-            wanted = entries or not issue.entries
-            variant_issue = Issue(issue.site, issue.week, entries, issue.problems)
+            wanted = own or late or not issue.all_entries
+            variant_issue = replace(issue, entries=own, late=late)
             by_filter[tags] = templater.render_email(variant_issue, settings) if wanted else None
         rendered = by_filter[tags]
         if rendered is None:
@@ -158,18 +245,24 @@ def tag_issues(history: Iterable[Issue]) -> dict[str, tuple[str, list[Issue]]]:
                 by_tag.setdefault(tag, []).append(entry)
         for tag, entries in by_tag.items():
             shown = next(t for t in entries[0].tags + entries[0].categories if t.casefold() == tag)
-            found.setdefault(slugify(tag), (shown, []))[1].append(Issue(issue.site, issue.week, tuple(entries)))
+            found.setdefault(slugify(tag), (shown, []))[1].append(replace(issue, entries=tuple(entries)))
     return found
 
 
-def site_files(build_result: Build, settings: Settings) -> dict[str, bytes]:
-    history = build_result.history or (build_result.issue,)
-    files = dict(templater.render_feeds(history, settings))
-    if settings.output.tag_feeds:
-        for slug, (tag, issues) in sorted(tag_issues(history).items()):
-            title = f"{settings.site.title} · {tag}"
-            files.update(templater.render_feeds(issues, settings, path=f"tags/{slug}/", title=title))
-    files.update(templater.render_archive(history, settings))
+def site_files(build_result: Build, settings: Settings, languages: Iterable[str] | None = None) -> dict[str, bytes]:
+    """The feeds and the archive of each language (the site's at the top of the output folder, the others
+    in `<lang>/`): the last `output.feed_issues` weeks with entries, never a placeholder."""
+    files: dict[str, bytes] = {}
+    for language in build_result.languages if languages is None else languages:
+        history = build_result.history.get(language, ())
+        files.update(templater.render_feeds(history, settings, language=language))
+        if settings.output.tag_feeds:
+            for slug, (tag, tagged) in sorted(tag_issues(history).items()):
+                title = f"{settings.site.title} · {tag}"
+                files.update(
+                    templater.render_feeds(tagged, settings, language=language, path=f"tags/{slug}/", title=title)
+                )
+        files.update(templater.render_archive(history, settings, language=language))
     return files
 
 
@@ -217,34 +310,55 @@ def write_files(out_dir: Path, files: Mapping[str, bytes]) -> list[Path]:
     return written
 
 
+PREVIEW_DIR = "preview"  # inside the output folder; `digest serve` never serves it
+
+
 @dataclass(frozen=True)
 class Preview:
     build: Build
+    issue: Issue  # the previewed issue (the language asked for)
     rendered: RenderedIssue | None
-    files: dict[str, Path]
+    files: dict[str, Path]  # name relative to the preview folder -> path
+    folder: Path
 
 
-def preview(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Preview:
-    result = build(settings, now_at, week, strict=strict)
-    files = site_files(result, settings)
+def preview(
+    settings: Settings,
+    now_at: datetime,
+    week: Week,
+    *,
+    strict: bool = False,
+    language: str = "",
+    store: sender.Store | None = None,
+) -> Preview:
+    """Build the issue of `week` in `language` as it would be sent now (late arrivals included when the
+    ledger exists) and write it, with the feeds and the archive it would give, into the preview folder,
+    apart from the published files: a preview never changes what is published."""
+    result = build(settings, now_at, week, strict=strict, carried=read_carried(settings, store))
+    issue = result.issue_of(language)
+    files = site_files(result, settings, [language])
     rendered = None
-    named: dict[str, Path] = {}
-    if result.issue.entries:
-        rendered = templater.render_email(result.issue, settings)
+    if issue.all_entries or settings.email.empty_week == "note":
+        rendered = templater.render_email(issue, settings)
         # Dated from the entries, not the clock, so the preview files are byte-identical across builds.
-        factory = sender.MessageFactory({EXAMPLE_SUBSCRIBER.variant: rendered}, settings, result.issue.updated_at)
+        factory = sender.MessageFactory({EXAMPLE_SUBSCRIBER.variant: rendered}, settings, issue.updated_at)
         example = factory.build(EXAMPLE_SUBSCRIBER)
-        files["email.html"] = _personalise(rendered.html, EXAMPLE_SUBSCRIBER).encode()
-        files["email.txt"] = _personalise(rendered.text, EXAMPLE_SUBSCRIBER).encode()
-        files["email.eml"] = example.data
-    for path in write_files(settings.output.dir, files):
-        named[path.relative_to(settings.output.dir).as_posix()] = path
-    return Preview(build=result, rendered=rendered, files=named)
+        html, plain = _parts_of(example.data)
+        files[issue.prefix + "email.html"] = html.encode()
+        files[issue.prefix + "email.txt"] = plain.encode()
+        files[issue.prefix + "email.eml"] = example.data
+    folder = settings.output.dir / PREVIEW_DIR
+    named = {path.relative_to(folder).as_posix(): path for path in write_files(folder, files)}
+    return Preview(build=result, issue=issue, rendered=rendered, files=named, folder=folder)
 
 
-def _personalise(text: str, subscriber: Subscriber) -> str:
-    text = text.replace(UNSUBSCRIBE_URL_MARK, "#unsubscribe").replace(PREFERENCES_URL_MARK, "#preferences")
-    return text.replace(RECIPIENT_EMAIL_MARK, subscriber.email)
+def _parts_of(data: bytes) -> tuple[str, str]:
+    """The HTML and the text part of a built message, decoded: what the example subscriber reads."""
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(message, email.message.EmailMessage)
+    parts = [message.get_body(("html",)), message.get_body(("plain",))]
+    html, plain = (str(p.get_content()) if isinstance(p, email.message.EmailMessage) else "" for p in parts)
+    return html, plain
 
 
 def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
@@ -314,6 +428,20 @@ def check_settings(settings: Settings) -> None:
     sender.transport_kind(settings)
 
 
+def read_carried(settings: Settings, store: sender.Store | None = None) -> dict[str, Carried]:
+    """What the ledger says about the issues planned so far ({} when there is no ledger yet: a preview
+    never creates one)."""
+    if store is not None:
+        return sender.read_carried(store)
+    if not settings.database_url and not (settings.state_dir / "digest.sqlite3").is_file():
+        return {}
+    opened = open_store(settings)
+    try:
+        return sender.read_carried(opened)
+    finally:
+        opened.close()
+
+
 def run_cycle(
     settings: Settings,
     now_at: datetime,
@@ -330,49 +458,88 @@ def run_cycle(
     stop: threading.Event | None = None,
     skipped: Mapping[str, str] | None = None,
 ) -> CycleReport:
-    """The weekly cycle: build the week's issue once; with `publish`, write the feeds and the archive; send
-    the issue to every subscriber through the ledger (an issue already complete sends nothing, a partial
-    one resumes)."""
+    """The weekly cycle: build the week's issues once; with `publish`, write the feeds and the archive; send
+    each subscriber the issue in their language through the ledger (an issue already complete sends
+    nothing, a partial one resumes with the same entries)."""
     started = time.monotonic()
-    result = build(settings, now_at, week, strict=strict)
-    published = 0
-    if publish and not dry_run:
-        write_files(settings.output.dir, site_files(result, settings))
-        published = len(result.history)
-    entries = len(result.issue.entries)
-    where = "nowhere (dry run)" if dry_run else sender.describe(settings)
-    if not result.issue.entries and settings.email.empty_week == "skip":
-        return CycleReport(
-            week, entries, None, published, where, round(time.monotonic() - started, 3), dry_run, result.issue.problems
-        )
     own_store = store is None
     store = store or open_store(settings)
     try:
+        result = build(settings, now_at, week, strict=strict, carried=sender.read_carried(store))
+        published = 0
+        if publish and not dry_run:
+            write_files(settings.output.dir, site_files(result, settings))
+            published = sum(len(h) for h in result.history.values())
+        where = "nowhere (dry run)" if dry_run else sender.describe(settings)
+
+        def report(runs: list[IssueRun]) -> CycleReport:
+            return CycleReport(
+                week, tuple(runs), published, where, round(time.monotonic() - started, 3), dry_run, result.problems
+            )
+
+        skip_empty = settings.email.empty_week == "skip"
+        if skip_empty and not any(i.all_entries for i in result.issues.values()):
+            return report([])
+        paused: dict[str, str] = {}
         if subscribers is None:  # the store, after bringing subscribers.yaml in
-            subscribers, skipped = send_list(settings, now_at, store)
-        variants, not_wanted = render_variants(result.issue, settings, subscribers)
-        skipped = {**(skipped or {}), **not_wanted}
-        factory = sender.MessageFactory(variants, settings, now_at)
-        delivery = sender.deliver(
-            factory,
-            subscribers,
-            open_ledger(settings, store),
-            transports or transport_factory(settings, dry_run=dry_run),
-            settings.delivery,
-            clock,
-            issue_id=result.issue.id,
-            skipped=skipped,
-            dry_run=dry_run,
-            progress=progress,
-            stop=stop,
-        )
-        if not dry_run and delivery.status is not None and delivery.status.counts.get("failed"):
-            record_refusals(settings, delivery.status, now_at, store)
+            subscribers, paused = send_list(settings, now_at, store)
+        by_language: dict[str, list[Subscriber]] = {}
+        for sub in subscribers:
+            by_language.setdefault(text.issue_language(sub.language, settings.site.language), []).append(sub)
+        runs = []
+        for language in sorted(by_language):
+            issue = result.issue_of(language)
+            if not dry_run and (issue.all_entries or not skip_empty):
+                # Recorded before anything is sent, once: a rerun sends these very entries.
+                keys = sender.record_issue(store, issue, now_at)
+                fixed = Carried(planned={issue.id: keys})
+                own, late = issues.select(result.pools.get(language, ()), week, issue.id, fixed)
+                issue = replace(issue, entries=own, late=late)
+            delivery = None
+            if issue.all_entries or not skip_empty:
+                # paused readers are recorded (skipped, with the reason) in the first issue planned
+                skipped, paused = paused, {}
+                delivery = _deliver(settings, issue, tuple(by_language[language]), store, now_at, clock,
+                                    transports, dry_run, progress, stop, skipped)  # fmt: skip
+                if not dry_run and delivery.status is not None and delivery.status.counts.get("failed"):
+                    record_refusals(settings, delivery.status, now_at, store)
+            runs.append(IssueRun(issue.id, language, issue.lang, issue.entries, issue.late, delivery))
+            if stop is not None and stop.is_set():
+                break
+        return report(runs)
     finally:
         if own_store:
             store.close()
-    return CycleReport(
-        week, entries, delivery, published, where, round(time.monotonic() - started, 3), dry_run, result.issue.problems
+
+
+def _deliver(
+    settings: Settings,
+    issue: Issue,
+    subscribers: tuple[Subscriber, ...],
+    store: sender.Store,
+    now_at: datetime,
+    clock: Clock,
+    transports: sender.TransportFactory | None,
+    dry_run: bool,
+    progress: Callable[[int, int], None] | None,
+    stop: threading.Event | None,
+    skipped: Mapping[str, str] | None = None,
+) -> DeliveryReport:
+    variants, not_wanted = render_variants(issue, settings, subscribers)
+    skipped = {**(skipped or {}), **not_wanted}
+    factory = sender.MessageFactory(variants, settings, now_at)
+    return sender.deliver(
+        factory,
+        subscribers,
+        open_ledger(settings, store),
+        transports or transport_factory(settings, dry_run=dry_run),
+        settings.delivery,
+        clock,
+        issue_id=issue.id,
+        skipped=skipped,
+        dry_run=dry_run,
+        progress=progress,
+        stop=stop,
     )
 
 
@@ -480,7 +647,8 @@ def advance_cycle(
         return ServiceStep(week, None, exc, cycle)
     now_at = clock()
     ledger = open_ledger(settings, store)
-    left = ledger.open_rows(week.label)
+    # every language's issue of the week: "2026-W47", "ko/2026-W47", …
+    left = sum(ledger.open_rows(issue) for issue in {week.label, *(run.issue_id for run in report.issues)})
     stopped = report.delivery.stopped if report.delivery else ""
     if stop is not None and stop.is_set() and left:
         cycle = cycles.retry(week.label, now_at, now_at, f"stopped with {left} to send", failed=False)
@@ -489,7 +657,10 @@ def advance_cycle(
         attempts = (record.attempts if record else 0) + 1
         cycle = cycles.retry(week.label, now_at, now_at + _backoff(settings, attempts), stopped, failed=True)
     elif left:
-        retry_at = ledger.next_retry_at(week.label) or now_at + timedelta(seconds=settings.schedule.tick_seconds)
+        retries = [ledger.next_retry_at(run.issue_id) for run in report.issues] or [ledger.next_retry_at(week.label)]
+        retry_at = min((r for r in retries if r), default=None) or now_at + timedelta(
+            seconds=settings.schedule.tick_seconds
+        )
         cycle = cycles.retry(week.label, now_at, max(retry_at, now_at), f"{left} waiting for a retry", failed=False)
     else:
         cycles.finish(week.label, now_at)
@@ -497,13 +668,16 @@ def advance_cycle(
     return ServiceStep(week, report, None, cycle)
 
 
-def send_test_copy(settings: Settings, now_at: datetime, week: Week, address: str) -> sender.SendResult | None:
-    """One copy of the issue to one address (`digest send --to`); the ledger is not touched."""
-    result = build(settings, now_at, week)
-    if not result.issue.entries:
+def send_test_copy(
+    settings: Settings, now_at: datetime, week: Week, address: str, language: str = ""
+) -> sender.SendResult | None:
+    """One copy of the issue in `language` to one address (`digest send --to`); the ledger is not written."""
+    result = build(settings, now_at, week, carried=read_carried(settings))
+    issue = result.issue_of(language)
+    if not issue.all_entries:
         return None
     subscriber = single_subscriber(address)
-    variants, _ = render_variants(result.issue, settings, [subscriber])
+    variants, _ = render_variants(issue, settings, [subscriber])
     message = sender.MessageFactory(variants, settings, now_at).build(subscriber)
     return sender.send_test_copy(message, transport_factory(settings)())
 
@@ -552,7 +726,8 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
         try:
             found.append(step())
         except DigestError as exc:
-            found.append(Finding(name, "fail", exc.message, exc.hint))
+            where = (f"{exc.source}:{exc.line}: " if exc.line else f"{exc.source}: ") if exc.source else ""
+            found.append(Finding(name, "fail", where + exc.message, exc.hint))
 
     config = str(settings.config_file or "none (defaults and the site's own config)")
     site_config = f"; site config {settings.site_config_file}" if settings.site_config_file else ""
@@ -560,7 +735,7 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
 
     def posts() -> Finding:
         result = build(settings, now_at, select_week(settings, now_at, "last"))
-        problems = result.issue.problems
+        problems = result.problems
         detail = f"{result.scanned} files in {len(settings.site.source_dirs)} folder(s); last week has "
         detail += f"{len(result.issue.entries)} entries; {len(problems)} file(s) skipped"
         if problems:
@@ -816,11 +991,12 @@ def send_welcome(
         if record is None or record.status != "active":
             return None
         sub = record.subscriber()
-        latest = build(settings, now_at, select_week(settings, now_at, "last")).history
+        language = text.issue_language(sub.language, settings.site.language)
+        latest = build(settings, now_at, select_week(settings, now_at, "last")).history.get(language, ())
         issue = None
-        if latest:
+        if latest:  # the latest issue in the reader's language
             entries = tuple(e for e in latest[0].entries if sub.wants(e))
-            issue = Issue(latest[0].site, latest[0].week, entries) if entries else None
+            issue = replace(latest[0], entries=entries) if entries else None
         week = issue.week if issue else select_week(settings, now_at, "this")
         rendered = templater.render_welcome(issue, week, settings, sub.language)
         ident = welcome_id(sub.email)

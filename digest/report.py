@@ -9,10 +9,13 @@ from digest.models import (
     BounceReport,
     CycleReport,
     DeliveryReport,
+    Entry,
     Finding,
     ImportReport,
+    IssueRun,
     IssueStatus,
     Problem,
+    RenderedIssue,
     State,
     SubscriberRecord,
 )
@@ -51,15 +54,26 @@ def delivery_line(report: DeliveryReport) -> str:
     return line
 
 
+def _entries_text(run: IssueRun) -> str:
+    text = f"{len(run.entries) + len(run.late)} entries"
+    return text + (f" ({len(run.late)} late)" if run.late else "")
+
+
 def cycle_lines(report: CycleReport) -> list[str]:
-    """The summary of one cycle: one line, plus where the mail went."""
-    head = f"week {report.week.label}: "
-    if report.delivery is None:
-        return [head + "no entries, nothing sent (email.empty_week = skip)"]
-    lines = [head + f"{report.entries} entries; {delivery_line(report.delivery)}"]
-    if report.dry_run:
-        lines[0] += " (dry run: nothing was sent)"
-    else:
+    """The summary of one cycle: one line per language's issue (one line on a one-language site), plus
+    where the mail went."""
+    head = f"week {report.week.label}"
+    lines = []
+    for run in report.issues:
+        name = head + (f" ({run.lang})" if run.language else "") + ": "
+        if run.delivery is None:
+            lines.append(name + "no entries, nothing sent (email.empty_week = skip)")
+            continue
+        line = name + f"{_entries_text(run)}; {delivery_line(run.delivery)}"
+        lines.append(line + (" (dry run: nothing was sent)" if report.dry_run else ""))
+    if not lines:
+        return [head + ": no entries, nothing sent (email.empty_week = skip)"]
+    if report.delivery is not None and not report.dry_run:
         lines.append(f"delivered via {report.transport}")
     return lines
 
@@ -68,6 +82,11 @@ def cycle_log_line(report: CycleReport) -> str:
     """One line for the service log."""
     delivery = report.delivery
     line = f"week {report.week.label}: {report.entries} entries"
+    late = sum(len(run.late) for run in report.issues)
+    if late:
+        line += f" ({late} late)"
+    if len(report.issues) > 1:
+        line += f" in {len(report.issues)} languages"
     if delivery is None:
         return line + f", published {report.published} issue(s) (no entries: nothing sent) in {report.duration:.1f} s"
     line += f", sent {delivery.sent}, deferred {delivery.deferred}, failed {delivery.failed} in {report.duration:.1f} s"
@@ -75,6 +94,22 @@ def cycle_log_line(report: CycleReport) -> str:
         line += f" (stopped: {delivery.stopped}; {delivery.outstanding} left for the next run)"
     elif delivery.outstanding:
         line += f" ({delivery.outstanding} not sent yet)"
+    return line
+
+
+def size_line(rendered: RenderedIssue, limit_bytes: int) -> str:
+    """What the size guard did, in the words `digest preview` prints."""
+    line = f"email: {rendered.html_size / 1000:.1f} KB HTML (limit {limit_bytes / 1000:.0f} KB)"
+    line += f", {len(rendered.text.encode()) / 1000:.1f} KB text"
+    if rendered.omitted:
+        shown = len(rendered.issue.all_entries)
+        return (
+            line
+            + f" — over the limit with full posts and with summaries: summaries of {shown} entries, "
+            + (f"{rendered.omitted} more left to the archive link")
+        )
+    if rendered.summarized:
+        return line + " — over the limit with full posts: summaries instead"
     return line
 
 
@@ -100,10 +135,17 @@ def delivery_json(report: DeliveryReport) -> dict[str, Any]:
     }
 
 
+def entry_json(entry: Entry) -> dict[str, str]:
+    return {"id": entry.id, "title": entry.title, "date": entry.published_at.isoformat(), "url": entry.url}
+
+
 def cycle_json(report: CycleReport) -> dict[str, Any]:
+    """The cycle as JSON: the totals (as before languages existed) and each language's issue with the
+    entries it carried, the late arrivals marked."""
     payload: dict[str, Any] = {
         "week": report.week.label,
         "entries": report.entries,
+        "late": [entry_json(e) | {"language": run.lang} for run in report.issues for e in run.late],
         "dry_run": report.dry_run,
         "published": report.published,
         "transport": report.transport,
@@ -113,6 +155,16 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         payload.update({"sent": 0, "note": "no entries: nothing sent"})
     else:
         payload.update(delivery_json(report.delivery))
+    payload["issues"] = [
+        {
+            "issue": run.issue_id,
+            "language": run.lang,
+            "entries": [entry_json(e) | {"late": False} for e in run.entries]
+            + [entry_json(e) | {"late": True} for e in run.late],
+        }
+        | (delivery_json(run.delivery) if run.delivery else {"sent": 0, "note": "no entries: nothing sent"})
+        for run in report.issues
+    ]
     return payload
 
 
@@ -126,9 +178,10 @@ def status_lines(week_label: str, status: IssueStatus) -> list[str]:
     return lines
 
 
-def status_json(week_label: str, status: IssueStatus) -> dict[str, Any]:
+def status_json(issue_id: str, status: IssueStatus) -> dict[str, Any]:
     return {
-        "week": week_label,
+        "week": issue_id.rsplit("/", 1)[-1],
+        "issue": issue_id,
         "counts": {str(k): v for k, v in status.counts.items()},
         "skipped": dict(status.skipped),
         "failures": failures_json(status),
@@ -265,6 +318,7 @@ __all__ = [
     "finding_lines",
     "findings_json",
     "problem_line",
+    "size_line",
     "status_json",
     "status_lines",
 ]

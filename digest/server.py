@@ -31,8 +31,8 @@ from digest.text import CONTROL, escape_controls
 
 LOG = logging.getLogger("digest.server")
 
-# Only what the archive and the feeds are made of; anything else in the output folder (the
-# Maildir outbox, preview .eml files, temporary files) is never served.
+# Only what the archive and the feeds are made of; anything else in the output folder (an outbox
+# configured there, the preview folder, temporary files) is never served.
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".xml": "application/xml; charset=utf-8",
@@ -50,7 +50,7 @@ FEED_TYPES = {kind.file: f"{kind.media_type}; charset=utf-8" for kind in pipelin
 CACHE_TEXT = "public, max-age=600"
 CACHE_MEDIA = "public, max-age=86400"
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
-HIDDEN_PARTS = {"outbox", "email.eml", "email.html", "email.txt"}
+HIDDEN_PARTS = {"outbox", "preview", "email.eml", "email.html", "email.txt"}
 
 
 def mask_email(email: str) -> str:
@@ -58,21 +58,23 @@ def mask_email(email: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
-def _page(settings: Settings, title: str, body: str) -> str:
+def _page(settings: Settings, lang: str, title: str, body: str) -> str:
     site = html.escape(settings.site.title)
     return (
-        f'<!doctype html><html lang="{html.escape(settings.site.language)}"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="robots" content="noindex">'
         f"<title>{html.escape(title)} · {site}</title>"
         "<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;"
-        "line-height:1.5}button{font-size:1rem;padding:.6rem 1.2rem;cursor:pointer}</style></head>"
+        "line-height:1.5;word-break:keep-all;overflow-wrap:break-word}"
+        "button{font-size:1rem;padding:.6rem 1.2rem;cursor:pointer}</style></head>"
         f"<body><p>{site}</p><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
 
 
-def _html(settings: Settings, status: int, title: str, body: str) -> Response:
-    return Response(_page(settings, title, body), status_code=status, media_type="text/html", headers=NO_STORE)
+def _html(settings: Settings, lang: str, status: int, title: str, body: str) -> Response:
+    page = _page(settings, lang, title, body)
+    return Response(page, status_code=status, media_type="text/html", headers=NO_STORE)
 
 
 class Unsubscribe:
@@ -81,23 +83,26 @@ class Unsubscribe:
         self.store = store
         self.clock = clock
 
+    def _language(self, request: Request) -> tuple[str, str]:
+        """(language key for links, language for the words): the subscriber's issue language that the
+        link carries (`lang=ko`), else the site's."""
+        key = pipeline.select_language(self.settings, request.query_params.get("lang", "")[:35])
+        return key, key or self.settings.site.language
+
     def _check(self, request: Request) -> tuple[str, str] | Response:
         """(email, token) for a valid token, else the error page to answer with."""
+        _, lang = self._language(request)
+        t = pipeline.labels_for(lang)
         if not self.settings.secret:
-            return _html(
-                self.settings,
-                503,
-                "Unsubscribing is not available",
-                "<p>This server has no secret to check unsubscribe links (DIGEST_SECRET is not set). "
-                "Please reply to the newsletter to unsubscribe.</p>",
-            )
+            # the variable's name is for the site's owner, who reads this page when testing
+            body = f"<p>{html.escape(t.unavailable_body)}</p><p>(DIGEST_SECRET is not set.)</p>"
+            return _html(self.settings, lang, 503, t.unavailable_title, body)
         token = request.query_params.get("token", "")
         try:
             email = pipeline.address_of_token(self.settings, token, self.clock())
         except TokenError as exc:
             LOG.info("unsubscribe refused: %s", exc.message)
-            body = f"<p>{html.escape(str(exc))}.</p><p>Nothing was changed.</p>"
-            return _html(self.settings, 400, "This unsubscribe link does not work", body)
+            return _html(self.settings, lang, 400, t.broken_link_title, f"<p>{html.escape(t.broken_link_body)}</p>")
         return email, token
 
     async def get(self, request: Request) -> Response:
@@ -105,14 +110,19 @@ class Unsubscribe:
         if isinstance(checked, Response):
             return checked
         email, token = checked
-        action = "unsubscribe?token=" + html.escape(token)
+        key, lang = self._language(request)
+        t = pipeline.labels_for(lang)
+        action = "unsubscribe?token=" + html.escape(token) + (f"&amp;lang={key}" if key else "")
+        question = html.escape(t.unsubscribe_question).replace(
+            html.escape("{email}"), f"<strong>{html.escape(email)}</strong>"
+        )
         body = (
-            f"<p>Stop sending the newsletter to <strong>{html.escape(email)}</strong>?</p>"
+            f"<p>{question}</p>"
             f'<form method="post" action="{action}">'
             '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-            "<button type=submit>Unsubscribe</button></form>"
+            f"<button type=submit>{html.escape(t.unsubscribe)}</button></form>"
         )
-        return _html(self.settings, 200, "Unsubscribe", body)
+        return _html(self.settings, lang, 200, t.unsubscribe, body)
 
     async def post(self, request: Request) -> Response:
         # The body (List-Unsubscribe=One-Click) is not checked: the signed token is what
@@ -121,13 +131,17 @@ class Unsubscribe:
         if isinstance(checked, Response):
             return checked
         email, _ = checked
+        _, lang = self._language(request)
+        t = pipeline.labels_for(lang)
         now_at = self.clock()
         added = await run_in_threadpool(
             pipeline.unsubscribe, self.settings, email, now_at, "unsubscribe link", self.store
         )
         LOG.info("unsubscribed %s%s", mask_email(email), "" if added else " (already)")
-        body = f"<p><strong>{html.escape(email)}</strong> will not receive the newsletter any more.</p>"
-        return _html(self.settings, 200, "You are unsubscribed", body)
+        done = html.escape(t.unsubscribed_body).replace(
+            html.escape("{email}"), f"<strong>{html.escape(email)}</strong>"
+        )
+        return _html(self.settings, lang, 200, t.unsubscribed_title, f"<p>{done}</p>")
 
 
 class OutputFiles:

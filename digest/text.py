@@ -81,6 +81,41 @@ def address_key(address: str) -> str:
     return address if low == address else low
 
 
+# Chinese written without a script subtag: the region says which script (CLDR's likely subtags).
+_ZH_SCRIPT = {"tw": "hant", "hk": "hant", "mo": "hant", "cn": "hans", "sg": "hans", "my": "hans"}
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+def language_key(tag: str) -> str:
+    """The language an issue is made for, from a BCP 47 tag: lower case, the region dropped ("ko-KR" and
+    "ko" are one audience), the script kept ("zh-Hant" and "zh-Hans" are not); "" stays "".
+
+    "en_US" -> "en", "zh-TW" -> "zh-hant", "sr-Latn-RS" -> "sr-latn"; what is not a language tag
+    ("English", "<x>") -> "".
+    """
+    parts = tag.strip().replace("_", "-").lower().split("-")
+    if not _LANGUAGE_TAG.fullmatch("-".join(parts)):
+        return ""
+    script = next((p for p in parts[1:] if len(p) == 4 and p.isalpha()), "")
+    if parts[0] == "zh" and not script:
+        script = next((_ZH_SCRIPT[p] for p in parts[1:] if p in _ZH_SCRIPT), "")
+    return parts[0] + (f"-{script}" if script else "")
+
+
+def issue_language(tag: str, site_language: str) -> str:
+    """The issue a post or subscriber of language `tag` belongs to: "" for the site's own language
+    (no tag, or the same language key), else the language key."""
+    key = language_key(tag)
+    return "" if not key or key == language_key(site_language) else key
+
+
+def strip_controls(text: str) -> str:
+    """Drop raw control characters (C0 but tab and line breaks, DEL, C1) and the two non-characters:
+    none of them is text, XML 1.0 forbids the C0 ones, and mail clients show the rest as boxes."""
+    return _CONTROLS.sub("", text)
+
+
 def is_toc_heading(text: str) -> bool:
     return text.strip().lower().rstrip(":") in TOC_NAMES
 

@@ -96,7 +96,7 @@ def window(since: str, until: str | None, site: Site, now_at: datetime) -> Week:
     if exact.start_at == start_at and exact.end_at == end_at:
         return exact
     last = (end_at - timedelta(microseconds=1)).date()
-    return Week(start_at, end_at, f"{start_at.date().isoformat()}--{last.isoformat()}")
+    return Week(start_at, end_at, f"{start_at.date().isoformat()}--{last.isoformat()}", custom=True)
 
 
 def _moment(text: str, option: str, tz: ZoneInfo, *, end: bool) -> datetime:

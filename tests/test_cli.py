@@ -64,7 +64,7 @@ def test_preview_json_lists_the_weeks_entries(site: Path) -> None:
 
 def test_preview_files_are_byte_identical_across_builds(site: Path) -> None:
     invoke("preview", "--site", str(site), "--week", "2026-W47")
-    out = site / "_digest"
+    out = site / "_digest" / "preview"
     first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     shutil.rmtree(out)
     invoke("preview", "--site", str(site), "--week", "2026-W47", now="2026-11-25T10:00:00+09:00")
@@ -75,7 +75,9 @@ def test_preview_files_are_byte_identical_across_builds(site: Path) -> None:
 
 def test_preview_eml_is_a_complete_message(site: Path) -> None:
     invoke("preview", "--site", str(site), "--week", "2026-W47")
-    msg = email.message_from_bytes((site / "_digest" / "email.eml").read_bytes(), policy=email.policy.default)
+    msg = email.message_from_bytes(
+        (site / "_digest" / "preview" / "email.eml").read_bytes(), policy=email.policy.default
+    )
     assert msg.get_content_type() == "multipart/alternative"
     assert "주간" in str(msg["Subject"])
     html = msg.get_body(("html",))

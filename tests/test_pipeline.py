@@ -38,19 +38,38 @@ def site(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("week", "labels", "entries"),
+    ("now", "week", "labels", "entries"),
     [
-        ("2026-W47", ["2026-W47", "2026-W46", "2026-W45"], ["w47"]),  # W41 is outside the 3-week window
-        ("2026-W46", ["2026-W46", "2026-W45"], ["w46-b", "w46-a"]),
-        ("2026-W44", [], []),  # an empty week has no issue of its own; W42–W44 have no posts
+        # the feeds hold the last 3 weeks with posts that have ended, whatever week is built
+        ("2026-12-01", "2026-W47", ["2026-W48", "2026-W47", "2026-W46"], ["w47"]),
+        ("2026-12-01", "2026-W46", ["2026-W48", "2026-W47", "2026-W46"], ["w46-b", "w46-a"]),
+        ("2026-12-01", "2026-W44", ["2026-W48", "2026-W47", "2026-W46"], []),
+        ("2026-12-01", "this", ["2026-W48", "2026-W47", "2026-W46"], []),  # W49 has no posts: no placeholder
+        # W48 is still running on 2026-11-25: "last" stops at W47, "this" shows W48 too
+        ("2026-11-25", "last", ["2026-W47", "2026-W46", "2026-W45"], ["w47"]),
+        ("2026-11-25", "this", ["2026-W48", "2026-W47", "2026-W46"], ["w48"]),
+        # a blog quiet for half a year keeps its last issues
+        ("2027-06-01", "last", ["2026-W48", "2026-W47", "2026-W46"], []),
     ],
 )
-def test_history_is_the_last_weeks_with_posts(site: Path, week: str, labels: list[str], entries: list[str]) -> None:
+def test_history_is_the_last_weeks_with_posts(
+    site: Path, now: str, week: str, labels: list[str], entries: list[str]
+) -> None:
     settings = load_settings(site=site, env={})
-    now_at = datetime(2026, 12, 1, tzinfo=SEOUL)
+    now_at = datetime.fromisoformat(now).replace(hour=12, tzinfo=SEOUL)
     result = pipeline.build(settings, now_at, pipeline.select_week(settings, now_at, week))
-    assert [i.week.label for i in result.history] == labels
+    assert [i.week.label for i in result.history[""]] == labels
     assert [e.title for e in result.issue.entries] == entries
+
+
+def test_a_quiet_blog_is_looked_up_further_back(site: Path) -> None:
+    """The first window (feed_issues weeks) holds nothing; the look-back finds the older posts."""
+    (site / "digest.toml").write_text("[site]\ntimezone = 'Asia/Seoul'\n[output]\nfeed_issues = 10\n")
+    settings = load_settings(site=site, env={})
+    now_at = datetime(2029, 3, 1, tzinfo=SEOUL)
+    result = pipeline.build(settings, now_at, pipeline.select_week(settings, now_at, "last"))
+    assert [i.week.label for i in result.history[""]] == ["2026-W48", "2026-W47", "2026-W46", "2026-W45", "2026-W41"]
+    assert sorted(e.title for e in result.pools[""]) == ["old", "w45", "w46-a", "w46-b", "w47", "w48"]
 
 
 def test_posts_after_now_are_not_in_any_issue(site: Path) -> None:
@@ -58,7 +77,43 @@ def test_posts_after_now_are_not_in_any_issue(site: Path) -> None:
     now_at = datetime(2026, 11, 17, 12, 0, tzinfo=SEOUL)
     result = pipeline.build(settings, now_at, pipeline.select_week(settings, now_at, "this"))
     assert [e.title for e in result.issue.entries] == ["w47"]
-    assert all(e.published_at <= now_at for i in result.history for e in i.entries)
+    assert all(e.published_at <= now_at for i in result.history[""] for e in i.entries)
+
+
+@pytest.mark.parametrize(
+    ("args", "label"),
+    [
+        (("2026-W40",), "2026-W40"),
+        (("this",), "2026-W49"),
+        ((None, "2026-10-01", "2026-11-20"), "2026-10-01--2026-11-20"),
+    ],
+)
+def test_previews_never_change_the_published_files(site: Path, args: tuple[str | None, ...], label: str) -> None:
+    settings = load_settings(site=site, env={})
+    now_at = datetime(2026, 12, 1, 12, tzinfo=SEOUL)
+    pipeline.publish(settings, now_at, pipeline.select_week(settings, now_at, "last"))
+    out = settings.output.dir
+    published = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    result = pipeline.preview(settings, now_at, pipeline.select_week(settings, now_at, *args))
+    assert result.folder == out / "preview" and result.issue.week.label == label
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and "preview" not in p.parts} == published
+    # the preview's own feeds list each entry once, whatever the window
+    feed = json.loads(result.files["feed.json"].read_text("utf-8"))
+    ids = [e.id for i in result.build.history[""] for e in i.entries]
+    assert len(ids) == len(set(ids)) and len(feed["items"]) == 3
+
+
+def test_feed_ids_and_dates_stay_put_as_weeks_go_by(site: Path) -> None:
+    settings = load_settings(site=site, env={})
+    feeds = []
+    for day in (1, 8, 15):  # three weekly runs, no new posts: nothing moves
+        now_at = datetime(2026, 12, day, 9, tzinfo=SEOUL)
+        result = pipeline.publish(settings, now_at, pipeline.select_week(settings, now_at, "last"))
+        feeds.append(pipeline.site_files(result, settings)["feed.json"])
+    assert feeds[0] == feeds[1] == feeds[2]
+    items = json.loads(feeds[0])["items"]
+    newest = max(datetime.fromisoformat(i["date_modified"]) for i in items)
+    assert newest == datetime(2026, 11, 24, 10, tzinfo=SEOUL)  # the newest entry, never the clock
 
 
 def test_tag_feeds_hold_only_their_tags_entries(site: Path) -> None:
@@ -80,4 +135,4 @@ def test_tag_feeds_hold_only_their_tags_entries(site: Path) -> None:
     assert [item["id"].rsplit(":", 1)[-1] for item in feed["items"]] == ["/newsletter/2026-W47"]
     assert "Tagged" in feed["items"][0]["content_html"] and "w47" not in feed["items"][0]["content_html"]
     everything = json.loads(files["feed.json"])
-    assert "w47" in everything["items"][0]["content_html"]
+    assert "w47" in everything["items"][1]["content_html"]  # W48 is newer

@@ -11,6 +11,7 @@ ledger. Every private folder digest makes gets a `.gitignore` of `*`, so `git ad
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -64,8 +65,6 @@ def private_folder(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     ignore = path / ".gitignore"
     if not ignore.exists():
-        try:
+        with contextlib.suppress(OSError):  # a read-only or foreign folder still works without it
             ignore.write_text(GITIGNORE, "utf-8")
-        except OSError:
-            pass  # a read-only or foreign folder: the folder itself still works
     return path

@@ -7,6 +7,7 @@ from digest.models import DeliveryReport
 
 from .bounces import Returned, is_hard
 from .bounces import classify as classify_returned
+from .carried import read_carried, record_issue
 from .csvio import parse_mapping, read_csv, write_export
 from .cycles import Cycles
 from .deliver import STOP_REQUESTED, deliver, is_dead_worker
@@ -47,6 +48,8 @@ __all__ = [
     "make_token",
     "message_id_for",
     "open_store",
+    "read_carried",
+    "record_issue",
     "safe_url",
     "send_test_copy",
     "transport_for",

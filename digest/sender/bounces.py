@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import re
 from dataclasses import dataclass
 from email.message import Message

@@ -24,6 +24,7 @@ from digest.models import (
     PREFERENCES_URL_MARK,
     RECIPIENT_EMAIL_MARK,
     UNSUBSCRIBE_URL_MARK,
+    Issue,
     OutgoingMessage,
     RenderedIssue,
     Subscriber,
@@ -150,11 +151,13 @@ class MessageFactory:
         email = subscriber.email.strip()
         if not ADDRESS.fullmatch(email):
             raise DeliveryError(f"{email!r} is not an address that can be put in a header", "fix the subscribers file")
-        issue_id = self._issue_id(subscriber.variant)
+        issue = self._issue(subscriber.variant)
+        issue_id = self._fixed_id or issue.id
         message_id = message_id_for(issue_id, email, self._domain)
         prefs = ""
         if self._public_url:
-            url = unsubscribe_url(self._public_url, make_token(self._secret, email, self._now_at))
+            token = make_token(self._secret, email, self._now_at)
+            url = unsubscribe_url(self._public_url, token, issue.language)
             list_unsubscribe = f"<{self._mailto}>,\r\n <{url}>"
             prefs = link_url(
                 self._public_url, "preferences", make_token(self._secret, email, self._now_at, "preferences")
@@ -177,8 +180,6 @@ class MessageFactory:
     def issue_id(self) -> str:
         return self._fixed_id or (next(iter(self._rendered.values())).issue.id if self._rendered else "")
 
-    def _issue_id(self, variant: Variant) -> str:
-        if self._fixed_id:
-            return self._fixed_id
+    def _issue(self, variant: Variant) -> Issue:
         rendered = self._rendered.get(variant) or next(iter(self._rendered.values()))
-        return rendered.issue.id
+        return rendered.issue

@@ -93,6 +93,31 @@ cycles = sa.Table(
     sa.Column("note", sa.Text, nullable=False, default=""),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
+# One row per issue planned (the first time its delivery was planned), per language: the first one's start
+# bounds the late arrivals (digest.issues), and a planned issue keeps the entries it carried.
+issues = sa.Table(
+    "issues",
+    metadata,
+    sa.Column("issue_id", sa.String(64), primary_key=True),
+    sa.Column("language", sa.String(32), nullable=False),
+    sa.Column("start_at", UtcDateTime, nullable=False),
+    sa.Column("end_at", UtcDateTime, nullable=False),
+    sa.Column("planned_at", UtcDateTime, nullable=False),
+    sa.Column("entries", sa.Integer, nullable=False, default=0),  # dated in its window
+    sa.Column("late", sa.Integer, nullable=False, default=0),  # late arrivals
+    sa.Index("ix_issues_language", "language", "planned_at"),
+)
+# Every entry an issue carried, under each of its keys (digest.issues.entry_keys): the key is unique per
+# language, so an entry is mailed in one issue of a language at most.
+issue_entries = sa.Table(
+    "issue_entries",
+    metadata,
+    sa.Column("language", sa.String(32), primary_key=True),
+    sa.Column("entry_key", sa.String(40), primary_key=True),
+    sa.Column("issue_id", sa.String(64), nullable=False),
+    sa.Column("entry_id", sa.Text, nullable=False),  # for people reading the database
+    sa.Index("ix_issue_entries_issue", "issue_id"),
+)
 meta = sa.Table(
     "meta",
     metadata,

@@ -109,8 +109,11 @@ def verify_token(
     return email
 
 
-def unsubscribe_url(public_url: str, token: str) -> str:
-    return public_url.rstrip("/") + "/unsubscribe?token=" + token
+def unsubscribe_url(public_url: str, token: str, language: str = "") -> str:
+    """The one-click URL; `language` (a language key, not signed: it only picks the words of the page)
+    makes `digest serve` answer in the subscriber's language rather than the site's."""
+    url = public_url.rstrip("/") + "/unsubscribe?token=" + token
+    return url + (f"&lang={language}" if language else "")
 
 
 def link_url(public_url: str, path: str, token: str) -> str:

@@ -5,6 +5,7 @@ from digest.templater.context import issue_url
 from digest.templater.email import render_email, render_subject
 from digest.templater.env import check_templates
 from digest.templater.feeds import FEEDS, FeedKind, feed_links
+from digest.templater.labels import Labels, labels_for
 from digest.templater.pages import Notice, languages, render_notice, render_page, render_welcome, texts
 from digest.templater.syndicate import render_feeds
 
@@ -20,6 +21,8 @@ __all__ = [
     "texts",
     "feed_links",
     "issue_url",
+    "Labels",
+    "labels_for",
     "render_archive",
     "render_email",
     "render_feeds",

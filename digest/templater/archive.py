@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from digest.config import Settings
 from digest.models import Issue
-from digest.templater.context import base_context, issue_url
+from digest.templater.context import base_context, issue_url, output_url
 from digest.templater.email import make_preheader, render_subject
 from digest.templater.env import fmt_date, last_day, render
 from digest.templater.feeds import ATOM, RSS, feed_links
@@ -44,11 +44,14 @@ def _link(issue: Issue, settings: Settings) -> IssueLink:
     )
 
 
-def render_archive(issues: Sequence[Issue], settings: Settings) -> dict[str, bytes]:
-    """{"index.html": …, "<week label>/index.html": …}, paths relative to settings.output.dir."""
+def render_archive(issues: Sequence[Issue], settings: Settings, *, language: str = "") -> dict[str, bytes]:
+    """{"index.html": …, "<week label>/index.html": …}, paths relative to settings.output.dir; another
+    language's pages are under "<language>/"."""
     ordered = sorted(issues, key=lambda i: i.week.start_at, reverse=True)
     links = [_link(i, settings) for i in ordered]
     folder = settings.output.templates
+    prefix = f"{language}/" if language else ""
+    lang = language or settings.site.language
     files: dict[str, bytes] = {}
     for n, issue in enumerate(ordered):
         context = base_context(issue, settings) | {
@@ -57,17 +60,19 @@ def render_archive(issues: Sequence[Issue], settings: Settings) -> dict[str, byt
             "newer": links[n - 1] if n > 0 else None,
             "older": links[n + 1] if n + 1 < len(links) else None,
         }
-        files[f"{issue.week.label}/index.html"] = render(folder, "archive_issue.html.j2", context).encode("utf-8")
-    out = settings.output.url
+        page = render(folder, "archive_issue.html.j2", context, language=lang)
+        files[f"{prefix}{issue.week.label}/index.html"] = page.encode("utf-8")
+    out = output_url(settings, language)
     index_context = {
         "site": settings.site,
+        "lang": lang,
         "issues": links,
         "archive_url": out,
         "atom_url": out + ATOM.file,
         "rss_url": out + RSS.file,
         "feeds": feed_links(out),
         "root": "",
-        "t": labels_for(settings.site.language),
+        "t": labels_for(lang),
     }
-    files["index.html"] = render(folder, "archive_index.html.j2", index_context).encode("utf-8")
+    files[f"{prefix}index.html"] = render(folder, "archive_index.html.j2", index_context, language=lang).encode("utf-8")
     return files

@@ -23,10 +23,17 @@ _TITLE_ATTR = re.compile(r"""\stitle\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
 _PAGE_ANCHOR = re.compile(r"""(<a\b[^>]*?\shref\s*=\s*)(["'])#""", re.I)
 
 
+def output_url(settings: Settings, language: str = "") -> str:
+    """The public URL of a language's feeds and archive: the output URL, plus "ko/" for another language."""
+    return settings.output.url + (f"{language}/" if language else "")
+
+
 def issue_url(issue: Issue, settings: Settings) -> str:
-    """The archive page of an issue: settings.output.url + week label + "/". A week without entries (the
-    "no new posts" note) has no page of its own: its link goes to the archive index."""
-    return f"{settings.output.url}{issue.week.label}/" if issue.entries else settings.output.url
+    """The archive page of an issue: its language's output URL + week label + "/". Only weeks with entries
+    dated in them have a page: the "no new posts" note, an issue of late arrivals only and a --since/--until
+    window link to the archive index instead."""
+    base = output_url(settings, issue.language)
+    return f"{base}{issue.week.label}/" if issue.entries and not issue.week.custom else base
 
 
 def add_alt_text(body_html: str, fallback: str) -> str:
@@ -105,12 +112,14 @@ def entry_view(entry: Entry, tz: ZoneInfo, *, summarize: bool) -> EntryView:
 
 def base_context(issue: Issue, settings: Settings, *, summarize: bool = False) -> dict[str, Any]:
     tz = issue.site.tz
-    out = settings.output.url
+    out = output_url(settings, issue.language)
     return {
         "site": issue.site,
+        "lang": issue.lang,
         "week": issue.week,
         "issue": issue,
         "entries": [entry_view(e, tz, summarize=summarize) for e in issue.entries],
+        "late": [entry_view(e, tz, summarize=summarize) for e in issue.late],
         "summarized": summarize,
         "issue_url": issue_url(issue, settings),
         "archive_url": out,
@@ -121,7 +130,7 @@ def base_context(issue: Issue, settings: Settings, *, summarize: bool = False) -
         "week_end": last_day(issue.week.end_at, tz),
         "unsubscribe_url": UNSUBSCRIBE_URL_MARK,
         "recipient": RECIPIENT_EMAIL_MARK,
-        "t": labels_for(issue.site.language),
+        "t": labels_for(issue.lang),
         # the preference page exists only where `digest serve` is reachable
         "preferences_url": PREFERENCES_URL_MARK if settings.email.public_url else "",
         "welcome": "",  # the welcome email's opening paragraph (templater.render_welcome)

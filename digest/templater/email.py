@@ -26,7 +26,7 @@ _WS = re.compile(r"\s+")
 
 def render_subject(issue: Issue, settings: Settings) -> str:
     """settings.email.subject rendered with site, week, issue and entries; one line, never empty."""
-    context = {"site": issue.site, "week": issue.week, "issue": issue, "entries": issue.entries}
+    context = {"site": issue.site, "week": issue.week, "issue": issue, "entries": issue.all_entries, "lang": issue.lang}
     subject = _WS.sub(" ", render_string(settings.email.subject, context, origin="email.subject")).strip()
     if not subject:
         raise TemplateError(
@@ -37,8 +37,8 @@ def render_subject(issue: Issue, settings: Settings) -> str:
 
 def make_preheader(issue: Issue) -> str:
     """The preview line inboxes show after the subject: the titles of the week."""
-    titles = [_WS.sub(" ", e.title).strip() for e in issue.entries]
-    text = " · ".join(titles) if titles else (issue.site.description or labels_for(issue.site.language).no_posts)
+    titles = [_WS.sub(" ", e.title).strip() for e in issue.all_entries]
+    text = " · ".join(titles) if titles else (issue.site.description or labels_for(issue.lang).no_posts)
     if len(text) > PREHEADER_CHARS:
         text = text[: PREHEADER_CHARS - 1].rstrip() + "…"
     return text
@@ -72,7 +72,7 @@ def _sized(html: str) -> int:
 
 def _render_html(issue: Issue, settings: Settings, extra: dict[str, Any], *, summarize: bool) -> str:
     context = base_context(issue, settings, summarize=summarize) | extra
-    return inline_css(render(settings.output.templates, "email.html.j2", context))
+    return inline_css(render(settings.output.templates, "email.html.j2", context, language=issue.lang))
 
 
 def render_email(

@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 
 from digest.errors import TemplateError
+from digest.text import strip_controls
 
 _REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 _ESCAPED_SUFFIXES = (".html.j2", ".html", ".htm", ".xml.j2")
@@ -41,11 +42,21 @@ def last_day(end_at: datetime, tz: Any) -> str:
     return fmt_date(end_at - timedelta(microseconds=1), tz)
 
 
-@functools.lru_cache(maxsize=8)
-def environment(user_folder: Path | None) -> jinja2.Environment:
-    """One cached environment per override folder; FileSystemLoader re-reads changed files itself."""
+def language_folders(language: str) -> list[str]:
+    """The override subfolders a language looks in, most specific first: "zh-hant" -> ["zh-hant", "zh"]."""
+    tag = language.strip().replace("_", "-").lower()
+    primary = tag.split("-")[0]
+    return [f for f in dict.fromkeys((tag, primary)) if f]
+
+
+@functools.lru_cache(maxsize=32)
+def environment(user_folder: Path | None, language: str = "") -> jinja2.Environment:
+    """One cached environment per override folder and language; FileSystemLoader re-reads changed files
+    itself. In the override folder, `<language>/name` (e.g. `ko/email.html.j2`) wins over `name`."""
     loaders: list[jinja2.BaseLoader] = []
     if user_folder is not None:
+        for sub in language_folders(language):
+            loaders.append(jinja2.FileSystemLoader(str(user_folder / sub), encoding="utf-8"))
         loaders.append(jinja2.FileSystemLoader(str(user_folder), encoding="utf-8"))
     loaders.append(jinja2.FileSystemLoader(str(builtin_templates()), encoding="utf-8"))
     env = jinja2.Environment(
@@ -74,10 +85,11 @@ def _template_error(exc: Exception, name: str) -> TemplateError:
     return TemplateError(f"template failed: {first}", "check the variables the template uses", source=name)
 
 
-def render(user_folder: Path | None, name: str, context: Mapping[str, Any]) -> str:
-    """Render a template by name; any template problem becomes a one-line TemplateError."""
+def render(user_folder: Path | None, name: str, context: Mapping[str, Any], *, language: str = "") -> str:
+    """Render a template by name (the override for `language` first); any template problem becomes a
+    one-line TemplateError. Raw control characters never reach the output, whatever the values held."""
     try:
-        return environment(user_folder).get_template(name).render(context)
+        return strip_controls(environment(user_folder, language).get_template(name).render(context))
     except TemplateError:
         raise
     except (jinja2.TemplateError, TypeError, ValueError, AttributeError) as exc:
@@ -87,7 +99,7 @@ def render(user_folder: Path | None, name: str, context: Mapping[str, Any]) -> s
 def render_string(source: str, context: Mapping[str, Any], *, origin: str) -> str:
     """Render a template given as a string (the subject line); never HTML-escaped."""
     try:
-        return environment(None).from_string(source).render(context)
+        return strip_controls(environment(None).from_string(source).render(context))
     except (jinja2.TemplateError, TypeError, ValueError, AttributeError) as exc:
         raise _template_error(exc, origin) from exc
 
@@ -96,12 +108,25 @@ def check_templates(user_folder: Path | None) -> list[str]:
     """Compile every template a render can use (built-in and overrides); the names checked, in order.
     A syntax error in an override is a one-line TemplateError naming the file and line."""
     names = sorted(p.name for p in builtin_templates().iterdir() if p.suffix in (".j2", ".css"))
+    checked = list(names)
     if user_folder is not None:
         names = sorted(set(names) | {p.name for p in user_folder.iterdir() if p.suffix in (".j2", ".css")})
-    env = environment(user_folder)
+        checked = list(names)
+        for sub in sorted(p for p in user_folder.iterdir() if p.is_dir()):
+            # a fresh environment: a cached one keeps serving the built-in template an override now replaces
+            env = environment.__wrapped__(user_folder, sub.name)
+            for path in sorted(sub.iterdir()):
+                if path.suffix in (".j2", ".css"):
+                    _compile(env, path.name, f"{sub.name}/{path.name}")
+                    checked.append(f"{sub.name}/{path.name}")
+    env = environment.__wrapped__(user_folder)
     for name in names:
-        try:
-            env.get_template(name)
-        except jinja2.TemplateError as exc:
-            raise _template_error(exc, name) from exc
-    return names
+        _compile(env, name, name)
+    return checked
+
+
+def _compile(env: jinja2.Environment, name: str, shown: str) -> None:
+    try:
+        env.get_template(name)
+    except jinja2.TemplateError as exc:
+        raise _template_error(exc, shown) from exc

@@ -1,4 +1,5 @@
-"""The words around the posts (buttons, headings, footer) in the site's language: English or Korean."""
+"""The words around the posts (buttons, headings, footer, the unsubscribe pages) in the issue's language:
+English and Korean are built in; any other language gets English."""
 
 from __future__ import annotations
 
@@ -25,6 +26,17 @@ class Labels:
     references: str
     post_count: str  # {count}
     posts_count: str  # {count}
+    also_new: str  # the heading of the late arrivals
+    also_new_note: str  # under it: why they are here
+    more_in_archive: str  # {count}: entries left out of a long email
+    # the unsubscribe pages of `digest serve`
+    unsubscribe_question: str  # {email}
+    unsubscribed_title: str
+    unsubscribed_body: str  # {email}
+    broken_link_title: str
+    broken_link_body: str
+    unavailable_title: str
+    unavailable_body: str
     preferences: str = "Preferences"  # the link to the reader's preference page
 
     def posts(self, count: int) -> str:
@@ -50,6 +62,16 @@ ENGLISH = Labels(
     references="References",
     post_count="{count} post",
     posts_count="{count} posts",
+    also_new="Also new since the last issue",
+    also_new_note="Published after the issue of their week had gone out.",
+    more_in_archive="{count} more in the archive →",
+    unsubscribe_question="Stop sending the newsletter to {email}?",
+    unsubscribed_title="You are unsubscribed",
+    unsubscribed_body="{email} will not receive the newsletter any more.",
+    broken_link_title="This unsubscribe link does not work",
+    broken_link_body="The link is damaged or too old. Nothing was changed.",
+    unavailable_title="Unsubscribing is not available",
+    unavailable_body="This server cannot check unsubscribe links. Please reply to the newsletter to unsubscribe.",
 )
 
 KOREAN = Labels(
@@ -71,6 +93,16 @@ KOREAN = Labels(
     references="링크",
     post_count="글 {count}편",
     posts_count="글 {count}편",
+    also_new="지난 호 이후에 새로 올라온 글",
+    also_new_note="지난 호를 보낸 뒤에 공개된 글입니다.",
+    more_in_archive="나머지 {count}편은 지난 호 모음에서 →",
+    unsubscribe_question="{email} 주소로 뉴스레터를 그만 받으시겠습니까?",
+    unsubscribed_title="구독을 해지했습니다",
+    unsubscribed_body="이제 {email} 주소로 뉴스레터를 보내지 않습니다.",
+    broken_link_title="구독 해지 링크가 올바르지 않습니다",
+    broken_link_body="링크가 손상되었거나 너무 오래되었습니다. 아무것도 바뀌지 않았습니다.",
+    unavailable_title="지금은 구독을 해지할 수 없습니다",
+    unavailable_body="이 서버는 구독 해지 링크를 확인할 수 없습니다. 뉴스레터에 답장해 해지를 요청해 주세요.",
     preferences="구독 설정",
 )
 

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from digest.config import Settings
 from digest.models import Issue
-from digest.templater.context import base_context, issue_url, labels_of
+from digest.templater.context import base_context, issue_url, labels_of, output_url
 from digest.templater.email import make_preheader, render_subject
 from digest.templater.env import render
 from digest.templater.feeds import FEEDS, FeedInput, FeedItem
@@ -19,7 +19,7 @@ def issue_tag_uri(issue: Issue, settings: Settings) -> str:
     """tag:host,week-start-date:/path/label — the same for an issue on every rebuild (RFC 4151)."""
     parts = urlsplit(settings.output.url)
     day = issue.week.start_at.astimezone(issue.site.tz).strftime("%Y-%m-%d")
-    return f"tag:{parts.hostname or 'localhost'},{day}:{parts.path or '/'}{issue.week.label}"
+    return f"tag:{parts.hostname or 'localhost'},{day}:{parts.path or '/'}{issue.prefix}{issue.week.label}"
 
 
 def latest_issues(issues: Sequence[Issue], settings: Settings) -> list[Issue]:
@@ -36,7 +36,7 @@ def categories_of(issues: Sequence[Issue]) -> tuple[str, ...]:
 
 
 def _item(issue: Issue, settings: Settings) -> FeedItem:
-    body = render(settings.output.templates, "issue_body.html.j2", base_context(issue, settings))
+    body = render(settings.output.templates, "issue_body.html.j2", base_context(issue, settings), language=issue.lang)
     return FeedItem(
         id=issue_tag_uri(issue, settings),
         url=issue_url(issue, settings),
@@ -49,14 +49,17 @@ def _item(issue: Issue, settings: Settings) -> FeedItem:
 
 
 def render_feeds(
-    issues: Sequence[Issue], settings: Settings, *, path: str = "", title: str | None = None
+    issues: Sequence[Issue], settings: Settings, *, language: str = "", path: str = "", title: str | None = None
 ) -> dict[str, bytes]:
     """{path + file: bytes} for every feed kind, of the latest `output.feed_issues` issues, newest first.
-    `path` ("tags/python/") puts the feeds of a subset of the issues in a folder of their own."""
+    `path` ("tags/python/") puts the feeds of a subset of the issues in a folder of their own; another
+    `language` puts them all under "<language>/"."""
     site = settings.site
     latest = latest_issues(issues, settings)
     items = tuple(_item(issue, settings) for issue in latest)
-    out = settings.output.url
+    out = output_url(settings, language)
+    lang = language or site.language
+    prefix = f"{language}/" if language else ""
     files: dict[str, bytes] = {}
     for kind in FEEDS:
         feed = FeedInput(
@@ -64,11 +67,11 @@ def render_feeds(
             url=out + path + kind.file,
             home_url=out,
             title=title or site.title,
-            description=site.description or labels_for(site.language).weekly_digest.format(site=site.title),
-            language=site.language,
+            description=site.description or labels_for(lang).weekly_digest.format(site=site.title),
+            language=lang,
             author=site.author or site.title,
             items=items,
             categories=categories_of(latest),
         )
-        files[path + kind.file] = kind.write(feed)
+        files[prefix + path + kind.file] = kind.write(feed)
     return files

@@ -20,4 +20,4 @@ def render_text(issue: Issue, settings: Settings, *, summarize: bool, extra: dic
         return html_to_text(str(fragment), refs)
 
     context = base_context(issue, settings, summarize=summarize) | {"refs": refs, "totext": totext} | (extra or {})
-    return render(settings.output.templates, "email.txt.j2", context)
+    return render(settings.output.templates, "email.txt.j2", context, language=issue.lang)

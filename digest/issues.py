@@ -1,0 +1,98 @@
+"""Which entries go into which issue: per language, the entries dated in the issue's week, the late
+arrivals, and the history of weekly issues that the feeds and the archive list. Pure functions over
+entries and what the ledger says about earlier issues (models.Carried); nothing here reads a file.
+
+Late arrivals: an entry that became visible after the issue of its week was planned (written late and
+backdated, a draft made public, a site deployed after the send) is carried by the next issue planned in its
+language, in a section of its own. The bound that keeps a first run from mailing the whole back catalogue:
+only entries dated on or after the start of the first issue planned in that language are late arrivals.
+An entry carried by one issue never appears in another issue of the same language, and an issue that was
+planned once keeps exactly the entries it carried (a rerun after a crash sends the same issue).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from digest.models import Carried, Entry, Site, Week
+from digest.text import issue_language
+from digest.weeks import week_of
+
+
+def _hashed(kind: str, value: str) -> str:
+    return hashlib.sha256(f"{kind}\x00{value}".encode()).hexdigest()[:40]
+
+
+def entry_keys(entry: Entry) -> frozenset[str]:
+    """Every name an entry is known by, so an edited post is still the post that was mailed: its id, its
+    file (and item, for a running log), and its date with its title (a renamed file)."""
+    fragment = urlsplit(entry.url).fragment
+    return frozenset(
+        (
+            _hashed("id", entry.id),
+            _hashed("source", f"{entry.source}#{fragment}"),
+            _hashed("dated", f"{entry.published_at.timestamp():.0f}\x00{entry.title}"),
+        )
+    )
+
+
+def by_language(entries: Iterable[Entry], site: Site) -> dict[str, tuple[Entry, ...]]:
+    """{language key ("" = the site's): its entries, in the order given}."""
+    found: dict[str, list[Entry]] = {}
+    for entry in entries:
+        found.setdefault(issue_language(entry.language, site.language), []).append(entry)
+    return {language: tuple(group) for language, group in found.items()}
+
+
+def select(
+    pool: Sequence[Entry], week: Week, issue_id: str, carried: Carried
+) -> tuple[tuple[Entry, ...], tuple[Entry, ...]]:
+    """(the entries dated in `week`, the late arrivals) of issue `issue_id`, from `pool` (every entry of
+    its language, newest first)."""
+    frozen = carried.planned.get(issue_id)
+    if frozen is not None:
+        chosen = [e for e in pool if entry_keys(e) & frozen]
+        return tuple(e for e in chosen if week.contains(e.published_at)), tuple(
+            e for e in chosen if not week.contains(e.published_at)
+        )
+    taken = carried.entries.keys()
+    fresh = [e for e in pool if not entry_keys(e) & taken]
+    own = tuple(e for e in fresh if week.contains(e.published_at))
+    bound = carried.first_start_at
+    if bound is None:  # the first issue of this language: nothing before it is news to anyone
+        return own, ()
+    low, high = bound.timestamp(), week.start_at.timestamp()
+    return own, tuple(e for e in fresh if low <= e.published_at.timestamp() < high)
+
+
+def history(
+    pool: Iterable[Entry], site: Site, horizon_at: datetime, count: int
+) -> list[tuple[Week, tuple[Entry, ...]]]:
+    """The last `count` weeks with entries that ended by `horizon_at`, newest first, each with its entries
+    (newest first). Weeks without entries have no issue: a quiet blog keeps its last issues."""
+    by_week: dict[str, tuple[Week, list[Entry]]] = {}
+    limit = horizon_at.timestamp()
+    for entry in pool:
+        if entry.published_at.timestamp() < limit:
+            week = week_of(entry.published_at, site)
+            by_week.setdefault(week.label, (week, []))[1].append(entry)
+    ordered = sorted(by_week.values(), key=lambda item: item[0].start_at, reverse=True)[:count]
+    return [(week, tuple(entries)) for week, entries in ordered]
+
+
+def short_of_history(pools: Mapping[str, Sequence[Entry]], site: Site, horizon_at: datetime, count: int) -> bool:
+    """True while nothing was found at all, or a language found has fewer than `count` weeks with entries
+    before `horizon_at`: the feeds need entries from further back."""
+    if not any(pools.values()):
+        return True
+    limit = horizon_at.timestamp()
+    for pool in pools.values():
+        if not pool:
+            continue
+        labels = {week_of(e.published_at, site).label for e in pool if e.published_at.timestamp() < limit}
+        if len(labels) < count:
+            return True
+    return False

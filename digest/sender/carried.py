@@ -1,0 +1,83 @@
+"""Which entries each planned issue carried, per language (tables `issues` and `issue_entries`), so that no
+entry is mailed twice and a late one is mailed in the next issue (see digest.issues).
+
+An issue is recorded once, when its delivery is first planned, before any message of it is sent; after
+that its entries are fixed: a rerun (after a crash, or a second `digest send`) sends the same issue, and an
+entry that shows up meanwhile waits for the next one.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from digest.issues import entry_keys
+from digest.models import Carried, Entry, Issue
+from digest.sender.store import Store, issue_entries, issues
+
+i = issues.c
+e = issue_entries.c
+
+
+def read_carried(store: Store) -> dict[str, Carried]:
+    """{language: what its planned issues carried}, for every language planned in this ledger."""
+    entries: dict[str, dict[str, str]] = {}
+    planned: dict[str, dict[str, set[str]]] = {}
+    first: dict[str, datetime] = {}
+    with store.connect() as conn:
+        for language, start_at in conn.execute(
+            sa.select(i.language, i.start_at).order_by(i.planned_at.desc(), i.start_at.desc())
+        ):
+            first[language] = start_at  # the last one written is the earliest planned
+        for language, issue_id in conn.execute(sa.select(i.language, i.issue_id)):
+            planned.setdefault(language, {})[issue_id] = set()
+        for language, key, issue_id in conn.execute(sa.select(e.language, e.entry_key, e.issue_id)):
+            entries.setdefault(language, {})[key] = issue_id
+            planned.setdefault(language, {}).setdefault(issue_id, set()).add(key)
+    return {
+        language: Carried(
+            entries=entries.get(language, {}),
+            planned={k: frozenset(v) for k, v in planned.get(language, {}).items()},
+            first_start_at=first.get(language),
+        )
+        for language in first.keys() | entries.keys()
+    }
+
+
+def record_issue(store: Store, issue: Issue, now_at: datetime) -> frozenset[str]:
+    """Record `issue` and the entries it carries, unless it was recorded before; return the keys of the
+    entries it carries (as first recorded). Idempotent; two processes planning at once serialise here
+    (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock per language)."""
+    with store.begin() as conn:
+        if store.is_postgres:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(issue.language.encode())})
+        known = conn.execute(sa.select(i.issue_id).where(i.issue_id == issue.id)).first()
+        if known is None:
+            conn.execute(
+                issues.insert().values(
+                    issue_id=issue.id,
+                    language=issue.language,
+                    start_at=issue.week.start_at,
+                    end_at=issue.week.end_at,
+                    planned_at=now_at,
+                    entries=len(issue.entries),
+                    late=len(issue.late),
+                )
+            )
+            _insert_entries(store, conn, issue.language, issue.id, issue.all_entries)
+        rows = conn.execute(sa.select(e.entry_key).where(e.issue_id == issue.id, e.language == issue.language))
+        return frozenset(rows.scalars())
+
+
+def _insert_entries(store: Store, conn: sa.Connection, language: str, issue_id: str, entries: Sequence[Entry]) -> None:
+    rows = [
+        {"language": language, "entry_key": key, "issue_id": issue_id, "entry_id": entry.id}
+        for entry in entries
+        for key in sorted(entry_keys(entry))
+    ]
+    if rows:
+        # a key another issue took meanwhile stays with it: that entry is not carried twice
+        conn.execute(store.insert(issue_entries).on_conflict_do_nothing(), rows)

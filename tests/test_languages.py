@@ -1,0 +1,193 @@
+"""One issue per language, end to end on examples/multilang through the command line: previews, the feeds
+and archive of each language, every subscriber's issue in their language, the words around the posts, a
+template override per language, the unsubscribe pages."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import mailbox
+import os
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import main
+from digest.config import load_settings
+from digest.sender.ledger import Ledger
+from digest.sender.tokens import make_token
+from tests.support_service import http_server_factory
+
+__all__ = ["http_server_factory"]
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multilang"
+NOW = "2026-11-23T09:00:00+01:00"  # Monday morning in Berlin: 2026-W47 has just ended
+SECRET = "languages test secret, long enough"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    target = tmp_path / "multilang"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("_digest", ".digest"))
+    return target
+
+
+def invoke(*args: str, now: str = NOW) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), env={"DIGEST_NOW": now, "DIGEST_SECRET": SECRET})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def messages(site: Path) -> dict[str, email.message.EmailMessage]:
+    box = mailbox.Maildir(load_settings(site=site, env={**os.environ, "DIGEST_SECRET": SECRET}).outbox, create=False)
+    found = {}
+    for item in box:
+        message = email.message_from_bytes(item.as_bytes(), policy=email.policy.default)
+        assert isinstance(message, email.message.EmailMessage)
+        found[str(message["To"]).split("<")[-1].rstrip(">")] = message
+    return found
+
+
+def body(message: email.message.EmailMessage, kind: str) -> str:
+    part = message.get_body((kind,))
+    assert isinstance(part, email.message.EmailMessage)
+    return str(part.get_content())
+
+
+ENGLISH_W47 = ["Dovetails by hand, the slow way", "A sharpening routine that sticks"]
+PREVIEWS = [
+    # --lang, issue id, `lang`, titles, a word around the posts, where the files are
+    (None, "2026-W47", "en", ENGLISH_W47, "View in browser", ""),
+    ("en-GB", "2026-W47", "en", ENGLISH_W47, "View in browser", ""),
+    ("ko", "ko/2026-W47", "ko", ["오래 가는 연마 습관"], "브라우저에서 보기", "ko/"),
+    ("ko_KR", "ko/2026-W47", "ko", ["오래 가는 연마 습관"], "브라우저에서 보기", "ko/"),
+    ("ja", "ja/2026-W47", "ja", ["続けられる研ぎの手順"], "View in browser", "ja/"),  # no Japanese words built in
+    ("de", "de/2026-W47", "de", [], "", "de/"),  # nobody writes in German: an empty issue
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("lang", "issue", "code", "titles", "word", "prefix"), PREVIEWS)
+def test_preview_per_language(
+    site: Path, lang: str | None, issue: str, code: str, titles: list[str], word: str, prefix: str
+) -> None:
+    args = ["preview", "--site", str(site), "--week", "2026-W47", "--json"] + (["--lang", lang] if lang else [])
+    status, out, err = invoke(*args)
+    assert status == 0, err
+    summary = json.loads(out)
+    assert (summary["issue"], summary["language"]) == (issue, code)
+    assert [e["title"] for e in summary["entries"]] == titles
+    assert summary["languages"] == ["en", "ja", "ko"]
+    files = summary["files"]
+    assert f"{prefix}atom.xml" in files and f"{prefix}index.html" in files
+    if not titles:
+        assert f"{prefix}email.html" not in files
+        return
+    html = Path(files[f"{prefix}email.html"]).read_text("utf-8")
+    assert f'<html lang="{code}"' in html and word in html
+    text = Path(files[f"{prefix}email.txt"]).read_text("utf-8")
+    assert word in text and all(t in text for t in titles)
+    feed = json.loads(Path(files[f"{prefix}feed.json"]).read_text("utf-8"))
+    assert feed["language"] == code and feed["feed_url"].endswith(f"/newsletter/{prefix}feed.json")
+
+
+def test_run_sends_each_subscriber_the_issue_of_their_language(site: Path) -> None:
+    status, out, err = invoke("run", "--site", str(site), "--json")
+    assert status == 0, err
+    summary = json.loads(out)
+    assert [(i["issue"], i["language"], i["sent"]) for i in summary["issues"]] == [
+        ("2026-W47", "en", 1),
+        ("ja/2026-W47", "ja", 1),
+        ("ko/2026-W47", "ko", 1),  # the other Korean subscriber wants only woodwork: none this week
+    ]
+    got = messages(site)
+    assert sorted(got) == ["ada@example.com", "haruka@example.net", "minjun@example.org"]
+    checks = {
+        "ada@example.com": ("en", "Dovetails by hand", "Unsubscribe", "/newsletter/2026-W47/"),
+        "minjun@example.org": ("ko", "오래 가는 연마 습관", "구독 해지", "/newsletter/ko/2026-W47/"),
+        "haruka@example.net": ("ja", "続けられる研ぎの手順", "Unsubscribe", "/newsletter/ja/2026-W47/"),
+    }
+    for address, (code, title, word, page) in checks.items():
+        html, text = body(got[address], "html"), body(got[address], "plain")
+        assert f'<html lang="{code}"' in html and title in html and title in text
+        assert word in text and page in text
+        others = {t for a, (_, t, _, _) in checks.items() if a != address}
+        assert not any(t in html for t in others)
+    out_dir = load_settings(site=site).output.dir
+    for prefix, code in (("", "en"), ("ko/", "ko"), ("ja/", "ja")):
+        assert (out_dir / f"{prefix}2026-W47" / "index.html").is_file()
+        index = (out_dir / f"{prefix}index.html").read_text("utf-8")
+        assert f'<html lang="{code}"' in index
+    assert "ko/2026-W45" in {p.relative_to(out_dir).parent.as_posix() for p in out_dir.rglob("index.html")}
+    # a rerun sends nothing; the ledger knows each language's issue by its own name
+    status, out, _ = invoke("run", "--site", str(site), "--json")
+    assert json.loads(out)["sent"] == 0
+    for lang, issue in (("", "2026-W47"), ("ko", "ko/2026-W47"), ("ja", "ja/2026-W47")):
+        status, out, _ = invoke("status", "--site", str(site), "--json", *(["--lang", lang] if lang else []))
+        state = json.loads(out)
+        assert state["issue"] == issue and state["counts"]["sent"] == 1
+
+
+def test_a_one_language_site_keeps_its_ids_and_paths(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    shutil.copytree(EXAMPLE.parent / "site", site, ignore=shutil.ignore_patterns("_digest", ".digest"))
+    status, out, _ = invoke("run", "--site", str(site), "--week", "2026-W47", "--json", now="2026-11-23T09:00:00+09:00")
+    summary = json.loads(out)
+    assert status == 0 and [i["issue"] for i in summary["issues"]] == ["2026-W47"]
+    out_dir = site / "_digest"
+    assert not [p for p in out_dir.iterdir() if p.is_dir() and len(p.name) <= 7 and not p.name[0].isdigit()]
+
+
+def test_a_template_override_per_language(site: Path) -> None:
+    templates = site / "templates"
+    (templates / "ko").mkdir(parents=True)
+    builtin = Path(__file__).resolve().parents[1] / "templates" / "email.txt.j2"
+    (templates / "ko" / "email.txt.j2").write_text("한국어 전용 틀\n" + builtin.read_text("utf-8"), "utf-8")
+    config = site / "digest.toml"
+    config.write_text(config.read_text("utf-8").replace("[email]", '[output]\ntemplates = "templates"\n\n[email]'))
+    invoke("run", "--site", str(site))
+    got = messages(site)
+    assert body(got["minjun@example.org"], "plain").startswith("한국어 전용 틀")
+    assert "한국어 전용 틀" not in body(got["ada@example.com"], "plain")
+    assert invoke("check", "--site", str(site))[0] == 0
+    (templates / "ko" / "email.html.j2").write_text("{% if %}", "utf-8")  # checked before any week is sent
+    status, out, _ = invoke("check", "--site", str(site), "--json")
+    templates_check = next(f for f in json.loads(out) if f["check"] == "templates")
+    assert status == 1 and "ko/email.html.j2" in templates_check["detail"] + templates_check["fix"]
+
+
+@pytest.mark.parametrize(
+    ("query", "lang", "words"),
+    [("", "en", "Stop sending the newsletter"), ("&lang=ko", "ko", "뉴스레터를 그만 받으시겠습니까"),
+     ("&lang=ja", "ja", "Stop sending the newsletter"), ("&lang=<x>", "en", "Stop sending")],
+)  # fmt: skip
+def test_unsubscribe_pages_speak_the_subscribers_language(
+    site: Path, http_server_factory: Any, query: str, lang: str, words: str
+) -> None:
+    settings = load_settings(site=site, env={"DIGEST_SECRET": SECRET})
+    server = http_server_factory(settings, Ledger(settings.db_url), lambda: datetime.now(UTC))
+    token = make_token(SECRET, "minjun@example.org", datetime.now(UTC))
+    page = httpx.get(f"{server.url}/unsubscribe?token={token}{query}")
+    assert page.status_code == 200 and f'<html lang="{lang}">' in page.text and words in page.text
+    action = re.search(r'action="([^"]+)"', page.text)
+    assert action is not None
+    done = httpx.post(f"{server.url}/{action[1].replace('&amp;', '&')}", data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200 and f'<html lang="{lang}">' in done.text
+    broken = httpx.get(f"{server.url}/unsubscribe?token=broken{query}")
+    assert broken.status_code == 400 and f'<html lang="{lang}">' in broken.text
+
+
+def test_the_unsubscribe_link_of_a_korean_issue_carries_its_language(site: Path) -> None:
+    config = site / "digest.toml"
+    config.write_text(
+        config.read_text("utf-8").replace("[email]\n", '[email]\npublic_url = "https://fieldnotes.example.net/"\n')
+    )
+    invoke("run", "--site", str(site))
+    got = messages(site)
+    assert "&lang=ko" in str(got["minjun@example.org"]["List-Unsubscribe"])
+    assert "lang=" not in str(got["ada@example.com"]["List-Unsubscribe"])

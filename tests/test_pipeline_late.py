@@ -1,0 +1,223 @@
+"""No post is ever missed by email, none is mailed twice: late arrivals through pipeline.run_cycle (the same
+code as `digest send`, `digest run` and the service), across reruns, stops and edits, on SQLite and
+PostgreSQL; and the table that remembers what each issue carried."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from digest import pipeline, scheduler
+from digest.config import Settings
+from digest.models import CycleReport
+from digest.sender.carried import read_carried, record_issue
+from digest.sender.store import Store
+from tests.support_postgres import ledger_url
+from tests.support_service import Post, maildir_messages, settings_for, text_of, write, write_site
+from tests.test_scheduler import StopAfter
+
+__all__ = ["ledger_url"]
+
+SEOUL = ZoneInfo("Asia/Seoul")
+READERS = ["ana@example.com", "bo@example.com", "chul@example.com"]
+
+
+def monday(day: int) -> datetime:
+    """A Monday 09:00 in Seoul in November 2026: the weekly run sends the week that just ended."""
+    return datetime(2026, 11, day, 9, 0, tzinfo=SEOUL)
+
+
+def at(day: int, hour: int = 10) -> datetime:
+    return datetime(2026, 11, day, hour, tzinfo=SEOUL)
+
+
+def add(root: Path, slug: str, title: str, when: datetime, extra: str = "") -> Path:
+    return write(
+        root / "posts" / f"{when:%Y-%m-%d}-{slug}.md",
+        f'---\ntitle: "{title}"\ndate: {when.isoformat(sep=" ")}\n{extra}---\n\n{title}: the body.\n',
+    )
+
+
+def cycle(
+    settings: Settings,
+    now_at: datetime,
+    store: Store,
+    week: str | None = "last",
+    since: str = "",
+    until: str = "",
+    **options: object,
+) -> CycleReport:
+    return pipeline.run_cycle(
+        settings,
+        now_at,
+        pipeline.select_week(settings, now_at, week, since or None, until or None),
+        clock=lambda: datetime.now(UTC),
+        store=store,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def copies(settings: Settings, titles: list[str]) -> dict[tuple[str, str], int]:
+    """(recipient, title) -> how many messages carried that title."""
+    count: Counter[tuple[str, str]] = Counter()
+    for message in maildir_messages(settings.outbox):
+        body = text_of(message)
+        to = str(message["To"]).strip("<>")
+        for title in titles:
+            count[(to, title)] += body.count(f". {title}\n")
+    return dict(count)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> tuple[Path, Settings]:
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    return tmp_path, settings_for(config)
+
+
+def test_a_late_post_goes_into_the_next_issue_once(site: tuple[Path, Settings], ledger_url: str) -> None:
+    root, settings = site
+    store = Store(ledger_url)
+    try:
+        assert cycle(settings, monday(9), store).entries == 1  # W45: the first issue
+        add(root, "backdated", "Backdated notes", at(4))  # written late, dated in W45 (already sent)
+        add(root, "draft", "Was a draft", at(12), "draft: true\n")
+        add(root, "second", "Second post", at(11))
+        report = cycle(settings, monday(16), store)  # W46
+        (run,) = report.issues
+        assert [e.title for e in run.entries] == ["Second post"] and [e.title for e in run.late] == ["Backdated notes"]
+        draft = root / "posts" / "2026-11-12-draft.md"
+        draft.write_text(draft.read_text().replace("draft: true\n", ""))  # made public after W46 went out
+        again = cycle(settings, monday(16), store)  # a rerun of W46: the same issue, nothing new sent
+        assert again.delivery is not None and again.delivery.sent == 0 and again.issues[0].late == run.late
+        later = cycle(settings, monday(23), store)  # W47: no post of its own, the un-drafted one is late
+        assert [e.title for e in later.issues[0].late] == ["Was a draft"] and later.issues[0].entries == ()
+        assert cycle(settings, monday(30), store).delivery is None  # W48: nothing left
+    finally:
+        store.close()
+    titles = ["First post", "Backdated notes", "Second post", "Was a draft"]
+    assert copies(settings, titles) == {(r, t): 1 for r in READERS for t in titles}
+
+
+def test_the_first_issue_does_not_mail_the_back_catalogue(tmp_path: Path) -> None:
+    posts = [Post(f"old{n}", f"Old post {n}", at(2) - timedelta(weeks=n)) for n in range(1, 6)]
+    settings = settings_for(write_site(tmp_path, [*posts, Post("new", "New post", at(12))], READERS))
+    report = pipeline.run_cycle(settings, monday(16), pipeline.select_week(settings, monday(16), "last"),
+                                clock=lambda: datetime.now(UTC))  # fmt: skip
+    assert [e.title for e in report.issues[0].entries] == ["New post"] and report.issues[0].late == ()
+    assert all(n == 0 for (_, title), n in copies(settings, [p.title for p in posts]).items())
+
+
+def test_a_rerun_after_a_stop_sends_the_very_same_issue(site: tuple[Path, Settings]) -> None:
+    root, settings = site
+    store = pipeline.open_store(settings)
+    try:
+        cycle(settings, monday(9), store)  # W45
+        add(root, "second", "Second post", at(11))
+        stop = threading.Event()
+        first = cycle(settings, monday(16), store, stop=stop, transports=lambda: StopAfter(settings.outbox, stop, 1))
+        assert first.delivery is not None and first.delivery.sent == 1 and first.delivery.outstanding == 2
+        add(root, "meanwhile", "Turned up meanwhile", at(5))  # dated in W45, visible only now
+        second = cycle(settings, monday(16), store)
+        assert second.delivery is not None and second.delivery.sent == 2
+        assert second.issues[0].late == () and [e.title for e in second.issues[0].entries] == ["Second post"]
+        third = cycle(settings, monday(23), store)
+        assert [e.title for e in third.issues[0].late] == ["Turned up meanwhile"]
+    finally:
+        store.close()
+    titles = ["Second post", "Turned up meanwhile"]
+    assert copies(settings, titles) == {(r, t): 1 for r in READERS for t in titles}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p.write_text(p.read_text().replace("the body", "the body, rewritten and longer")),
+        lambda p: p.write_text(p.read_text().replace('"Second post"', '"Second post (updated)"')),
+        lambda p: p.rename(p.with_name("2026-11-11-renamed.md")),
+        lambda p: p.write_text(p.read_text().replace("2026-11-11 10:00", "2026-11-11 11:30")),
+    ],
+    ids=["body edited", "title edited", "file renamed", "time corrected"],
+)
+def test_an_edited_post_is_not_mailed_again(site: tuple[Path, Settings], change: object) -> None:
+    root, settings = site
+    store = pipeline.open_store(settings)
+    try:
+        cycle(settings, monday(9), store)
+        post = add(root, "second", "Second post", at(11))
+        cycle(settings, monday(16), store)
+        change(post)  # type: ignore[operator]
+        report = cycle(settings, monday(23), store)
+        assert report.delivery is None and report.issues == ()
+    finally:
+        store.close()
+
+
+def test_an_entry_is_never_in_two_issues(site: tuple[Path, Settings]) -> None:
+    root, settings = site
+    store = pipeline.open_store(settings)
+    try:
+        cycle(settings, monday(9), store)  # W45
+        add(root, "backdated", "Backdated", at(5))
+        add(root, "w46", "Dated in W46", at(12))
+        # sent by hand as one window over W45 and W46, on Thursday of W46
+        window = cycle(settings, at(12, 20), store, week=None, since="2026-11-02", until="2026-11-15")
+        assert sorted(e.title for e in window.issues[0].entries) == ["Backdated", "Dated in W46"]
+        weekly = cycle(settings, monday(16), store)  # W46: everything in it went out already
+        assert weekly.delivery is None
+        again = cycle(settings, monday(16), store, week="2026-W45")  # W45 again: exactly what it carried
+        assert again.delivery is not None and again.delivery.sent == 0
+        assert [e.title for e in again.issues[0].entries] == ["First post"]
+    finally:
+        store.close()
+    titles = ["First post", "Backdated", "Dated in W46"]
+    assert copies(settings, titles) == {(r, t): 1 for r in READERS for t in titles}
+
+
+def test_a_dry_run_and_a_preview_record_nothing(site: tuple[Path, Settings]) -> None:
+    root, settings = site
+    store = pipeline.open_store(settings)
+    try:
+        cycle(settings, monday(9), store)
+        add(root, "late", "Late one", at(6))
+        dry = cycle(settings, monday(16), store, dry_run=True)
+        assert [e.title for e in dry.issues[0].late] == ["Late one"]
+        shown = pipeline.preview(settings, monday(16), pipeline.select_week(settings, monday(16), "last"), store=store)
+        assert [e.title for e in shown.issue.late] == ["Late one"]
+        assert "Late one" in shown.files["email.txt"].read_text("utf-8")
+        real = cycle(settings, monday(16), store)
+        assert [e.title for e in real.issues[0].late] == ["Late one"]
+    finally:
+        store.close()
+
+
+def test_the_weekly_service_carries_late_posts(site: tuple[Path, Settings]) -> None:
+    root, settings = site
+    scheduler.run_week(settings, monday(9))
+    add(root, "late", "Deployed on Tuesday", at(8, 23))  # Sunday night, on the site only after the send
+    result = scheduler.run_week(settings, monday(16))
+    assert [e.title for e in result.issues[0].late] == ["Deployed on Tuesday"]
+    assert scheduler.run_week(settings, monday(23)).delivery is None
+    assert copies(settings, ["Deployed on Tuesday"]) == {(r, "Deployed on Tuesday"): 1 for r in READERS}
+
+
+def test_record_issue_is_idempotent_and_an_entry_stays_with_its_first_issue(tmp_path: Path, ledger_url: str) -> None:
+    settings = settings_for(write_site(tmp_path, [Post("a", "A", at(10)), Post("b", "B", at(11))], []))
+    result = pipeline.build(settings, monday(16), pipeline.select_week(settings, monday(16), "last"))
+    issue = result.issue
+    store = Store(ledger_url)
+    try:
+        first = record_issue(store, issue, monday(16))
+        assert record_issue(store, issue, monday(23)) == first  # again: the same keys, nothing added
+        custom = pipeline.select_week(settings, monday(16), None, "2026-11-10", "2026-11-20")
+        other = record_issue(store, type(issue)(issue.site, custom, issue.entries), monday(16))
+        assert other == frozenset()  # both entries stay with the first issue
+        state = read_carried(store)[""]
+        assert state.first_start_at == issue.week.start_at
+        assert set(state.planned) == {issue.id, custom.label} and state.planned[issue.id] == first
+    finally:
+        store.close()
