@@ -84,10 +84,12 @@ def test_preview_eml_is_a_complete_message(site: Path) -> None:
     assert html is not None and "작은 언어 모델 벤치마크" in html.get_content()  # an outline item of the news post
 
 
-def test_preview_text_prints_the_text_part(site: Path) -> None:
+def test_preview_text_prints_what_a_subscriber_reads(site: Path) -> None:
     code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W47", "--text")
     assert code == 0
     assert "Setting up Korean fonts for plots" in out and "<" not in out.split("\n", 1)[0]
+    assert "DIGEST" not in out and "MARK" not in out  # no placeholder left for the sender
+    assert "subscriber@example.com" in out and "mailto:digest@notes.example.org" in out
 
 
 def test_run_delivers_once_to_the_maildir(site: Path) -> None:
@@ -205,6 +207,7 @@ def test_preview_serve_serves_and_rebuilds_when_a_post_changes(site: Path) -> No
     import os
     import socket
     import time
+    import urllib.error
     import urllib.request
 
     with socket.socket() as s:
@@ -213,6 +216,10 @@ def test_preview_serve_serves_and_rebuilds_when_a_post_changes(site: Path) -> No
     env = {**os.environ, "DIGEST_NOW": NOW}
     args = [sys.executable, "-m", "digest.cli", "preview", "--site", str(site), "--week", "2026-W47",
             "--serve", str(port)]  # fmt: skip
+    config = site / "digest.toml"  # an outbox chosen inside the output folder, filled by a send
+    config.write_text(config.read_text("utf-8") + '\n[outbox]\nmaildir = "_digest/outbox"\n', "utf-8")
+    assert invoke("send", "--site", str(site), "--week", "2026-W47")[0] == 0
+    assert list((site / "_digest" / "outbox" / "new").iterdir())
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def fetch() -> str:
@@ -228,6 +235,13 @@ def test_preview_serve_serves_and_rebuilds_when_a_post_changes(site: Path) -> No
 
     try:
         assert "Setting up Korean fonts for plots" in fetch()
+        # only the preview folder is served: never the outbox or anything else beside it
+        for path in ("/../outbox/", "/outbox/", "/../digest.toml", "/%2e%2e/subscribers.yaml"):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+                raise AssertionError(f"{path} was served")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 404
         post = site / "posts" / "2026-11-20-korean-fonts.md"
         post.write_text(post.read_text("utf-8").replace("Setting up Korean fonts", "Configuring Hangul fonts"))
         deadline = time.monotonic() + 20

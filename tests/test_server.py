@@ -45,6 +45,8 @@ def server(tmp_path: Path, http_server_factory: Any) -> HttpServer:
     write(out / "tags" / "rust" / "atom.xml", '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"/>')
     write(out / "notes.json", '{"private": true}')
     write(out / "email.eml", "From: preview\n\nnot for the web\n")
+    write(out / "preview" / "index.html", "<!doctype html><title>preview</title>")
+    write(out / "preview" / "email.html", "<!doctype html><title>preview</title>")
     write(out / "outbox" / "new" / "1.eml", "To: reader@example.com\n\nprivate\n")
     write(out / ".tmp-half", "half written")
     ledger = Ledger(settings.db_url)
@@ -168,6 +170,8 @@ def test_archive_folder_without_slash_redirects_to_the_slash(server: HttpServer)
     [
         "/email.eml",
         "/outbox/new/1.eml",
+        "/preview/",
+        "/preview/email.html",
         "/.tmp-half",
         "/notes.json",
         "/../digest.toml",
