@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import mailbox
+import re
 import shutil
 import subprocess
 import sys
@@ -344,3 +345,46 @@ def test_published_files_are_readable_by_the_web_server(
     assert files and {oct(p.stat().st_mode & 0o777) for p in files} == {oct(file_mode)}
     folders = [out, *(p for p in out.rglob("*") if p.is_dir())]
     assert {oct(p.stat().st_mode & 0o777) for p in folders} == {oct(folder_mode)}
+
+
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def test_raw_control_characters_never_reach_any_output(site: Path) -> None:
+    config = site / "digest.toml"
+    config.write_text(config.read_text("utf-8").replace('title = "', 'title = "\\u0007\\u0085'), "utf-8")
+    (site / "posts" / "2026-11-19-controls.md").write_text(
+        '---\ntitle: "Bell\\x07 and escape\\x1b in a title\\x7f"\ndate: 2026-11-19 12:00\n'
+        'tags: ["tab\\x0bbed", "ok"]\ndescription: "summary\\x08"\n---\n\nBody with \x0c form feed and \x7f.\n',
+        "utf-8",
+    )
+    assert invoke("preview", "--site", str(site), "--week", "2026-W47")[0] == 0
+    code, out, _ = invoke("run", "--site", str(site), "--week", "2026-W47")
+    assert code == 0, out
+    written = [p for p in (site / "_digest").rglob("*") if p.is_file()]
+    written += [p for p in outbox(site).rglob("*") if p.is_file() and p.name != ".gitignore"]
+    assert len(written) >= 20
+    for path in written:
+        text = path.read_bytes().decode("utf-8")
+        if path.suffix == ".eml" or "outbox" in path.parts:
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            text = "".join(str(p.get_content()) for p in message.walk() if p.get_content_maintype() == "text")
+            text += str(message["Subject"]) + str(message["From"])
+        assert not CONTROL.search(text), (path, CONTROL.findall(text))
+    assert "Bell and escape in a title" in (site / "_digest" / "feed.json").read_text("utf-8")
+
+
+def test_preview_says_truthfully_what_the_size_guard_did(site: Path) -> None:
+    long = "긴 문장이 계속 이어진다. A long sentence goes on and on. " * 400
+    for n in range(40):
+        (site / "posts" / f"2026-11-17-long-{n:02d}.md").write_text(
+            f"---\ntitle: Long post {n}\ndate: 2026-11-17 10:{n:02d}\n---\n\n{long}\n\n{long}\n", "utf-8"
+        )
+    code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W47", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["summarized"] and summary["omitted"] > 0
+    assert summary["html_kb"] <= summary["max_html_kb"] == 102
+    assert Path(summary["files"]["email.html"]).stat().st_size <= 102_000
+    code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W47")
+    shown = len(summary["entries"]) - summary["omitted"]
+    assert f"summaries of {shown} entries, {summary['omitted']} more left to the archive link" in out

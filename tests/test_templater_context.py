@@ -2,40 +2,51 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import lxml.html
 import pytest
 
 from digest.models import Heading
 from digest.templater import issue_url
-from digest.templater.context import absolute_anchors, add_alt_text, base_context, labels_of, outline_items
-from tests.support_templater import POST_URL, make_issue, make_settings, news_entry
+from digest.templater.bodies import prepare
+from digest.templater.context import base_context, labels_of, outline_items
+from tests.support_templater import POST_URL, make_issue, make_settings, make_site, news_entry
+
+
+def ready(body: str, *, email: bool = False, drop_toc: bool = False) -> str:
+    return prepare(body, POST_URL, "제목", drop_toc=drop_toc, email=email, site=make_site(), source="_posts/x.md")
 
 
 @pytest.mark.parametrize(
-    ("body", "expected"),
+    ("body", "alt"),
     [
-        ('<img src="a.png">', '<img alt="제목" src="a.png">'),
-        ('<img src="a.png" alt="">', '<img src="a.png" alt="">'),
-        ('<IMG SRC="a.png" ALT="x">', '<IMG SRC="a.png" ALT="x">'),
-        ('<img src="a.png" title="작은 그림">', '<img alt="작은 그림" src="a.png" title="작은 그림">'),
-        ("<img src='a.png' title='a \"q\"'>", "<img alt=\"a &quot;q&quot;\" src='a.png' title='a \"q\"'>"),
-        ("<p>no image</p>", "<p>no image</p>"),
+        ('<img src="a.png">', "제목"),
+        ('<img src="a.png" alt="">', ""),
+        ('<IMG SRC="a.png" ALT="x">', "x"),
+        ('<img src="a.png" title="작은 그림">', "작은 그림"),
+        ("<img src='a.png' title='a \"q\"'>", 'a "q"'),
     ],
 )
-def test_add_alt_text(body: str, expected: str) -> None:
-    assert add_alt_text(body, "제목") == expected
+def test_every_image_gets_alt_text(body: str, alt: str) -> None:
+    (img,) = lxml.html.fragment_fromstring(ready(body), create_parent="div").iter("img")
+    assert img.get("alt") == alt
+
+
+def test_a_body_without_images_is_unchanged() -> None:
+    assert ready("<p>no image, <code>&lt;img&gt;</code></p>") == "<p>no image, <code>&lt;img&gt;</code></p>"
 
 
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
         ('<a href="#item">x</a>', f'<a href="{POST_URL}#item">x</a>'),
-        ("<a class='c' href='#item'>x</a>", f"<a class='c' href='{POST_URL}#item'>x</a>"),
+        ("<a class='c' href='#item'>x</a>", f'<a class="c" href="{POST_URL}#item">x</a>'),
         ('<a href="https://x.example/#y">x</a>', '<a href="https://x.example/#y">x</a>'),
         ('<h3 id="#odd">x</h3>', '<h3 id="#odd">x</h3>'),
+        ('<pre><code>&lt;a href="#x"&gt;</code></pre>', '<pre><code>&lt;a href="#x"&gt;</code></pre>'),
     ],
 )
-def test_absolute_anchors(body: str, expected: str) -> None:
-    assert absolute_anchors(body, POST_URL) == expected
+def test_in_page_links_name_the_page(body: str, expected: str) -> None:
+    assert ready(body) == expected
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,7 @@ def test_email_head_and_frame() -> None:
     metas = {a.get("name"): a.get("content") for tag, a in tags if tag == "meta"}
     assert metas["color-scheme"] == "light dark"
     assert metas["supported-color-schemes"] == "light dark"
-    assert ("a", {"href": "https://blog.example.org/newsletter/2024-W10/", "style": "color:#6b7280"}) in tags
+    assert ("a", {"href": "https://blog.example.org/newsletter/2024-W10/", "style": "color:#4b5563"}) in tags
     assert rendered.archive_url == "https://blog.example.org/newsletter/2024-W10/"
     preheader = re.search(r'<div class="preheader" style="([^"]*)">([^<]*)</div>', rendered.html)
     assert preheader and "display:none" in preheader[1]
@@ -134,13 +134,44 @@ def test_over_the_size_limit_summaries_replace_bodies() -> None:
 
 @pytest.mark.parametrize(
     ("limit", "summarize", "expected"),
-    [(102_000, None, False), (2_000, None, True), (2_000, False, False), (102_000, True, True)],
+    [(102_000, None, False), (9_500, None, True), (9_500, False, False), (102_000, True, True)],
 )
 def test_summarize_choice(limit: int, summarize: bool | None, expected: bool) -> None:
     rendered = render_email(make_issue(), make_settings(max_html_bytes=limit), summarize=summarize)
     assert rendered.summarized is expected
     assert ("메모리 4GB" in rendered.html) is not expected
-    assert rendered.html_size == len(rendered.html.encode("utf-8"))
+    marks = rendered.html.count(UNSUBSCRIBE_URL_MARK) + rendered.html.count(RECIPIENT_EMAIL_MARK)
+    assert rendered.html_size == len(rendered.html.encode("utf-8")) + 256 * marks
+
+
+@pytest.mark.parametrize(
+    ("count", "limit_kb", "summarized", "omitted"),
+    [
+        (12, 250, False, 0),  # full posts fit
+        (12, 102, True, 0),  # 214 KB with full posts: summaries
+        (40, 102, True, 0),  # 75 KB of summaries
+        (40, 60, True, 9),  # summaries of the first 31, the rest left to the archive link
+        (40, 20, True, 33),
+        (40, 7, True, 40),  # only the frame and the link fit
+    ],
+)
+def test_the_size_guard_holds_for_the_final_bytes(count: int, limit_kb: int, summarized: bool, omitted: int) -> None:
+    issue = big_issue(count)
+    rendered = render_email(issue, make_settings(max_html_bytes=limit_kb * 1000))
+    assert (rendered.summarized, rendered.omitted) == (summarized, omitted)
+    assert rendered.html_size <= limit_kb * 1000
+    assert len(rendered.issue.all_entries) == count - omitted
+    # what a subscriber gets: the placeholders replaced by the longest values the sender puts in
+    delivered = rendered.html.replace(UNSUBSCRIBE_URL_MARK, "u" * 256).replace(RECIPIENT_EMAIL_MARK, "e" * 254)
+    assert len(delivered.encode("utf-8")) <= limit_kb * 1000
+    more = KOREAN.more_in_archive.format(count=omitted)
+    assert (more in rendered.html) is (omitted > 0) and (more in rendered.text) is (omitted > 0)
+    assert rendered.text.count(KOREAN.read_more) == (count - omitted if summarized else 0)
+
+
+def test_a_limit_smaller_than_the_frame_is_a_one_line_error() -> None:
+    with pytest.raises(TemplateError, match=r"output.max_html_kb = 3 is smaller than an email without any entry"):
+        render_email(big_issue(3), make_settings(max_html_bytes=3_000))
 
 
 @pytest.mark.parametrize(

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
 from digest.config import Settings
-from digest.models import PREFERENCES_URL_MARK, RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Entry, Heading, Issue
+from digest.models import PREFERENCES_URL_MARK, RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Entry, Heading, Issue, Site
+from digest.templater.bodies import prepare
 from digest.templater.env import fmt_date, last_day
 from digest.templater.feeds import ATOM, RSS, feed_links
 from digest.templater.labels import labels_for
 from digest.text import is_toc_heading
-
-_IMG_TAG = re.compile(r"<img\b[^>]*>", re.I)
-_HAS_ALT = re.compile(r"\salt\s*=", re.I)
-_TITLE_ATTR = re.compile(r"""\stitle\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
-_PAGE_ANCHOR = re.compile(r"""(<a\b[^>]*?\shref\s*=\s*)(["'])#""", re.I)
 
 
 def output_url(settings: Settings, language: str = "") -> str:
@@ -34,25 +27,6 @@ def issue_url(issue: Issue, settings: Settings) -> str:
     window link to the archive index instead."""
     base = output_url(settings, issue.language)
     return f"{base}{issue.week.label}/" if issue.entries and not issue.week.custom else base
-
-
-def add_alt_text(body_html: str, fallback: str) -> str:
-    """Give every <img> an alt attribute: its title if it has one, else the entry's title."""
-
-    def fix(match: re.Match[str]) -> str:
-        tag = match.group(0)
-        if _HAS_ALT.search(tag):
-            return tag
-        title = _TITLE_ATTR.search(tag)
-        text = html.unescape(title.group(1) or title.group(2) or "") if title else ""
-        return tag[:4] + f' alt="{html.escape(text or fallback, quote=True)}"' + tag[4:]
-
-    return _IMG_TAG.sub(fix, body_html)
-
-
-def absolute_anchors(body_html: str, page_url: str) -> str:
-    """`href="#x"` points into the post's own page; in an email or a feed it must name that page."""
-    return _PAGE_ANCHOR.sub(lambda m: f"{m.group(1)}{m.group(2)}{html.escape(page_url, quote=True)}#", body_html)
 
 
 @dataclass(frozen=True)
@@ -92,10 +66,19 @@ def labels_of(entry: Entry) -> tuple[str, ...]:
     return tuple(seen.values())
 
 
-def entry_view(entry: Entry, tz: ZoneInfo, *, summarize: bool) -> EntryView:
-    # Bodies come from the collector's Markdown renderer: trusted HTML, never escaped again.
-    body = Markup(absolute_anchors(add_alt_text(entry.body_html, entry.title), entry.url))
-    summary = Markup(absolute_anchors(add_alt_text(entry.summary_html, entry.title), entry.url))
+def entry_view(entry: Entry, site: Site, *, summarize: bool, email: bool = False) -> EntryView:
+    outline = outline_items(entry.outline)
+
+    def ready(fragment: str) -> Markup:
+        # Bodies come from the collector's Markdown renderer: HTML made safe for its output, never escaped again.
+        html = prepare(
+            fragment, entry.url, entry.title, drop_toc=bool(outline), email=email, site=site, source=entry.source
+        )
+        return Markup(html)
+
+    summary = ready(entry.summary_html)
+    body = summary if summarize else ready(entry.body_html)
+    tz = site.tz
     return EntryView(
         entry=entry,
         title=entry.title,
@@ -103,14 +86,15 @@ def entry_view(entry: Entry, tz: ZoneInfo, *, summarize: bool) -> EntryView:
         date=fmt_date(entry.published_at, tz),
         iso=entry.published_at.isoformat(),
         labels=labels_of(entry),
-        outline=outline_items(entry.outline),
-        body=summary if summarize else body,
+        outline=outline,
+        body=body,
         summary=summary,
         summarized=summarize,
     )
 
 
-def base_context(issue: Issue, settings: Settings, *, summarize: bool = False) -> dict[str, Any]:
+def base_context(issue: Issue, settings: Settings, *, summarize: bool = False, email: bool = False) -> dict[str, Any]:
+    """What every template sees; `email` prepares the bodies for mail clients (see bodies.py)."""
     tz = issue.site.tz
     out = output_url(settings, issue.language)
     return {
@@ -118,8 +102,8 @@ def base_context(issue: Issue, settings: Settings, *, summarize: bool = False) -
         "lang": issue.lang,
         "week": issue.week,
         "issue": issue,
-        "entries": [entry_view(e, tz, summarize=summarize) for e in issue.entries],
-        "late": [entry_view(e, tz, summarize=summarize) for e in issue.late],
+        "entries": [entry_view(e, issue.site, summarize=summarize, email=email) for e in issue.entries],
+        "late": [entry_view(e, issue.site, summarize=summarize, email=email) for e in issue.late],
         "summarized": summarize,
         "issue_url": issue_url(issue, settings),
         "archive_url": out,
@@ -135,4 +119,6 @@ def base_context(issue: Issue, settings: Settings, *, summarize: bool = False) -
         "preferences_url": PREFERENCES_URL_MARK if settings.email.public_url else "",
         "welcome": "",  # the welcome email's opening paragraph (templater.render_welcome)
         "welcome_no_issue": "",
+        "omitted": 0,  # entries a long email leaves to the archive (render_email sets it)
+        "more_url": "",
     }

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 from markupsafe import Markup
 
 from digest.config import Settings
 from digest.errors import TemplateError
-from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Issue, RenderedIssue
-from digest.templater.context import base_context, issue_url
+from digest.models import PREFERENCES_URL_MARK, RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Issue, RenderedIssue
+from digest.templater.context import base_context, issue_url, output_url
 from digest.templater.env import render, render_string
 from digest.templater.labels import labels_for
 from digest.templater.text import render_text
@@ -66,13 +67,36 @@ def inline_css(html: str) -> str:
 
 
 def _sized(html: str) -> int:
-    marks = html.count(UNSUBSCRIBE_URL_MARK) + html.count(RECIPIENT_EMAIL_MARK)
+    """The HTML's size as delivered: each placeholder counted at the most its substitute can take."""
+    marks = sum(html.count(mark) for mark in (UNSUBSCRIBE_URL_MARK, RECIPIENT_EMAIL_MARK, PREFERENCES_URL_MARK))
     return len(html.encode("utf-8")) + marks * MARK_ALLOWANCE
 
 
+# Words that break inside a script's lines: Korean keeps its words whole (it has spaces between them);
+# Japanese and Chinese break between characters but not before closing punctuation (line-break: strict).
+# word-wrap, the old name of overflow-wrap, is the one mail clients know; it breaks a long URL.
+_SCRIPT_RULES = {
+    "ko": "word-break: keep-all; word-wrap: break-word;",
+    "ja": "word-break: normal; line-break: strict; word-wrap: break-word;",
+    "zh": "word-break: normal; line-break: strict; word-wrap: break-word;",
+}
+
+
+def script_css(lang: str) -> str:
+    """The line-breaking rules of the issue's script, for the email's <style> (inlined by premailer)."""
+    rules = _SCRIPT_RULES.get(lang.lower().replace("_", "-").split("-")[0], "word-wrap: break-word;")
+    return f"body, td {{ {rules} }}"  # both inherit it; td, because some clients reset table cells
+
+
 def _render_html(issue: Issue, settings: Settings, extra: dict[str, Any], *, summarize: bool) -> str:
-    context = base_context(issue, settings, summarize=summarize) | extra
+    context = base_context(issue, settings, summarize=summarize, email=True) | extra
     return inline_css(render(settings.output.templates, "email.html.j2", context, language=issue.lang))
+
+
+def _first(issue: Issue, count: int) -> Issue:
+    """The issue cut to its first `count` entries (its own first, then the late arrivals)."""
+    own = issue.entries[:count]
+    return replace(issue, entries=own, late=issue.late[: max(0, count - len(own))])
 
 
 def render_email(
@@ -85,21 +109,33 @@ def render_email(
 ) -> RenderedIssue:
     """HTML (CSS inlined) and text of one issue, with the sender's placeholders left in.
 
-    summarize=None chooses: full bodies, or summaries when the HTML would exceed output.max_html_bytes.
-    `subject` and `extra_context` are for the welcome email (see pages.render_welcome).
+    summarize=None chooses, so the HTML as delivered stays within output.max_html_kb (Gmail clips larger
+    messages): full posts; else summaries; else summaries of the first entries and a link to the archive
+    for the rest (as many as fit). The result is measured, never estimated. `subject` and `extra_context`
+    are for the welcome email (see pages.render_welcome).
     """
+    limit = settings.output.max_html_bytes
     subject = subject or render_subject(issue, settings)
-    preheader = make_preheader(issue)
-    extra = {"subject": subject, "preheader": preheader, "preheader_padding": PREHEADER_PADDING}
+    extra: dict[str, Any] = {
+        "subject": subject,
+        "preheader": make_preheader(issue),
+        "preheader_padding": PREHEADER_PADDING,
+        "script_css": script_css(issue.lang),
+        "omitted": 0,
+        "more_url": "",
+    }
     extra |= extra_context or {}
-    if summarize is None:
+    shown = issue
+    if summarize is not None:
+        html = _render_html(issue, settings, extra, summarize=summarize)
+    else:
         html = _render_html(issue, settings, extra, summarize=False)
-        summarize = _sized(html) > settings.output.max_html_bytes
+        summarize = _sized(html) > limit
         if summarize:
             html = _render_html(issue, settings, extra, summarize=True)
-    else:
-        html = _render_html(issue, settings, extra, summarize=summarize)
-    text = render_text(issue, settings, summarize=summarize, extra=extra)
+        if _sized(html) > limit:
+            shown, html, extra = _fewer(issue, settings, extra, limit)
+    text = render_text(shown, settings, summarize=summarize, extra=extra)
     for name, part in (("email.html.j2", html), ("email.txt.j2", text)):
         if UNSUBSCRIBE_URL_MARK not in part:
             # Delivery would send mail without a way out; an overriding template must keep the link.
@@ -107,12 +143,44 @@ def render_email(
                 "the template has no unsubscribe link", "put {{ unsubscribe_url }} into it", source=name
             )
     return RenderedIssue(
-        issue=issue,
+        issue=shown,
         subject=subject,
         html=html,
         text=text,
-        preheader=preheader,
+        preheader=extra["preheader"],
         archive_url=issue_url(issue, settings),
         summarized=summarize,
-        html_size=len(html.encode("utf-8")),
+        html_size=_sized(html),
+        omitted=len(issue.all_entries) - len(shown.all_entries),
     )
+
+
+def _fewer(issue: Issue, settings: Settings, extra: dict[str, Any], limit: int) -> tuple[Issue, str, dict[str, Any]]:
+    """The most entries (summarised) that fit, found by bisection over the rendered size; the rest are
+    named by a link to the archive: the issue's page when only its own entries are cut, else the index."""
+    total = len(issue.all_entries)
+
+    def attempt(count: int) -> tuple[Issue, str, dict[str, Any]]:
+        cut = _first(issue, count)
+        cut_late = len(cut.late) < len(issue.late)
+        more_url = output_url(settings, issue.language) if cut_late or not issue.entries else issue_url(issue, settings)
+        more = extra | {"omitted": total - count, "more_url": more_url}
+        return cut, _render_html(cut, settings, more, summarize=True), more
+
+    best = attempt(0)
+    if _sized(best[1]) > limit:
+        raise TemplateError(
+            f"output.max_html_kb = {limit // 1000} is smaller than an email without any entry "
+            f"({_sized(best[1]) / 1000:.1f} KB)",
+            "raise output.max_html_kb (Gmail clips at 102)",
+            source=str(settings.config_file or ""),
+        )
+    low, high = 0, total - 1  # `low` fits; summaries of all `total` did not
+    while low < high:
+        middle = (low + high + 1) // 2
+        candidate = attempt(middle)
+        if _sized(candidate[1]) <= limit:
+            low, best = middle, candidate
+        else:
+            high = middle - 1
+    return best

@@ -12,7 +12,7 @@ from digest.templater.email import make_preheader, render_subject
 from digest.templater.env import render
 from digest.templater.feeds import FEEDS, FeedInput, FeedItem
 from digest.templater.labels import labels_for
-from digest.text import xml_safe
+from digest.text import strip_controls, xml_safe
 
 
 def issue_tag_uri(issue: Issue, settings: Settings) -> str:
@@ -31,7 +31,7 @@ def categories_of(issues: Sequence[Issue]) -> tuple[str, ...]:
     for issue in issues:
         for entry in issue.entries:
             for label in labels_of(entry):
-                seen.setdefault(label.casefold(), xml_safe(label))
+                seen.setdefault(label.casefold(), strip_controls(label))
     return tuple(seen[k] for k in sorted(seen))
 
 
@@ -41,7 +41,7 @@ def _item(issue: Issue, settings: Settings) -> FeedItem:
         id=issue_tag_uri(issue, settings),
         url=issue_url(issue, settings),
         title=render_subject(issue, settings),
-        summary=make_preheader(issue),
+        summary=strip_controls(make_preheader(issue)),
         content_html=xml_safe(body.strip()),
         updated_at=issue.updated_at,
         categories=categories_of([issue]),
@@ -66,10 +66,10 @@ def render_feeds(
             id=out + path,
             url=out + path + kind.file,
             home_url=out,
-            title=title or site.title,
-            description=site.description or labels_for(lang).weekly_digest.format(site=site.title),
+            title=strip_controls(title or site.title),
+            description=strip_controls(site.description or labels_for(lang).weekly_digest.format(site=site.title)),
             language=lang,
-            author=site.author or site.title,
+            author=strip_controls(site.author or site.title),
             items=items,
             categories=categories_of(latest),
         )

@@ -19,5 +19,6 @@ def render_text(issue: Issue, settings: Settings, *, summarize: bool, extra: dic
     def totext(fragment: str | Markup) -> str:
         return html_to_text(str(fragment), refs)
 
-    context = base_context(issue, settings, summarize=summarize) | {"refs": refs, "totext": totext} | (extra or {})
+    context = base_context(issue, settings, summarize=summarize, email=True) | {"refs": refs, "totext": totext}
+    context |= extra or {}
     return render(settings.output.templates, "email.txt.j2", context, language=issue.lang)
