@@ -296,7 +296,7 @@ ROWS = [
     row("template variable", template("issue_body.html.j2", "{{ nope.x }}"), ["publish"], 1, "issue_body.html.j2"),
     # the file system
     row("output is a file", both(file_in_the_way("out"), key("output", "dir", "out")), ["preview"], 1, "output.dir"),
-    row("state is a file", file_in_the_way(".digest"), ["send"], 1, "state.dir"),
+    row("state is a file", both(file_in_the_way("state"), key("state", "dir", "state")), ["send"], 1, "state.dir"),
     row("corrupt ledger", corrupt_sqlite, ["send"], 1, "state database"),
     row("outbox is a file", both(file_in_the_way("box"), key("outbox", "maildir", "box")), ["send"], 1, "outbox"),
     pytest.param(full_disk_for_output, ["publish"], 1, "No space left", marks=ROOT_ONLY, id="full disk (output)"),
