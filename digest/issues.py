@@ -83,16 +83,16 @@ def history(
     return [(week, tuple(entries)) for week, entries in ordered]
 
 
-def short_of_history(pools: Mapping[str, Sequence[Entry]], site: Site, horizon_at: datetime, count: int) -> bool:
-    """True while nothing was found at all, or a language found has fewer than `count` weeks with entries
-    before `horizon_at`: the feeds need entries from further back."""
+def weeks_missing(pools: Mapping[str, Sequence[Entry]], site: Site, horizon_at: datetime, count: int) -> int:
+    """How many more weeks with entries the language furthest from `count` needs before `horizon_at` (0: the
+    feeds have what they need); `count` while nothing was found at all. Languages found with no entry are
+    not waited for."""
     if not any(pools.values()):
-        return True
+        return count
     limit = horizon_at.timestamp()
+    missing = 0
     for pool in pools.values():
-        if not pool:
-            continue
-        labels = {week_of(e.published_at, site).label for e in pool if e.published_at.timestamp() < limit}
-        if len(labels) < count:
-            return True
-    return False
+        if pool:
+            labels = {week_of(e.published_at, site).label for e in pool if e.published_at.timestamp() < limit}
+            missing = max(missing, count - len(labels))
+    return missing

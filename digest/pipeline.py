@@ -131,8 +131,9 @@ def feed_horizon(settings: Settings, now_at: datetime, week: Week) -> datetime:
 
 
 # The feeds need the last `feed_issues` weeks with entries of every language; when the first window does
-# not hold them (a quiet blog, a rare language) the look-back doubles, each pass collecting only the
-# period before the previous one, down to the collector's "since the beginning".
+# not hold them (a quiet blog, a rare language) the look-back goes further, each pass collecting only the
+# period before the previous one: first as many weeks as are missing (twice, for the gaps), then twice as
+# far each time nothing more turns up, down to the collector's "since the beginning".
 _LOOKBACK_FLOOR_AT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -145,18 +146,22 @@ def _gather(
     entries = {e.id: e for e in found.entries}
     problems = dict.fromkeys(found.problems)
     low: datetime | None = since_at
-    span = max(horizon_at - since_at, timedelta(weeks=count))
-    while low is not None and issues.short_of_history(
-        issues.by_language(entries.values(), site), site, horizon_at, count
-    ):
-        span *= 2
-        earlier: datetime | None = horizon_at - span
+    step = timedelta(0)
+    while low is not None:
+        missing = issues.weeks_missing(issues.by_language(entries.values(), site), site, horizon_at, count)
+        if not missing:
+            break
+        step = max(step * 2, timedelta(weeks=2 * missing))
+        earlier: datetime | None = low - step
         if earlier is not None and earlier < _LOOKBACK_FLOOR_AT:
             earlier = None
+        before = len(entries)
         more = collector.collect(site, low - timedelta(microseconds=1), earlier)
         for entry in more.entries:
             entries.setdefault(entry.id, entry)
         problems.update(dict.fromkeys(more.problems))
+        if len(entries) > before:
+            step = timedelta(0)  # found some: the next step is sized by what is still missing
         low = earlier
     ordered = sorted(entries.values(), key=lambda e: (-e.published_at.timestamp(), e.source, e.id))
     return ordered, tuple(problems), found.scanned

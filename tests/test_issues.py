@@ -139,9 +139,9 @@ def test_by_language_groups_by_issue_language() -> None:
     assert {k: [e.title for e in v] for k, v in grouped.items()} == {"": ["a", "b"], "ja": ["c"]}
 
 
-def test_short_of_history() -> None:
+def test_weeks_missing() -> None:
     horizon = W47.end_at
-    assert issues.short_of_history({}, SITE, horizon, 1)  # nothing found yet: look further back
-    assert issues.short_of_history({"": POOL}, SITE, horizon, 4)
-    assert not issues.short_of_history({"": POOL, "ko": ()}, SITE, horizon, 3)
-    assert issues.short_of_history({"": POOL, "ko": (entry(1, "x", language="ko"),)}, SITE, horizon, 3)
+    assert issues.weeks_missing({}, SITE, horizon, 5) == 5  # nothing found yet: look further back
+    assert issues.weeks_missing({"": POOL}, SITE, horizon, 4) == 1  # W47, W46, W45 found
+    assert issues.weeks_missing({"": POOL, "ko": ()}, SITE, horizon, 3) == 0  # an empty language is not waited for
+    assert issues.weeks_missing({"": POOL, "ko": (entry(1, "x", language="ko"),)}, SITE, horizon, 3) == 2
