@@ -738,8 +738,11 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
     site_config = f"; site config {settings.site_config_file}" if settings.site_config_file else ""
     found.append(Finding("config", "ok", f"{config}{site_config}"))
 
+    built: list[Build] = []
+
     def posts() -> Finding:
         result = build(settings, now_at, select_week(settings, now_at, "last"))
+        built.append(result)
         problems = result.problems
         detail = f"{result.scanned} files in {len(settings.site.source_dirs)} folder(s); last week has "
         detail += f"{len(result.issue.entries)} entries; {len(problems)} file(s) skipped"
@@ -767,6 +770,19 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
         detail = f"{settings.subscribers}: {len(subs)} ({sum(s.active for s in subs)} active)"
         if problems:
             return Finding("subscribers", "fail", detail + f"; {len(problems)} problem(s)", str(problems[0]))
+        wanted = {text.issue_language(s.language, settings.site.language) for s in subs if s.active}
+        if built and len(wanted | set(built[0].languages)) > 1:
+            shown = ", ".join(lang or settings.site.language for lang in sorted(wanted))
+            detail += f"; languages {shown}"
+            unknown = sorted(wanted - set(built[0].languages))
+            if unknown:
+                return Finding(
+                    "subscribers",
+                    "warn",
+                    detail,
+                    f"no recent post is in {', '.join(unknown)}: those subscribers get nothing until one is "
+                    "(check their `language`: a language tag such as ko or zh-Hant)",
+                )
         return Finding("subscribers", "ok", detail)
 
     def folders() -> Finding:

@@ -191,3 +191,18 @@ def test_the_unsubscribe_link_of_a_korean_issue_carries_its_language(site: Path)
     got = messages(site)
     assert "&lang=ko" in str(got["minjun@example.org"]["List-Unsubscribe"])
     assert "lang=" not in str(got["ada@example.com"]["List-Unsubscribe"])
+
+
+def test_check_warns_about_a_subscribers_language_nobody_writes_in(site: Path) -> None:
+    status, out, _ = invoke("check", "--site", str(site), "--json")
+    found = {f["check"]: f for f in json.loads(out)}
+    assert (
+        status == 0
+        and found["subscribers"]["level"] == "ok"
+        and "languages en, ja, ko" in found["subscribers"]["detail"]
+    )
+    subscribers = site / "subscribers.yaml"
+    subscribers.write_text(subscribers.read_text("utf-8") + "  - email: typo@example.com\n    language: kr\n", "utf-8")
+    status, out, _ = invoke("check", "--site", str(site), "--json")
+    found = {f["check"]: f for f in json.loads(out)}
+    assert found["subscribers"]["level"] == "warn" and "no recent post is in kr" in found["subscribers"]["fix"]
