@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import main
+from digest.config import load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "site"
 NOW = "2026-11-23T09:00:00+09:00"  # week 2026-W47 has just ended
@@ -77,10 +78,13 @@ def test_a_bad_date_is_one_warning_and_the_week_goes_out(
     result = CliRunner().invoke(main, [*command, "--site", str(site)], env={"DIGEST_NOW": NOW, "DIGEST_SECRET": SECRET})
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     check_output(result.exit_code, result.stdout, result.stderr, where, message)
+    settings = load_settings(site=site, env={**os.environ, "DIGEST_SECRET": SECRET})
     if command[0] in ("send", "run"):
-        assert len(mailbox.Maildir(site / "_digest" / "outbox", create=False)) == 3  # the 3 active subscribers
-    if command[0] in ("publish", "run", "preview"):
-        assert (site / "_digest" / "2026-W47" / "index.html").is_file()
+        assert len(mailbox.Maildir(settings.outbox, create=False)) == 3  # the 3 active subscribers
+    if command[0] in ("publish", "run"):
+        assert (settings.output.dir / "2026-W47" / "index.html").is_file()
+    if command[0] == "preview":  # previews are written apart from the published files
+        assert (settings.output.dir / "preview" / "2026-W47" / "index.html").is_file()
 
 
 def _without_root_file_access() -> None:
