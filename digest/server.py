@@ -236,13 +236,50 @@ class Guard:
         LOG.info("%s %s %d", escape_controls(str(scope.get("method", ""))), escape_controls(path), status[0])
 
 
+class ProviderEvents:
+    """`POST /events/ses?token=…`: Amazon SNS posts SES bounce and complaint events here (subscribe the
+    topic to the URL `digest check` prints). Always 200 once the URL is valid, so SNS stops retrying a post
+    it delivered; the log says what was applied."""
+
+    def __init__(self, settings: Settings, store: pipeline.Store, clock: Callable[[], datetime]):
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+
+    async def post(self, request: Request) -> Response:
+        if not self.settings.secret:
+            return JSONResponse({"error": "no DIGEST_SECRET"}, status_code=503, headers=NO_STORE)
+        body = await request.body()
+        if len(body) > 256_000:
+            return JSONResponse({"error": "too large"}, status_code=413, headers=NO_STORE)
+        token = request.query_params.get("token", "")
+        try:
+            post, findings = await run_in_threadpool(
+                pipeline.provider_events, self.settings, token, body, self.clock(), self.store
+            )
+        except TokenError as exc:
+            LOG.info("provider event refused: %s", exc.message)
+            return JSONResponse({"error": exc.message}, status_code=400, headers=NO_STORE)
+        except OSError as exc:  # confirming the subscription failed: SNS sends the confirmation again
+            LOG.warning("SNS subscription not confirmed: %s", escape_controls(str(exc)))
+            return JSONResponse({"error": "confirmation failed"}, status_code=502, headers=NO_STORE)
+        for found in findings:
+            LOG.info("SES %s for %s%s", found.kind, mask_email(found.email) if found.email else "an unknown address",
+                     f": now {found.status}" if found.status else "")  # fmt: skip
+        if post.kind != "events" or not findings:
+            LOG.info("SNS post: %s", escape_controls(post.kind + (f" ({post.reason})" if post.reason else "")))
+        return JSONResponse({"ok": True, "kind": post.kind, "applied": len(findings)}, headers=NO_STORE)
+
+
 def create_app(settings: Settings, store: pipeline.Store, clock: Callable[[], datetime]) -> Starlette:
     unsubscribe = Unsubscribe(settings, store, clock)
     files = OutputFiles(settings)
     readers = Readers(settings, store, clock)
+    events = ProviderEvents(settings, store, clock)
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route(f"/{pipeline.EVENTS_PATH}", events.post, methods=["POST"]),
             Route("/unsubscribe", unsubscribe.get, methods=["GET"]),
             Route("/unsubscribe", unsubscribe.post, methods=["POST"]),
             *readers.routes(),

@@ -73,6 +73,15 @@ class EmailSettings:
 
 
 @dataclass(frozen=True)
+class SesSettings:
+    """[ses]: Amazon SES as the transport (the v2 API; credentials from the usual AWS environment/profile)."""
+
+    region: str = option("", to_str)  # e.g. "eu-west-1"; set = SES is chosen by delivery.transport = "auto"
+    endpoint_url: str = option("", to_url)  # another endpoint (a VPC endpoint, a local test server)
+    configuration_set: str = option("", to_str)  # SES configuration set (event publishing to SNS)
+
+
+@dataclass(frozen=True)
 class SmtpSettings:
     host: str = option("", to_str)  # empty: deliver to the Maildir outbox
     port: int = option(587, to_pos_int)
@@ -89,7 +98,8 @@ class SmtpSettings:
 class DeliveryPolicy:
     """[delivery]: how hard and how fast any transport is driven, and how failures are retried."""
 
-    transport: str = option("auto", to_str)  # a name from the transport registry; auto: SMTP if set, else Maildir
+    # a name from the transport registry; auto: SMTP if smtp.host is set, else SES if ses.region, else Maildir
+    transport: str = option("auto", to_str)
     connections: int = option(4, to_pos_int)
     rate_per_second: float = option(0.0, to_float)  # 0 = unlimited
     rate_per_hour: int = option(0, to_int)
@@ -178,6 +188,7 @@ SECTIONS: dict[str, type] = {
     "output": OutputSettings,
     "email": EmailSettings,
     "smtp": SmtpSettings,
+    "ses": SesSettings,
     "delivery": DeliveryPolicy,
     "subscribers": SubscribersSection,
     "outbox": OutboxSection,
@@ -199,6 +210,7 @@ class Settings:
     output: OutputSettings = OutputSettings()
     email: EmailSettings = EmailSettings()
     smtp: SmtpSettings = SmtpSettings()
+    ses: SesSettings = SesSettings()
     delivery: DeliveryPolicy = DeliveryPolicy()
     schedule: ScheduleSettings = ScheduleSettings()
     server: ServerSettings = ServerSettings()

@@ -17,6 +17,7 @@ from .mailbox import read as read_mailbox
 from .message import MessageFactory, Variant, message_id_for
 from .notices import build_notice
 from .outcome import DEFERRED, FAILED, SENT, SendResult, classify
+from .providers import SnsPost, read_sns, trusted_confirm_url
 from .roster import Request, Roster, SyncReport
 from .store import SCHEMA_VERSION, Store, open_store, safe_url
 from .suppressions import Suppressions
@@ -63,6 +64,9 @@ __all__ = [
     "SyncReport",
     "build_notice",
     "classify_returned",
+    "read_sns",
+    "trusted_confirm_url",
+    "SnsPost",
     "is_hard",
     "describe_mailbox",
     "link_url",

@@ -72,6 +72,7 @@ class _Run:
     stopped: str = ""
     errors: list[BaseException] = field(default_factory=list)
     opened: int = 0
+    fatal: BaseException | None = None  # what stopped the run (a transport that refuses, a failing database)
     recorder: Recorder = field(init=False)  # each round of workers has its own
 
     def halt(self, reason: str) -> None:
@@ -81,9 +82,12 @@ class _Run:
         self.stop.set()
 
     def fail(self, error: BaseException) -> None:
-        """A worker cannot go on: keep the error (reported once, not per thread) and stop the others."""
+        """A worker cannot go on: keep the error (reported once, not per thread) and stop the others; the
+        run then ends with it (the ledger keeps what was done, a rerun resumes)."""
         with self.lock:
             self.errors.append(error)
+            if self.fatal is None:
+                self.fatal = error
         self.halt(str(error) if isinstance(error, DigestError) else f"internal error: {error!r}")
 
     def count(self, result: SendResult) -> None:
@@ -202,6 +206,8 @@ def _round(run: _Run, connections: int) -> None:
     ledger_errors = [e for e in run.errors if isinstance(e, LedgerError)]
     if ledger_errors:  # what was committed stands; the report cannot be read
         raise ledger_errors[0]
+    if run.fatal is not None:  # e.g. the provider refuses the sender: one line that says what to fix
+        raise run.fatal
     if not run.opened and run.errors:
         raise run.errors[0]
 

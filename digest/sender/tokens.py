@@ -32,6 +32,8 @@ PURPOSES: dict[str, tuple[bytes, str, int]] = {
     "confirm": (b"digest-confirm\x00", "confirmation link", 7),
     "preferences": (b"digest-preferences\x00", "preferences link", 365),
     "change": (b"digest-change-address\x00", "confirmation link", 7),
+    # the URL a mail provider posts bounce and complaint events to: one per site, kept for years
+    "events": (b"digest-provider-events\x00", "events URL", 36500),
 }
 # Kept for readers of the old constant: the unsubscribe domain, unchanged, so issued links stay valid.
 DOMAIN = PURPOSES["unsubscribe"][0]

@@ -50,6 +50,12 @@ def _smtp(settings: Settings) -> TransportFactory:
     return lambda: SmtpTransport(settings.smtp, envelope_from=envelope_from)
 
 
+def _ses(settings: Settings) -> TransportFactory:
+    from .ses import SesTransport  # boto3 is imported only when SES is used
+
+    return lambda: SesTransport(settings)
+
+
 def _maildir(settings: Settings) -> TransportFactory:
     return lambda: MaildirTransport(settings.outbox)
 
@@ -64,6 +70,7 @@ class TransportKind:
 
 REGISTRY: tuple[TransportKind, ...] = (
     TransportKind("smtp", lambda s: bool(s.smtp.host), _smtp, lambda s: f"SMTP {s.smtp.host}:{s.smtp.port}"),
+    TransportKind("ses", lambda s: bool(s.ses.region), _ses, lambda s: f"Amazon SES {s.ses.region}"),
     TransportKind("maildir", lambda s: True, _maildir, lambda s: f"Maildir {s.outbox}"),
 )
 
