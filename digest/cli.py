@@ -663,6 +663,43 @@ def bounces(ctx: Context, as_json: bool) -> None:
         out.print(line)
 
 
+def _review_week(ctx: Context, week: str | None) -> tuple[str, datetime]:
+    """The week of the next send (whose preview the owner reviews), or the one --week names."""
+    from digest import scheduler
+
+    now_at = clock()
+    if week:
+        return pick_week(ctx, now_at, week, None, None).label, now_at
+    coming = scheduler.next_runs(ctx.settings, 1, now_at)
+    return pipeline.job_week(ctx.settings, coming[0] if coming else now_at).label, now_at
+
+
+@main.command()
+@site_options
+@click.option("--week", "week", help="The issue; default: the one the next scheduled send sends.")
+@click.option("--note", help="An editor's note (Markdown) shown above the posts.")
+@click.option("--note-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="The note from a file.")
+@fail_on_error
+def approve(ctx: Context, week: str | None, note: str | None, note_file: Path | None) -> None:
+    """Approve an issue for the service to send (schedule.review), with an optional editor's note."""
+    if note_file is not None:
+        note = note_file.read_text("utf-8")
+    label, now_at = _review_week(ctx, week)
+    review = pipeline.decide_review(ctx.settings, label, "approve", now_at, by="command line", note=note)
+    out.print(f"week {label}: approved" + ("; with an editor's note" if review.note.strip() else ""))
+
+
+@main.command()
+@site_options
+@click.option("--week", "week", help="The issue; default: the one the next scheduled send sends.")
+@fail_on_error
+def hold(ctx: Context, week: str | None) -> None:
+    """Hold an issue: the service does not send it (schedule.review); `digest approve` undoes it."""
+    label, now_at = _review_week(ctx, week)
+    pipeline.decide_review(ctx.settings, label, "hold", now_at, by="command line")
+    out.print(f"week {label}: held; the service will not send it")
+
+
 # -- the service -------------------------------------------------------------------------------------
 
 

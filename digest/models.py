@@ -134,6 +134,7 @@ class Issue:
     language: str = ""  # the language key (digest.text.language_key); "" = the site's language
     # entries dated before the week that no earlier issue carried (late, backdated, un-drafted posts)
     late: tuple[Entry, ...] = ()
+    note_html: str = ""  # the editor's note shown above the posts (rendered Markdown), "" for none
 
     @property
     def id(self) -> str:
@@ -508,3 +509,15 @@ class BounceReport:
     messages: int = 0
     findings: tuple[BounceFinding, ...] = ()
     unknown: int = 0  # messages tied to no subscriber
+
+
+@dataclass(frozen=True)
+class Review:
+    """The owner's answer about one week's issue before the service sends it."""
+
+    week: str
+    state: str  # "pending" (the preview went out), "approved", "held"
+    requested_at: datetime | None = None
+    decided_at: datetime | None = None
+    decided_by: str = ""  # "link", "command line", or "default" (the deadline passed)
+    note: str = ""  # the editor's note (Markdown), shown above the posts

@@ -109,6 +109,10 @@ def tick(
     steps: list[pipeline.ServiceStep] = []
     try:
         now_at = clock()
+        coming = runs_between(settings, now_at, now_at + timedelta(hours=settings.schedule.review_hours))
+        for week, result in pipeline.request_reviews(settings, now_at, coming, store):
+            log.info("week %s: the preview went to %s for review: %s", week.label, pipeline.review_owner(settings),
+                     result.status)  # fmt: skip
         due, missed = pipeline.due_weeks(settings, now_at, past_runs(settings, now_at), store)
         for week in missed:
             log.warning("week %s: its run was missed by more than the grace time; not sent", week.label)
@@ -127,6 +131,8 @@ def tick(
 
 
 def log_step(step: pipeline.ServiceStep, log: logging.Logger = LOG) -> None:
+    if step.quiet:
+        return
     cycle = step.cycle
     retry = (
         f"; next try {cycle.next_try_at.isoformat()}" if cycle and cycle.state == "open" and cycle.next_try_at else ""
@@ -135,6 +141,8 @@ def log_step(step: pipeline.ServiceStep, log: logging.Logger = LOG) -> None:
         log.error("week %s: %s%s", step.week.label, step.error, retry)
     elif step.report is not None:
         log.info("%s%s", report.cycle_log_line(step.report), retry)
+    elif cycle is not None and cycle.note:
+        log.info("week %s: %s", step.week.label, cycle.note)
 
 
 def run_week(

@@ -271,14 +271,71 @@ class ProviderEvents:
         return JSONResponse({"ok": True, "kind": post.kind, "applied": len(findings)}, headers=NO_STORE)
 
 
+class OwnerReview:
+    """`/review?token=…`: the owner approves or holds a week's issue before the service sends it. GET shows
+    the two buttons and changes nothing (mail scanners follow links); POST records the answer."""
+
+    def __init__(self, settings: Settings, store: pipeline.Store, clock: Callable[[], datetime]):
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+
+    def _week(self, request: Request) -> str | Response:
+        lang = self.settings.site.language
+        if not self.settings.secret:
+            return _html(self.settings, lang, 503, "Review", "<p>DIGEST_SECRET is not set.</p>")
+        try:
+            return pipeline.review_of_token(self.settings, request.query_params.get("token", ""), self.clock())
+        except TokenError as exc:
+            LOG.info("review link refused: %s", exc.message)
+            body = f"<p>{html.escape(str(exc))}.</p><p>Nothing was changed.</p>"
+            return _html(self.settings, lang, 400, "This review link does not work", body)
+
+    async def get(self, request: Request) -> Response:
+        week = self._week(request)
+        if isinstance(week, Response):
+            return week
+        token = html.escape(request.query_params.get("token", ""))
+        body = (
+            f"<p>The issue of <strong>{html.escape(week)}</strong>: send it at its time, or hold it?</p>"
+            f'<form method="post" action="review?token={token}">'
+            "<p><label>Editor's note (Markdown, shown above the posts; empty: none)<br>"
+            '<textarea name="note" rows="4" cols="50"></textarea></label></p>'
+            '<button type="submit" name="action" value="approve">Approve</button> '
+            '<button type="submit" name="action" value="hold">Hold</button></form>'
+        )
+        return _html(self.settings, self.settings.site.language, 200, f"Review {week}", body)
+
+    async def post(self, request: Request) -> Response:
+        week = self._week(request)
+        if isinstance(week, Response):
+            return week
+        form = await request.form()
+        action = str(form.get("action", ""))
+        if action not in ("approve", "hold"):
+            return _html(self.settings, self.settings.site.language, 400, "Review", "<p>Approve or hold?</p>")
+        note = str(form.get("note", "")).strip() or None
+        review = await run_in_threadpool(
+            lambda: pipeline.decide_review(
+                self.settings, week, action, self.clock(), by="link", note=note, store=self.store
+            )  # fmt: skip
+        )
+        LOG.info("review of %s: %s by link", escape_controls(week), review.state)
+        said = "will go out at its time" if review.state == "approved" else "will not go out"
+        return _html(self.settings, self.settings.site.language, 200, f"Review {week}", f"<p>The issue {said}.</p>")
+
+
 def create_app(settings: Settings, store: pipeline.Store, clock: Callable[[], datetime]) -> Starlette:
     unsubscribe = Unsubscribe(settings, store, clock)
     files = OutputFiles(settings)
     readers = Readers(settings, store, clock)
     events = ProviderEvents(settings, store, clock)
+    review = OwnerReview(settings, store, clock)
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route(f"/{pipeline.REVIEW_PATH}", review.get, methods=["GET"]),
+            Route(f"/{pipeline.REVIEW_PATH}", review.post, methods=["POST"]),
             Route(f"/{pipeline.EVENTS_PATH}", events.post, methods=["POST"]),
             Route("/unsubscribe", unsubscribe.get, methods=["GET"]),
             Route("/unsubscribe", unsubscribe.post, methods=["POST"]),

@@ -1,6 +1,7 @@
 """Collector: Markdown posts on disk -> entries (stage 1). Weeks are picked with digest.weeks."""
 
 from .entries import collect
+from .markdown import note_html
 from .topics import topics
 
-__all__ = ["collect", "topics"]
+__all__ = ["collect", "note_html", "topics"]

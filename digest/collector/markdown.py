@@ -91,3 +91,10 @@ def _summary(
             end = next(i for i in range(start, len(tokens)) if tokens[i].type == "paragraph_close")
             return str(_MD.renderer.render(tokens[start : end + 1], _MD.options, env))
     return ""
+
+
+def note_html(markdown: str, base_url: str) -> str:
+    """A short Markdown text written by the author (the editor's note of an issue) as HTML, links absolute."""
+    from .links import absolutize
+
+    return absolutize(render(markdown, base_url).html, base_url, base_url)

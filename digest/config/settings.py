@@ -137,6 +137,10 @@ class ScheduleSettings:
     catch_up: bool = option(False, to_bool)  # True: one send per missed week instead of one in all
     resume_days: float = option(6.0, to_float)  # an unfinished week is resumed this long after its time
     tick_seconds: float = option(60.0, to_pos_float)  # how often the service looks for work it owes
+    review: bool = option(False, to_bool)  # the owner approves each issue before the service sends it
+    review_hours: float = option(12.0, to_pos_float)  # the preview goes to the owner this long before the send
+    review_default: str = option("send", choice("send", "hold"))  # at the send time, without an answer
+    review_to: str = option("", to_str)  # the owner's address; "" = email.reply_to, else the From address
 
 
 @dataclass(frozen=True)

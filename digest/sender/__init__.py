@@ -18,6 +18,7 @@ from .message import MessageFactory, Variant, message_id_for
 from .notices import build_notice
 from .outcome import DEFERRED, FAILED, SENT, SendResult, classify
 from .providers import SnsPost, read_sns, trusted_confirm_url
+from .reviews import Reviews
 from .roster import Request, Roster, SyncReport
 from .store import SCHEMA_VERSION, Store, open_store, safe_url
 from .suppressions import Suppressions
@@ -30,6 +31,7 @@ __all__ = [
     "REGISTRY",
     "REMOVED",
     "Cycles",
+    "Reviews",
     "SCHEMA_VERSION",
     "SENT",
     "STOP_REQUESTED",

@@ -118,6 +118,17 @@ issue_entries = sa.Table(
     sa.Column("entry_id", sa.Text, nullable=False),  # for people reading the database
     sa.Index("ix_issue_entries_issue", "issue_id"),
 )
+# The owner's review of a week's issue before the service sends it (schedule.review).
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("week", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(10), nullable=False),  # pending | approved | held
+    sa.Column("requested_at", UtcDateTime, nullable=True),
+    sa.Column("decided_at", UtcDateTime, nullable=True),
+    sa.Column("decided_by", sa.String(32), nullable=False, default=""),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+)
 meta = sa.Table(
     "meta",
     metadata,

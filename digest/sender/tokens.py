@@ -34,6 +34,7 @@ PURPOSES: dict[str, tuple[bytes, str, int]] = {
     "change": (b"digest-change-address\x00", "confirmation link", 7),
     # the URL a mail provider posts bounce and complaint events to: one per site, kept for years
     "events": (b"digest-provider-events\x00", "events URL", 36500),
+    "review": (b"digest-owner-review\x00", "review link", 30),
 }
 # Kept for readers of the old constant: the unsubscribe domain, unchanged, so issued links stay valid.
 DOMAIN = PURPOSES["unsubscribe"][0]

@@ -117,6 +117,7 @@ def base_context(issue: Issue, settings: Settings, *, summarize: bool = False, e
         "t": labels_for(issue.lang),
         # the preference page exists only where `digest serve` is reachable
         "preferences_url": PREFERENCES_URL_MARK if settings.email.public_url else "",
+        "note": Markup(issue.note_html),  # the editor's note (Markdown rendered by the collector: trusted)
         "welcome": "",  # the welcome email's opening paragraph (templater.render_welcome)
         "welcome_no_issue": "",
         "omitted": 0,  # entries a long email leaves to the archive (render_email sets it)

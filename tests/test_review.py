@@ -1,0 +1,123 @@
+"""The owner's review before the automatic send (schedule.review): the preview goes to the owner
+`review_hours` before the send time with Approve / Hold links; the service sends only what is approved,
+or, at the send time without an answer, what `review_default` says; `digest approve` / `digest hold` do the
+same from the command line, and an editor's note shows above the posts."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from click.testing import CliRunner
+
+from digest import scheduler
+from digest.cli import main
+from digest.config import Settings
+from digest.sender.ledger import Ledger
+from digest.sender.reviews import Reviews
+from tests.support_service import SECRET, Post, http_server_factory, maildir_messages, settings_for, text_of, write_site
+
+__all__ = ["http_server_factory"]
+
+SEOUL = ZoneInfo("Asia/Seoul")
+FIRE_AT = datetime(2024, 4, 1, 9, 0, tzinfo=SEOUL)  # Monday 09:00, the default schedule
+READERS = ["kim@example.com", "lee@example.org"]
+OWNER = "owner@service.example.org"
+
+
+def review_site(tmp_path: Path, default: str) -> Settings:
+    posts = [Post("spring", "봄 소식 · spring news", FIRE_AT - timedelta(days=3))]
+    extra = f'[schedule]\nreview = true\nreview_default = "{default}"\nreview_to = "{OWNER}"\n'
+    return settings_for(write_site(tmp_path, posts, READERS, extra=extra))
+
+
+def to_whom(settings: Settings) -> list[str]:
+    return sorted(str(m["To"]).split("<")[-1].rstrip(">") for m in maildir_messages(settings.outbox))
+
+
+def at(hours: float) -> Any:
+    return lambda: FIRE_AT + timedelta(hours=hours)
+
+
+def review_link(settings: Settings) -> str:
+    [mail] = [m for m in maildir_messages(settings.outbox) if OWNER in str(m["To"])]
+    found = re.search(r"https?://\S*review\?token=[\w-]+", text_of(mail))
+    assert found is not None
+    return found.group(0)
+
+
+def test_the_owner_gets_the_preview_once_and_the_send_waits_for_its_time(tmp_path: Path) -> None:
+    settings = review_site(tmp_path, "send")
+    assert scheduler.tick(settings, clock=at(-13)) == [] and to_whom(settings) == []  # too early to ask
+    scheduler.tick(settings, clock=at(-11.5))
+    scheduler.tick(settings, clock=at(-11))  # asked once only
+    assert to_whom(settings) == [OWNER]
+    [mail] = maildir_messages(settings.outbox)
+    assert "Review:" in str(mail["Subject"]) and "spring news" in text_of(mail) and "review?token=" in text_of(mail)
+    [step] = scheduler.tick(settings, clock=at(0.01))  # no answer, review_default = send
+    assert step.report is not None and to_whom(settings) == sorted([OWNER, *READERS])
+
+
+def test_a_hold_by_link_keeps_the_issue_back(tmp_path: Path, http_server_factory: Any) -> None:
+    settings = review_site(tmp_path, "send")
+    scheduler.tick(settings, clock=at(-11))
+    link = review_link(settings)
+    server = http_server_factory(settings, Ledger(settings.db_url), at(-10))
+    local = server.url + "/review?" + link.split("?", 1)[1]
+    page = httpx.get(local)
+    assert page.status_code == 200 and "Approve" in page.text and "Hold" in page.text
+    assert Reviews(settings.db_url).get("2024-W13").state == "pending"  # type: ignore[union-attr]
+    assert httpx.post(local, data={"action": "hold"}).status_code == 200
+    [step] = scheduler.tick(settings, clock=at(0.01))
+    assert step.report is None and step.cycle is not None and step.cycle.state == "done" and "held" in step.cycle.note
+    assert scheduler.tick(settings, clock=at(1)) == [] and to_whom(settings) == [OWNER]
+    forged = server.url + "/review?token=forged"
+    assert httpx.post(forged, data={"action": "approve"}).status_code == 400
+
+
+def test_without_an_answer_hold_waits_and_a_late_approval_with_a_note_sends(tmp_path: Path) -> None:
+    settings = review_site(tmp_path, "hold")
+    scheduler.tick(settings, clock=at(-11))
+    [step] = scheduler.tick(settings, clock=at(0.01))
+    assert step.report is None and step.cycle is not None and step.cycle.state == "open"
+    assert "waiting for the owner's approval" in step.cycle.note and to_whom(settings) == [OWNER]
+    env = {**os.environ, "DIGEST_SECRET": SECRET, "DIGEST_NOW": (FIRE_AT + timedelta(hours=2)).isoformat()}
+    result = CliRunner().invoke(
+        main,
+        ["approve", "--config", str(settings.config_file), "--week", "2024-W13", "--note", "Back from **holidays**."],
+        env=env,
+    )
+    assert result.exit_code == 0 and "approved; with an editor's note" in result.stdout
+    [step] = scheduler.tick(settings, clock=at(2.01))
+    assert step.report is not None and to_whom(settings) == sorted([OWNER, *READERS])
+    issue = next(m for m in maildir_messages(settings.outbox) if READERS[0] in str(m["To"]))
+    html = next(p for p in issue.walk() if p.get_content_type() == "text/html").get_payload(decode=True)
+    assert b"Back from <strong>holidays</strong>." in html
+    assert "Back from holidays." in text_of(issue)
+
+
+def test_hold_then_approve_from_the_command_line(tmp_path: Path) -> None:
+    settings = review_site(tmp_path, "send")
+    env = {**os.environ, "DIGEST_SECRET": SECRET, "DIGEST_NOW": (FIRE_AT - timedelta(hours=1)).isoformat()}
+    args = ["--config", str(settings.config_file)]
+    held = CliRunner().invoke(main, ["hold", *args], env=env)
+    assert held.exit_code == 0 and "week 2024-W13: held" in held.stdout  # the week the next send sends
+    [step] = scheduler.tick(settings, clock=at(0.01))
+    assert step.cycle is not None and step.cycle.state == "done" and to_whom(settings) == []
+    assert CliRunner().invoke(main, ["approve", *args, "--week", "2024-W13"], env=env).exit_code == 0
+    [step] = scheduler.tick(settings, clock=at(0.5))
+    assert step.report is not None and to_whom(settings) == sorted(READERS)
+
+
+def test_a_review_link_opened_by_a_scanner_changes_nothing(tmp_path: Path, http_server_factory: Any) -> None:
+    settings = review_site(tmp_path, "hold")
+    scheduler.tick(settings, clock=at(-11))
+    server = http_server_factory(settings, Ledger(settings.db_url), at(-10))
+    for _ in range(3):
+        assert httpx.get(server.url + "/review?" + review_link(settings).split("?", 1)[1]).status_code == 200
+    assert Reviews(settings.db_url).get("2024-W13").state == "pending"  # type: ignore[union-attr]
