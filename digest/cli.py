@@ -6,6 +6,7 @@ Exit codes: 0 done; 1 an error (bad config, posts, subscribers, database, transp
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -17,22 +18,55 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from digest import __version__, pipeline, report
-from digest.config import Settings, load_settings
 from digest.errors import DigestError
-from digest.models import Entry, Problem, Week
+
+if TYPE_CHECKING:
+    from digest import pipeline, report
+    from digest.config import Settings
+    from digest.models import Entry, Problem, Week
+else:
+
+    class _Lazy:
+        """A module imported on first use: `digest --help` and a usage error need none of the stages, and
+        importing them (SQLAlchemy, premailer, markdown-it, …) took over a second."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(importlib.import_module(self._name), attr)
+
+    pipeline = _Lazy("digest.pipeline")
+    report = _Lazy("digest.report")
 
 NOW_ENV = "DIGEST_NOW"  # pins the clock (ISO 8601 with offset): reproducible runs and tests
 EXIT_PARTIAL = 3
 
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+class _Console:
+    """rich's Console, made on first use (importing rich is a tenth of a second)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def real(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False, soft_wrap=True, markup=False, **self._options)
+        return self._console
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.real(), attr)
+
+
+out = _Console()
+err = _Console(stderr=True)
 
 
 _STARTED = time.monotonic()
@@ -64,6 +98,8 @@ class Context:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from digest.config import load_settings
+
             self._settings = load_settings(self.config, self.site)
             pipeline.check_settings(self._settings)
             for notice in self._settings.notices:
@@ -128,7 +164,7 @@ def fail_on_error(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="digest")
+@click.version_option(package_name="digest", prog_name="digest")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="digest.toml to use.")
 @click.option("--site", type=click.Path(path_type=Path, file_okay=False), help="The site folder.")
 @click.pass_context
@@ -192,6 +228,8 @@ def print_summary(result: pipeline.Preview, settings: Settings) -> None:
     out.print(f"{issue.site.title} — week {week.label}{language}", style="bold")
     out.print(f"window: {week.start_at.isoformat()} → {week.end_at.isoformat()} (end excluded)")
     if issue.all_entries:
+        from rich.table import Table
+
         table = Table(show_header=True, header_style="bold", box=None)
         for col in ("date", "title", "source"):
             table.add_column(col)
@@ -428,7 +466,7 @@ class ProgressBar:
         if enabled:
             from rich.progress import Progress
 
-            self._progress = Progress(console=err, transient=True)
+            self._progress = Progress(console=err.real(), transient=True)
             self._progress.start()
 
     def update(self, done: int, total: int) -> None:
