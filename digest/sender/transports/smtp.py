@@ -183,6 +183,10 @@ class SmtpTransport:
             code, reply = refused or (data_code, data_reply)
             self._reset(smtp, code)
             return classify(code, reply, msg.message_id)
+        return self._complete(smtp, msg, data, gate)
+
+    def _complete(self, smtp: smtplib.SMTP, msg: OutgoingMessage, data: bytes, gate: Callable[[], None]) -> SendResult:
+        """After the server's 354: the body, the gate, the final dot, the verdict."""
         code, reply = self._finish_data(smtp, data, gate)
         if code != 250:
             self._reset(smtp, code)
@@ -210,10 +214,7 @@ class SmtpTransport:
         if code != 354:
             self._reset(smtp, code)
             return classify(code, reply, msg.message_id)
-        code, reply = self._finish_data(smtp, data, gate)
-        if code != 250:
-            self._reset(smtp, code)
-        return classify(code, reply, msg.message_id)
+        return self._complete(smtp, msg, data, gate)
 
     def _reset(self, smtp: smtplib.SMTP, code: int) -> None:
         if self._drop_if_closing(code):
