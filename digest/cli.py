@@ -764,7 +764,7 @@ def serve(ctx: Context) -> None:
     """Serve one-click unsubscribe, the archive and the feeds over HTTP."""
     from digest import server
 
-    sys.exit(server.serve(ctx.settings))
+    sys.exit(server.serve(ctx.settings, clock))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1246,6 +1246,12 @@ def reader_words(language: str) -> Any:
     return templater.texts(language)
 
 
+def reader_language(settings: Settings, email: str, store: sender.Store | None = None) -> str:
+    """The language a subscriber's pages and mails use ("" = the site's; also for an unknown address)."""
+    record = roster(settings, store).get(email, events=False)
+    return record.language if record is not None else ""
+
+
 def reader_link(settings: Settings, path: str, email: str, now_at: datetime) -> str:
     return _link(settings, path, email, now_at, path)
 

@@ -78,10 +78,15 @@ def _html(settings: Settings, lang: str, status: int, title: str, body: str) -> 
 
 
 class Unsubscribe:
-    def __init__(self, settings: Settings, store: pipeline.Store, clock: Callable[[], datetime]):
+    """The pages are the readers' templates (so a user's folder can replace them, and they look like the
+    archive), worded in the language of the issue the link came in (`lang=ko`), else the subscriber's own,
+    else the site's."""
+
+    def __init__(self, settings: Settings, store: pipeline.Store, clock: Callable[[], datetime], readers: Readers):
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.readers = readers
 
     def _language(self, request: Request) -> tuple[str, str]:
         """(language key for links, language for the words): the subscriber's issue language that the
@@ -89,20 +94,25 @@ class Unsubscribe:
         key = pipeline.select_language(self.settings, request.query_params.get("lang", "")[:35])
         return key, key or self.settings.site.language
 
+    async def _words_language(self, request: Request, email: str) -> str:
+        key, lang = self._language(request)
+        return lang if key else (await self.readers.language_of(email) or lang)
+
     def _check(self, request: Request) -> tuple[str, str] | Response:
         """(email, token) for a valid token, else the error page to answer with."""
         _, lang = self._language(request)
         t = pipeline.labels_for(lang)
         if not self.settings.secret:
             # the variable's name is for the site's owner, who reads this page when testing
-            body = f"<p>{html.escape(t.unavailable_body)}</p><p>(DIGEST_SECRET is not set.)</p>"
-            return _html(self.settings, lang, 503, t.unavailable_title, body)
+            return self.readers.message(
+                503, lang, t.unavailable_title, t.unavailable_body, "(DIGEST_SECRET is not set.)"
+            )
         token = request.query_params.get("token", "")
         try:
             email = pipeline.address_of_token(self.settings, token, self.clock())
         except TokenError as exc:
             LOG.info("unsubscribe refused: %s", exc.message)
-            return _html(self.settings, lang, 400, t.broken_link_title, f"<p>{html.escape(t.broken_link_body)}</p>")
+            return self.readers.message(400, lang, t.broken_link_title, t.broken_link_body)
         return email, token
 
     async def get(self, request: Request) -> Response:
@@ -110,19 +120,20 @@ class Unsubscribe:
         if isinstance(checked, Response):
             return checked
         email, token = checked
-        key, lang = self._language(request)
+        key, _ = self._language(request)
+        lang = await self._words_language(request, email)
         t = pipeline.labels_for(lang)
-        action = "unsubscribe?token=" + html.escape(token) + (f"&amp;lang={key}" if key else "")
-        question = html.escape(t.unsubscribe_question).replace(
-            html.escape("{email}"), f"<strong>{html.escape(email)}</strong>"
+        return self.readers.page(
+            200,
+            lang,
+            "reader_message.html.j2",
+            t.unsubscribe,
+            paragraphs=[t.unsubscribe_question.format(email=email)],
+            button=t.unsubscribe,
+            action="unsubscribe?token=" + token + (f"&lang={key}" if key else ""),
+            hidden={"List-Unsubscribe": "One-Click"},
+            link=None,
         )
-        body = (
-            f"<p>{question}</p>"
-            f'<form method="post" action="{action}">'
-            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-            f"<button type=submit>{html.escape(t.unsubscribe)}</button></form>"
-        )
-        return _html(self.settings, lang, 200, t.unsubscribe, body)
 
     async def post(self, request: Request) -> Response:
         # The body (List-Unsubscribe=One-Click) is not checked: the signed token is what
@@ -131,17 +142,14 @@ class Unsubscribe:
         if isinstance(checked, Response):
             return checked
         email, _ = checked
-        _, lang = self._language(request)
-        t = pipeline.labels_for(lang)
         now_at = self.clock()
         added = await run_in_threadpool(
             pipeline.unsubscribe, self.settings, email, now_at, "unsubscribe link", self.store
         )
         LOG.info("unsubscribed %s%s", mask_email(email), "" if added else " (already)")
-        done = html.escape(t.unsubscribed_body).replace(
-            html.escape("{email}"), f"<strong>{html.escape(email)}</strong>"
-        )
-        return _html(self.settings, lang, 200, t.unsubscribed_title, f"<p>{done}</p>")
+        lang = await self._words_language(request, email)
+        t = pipeline.labels_for(lang)
+        return self.readers.message(200, lang, t.unsubscribed_title, t.unsubscribed_body.format(email=email))
 
 
 class OutputFiles:
@@ -326,9 +334,9 @@ class OwnerReview:
 
 
 def create_app(settings: Settings, store: pipeline.Store, clock: Callable[[], datetime]) -> Starlette:
-    unsubscribe = Unsubscribe(settings, store, clock)
-    files = OutputFiles(settings)
     readers = Readers(settings, store, clock)
+    unsubscribe = Unsubscribe(settings, store, clock, readers)
+    files = OutputFiles(settings)
     events = ProviderEvents(settings, store, clock)
     review = OwnerReview(settings, store, clock)
     app = Starlette(
@@ -364,11 +372,12 @@ def uvicorn_config(
     )
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, clock: Callable[[], datetime] | None = None) -> int:
+    """Serve until stopped; `clock` is the CLI's (DIGEST_NOW pins it), the real clock by default."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = pipeline.open_store(settings)
-    app = create_app(settings, store, lambda: datetime.now(UTC))
+    app = create_app(settings, store, clock or (lambda: datetime.now(UTC)))
     if not settings.secret:
         LOG.warning("DIGEST_SECRET is not set: /unsubscribe answers 503")
     LOG.info("serving %s on http://%s:%d/", settings.output.dir, settings.server.host, settings.server.port)
@@ -433,6 +442,10 @@ class Readers:
 
     def words(self, language: str = "") -> Any:
         return pipeline.reader_words(language or self.settings.site.language)
+
+    async def language_of(self, email: str) -> str:
+        """The language a subscriber chose ("" for the site's, or for an address the store does not know)."""
+        return await run_in_threadpool(pipeline.reader_language, self.settings, email, self.store)
 
     def unavailable(self) -> Response | None:
         if self.settings.secret:
@@ -537,10 +550,11 @@ class Readers:
         if isinstance(checked, Response):
             return checked
         email, token = checked
-        r = self.words()
+        language = await self.language_of(email)  # the form's `language` field, kept with the request
+        r = self.words(language)
         text = r.confirm_text.format(email=email, site=self.settings.site.title)
         action = "confirm?token=" + token
-        return self.message(200, "", r.confirm_title, text, button=r.confirm_button, action=action)
+        return self.message(200, language, r.confirm_title, text, button=r.confirm_button, action=action)
 
     async def confirm(self, request: Request) -> Response:
         if (answer := self.unavailable()) is not None:
@@ -552,14 +566,15 @@ class Readers:
         now_at = self.clock()
         outcome = await run_in_threadpool(pipeline.confirm, self.settings, email, now_at, self.store)
         LOG.info("confirm %s: %s", mask_email(email), outcome)
-        r = self.words()
+        language = await self.language_of(email)
+        r = self.words(language)
         site = self.settings.site.title
         if outcome == "expired":
-            return self.message(400, "", r.expired_title, r.expired)
+            return self.message(400, language, r.expired_title, r.expired)
         link = {"url": self.preferences_link(email, now_at), "label": r.preferences_title}
         if outcome == "already":
-            return self.message(200, "", r.confirmed_title, r.already_confirmed.format(site=site), link=link)
-        response = self.message(200, "", r.confirmed_title, r.confirmed.format(site=site), link=link)
+            return self.message(200, language, r.confirmed_title, r.already_confirmed.format(site=site), link=link)
+        response = self.message(200, language, r.confirmed_title, r.confirmed.format(site=site), link=link)
         response.background = BackgroundTask(self._welcome, email, now_at)
         return response
 

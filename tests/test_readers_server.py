@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from digest import pipeline
-from digest.models import Status
+from digest.models import Status, Subscriber
 from digest.sender.ledger import Ledger
 from digest.sender.roster import Roster
+from digest.templater.labels import labels_for
 from tests.support_service import Mailbox, Post, http_server_factory, settings_for, smtp_box, text_of, write_site
 
 __all__ = ["http_server_factory", "smtp_box"]
@@ -158,3 +159,18 @@ def test_unconfirmed_addresses_expire(site: tuple[Any, Mailbox]) -> None:
     assert pipeline.readers_tick(settings, NOW_AT + timedelta(days=6))[1] == 0
     assert pipeline.readers_tick(settings, NOW_AT + timedelta(days=8))[1] == 1
     assert not Roster(settings.db_url).known("late@example.net")
+
+
+@pytest.mark.parametrize("language", ["ko", "en", ""])
+def test_the_unsubscribe_pages_speak_the_subscribers_language(site: tuple[Any, Mailbox], language: str) -> None:
+    server, _ = site
+    reader = Subscriber("kim@example.net", language=language)
+    Roster(server.settings.db_url).add(reader, NOW_AT, status=Status.ACTIVE, method="cli", source="test")
+    words = labels_for(language)  # "" = the site's language: English here
+    url = f"{server.url}/unsubscribe?token={pipeline.reader_token(server.settings, reader.email, NOW_AT)}"
+    page = httpx.get(url)
+    assert page.status_code == 200 and words.unsubscribe in page.text and reader.email in page.text
+    assert ('lang="ko"' in page.text) is (language == "ko")
+    done = httpx.post(url, data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200 and words.unsubscribed_title in done.text
+    assert Roster(server.settings.db_url).get(reader.email).status == Status.UNSUBSCRIBED  # type: ignore[union-attr]
