@@ -947,8 +947,18 @@ CAPTCHA_URLS = {
 CAPTCHA_FIELDS = {"turnstile": "cf-turnstile-response", "hcaptcha": "h-captcha-response"}
 
 
-def verify_captcha(settings: Settings, response: str, ip: str) -> bool:
-    """Ask the CAPTCHA provider whether the form's answer is good (True when no CAPTCHA is configured).
+@dataclass(frozen=True)
+class CaptchaCheck:
+    """The provider's verdict on a form's CAPTCHA answer."""
+
+    passed: bool
+    reachable: bool = True  # False: the provider could not be asked (down, slow, a garbled answer)
+    detail: str = ""  # the provider's error codes, or why it could not be asked
+
+
+def verify_captcha(settings: Settings, response: str, ip: str, *, timeout: float = 10.0) -> CaptchaCheck:
+    """Ask the CAPTCHA provider whether the form's answer is good (passed when no CAPTCHA is configured).
+    A provider that cannot be asked fails closed: nothing is let through while it is down.
     urllib, not a client library: one form POST with a timeout is all the providers' APIs need."""
     import json
     import urllib.parse
@@ -956,16 +966,20 @@ def verify_captcha(settings: Settings, response: str, ip: str) -> bool:
 
     config = settings.subscribe
     if not config.captcha:
-        return True
+        return CaptchaCheck(True)
     if not response:
-        return False
+        return CaptchaCheck(False, detail="no answer in the form")
     url = config.captcha_verify_url or CAPTCHA_URLS[config.captcha]
     body = urllib.parse.urlencode({"secret": config.captcha_secret, "response": response, "remoteip": ip}).encode()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=10) as answer:  # noqa: S310
-            return bool(json.loads(answer.read().decode("utf-8")).get("success"))
-    except (OSError, ValueError):
-        return False  # the provider cannot be asked: refuse rather than let robots through
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=timeout) as answer:  # noqa: S310
+            verdict = json.loads(answer.read().decode("utf-8"))
+    except (OSError, ValueError) as exc:  # refused, timed out, an HTTP error status, not JSON
+        return CaptchaCheck(False, reachable=False, detail=f"{url.split('?', 1)[0]}: {exc}"[:300])
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("success"), bool):
+        return CaptchaCheck(False, reachable=False, detail=f"{url.split('?', 1)[0]}: an answer without success")
+    codes = verdict.get("error-codes") or []
+    return CaptchaCheck(verdict["success"], detail=", ".join(str(c) for c in codes)[:300])
 
 
 def _link(settings: Settings, path: str, payload: str, now_at: datetime, purpose: str) -> str:

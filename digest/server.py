@@ -502,11 +502,17 @@ class Readers:
             return ok
         captcha_field = pipeline.CAPTCHA_FIELDS.get(self.settings.subscribe.captcha, "")
         if captcha_field:
-            good = await run_in_threadpool(
+            check = await run_in_threadpool(
                 pipeline.verify_captcha, self.settings, fields.get(captcha_field, ""), client
             )
-            if not good:
-                return self.answer(wants_json, 400, language, r.bad_link_title, "CAPTCHA", r.nothing_changed)
+            if not check.reachable:  # fail closed: while the provider is down, nothing gets through
+                LOG.warning("subscribe refused: the CAPTCHA provider cannot be asked (%s)", check.detail)
+                return self.answer(wants_json, 503, language, r.captcha_down_title, r.captcha_down, r.nothing_changed)
+            if not check.passed:
+                LOG.info("subscribe refused: CAPTCHA not passed (%s)", check.detail or "no reason given")
+                return self.answer(
+                    wants_json, 400, language, r.captcha_failed_title, r.captcha_failed, r.nothing_changed
+                )
         try:
             asked = await run_in_threadpool(
                 lambda: pipeline.subscribe(

@@ -131,6 +131,10 @@ class ReaderLabels:
     check_inbox: str  # {site}
     too_many_title: str
     too_many: str
+    captcha_failed_title: str
+    captcha_failed: str
+    captcha_down_title: str
+    captcha_down: str
     confirm_title: str
     confirm_text: str  # {email} {site}
     confirm_button: str
@@ -197,6 +201,11 @@ READER_ENGLISH = ReaderLabels(
     "Nothing is sent until you press it.",
     too_many_title="Too many requests",
     too_many="Too many subscribe requests came from here. Please try again in an hour.",
+    captcha_failed_title="The check did not pass",
+    captcha_failed="The check that you are a person did not pass. Please go back and try again.",
+    captcha_down_title="Please try again later",
+    captcha_down="The check that you are a person cannot be done right now, so nothing was sent. "
+    "Please try again in a few minutes.",
     confirm_title="Confirm your subscription",
     confirm_text="Send {site} to {email} every week?",
     confirm_button="Yes, subscribe me",
@@ -264,6 +273,10 @@ READER_KOREAN = ReaderLabels(
     check_inbox="{site} 구독 확인 메일을 보냈습니다. 메일의 버튼을 누르기 전에는 아무것도 보내지 않습니다.",
     too_many_title="요청이 너무 많습니다",
     too_many="이곳에서 구독 요청이 너무 많이 왔습니다. 한 시간 뒤에 다시 시도해 주세요.",
+    captcha_failed_title="확인을 통과하지 못했습니다",
+    captcha_failed="사람인지 확인하는 단계를 통과하지 못했습니다. 돌아가서 다시 시도해 주세요.",
+    captcha_down_title="잠시 뒤에 다시 시도해 주세요",
+    captcha_down="지금은 사람인지 확인할 수 없어서 아무것도 보내지 않았습니다. 몇 분 뒤에 다시 시도해 주세요.",
     confirm_title="구독 확인",
     confirm_text="{email} 주소로 매주 {site} 소식을 받으시겠어요?",
     confirm_button="네, 구독합니다",
