@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from html import escape as html_escape
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from digest import collector, issues, sender, templater, text, weeks
@@ -52,6 +52,7 @@ from digest.models import (
     RenderedIssue,
     Review,
     Site,
+    State,
     Subscriber,
     SubscriberRecord,
     Week,
@@ -1199,20 +1200,50 @@ def bounces_configured(settings: Settings) -> bool:
     return bool(settings.bounces.imap_host or settings.bounces.maildir)
 
 
+class ReadersTick(NamedTuple):
+    """What one readers' tick of the service did."""
+
+    bounces: BounceReport | None  # None without a bounce mailbox
+    expired: int  # unconfirmed addresses forgotten
+    welcomes: int  # welcome emails sent again after the transport deferred them
+
+
 def readers_tick(
-    settings: Settings, now_at: datetime, store: sender.Store | None = None
-) -> tuple[BounceReport | None, int]:
-    """What the service does between weekly runs: read the bounce mailbox (when one is configured) and
-    forget addresses that never confirmed. The scheduler calls this on its tick."""
+    settings: Settings, now_at: datetime, store: sender.Store | None = None, *, clock: Clock | None = None
+) -> ReadersTick:
+    """What the service does between weekly runs: read the bounce mailbox (when one is configured), send
+    again the welcome emails the transport deferred, and forget addresses that never confirmed. The
+    scheduler calls this on its tick."""
     own = store is None
     store = store or open_store(settings)
     try:
         report = read_bounces(settings, now_at, store) if bounces_configured(settings) else None
+        welcomes = retry_welcomes(settings, now_at, store, clock=clock or (lambda: now_at))
         expired = sender.Roster(store).expire_unconfirmed(now_at, settings.subscribe.unconfirmed_days)
     finally:
         if own:
             store.close()
-    return report, expired
+    return ReadersTick(report, expired, welcomes)
+
+
+def retry_welcomes(settings: Settings, now_at: datetime, store: sender.Store, *, clock: Clock) -> int:
+    """Send the welcome emails whose row the ledger still holds open (deferred by the server, or left by a
+    stop) once their retry time has come; how many went out. The ledger keeps each one to a single copy."""
+    ledger = open_ledger(settings, store)
+    since_at = now_at - timedelta(days=settings.schedule.resume_days)
+    sent = 0
+    for issue_id in ledger.unfinished_issues(since_at):
+        if not issue_id.startswith(WELCOME_PREFIX) or not ledger.due(issue_id, now_at):
+            continue
+        for row in ledger.deliveries(issue_id):
+            if row.state not in (State.PENDING, State.DEFERRED, State.SENDING):
+                continue
+            report = send_welcome(settings, row.recipient, now_at, clock=clock, store=store)
+            if report is None:  # left (or welcomes turned off) since: the row is closed, not retried forever
+                ledger.skip(issue_id, [row.recipient], "no longer an active subscriber", now_at)
+            else:
+                sent += report.sent
+    return sent
 
 
 def import_subscribers(

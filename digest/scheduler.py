@@ -242,16 +242,19 @@ READERS_JOB_FUNC = "digest.scheduler:readers_job"
 
 
 def readers_job(config: str | None, site: str | None) -> None:
-    """Read the bounce mailbox once and forget unconfirmed addresses past their time (pipeline.readers_tick)."""
+    """Read the bounce mailbox once, send deferred welcome emails again and forget unconfirmed addresses
+    past their time (pipeline.readers_tick)."""
     try:
         settings = load_settings(Path(config) if config else None, Path(site) if site else None)
-        bounces, expired = pipeline.readers_tick(settings, real_clock())
-        if bounces is not None and bounces.messages:
-            LOG.info(report.bounce_log_line(bounces))
-        if expired:
-            LOG.info("forgot %d address(es) that never confirmed", expired)
+        tick = pipeline.readers_tick(settings, real_clock(), clock=real_clock)
+        if tick.bounces is not None and tick.bounces.messages:
+            LOG.info(report.bounce_log_line(tick.bounces))
+        if tick.welcomes:
+            LOG.info("sent %d deferred welcome email(s)", tick.welcomes)
+        if tick.expired:
+            LOG.info("forgot %d address(es) that never confirmed", tick.expired)
     except DigestError as exc:
-        LOG.error("reading the bounce mailbox failed: %s", exc)
+        LOG.error("the readers' tick failed: %s", exc)
 
 
 def add_readers_job(scheduler: BackgroundScheduler, settings: Settings) -> None:

@@ -174,3 +174,47 @@ def test_the_unsubscribe_pages_speak_the_subscribers_language(site: tuple[Any, M
     done = httpx.post(url, data={"List-Unsubscribe": "One-Click"})
     assert done.status_code == 200 and words.unsubscribed_title in done.text
     assert Roster(server.settings.db_url).get(reader.email).status == Status.UNSUBSCRIBED  # type: ignore[union-attr]
+
+
+def test_a_welcome_the_server_deferred_is_sent_by_the_services_tick_once(site: tuple[Any, Mailbox]) -> None:
+    server, box = site
+    settings = server.settings
+    httpx.post(server.url + "/subscribe", data={"email": "late@example.net"})
+    ((_, confirmation),) = wait_for(box, 1)
+    box.defer_rate = 1.0  # the SMTP server answers 451 to everything for now
+    assert httpx.post(local(server, link_in(confirmation, "confirm"))).status_code == 200
+    ledger = Ledger(settings.db_url)
+    ident = pipeline.welcome_id("late@example.net")
+    deadline = time.monotonic() + 10
+    while ledger.status(ident).counts.get("deferred") != 1:
+        assert time.monotonic() < deadline, ledger.status(ident)
+        time.sleep(0.05)
+    assert box.deferred == 1 and len(box.received) == 1
+    box.defer_rate = 0.0
+    assert pipeline.readers_tick(settings, NOW_AT).welcomes == 0  # its retry time has not come yet
+    later = NOW_AT + timedelta(hours=1)
+    assert pipeline.readers_tick(settings, later).welcomes == 1
+    assert pipeline.readers_tick(settings, later + timedelta(hours=1)).welcomes == 0
+    assert [rcpt for rcpt, _ in wait_for(box, 3, 1)] == ["late@example.net"] * 2
+    assert "Welcome" in str(box.received[1][1]["Subject"])
+    assert ledger.status(ident).counts["sent"] == 1
+
+
+def test_a_deferred_welcome_of_someone_who_left_since_is_closed(site: tuple[Any, Mailbox]) -> None:
+    server, box = site
+    settings = server.settings
+    httpx.post(server.url + "/subscribe", data={"email": "gone@example.net"})
+    ((_, confirmation),) = wait_for(box, 1)
+    box.defer_rate = 1.0
+    httpx.post(local(server, link_in(confirmation, "confirm")))
+    ledger = Ledger(settings.db_url)
+    ident = pipeline.welcome_id("gone@example.net")
+    deadline = time.monotonic() + 10
+    while ledger.status(ident).counts.get("deferred") != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    box.defer_rate = 0.0
+    pipeline.unsubscribe(settings, "gone@example.net", NOW_AT, "by hand")
+    assert pipeline.readers_tick(settings, NOW_AT + timedelta(hours=1)).welcomes == 0
+    assert ledger.status(ident).counts["skipped"] == 1 and ident not in ledger.unfinished_issues(NOW_AT)
+    assert len(wait_for(box, 2, 1)) == 1
