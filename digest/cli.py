@@ -607,7 +607,7 @@ def remove_subscriber(ctx: Context, email: str, forget: bool, as_json: bool) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @fail_on_error
 def import_subscribers(ctx: Context, file: Path, mapping: str, dry_run: bool, as_json: bool) -> None:
-    """Import a CSV export (Mailchimp, Substack, Buttondown, listmonk, Ghost, or --map); consent is kept."""
+    """Import a CSV export (Mailchimp, Substack, Buttondown, listmonk, Ghost, digest, or --map); consent is kept."""
     result = pipeline.import_subscribers(ctx.settings, file, clock(), mapping=mapping, dry_run=dry_run, clock=clock)
     if as_json:
         click.echo(json.dumps(report.import_json(result), ensure_ascii=False))

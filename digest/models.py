@@ -475,6 +475,11 @@ class ImportRow:
     consent_at: datetime | None = None
     status: str = ""  # what the file says: subscribed, unsubscribed, cleaned, …
     language: str = ""
+    format: str = ""  # html | text ("" = html)
+    # this tool's own export carries the consent record as it was; other exports leave these empty (the
+    # consent is then the import itself)
+    consent_method: str = ""
+    consent_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -482,7 +487,7 @@ class ImportReport:
     """What `digest subscribers import` did (or would do, with --dry-run)."""
 
     file: str
-    format: str  # mailchimp | substack | buttondown | listmonk | ghost | mapped
+    format: str  # digest | mailchimp | substack | buttondown | listmonk | ghost | mapped
     added: int = 0
     updated: int = 0
     unchanged: int = 0

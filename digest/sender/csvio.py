@@ -1,5 +1,6 @@
-"""Subscribers in and out as CSV (and JSON out): the exports of Mailchimp, Substack, Buttondown, listmonk and
-Ghost are recognised by their headers; anything else is read through a column mapping.
+"""Subscribers in and out as CSV or JSON: the exports of Mailchimp, Substack, Buttondown, listmonk and Ghost
+are recognised by their headers, and so is this tool's own export (CSV or JSON, read back with its statuses
+and consent records); anything else is read through a column mapping.
 
 Each format says in its own way whether a person consented and whether they left; that decides their
 status here (see Roster.apply_import), so nobody is mailed who did not ask for it.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,8 @@ from digest.errors import ConfigError
 from digest.models import ImportRow, Problem, SubscriberRecord
 
 TRUE = {"1", "true", "yes", "y", "t", "subscribed", "opted in", "confirmed", "enabled", "on"}
-LEFT = ("unsubscribed", "cleaned", "bounced", "complained", "blocklisted")
+# what a file may say about someone who must not be mailed (Roster.apply_import maps each to a status)
+LEFT = ("unsubscribed", "cleaned", "bounced", "undeliverable", "complained", "blocklisted", "inactive")
 MAP_KEYS = ("email", "name", "first_name", "last_name", "consent", "consent_at", "tags", "status", "language")
 
 
@@ -47,13 +49,36 @@ def _mailchimp_status(row: Mapping[str, str]) -> str:
 
 
 def _buttondown_status(row: Mapping[str, str]) -> str:
-    kind = row.get("subscriber_type", "").lower()
-    if kind in ("unsubscribed", "removed", "spammy"):
-        return "unsubscribed" if kind != "spammy" else "complained"
-    return "unactivated" if kind == "unactivated" else "subscribed"
+    # older exports name the column subscriber_type, newer ones type (as the API renamed it)
+    kind = (row.get("subscriber_type") or row.get("type") or "").lower()
+    if kind in ("unsubscribed", "removed", "spammy"):  # spammy: flagged as a fake sign-up, never mailed
+        return "unsubscribed"
+    if kind in ("undeliverable", "complained", "unactivated"):
+        return kind
+    return "subscribed"
+
+
+def _is_buttondown(h: set[str]) -> bool:
+    return ("email" in h and "subscriber_type" in h) or ({"email_address", "type", "creation_date"} <= h)
 
 
 FORMATS: tuple[Format, ...] = (
+    Format(
+        "digest",  # this tool's own export (EXPORT_FIELDS)
+        lambda h: {"email", "status", "consent_method", "consent_source"} <= h,
+        {
+            "email": "email",
+            "name": "name",
+            "tags": "tags",
+            "language": "language",
+            "format": "format",
+            "consent_at": "consent_at",
+            "consent_method": "consent_method",
+            "consent_source": "consent_source",
+        },
+        lambda r: r.get("status", "") == "active",
+        lambda r: r.get("status", ""),
+    ),
     Format(
         "mailchimp",
         lambda h: "email address" in h and bool({"member_rating", "optin_time", "confirm_time"} & h),
@@ -62,7 +87,7 @@ FORMATS: tuple[Format, ...] = (
             "first_name": "first name",
             "last_name": "last name",
             "tags": "tags",
-            "consent_at": "confirm_time",
+            "consent_at": "confirm_time|optin_time",
         },
         # Mailchimp keeps only people who opted in; CONFIRM_TIME (or OPTIN_TIME) records when
         lambda r: bool(r.get("confirm_time") or r.get("optin_time")) and _mailchimp_status(r) == "subscribed",
@@ -77,8 +102,8 @@ FORMATS: tuple[Format, ...] = (
     ),
     Format(
         "buttondown",
-        lambda h: "email" in h and "subscriber_type" in h,
-        {"email": "email", "tags": "tags", "consent_at": "creation_date"},
+        _is_buttondown,
+        {"email": "email|email_address", "tags": "tags", "consent_at": "creation_date"},
         lambda r: _buttondown_status(r) == "subscribed",
         _buttondown_status,
     ),
@@ -152,7 +177,8 @@ def _tags(value: str) -> tuple[str, ...]:
 
 
 def read_csv(path: Path, mapping: Mapping[str, str] | None = None) -> tuple[str, list[ImportRow], list[Problem]]:
-    """(format name, rows, invalid lines) of one CSV export; ConfigError when it cannot be read at all."""
+    """(format name, rows, invalid lines) of one CSV export (or this tool's JSON export, by its .json name);
+    ConfigError when it cannot be read at all."""
     source = str(path)
     try:
         text = path.read_text("utf-8-sig")
@@ -160,6 +186,10 @@ def read_csv(path: Path, mapping: Mapping[str, str] | None = None) -> tuple[str,
         raise ConfigError(f"cannot read the file: {exc.strerror}", "check the path", source=source) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError("the file is not UTF-8", "export it again as UTF-8 CSV", source=source) from exc
+    if path.suffix.lower() == ".json":
+        if mapping:
+            raise ConfigError("--map is for CSV files", "leave it out for a JSON export", source=source)
+        return "digest", *_rows(_json_records(text, source), FORMATS[0], source)
     try:
         dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
@@ -183,43 +213,77 @@ def read_csv(path: Path, mapping: Mapping[str, str] | None = None) -> tuple[str,
         found = next((f for f in FORMATS if f.recognise(names)), None)
         if found is None:
             raise ConfigError(
-                "the columns match no known export (Mailchimp, Substack, Buttondown, listmonk, Ghost)",
+                "the columns match no known export (Mailchimp, Substack, Buttondown, listmonk, Ghost, digest)",
                 "give --map email=COLUMN[,name=COLUMN,consent=COLUMN,tags=COLUMN]",
                 source=source,
                 line=1,
             )
         fmt = found
+    records = (
+        (number, {header[i]: v.strip() for i, v in enumerate(values) if i < len(header)})
+        for number, values in enumerate(reader, start=2)
+        if any(v.strip() for v in values)
+    )
+    return fmt.name, *_rows(records, fmt, source)
+
+
+def _json_records(text: str, source: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """This tool's JSON export: (entry number, its fields as text) per entry."""
+    try:
+        items = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"not JSON: {exc}", "give the file `digest subscribers export --format json` wrote",
+                          source=source) from exc  # fmt: skip
+    if not isinstance(items, list):
+        raise ConfigError("the JSON is not a list of subscribers", "give a JSON export of digest", source=source)
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            yield number, {}
+            continue
+        tags = item.get("tags") or []
+        fields = {str(k): "" if v is None else str(v) for k, v in item.items() if k != "tags"}
+        yield number, fields | {"tags": ", ".join(str(t) for t in tags) if isinstance(tags, list) else str(tags)}
+
+
+def _cell(row: Mapping[str, str], columns: Mapping[str, str], field: str) -> str:
+    """The first non-empty of the columns a field may have (`a|b`: exports that renamed a column)."""
+    return next((row[c] for c in columns.get(field, "").split("|") if row.get(c)), "")
+
+
+def _rows(
+    records: Iterable[tuple[int, Mapping[str, str]]], fmt: Format, source: str
+) -> tuple[list[ImportRow], list[Problem]]:
     rows: list[ImportRow] = []
     problems: list[Problem] = []
-    for number, values in enumerate(reader, start=2):
-        if not any(v.strip() for v in values):
-            continue
-        row = {header[i]: v.strip() for i, v in enumerate(values) if i < len(header)}
-        cols = fmt.columns
-        raw = row.get(cols["email"], "")
+    cols = fmt.columns
+    for number, row in records:
+        raw = _cell(row, cols, "email")
         try:
             address = normalise_address(raw)
         except ValueError as exc:
             problems.append(Problem(source, f"{raw!r} {exc}" if raw else "no address", number))
             continue
-        name = row.get(cols.get("name", ""), "")
-        if not name and ("first_name" in cols or "last_name" in cols):
-            name = " ".join(
-                p for p in (row.get(cols.get("first_name", ""), ""), row.get(cols.get("last_name", ""), "")) if p
-            )
+        name = _cell(row, cols, "name")
+        if not name:
+            name = " ".join(p for p in (_cell(row, cols, "first_name"), _cell(row, cols, "last_name")) if p)
+        fmt_value = _cell(row, cols, "format").lower()
         rows.append(
             ImportRow(
                 line=number,
                 email=address,
                 name=" ".join(name.split()),
-                tags=_tags(row.get(cols.get("tags", ""), "")),
+                tags=_tags(_cell(row, cols, "tags")),
                 consented=fmt.consent(row),
-                consent_at=_date(row.get(cols.get("consent_at", ""), "")),
+                # a mapped consent column may hold the date itself
+                consent_at=_date(_cell(row, cols, "consent_at")) or _date(_cell(row, cols, "consent")),
                 status=fmt.status(row),
-                language=row.get(cols.get("language", ""), ""),
+                language=_cell(row, cols, "language"),
+                format=fmt_value if fmt_value in ("html", "text") else "",
+                consent_method=_cell(row, cols, "consent_method"),
+                consent_source=_cell(row, cols, "consent_source"),
             )
         )
-    return fmt.name, rows, problems
+    return rows, problems
 
 
 EXPORT_FIELDS = (

@@ -356,19 +356,24 @@ class Roster:
         source: str,
         ip: str = "",
         consent_at: datetime | None = None,
+        consent: tuple[datetime | None, str, str] | None = None,
     ) -> bool:
+        """Add one subscriber (False when the address is known). The consent record is this addition's
+        (`method`, `source`) when it makes them active, or `consent` (when, how, where) when given: an
+        import of this tool's own export keeps the record it carries, whatever the status."""
         key = sub.key
         if conn.execute(sa.select(s.id).where(s.email == key)).first() is not None:
             return False
         row = self._new_row(sub, "", status, now_at, source)
-        consented = status == Status.ACTIVE
+        if consent is None and status == Status.ACTIVE:
+            consent = (consent_at or now_at, method, source)
         row.update(
             origin=method,
             in_file=False,
-            consent_method=method if consented else "",
-            consent_source=source if consented else "",
-            consent_at=(consent_at or now_at) if consented else None,
-            consent_ip=ip if consented else "",
+            consent_method=consent[1] if consent else "",
+            consent_source=consent[2] if consent else "",
+            consent_at=(consent[0] or now_at) if consent else None,
+            consent_ip=ip if consent and status == Status.ACTIVE else "",
         )
         conn.execute(subscribers.insert().values(**row))
         self._event(conn, key, now_at, "added", status.value, f"{method}: {source}" if source else method)
@@ -623,7 +628,8 @@ class Roster:
     ) -> tuple[int, int, int, list[str]]:
         """(added, updated, unchanged, addresses to confirm). Consent comes from the file: an address that
         consented there is active; one that did not waits for the confirmation mail; one the file says left
-        is added as unsubscribed. Existing subscribers keep their status; only empty fields are filled."""
+        is added as unsubscribed, bounced or complained (see import_status). Existing subscribers keep their
+        status; only empty fields are filled."""
         added = updated = unchanged = 0
         to_confirm: list[str] = []
         seen: set[str] = set()
@@ -641,12 +647,12 @@ class Roster:
                     seen.add(key)
                     if old is None:
                         added += 1
-                        left = r.status in ("unsubscribed", "cleaned", "bounced", "complained", "blocklisted")
-                        status = Status.UNSUBSCRIBED if left else Status.ACTIVE if r.consented else Status.UNCONFIRMED
+                        status = import_status(r)
                         if status == Status.UNCONFIRMED:
                             to_confirm.append(key)
                         if not dry_run:
-                            sub = Subscriber(r.email, r.name, r.tags, "html", True, None, r.language)
+                            sub = Subscriber(r.email, r.name, r.tags, r.format or "html", True, None, r.language)
+                            kept = (r.consent_at, r.consent_method, r.consent_source or source)
                             self._add(
                                 conn,
                                 sub,
@@ -655,12 +661,13 @@ class Roster:
                                 method="import",
                                 source=source,
                                 consent_at=r.consent_at,
+                                consent=kept if r.consent_method else None,
                             )
                             if status == Status.UNCONFIRMED:
                                 conn.execute(
                                     sa.update(subscribers)
                                     .where(s.email == key)
-                                    .values(confirm_requested_at=now_at, consent_source=source)
+                                    .values(confirm_requested_at=now_at, consent_source=r.consent_source or source)
                                 )
                         continue
                     if (old.name or not r.name) and (old.tags or not r.tags) and (old.language or not r.language):
@@ -682,6 +689,27 @@ class Roster:
             if dry_run:
                 conn.rollback()
         return added, updated, unchanged, to_confirm
+
+
+# what an export says about someone who must not be mailed -> their status here
+LEFT_AS = {
+    "cleaned": Status.BOUNCED,  # Mailchimp's word for addresses that bounced
+    "bounced": Status.BOUNCED,
+    "undeliverable": Status.BOUNCED,
+    "complained": Status.COMPLAINED,
+    "unsubscribed": Status.UNSUBSCRIBED,
+    "blocklisted": Status.UNSUBSCRIBED,
+    "inactive": Status.INACTIVE,
+}
+
+
+def import_status(row: ImportRow) -> Status:
+    """The status an imported line starts in: left (as the file says), active with consent, else waiting for
+    the confirmation mail."""
+    left = LEFT_AS.get(row.status)
+    if left is not None:
+        return left
+    return Status.ACTIVE if row.consented else Status.UNCONFIRMED
 
 
 def _batches(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
