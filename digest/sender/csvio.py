@@ -9,7 +9,6 @@ status here (see Roster.apply_import), so nobody is mailed who did not ask for i
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -176,26 +175,32 @@ def _tags(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p.strip().strip('"') for p in parts if p.strip().strip('"')))
 
 
-def read_csv(path: Path, mapping: Mapping[str, str] | None = None) -> tuple[str, list[ImportRow], list[Problem]]:
+def read_csv(path: Path, mapping: Mapping[str, str] | None = None) -> tuple[str, Iterator[ImportRow], list[Problem]]:
     """(format name, rows, invalid lines) of one CSV export (or this tool's JSON export, by its .json name);
-    ConfigError when it cannot be read at all."""
+    ConfigError when it cannot be read at all. The rows are read from the file as they are consumed (a list
+    of 100,000 is never held whole); the invalid lines are known once they have all been read."""
     source = str(path)
     try:
-        text = path.read_text("utf-8-sig")
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            sample = fh.read(4096)
+            if path.suffix.lower() == ".json":
+                text = sample + fh.read()
+            else:
+                try:
+                    dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
+                except csv.Error:
+                    dialect = csv.excel
+                fh.seek(0)
+                header = [h.strip().lower() for h in next(csv.reader(fh, dialect), [])]
     except OSError as exc:
         raise ConfigError(f"cannot read the file: {exc.strerror}", "check the path", source=source) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError("the file is not UTF-8", "export it again as UTF-8 CSV", source=source) from exc
+    problems: list[Problem] = []
     if path.suffix.lower() == ".json":
         if mapping:
             raise ConfigError("--map is for CSV files", "leave it out for a JSON export", source=source)
-        return "digest", *_rows(_json_records(text, source), FORMATS[0], source)
-    try:
-        dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    header = [h.strip().lower() for h in next(reader, [])]
+        return "digest", _rows(_json_records(text, source), FORMATS[0], source, problems), problems
     if not header:
         raise ConfigError("the file is empty", "export the list again", source=source)
     names = set(header)
@@ -219,12 +224,26 @@ def read_csv(path: Path, mapping: Mapping[str, str] | None = None) -> tuple[str,
                 line=1,
             )
         fmt = found
-    records = (
-        (number, {header[i]: v.strip() for i, v in enumerate(values) if i < len(header)})
-        for number, values in enumerate(reader, start=2)
-        if any(v.strip() for v in values)
-    )
-    return fmt.name, *_rows(records, fmt, source)
+    return fmt.name, _rows(_csv_records(path, dialect, header), fmt, source, problems), problems
+
+
+def _csv_records(path: Path, dialect: Any, header: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, {column: value}) of every non-empty line after the header, read as they are asked for."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh, dialect)
+            next(reader, None)
+            while True:
+                line = reader.line_num + 1  # where the record starts (a quoted value may span lines)
+                values = next(reader, None)
+                if values is None:
+                    return
+                if any(v.strip() for v in values):
+                    yield line, {header[i]: v.strip() for i, v in enumerate(values) if i < len(header)}
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror}", "check the path", source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("the file is not UTF-8", "export it again as UTF-8 CSV", source=str(path)) from exc
 
 
 def _json_records(text: str, source: str) -> Iterator[tuple[int, dict[str, str]]]:
@@ -251,10 +270,9 @@ def _cell(row: Mapping[str, str], columns: Mapping[str, str], field: str) -> str
 
 
 def _rows(
-    records: Iterable[tuple[int, Mapping[str, str]]], fmt: Format, source: str
-) -> tuple[list[ImportRow], list[Problem]]:
-    rows: list[ImportRow] = []
-    problems: list[Problem] = []
+    records: Iterable[tuple[int, Mapping[str, str]]], fmt: Format, source: str, problems: list[Problem]
+) -> Iterator[ImportRow]:
+    """The valid lines as ImportRows; each invalid one is added to `problems` as it is met."""
     cols = fmt.columns
     for number, row in records:
         raw = _cell(row, cols, "email")
@@ -267,23 +285,20 @@ def _rows(
         if not name:
             name = " ".join(p for p in (_cell(row, cols, "first_name"), _cell(row, cols, "last_name")) if p)
         fmt_value = _cell(row, cols, "format").lower()
-        rows.append(
-            ImportRow(
-                line=number,
-                email=address,
-                name=" ".join(name.split()),
-                tags=_tags(_cell(row, cols, "tags")),
-                consented=fmt.consent(row),
-                # a mapped consent column may hold the date itself
-                consent_at=_date(_cell(row, cols, "consent_at")) or _date(_cell(row, cols, "consent")),
-                status=fmt.status(row),
-                language=_cell(row, cols, "language"),
-                format=fmt_value if fmt_value in ("html", "text") else "",
-                consent_method=_cell(row, cols, "consent_method"),
-                consent_source=_cell(row, cols, "consent_source"),
-            )
+        yield ImportRow(
+            line=number,
+            email=address,
+            name=" ".join(name.split()),
+            tags=_tags(_cell(row, cols, "tags")),
+            consented=fmt.consent(row),
+            # a mapped consent column may hold the date itself
+            consent_at=_date(_cell(row, cols, "consent_at")) or _date(_cell(row, cols, "consent")),
+            status=fmt.status(row),
+            language=_cell(row, cols, "language"),
+            format=fmt_value if fmt_value in ("html", "text") else "",
+            consent_method=_cell(row, cols, "consent_method"),
+            consent_source=_cell(row, cols, "consent_source"),
         )
-    return rows, problems
 
 
 EXPORT_FIELDS = (
