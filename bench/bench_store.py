@@ -1,0 +1,199 @@
+"""Subscriber store benchmark: a site whose database holds 100,000 subscribers (imported once with the real
+`digest subscribers import`), then `digest send --dry-run`: the store read into the send list, every
+subscriber checked against the suppression list, the variants rendered and every message built (a dry
+run sends none and leaves the ledger alone). Each command is its own child process, so its figures are its
+own: peak RSS and CPU time (user + sys) from os.wait4 on its pid.
+
+Targets for the dry run of 100,000: peak RSS <= 150 MB, CPU <= 10 s.
+
+    python bench/bench_store.py                       # 100,000 subscribers, SQLite, 3 dry runs
+    python bench/bench_store.py --subscribers 20000 --repeat 1
+    python bench/bench_store.py --database postgresql+psycopg://postgres@127.0.0.1:54330/bench
+
+A note on the figure: Linux carries a parent's peak RSS into a child at fork + exec, so this script imports
+nothing heavy itself (its own peak is printed next to the children's: a child's figure means something only
+well above it).
+
+Exit status: 0 when measured (targets met or not), 2 when a command failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = "2026-11-23T09:00:00+09:00"  # Monday: week 2026-W47 has just ended
+WEEK = "2026-W47"
+SECRET = "bench-secret-not-for-production-0123456789"
+TARGET_MB = 150.0
+TARGET_CPU = 10.0
+EXPORT_FIELDS = (
+    "email", "name", "status", "language", "tags", "format", "origin", "consent_at", "consent_method",
+    "consent_source", "created_at", "paused_until",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float  # wall clock
+    cpu: float  # user + sys of the child
+    peak_mb: float  # the child's peak RSS
+    out: str
+
+
+def write_site(root: Path, database: str) -> Path:
+    """A small Jekyll-like site: three posts in the benchmark's week, a subscribers file of two entries."""
+    posts = root / "posts"
+    posts.mkdir(parents=True)
+    for day, (slug, tag) in enumerate((("kettle", "notes"), ("orchard", "ML"), ("lantern", "notes")), start=17):
+        (posts / f"2026-11-{day}-{slug}.md").write_text(
+            f'---\ntitle: "A note on the {slug}"\ndate: 2026-11-{day} 09:00:00 +0900\ntags: [{tag}]\n---\n\n'
+            + f"The {slug} story, told in a few invented sentences for the benchmark. " * 20
+            + "\n",
+            "utf-8",
+        )
+    (root / "subscribers.yaml").write_text(
+        "subscribers:\n  - email: author@bench.example.com\n  - email: editor@bench.example.com\n", "utf-8"
+    )
+    state = f'database = "{database}"\n' if database else ""
+    config = root / "digest.toml"
+    config.write_text(
+        f"""[site]
+title = "Bench Weekly"
+url = "https://bench.example.com/"
+source = ["posts"]
+timezone = "Asia/Seoul"
+
+[email]
+from = "Bench Weekly <digest@bench.example.com>"
+public_url = "https://bench.example.com/newsletter/"
+
+[subscribers]
+file = "subscribers.yaml"
+
+[state]
+dir = "state"
+{state}""",
+        "utf-8",
+    )
+    return config
+
+
+def write_export(path: Path, count: int) -> dict[str, int]:
+    """`count` subscribers in the shape `digest subscribers export` writes, streamed to the file: most
+    active, some on one topic, some in plain text, some paused, and the ones who left."""
+    statuses: dict[str, int] = {}
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(EXPORT_FIELDS)
+        for i in range(count):
+            status = (
+                "unsubscribed" if i % 50 == 1 else "bounced" if i % 100 == 2 else "complained" if i % 1000 == 3 else
+                "active"
+            )  # fmt: skip
+            statuses[status] = statuses.get(status, 0) + 1
+            consented = status == "active" or i % 2 == 0
+            writer.writerow(
+                (
+                    f"reader{i:06d}@example.com",
+                    f"구독자 {i}" if i % 10 == 0 else f"Reader {i}",
+                    status,
+                    "ko" if i % 7 == 0 else "",
+                    "ML" if i % 5 == 0 else "",
+                    "text" if i % 20 == 0 else "html",
+                    "form",
+                    "2025-03-01T10:00:00+00:00" if consented else "",
+                    "form" if consented else "",
+                    "https://bench.example.com/subscribe/" if consented else "",
+                    "2025-03-01T09:59:00+00:00",
+                    "",
+                )
+            )
+    return statuses
+
+
+def run(args: Sequence[str], env: dict[str, str]) -> Run:
+    """One command as a child; its own CPU time and peak RSS from wait4."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "digest.cli", *args], stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.monotonic() - started
+        out.seek(0)
+        err.seek(0)
+        text, problem = out.read(), err.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"digest {' '.join(args)} exited {proc.returncode}: {problem.strip()[-2000:]}")
+    return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text)
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3, help="dry runs (the median is reported)")
+    parser.add_argument("--database", default="", help="a database URL (default: SQLite in the site's state/)")
+    args = parser.parse_args(argv)
+    env = {**os.environ, "DIGEST_NOW": NOW, "DIGEST_SECRET": SECRET}
+    env.pop("DIGEST_DATABASE_URL", None)
+    load_before = load()
+    with tempfile.TemporaryDirectory(prefix="digest-bench-store-") as tmp:
+        root = Path(tmp)
+        site = root / "site"
+        write_site(site, args.database)
+        export = root / "subscribers.csv"
+        statuses = write_export(export, args.subscribers)
+        own_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        try:
+            imported = run(["subscribers", "import", str(export), "--site", str(site), "--json"], env)
+            summary = json.loads(imported.out)
+            assert summary["added"] == args.subscribers, summary
+            dry = [
+                run(["send", "--dry-run", "--week", WEEK, "--site", str(site), "--json"], env)
+                for _ in range(args.repeat)
+            ]
+        except (RuntimeError, AssertionError) as exc:
+            print(f"setup error: {exc}", file=sys.stderr)
+            return 2
+    report = json.loads(dry[-1].out)
+    peak = statistics.median(r.peak_mb for r in dry)
+    cpu = statistics.median(r.cpu for r in dry)
+    wall = statistics.median(r.seconds for r in dry)
+    database = args.database.split("@")[-1] if args.database else "SQLite"
+    print(f"\n{args.subscribers:,} subscribers in the store ({database}): " + ", ".join(
+        f"{n:,} {s}" for s, n in sorted(statuses.items())
+    ))  # fmt: skip
+    print(f"load average before {load_before}, after {load()}; this script's own peak RSS {own_mb:.1f} MB\n")
+    print("| measure | value | target | result |\n| --- | ---: | --- | --- |")
+    print(
+        f"| `digest subscribers import` once: wall / CPU / peak RSS | {imported.seconds:.1f} s / "
+        f"{imported.cpu:.1f} s / {imported.peak_mb:.1f} MB | | |"
+    )
+    print(f"| `digest send --dry-run`, wall (median of {len(dry)}) | {wall:.2f} s | | |")
+    print(f"| `digest send --dry-run`, CPU user+sys | {cpu:.2f} s | ≤ {TARGET_CPU:.0f} s | "
+          f"{'PASS' if cpu <= TARGET_CPU else 'FAIL'} |")  # fmt: skip
+    print(f"| `digest send --dry-run`, peak RSS | {peak:.1f} MB | ≤ {TARGET_MB:.0f} MB | "
+          f"{'PASS' if peak <= TARGET_MB else 'FAIL'} |")  # fmt: skip
+    print(f"\nthe dry run built {report['sent']:,} messages and skipped {report['skipped']:,}")
+    print("runs: " + "; ".join(f"{r.seconds:.2f} s wall, {r.cpu:.2f} s CPU, {r.peak_mb:.1f} MB" for r in dry))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
