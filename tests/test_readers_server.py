@@ -218,3 +218,39 @@ def test_a_deferred_welcome_of_someone_who_left_since_is_closed(site: tuple[Any,
     assert pipeline.readers_tick(settings, NOW_AT + timedelta(hours=1)).welcomes == 0
     assert ledger.status(ident).counts["skipped"] == 1 and ident not in ledger.unfinished_issues(NOW_AT)
     assert len(wait_for(box, 2, 1)) == 1
+
+
+def test_a_pause_chosen_on_the_preference_page_skips_the_issues_of_those_weeks(
+    tmp_path: Path, smtp_box: Mailbox, http_server_factory: Any
+) -> None:
+    posts = [
+        Post("w47", "Week 47 post", NOW_AT - timedelta(days=3)),
+        Post("w48", "Week 48 post", NOW_AT + timedelta(days=3)),
+        Post("w49", "Week 49 post", NOW_AT + timedelta(days=10)),
+    ]
+    readers = ["pauser@example.org", "steady@example.org"]
+    settings = settings_for(write_site(tmp_path, posts, readers, smtp_port=smtp_box.port))
+    server = http_server_factory(settings, Ledger(settings.db_url), lambda: NOW_AT)
+    pipeline.sync_subscribers(settings, NOW_AT)
+    prefs = local(server, pipeline.reader_link(settings, "preferences", "pauser@example.org", NOW_AT))
+    form = {"action": "save", "format": "html", "language": "", "pause": "2"}
+    page = httpx.post(prefs, data=form)
+    assert page.status_code == 200 and "Paused until 2026-12-07" in page.text and 'value="0"' in page.text
+
+    def send(days: int) -> dict[str, str]:
+        at = NOW_AT + timedelta(days=days, hours=1)  # Mondays at 10:00, the hour after the choice
+        smtp_box.received.clear()
+        pipeline.run_cycle(settings, at, pipeline.select_week(settings, at, "last"), clock=lambda: at)
+        return {rcpt: text_of(message) for rcpt, message in wait_for(smtp_box, 2, 2)}
+
+    ledger = Ledger(settings.db_url)
+    for days, week in ((0, "2026-W47"), (7, "2026-W48")):  # the two weekly issues the pause covers
+        assert list(send(days)) == ["steady@example.org"]
+        (row,) = [r for r in ledger.deliveries(week) if r.recipient == "pauser@example.org"]
+        assert row.state == "skipped" and row.reply == "paused until 2026-12-07"
+    assert sorted(send(14)) == readers  # the third comes again
+    # and a pause can be lifted from the page ("do not pause")
+    httpx.post(prefs, data=form | {"pause": "4"})
+    assert Roster(settings.db_url).get("pauser@example.org").paused_until is not None  # type: ignore[union-attr]
+    httpx.post(prefs, data=form | {"pause": "0"})
+    assert Roster(settings.db_url).get("pauser@example.org").paused_until is None  # type: ignore[union-attr]
