@@ -273,6 +273,10 @@ class Roster:
         bounced, complained: the ledger records the reason). Unconfirmed addresses are not read at all."""
         found: list[Subscriber] = []
         skipped: dict[str, str] = {}
+        # Topics, format and language take a few distinct values over the whole list: one object each
+        # instead of one per row (the driver makes a new string per row; about 10 MB per 100,000).
+        topics: dict[str, tuple[str, ...]] = {}
+        words: dict[str, str] = {}
         query = sa.select(s.address, s.name, s.tags, s.format, s.language, s.status, s.paused_until, s.tag)
         query = query.where(s.status.in_(SENDABLE)).order_by(s.email)
         with self.store.connect() as conn:
@@ -284,8 +288,12 @@ class Roster:
                     skipped[address_key(address)] = f"paused until {paused_until.date().isoformat()}"
                 elif status in SUPPRESSED_VALUES:
                     skipped[address_key(address)] = status
-                sub = Subscriber(address, name, _tags_of(tags), fmt, active, None, language, tag)
-                found.append(sub)
+                chosen = topics.get(tags)
+                if chosen is None:
+                    chosen = topics[tags] = _tags_of(tags)
+                fmt = words.setdefault(fmt, fmt)
+                language = words.setdefault(language, language)
+                found.append(Subscriber(address, name, chosen, fmt, active, None, language, tag))
         return tuple(found), skipped
 
     # -- reading ---------------------------------------------------------------------------------
