@@ -641,10 +641,12 @@ class Readers:
         if form.get("action") == "change":
             new = str(form.get("new_email", ""))
             try:
-                await run_in_threadpool(pipeline.request_address_change, self.settings, email, new, now_at, self.store)
+                sent = await run_in_threadpool(
+                    pipeline.request_address_change, self.settings, email, new, now_at, self.store
+                )
             except DigestError:
                 return await self.preferences_page(request, r.invalid_address)
-            return await self.preferences_page(request, r.change_sent.format(email=new))
+            return await self.preferences_page(request, r.change_sent.format(email=new) if sent else r.change_wait)
         try:
             pause = int(str(form.get("pause", "-1")))
         except ValueError:

@@ -254,3 +254,78 @@ def test_a_pause_chosen_on_the_preference_page_skips_the_issues_of_those_weeks(
     assert Roster(settings.db_url).get("pauser@example.org").paused_until is not None  # type: ignore[union-attr]
     httpx.post(prefs, data=form | {"pause": "0"})
     assert Roster(settings.db_url).get("pauser@example.org").paused_until is None  # type: ignore[union-attr]
+
+
+def test_a_change_of_address_is_confirmed_at_the_new_address_and_the_next_send_follows(
+    site: tuple[Any, Mailbox],
+) -> None:
+    server, box = site
+    settings = server.settings
+    httpx.post(server.url + "/subscribe", data={"email": "old@example.net"})
+    ((_, confirmation),) = wait_for(box, 1)
+    httpx.post(local(server, link_in(confirmation, "confirm")))
+    welcome = wait_for(box, 2)[1][1]
+    prefs = local(server, link_in(welcome, "preferences"))
+    httpx.post(prefs, data={"action": "save", "topic": ["ML"], "format": "text", "language": "", "pause": "-1"})
+    box.received.clear()
+    page = httpx.post(prefs, data={"action": "change", "new_email": "New@Example.org"})
+    assert page.status_code == 200 and "A confirmation is on its way to New@Example.org" in page.text
+    ((rcpt, mail),) = wait_for(box, 1)
+    assert rcpt == "new@example.org"
+    change = local(server, link_in(mail, "change"))
+    # a second change within the day is refused, and says so
+    again = httpx.post(prefs, data={"action": "change", "new_email": "third@example.org"})
+    assert "nothing was sent" in again.text and len(wait_for(box, 2, 1)) == 1
+    # the mail's link shows a button and changes nothing; the button changes the address
+    page = httpx.get(change)
+    assert page.status_code == 200 and '<form method="post"' in page.text
+    book = Roster(settings.db_url)
+    assert book.known("old@example.net") and not book.known("new@example.org")
+    done = httpx.post(change)
+    assert done.status_code == 200 and "new@example.org" in done.text.lower()
+    record = book.get("new@example.org")
+    assert record is not None and record.status == Status.ACTIVE
+    assert (record.tags, record.format, record.consent_method) == (("ML",), "text", "form")
+    assert "address" in {e.kind for e in record.events} and not book.known("old@example.net")
+    assert "old@example.net" in pipeline.suppressed(settings)
+    assert httpx.post(change).status_code == 400  # used once
+    box.received.clear()
+    later = NOW_AT + timedelta(days=7)
+    pipeline.run_cycle(settings, later, pipeline.select_week(settings, later, "last"), clock=lambda: later)
+    assert sorted(r for r, _ in wait_for(box, 2)) == ["author@example.org", "new@example.org"]
+
+
+def test_a_change_to_an_address_already_subscribed_is_refused(site: tuple[Any, Mailbox]) -> None:
+    server, box = site
+    settings = server.settings
+    pipeline.sync_subscribers(settings, NOW_AT)
+    prefs = local(server, pipeline.reader_link(settings, "preferences", "author@example.org", NOW_AT))
+    Roster(settings.db_url).add(Subscriber("other@example.net"), NOW_AT, status=Status.ACTIVE, method="cli", source="")
+    httpx.post(prefs, data={"action": "change", "new_email": "other@example.net"})
+    ((_, mail),) = wait_for(box, 1)
+    answer = httpx.post(local(server, link_in(mail, "change")))
+    assert answer.status_code == 409
+    assert Roster(settings.db_url).get("author@example.org").status == Status.ACTIVE  # type: ignore[union-attr]
+
+
+def test_a_user_template_replaces_a_readers_page(tmp_path: Path, smtp_box: Mailbox, http_server_factory: Any) -> None:
+    folder = tmp_path / "my-templates"
+    folder.mkdir()
+    (folder / "reader_message.html.j2").write_text(
+        '<!doctype html><html lang="{{ language }}"><title>{{ title }}</title><main class="mine">'
+        "{% for p in paragraphs %}<p>{{ p }}</p>{% endfor %}"
+        '{% if button %}<form method="post" action="{{ action }}"><button>{{ button }}</button></form>{% endif %}'
+        "</main></html>",
+        "utf-8",
+    )
+    config = write_site(tmp_path, POSTS, ["author@example.org"], smtp_port=smtp_box.port)
+    config.write_text(
+        config.read_text("utf-8").replace('[output]\ndir = "out"', '[output]\ndir = "out"\ntemplates = "my-templates"')
+    )
+    settings = settings_for(config)
+    server = http_server_factory(settings, Ledger(settings.db_url), lambda: NOW_AT)
+    token = pipeline.reader_token(settings, "author@example.org", NOW_AT)
+    page = httpx.get(f"{server.url}/unsubscribe?token={token}")
+    assert page.status_code == 200 and '<main class="mine">' in page.text and "author@example.org" in page.text
+    assert httpx.post(f"{server.url}/unsubscribe?token={token}").status_code == 200
+    assert "author@example.org" in pipeline.suppressed(settings)

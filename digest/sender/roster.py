@@ -543,9 +543,11 @@ class Roster:
             return bool(done)
 
     def request_change(self, email: str, new_email: str, now_at: datetime, interval: timedelta) -> bool:
-        """Note a change of address to confirm at the new address; False when a mail went out too recently."""
+        """Note a change of address to confirm at the new address; False when a change was asked too recently.
+        The limit is on changes (each mails an address the reader types): a first change right after
+        subscribing is fine, a second one within `interval` waits."""
         key = address_key(email)
-        slot_free = sa.or_(s.confirm_mail_at.is_(None), s.confirm_mail_at <= now_at - interval)
+        slot_free = sa.or_(s.pending_email == "", s.confirm_mail_at.is_(None), s.confirm_mail_at <= now_at - interval)
         with self.store.begin() as conn:
             taken = conn.execute(
                 sa.update(subscribers)

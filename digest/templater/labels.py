@@ -178,6 +178,7 @@ class ReaderLabels:
     new_address: str
     change_button: str
     change_sent: str  # {email}
+    change_wait: str
     changed_title: str
     changed: str  # {email}
     taken: str
@@ -251,6 +252,7 @@ READER_ENGLISH = ReaderLabels(
     new_address="New address",
     change_button="Change address",
     change_sent="A confirmation is on its way to {email}.",
+    change_wait="A change of address was asked less than a day ago; nothing was sent. Please try again tomorrow.",
     changed_title="Address changed",
     changed="From now on the newsletter goes to {email}.",
     taken="That address is already subscribed; nothing was changed.",
@@ -321,6 +323,7 @@ READER_KOREAN = ReaderLabels(
     new_address="새 주소",
     change_button="주소 바꾸기",
     change_sent="{email} 주소로 확인 메일을 보냈습니다.",
+    change_wait="하루 안에 이미 주소 변경을 요청하셔서 메일을 보내지 않았습니다. 내일 다시 시도해 주세요.",
     changed_title="주소를 바꿨습니다",
     changed="이제부터 {email} 주소로 보내 드립니다.",
     taken="그 주소는 이미 구독 중입니다. 바뀐 것은 없습니다.",
