@@ -659,6 +659,11 @@ class Roster:
             )
         )
         with self.store.begin() as conn:
+            if self.store.is_postgres:
+                # After five runs of the same lookup psycopg prepares it, and PostgreSQL may then keep a
+                # generic plan costed when the table was empty (a scan comparing every row with all 500
+                # keys): an import of 100,000 into a new database took minutes instead of seconds.
+                conn.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
             for batch in _batches(rows):
                 keys = [address_key(r.email) for r in batch]
                 query = sa.select(s.email, s.name, s.tags, s.language).where(s.email.in_(keys))
