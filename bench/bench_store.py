@@ -110,7 +110,7 @@ def write_export(path: Path, count: int) -> dict[str, int]:
                     f"reader{i:06d}@example.com",
                     f"구독자 {i}" if i % 10 == 0 else f"Reader {i}",
                     status,
-                    "ko" if i % 7 == 0 else "",
+                    "",  # the site's language: one issue for everyone (a language of its own is another issue)
                     "ML" if i % 5 == 0 else "",
                     "text" if i % 20 == 0 else "html",
                     "form",
