@@ -192,6 +192,7 @@ HUGO_LAYOUTS = {
 def write_hugo(root: Path, posts: Iterable[Post], title: str = SITE_TITLE) -> None:
     """The same posts as a minimal Hugo site: content/posts/, the same front matter, trivial layouts of our
     own (no theme), Hugo's defaults otherwise (its RSS feeds, tag and category pages)."""
+    root.mkdir(parents=True, exist_ok=True)
     (root / "hugo.toml").write_text(
         f'baseURL = "{SITE_URL}"\ntitle = "{title}"\nlanguageCode = "en"\ntimeZone = "{TZ_NAME}"\n'
         '[permalinks]\nposts = "/:year/:month/:day/:slug/"\n',
