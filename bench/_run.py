@@ -180,6 +180,13 @@ def ratio_of(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def paired(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """The median of a[i] / b[i]: each pair ran in the same repetition, within a minute of each other, so a
+    change of the machine's load between repetitions cancels out (a ratio of medians would pair a quiet
+    minute with a busy one)."""
+    return median([x / y for x, y in zip(a, b, strict=True) if y]) if a and b else None
+
+
 @dataclass
 class Report:
     title: str

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import _run
 import _sites
-from _run import Report, SetupError, fmt, log, median, ratio_of, verdict
+from _run import Report, SetupError, fmt, log, median, paired, verdict
 
 TARGET_SECOND = 1.0  # second run / rss2email (issue 12)
 TARGET_FIRST = 2.0  # first run / rss2email
@@ -245,7 +245,7 @@ def rows(report: Report, times: dict[str, list[float]], args: argparse.Namespace
         ("second", "digest preview, second run (s)", TARGET_SECOND),
         ("first", "digest preview, first run (s)", TARGET_FIRST),
     ):
-        ratio = ratio_of(m[name], r2e)
+        ratio = paired(times[name], times["rss2email"])
         report.add(
             label,
             fmt(m[name], "", 2),
@@ -258,7 +258,7 @@ def rows(report: Report, times: dict[str, list[float]], args: argparse.Namespace
         ("old first", f"digest preview --week {old}, first run (s)", "first"),
         ("old second", f"digest preview --week {old}, second run (s)", "second"),
     ):
-        ratio = ratio_of(m[name], m[base])
+        ratio = paired(times[name], times[base])
         report.add(
             label,
             fmt(m[name], "", 2),
@@ -267,7 +267,7 @@ def rows(report: Report, times: dict[str, list[float]], args: argparse.Namespace
             f"≤ {TARGET_OLD}× (about the same)",
             verdict(None if ratio is None else ratio <= TARGET_OLD),
         )
-    ratio = ratio_of(m["help"], m["pass"])
+    ratio = paired(times["help"], times["pass"])
     report.add(
         "digest --help (s)",
         fmt(m["help"], "", 3),

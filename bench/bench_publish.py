@@ -31,7 +31,7 @@ from pathlib import Path
 
 import _run
 import _sites
-from _run import Report, SetupError, fmt, log, median, ratio_of, verdict
+from _run import Report, SetupError, fmt, log, median, paired, verdict
 
 TARGET_VS_HUGO = 0.5  # full rebuild / hugo (issue 12)
 TARGET_WEEKLY_S = 0.3  # the weekly publish after start-up, seconds
@@ -171,7 +171,7 @@ def rows(report: Report, times: dict[str, list[float]], args: argparse.Namespace
         f"site: {n * PER_WEEK:,} posts in _posts/, {PER_WEEK} a week; digest with output.feed_issues = {n} (every "
         f"issue in the archive and the feeds); hugo {hugo_version()} on the same posts; wall times, medians"
     )
-    ratio = ratio_of(m["full"], m["hugo"])
+    ratio = paired(times["full"], times["hugo"])
     report.add(
         f"digest publish, full rebuild of {n} issues (s)",
         fmt(m["full"], "", 2),

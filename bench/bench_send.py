@@ -52,7 +52,7 @@ from typing import Any
 
 import _run
 import _sites
-from _run import Report, SetupError, fmt, log, median, ratio_of, verdict
+from _run import Report, SetupError, fmt, log, median, paired, ratio_of, verdict
 
 TARGET_VS_SOURCE = 0.50  # digest's send phase / smtp-source, same run (issue 12)
 TARGET_RATE = 1000.0  # messages/s at full speed (issue 9)
@@ -355,7 +355,7 @@ def rate_mode(site: Site, port: int, args: argparse.Namespace, report: Report) -
     for kind in _ledgers(site):
         sends = fig.sends[kind]
         rate, wall = median([s.rate for s in sends]), median([s.wall for s in sends])
-        vs = ratio_of(rate, source)
+        vs = paired([s.rate for s in sends], fig.source)
         report.add(
             f"digest send, {kind} ledger, send phase (msg/s)",
             fmt(rate),
@@ -378,7 +378,8 @@ def rate_mode(site: Site, port: int, args: argparse.Namespace, report: Report) -
         f"≥ {TARGET_RATE:,.0f}",
         verdict(None if sqlite_rate is None else sqlite_rate >= TARGET_RATE),
     )
-    vs_naive = ratio_of(sqlite_rate, naive)
+    sqlite_rates = [s.rate for s in fig.sends["sqlite"]]
+    vs_naive = paired(sqlite_rates, fig.naive)
     report.add(
         "digest send, sqlite / naive sender",
         fmt(sqlite_rate),
@@ -389,7 +390,7 @@ def rate_mode(site: Site, port: int, args: argparse.Namespace, report: Report) -
     )
     if site.postgres:
         pg = median([s.rate for s in fig.sends["postgresql"]])
-        vs_sqlite = ratio_of(pg, sqlite_rate)
+        vs_sqlite = paired([s.rate for s in fig.sends["postgresql"]], sqlite_rates)
         report.add(
             "digest send, postgresql / sqlite ledger",
             fmt(pg),
@@ -432,7 +433,7 @@ def signed_mode(site: Site, port: int, args: argparse.Namespace, report: Report)
         "digest send, DKIM-signed (msg/s)",
         fmt(signed),
         f"unsigned {fmt(unsigned)}",
-        fmt(ratio_of(signed, unsigned), "×", 2),
+        fmt(paired(rates["signed"], rates["unsigned"]), "×", 2),
     )
 
 
@@ -505,10 +506,11 @@ def kill_mode(site: Site, args: argparse.Namespace, report: Report, rate_guess: 
             final_start = _settle(dump)
             ran = _run.run(cmd, env=env).check("the clean run after the kills", ok=(0, 3))
             final = json.loads(ran.stdout.strip().splitlines()[-1])
+            again_start = _settle(dump)
             again = _run.run(cmd, env=env).check("a rerun of a complete issue")
             again_sent = json.loads(again.stdout.strip().splitlines()[-1])["sent"]
             end = _settle(dump)
-        copies, run_of = _parse_dump(dump, [r.start for r in runs] + [final_start], end)
+        copies, run_of = _parse_dump(dump, [r.start for r in runs] + [final_start, again_start], end)
         dump.unlink()
         _kill_rows(report, kind, n, runs, copies, run_of, final, again_sent, args.connections)
 
