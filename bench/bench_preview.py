@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -54,7 +53,7 @@ def write_site(root: Path, posts: int) -> tuple[str, str]:
 
 
 def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")} | {"DIGEST_NOW": NOW.isoformat()}
+    return _run.user_env({"DIGEST_NOW": NOW.isoformat()})
 
 
 def clean(site: Path) -> None:
@@ -185,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def measure(args: argparse.Namespace, report: Report) -> None:
+    _run.warm_bytecode()
     r2e = rss2email_env(Path(tempfile.gettempdir()) / "digest-bench-rss2email", args.fresh_rss2email)
     with tempfile.TemporaryDirectory(prefix="digest-bench-preview-") as tmp:
         root = Path(tmp)

@@ -20,7 +20,6 @@ Exit status: 0 when the figures were measured (targets met or not), 2 when the s
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import sys
@@ -41,7 +40,7 @@ ISSUE_DIR = re.compile(r"\d{4}-W\d{2}")
 
 
 def env(now: datetime) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")} | {"DIGEST_NOW": now.isoformat()}
+    return _run.user_env({"DIGEST_NOW": now.isoformat()})
 
 
 def after(monday: datetime) -> datetime:
@@ -127,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def measure(args: argparse.Namespace, report: Report) -> None:
+    _run.warm_bytecode()
     times: dict[str, list[float]] = {}
 
     def add(name: str, seconds: float) -> None:

@@ -152,9 +152,8 @@ class Site:
         return name
 
     def env(self, database_url: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
         # No DIGEST_NOW: the send phase is timed by digest's own clock, which a pinned clock would stop.
-        return env | {"DIGEST_SECRET": self.secret, "DIGEST_DATABASE_URL": database_url}
+        return _run.user_env({"DIGEST_SECRET": self.secret, "DIGEST_DATABASE_URL": database_url})
 
     @contextlib.contextmanager
     def database(self, kind: str) -> Iterator[str]:
@@ -740,6 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace, modes: list[str], report: Report) -> None:
     _tool("smtp-sink")
     _tool("smtp-source")
+    _run.warm_bytecode()
     shm = Path("/dev/shm")
     dump_parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
     with (
