@@ -10,8 +10,14 @@ in the same run.
                         into a side environment in the temporary folder (kept between runs)
   start-up              `digest --help` next to `python -c pass`
 
-    python bench/bench_preview.py                 # 5,000 posts, median of 3
+and (--parts languages) on a site of 5,000 posts in 10 languages, `digest preview --week last` in the site's
+language, with `--lang ko`, and once a ledger exists whose first issue was 12 weeks earlier, each against
+collecting and rendering every post of that site in the same run (what a preview would cost if it rendered
+everything).
+
+    python bench/bench_preview.py                 # both parts, 5,000 posts each, median of 3
     python bench/bench_preview.py --quick         # 500 posts, 1 repetition
+    python bench/bench_preview.py --parts rss2email
 Exit status: 0 when the figures were measured (targets met or not), 2 when the setup failed.
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import shutil
 import socket
 import subprocess
@@ -27,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import _run
@@ -42,6 +49,7 @@ PER_WEEK = 20
 FEED_ITEMS = 50
 LAST_MONDAY = datetime(2024, 6, 3, tzinfo=_sites.TZ)
 NOW = LAST_MONDAY + timedelta(days=6, hours=21)  # Sunday 21:00: every post of the last week is out
+PARTS = ("rss2email", "languages")
 
 
 def write_site(root: Path, posts: int) -> tuple[str, str]:
@@ -52,25 +60,26 @@ def write_site(root: Path, posts: int) -> tuple[str, str]:
     return _sites.week_label(LAST_MONDAY), _sites.week_label(old_monday)
 
 
-def env() -> dict[str, str]:
-    return _run.user_env({"DIGEST_NOW": NOW.isoformat()})
+def env(site: Path) -> dict[str, str]:
+    # The state folder defaults to $XDG_STATE_HOME/digest/<name>: kept beside the site, so it can be wiped.
+    return _run.user_env({"DIGEST_NOW": NOW.isoformat(), "XDG_STATE_HOME": str(site.parent / "xdg")})
 
 
 def clean(site: Path) -> None:
     """Nothing left from an earlier run: the output folder and the state folder (where a cache would live)."""
-    for name in ("_digest", ".digest"):
-        shutil.rmtree(site / name, ignore_errors=True)
+    for folder in (site / "_digest", site / ".digest", site.parent / "xdg"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def preview(site: Path, week: str | None) -> float:
     cmd = _run.digest_command() + ["--site", str(site), "preview"] + (["--week", week] if week else [])
-    return _run.run(cmd, env=env()).check("digest preview").wall
+    return _run.run(cmd, env=env(site)).check("digest preview").wall
 
 
 def check_weeks(site: Path, weeks: dict[str, str | None]) -> None:
     for what, week in weeks.items():
         cmd = _run.digest_command() + ["--site", str(site), "preview", "--json"] + (["--week", week] if week else [])
-        summary = json.loads(_run.run(cmd, env=env()).check("digest preview --json").stdout)
+        summary = json.loads(_run.run(cmd, env=env(site)).check("digest preview --json").stdout)
         if len(summary["entries"]) != PER_WEEK or summary["warnings"]:
             raise SetupError(f"{what} week {summary['week']}: {len(summary['entries'])} entries, {summary['warnings']}")
         log(f"{what} week {summary['week']}: {PER_WEEK} entries, {summary['sizes'].get('email.html', 0):,} B HTML")
@@ -158,6 +167,97 @@ class Rss2email:
         return ran.wall
 
 
+# -- languages: one week's preview on a multilingual site, against rendering every post ------------------
+
+ML_NOW = datetime(2026, 6, 1, 9, 0, tzinfo=_sites.TZ)  # a Monday
+LANGUAGES = ("en", "ko", "ja", "de", "fr", "es", "pt", "it", "nl", "zh-Hant")
+_ML_WORDS = ("kettle", "lantern", "orchard", "ledger", "pebble", "harbor", "window", "meadow", "compass", "cedar")
+
+
+def _ml_post(rng: random.Random, i: int, day: date, lang: str) -> str:
+    words = " ".join(rng.choice(_ML_WORDS) for _ in range(40))
+    lines = ["---", f'title: "Note {i} ({lang})"', f"date: {day.isoformat()} {rng.randint(6, 22):02d}:00:00 +0900"]
+    lines += [f"lang: {lang}", "tags: [notes]", "---", "", words, "", "## First part", ""]
+    lines += [f"- {rng.choice(_ML_WORDS)} {rng.choice(_ML_WORDS)}" for _ in range(5)]
+    lines += ["", "```python", f"print({i})", "```", "", "## Second part", "", words, ""]
+    return "\n".join(lines)
+
+
+def write_multilingual(root: Path, count: int, languages: int) -> None:
+    """`count` posts, each language writing in turn (two posts per language a week), before ML_NOW."""
+    rng = random.Random(11)
+    posts = root / "posts"
+    posts.mkdir(parents=True)
+    (root / "digest.toml").write_text(
+        '[site]\ntitle = "Bench Notes"\nurl = "https://notes.example.com/"\ntimezone = "Asia/Seoul"\n'
+        'language = "en"\n[state]\ndir = "state"\n[subscribers]\nfile = "subscribers.yaml"\n',
+        encoding="utf-8",
+    )
+    (root / "subscribers.yaml").write_text("subscribers:\n  - email: reader@example.com\n", encoding="utf-8")
+    per_week = max(1, languages * 2)
+    first = ML_NOW.date() - timedelta(weeks=count // per_week + 1)
+    for i in range(count):
+        day = first + timedelta(days=(i * 7) // per_week)
+        lang = LANGUAGES[i % languages]
+        (posts / f"{day.isoformat()}-note-{i}.md").write_text(_ml_post(rng, i, day, lang), encoding="utf-8")
+
+
+def ml_digest(root: Path, *args: str, now: datetime = ML_NOW) -> float:
+    cmd = _run.digest_command() + [*args, "--site", str(root)]
+    xdg = str(root / "xdg")
+    env = _run.user_env({"DIGEST_NOW": now.isoformat(), "XDG_STATE_HOME": xdg})
+    return _run.run(cmd, env=env).check(f"digest {args[0]}", ok=(0, 3)).wall
+
+
+def render_all(root: Path) -> float:
+    """Every post collected and rendered, in a fresh interpreter (start-up and imports included)."""
+    code = (
+        "import datetime; from pathlib import Path; from digest.config import load_settings; "
+        "from digest.collector import collect; "
+        f"s = load_settings(site=Path({str(root)!r}), env={{}}); "
+        f"print(len(collect(s.site, datetime.datetime.fromisoformat({ML_NOW.isoformat()!r})).entries))"
+    )
+    return _run.run([sys.executable, "-c", code], env=_run.user_env()).check("rendering every post").wall
+
+
+def languages_part(args: argparse.Namespace, report: Report) -> None:
+    languages = max(1, min(args.languages, len(LANGUAGES)))
+    steps = {
+        "site's language": ("preview", "--week", "last", "--json"),
+        "--lang ko": ("preview", "--week", "last", "--lang", "ko", "--json"),
+        "every post": (),
+    }
+    times: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="digest-bench-languages-") as tmp:
+        root = Path(tmp)
+        write_multilingual(root, args.posts, languages)
+        for rep in range(args.repeat):
+            log(f"languages: repetition {rep + 1}/{args.repeat}")
+            order = list(steps.items())
+            order = order[rep % len(order) :] + order[: rep % len(order)]
+            for name, command in order:
+                took = ml_digest(root, *command) if command else render_all(root)
+                times.setdefault(name, []).append(took)
+                log(f"  {name}: {took:.2f} s")
+        # a ledger whose first issue was 12 weeks ago: the late arrivals since then are looked at too
+        ml_digest(root, "send", "--week", "last", now=ML_NOW - timedelta(weeks=12))
+        for _ in range(args.repeat):
+            times.setdefault("ledger", []).append(ml_digest(root, "preview", "--week", "last", "--json"))
+            times.setdefault("every post, again", []).append(render_all(root))
+    base = median(times["every post"])
+    report.notes.append(
+        f"languages: {args.posts:,} posts in {languages} languages, `digest preview --week last --json`, each a new"
+        " process, against collecting and rendering every post in a new interpreter (the same run)"
+    )
+    for name, label, against in (
+        ("site's language", "languages: preview of one week, the site's language (s)", "every post"),
+        ("--lang ko", "languages: preview of one week, --lang ko (s)", "every post"),
+        ("ledger", "languages: preview, a ledger 12 weeks old (s)", "every post, again"),
+    ):
+        ratio = paired(times[name], times[against])
+        report.add(label, fmt(median(times[name]), "", 2), f"every post {fmt(base, '', 2)}", fmt(ratio, "×", 2))
+
+
 # -- main ----------------------------------------------------------------------------------------------------
 
 
@@ -165,14 +265,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--posts", type=int, default=5_000, help="posts on the site (5,000)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions; medians are reported (3)")
+    parser.add_argument("--languages", type=int, default=10, help="languages of the multilingual site (10)")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
     parser.add_argument("--fresh-rss2email", action="store_true", help="reinstall rss2email's side environment")
     parser.add_argument("--quick", action="store_true", help="smoke run: 500 posts, 1 repetition")
     args = parser.parse_args(argv)
     if args.quick:
         args.posts, args.repeat = 500, 1
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if set(parts) - set(PARTS):
+        parser.error(f"unknown part(s) {', '.join(sorted(set(parts) - set(PARTS)))}: use {', '.join(PARTS)}")
     report = Report(f"bench_preview: {args.posts:,} posts, {args.repeat} repetition(s)", loads=[_run.load1()])
     try:
-        measure(args, report)
+        _run.warm_bytecode()
+        if "rss2email" in parts:
+            measure(args, report)
+        if "languages" in parts:
+            languages_part(args, report)
     except SetupError as exc:
         report.loads.append(_run.load1())
         report.print()
@@ -184,7 +293,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def measure(args: argparse.Namespace, report: Report) -> None:
-    _run.warm_bytecode()
     r2e = rss2email_env(Path(tempfile.gettempdir()) / "digest-bench-rss2email", args.fresh_rss2email)
     with tempfile.TemporaryDirectory(prefix="digest-bench-preview-") as tmp:
         root = Path(tmp)

@@ -39,8 +39,9 @@ LAST_MONDAY = datetime(2024, 6, 3, tzinfo=_sites.TZ)
 ISSUE_DIR = re.compile(r"\d{4}-W\d{2}")
 
 
-def env(now: datetime) -> dict[str, str]:
-    return _run.user_env({"DIGEST_NOW": now.isoformat()})
+def env(site: Path, now: datetime) -> dict[str, str]:
+    # The state folder defaults to $XDG_STATE_HOME/digest/<name>: kept beside the site, so it can be wiped.
+    return _run.user_env({"DIGEST_NOW": now.isoformat(), "XDG_STATE_HOME": str(site.parent / "xdg")})
 
 
 def after(monday: datetime) -> datetime:
@@ -49,8 +50,9 @@ def after(monday: datetime) -> datetime:
 
 
 def clean(site: Path) -> None:
-    for name in ("_digest", ".digest"):
-        shutil.rmtree(site / name, ignore_errors=True)
+    """No output and no state folder (where a cache would live)."""
+    for folder in (site / "_digest", site / ".digest", site.parent / "xdg"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class Sites:
@@ -69,7 +71,7 @@ class Sites:
 
     def publish(self, issues: int, now: datetime) -> _run.Ran:
         cmd = _run.digest_command() + ["--config", str(self.configs[issues]), "publish"]
-        ran = _run.run(cmd, env=env(now)).check("digest publish")
+        ran = _run.run(cmd, env=env(self.digest, now)).check("digest publish")
         return ran
 
     def full(self, issues: int) -> float:
