@@ -41,7 +41,7 @@ import _run
 import _sites
 from _run import Report, SetupError, fmt, log, median, paired, verdict
 
-TARGET_SECOND = 1.0  # second run / rss2email (issue 12)
+TARGET_SECOND = 1.0  # second run / rss2email
 TARGET_FIRST = 2.0  # first run / rss2email
 TARGET_HELP = 3.0  # digest --help / python -c pass
 TARGET_OLD = 1.25  # an old week / the current week: "about the same"

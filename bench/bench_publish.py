@@ -32,7 +32,7 @@ import _run
 import _sites
 from _run import Report, SetupError, fmt, log, median, paired, verdict
 
-TARGET_VS_HUGO = 0.5  # full rebuild / hugo (issue 12)
+TARGET_VS_HUGO = 0.5  # full rebuild / hugo
 TARGET_WEEKLY_S = 0.3  # the weekly publish after start-up, seconds
 PER_WEEK = 2
 LAST_MONDAY = datetime(2024, 6, 3, tzinfo=_sites.TZ)

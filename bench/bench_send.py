@@ -54,8 +54,8 @@ import _run
 import _sites
 from _run import Report, SetupError, fmt, log, median, paired, ratio_of, verdict
 
-TARGET_VS_SOURCE = 0.50  # digest's send phase / smtp-source, same run (issue 12)
-TARGET_RATE = 1000.0  # messages/s at full speed (issue 9)
+TARGET_VS_SOURCE = 0.50  # digest's send phase / smtp-source, same run
+TARGET_RATE = 1000.0  # messages/s at full speed
 TARGET_VS_NAIVE = 8.0
 TARGET_PG_VS_SQLITE = 0.90
 TARGET_PEAK_MB = 150.0
