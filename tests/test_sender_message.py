@@ -301,3 +301,35 @@ def test_quoted_printable_never_starts_a_line_with_a_dot() -> None:
         assert not encoded.startswith(b".") and b"\n." not in encoded
         plain = binascii.b2a_qp(data)
         assert max(map(len, encoded.split(b"\n"))) <= max(76, max(map(len, plain.split(b"\n"))))
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("List-Archive", "<https://blog.example.com/newsletter/>"),
+        ("List-Help", "<https://blog.example.com/newsletter/>, <mailto:editor@example.org?subject=help>"),
+        ("Precedence", "bulk"),
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Auto-Response-Suppress", "OOF, AutoReply"),
+        ("Feedback-ID", "2024-W10:digest.blog.example.com:blog.example.com:digest"),
+    ],
+)
+def test_bulk_sender_headers(tmp_path: Path, header: str, expected: str) -> None:
+    build = factory(tmp_path)
+    for subscriber in (KIM, Subscriber(email="other@example.net", format="text")):
+        message = parse(build.build(subscriber).data)
+        assert message.get_all(header) == [expected]
+
+
+def test_list_help_without_reply_to_uses_the_from_address(tmp_path: Path) -> None:
+    message = parse(factory(tmp_path, reply_to="").build(KIM).data)
+    expected = "<https://blog.example.com/newsletter/>, <mailto:digest@blog.example.com?subject=help>"
+    assert message["List-Help"] == expected
+
+
+def test_feedback_id_fields_have_no_colon_of_their_own() -> None:
+    from digest.sender.message import feedback_id
+
+    assert feedback_id("2024-07-01:2024-07-08", "news.example.com", "https://example.com:8443/blog/") == (
+        "2024-07-01-2024-07-08:news.example.com:example.com-8443:digest"
+    )

@@ -84,14 +84,16 @@ def template_folder(folder: Path | None, source: str = "") -> None:
         )
 
 
-def dkim_key(path: Path | None, selector: str, domain: str, source: str = "") -> bytes | None:
-    """The PEM bytes of the DKIM key after checking it parses; None when DKIM is off."""
+def dkim_key(path: Path | None, selector: str, domain: str, source: str = "", kind: str = "rsa") -> bytes | None:
+    """The bytes of a DKIM key file after checking it holds a private key of `kind` (rsa: PEM; ed25519:
+    PEM or the base64 of the 32-byte seed dkimpy's dknewkey writes); None when DKIM is off."""
     if path is None:
         return None
+    ed25519 = kind == "ed25519"
     if not selector or not domain:
         raise ConfigError(
             "DKIM needs a key, a selector and a domain",
-            "set email.dkim_selector and email.dkim_domain",
+            f"set email.{'dkim_ed25519_selector' if ed25519 else 'dkim_selector'} and email.dkim_domain",
             source=str(path),
         )
     try:
@@ -100,13 +102,27 @@ def dkim_key(path: Path | None, selector: str, domain: str, source: str = "") ->
         raise ConfigError(
             f"cannot read the DKIM key: {exc.strerror}", "check email.dkim_key", source=str(path)
         ) from exc
-    from dkim.crypto import UnparsableKeyError, parse_pem_private_key  # only when DKIM is configured
+    # only when DKIM is configured
+    import base64
 
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import ed25519 as ed
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    wanted = ed.Ed25519PrivateKey if ed25519 else rsa.RSAPrivateKey
     try:
-        parse_pem_private_key(key)
-    except (UnparsableKeyError, ValueError, IndexError) as exc:
+        if ed25519 and b"-----BEGIN" not in key:
+            if len(base64.b64decode(key.strip(), validate=True)) != 32:
+                raise ValueError("not 32 bytes")
+        elif not isinstance(load_pem_private_key(key, password=None), wanted):
+            raise ValueError("another kind of key")
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        make = "openssl genpkey -algorithm ed25519" if ed25519 else "openssl genrsa 2048"
         raise ConfigError(
-            "the DKIM key is not a PEM RSA private key", "create one with `openssl genrsa 2048`", source=str(path)
+            f"the DKIM key is not a PEM {'Ed25519' if ed25519 else 'RSA'} private key",
+            f"create one with `{make}`",
+            source=str(path),
         ) from exc
     return key
 

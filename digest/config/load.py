@@ -239,9 +239,18 @@ def _email(given: dict[str, Any], site: Site, paths: _Paths, env: Mapping[str, s
         sender=sender,
         list_id=checks.list_id(email.list_id or f"digest.{host}", source),
         dkim_key=paths(email.dkim_key),
+        dkim_ed25519_key=paths(email.dkim_ed25519_key),
         dkim_domain=email.dkim_domain or checks.domain_of(email.sender) or host,
     )
     checks.dkim_key(email.dkim_key, email.dkim_selector, email.dkim_domain, source)
+    if email.dkim_ed25519_key is not None:
+        if email.dkim_key is None:
+            raise ConfigError(
+                "email.dkim_ed25519_key is a second signature next to the RSA one",
+                "set email.dkim_key too: many receivers do not check Ed25519 signatures yet",
+                source=source,
+            )
+        checks.dkim_key(email.dkim_ed25519_key, email.dkim_ed25519_selector, email.dkim_domain, source, "ed25519")
     if email.public_url and not env.get(SECRET_ENV):
         raise ConfigError(
             "one-click unsubscribe (email.public_url) needs a secret to sign the links",

@@ -112,6 +112,16 @@ def choice(*allowed: str) -> Converter:
     return convert
 
 
+def to_auto_count(v: Any) -> int:
+    """ "auto" (stored as -1) or a whole number ≥ 0."""
+    if v == "auto":
+        return -1
+    try:
+        return to_int(v)
+    except ValueError as exc:
+        raise ValueError('"auto" or a whole number ≥ 0') from exc
+
+
 def to_timezone(v: Any) -> str:
     try:
         ZoneInfo(to_str(v))

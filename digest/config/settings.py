@@ -12,6 +12,7 @@ from .schema import (
     WEEKDAYS,
     choice,
     option,
+    to_auto_count,
     to_bool,
     to_domain_rates,
     to_float,
@@ -70,6 +71,8 @@ class EmailSettings:
     dkim_key: Path | None = option(None, to_str)
     dkim_selector: str = option("", to_str)
     dkim_domain: str = option("", to_str)  # load fills in the From domain
+    dkim_ed25519_key: Path | None = option(None, to_str)  # a second signature (RFC 8463) next to RSA's
+    dkim_ed25519_selector: str = option("", to_str)
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class DeliveryPolicy:
     # per recipient domain, on top of the limits above: {"gmail.com" = 20, "outlook.com, hotmail.com" = 10}
     domain_rate_per_second: tuple[tuple[str, float], ...] = option((), to_domain_rates(float))
     domain_rate_per_hour: tuple[tuple[str, int], ...] = option((), to_domain_rates(int))
+    signing_processes: int = option(-1, to_auto_count)  # DKIM helper processes; -1 = "auto", one per CPU
 
 
 @dataclass(frozen=True)

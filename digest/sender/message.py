@@ -29,6 +29,7 @@ from digest.models import (
     RenderedIssue,
     Subscriber,
 )
+from digest.sender.dkimsign import Prepared
 from digest.sender.mimebits import Piece, clean, mailbox, merge, qp_segments, qp_value
 from digest.sender.signing import DkimSigner
 from digest.sender.tokens import link_url, make_token, unsubscribe_url, verp_address
@@ -44,6 +45,10 @@ HTML_MARKS = {UNSUBSCRIBE_URL_MARK: URL, RECIPIENT_EMAIL_MARK: EMAIL_HTML, PREFE
 TEXT_BODY = b"DIGESTBODYTEXT0MARK"
 HTML_BODY = b"DIGESTBODYHTML0MARK"
 PER_SUBSCRIBER_HEADERS = ("To", "Message-ID", "List-Unsubscribe")
+# What bulk senders are expected to carry (mailbox providers' sender guidelines): the list's archive and help
+# (RFC 2369), markers that keep auto-replies and out-of-office notices away (RFC 3834, Exchange), and
+# Gmail's Feedback-ID, which names the issue, the list and the site, never a recipient.
+BULK_HEADERS = {"Precedence": "bulk", "Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "OOF, AutoReply"}
 
 
 def message_id_for(issue_id: str, email: str, domain: str) -> str:
@@ -55,6 +60,13 @@ def message_id_for(issue_id: str, email: str, domain: str) -> str:
 @dataclass(frozen=True)
 class _Skeleton:
     pieces: tuple[Piece, ...]  # literal bytes and slot numbers
+    dkim: Prepared | None = None  # the skeleton canonicalised for DKIM, when messages are signed
+
+
+def feedback_id(issue_id: str, list_id: str, site_url: str) -> str:
+    """Gmail's Feedback-ID, "issue:list:site:digest" (colons inside a field would shift the fields)."""
+    host = site_url.split("://", 1)[-1].split("/", 1)[0]
+    return ":".join(part.replace(":", "-") for part in (issue_id, list_id, host, "digest"))
 
 
 class MessageFactory:
@@ -84,22 +96,26 @@ class MessageFactory:
         # each message's envelope sender: bounces+TAG@… (VERP) ties a bounce to its subscriber
         self._return_path = settings.bounces.return_path.strip()
         self._fixed_id = issue_id
+        self._archive_url = checks.header_value(settings.output.url, "output.url")
+        reply_address = checks.single_address(config.reply_to, "reply_to")[1] if config.reply_to else ""
+        self._list_help = f"<mailto:{reply_address or from_address}?subject=help>"
+        if self._archive_url:
+            self._list_help = f"<{self._archive_url}>, {self._list_help}"
+        self._site_url = settings.site.base_url
         self._rendered = dict(variants)
+        self._signer: DkimSigner | None = None
+        if config.dkim_key is not None:
+            self._signer = DkimSigner(config, int(now_at.timestamp()), settings.delivery.signing_processes)
         self._skeletons: dict[Variant, _Skeleton] = {}
         for key in variants:
             self._skeleton(key)
-        self._signer: DkimSigner | None = None
-        if config.dkim_key is not None:
-            self._signer = DkimSigner(config.dkim_key, config.dkim_selector, config.dkim_domain, self._header_names())
+
+    def close(self) -> None:
+        """Stop the DKIM signing processes, if a large send started any."""
+        if self._signer is not None:
+            self._signer.close()
 
     # ---- once per variant ------------------------------------------------------------------
-
-    def _header_names(self) -> tuple[str, ...]:
-        names = ["From", "Subject", "Date", "MIME-Version", "Content-Type", *PER_SUBSCRIBER_HEADERS]
-        names += ["Reply-To"] if self._reply_to else []
-        names += ["List-Id"] if self._list_id else []
-        names += ["List-Unsubscribe-Post"] if self._public_url else []
-        return tuple(names)
 
     def _skeleton(self, variant: Variant) -> _Skeleton:
         if variant in self._skeletons:
@@ -123,6 +139,12 @@ class MessageFactory:
             msg["List-Id"] = f"<{self._list_id}>"
         if self._public_url:
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        if self._archive_url:
+            msg["List-Archive"] = f"<{self._archive_url}>"
+        msg["List-Help"] = self._list_help
+        for name, value in BULK_HEADERS.items():
+            msg[name] = value
+        msg["Feedback-ID"] = feedback_id(self._fixed_id or rendered.issue.id, self._list_id, self._site_url)
         msg.set_content(TEXT_BODY.decode(), cte="quoted-printable")
         if fmt != "text":
             msg.add_alternative(HTML_BODY.decode(), subtype="html", cte="quoted-printable")
@@ -140,7 +162,8 @@ class MessageFactory:
             pieces.append(raw[text_at + len(TEXT_BODY) : html_at])
             pieces += qp_segments(rendered.html, HTML_MARKS)
             pieces.append(raw[html_at + len(HTML_BODY) :])
-        skeleton = _Skeleton(tuple(merge(pieces)))
+        merged = tuple(merge(pieces))
+        skeleton = _Skeleton(merged, self._signer.prepare(merged) if self._signer else None)
         self._skeletons[variant] = skeleton
         return skeleton
 
@@ -169,8 +192,8 @@ class MessageFactory:
         head = f"To: {to}\r\nMessage-ID: {message_id}\r\nList-Unsubscribe: {list_unsubscribe}\r\n"
         values = (head.encode("ascii"), qp_value(url), qp_value(email), qp_value(html.escape(email)), qp_value(prefs))
         data = b"".join([values[p] if isinstance(p, int) else p for p in skeleton.pieces])
-        if self._signer is not None:
-            data = self._signer.sign(data) + data
+        if skeleton.dkim is not None:
+            data = skeleton.dkim.sign(values) + data
         envelope = verp_address(self._return_path, subscriber.tag)
         return OutgoingMessage(
             issue_id=issue_id, recipient=email, message_id=message_id, data=data, envelope_from=envelope

@@ -32,7 +32,7 @@ def build_notice(
     data = msg.as_bytes()
     email = settings.email
     if email.dkim_key is not None:
-        signer = DkimSigner(email.dkim_key, email.dkim_selector, email.dkim_domain, tuple(msg.keys()))
+        signer = DkimSigner(email, int(now_at.timestamp()), processes=0)  # one message: no helper processes
         data = signer.sign(data) + data
     return OutgoingMessage(
         issue_id=kind,

@@ -1,19 +1,19 @@
-"""DKIM signing (dkimpy) of finished message bytes.
+"""DKIM for every message: which header fields are signed, and the signer made from the [email] keys.
 
-The body differs per subscriber (the unsubscribe link), so each message is signed on its own;
-this is the one expensive step of the hot path and only runs when a key is configured.
+The signatures are computed in dkimsign.py (OpenSSL's RSA and Ed25519 through `cryptography`, each
+variant's body canonicalised once) and, for large sends, in helper processes (signpool.py).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import dkim
+from digest.config import EmailSettings
+from digest.sender.dkimsign import ED25519, RSA, DkimKey, Signer, load_key
+from digest.sender.signpool import SigningPool
 
-from digest.config import checks
-from digest.errors import ConfigError
-
-# Signed when present; the first six are what receivers and RFC 8058 care about.
+# Signed when present. The first six are what receivers and RFC 8058 care about; the list headers and the
+# bulk-mail markers are signed too, so nobody on the way can add or change them.
 SIGNED_HEADERS = (
     "From",
     "Subject",
@@ -24,32 +24,42 @@ SIGNED_HEADERS = (
     "To",
     "Reply-To",
     "List-Id",
+    "List-Archive",
+    "List-Help",
+    "Precedence",
+    "Auto-Submitted",
+    "X-Auto-Response-Suppress",
+    "Feedback-ID",
     "MIME-Version",
     "Content-Type",
 )
 
 
-class DkimSigner:
-    def __init__(self, key_path: Path, selector: str, domain: str, headers: tuple[str, ...]):
-        key = checks.dkim_key(key_path, selector, domain)
-        assert key is not None
-        self.key = key
-        self.selector = selector.encode("ascii")
-        self.domain = domain.encode("ascii")
-        present = {h.lower() for h in headers}
-        self.include = [h.lower().encode("ascii") for h in SIGNED_HEADERS if h.lower() in present]
+def dkim_keys(email: EmailSettings) -> list[DkimKey]:
+    """The configured keys: RSA (email.dkim_key), then Ed25519 (email.dkim_ed25519_key) when set."""
+    if email.dkim_key is None:
+        return []
+    keys = [load_key(email.dkim_key, email.dkim_selector, email.dkim_domain, RSA)]
+    if email.dkim_ed25519_key is not None:
+        keys.append(load_key(email.dkim_ed25519_key, email.dkim_ed25519_selector, email.dkim_domain, ED25519))
+    return keys
 
-    def sign(self, data: bytes) -> bytes:
-        """The DKIM-Signature header line (with CRLF) to put in front of `data`."""
-        try:
-            header: bytes = dkim.sign(
-                data,
-                self.selector,
-                self.domain,
-                self.key,
-                canonicalize=(b"relaxed", b"relaxed"),
-                include_headers=self.include,
-            )
-        except dkim.DKIMException as exc:
-            raise ConfigError(f"DKIM signing failed: {exc}", "check the DKIM key and domain") from exc
-        return header
+
+def signing_processes(configured: int) -> int:
+    """delivery.signing_processes: -1 ("auto") is one helper process per CPU when there are several (on one
+    CPU a helper gains nothing); 0 signs in the sending process."""
+    if configured >= 0:
+        return configured
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cpus if cpus > 1 else 0
+
+
+class DkimSigner(Signer):
+    """A Signer for the configured keys, signing RSA in helper processes once a send is large enough."""
+
+    def __init__(self, email: EmailSettings, timestamp: int, processes: int = -1) -> None:
+        self.pool = SigningPool(signing_processes(processes))
+        super().__init__(dkim_keys(email), SIGNED_HEADERS, timestamp, self.pool)
+
+    def close(self) -> None:
+        self.pool.close()
