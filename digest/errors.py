@@ -66,6 +66,12 @@ class DeliveryError(DigestError):
     transient = True
 
 
+class DeliverabilityError(DeliveryError):
+    """Receivers refuse the mail as unauthenticated (Gmail's 5.7.26, Outlook.com's 5.7.515), or DNS shows
+    they will (DKIM or DMARC broken, found before a weekly send): nothing is sent until SPF, DKIM and DMARC
+    are fixed. Transient: the service tries again later, since the fix is in DNS."""
+
+
 class LedgerError(DigestError):
     """The state database cannot be opened, failed in the middle (down, full disk), or is of an unknown
     version. Failures of a running database are transient; a wrong schema version is not."""

@@ -156,6 +156,7 @@ class Mailbox:
     defer_rate: float = 0.0  # while set, this share of messages gets 451 (a deterministic spread)
     accept_login: bool = True  # False: every AUTH gets 535
     reject: bool = False  # True: every message gets 550
+    refusal: str = ""  # when set, every message gets this reply (e.g. Gmail's "550 5.7.26 …")
     received: list[tuple[str, email.message.Message]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     deferred: int = 0
@@ -170,6 +171,8 @@ class Mailbox:
             await asyncio.sleep(self.delay)
         if self.reject:
             return "550 5.1.1 no such user here"
+        if self.refusal:
+            return self.refusal
         with self.lock:
             self.seen += 1
             if self.defer_rate and (self.seen * self.defer_rate) % 1 + self.defer_rate >= 1:

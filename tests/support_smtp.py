@@ -4,8 +4,9 @@
   bytes) in memory; parametrized with a "mailpit" case that talks to Mailpit instead when MAILPIT_URL
   (its HTTP API) and MAILPIT_SMTP (host:port) are set, and is skipped, visibly, otherwise.
 - `fault_server`: aiosmtpd with a handler whose answers depend on the recipient's local part:
-  `reject…` 550 at RCPT, `busy…` 451 and `closing…` 421 after DATA, `drop…` the connection closed in
-  the middle of DATA (nothing stored); each fault happens on the first `times` tries only.
+  `reject…` 550 at RCPT, `busy…` 451 and `closing…` 421 after DATA, `unauth…` Gmail's 550 5.7.26 and
+  `msunauth…` Outlook.com's 550 5.7.515 after DATA, `drop…` the connection closed in the middle of DATA
+  (nothing stored); each fault happens on the first `times` tries only.
 - Simple messages (`make_message`, `SimpleFactory`) so these tests need no templater.
 """
 
@@ -140,6 +141,11 @@ class FaultHandler(MemoryHandler):
             faulty = self.tries[rcpt] <= self.times
         if faulty and rcpt.startswith("busy"):
             return "451 4.3.0 try again later"
+        if faulty and rcpt.startswith("unauth"):
+            # Gmail answers over several lines
+            return "550-5.7.26 This mail has been blocked because the sender is\r\n550 5.7.26 unauthenticated."
+        if faulty and rcpt.startswith("msunauth"):
+            return "550 5.7.515 Access denied, sending domain does not meet the required authentication level."
         if faulty and rcpt.startswith("closing"):
             return "421 4.4.2 closing connection"
         if faulty and rcpt.startswith("drop"):

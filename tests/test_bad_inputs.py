@@ -169,6 +169,10 @@ def smtp_login_refused(c: Case) -> None:
     c.env["DIGEST_SMTP_PASSWORD"] = "wrong password"
 
 
+def smtp_refuses_as_unauthenticated(reply: str) -> Callable[[Case], None]:
+    return lambda c: c.start_smtp(refusal=reply) and None
+
+
 def smtp_rejects_everyone(c: Case) -> None:
     c.start_smtp()
     c.set("delivery", "error_budget", 2)
@@ -309,6 +313,8 @@ ROWS = [
     row("smtp login", smtp_login_refused, ["run"], 1, "refused the login"),
     row("smtp tls", smtp_tls_untrusted, ["send"], 1, "certificate"),
     row("smtp rejects all", smtp_rejects_everyone, ["send"], 3, "error budget"),
+    row("gmail unauthenticated", smtp_refuses_as_unauthenticated("550 5.7.26 unauthenticated"), ["send"], 1, "5.7.26"),
+    row("outlook unauthenticated", smtp_refuses_as_unauthenticated("550 5.7.515 Access denied"), ["run"], 1, "5.7.515"),
     # usage
     row("week", lambda c: None, ["send", "--week", "2026-W99"], 2, "2026-W99"),
     row("until", lambda c: None, ["publish", "--until", "2026-11-20"], 2, "--until needs --since"),

@@ -7,6 +7,7 @@ import email.policy
 import mailbox
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from digest.config import DeliveryPolicy, OutputSettings, Settings, SmtpSettings
+from digest.errors import DeliverabilityError
 from digest.models import DeliveryReport, Site, Subscriber
 from digest.sender.deliver import STOP_REQUESTED, deliver
 from digest.sender.ledger import REMOVED, Ledger
@@ -29,7 +31,7 @@ from digest.sender.suppressions import Suppressions
 from digest.sender.transports import MaildirTransport, SmtpTransport, Transport
 from tests import crash_driver
 from tests.support_postgres import ledger, ledger_url
-from tests.support_smtp import AiosmtpdStore, SimpleFactory, Store, copies, fault_server, smtp_store
+from tests.support_smtp import AiosmtpdStore, FaultHandler, SimpleFactory, Store, copies, fault_server, smtp_store
 
 __all__ = ["fault_server", "ledger", "ledger_url", "smtp_store"]  # fixtures
 
@@ -152,6 +154,26 @@ def test_the_error_budget_stops_the_run_and_hands_back_the_rest(fault_server: Ai
     assert report.failed == 5 and report.exit_code == 3
     status = ledger.status(ISSUE)
     assert (status.counts["failed"], status.counts["pending"], status.counts["sending"]) == (5, 25, 0)
+
+
+@pytest.mark.parametrize(("local", "code"), [("unauth", "5.7.26"), ("msunauth", "5.7.515")])
+def test_an_unauthenticated_refusal_stops_the_run_and_fails_nobody(
+    fault_server: AiosmtpdStore, ledger: Ledger, local: str, code: str
+) -> None:
+    # rows are claimed in address order: five before the refusals, twenty after
+    subs = people(5, "a") + [Subscriber(f"{local}-{i}@example.com") for i in range(3)] + people(20, "z")
+    with pytest.raises(DeliverabilityError, match=re.escape(code)) as raised:
+        run(fault_server, ledger, subs, FakeClock(), connections=1, error_budget=50)
+    assert "fix SPF, DKIM and DMARC" in str(raised.value) and "\n" not in str(raised.value)
+    status = ledger.status(ISSUE)
+    assert (status.counts["sent"], status.counts["failed"], status.counts["sending"]) == (5, 0, 0)
+    assert status.counts["pending"] == len(subs) - 5
+    # fixed (the server now accepts): the next run sends the rest, each once
+    assert isinstance(fault_server.handler, FaultHandler)
+    fault_server.handler.times = 0
+    report = run(fault_server, ledger, subs, FakeClock(START_AT + timedelta(hours=1)), connections=3)
+    assert report.sent == len(subs) - 5 and report.failed == 0
+    assert set(copies(fault_server).values()) == {1} and len(copies(fault_server)) == len(subs)
 
 
 def test_stop_flag_finishes_the_message_in_flight_and_leaves_no_claims(smtp_store: Store, ledger: Ledger) -> None:

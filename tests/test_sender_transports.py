@@ -34,6 +34,30 @@ def test_reply_codes_are_classified(code: int, status: str) -> None:
     assert result.reply == (f"{code} some reply" if code else "some reply")
 
 
+@pytest.mark.parametrize(
+    ("code", "reply", "status", "halts"),
+    [
+        (550, "5.7.26 This mail has been blocked because the sender is unauthenticated.", "failed", "Gmail"),
+        (550, "5.7.26 Unauthenticated email from example.com is not accepted due to domain's DMARC policy",
+         "failed", "Gmail"),
+        (550, "5.7.515 Access denied, sending domain does not meet the required authentication level.", "failed",
+         "Outlook.com"),
+        (554, "Message rejected: 5.7.515 authentication", "failed", "Outlook.com"),
+        (421, "4.7.26 Unauthenticated email from example.com: rate limited", "deferred", ""),
+        (451, "4.7.515 try again", "deferred", ""),
+        (550, "5.7.260 something else", "failed", ""),
+        (550, "5.1.1 no such user 15.7.26", "failed", ""),
+        (550, "5.7.1 rejected by policy", "failed", ""),
+    ],
+)  # fmt: skip
+def test_unauthenticated_refusals_halt_the_run(code: int, reply: str, status: str, halts: str) -> None:
+    result = classify(code, reply)
+    assert result.status == status
+    assert result.halt.startswith(halts) if halts else result.halt == ""
+    if halts:
+        assert reply[:40] in result.halt
+
+
 def test_smtp_sends_many_messages_that_arrive_intact(smtp_store: Store) -> None:
     people = ["kim@example.com", "Lee@Example.com", "park@example.com"]
     with SmtpTransport(plain(smtp_store), local_hostname="localhost") as transport:

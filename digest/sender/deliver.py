@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from digest.config import DeliveryPolicy
-from digest.errors import DeliveryError, DigestError, LedgerError
+from digest.errors import DeliverabilityError, DeliveryError, DigestError, LedgerError
 from digest.models import DeliveryReport, OutgoingMessage, Subscriber
 from digest.sender.ledger import Ledger
 from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
@@ -164,6 +164,15 @@ class _Worker:
                 del self.queue[index]
                 continue
             result = transport.send(run.factory.build(subscriber), self.gate)
+            if result.halt:  # refused, so not delivered: the row goes back as pending with the rest
+                run.fail(
+                    DeliverabilityError(
+                        f"{result.halt}; the run stopped",
+                        "fix SPF, DKIM and DMARC of the From domain (`digest doctor` shows what is wrong); "
+                        "nothing was marked failed, the next run sends the rest",
+                    )
+                )
+                return
             del self.queue[index]
             run.recorder.submit(self.name, recipient, result)
             run.count(result)
@@ -210,6 +219,9 @@ def _round(run: _Run, connections: int) -> None:
         raise run.fatal
     if not run.opened and run.errors:
         raise run.errors[0]
+    refused = [e for e in run.errors if isinstance(e, DeliverabilityError)]
+    if refused:  # what was sent stands; the rest waits for the fix
+        raise refused[0]
 
 
 def _split(

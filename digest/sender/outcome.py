@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from digest.models import State
@@ -12,6 +13,14 @@ FAILED = State.FAILED
 
 # Relays such as SES answer 454 when a rate is exceeded: all of these mean "later", not "never".
 BACK_OFF_CODES = frozenset({421, 450, 451, 452, 454})
+# Permanent refusals of mail the receiver cannot authenticate (the enhanced status code, RFC 3463): every
+# other message of the run would get the same, so the run stops at the first (nothing is marked failed)
+# and says what to fix. Their 4.7.x cousins are deferrals like any 4xx.
+UNAUTHENTICATED = {
+    "5.7.26": "Gmail refuses mail it cannot authenticate",
+    "5.7.515": "Outlook.com refuses mail that does not meet its authentication level",
+}
+_UNAUTHENTICATED = re.compile(r"(?<![\d.])(" + "|".join(re.escape(c) for c in UNAUTHENTICATED) + r")(?![\d.])")
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,7 @@ class SendResult:
     code: int = 0  # the SMTP reply code; 0 when there was no reply (connection lost, timeout)
     reply: str = ""  # the server's reply text, or what went wrong
     message_id: str = ""
+    halt: str = ""  # why the whole run must stop now (the receiver refuses the sender's authentication)
 
     @property
     def ok(self) -> bool:
@@ -36,7 +46,10 @@ def classify(code: int, reply: str | bytes, message_id: str = "") -> SendResult:
         status = DEFERRED
     else:
         status = FAILED
-    return SendResult(status, code, f"{code} {text}" if code else text, message_id)
+    reply_text = f"{code} {text}" if code else text
+    found = _UNAUTHENTICATED.search(text) if status == FAILED else None
+    halt = f"{UNAUTHENTICATED[found.group(1)]}: {reply_text[:200]}" if found else ""
+    return SendResult(status, code, reply_text, message_id, halt)
 
 
 def connection_lost(error: BaseException, message_id: str = "") -> SendResult:
