@@ -390,6 +390,7 @@ def _cycle(
             progress=progress.update,
             stop=stop,
             skipped=paused,
+            preflight=publish_too,  # `digest run` is the weekly cycle: checked like the service's
         )
     finally:
         progress.close()
@@ -736,6 +737,22 @@ def hold(ctx: Context, week: str | None) -> None:
     label, now_at = _review_week(ctx, week)
     pipeline.decide_review(ctx.settings, label, "hold", now_at, by="command line")
     out.print(f"week {label}: held; the service will not send it")
+
+
+@main.command()
+@site_options
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@fail_on_error
+def doctor(ctx: Context, as_json: bool) -> None:
+    """Check that mail will land in the inbox: DNS (SPF, DKIM, DMARC, MX), one real message, the one-click
+    unsubscribe endpoint, the volume at Gmail, Outlook and Yahoo."""
+    findings = pipeline.doctor(ctx.settings, clock())
+    if as_json:
+        click.echo(json.dumps(report.findings_json(findings), ensure_ascii=False, indent=2))
+    else:
+        for line in report.finding_lines(findings):
+            out.print(line)
+    sys.exit(1 if any(f.level == "fail" for f in findings) else 0)
 
 
 # -- the service -------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ SendResult = sender.SendResult
 FEEDS = templater.FEEDS
 labels_for = templater.labels_for
 safe_url = sender.safe_url
+is_probe = sender.is_probe
 Clock = Callable[[], datetime]
 EXAMPLE_SUBSCRIBER = Subscriber(email="subscriber@example.com", name="Example Subscriber")
 
@@ -467,10 +468,13 @@ def run_cycle(
     progress: Callable[[int, int], None] | None = None,
     stop: threading.Event | None = None,
     skipped: Mapping[str, str] | None = None,
+    preflight: bool = False,
 ) -> CycleReport:
     """The weekly cycle: build the week's issues once; with `publish`, write the feeds and the archive; send
     each subscriber the issue in their language through the ledger (an issue already complete sends
-    nothing, a partial one resumes with the same entries)."""
+    nothing, a partial one resumes with the same entries). With `preflight` (the service, `digest run`), DNS
+    and the unsubscribe endpoint are checked first and a DeliverabilityError stops the send while DKIM or
+    DMARC is broken (see doctor.before_send)."""
     started = time.monotonic()
     own_store = store is None
     store = store or open_store(settings)
@@ -498,6 +502,8 @@ def run_cycle(
         by_language: dict[str, list[Subscriber]] = {}
         for sub in subscribers:
             by_language.setdefault(text.issue_language(sub.language, settings.site.language), []).append(sub)
+        if preflight and not dry_run:
+            sender.check_before_send(settings, now_at)
         runs = []
         for language in sorted(by_language):
             issue = result.issue_of(language)
@@ -540,19 +546,22 @@ def _deliver(
     variants, not_wanted = render_variants(issue, settings, subscribers)
     skipped = {**(skipped or {}), **not_wanted}
     factory = sender.MessageFactory(variants, settings, now_at)
-    return sender.deliver(
-        factory,
-        subscribers,
-        open_ledger(settings, store),
-        transports or transport_factory(settings, dry_run=dry_run),
-        settings.delivery,
-        clock,
-        issue_id=issue.id,
-        skipped=skipped,
-        dry_run=dry_run,
-        progress=progress,
-        stop=stop,
-    )
+    try:
+        return sender.deliver(
+            factory,
+            subscribers,
+            open_ledger(settings, store),
+            transports or transport_factory(settings, dry_run=dry_run),
+            settings.delivery,
+            clock,
+            issue_id=issue.id,
+            skipped=skipped,
+            dry_run=dry_run,
+            progress=progress,
+            stop=stop,
+        )
+    finally:
+        factory.close()  # its DKIM signing helpers, if the send started any
 
 
 # -- the weekly service ----------------------------------------------------------------------------
@@ -655,7 +664,9 @@ def advance_cycle(
     if waiting is not None:
         return ServiceStep(week, None, None, waiting, quiet=before is not None and before.note == waiting.note)
     try:
-        report = run_cycle(settings, clock(), week, clock=clock, store=store, transports=transports, stop=stop)
+        report = run_cycle(
+            settings, clock(), week, clock=clock, store=store, transports=transports, stop=stop, preflight=True
+        )
     except DigestError as exc:
         now_at = clock()
         record = cycles.get(week.label)
@@ -697,6 +708,65 @@ def send_test_copy(
     variants, _ = render_variants(issue, settings, [subscriber])
     message = sender.MessageFactory(variants, settings, now_at).build(subscriber)
     return sender.send_test_copy(message, transport_factory(settings)())
+
+
+# -- digest doctor ---------------------------------------------------------------------------------
+
+
+def sample_issue(settings: Settings, week: Week) -> Issue:
+    """An issue of one invented post, for `digest doctor` on a site that has no issue yet."""
+    body = "<p>A sample post, so that digest doctor can build a message like the ones a send makes.</p>"
+    entry = Entry(
+        id="tag:digest,sample",
+        title="A sample post",
+        published_at=week.start_at,
+        url=settings.site.base_url,
+        source="(sample)",
+        body_html=body,
+        summary_html=body,
+    )
+    return Issue(site=settings.site, week=week, entries=(entry,))
+
+
+def doctor(settings: Settings, now_at: datetime) -> list[Finding]:
+    """`digest doctor`: DNS of the From domain, one real message of the latest issue (a sample when there is
+    none) built as a send builds it, the one-click endpoint, and the volume at the big mailbox providers."""
+    problems: list[Finding] = []
+    message = None
+    summarized = False
+    try:
+        week = select_week(settings, now_at, "last")
+        history = build(settings, now_at, week).history  # the site's language first
+        latest = [past[0] for _, past in sorted(history.items()) if past]
+        issue = latest[0] if latest else sample_issue(settings, week)
+        rendered = templater.render_email(issue, settings)
+        factory = sender.MessageFactory({EXAMPLE_SUBSCRIBER.variant: rendered}, settings, now_at)
+        message, summarized = factory.build(EXAMPLE_SUBSCRIBER), rendered.summarized
+        factory.close()
+    except DigestError as exc:
+        problems.append(Finding("message", "fail", f"cannot build a message: {exc.message}", exc.hint))
+    subscribers: list[Subscriber] | None = None
+    gone: set[str] = set()
+    try:
+        subscribers, gone = _next_send_list(settings, now_at)
+    except DigestError as exc:
+        problems.append(Finding("volume", "fail", exc.message, exc.hint))
+    found = sender.diagnose(settings, now_at, message, summarized=summarized, subscribers=subscribers, suppressed=gone)
+    return found + problems
+
+
+def _next_send_list(settings: Settings, now_at: datetime) -> tuple[list[Subscriber], set[str]]:
+    """Who the next send would go to and who it skips, read without writing: the subscribers file, then the
+    store (its statuses win: a bounced or paused address in the file gets nothing)."""
+    listed = {s.key: s for s in (load_subscribers(settings) if settings.subscribers is not None else ())}
+    store = open_store(settings)
+    try:
+        stored, skipped = sender.Roster(store).for_send(now_at)
+        gone = suppressed(settings, store) | set(skipped)
+    finally:
+        store.close()
+    listed.update((s.key, s) for s in stored)
+    return list(listed.values()), gone
 
 
 # -- subscribers -----------------------------------------------------------------------------------

@@ -142,11 +142,14 @@ class Unsubscribe:
         if isinstance(checked, Response):
             return checked
         email, _ = checked
-        now_at = self.clock()
-        added = await run_in_threadpool(
-            pipeline.unsubscribe, self.settings, email, now_at, "unsubscribe link", self.store
-        )
-        LOG.info("unsubscribed %s%s", mask_email(email), "" if added else " (already)")
+        if pipeline.is_probe(email):  # `digest doctor`'s probe: the same answer as any POST, nothing recorded
+            LOG.info("unsubscribe probe answered; nothing recorded")
+        else:
+            now_at = self.clock()
+            added = await run_in_threadpool(
+                pipeline.unsubscribe, self.settings, email, now_at, "unsubscribe link", self.store
+            )
+            LOG.info("unsubscribed %s%s", mask_email(email), "" if added else " (already)")
         lang = await self._words_language(request, email)
         t = pipeline.labels_for(lang)
         return self.readers.message(200, lang, t.unsubscribed_title, t.unsubscribed_body.format(email=email))

@@ -122,6 +122,31 @@ def to_auto_count(v: Any) -> int:
         raise ValueError('"auto" or a whole number ≥ 0') from exc
 
 
+def to_switch(v: Any) -> str:
+    """true, false or "auto" (stored as "on", "off", "auto")."""
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if v == "auto":
+        return "auto"
+    raise ValueError('true, false or "auto"')
+
+
+def to_ip_list(v: Any) -> tuple[str, ...]:
+    import ipaddress
+
+    items = to_str_list(v)
+    try:
+        return tuple(str(ipaddress.ip_address(item.strip())) for item in items)
+    except ValueError as exc:
+        raise ValueError('IP addresses such as ["192.0.2.1", "2001:db8::1"]') from exc
+
+
+def to_port(v: Any) -> int:
+    if to_pos_int(v) > 65535:
+        raise ValueError("a port from 1 to 65535")
+    return int(v)
+
+
 def to_timezone(v: Any) -> str:
     try:
         ZoneInfo(to_str(v))

@@ -19,10 +19,13 @@ from .schema import (
     to_hhmm,
     to_hour,
     to_int,
+    to_ip_list,
+    to_port,
     to_pos_float,
     to_pos_int,
     to_str,
     to_str_list,
+    to_switch,
     to_timezone,
     to_url,
     toml_fields,
@@ -148,6 +151,17 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class DoctorSettings:
+    """[doctor]: where `digest doctor` (and the check before each weekly send) asks DNS, and the gate."""
+
+    nameservers: tuple[str, ...] = option((), to_ip_list)  # () = the system's resolver
+    port: int = option(53, to_port)
+    timeout: float = option(5.0, to_float)  # seconds per DNS or HTTP question
+    before_send: str = option("auto", to_switch)  # "auto": on when messages are DKIM-signed and go over SMTP
+    sending_addresses: tuple[str, ...] = option((), to_ip_list)  # the relay's public IPs; () = smtp.host's
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     host: str = option("127.0.0.1", to_str)
     port: int = option(8080, to_pos_int)
@@ -205,6 +219,7 @@ SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "subscribe": SubscribeSettings,
     "bounces": BouncesSettings,
+    "doctor": DoctorSettings,
 }
 # Keys that moved: the old spelling still works, with a one-line notice.
 MOVED = {f"smtp.{key}": "delivery" for key in (
@@ -222,6 +237,7 @@ class Settings:
     delivery: DeliveryPolicy = DeliveryPolicy()
     schedule: ScheduleSettings = ScheduleSettings()
     server: ServerSettings = ServerSettings()
+    doctor: DoctorSettings = DoctorSettings()
     subscribers: Path | None = None
     outbox: Path = Path(".digest/outbox")  # Maildir used while no SMTP host is set
     state_dir: Path = Path(".digest")

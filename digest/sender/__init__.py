@@ -11,12 +11,14 @@ from .carried import read_carried, record_issue
 from .csvio import parse_mapping, read_csv, write_export
 from .cycles import Cycles
 from .deliver import STOP_REQUESTED, deliver, is_dead_worker
+from .doctor import check_before_send, diagnose
 from .ledger import REMOVED, Ledger
 from .mailbox import describe as describe_mailbox
 from .mailbox import read as read_mailbox
 from .message import MessageFactory, Variant, message_id_for
 from .notices import build_notice
 from .outcome import DEFERRED, FAILED, SENT, SendResult, classify
+from .probe import is_probe
 from .providers import SnsPost, read_sns, trusted_confirm_url
 from .reviews import Reviews
 from .roster import Request, Roster, SyncReport
@@ -43,11 +45,14 @@ __all__ = [
     "Transport",
     "TransportFactory",
     "Variant",
+    "check_before_send",
     "classify",
     "deliver",
     "DeliveryReport",
     "describe",
+    "diagnose",
     "is_dead_worker",
+    "is_probe",
     "make_token",
     "message_id_for",
     "open_store",
