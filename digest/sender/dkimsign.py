@@ -208,6 +208,7 @@ class Signer:
         self.signed = tuple(name.lower() for name in signed)
         self.timestamp = timestamp
         self.sign_digest = sign_digest
+        self._templates: dict[tuple[str, ...], list[tuple[bytes, bytes, bytes, bytes]]] = {}
 
     def prepare(self, pieces: Sequence[Piece]) -> Prepared:
         """The per-variant work for a message made of `pieces` (literal bytes and slot numbers); slots in
@@ -222,20 +223,34 @@ class Signer:
 
     def headers(self, canonical: Mapping[str, bytes], body_hash: bytes) -> bytes:
         """The signatures over the canonical fields {lower-case name: relaxed field} and the body hash."""
-        names = [name for name in self.signed if name in canonical]
+        names = tuple(name for name in self.signed if name in canonical)
         signed_data = b"".join([canonical[name] for name in names])
         bh = base64.b64encode(body_hash)
         out = []
+        for key, (head, tail, canonical_head, canonical_tail) in zip(
+            self.keys, self._templates.get(names) or self._template(names), strict=True
+        ):
+            digest = hashlib.sha256(signed_data + canonical_head + bh + canonical_tail).digest()
+            signature = base64.b64encode(self.sign_digest(key, digest))
+            out.append(b"DKIM-Signature:" + head + bh + tail + _fold_b64(signature) + b"\r\n")
+        return b"".join(out)
+
+    def _template(self, names: tuple[str, ...]) -> list[tuple[bytes, bytes, bytes, bytes]]:
+        """Per key, the DKIM-Signature value around bh= and its relaxed form (the same for every message
+        with these header fields: only bh= and b= change, and base64 has no whitespace to canonicalise)."""
+        found = []
         for key in self.keys:
-            value = (
+            head = (
                 f" v=1; a={key.algorithm}; c=relaxed/relaxed; d={key.domain}; s={key.selector};\r\n\t"
                 f"t={self.timestamp}; h="
             ).encode("ascii")
-            value += _fold_list(names) + b";\r\n\tbh=" + bh + b";\r\n\tb="
-            digest = hashlib.sha256(signed_data + relaxed_header(b"DKIM-Signature", value)[:-2]).digest()
-            signature = base64.b64encode(self.sign_digest(key, digest))
-            out.append(b"DKIM-Signature:" + value + _fold_b64(signature) + b"\r\n")
-        return b"".join(out)
+            head += _fold_list(names) + b";\r\n\tbh="
+            tail = b";\r\n\tb="
+            canonical = relaxed_header(b"DKIM-Signature", head + b"\x00" + tail)[:-2]
+            canonical_head, _, canonical_tail = canonical.partition(b"\x00")
+            found.append((head, tail, canonical_head, canonical_tail))
+        self._templates[names] = found
+        return found
 
 
 def canonical_fields(fields: Sequence[tuple[bytes, bytes]]) -> dict[str, bytes]:

@@ -14,20 +14,21 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
 from email.utils import parseaddr
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import dkim
 
 from digest.config import Settings, checks
 from digest.errors import DeliverabilityError
 from digest.models import Finding, OutgoingMessage, Subscriber
-from digest.sender.dkimsign import DkimKey
-from digest.sender.dnscheck import Dns, Identity, LookupFailed, check_dns
 from digest.sender.probe import PROBE_ADDRESS, probe_unsubscribe
 from digest.sender.signing import dkim_keys
 from digest.sender.tokens import make_token, unsubscribe_url
 from digest.sender.transports import transport_kind
 from digest.text import address_key
+
+if TYPE_CHECKING:  # the DNS libraries load in about a second: only when a check runs, never for other commands
+    from digest.sender.dkimsign import DkimKey
+    from digest.sender.dnscheck import Dns, Identity
 
 LOG = logging.getLogger("digest.doctor")
 
@@ -58,6 +59,8 @@ def identity(settings: Settings) -> Identity:
     """What receivers look at, from the settings: the envelope sender (MAIL FROM, the Return-Path) is
     bounces.return_path's VERP address when set, else the From address; SPF and the bounce MX are checked
     at its domain."""
+    from digest.sender.dnscheck import Identity
+
     email = settings.email
     from_address = checks.single_address(email.sender, "from")[1]
     mailto = checks.mailto(email.unsubscribe_mailto, from_address)
@@ -163,6 +166,8 @@ def _check_signature(
         return Finding(check, "fail", f"the {key.algorithm} signature does not verify with its own key", "a bug")
     failed: list[str] = []
 
+    from digest.sender.dnscheck import LookupFailed
+
     def from_dns(name: bytes, timeout: int = 5) -> bytes | None:
         try:
             found = resolver.txt(name.decode("ascii").rstrip("."))
@@ -190,6 +195,8 @@ def _check_signature(
 
 
 def _verify(data: bytes, index: int, dnsfunc: object) -> bool:
+    import dkim
+
     try:
         return bool(dkim.DKIM(data).verify(idx=index, dnsfunc=dnsfunc))
     except dkim.DKIMException:
@@ -249,6 +256,8 @@ def diagnose(
     suppressed: Collection[str] = (),
 ) -> list[Finding]:
     """Every check of `digest doctor`, in the order a reader fixes them."""
+    from digest.sender.dnscheck import Dns, check_dns
+
     who = identity(settings)
     findings = check_dns(settings.doctor, who)
     if message is not None:
@@ -276,6 +285,8 @@ def check_before_send(settings: Settings, now_at: datetime) -> list[Finding]:
     (the service retries later); other failures are logged and do not stop the send."""
     if not gate_on(settings):
         return []
+    from digest.sender.dnscheck import check_dns
+
     findings = check_dns(settings.doctor, identity(settings)) + _endpoint(settings, now_at)
     blocking = [f for f in findings if f.level == "fail" and f.check in BLOCKING]
     if blocking:

@@ -162,6 +162,11 @@ class SigningPool:
 
 def _serve() -> None:
     """The child: read the key, then sign digests until the input ends."""
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent finishes the messages in flight, so its helpers
+    # go on until it closes their input
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import padding
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
