@@ -12,21 +12,31 @@ that is how `digest send` calls build), `--repeat` times in rotating order; the 
 One message of every signed mode is verified with dkimpy first, so the figures are of signatures that
 verify. The load average is printed before and after: the machines are shared, compare ratios.
 
+With `--send`, the same modes (unsigned and RSA with helpers) also send the messages for real, as
+`digest send` does: deliver() with a fresh SQLite ledger and SmtpTransport over `delivery.connections`
+(4) connections to Postfix's smtp-sink on 127.0.0.1 (which accepts and discards everything).
+
     python bench/bench_dkim.py                 # 5,000 messages, 5 repetitions
+    python bench/bench_dkim.py --send          # and the end-to-end send, signed and unsigned
     python bench/bench_dkim.py --quick         # 1,000 messages, 1 repetition
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +47,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from digest.config import Settings, load_settings
 from digest.models import RenderedIssue, Subscriber
+from digest.sender.deliver import deliver
 from digest.sender.dkimsign import ED25519, RSA, load_key
+from digest.sender.ledger import Ledger
 from digest.sender.message import MessageFactory
+from digest.sender.transports import SmtpTransport
 
 TARGET_SIGNED = 1000.0  # signed messages/s with a 2048-bit RSA key
 VARIANT = ((), "html")
@@ -165,12 +178,56 @@ def verify(settings: Settings, rendered: RenderedIssue) -> None:
             raise SystemExit(f"signature {index} of the bench message does not verify")
 
 
+@contextlib.contextmanager
+def smtp_sink() -> Iterator[int]:
+    """Postfix's smtp-sink on a free port of 127.0.0.1."""
+    sink = shutil.which("smtp-sink") or shutil.which("smtp-sink", path="/usr/sbin:/usr/local/sbin")
+    if not sink:
+        raise SystemExit("--send needs Postfix's smtp-sink (Debian: apt-get install postfix)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []  # smtp-sink refuses to keep root privileges
+    proc = subprocess.Popen([sink, *user, f"127.0.0.1:{port}", "1024"], stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def send_rate(settings: Settings, rendered: RenderedIssue, subs: Sequence[Subscriber], port: int, db: Path) -> float:
+    """What `digest send` does, timed from the call to deliver() to its return."""
+    smtp = dataclasses.replace(settings.smtp, host="127.0.0.1", port=port, mode="plain", timeout=60)
+    factory = MessageFactory({VARIANT: rendered}, settings, _fixtures.NOW_AT)
+    ledger = Ledger(f"sqlite:///{db}")
+    try:
+        started = time.perf_counter()
+        report = deliver(
+            factory, subs, ledger, lambda: SmtpTransport(smtp), settings.delivery, lambda: datetime.now(UTC)
+        )
+        seconds = time.perf_counter() - started
+    finally:
+        factory.close()
+        ledger.store.close()
+        db.unlink(missing_ok=True)
+    if report.sent != len(subs):
+        raise SystemExit(f"the send sent {report.sent} of {len(subs)}: {report.stopped}")
+    return len(subs) / seconds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=5_000, help="messages per mode and repetition")
     parser.add_argument("--repeat", type=int, default=5, help="repetitions; medians are reported")
     parser.add_argument("--threads", type=int, default=4, help="building threads (digest send: delivery.connections)")
     parser.add_argument("--dkimpy", type=int, default=200, help="messages signed with dkimpy per repetition")
+    parser.add_argument("--send", action="store_true", help="also send through smtp-sink, signed and unsigned")
     parser.add_argument("--quick", action="store_true", help="1,000 messages, 1 repetition")
     args = parser.parse_args(argv)
     if args.quick:
@@ -197,11 +254,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             steps.append((name, step))
         steps.append(("dkimpy", lambda: dkimpy_rate(modes["rsa, in process"], rendered, subs[: args.dkimpy])))
-        for rep in range(args.repeat):
-            shift = rep % len(steps)
-            for name, step in steps[shift:] + steps[:shift]:
-                rates[name].append(step())
-                print(f"  repetition {rep + 1}: {name:<24} {rates[name][-1]:8.0f} msgs/s", file=sys.stderr)
+        with contextlib.ExitStack() as stack:
+            if args.send:
+                port = stack.enter_context(smtp_sink())
+                for name in ("unsigned", "rsa, helpers"):
+                    label = f"send, {name}"
+                    rates[label] = []
+
+                    def send(settings: Settings = modes[name], label: str = label) -> float:
+                        return send_rate(settings, rendered, subs, port, folder / f"{label}.sqlite3")
+
+                    steps.append((label, send))
+            for rep in range(args.repeat):
+                shift = rep % len(steps)
+                for name, step in steps[shift:] + steps[:shift]:
+                    rates[name].append(step())
+                    print(f"  repetition {rep + 1}: {name:<24} {rates[name][-1]:8.0f} msgs/s", file=sys.stderr)
     load_after = os.getloadavg()
     medians = {name: statistics.median(values) for name, values in rates.items()}
     unsigned = medians["unsigned"]
@@ -210,12 +278,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"median of {args.repeat}; {os.cpu_count()} CPUs, load average {load_before[0]:.1f} → {load_after[0]:.1f}"
     )
     print(f"{'mode':<26}{'msgs/s':>10}{'of unsigned':>14}  target")
-    for name, rate in sorted(medians.items(), key=lambda item: -item[1]):
+    for name, rate in sorted(medians.items(), key=lambda item: (item[0].startswith("send"), -item[1])):
+        base = medians["send, unsigned"] if name.startswith("send") else unsigned
         target = ""
-        if name.startswith("rsa"):
+        if name.startswith(("rsa", "send, rsa")):
             target = f"≥ {TARGET_SIGNED:,.0f}: {'PASS' if rate >= TARGET_SIGNED else 'FAIL'}"
         note = " (1 thread)" if name == "dkimpy" else ""
-        print(f"{name + note:<26}{rate:>10,.0f}{rate / unsigned:>13.1%}  {target}")
+        print(f"{name + note:<26}{rate:>10,.0f}{rate / base:>13.1%}  {target}")
     return 0
 
 
