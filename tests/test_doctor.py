@@ -20,7 +20,7 @@ import uvicorn
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from digest import pipeline, scheduler
@@ -28,7 +28,7 @@ from digest.cli import main
 from digest.config import Settings, load_settings
 from digest.errors import DeliverabilityError
 from digest.models import Finding, Subscriber
-from digest.sender.dkimsign import load_key
+from digest.sender.dkimsign import ED25519, load_key
 from digest.sender.dnscheck import Dmarc, Identity, dmarc_alignment
 from digest.sender.doctor import bulk_volume
 from digest.sender.ledger import Ledger
@@ -60,6 +60,8 @@ def key_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in ("dkim", "other"):
         found[name] = folder / f"{name}.pem"
         found[name].write_bytes(pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
+    found["ed25519"] = folder / "ed25519.pem"
+    found["ed25519"].write_bytes(pem(ed25519.Ed25519PrivateKey.generate()))
     return found
 
 
@@ -286,6 +288,21 @@ def test_dmarc_fails_when_neither_dkim_nor_the_return_path_aligns(world: World) 
     assert "Return-Path esp.example.net does not align" in found["dmarc alignment"].detail
     # SPF and the bounce MX are checked where bounces go
     assert found["spf"].detail.startswith("esp.example.net:") and "esp.example.net" in found["mx bounces"].detail
+
+
+def test_an_ed25519_key_is_checked_next_to_the_rsa_one(world: World) -> None:
+    ed = {"dkim_ed25519_key": world.keys["ed25519"], "dkim_ed25519_selector": "s1e"}
+    found = world.doctor(**ed)
+    assert (
+        found["dkim record ed25519"].level == "fail"
+        and "no DKIM key at s1e._domainkey" in found["dkim record ed25519"].detail
+    )
+    assert found["message dkim ed25519"].level == "fail" and found["message dkim"].level == "ok"
+    key = load_key(world.keys["ed25519"], "s1e", DOMAIN, ED25519)
+    world.zone.txt(key.record_name, key.record)
+    found = world.doctor(**ed)
+    assert found["dkim record ed25519"].level == found["message dkim ed25519"].level == "ok"
+    assert "ed25519-sha256 d=example.com s=s1e verifies" in found["message dkim ed25519"].detail
 
 
 def test_an_optional_record_is_shown_when_published(world: World) -> None:
@@ -611,6 +628,17 @@ def test_the_service_does_not_send_while_dkim_or_dmarc_is_broken(
     [again] = scheduler.tick(service.settings, clock=lambda: step.cycle.next_try_at)  # type: ignore[union-attr]
     assert again.error is None and again.cycle is not None and again.cycle.state == "done"
     assert Counter(smtp_box.recipients()) == Counter(READERS)
+
+
+def test_a_missing_ed25519_record_is_logged_and_does_not_stop_the_send(
+    service: World, smtp_box: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The RSA signature next to it still passes: receivers accept the mail."""
+    caplog.set_level("WARNING", logger="digest.doctor")
+    email = replace(service.settings.email, dkim_ed25519_key=service.keys["ed25519"], dkim_ed25519_selector="s1e")
+    [step] = scheduler.tick(replace(service.settings, email=email), clock=lambda: datetime.now(UTC))
+    assert step.error is None and sorted(smtp_box.recipients()) == sorted(READERS)
+    assert any("dkim record ed25519" in r.getMessage() for r in caplog.records if r.name == "digest.doctor")
 
 
 def test_the_check_can_be_turned_off(service: World, smtp_box: Mailbox) -> None:
