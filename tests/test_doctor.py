@@ -339,6 +339,13 @@ def test_a_size_limit_no_message_fits_is_a_finding(world: World) -> None:
     assert "message size" not in found and found["spf"].level == "ok"  # the other checks still ran
 
 
+def test_mail_through_ses_leaves_spf_to_the_provider(world: World) -> None:
+    ses = replace(world.settings, delivery=replace(world.settings.delivery, transport="ses"))
+    found = {f.check: f for f in pipeline.doctor(ses, datetime.now(UTC))}
+    assert found["spf relay"].level == "ok" and "Amazon SES" in found["spf relay"].detail
+    assert (RELAY, "A") not in world.zone.asked
+
+
 def test_an_oversized_message_fails_the_size_check(world: World) -> None:
     """The templater keeps the HTML under output.max_html_kb, so the check guards a message that grew
     on the way (a relay, a replaced template): fed one over the limit, it fails."""

@@ -48,6 +48,8 @@ INTERNAL = tuple(
     ipaddress.ip_network(n) for n in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128",
                                       "fc00::/7", "fe80::/10", "169.254.0.0/16")
 )  # fmt: skip
+# Transports whose mail leaves from a provider's own servers (a row of the transport registry each).
+PROVIDERS = {"ses": "Amazon SES"}
 FAILED_LOOKUP = (dns.exception.Timeout, dns.resolver.NoNameservers, dns.resolver.NoResolverConfiguration, OSError)
 
 
@@ -196,7 +198,7 @@ class Identity:
     envelope_domain: str
     keys: tuple[DkimKey, ...]
     unsubscribe_domain: str
-    relay: str  # "" when mail does not leave over SMTP (the Maildir outbox)
+    relay: str  # the SMTP host; a provider transport's name (PROVIDERS); "" for the Maildir outbox
     sending_addresses: tuple[str, ...] = ()  # configured: the relay's public addresses
 
 
@@ -248,6 +250,13 @@ def spf_relay(resolver: Dns, identity: Identity) -> Finding:
     domain = identity.envelope_domain
     if not identity.relay and not identity.sending_addresses:
         return Finding(check, "ok", "mail goes to the Maildir outbox: no relay to authorise")
+    if identity.relay in PROVIDERS and not identity.sending_addresses:
+        return Finding(
+            check,
+            "ok",
+            f"mail leaves through {PROVIDERS[identity.relay]}, from its addresses: SPF is checked at the MAIL FROM "
+            "domain it uses (set a custom MAIL FROM domain there, with its own SPF, for SPF alignment)",
+        )
     addresses = list(identity.sending_addresses)
     source = "doctor.sending_addresses"
     if not addresses:

@@ -66,7 +66,8 @@ def identity(settings: Settings) -> Identity:
     from_address = checks.single_address(email.sender, "from")[1]
     mailto = checks.mailto(email.unsubscribe_mailto, from_address)
     unsubscribe_address = parseaddr(mailto.removeprefix("mailto:").split("?", 1)[0])[1]
-    relay = settings.smtp.host if transport_kind(settings).name == "smtp" else ""
+    kind = transport_kind(settings).name
+    relay = settings.smtp.host if kind == "smtp" else "" if kind == "maildir" else kind
     return_path = settings.bounces.return_path.strip()
     return Identity(
         from_domain=_domain(from_address),
@@ -273,12 +274,13 @@ def diagnose(
 
 
 def gate_on(settings: Settings) -> bool:
-    """doctor.before_send: "auto" checks when messages are DKIM-signed here and leave over SMTP (there is
-    then a key and a domain to check, and receivers to refuse the mail); true and false force it."""
+    """doctor.before_send: "auto" checks when messages are DKIM-signed here and leave the machine (SMTP or
+    a provider such as SES: there is then a key and a domain to check, and receivers to refuse the mail);
+    true and false force it."""
     switch = settings.doctor.before_send
     if switch != "auto":
         return switch == "on"
-    return settings.email.dkim_key is not None and transport_kind(settings).name == "smtp"
+    return settings.email.dkim_key is not None and transport_kind(settings).name != "maildir"
 
 
 def check_before_send(settings: Settings, now_at: datetime) -> list[Finding]:
