@@ -48,3 +48,37 @@ def test_repeated_headings_get_distinct_anchors() -> None:
 )
 def test_summary_rules(markdown: str, meta: dict[str, object], summary: str) -> None:
     assert render(markdown, URL, meta).summary_html == summary
+
+
+# Texts around every kind of link linkify-it finds (scheme, "//", www., localhost, a TLD after a dot, an IP,
+# an e-mail address, Unicode and punycode domains, upper case), and prose that only looks close to one.
+LINKIFY_CASES = [
+    "see example.com now",
+    "files foo.md and README.md",
+    "go WWW.EXAMPLE.COM or www.a.com",
+    "visit https://a.example/c?d=1&e (it moved)",
+    "protocol-relative //cdn.example.net/x.js",
+    "ftp://files.example.org/pub and mailto:a@b.example",
+    "write to me@x.org or 192.168.1.1@mail.example.com",
+    "the box at 10.0.0.1 and localhost:8000/admin",
+    "ссылка на пример.рф и xn--80ak6aa92e.com",
+    "version 1.2.3 and e.g. this, i.e. that",
+    "a sentence. Another one. 오늘은 작은 정원.",
+    "escaped http\\://example.com/ and a&#64;b.example",
+    "[a link](/2024/05/01/note/) then text without any",
+    "`code example.com` and **bold www.bold.example**",
+    "no links at all: just words, 숫자 12 and 3/4 cup",
+]
+
+
+@pytest.mark.parametrize("text", LINKIFY_CASES)
+def test_quick_link_test_finds_the_links_linkify_it_finds(text: str) -> None:
+    from digest.collector import markdown
+
+    quick = markdown._MD.linkify
+    expected_html = markdown._MD.render(text)
+    markdown._MD.linkify = quick.inner
+    try:
+        assert markdown._MD.render(text) == expected_html
+    finally:
+        markdown._MD.linkify = quick

@@ -7,6 +7,7 @@ The summary is the front matter's ``summary``/``description``/``excerpt``, else 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,34 @@ from .links import Linker
 
 # linkify: running logs and news posts paste bare URLs; GFM renders them as links, and so do we.
 _MD = MarkdownIt("commonmark", {"html": True, "linkify": True}).enable(["table", "strikethrough", "linkify"])
+
+# Every link linkify-it can find has a scheme (``http:``, ``//``, ``mailto:``), ``www.``, ``localhost``, an
+# ``@`` or a dot right before a top-level domain or an IP address's digits: text with none of these has no
+# link, whatever its length. linkify-it's own test is a scan with several very large Unicode patterns,
+# run on every paragraph and then on every text of it; it was 40 % of markdown-it-py's time on the
+# benchmark's 5,000 bodies. This test answers no for most prose in a few microseconds and hands
+# everything else to linkify-it unchanged, so the links found are the same (bench/bench_markdown.py
+# checks the HTML of every body against linkify-it alone).
+_MAY_LINK = re.compile(r"[:@]|//|\.\w|www\.|localhost", re.IGNORECASE)
+
+
+class _QuickLinkify:
+    """linkify-it behind a cheap test that only ever says "no" where linkify-it would too."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def pretest(self, text: str) -> bool:
+        return _MAY_LINK.search(text) is not None and bool(self.inner.pretest(text))
+
+    def test(self, text: str) -> bool:
+        return _MAY_LINK.search(text) is not None and bool(self.inner.test(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # match, match_at_start: the links themselves
+
+
+_MD.linkify = _QuickLinkify(_MD.linkify)
 MORE = "<!--more-->"
 SUMMARY_KEYS = ("summary", "description", "excerpt")
 
