@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -131,6 +132,7 @@ def write_site(root: Path, count: int) -> list[Path]:
 
 LANGUAGES = ("en", "ko", "ja", "de", "fr", "es", "pt-br", "zh-cn", "ru", "it")
 FEED_WEEKS = 10  # output.feed_issues' default: the weeks a weekly run renders
+TARGET_ALL = 3.0  # a cold collect of every post against reading the files and their front matter
 
 
 def write_multilingual_site(root: Path, count: int, explicit: bool) -> list[Path]:
@@ -172,14 +174,20 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - started) * 1000, result
 
 
-def multi_child(root: Path, window: bool) -> None:
-    """One cold collect of the multilingual site in a fresh interpreter: prints JSON with milliseconds."""
+def multi_child(root: Path, window: bool, collect_first: bool) -> None:
+    """One cold collect of the multilingual site in a fresh interpreter: prints JSON with milliseconds. A
+    collect of every post is followed (or preceded, alternately) by the baseline on the same files."""
     collect = importlib.import_module("digest.collector").collect
     result: dict[str, Any] = {}
     result["load_ms"], settings = timed(lambda: load_settings(site=root, env={}))
     site = settings.site
     since_at = NOW_AT - timedelta(weeks=FEED_WEEKS) if window else None
+    files = sorted(root.glob("*/news/_posts/*.md"))
+    if not window and not collect_first:
+        result["baseline_ms"], result["parsed"] = timed(lambda: baseline(files))
     result["cold_ms"], found = timed(lambda: collect(site, NOW_AT, since_at))
+    if not window and collect_first:
+        result["baseline_ms"], result["parsed"] = timed(lambda: baseline(files))
     result["entries"], result["problems"] = len(found.entries), len(found.problems)
     result["folders"] = len(site.source_dirs)
     result["languages"] = len({e.language for e in found.entries if hasattr(e, "language")})
@@ -224,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         child(args.child, args.collect_first)
         return 0
     if args.multi_child:
-        multi_child(args.multi_child, args.window)
+        multi_child(args.multi_child, args.window, args.collect_first)
         return 0
     if args.quick:
         args.posts, args.multi_posts, args.repeat = 200, 500, 1
@@ -233,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ImportError, AttributeError) as exc:
         print(f"setup error: digest.collector is not available ({exc})", file=sys.stderr)
         return 2
+    load_before = os.getloadavg()
     runs: list[dict[str, Any]] = []
     multi: dict[str, list[dict[str, Any]]] = {"window": [], "all": []}
     with tempfile.TemporaryDirectory(prefix="digest-bench-collect-") as tmp:
@@ -244,14 +253,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             for kind in ("window", "all") if rep % 2 == 0 else ("all", "window"):
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--multi-child", str(multi_root)]
                 cmd += ["--window"] if kind == "window" else []
+                cmd += ["--collect-first"] if rep % 2 == 0 else []
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     print(f"setup error: the collect run failed:\n{done.stderr.strip()[-2000:]}", file=sys.stderr)
                     return 2
                 multi[kind].append(json.loads(done.stdout.strip().splitlines()[-1]))
                 r = multi[kind][-1]
+                base_text = f"; baseline {r['baseline_ms']:6.0f} ms" if "baseline_ms" in r else ""
                 print(
-                    f"  multilingual {kind:<6} cold {r['cold_ms']:7.0f} ms (config {r['load_ms']:.0f} ms)",
+                    f"  multilingual {kind:<6} cold {r['cold_ms']:7.0f} ms (config {r['load_ms']:.0f} ms){base_text}",
                     file=sys.stderr,
                 )
             # Alternate the order so neither side always reads the files first.
@@ -301,15 +312,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" all: {found['entries']:,} entries, window of {FEED_WEEKS} weeks: {window['entries']:,} entries;"
         f" {found['problems']} problems\n"
     )
+    # The ratio of each repetition (collect and baseline in the same interpreter, so under the same load),
+    # then their median.
+    ratio = statistics.median(r["cold_ms"] / r["baseline_ms"] for r in multi["all"])
     rows = [
         ("config load, site folders found (ms)", f"{mmed('all', 'load_ms'):,.0f}"),
         (f"collect, one window of {FEED_WEEKS} weeks, cold (ms)", f"{mmed('window', 'cold_ms'):,.0f}"),
         ("collect, every post, cold (ms)", f"{mmed('all', 'cold_ms'):,.0f}"),
         ("collect every post per post (ms)", f"{mmed('all', 'cold_ms') / args.multi_posts:.2f}"),
+        ("read + python-frontmatter, every post (ms)", f"{mmed('all', 'baseline_ms'):,.0f}"),
+        ("collect every post / baseline", f"{ratio:.2f}×"),
     ]
     print(f"{'measure':<42}{'value':>10}")
     for name, value in rows:
         print(f"{name:<42}{value:>10}")
+    verdict = "PASS" if ratio <= TARGET_ALL else "FAIL"
+    print(f"\ntarget: collect every post, cold ≤ {TARGET_ALL:g}× read + python-frontmatter: {verdict}")
+    load = os.getloadavg()
+    print(f"load average (1 min) {load_before[0]:.2f} → {load[0]:.2f}; 15 min at the end {load[2]:.2f}")
     return 0
 
 
