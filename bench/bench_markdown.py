@@ -3,9 +3,10 @@ HTML as the renderer the collector used before (markdown-it-py with linkify-it o
 
 The bodies are the 5,000 posts of bench_collect.py's multilingual site (the same generator and seed, front
 matter cut off); `--also DIR` adds every Markdown file under DIR (a real blog's posts, say) as a second set,
-timed and compared on its own. Every candidate renders every body of a set in the same process, in an order
-that rotates between repetitions; the figure is the median over repetitions, and the ratio is to the
-baseline's median (the renderer used before) in the same run.
+timed and compared on its own. Every candidate renders every body of a set in the same process, in chunks
+of 100 bodies taken by every candidate in turn (see measure()); the figure is the median over repetitions,
+and the ratio is to the baseline (the renderer used before) in the same repetition, its median over
+repetitions.
 
 Equivalence: each candidate's HTML is compared with the baseline's after whitespace normalisation (runs of
 whitespace become one space, whitespace between tags is dropped); "differ" counts the bodies that still
@@ -201,12 +202,12 @@ def differ(renderers: dict[str, Render], bodies: Sequence[str], show: int) -> di
 
 
 def report(title: str, bodies: Sequence[str], times: dict[str, list[float]], counts: dict[str, int]) -> None:
-    base = statistics.median(times[BASELINE])
     print(f"\n{title}: {len(bodies):,} bodies, {sum(len(b) for b in bodies) / 1024:,.0f} KiB of Markdown")
     print(f"{'renderer':<62}{'ms (median)':>12}{'µs/body':>9}{'ratio':>8}{'differ':>8}")
     for name, values in times.items():
         value = statistics.median(values)
-        print(f"{name:<62}{value:>12,.0f}{value * 1000 / len(bodies):>9,.0f}{value / base:>7.2f}×{counts[name]:>8,}")
+        ratio = statistics.median(v / b for v, b in zip(values, times[BASELINE], strict=True))
+        print(f"{name:<62}{value:>12,.0f}{value * 1000 / len(bodies):>9,.0f}{ratio:>7.2f}×{counts[name]:>8,}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
