@@ -134,7 +134,26 @@ def candidates() -> tuple[dict[str, Render], list[str]]:
     linker = Linker("https://multi.example.com/2024/05/01/note/", "https://multi.example.com/")
     found["digest render(): quick test (now)"] = lambda text: _digest_render(text, linker)
     found["digest render(): linkify-it alone"] = lambda text: _digest_render(text, linker, alone=True)
-    return found, skipped
+    return {name: _guarded(name, render) for name, render in found.items()}, skipped
+
+
+CRASHES: dict[str, int] = {}
+
+
+def _guarded(name: str, render: Render) -> Render:
+    """A renderer that fails on a body (an exception, or a panic of a compiled one) is counted and shown,
+    not fatal: that too is a figure."""
+
+    def run(text: str) -> str:
+        try:
+            return render(text)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - pyo3's PanicException derives from BaseException
+            CRASHES[name] = CRASHES.get(name, 0) + 1
+            return f"<!-- failed: {type(exc).__name__}: {exc} -->"
+
+    return run
 
 
 def _digest_render(text: str, linker: Linker, alone: bool = False) -> str:
@@ -183,10 +202,11 @@ def measure(renderers: dict[str, Render], bodies: Sequence[str], repeat: int) ->
     return times
 
 
-def differ(renderers: dict[str, Render], bodies: Sequence[str], show: int) -> dict[str, int]:
+def differ(renderers: dict[str, Render], bodies: Sequence[str], show: int) -> tuple[dict[str, int], dict[str, int]]:
     reference = [normalise(renderers[BASELINE](text)) for text in bodies]
     now = [normalise(renderers["digest render(): linkify-it alone"](text)) for text in bodies]
     counts: dict[str, int] = {}
+    CRASHES.clear()
     for name, render in renderers.items():
         against = now if name.startswith("digest render()") else reference
         different = [i for i, text in enumerate(bodies) if normalise(render(text)) != against[i]]
@@ -198,16 +218,23 @@ def differ(renderers: dict[str, Render], bodies: Sequence[str], show: int) -> di
             start = max(at - 120, 0)
             print(f"\n--- {name}: body {i} differs at character {at}", file=sys.stderr)
             print(f"expected: …{against[i][start : at + 200]}\ngot:      …{got[start : at + 200]}", file=sys.stderr)
-    return counts
+    for name, failed in CRASHES.items():
+        print(f"  {name}: failed on {failed:,} of {len(bodies):,} bodies (counted in differ)", file=sys.stderr)
+    return counts, dict(CRASHES)
 
 
-def report(title: str, bodies: Sequence[str], times: dict[str, list[float]], counts: dict[str, int]) -> None:
+def report(
+    title: str, bodies: Sequence[str], times: dict[str, list[float]], counts: tuple[dict[str, int], dict[str, int]]
+) -> None:
+    differing, failed = counts
     print(f"\n{title}: {len(bodies):,} bodies, {sum(len(b) for b in bodies) / 1024:,.0f} KiB of Markdown")
-    print(f"{'renderer':<62}{'ms (median)':>12}{'µs/body':>9}{'ratio':>8}{'differ':>8}")
+    print(f"{'renderer':<62}{'ms (median)':>12}{'µs/body':>9}{'ratio':>8}{'differ':>8}{'failed':>8}")
     for name, values in times.items():
         value = statistics.median(values)
         ratio = statistics.median(v / b for v, b in zip(values, times[BASELINE], strict=True))
-        print(f"{name:<62}{value:>12,.0f}{value * 1000 / len(bodies):>9,.0f}{ratio:>7.2f}×{counts[name]:>8,}")
+        per_body = value * 1000 / len(bodies)
+        figures = f"{value:>12,.0f}{per_body:>9,.0f}{ratio:>7.2f}×{differing[name]:>8,}{failed.get(name, 0):>8,}"
+        print(f"{name:<62}{figures}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"setup error: --also {folder}: no Markdown files in it", file=sys.stderr)
             return 2
         sets.append((f"Markdown files under {folder.name}/", found))
+    # A compiled renderer that panics prints the panic; a Rust backtrace on top of it for every body says
+    # nothing more.
+    os.environ.pop("RUST_BACKTRACE", None)
     renderers, skipped = candidates()
     load_before = os.getloadavg()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in load_before)}", file=sys.stderr)
@@ -243,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" load average {load_before[0]:.2f} → {load_after[0]:.2f} (1 min)"
     )
     print(f"ratio: to «{BASELINE}» in the same run; differ: bodies whose HTML differs after whitespace")
-    print("normalisation (digest render() rows: from each other; the others: from the baseline)")
+    print("normalisation (digest render() rows: from each other; the others: from the baseline), failed among them")
+    print("failed: bodies on which the renderer raised an exception or panicked")
     for title, bodies, times, counts in results:
         report(title, bodies, times, counts)
     if skipped:
