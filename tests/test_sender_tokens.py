@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from digest.errors import DigestError, TokenError
-from digest.sender.tokens import make_token, unsubscribe_url, verify_token
+from digest.sender.tokens import TAG_RE, bounce_tag_of, make_token, new_bounce_tag, unsubscribe_url, verify_token
 
 SECRET = "s3cret-for-tests-and-long-enough-to-be-a-key"
 ISSUED_AT = datetime(2024, 3, 11, 9, 0, tzinfo=UTC)
@@ -85,3 +85,17 @@ def test_naive_datetime_is_a_bug() -> None:
 @pytest.mark.parametrize("public_url", ["https://news.example.com/", "https://news.example.com"])
 def test_unsubscribe_url(public_url: str) -> None:
     assert unsubscribe_url(public_url, "abc") == "https://news.example.com/unsubscribe?token=abc"
+
+
+@pytest.mark.parametrize(
+    "raw", [bytes(8), b"\xff" * 8, bytes(range(8)), b"\x80\x00\x00\x00\x00\x00\x00\x01", b"digest!!"]
+)
+def test_bounce_tag_is_base32_of_its_64_bits(raw: bytes) -> None:
+    expected = base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+    assert bounce_tag_of(int.from_bytes(raw, "big")) == expected
+
+
+def test_new_bounce_tags_differ_and_match_their_pattern() -> None:
+    tags = {new_bounce_tag() for _ in range(200)}
+    assert len(tags) == 200
+    assert all(TAG_RE.fullmatch(tag) for tag in tags)
