@@ -19,7 +19,14 @@ from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
 from yaml.composer import Composer, ComposerError
 from yaml.constructor import SafeConstructor
-from yaml.events import MappingEndEvent, MappingStartEvent, SequenceEndEvent, SequenceStartEvent, StreamEndEvent
+from yaml.events import (
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
 from yaml.resolver import Resolver
 
 from digest.errors import ConfigError, UsageError
@@ -45,6 +52,7 @@ else:  # PyYAML built without libyaml: the same events from the pure-Python pars
     _LOADER = yaml.SafeLoader
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
 FORMATS = ("html", "text")
 TOP_KEYS = ("defaults", "subscribers")
 DEFAULT_KEYS = ("format", "tags", "active", "language")
@@ -236,7 +244,7 @@ def _parse(
     if not loader.check_event(StreamEndEvent):
         loader.get_event()  # the document's start
         if loader.check_event(MappingStartEvent) and loader.peek_event().anchor is None:
-            root = yaml.MappingNode("tag:yaml.org,2002:map", [], loader.get_event().start_mark, None)
+            root = yaml.MappingNode(_MAP_TAG, [], loader.get_event().start_mark, None)
         else:
             root = loader.compose_node(None, None)
     if root is None or not isinstance(root, yaml.MappingNode):
@@ -290,14 +298,41 @@ class _Items:
 
     def __init__(self, loader: Any) -> None:
         self.loader = loader
+        # An entry of plain keys and values is composed here as PyYAML's composer would (a third of the
+        # time); anchors, aliases, tags and nested values go to the composer itself.
+        self.lean = not loader.yaml_path_resolvers
 
     def __iter__(self) -> Iterator[yaml.Node]:
         loader = self.loader
         loader.get_event()  # the list's start
         while not loader.check_event(SequenceEndEvent):
-            yield loader.compose_node(None, None)
+            event = loader.peek_event()
+            if self.lean and type(event) is MappingStartEvent and event.anchor is None and event.tag is None:
+                yield self._mapping()
+            else:
+                yield loader.compose_node(None, None)
             loader.constructed_objects.clear()  # the constructor keeps every node it built otherwise
         loader.get_event()
+
+    def _mapping(self) -> yaml.MappingNode:
+        loader = self.loader
+        start = loader.get_event()
+        node = yaml.MappingNode(_MAP_TAG, [], start.start_mark, None, flow_style=start.flow_style)
+        while not loader.check_event(MappingEndEvent):
+            key = self._scalar() or loader.compose_node(node, None)
+            node.value.append((key, self._scalar() or loader.compose_node(node, key)))
+        node.end_mark = loader.get_event().end_mark
+        return node
+
+    def _scalar(self) -> yaml.ScalarNode | None:
+        event: Any = self.loader.peek_event()
+        if type(event) is not ScalarEvent or event.anchor is not None:
+            return None
+        self.loader.get_event()
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        return yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
 
     def skip(self) -> None:
         for _ in self:
