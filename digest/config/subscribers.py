@@ -301,6 +301,10 @@ class _Items:
         # An entry of plain keys and values is composed here as PyYAML's composer would (a third of the
         # time); anchors, aliases, tags and nested values go to the composer itself.
         self.lean = not loader.yaml_path_resolvers
+        # What Resolver.resolve finds for most scalars, decided here: a quoted scalar, or a plain one whose
+        # first character starts no implicit type (numbers, booleans, null …), is a string.
+        resolvers = loader.yaml_implicit_resolvers
+        self.typed_starts = None if None in resolvers else resolvers
 
     def __iter__(self) -> Iterator[yaml.Node]:
         loader = self.loader
@@ -326,13 +330,18 @@ class _Items:
 
     def _scalar(self) -> yaml.ScalarNode | None:
         event: Any = self.loader.peek_event()
-        if type(event) is not ScalarEvent or event.anchor is not None:
+        kind = type(event)  # not narrowed: libyaml's marks are not the pure parser's class
+        if kind is not ScalarEvent or event.anchor is not None:
             return None
         self.loader.get_event()
-        tag = event.tag
+        tag, value = event.tag, event.value
         if tag is None or tag == "!":
-            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-        return yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+            starts = self.typed_starts
+            if starts is not None and (not event.implicit[0] or value[:1] not in starts):
+                tag = _STR_TAG
+            else:
+                tag = self.loader.resolve(yaml.ScalarNode, value, event.implicit)
+        return yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, style=event.style)
 
     def skip(self) -> None:
         for _ in self:
