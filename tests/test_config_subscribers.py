@@ -4,8 +4,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
+from email_validator import EmailNotValidError, validate_email
 
-from digest.config.subscribers import check_subscribers, load_subscribers
+from digest.config import subscribers as subscribers_file
+from digest.config.subscribers import check_subscribers, load_subscribers, normalise_address
 from digest.errors import ConfigError
 from digest.models import Entry, Subscriber
 
@@ -27,6 +30,16 @@ subscribers:
   - email: paused@example.com
     active: false
 """
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "pure"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test with libyaml's parser (when PyYAML has it) and with the pure-Python one."""
+    if request.param == "pure":
+        monkeypatch.setattr(subscribers_file, "_LOADER", yaml.SafeLoader)
+    elif not yaml.__with_libyaml__:
+        pytest.skip("PyYAML is built without libyaml here")
+    return str(request.param)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -76,6 +89,42 @@ def test_empty_list_is_allowed(tmp_path: Path) -> None:
     assert load_subscribers(write(tmp_path, "subscribers: []\n")) == ()
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "subscribers:\n  - email: a@example.com\n    format: text\n  - {email: b@example.com, tags: [x, y]}\n"
+        "defaults:\n"
+        "  language: ko\n",  # the defaults after the list still apply to it
+        "defaults: {language: ko}\nsubscribers: [{email: a@example.com, format: text}, {email: b@example.com, "
+        "tags: [x, y]}]\n",
+        "defaults:\n  language: ko\nsubscribers: &all\n  - email: a@example.com\n    format: !!str text\n"
+        "  - email: b@example.com\n    tags: &t [x, y]\n",
+        "---\ndefaults:\n  language: ko\nsubscribers:\n  - &a {email: a@example.com, format: text}\n  - email: "
+        "'b@example.com'\n    tags:\n      - x\n      - y\n...\n",
+    ],
+)
+def test_shapes_of_the_same_list(tmp_path: Path, text: str) -> None:
+    a, b = load_subscribers(write(tmp_path, text))
+    assert (a.email, a.format, a.language, a.tags) == ("a@example.com", "text", "ko", ())
+    assert (b.email, b.format, b.language, b.tags) == ("b@example.com", "html", "ko", ("x", "y"))
+
+
+def test_a_long_list_names_the_line_of_its_bad_entries(tmp_path: Path) -> None:
+    lines = ["subscribers:\n"] + [f"  - email: reader{i}@example.com\n    name: Reader {i}\n" for i in range(3000)]
+    lines[1234] = "  - email: reader1233@example\n    name: no top-level domain\n"
+    lines[2500] = "  - email: READER7@example.com\n    name: listed twice\n"
+    path = write(tmp_path, "".join(lines))
+    subscribers, problems = check_subscribers(path)
+    assert len(subscribers) == 2998
+    assert [(p.line, p.message.split(":")[0]) for p in problems] == [
+        (2 * 1234, "email"),
+        (2 * 2500, "READER7@example.com is listed twice (first on line 16) (remove one of them)"),
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_subscribers(path)
+    assert str(caught.value).startswith(f"{path}:2468: email: 'reader1233@example' is not a valid email address")
+
+
 BASE = "subscribers:\n  - email: first@example.com\n"  # line 2 is a good subscriber
 
 
@@ -106,6 +155,10 @@ BASE = "subscribers:\n  - email: first@example.com\n"  # line 2 is a good subscr
         ("defaults: {}\n", 1, "no 'subscribers:' list", ""),
         ("- email: a@example.com\n", 1, "must be a mapping", "subscribers.example.yaml"),
         (BASE + "  - email: b@example.com\n   name: bad indent\n", 4, "not valid YAML", "indentation"),
+        (BASE + "  - email: !custom b@example.com\n", 3, "not valid YAML: could not determine a constructor", ""),
+        (BASE + "  - *nowhere\n", 3, "not valid YAML: found undefined alias", ""),
+        (BASE + "---\nsubscribers: []\n", 3, "not valid YAML: but found another document", ""),
+        (BASE + "  - email: b@example.com\ndefaults:\n  format: pdf\n", 5, "is not a format", ""),
     ],
 )
 def test_bad_input_names_the_line(tmp_path: Path, text: str, line: int, message: str, hint: str) -> None:
@@ -183,3 +236,30 @@ def test_wants(
 ) -> None:
     subscriber = Subscriber(email="a@example.com", tags=filter_tags)
     assert subscriber.wants(entry(tags, categories)) is expected
+
+
+ADDRESSES = [
+    "ana@example.com", "Bob@Example.ORG", "o'neil+news@mail.example.co.uk", "a.b-c_d@sub-domain.example",
+    "x@xn--bcher-kva.example", "x@bücher.example", "POSTMASTER@example.com", "Abuse@Example.com", "a..b@example.com",
+    ".a@example.com", "a.@example.com", "a@example", "a@-example.com", "a@example-.com", "a@exa_mple.com",
+    "a@example.123", "a@localhost", "a@example.local", "a@example.test", "a@[192.0.2.1]", "a@192.0.2.1", "a@b@c.com",
+    '"quoted"@example.com', "Ana <ana@example.com>", "홍길동@example.com", "a@example.com.", "a@.example.com",
+    "a b@example.com", "", "@example.com", "a@", "l" * 64 + "@example.com", "l" * 65 + "@example.com",
+    "a@" + "d" * 63 + ".com", "a@" + "d" * 64 + ".com", "a" * 64 + "@" + ".".join(["d" * 60] * 3) + ".com",
+    "a" * 30 + "@" + ".".join(["d" * 61] * 3) + ".com", " spaced@example.com ", "tab\t@example.com",
+    "a@EXAMPLE.COM", "a@ex--ample.com", "a@xn--ample.com", "a@xn--bcher-kva", "info@example.com",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_addresses_are_checked_as_email_validator_checks_them(address: str) -> None:
+    try:
+        result = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
+        expected = str(result.ascii_email or result.normalized)
+    except EmailNotValidError as exc:
+        expected = f"is not a valid email address: {exc}"
+    try:
+        found = normalise_address(address)
+    except ValueError as exc:
+        found = str(exc)
+    assert found == expected
