@@ -170,11 +170,12 @@ class MessageFactory:
     # ---- once per subscriber ---------------------------------------------------------------
 
     def build(self, subscriber: Subscriber) -> OutgoingMessage:
-        skeleton = self._skeletons.get(subscriber.variant) or self._skeleton(subscriber.variant)
+        variant = subscriber.variant
+        skeleton = self._skeletons.get(variant) or self._skeleton(variant)
         email = subscriber.email.strip()
         if not ADDRESS.fullmatch(email):
             raise DeliveryError(f"{email!r} is not an address that can be put in a header", "fix the subscribers file")
-        issue = self._issue(subscriber.variant)
+        issue = self._issue(variant)
         issue_id = self._fixed_id or issue.id
         message_id = message_id_for(issue_id, email, self._domain)
         prefs = ""
