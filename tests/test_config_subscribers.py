@@ -150,6 +150,8 @@ BASE = "subscribers:\n  - email: first@example.com\n"  # line 2 is a good subscr
         (BASE + "subscriber: []\n", 3, "unknown key 'subscriber'", "did you mean 'subscribers'?"),
         ("defaults:\n  fromat: text\n" + BASE, 2, "unknown key 'fromat' in defaults", "did you mean"),
         ("defaults: html\n" + BASE, 1, "defaults must be a mapping", ""),
+        ("defaults:\n  - format: text\n" + BASE, 2, "defaults must be a mapping", ""),
+        ("colour: [red]\n" + BASE, 1, "unknown key 'colour' in the file", ""),
         ("defaults:\n  format: x\n" + BASE, 2, "is not a format", ""),
         ("subscribers: everyone\n", 1, "must be a list", ""),
         ("defaults: {}\n", 1, "no 'subscribers:' list", ""),

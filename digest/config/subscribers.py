@@ -349,14 +349,15 @@ class _Items:
 
 
 def _pairs(loader: Any, root: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node | _Items]]:
-    """The root mapping's (key, value) pairs; a plain block or flow list comes as _Items, to be consumed
-    before the next pair is asked for."""
+    """The root mapping's (key, value) pairs; a plain list under 'subscribers' comes as _Items, to be
+    consumed before the next pair is asked for."""
     if root.value or root.end_mark is not None:  # composed whole (an anchored root)
         yield from root.value
         return
     while not loader.check_event(MappingEndEvent):
         key = loader.compose_node(root, None)
-        if loader.check_event(SequenceStartEvent) and loader.peek_event().anchor is None:
+        listed = isinstance(key, yaml.ScalarNode) and key.tag == _STR_TAG and key.value == "subscribers"
+        if listed and loader.check_event(SequenceStartEvent) and loader.peek_event().anchor is None:
             yield key, _Items(loader)
         else:
             yield key, loader.compose_node(root, key)
