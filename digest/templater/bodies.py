@@ -19,6 +19,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import imagesize
 import lxml.html
 from lxml import etree
+from lxml.cssselect import CSSSelector
 from lxml.html import defs
 from lxml_html_clean import Cleaner
 
@@ -55,6 +56,8 @@ _RENAMED = {
 _UNWRAPPED = ("picture", "noscript", "source", "track")
 _DROPPED = ("svg", "canvas", "math", "template", "dialog")
 _TOC_BLOCKS = ("ul#markdown-toc", "nav#TableOfContents", "div.toc", "nav.toc", "div#toc", "nav#toc")
+# Translated to XPath once: cssselect translating them for every body was most of the time feeds took.
+_TOC_SELECTOR = CSSSelector(", ".join(_TOC_BLOCKS), translator="html")
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 
 
@@ -93,9 +96,8 @@ def _media_to_links(root: lxml.html.HtmlElement, page_url: str) -> None:
 
 
 def _drop_toc(root: lxml.html.HtmlElement) -> None:
-    for selector in _TOC_BLOCKS:
-        for element in root.cssselect(selector):
-            element.drop_tree()
+    for element in _TOC_SELECTOR(root):
+        element.drop_tree()
     for heading in list(root.iter(*_HEADINGS)):
         if not is_toc_heading(heading.text_content()):
             continue
