@@ -8,11 +8,12 @@ sender    -> OutgoingMessage per subscriber -> Delivery rows in the ledger
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from digest.text import address_key
@@ -99,6 +100,24 @@ class Entry:
     outline: tuple[Heading, ...] = ()
     updated_at: datetime | None = None
     language: str = ""  # the post's language (e.g. "ko"); "" = the site's language
+    # A digest of everything the body is made from (the file as it is, the site, the posts it links to):
+    # two entries of equal revision render alike, so a cached rendering can stand in for rendering it.
+    # "" when unknown (then the body itself is compared). The collector may hand out entries whose body
+    # is not rendered yet (body_html, summary_html and outline empty): see Renderer.
+    revision: str = ""
+
+
+class Memo(Protocol):
+    """A private cache the pipeline lends a stage (digest.cache): values by kind and key, kept between
+    runs. get() returns None for a value it does not have."""
+
+    def get(self, kind: str, key: str) -> Any: ...
+
+    def put(self, kind: str, key: str, value: Any) -> None: ...
+
+
+# Fills in the bodies of entries the collector handed out unrendered (the same entries, in the same order).
+Renderer = Callable[[Sequence[Entry]], tuple[Entry, ...]]
 
 
 @dataclass(frozen=True)

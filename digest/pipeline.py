@@ -11,6 +11,7 @@ server) reach the stages only through the functions here.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.message
 import email.policy
@@ -22,8 +23,8 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from html import escape as html_escape
 from pathlib import Path
@@ -31,6 +32,8 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from digest import collector, issues, sender, templater, text, weeks
+from digest.cache import FILE_NAME as CACHE_FILE
+from digest.cache import Cache
 from digest.config import Settings, private_folder, single_subscriber
 from digest.config import check_subscribers as _check_subscribers
 from digest.config import load_subscribers as _load_subscribers
@@ -48,8 +51,10 @@ from digest.models import (
     Issue,
     IssueRun,
     IssueStatus,
+    Memo,
     Problem,
     RenderedIssue,
+    Renderer,
     Review,
     Site,
     State,
@@ -85,6 +90,9 @@ class Build:
     history: Mapping[str, tuple[Issue, ...]]  # language key -> the last feed_issues weeks with entries
     problems: tuple[Problem, ...] = ()
     scanned: int = 0
+    # The pools hold entries whose bodies may not be rendered yet (only what an output shows is rendered:
+    # see build's `languages`); this renders them, with the cache the build used.
+    render: Renderer = field(default=collector.render_entries, compare=False, repr=False)
 
     @property
     def issue(self) -> Issue:
@@ -136,6 +144,22 @@ def feed_horizon(settings: Settings, now_at: datetime, week: Week) -> datetime:
     return max(last.end_at, weeks.week_of(week.end_at, settings.site).start_at)
 
 
+@contextlib.contextmanager
+def cached(settings: Settings) -> Iterator[Cache | None]:
+    """The private cache in the state folder (see digest.cache), committed and closed at the end; None
+    when the state folder cannot be made (the run goes on without it)."""
+    try:
+        private_folder(settings.state_dir)
+    except OSError:
+        yield None
+        return
+    memo = Cache(settings.state_dir / CACHE_FILE)
+    try:
+        yield memo
+    finally:
+        memo.close()
+
+
 # The feeds need the last `feed_issues` weeks with entries of every language; when the first window does
 # not hold them (a quiet blog, a rare language) the look-back goes further, each pass collecting only the
 # period before the previous one: first as many weeks as are missing (twice, for the gaps), then twice as
@@ -144,11 +168,11 @@ _LOOKBACK_FLOOR_AT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _gather(
-    settings: Settings, now_at: datetime, since_at: datetime, horizon_at: datetime
+    settings: Settings, now_at: datetime, since_at: datetime, horizon_at: datetime, memo: Memo | None
 ) -> tuple[list[Entry], tuple[Problem, ...], int]:
     site = settings.site
     count = settings.output.feed_issues
-    found = collector.collect(site, now_at, since_at)
+    found = collector.collect(site, now_at, since_at, memo=memo, render=False)
     entries = {e.id: e for e in found.entries}
     problems = dict.fromkeys(found.problems)
     low: datetime | None = since_at
@@ -162,7 +186,7 @@ def _gather(
         if earlier is not None and earlier < _LOOKBACK_FLOOR_AT:
             earlier = None
         before = len(entries)
-        more = collector.collect(site, low - timedelta(microseconds=1), earlier)
+        more = collector.collect(site, low - timedelta(microseconds=1), earlier, memo=memo, render=False)
         for entry in more.entries:
             entries.setdefault(entry.id, entry)
         problems.update(dict.fromkeys(more.problems))
@@ -180,17 +204,21 @@ def build(
     *,
     strict: bool = False,
     carried: Mapping[str, Carried] | None = None,
+    languages: Iterable[str] | None = None,
+    memo: Memo | None = None,
 ) -> Build:
     """The week's issue in every language and the feeds' history. `carried` (what the ledger says about
     earlier issues, see digest.issues) adds the late arrivals and leaves out what earlier issues carried;
-    without it every entry dated in the week is in its issue."""
+    without it every entry dated in the week is in its issue. Only the issues and the history of
+    `languages` (language keys; None: every language) get their entries' bodies rendered: the others
+    are there for their titles, dates and counts. `memo` keeps what was read and rendered for the next run."""
     site = settings.site
     carried = carried or {}
     count = settings.output.feed_issues
     horizon_at = feed_horizon(settings, now_at, week)
     bounds = [c.first_start_at for c in carried.values() if c.first_start_at is not None]
     since_at = min([week.start_at, horizon_at - timedelta(weeks=count), *bounds])
-    entries, problems, scanned = _gather(settings, now_at, since_at, horizon_at)
+    entries, problems, scanned = _gather(settings, now_at, since_at, horizon_at, memo)
     if strict and problems:
         first = problems[0]
         raise CollectError(
@@ -201,16 +229,20 @@ def build(
         )
     pools = issues.by_language(entries, site)
     pools.setdefault("", ())
+    shown = set(pools) if languages is None else set(languages)
+    render: Renderer = functools.partial(collector.render_entries, memo=memo)
     week_issues: dict[str, Issue] = {}
     history: dict[str, tuple[Issue, ...]] = {}
     for language, pool in pools.items():
         empty = Issue(site, week, (), problems, language)
         own, late = issues.select(pool, week, empty.id, carried.get(language, Carried()))
+        past = issues.history(pool, site, horizon_at, count)
+        if language in shown:
+            own, late = render(own), render(late)
+            past = [(w, render(group)) for w, group in past]
         week_issues[language] = replace(empty, entries=own, late=late)
-        history[language] = tuple(
-            Issue(site, w, group, (), language) for w, group in issues.history(pool, site, horizon_at, count)
-        )
-    return Build(site, week, pools, week_issues, history, problems, scanned)
+        history[language] = tuple(Issue(site, w, group, (), language) for w, group in past)
+    return Build(site, week, pools, week_issues, history, problems, scanned, render)
 
 
 def problems_of(result: Build) -> tuple[Problem, ...]:
@@ -345,19 +377,21 @@ def preview(
     """Build the issue of `week` in `language` as it would be sent now (late arrivals included when the
     ledger exists) and write it, with the feeds and the archive it would give, into the preview folder,
     apart from the published files: a preview never changes what is published."""
-    result = build(settings, now_at, week, strict=strict, carried=read_carried(settings, store))
-    issue = result.issue_of(language)
-    files = site_files(result, settings, [language])
-    rendered = None
-    if issue.all_entries or settings.email.empty_week == "note":
-        rendered = templater.render_email(issue, settings)
-        # Dated from the entries, not the clock, so the preview files are byte-identical across builds.
-        factory = sender.MessageFactory({EXAMPLE_SUBSCRIBER.variant: rendered}, settings, issue.updated_at)
-        example = factory.build(EXAMPLE_SUBSCRIBER)
-        html, plain = _parts_of(example.data)
-        files[issue.prefix + "email.html"] = html.encode()
-        files[issue.prefix + "email.txt"] = plain.encode()
-        files[issue.prefix + "email.eml"] = example.data
+    carried = read_carried(settings, store)
+    with cached(settings) as memo:
+        result = build(settings, now_at, week, strict=strict, carried=carried, languages=[language], memo=memo)
+        issue = result.issue_of(language)
+        files = site_files(result, settings, [language])
+        rendered = None
+        if issue.all_entries or settings.email.empty_week == "note":
+            rendered = templater.render_email(issue, settings)
+            # Dated from the entries, not the clock, so the preview files are byte-identical across builds.
+            factory = sender.MessageFactory({EXAMPLE_SUBSCRIBER.variant: rendered}, settings, issue.updated_at)
+            example = factory.build(EXAMPLE_SUBSCRIBER)
+            html, plain = _parts_of(example.data)
+            files[issue.prefix + "email.html"] = html.encode()
+            files[issue.prefix + "email.txt"] = plain.encode()
+            files[issue.prefix + "email.eml"] = example.data
     folder = settings.output.dir / PREVIEW_DIR
     named = {path.relative_to(folder).as_posix(): path for path in write_files(folder, files)}
     return Preview(build=result, issue=issue, rendered=rendered, files=named, folder=folder)
@@ -373,8 +407,9 @@ def _parts_of(data: bytes) -> tuple[str, str]:
 
 
 def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
-    result = build(settings, now_at, week, strict=strict)
-    write_files(settings.output.dir, site_files(result, settings))
+    with cached(settings) as memo:
+        result = build(settings, now_at, week, strict=strict, memo=memo)
+        write_files(settings.output.dir, site_files(result, settings))
     return result
 
 
@@ -479,13 +514,15 @@ def run_cycle(
     own_store = store is None
     store = store or open_store(settings)
     try:
-        result = with_note(
-            build(settings, now_at, week, strict=strict, carried=sender.read_carried(store)), settings, store
-        )
+        carried = sender.read_carried(store)
         published = 0
-        if publish and not dry_run:
-            write_files(settings.output.dir, site_files(result, settings))
-            published = sum(len(h) for h in result.history.values())
+        with cached(settings) as memo:
+            result = with_note(
+                build(settings, now_at, week, strict=strict, carried=carried, memo=memo), settings, store
+            )
+            if publish and not dry_run:
+                write_files(settings.output.dir, site_files(result, settings))
+                published = sum(len(h) for h in result.history.values())
         where = "nowhere (dry run)" if dry_run else sender.describe(settings)
 
         def report(runs: list[IssueRun]) -> CycleReport:
@@ -512,7 +549,7 @@ def run_cycle(
                 keys = sender.record_issue(store, issue, now_at)
                 fixed = Carried(planned={issue.id: keys})
                 own, late = issues.select(result.pools.get(language, ()), week, issue.id, fixed)
-                issue = replace(issue, entries=own, late=late)
+                issue = replace(issue, entries=result.render(own), late=result.render(late))
             delivery = None
             if issue.all_entries or not skip_empty:
                 # paused readers are recorded (skipped, with the reason) in the first issue planned

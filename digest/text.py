@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 
@@ -125,3 +126,9 @@ def escape_controls(text: str) -> str:
     return CONTROL.sub(
         lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
     )
+
+
+def fingerprint(*parts: object) -> str:
+    """A short stable digest of `parts`, through their repr (plain data and frozen dataclasses of plain
+    data, whose repr is the same in every process): the cache's keys and revisions."""
+    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -1,68 +1,245 @@
-"""From posts to entries: URLs, rendered bodies, running-log items, the window filter, the order."""
+"""From posts to entries: URLs, rendered bodies, running-log items, the window filter, the order.
+
+Two steps, so that a run renders only the entries it shows: `collect` gives every entry of the window with
+its title, date, URL and labels but, with ``render=False``, no body yet, and `render_entries` renders the
+bodies of the entries asked for. With a `memo` (digest.cache) both survive the process: a file whose size,
+times and inode are unchanged is not read again, an entry whose revision is unchanged is not rendered
+again. An entry's revision is made of the file's stamp, the site config, and, for a post that links to
+other posts (`{% post_url %}`, `{{< ref >}}`, Pelican's `{filename}`), the stamps of every post of the
+site: a renamed or edited target can move its links, so such posts are rendered again whenever any post
+changes (the simple rule; few posts link to others).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from digest.models import Collection, Entry, Site
-from digest.text import xml_safe
+from digest.models import Collection, Entry, Heading, Memo, Problem, Site
+from digest.text import fingerprint, xml_safe
 
 from . import meta as m
 from .attributes import strip_extensions
 from .crossrefs import PostLinks, Resolver
+from .layout import Found, walk
 from .links import Linker
 from .liquid import strip_templates
 from .markdown import render
 from .permalink import file_slug
-from .reader import MAYBE_LOG, Post, scan
+from .reader import MAYBE_LOG, Post, _path_exclusion, quick_date, read_file, read_post
 from .runlog import LogItem, split_items
 from .urls import categories, entry_language, post_url, tags
 
+Stamp = tuple[int, int, int, int]  # size, mtime, ctime (ns), inode: any write, rename or copy changes one
 
-def collect(site: Site, now_at: datetime, since_at: datetime | None = None) -> Collection:
-    """Every entry with since_at <= published_at <= now_at (since_at None: all), newest first."""
-    found = scan(site, now_at, since_at)
-    resolver = Resolver(site, found.files)
-    pelican = site.generator.kind == "pelican"  # its {filename} links are in plain Markdown links
+
+@dataclass(frozen=True)
+class _Record:
+    """What one file gave, kept (in the memo) while the file, the site config and, for a post that links
+    to others, the site's posts are unchanged."""
+
+    stamp: Stamp
+    site: str  # digest of the Site it was read for
+    refs: str = ""  # digest of every post of the site, for a post that links to others
+    problem: Problem | None = None  # the file cannot be read (parsed False) or its front matter is broken
+    quick: float | None = None  # the time its date line gives, for the quick window check
+    maybe_log: bool = False  # it may be a running log: items can be newer than the post
+    parsed: bool = False  # False: only its date line was read (it was before the window)
+    excluded: str = ""  # why it is no post
+    published_at: datetime | None = None
+    # every entry of the post (a running log: every item, with its slug), not rendered
+    entries: tuple[tuple[Entry, str], ...] = ()
+
+    def before(self, low: float | None) -> bool:
+        """Its date line puts it before a window starting at `low`, and it cannot be a running log: the
+        reader neither parses it nor reports its problems (see reader.scan)."""
+        return low is not None and not self.maybe_log and self.quick is not None and self.quick < low
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where an unrendered entry comes from, for render_entries."""
+
+    site: Site
+    found: Found
+    files: tuple[Found, ...]
+    item: str  # the running-log item's slug, "" for a whole post
+
+
+Body = tuple[str, str, tuple[Heading, ...]]  # body_html, summary_html, outline
+# Entries handed out unrendered (by revision) and the rendered body of each post and item (by its file and
+# item, with the revision it was rendered at): the same process (the weekly service, `preview --serve`)
+# renders an unchanged entry once, and holds one body per post and item.
+_SOURCES: dict[str, _Source] = {}
+_BODIES: dict[str, tuple[str, Body]] = {}
+
+
+def collect(
+    site: Site, now_at: datetime, since_at: datetime | None = None, *, memo: Memo | None = None, render: bool = True
+) -> Collection:
+    """Every entry with since_at <= published_at <= now_at (since_at None: all), newest first; with
+    ``render=False`` their bodies are left for render_entries."""
+    found = walk(site)
+    files = tuple(found.files)
+    stamps = {f.path: _stamp(f.path) for f in files}
+    site_key = fingerprint(site)
+    files_key = fingerprint(site_key, [(f.source, stamps[f.path]) for f in files])
+    resolver = Resolver(site, list(files))
     tz = ZoneInfo(site.timezone)
-    low = since_at.timestamp() if since_at is not None else float("-inf")
+    low = since_at.timestamp() if since_at is not None else None
     high = now_at.timestamp()
     entries: list[Entry] = []
-    for post in found.posts:
-        links = resolver.for_post(post) if pelican or "{" in post.body else None
-        body = strip_extensions(strip_templates(post.body, site.generator.kind, links)) if links else post.body
-        items = split_items(body, post.published_at, tz) if "---" in body and MAYBE_LOG.search(body) else []
-        if items:
-            url = post_url(site, post)
-            entries += [
-                _memo(site, post, item.slug, body, _item_entry, url, item, links)
-                for item in items
-                if low <= item.published_at.timestamp() <= high
-            ]
-        elif low <= post.published_at.timestamp() <= high:
-            entries.append(_memo(site, post, "", body, _post_entry, body, links))
+    problems = list(found.problems)
+    ignore = [re.compile(p) for p in site.ignore]
+    for file in files:
+        reason = file.place.not_a_post or _path_exclusion(file.source, file.in_folder, ignore)
+        if reason:
+            continue
+        stamp = stamps[file.path]
+        record = _cached(memo, file, stamp, site_key, files_key, low)
+        if record is None:
+            record = _record(site, file, stamp, site_key, files_key, resolver, low, tz)
+            if memo is not None and stamp is not None:
+                memo.put("post", file.path, record)
+        if record.problem is not None and not record.parsed:
+            problems.append(record.problem)
+            continue
+        if record.before(low):
+            continue
+        if record.problem is not None:
+            problems.append(record.problem)
+            continue
+        if record.excluded or record.published_at is None:
+            continue
+        if record.published_at.timestamp() > high:
+            continue  # dated in the future
+        for entry, item in record.entries:
+            when = entry.published_at.timestamp()
+            if (low is None or low <= when) and when <= high:
+                _SOURCES[entry.revision] = _Source(site, file, files, item)
+                entries.append(entry)
+    if memo is not None and hasattr(memo, "keep_only"):
+        memo.keep_only("post", {f.path for f in files})
     entries.sort(key=lambda e: (-e.published_at.timestamp(), e.source, e.id))
-    return Collection(tuple(entries), tuple(found.problems), found.scanned)
+    if render:
+        entries = list(render_entries(entries, memo))
+    return Collection(tuple(entries), tuple(problems), len(files))
 
 
-# Rendered entries, reused while the parsed file is the very same object (the reader's cache hands out
-# the same Document until the file's mtime or size changes) and the body with its links resolved is the
-# same text (a linked post may have moved): warm runs skip Markdown rendering.
-_RENDERED: dict[tuple[str, str, str], tuple[Site, object, str, Entry]] = {}
+def render_entries(entries: Sequence[Entry], memo: Memo | None = None) -> tuple[Entry, ...]:
+    """The same entries with their bodies rendered (from the memo when their revision is unchanged).
+    Entries collect() did not hand out (made elsewhere, or rendered already) are returned as they are."""
+    done = []
+    for entry in entries:
+        source = _SOURCES.get(entry.revision) if entry.revision else None
+        if source is None:
+            done.append(entry)
+            continue
+        key = f"{source.found.path}#{source.item}"
+        kept = _BODIES.get(key)
+        if (kept is None or kept[0] != entry.revision) and memo is not None:
+            kept = memo.get("body", key)
+        if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == entry.revision:
+            body: Body = kept[1]
+        else:
+            body = _render_body(source)
+            if memo is not None:
+                memo.put("body", key, (entry.revision, body))
+        _BODIES[key] = (entry.revision, body)
+        done.append(replace(entry, body_html=body[0], summary_html=body[1], outline=body[2]))
+    return tuple(done)
 
 
-def _memo(site: Site, post: Post, key: str, body: str, build: Callable[..., Entry], *args: Any) -> Entry:
-    slot = (str(site.root), post.source, key)
-    hit = _RENDERED.get(slot)
-    if hit is not None and hit[1] is post.meta and hit[2] == body and (hit[0] is site or hit[0] == site):
-        return hit[3]
-    entry = build(site, post, *args)
-    _RENDERED[slot] = (site, post.meta, body, entry)
-    return entry
+def _stamp(path: str) -> Stamp | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _cached(
+    memo: Memo | None, file: Found, stamp: Stamp | None, site_key: str, files_key: str, low: float | None
+) -> _Record | None:
+    if memo is None or stamp is None:
+        return None
+    record = memo.get("post", file.path)
+    if not isinstance(record, _Record) or record.stamp != stamp or record.site != site_key:
+        return None
+    if record.refs and record.refs != files_key:
+        return None
+    if not record.parsed and record.problem is None and not record.before(low):
+        return None  # read only far enough for an earlier window: this one needs the whole post
+    return record
+
+
+def _record(
+    site: Site,
+    file: Found,
+    stamp: Stamp | None,
+    site_key: str,
+    files_key: str,
+    resolver: Resolver,
+    low: float | None,
+    tz: ZoneInfo,
+) -> _Record:
+    stamp = stamp or (0, 0, 0, 0)
+    info = read_file(file.path, file.source)
+    if isinstance(info, Problem):
+        return _Record(stamp, site_key, problem=info)
+    seen = _Record(stamp, site_key, quick=quick_date(info, file.source, tz), maybe_log=info.maybe_log)
+    if seen.before(low):
+        return seen  # not parsed: its problems, if any, are reported by a run whose window it may be in
+    post = read_post(site, file, info)
+    if isinstance(post, Problem):
+        return replace(seen, parsed=True, problem=post)
+    if isinstance(post, str):
+        return replace(seen, parsed=True, excluded=post)
+    pelican = site.generator.kind == "pelican"  # its {filename} links are in plain Markdown links
+    linking = pelican or "{" in post.body
+    refs = files_key if linking else ""
+    links = resolver.for_post(post) if linking else None
+    body = strip_extensions(strip_templates(post.body, site.generator.kind, links)) if links else post.body
+
+    def revision(item: str) -> str:
+        return fingerprint(site_key, stamp, refs, post.source, item)
+
+    items = _items(body, post, tz)
+    if items:
+        url = post_url(site, post)
+        entries = tuple((_item_entry(site, post, url, item, revision(item.slug)), item.slug) for item in items)
+    else:
+        entries = ((_post_entry(site, post, body, revision("")), ""),)
+    return replace(seen, refs=refs, parsed=True, published_at=post.published_at, entries=entries)
+
+
+def _items(body: str, post: Post, tz: ZoneInfo) -> list[LogItem]:
+    return split_items(body, post.published_at, tz) if "---" in body and MAYBE_LOG.search(body) else []
+
+
+def _render_body(source: _Source) -> Body:
+    site, file = source.site, source.found
+    post = read_post(site, file)
+    if not isinstance(post, Post):  # the file changed or went since it was collected: what it says now
+        return ("", "", ())
+    tz = ZoneInfo(site.timezone)
+    pelican = site.generator.kind == "pelican"
+    links = Resolver(site, list(source.files)).for_post(post) if pelican or "{" in post.body else None
+    body = strip_extensions(strip_templates(post.body, site.generator.kind, links)) if links else post.body
+    url = post_url(site, post)
+    if source.item:
+        item = next((i for i in _items(body, post, tz) if i.slug == source.item), None)
+        if item is None:
+            return ("", "", ())
+        rendered = render(item.markdown, f"{url}#{item.slug}", links=_linker(site, post, url, links))
+        return (rendered.html, rendered.summary_html, rendered.outline)
+    rendered = render(body, url, post.meta, _linker(site, post, url, links))
+    return (rendered.html, xml_safe(rendered.summary_html), rendered.outline)
 
 
 def _page_base(post: Post, url: str) -> str:
@@ -98,31 +275,28 @@ def _linker(site: Site, post: Post, url: str, links: PostLinks | None) -> Linker
     return Linker(_page_base(post, url), site.base_url, special)
 
 
-def _post_entry(site: Site, post: Post, body: str, links: PostLinks | None) -> Entry:
+def _post_entry(site: Site, post: Post, body: str, revision: str) -> Entry:
     url = post_url(site, post)
-    rendered = render(body, url, post.meta, _linker(site, post, url, links))
     return Entry(
         id=_tag_id(site, post.published_at, post.source),
         title=xml_safe(m.title(post.meta, body, file_slug(post.source))),
         published_at=post.published_at,
         url=url,
-        body_html=rendered.html,
-        summary_html=xml_safe(rendered.summary_html),
-        outline=rendered.outline,
+        body_html="",
+        summary_html="",
+        revision=revision,
         **_common(site, post),  # type: ignore[arg-type]
     )
 
 
-def _item_entry(site: Site, post: Post, post_url: str, item: LogItem, links: PostLinks | None) -> Entry:
-    url = f"{post_url}#{item.slug}"
-    rendered = render(item.markdown, url, links=_linker(site, post, post_url, links))
+def _item_entry(site: Site, post: Post, post_url: str, item: LogItem, revision: str) -> Entry:
     return Entry(
         id=_tag_id(site, item.published_at, post.source, item.slug),
         title=item.title,
         published_at=item.published_at,
-        url=url,
-        body_html=rendered.html,
-        summary_html=rendered.summary_html,
-        outline=rendered.outline,
+        url=f"{post_url}#{item.slug}",
+        body_html="",
+        summary_html="",
+        revision=revision,
         **_common(site, post),  # type: ignore[arg-type]
     )

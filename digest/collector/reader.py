@@ -34,9 +34,10 @@ from .frontmatter import Document, FrontMatterError, Split, load, split
 from .layout import MARKDOWN_SUFFIXES, Found, walk
 
 MAX_BYTES = 5 * 1024 * 1024
-__all__ = ["MARKDOWN_SUFFIXES", "Post", "Scan", "front_matter", "read_post", "scan"]
+__all__ = ["MARKDOWN_SUFFIXES", "Post", "Scan", "front_matter", "quick_date", "read_file", "read_post", "scan"]
 DRAFT_FOLDERS = {"_drafts", "drafts", "draft"}
 MAYBE_LOG = re.compile(r"^[*+-]\s+\d{4}", re.M)
+QUOTES = "'\""
 _DATE_LINE = re.compile(r"^(date|published|pubdate|publishdate|created)[ \t]*[:=][ \t]*(.*?)[ \t]*$", re.M | re.I)
 
 
@@ -144,11 +145,18 @@ def front_matter(file: Found) -> dict[str, Any]:
 
 def _older(info: _File, source: str, tz: tzinfo, low: float) -> bool:
     """True when the date line (or, without one, the file name) puts the post before the window."""
+    when = quick_date(info, source, tz)
+    return when is not None and when < low
+
+
+def quick_date(info: _File, source: str, tz: tzinfo) -> float | None:
+    """The timestamp the date line (or, without one, the file name) gives, before any parsing; None when
+    neither gives one that can be read (the full parse decides)."""
     try:
-        when = parse_date(info.date_text.strip("'\""), tz) if info.date_text else date_from_path(source, tz)
+        when = parse_date(info.date_text.strip(QUOTES), tz) if info.date_text else date_from_path(source, tz)
     except (ValueError, OverflowError):
-        return False  # let the full parse report it
-    return when is not None and when.timestamp() < low
+        return None
+    return when.timestamp() if when is not None else None
 
 
 def _path_exclusion(source: str, in_folder: str, ignore: list[re.Pattern[str]]) -> str | None:
@@ -161,6 +169,11 @@ def _path_exclusion(source: str, in_folder: str, ignore: list[re.Pattern[str]]) 
     if parts[-1].rsplit(".", 1)[0] == "_index":
         return "list page (_index)"
     return None
+
+
+def read_file(path: str, source: str) -> _File | Problem:
+    """The file cut into front matter and body (not parsed yet), or why it cannot be read."""
+    return _read(path, source)
 
 
 def _read(path: str, source: str) -> _File | Problem:
