@@ -28,10 +28,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from html import escape as html_escape
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
-from digest import collector, issues, sender, templater, text, weeks
+from digest import collector, issues, templater, text, weeks
 from digest.cache import FILE_NAME as CACHE_FILE
 from digest.cache import Cache
 from digest.config import Settings, private_folder, single_subscriber
@@ -62,18 +62,41 @@ from digest.models import (
     SubscriberRecord,
     Week,
 )
-from digest.text import slugify
+from digest.text import fingerprint, slugify
 
-# Names of the stages the edges may use (they import nothing but this module of the stages).
-Variant = sender.Variant
-Store = sender.Store
-Transport = sender.Transport
-TransportFactory = sender.TransportFactory
-SendResult = sender.SendResult
+if TYPE_CHECKING:
+    from digest import sender
+
+    # Names of the stages the edges may use (they import nothing but this module of the stages).
+    Variant = sender.Variant
+    Store = sender.Store
+    Transport = sender.Transport
+    TransportFactory = sender.TransportFactory
+    SendResult = sender.SendResult
+    safe_url = sender.safe_url
+    is_probe = sender.is_probe
+else:
+
+    class _Sender:
+        """The sender, imported on first use: it brings SQLAlchemy, dkimpy and dnspython (about half a
+        second), which a preview or a publish without a ledger never needs."""
+
+        def __getattr__(self, name: str) -> Any:
+            import digest.sender
+
+            return getattr(digest.sender, name)
+
+    sender = _Sender()
+    _SENDER_NAMES = ("Variant", "Store", "Transport", "TransportFactory", "SendResult", "safe_url", "is_probe")
+
+    def __getattr__(name: str) -> Any:
+        if name in _SENDER_NAMES:
+            return getattr(sender, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 FEEDS = templater.FEEDS
 labels_for = templater.labels_for
-safe_url = sender.safe_url
-is_probe = sender.is_probe
 Clock = Callable[[], datetime]
 EXAMPLE_SUBSCRIBER = Subscriber(email="subscriber@example.com", name="Example Subscriber")
 
@@ -292,20 +315,23 @@ def tag_issues(history: Iterable[Issue]) -> dict[str, tuple[str, list[Issue]]]:
     return found
 
 
-def site_files(build_result: Build, settings: Settings, languages: Iterable[str] | None = None) -> dict[str, bytes]:
+def site_files(
+    build_result: Build, settings: Settings, languages: Iterable[str] | None = None, memo: Memo | None = None
+) -> dict[str, bytes]:
     """The feeds and the archive of each language (the site's at the top of the output folder, the others
     in `<lang>/`): the last `output.feed_issues` weeks with entries, never a placeholder."""
     files: dict[str, bytes] = {}
     for language in build_result.languages if languages is None else languages:
         history = build_result.history.get(language, ())
-        files.update(templater.render_feeds(history, settings, language=language))
+        files.update(templater.render_feeds(history, settings, language=language, memo=memo))
         if settings.output.tag_feeds:
             for slug, (tag, tagged) in sorted(tag_issues(history).items()):
                 title = f"{settings.site.title} · {tag}"
+                path = f"tags/{slug}/"
                 files.update(
-                    templater.render_feeds(tagged, settings, language=language, path=f"tags/{slug}/", title=title)
+                    templater.render_feeds(tagged, settings, language=language, path=path, title=title, memo=memo)
                 )
-        files.update(templater.render_archive(history, settings, language=language))
+        files.update(templater.render_archive(history, settings, language=language, memo=memo))
     return files
 
 
@@ -381,20 +407,38 @@ def preview(
     with cached(settings) as memo:
         result = build(settings, now_at, week, strict=strict, carried=carried, languages=[language], memo=memo)
         issue = result.issue_of(language)
-        files = site_files(result, settings, [language])
+        files = site_files(result, settings, [language], memo)
         rendered = None
         if issue.all_entries or settings.email.empty_week == "note":
-            rendered = templater.render_email(issue, settings)
-            # Dated from the entries, not the clock, so the preview files are byte-identical across builds.
-            factory = sender.MessageFactory({EXAMPLE_SUBSCRIBER.variant: rendered}, settings, issue.updated_at)
-            example = factory.build(EXAMPLE_SUBSCRIBER)
-            html, plain = _parts_of(example.data)
-            files[issue.prefix + "email.html"] = html.encode()
-            files[issue.prefix + "email.txt"] = plain.encode()
-            files[issue.prefix + "email.eml"] = example.data
+            rendered = templater.render_email(issue, settings, memo=memo)
+            files.update(_example_files(rendered, settings, memo))
     folder = settings.output.dir / PREVIEW_DIR
     named = {path.relative_to(folder).as_posix(): path for path in write_files(folder, files)}
     return Preview(build=result, issue=issue, rendered=rendered, files=named, folder=folder)
+
+
+def _example_files(rendered: RenderedIssue, settings: Settings, memo: Memo | None) -> dict[str, bytes]:
+    """email.html, email.txt and email.eml of a preview: the message the example subscriber gets. From the
+    cache while the email and the settings (the secret that signs its links too) are unchanged: then a
+    preview needs none of the sender's modules."""
+    issue = rendered.issue
+    key = fingerprint(settings, settings.secret, settings.old_secrets, rendered, issue.updated_at) if memo else ""
+    if memo is not None:
+        kept = memo.get("example", issue.id)
+        if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == key and isinstance(kept[1], dict):
+            return dict(kept[1])
+    # Dated from the entries, not the clock, so the preview files are byte-identical across builds.
+    factory = sender.MessageFactory({EXAMPLE_SUBSCRIBER.variant: rendered}, settings, issue.updated_at)
+    example = factory.build(EXAMPLE_SUBSCRIBER)
+    html, plain = _parts_of(example.data)
+    files = {
+        issue.prefix + "email.html": html.encode(),
+        issue.prefix + "email.txt": plain.encode(),
+        issue.prefix + "email.eml": example.data,
+    }
+    if memo is not None:
+        memo.put("example", issue.id, (key, files))
+    return files
 
 
 def _parts_of(data: bytes) -> tuple[str, str]:
@@ -409,7 +453,7 @@ def _parts_of(data: bytes) -> tuple[str, str]:
 def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
     with cached(settings) as memo:
         result = build(settings, now_at, week, strict=strict, memo=memo)
-        write_files(settings.output.dir, site_files(result, settings))
+        write_files(settings.output.dir, site_files(result, settings, memo=memo))
     return result
 
 
@@ -521,7 +565,7 @@ def run_cycle(
                 build(settings, now_at, week, strict=strict, carried=carried, memo=memo), settings, store
             )
             if publish and not dry_run:
-                write_files(settings.output.dir, site_files(result, settings))
+                write_files(settings.output.dir, site_files(result, settings, memo=memo))
                 published = sum(len(h) for h in result.history.values())
         where = "nowhere (dry run)" if dry_run else sender.describe(settings)
 
@@ -914,7 +958,7 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
     def database() -> Finding:
         store = open_store(settings)
         store.close()
-        return Finding("database", "ok", f"{safe_url(settings.db_url)} (schema {sender.SCHEMA_VERSION})")
+        return Finding("database", "ok", f"{sender.safe_url(settings.db_url)} (schema {sender.SCHEMA_VERSION})")
 
     def transport() -> Finding:
         where = sender.describe(settings)

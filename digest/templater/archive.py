@@ -10,12 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from digest.config import Settings
-from digest.models import Issue
+from digest.models import Issue, Memo
 from digest.templater.context import base_context, issue_url, output_url
 from digest.templater.email import make_preheader, render_subject
 from digest.templater.env import fmt_date, last_day, render
 from digest.templater.feeds import ATOM, RSS, feed_links
+from digest.templater.keys import issue_key, settings_key
 from digest.templater.labels import labels_for
+from digest.text import fingerprint
 
 
 @dataclass(frozen=True)
@@ -44,24 +46,38 @@ def _link(issue: Issue, settings: Settings) -> IssueLink:
     )
 
 
-def render_archive(issues: Sequence[Issue], settings: Settings, *, language: str = "") -> dict[str, bytes]:
+def render_archive(
+    issues: Sequence[Issue], settings: Settings, *, language: str = "", memo: Memo | None = None
+) -> dict[str, bytes]:
     """{"index.html": …, "<week label>/index.html": …}, paths relative to settings.output.dir; another
-    language's pages are under "<language>/"."""
+    language's pages are under "<language>/". With `memo`, a page whose issue, neighbours, settings and
+    templates are unchanged comes from the cache (a weekly publish renders the new page and its neighbour)."""
     ordered = sorted(issues, key=lambda i: i.week.start_at, reverse=True)
     links = [_link(i, settings) for i in ordered]
     folder = settings.output.templates
     prefix = f"{language}/" if language else ""
     lang = language or settings.site.language
+    context_key = settings_key(settings) if memo is not None else ""
     files: dict[str, bytes] = {}
     for n, issue in enumerate(ordered):
+        newer = links[n - 1] if n > 0 else None
+        older = links[n + 1] if n + 1 < len(links) else None
+        name = f"{prefix}{issue.week.label}/index.html"
+        if memo is not None:
+            key = fingerprint(context_key, lang, issue_key(issue), links[n], newer, older)
+            kept = memo.get("page", name)
+            if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == key and isinstance(kept[1], bytes):
+                files[name] = kept[1]
+                continue
         context = base_context(issue, settings) | {
             "title": links[n].title,
             "root": "../",
-            "newer": links[n - 1] if n > 0 else None,
-            "older": links[n + 1] if n + 1 < len(links) else None,
+            "newer": newer,
+            "older": older,
         }
-        page = render(folder, "archive_issue.html.j2", context, language=lang)
-        files[f"{prefix}{issue.week.label}/index.html"] = page.encode("utf-8")
+        files[name] = render(folder, "archive_issue.html.j2", context, language=lang).encode("utf-8")
+        if memo is not None:
+            memo.put("page", name, (key, files[name]))
     out = output_url(settings, language)
     index_context = {
         "site": settings.site,

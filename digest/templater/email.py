@@ -11,11 +11,13 @@ from markupsafe import Markup
 
 from digest.config import Settings
 from digest.errors import TemplateError
-from digest.models import PREFERENCES_URL_MARK, RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Issue, RenderedIssue
+from digest.models import PREFERENCES_URL_MARK, RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Issue, Memo, RenderedIssue
 from digest.templater.context import base_context, issue_url, output_url
 from digest.templater.env import render, render_string
+from digest.templater.keys import issue_key, settings_key
 from digest.templater.labels import labels_for
 from digest.templater.text import render_text
+from digest.text import fingerprint
 
 PREHEADER_CHARS = 140
 # Invisible characters after the preheader keep clients from filling the preview with body text.
@@ -106,14 +108,36 @@ def render_email(
     summarize: bool | None = None,
     subject: str = "",
     extra_context: dict[str, Any] | None = None,
+    memo: Memo | None = None,
 ) -> RenderedIssue:
     """HTML (CSS inlined) and text of one issue, with the sender's placeholders left in.
 
     summarize=None chooses, so the HTML as delivered stays within output.max_html_kb (Gmail clips larger
     messages): full posts; else summaries; else summaries of the first entries and a link to the archive
     for the rest (as many as fit). The result is measured, never estimated. `subject` and `extra_context`
-    are for the welcome email (see pages.render_welcome).
+    are for the welcome email (see pages.render_welcome). With `memo`, an email whose issue, settings and
+    templates are unchanged comes from the cache (CSS inlining is most of the cost of rendering one).
     """
+    if memo is None:
+        return _render_email(issue, settings, summarize, subject, extra_context)
+    key = fingerprint(settings_key(settings), issue_key(issue), summarize, subject, extra_context)
+    slot = fingerprint(issue.id, [e.id for e in issue.all_entries], summarize, subject, extra_context)
+    kept = memo.get("email", slot)
+    if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == key and isinstance(kept[1], RenderedIssue):
+        # the very entries of this run (equal but for what the key leaves out, such as the skipped files)
+        return replace(kept[1], issue=_first(issue, len(kept[1].issue.all_entries)))
+    rendered = _render_email(issue, settings, summarize, subject, extra_context)
+    memo.put("email", slot, (key, rendered))
+    return rendered
+
+
+def _render_email(
+    issue: Issue,
+    settings: Settings,
+    summarize: bool | None,
+    subject: str,
+    extra_context: dict[str, Any] | None,
+) -> RenderedIssue:
     limit = settings.output.max_html_bytes
     subject = subject or render_subject(issue, settings)
     extra: dict[str, Any] = {

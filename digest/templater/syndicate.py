@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from digest.config import Settings
-from digest.models import Issue
+from digest.models import Issue, Memo
 from digest.templater.context import base_context, issue_url, labels_of, output_url
 from digest.templater.email import make_preheader, render_subject
 from digest.templater.env import render
 from digest.templater.feeds import FEEDS, FeedInput, FeedItem
+from digest.templater.keys import issue_key, settings_key
 from digest.templater.labels import labels_for
+from digest.text import fingerprint as fingerprint_of
 from digest.text import strip_controls, xml_safe
 
 
@@ -48,15 +50,43 @@ def _item(issue: Issue, settings: Settings) -> FeedItem:
     )
 
 
+def _cached_item(issue: Issue, settings: Settings, memo: Memo | None, context: str) -> FeedItem:
+    """An issue's feed entry; from the cache while the issue, the settings and the templates are unchanged
+    (a weekly publish of a 500-issue feed renders one)."""
+    if memo is None:
+        return _item(issue, settings)
+    key = fingerprint_of(context, issue_key(issue))
+    kept = memo.get("item", issue.id)
+    if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == key and isinstance(kept[1], FeedItem):
+        return kept[1]
+    item = _item(issue, settings)
+    memo.put("item", issue.id, (key, item))
+    return item
+
+
 def render_feeds(
-    issues: Sequence[Issue], settings: Settings, *, language: str = "", path: str = "", title: str | None = None
+    issues: Sequence[Issue],
+    settings: Settings,
+    *,
+    language: str = "",
+    path: str = "",
+    title: str | None = None,
+    memo: Memo | None = None,
 ) -> dict[str, bytes]:
     """{path + file: bytes} for every feed kind, of the latest `output.feed_issues` issues, newest first.
     `path` ("tags/python/") puts the feeds of a subset of the issues in a folder of their own; another
-    `language` puts them all under "<language>/"."""
+    `language` puts them all under "<language>/". With `memo`, what is unchanged comes from the cache."""
     site = settings.site
     latest = latest_issues(issues, settings)
-    items = tuple(_item(issue, settings) for issue in latest)
+    context = settings_key(settings) if memo is not None else ""
+    slot = f"{language}/{path}"
+    key = fingerprint_of(context, language, path, title, [issue_key(i) for i in latest]) if memo else ""
+    if memo is not None:
+        kept = memo.get("feeds", slot)
+        if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == key and isinstance(kept[1], dict):
+            return dict(kept[1])
+    # A tag's feed holds the issues narrowed to that tag: their items are not the issues' own.
+    items = tuple(_cached_item(issue, settings, None if path else memo, context) for issue in latest)
     out = output_url(settings, language)
     lang = language or site.language
     prefix = f"{language}/" if language else ""
@@ -74,4 +104,6 @@ def render_feeds(
             categories=categories_of(latest),
         )
         files[prefix + path + kind.file] = kind.write(feed)
+    if memo is not None:
+        memo.put("feeds", slot, (key, files))
     return files

@@ -1,0 +1,59 @@
+"""What a rendering is made from, as one digest: the key under which the pipeline's cache (digest.cache)
+keeps a rendered email, feed item, feed file or archive page. Equal keys render byte-identical output, so
+a second run with nothing changed renders nothing; any change to an entry (its revision: the file, the
+site config, what it links to), to the settings the templater reads, or to a template file gives a new key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from digest.config import Settings
+from digest.models import Entry, Issue
+from digest.templater.env import builtin_templates
+from digest.text import fingerprint
+
+
+def entry_key(entry: Entry) -> tuple[object, ...]:
+    """Everything of an entry a template can show; the body by its revision when the collector gave one
+    (the body itself otherwise: entries made elsewhere)."""
+    body: object = entry.revision or (entry.body_html, entry.summary_html, entry.outline)
+    return (entry.id, entry.title, entry.published_at, entry.url, entry.source, entry.authors, entry.categories,
+            entry.tags, entry.updated_at, entry.language, body)  # fmt: skip
+
+
+def issue_key(issue: Issue) -> str:
+    return fingerprint(
+        issue.site,
+        issue.week,
+        issue.language,
+        issue.note_html,
+        [entry_key(e) for e in issue.entries],
+        [entry_key(e) for e in issue.late],
+    )
+
+
+def _stamps(folder: Path, depth: int = 1) -> list[tuple[str, int, int]]:
+    found: list[tuple[str, int, int]] = []
+    try:
+        listing = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return found
+    for item in listing:
+        if item.is_dir() and depth > 0:
+            found += [(f"{item.name}/{n}", s, t) for n, s, t in _stamps(Path(item.path), depth - 1)]
+        elif item.is_file():
+            st = item.stat()
+            found.append((item.name, st.st_size, st.st_mtime_ns))
+    return found
+
+
+def settings_key(settings: Settings) -> str:
+    """The settings and the template files a rendering can read: the built-in templates and the user's
+    folder (with its language subfolders), by name, size and modification time."""
+    folder = settings.output.templates
+    user = _stamps(folder) if folder is not None else []
+    return fingerprint(
+        settings.site, settings.output, settings.email, settings.config_file, _stamps(builtin_templates(), 0), user
+    )
