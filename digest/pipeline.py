@@ -75,6 +75,8 @@ if TYPE_CHECKING:
     SendResult = sender.SendResult
     safe_url = sender.safe_url
     is_probe = sender.is_probe
+    Roster = sender.Roster
+    Request = sender.Request
 else:
 
     class _Sender:
@@ -87,7 +89,17 @@ else:
             return getattr(digest.sender, name)
 
     sender = _Sender()
-    _SENDER_NAMES = ("Variant", "Store", "Transport", "TransportFactory", "SendResult", "safe_url", "is_probe")
+    _SENDER_NAMES = (
+        "Variant",
+        "Store",
+        "Transport",
+        "TransportFactory",
+        "SendResult",
+        "safe_url",
+        "is_probe",
+        "Roster",
+        "Request",
+    )
 
     def __getattr__(name: str) -> Any:
         if name in _SENDER_NAMES:
@@ -996,8 +1008,6 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
 # The edges reach the subscriber store only through these functions. The weekly send reads the store
 # (after bringing subscribers.yaml in); every change of status keeps the suppression list in step.
 
-Roster = sender.Roster
-Request = sender.Request
 WELCOME_PREFIX = "welcome-"
 
 

@@ -1,7 +1,20 @@
 """Collector: Markdown posts on disk -> entries (stage 1). Weeks are picked with digest.weeks."""
 
+from typing import TYPE_CHECKING, Any
+
 from .entries import collect, render_entries
-from .markdown import note_html
 from .topics import topics
 
+if TYPE_CHECKING:
+    from .markdown import note_html
+
 __all__ = ["collect", "note_html", "render_entries", "topics"]
+
+
+def __getattr__(name: str) -> Any:
+    # markdown-it is imported by what renders, not by a run that finds its entries in the cache
+    if name == "note_html":
+        from .markdown import note_html
+
+        return note_html
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -24,16 +25,15 @@ from digest.models import Collection, Entry, Heading, Memo, Problem, Site
 from digest.text import fingerprint, xml_safe
 
 from . import meta as m
-from .attributes import strip_extensions
 from .crossrefs import PostLinks, Resolver
 from .layout import Found, walk
-from .links import Linker
-from .liquid import strip_templates
-from .markdown import render
 from .permalink import file_slug
 from .reader import MAYBE_LOG, Post, _path_exclusion, quick_date, read_file, read_post
 from .runlog import LogItem, split_items
 from .urls import categories, entry_language, post_url, tags
+
+if TYPE_CHECKING:
+    from .links import Linker
 
 Stamp = tuple[int, int, int, int]  # size, mtime, ctime (ns), inode: any write, rename or copy changes one
 
@@ -204,7 +204,7 @@ def _record(
     linking = pelican or "{" in post.body
     refs = files_key if linking else ""
     links = resolver.for_post(post) if linking else None
-    body = strip_extensions(strip_templates(post.body, site.generator.kind, links)) if links else post.body
+    body = _resolved(site, post, links)
 
     def revision(item: str) -> str:
         return fingerprint(site_key, stamp, refs, post.source, item)
@@ -222,7 +222,21 @@ def _items(body: str, post: Post, tz: ZoneInfo) -> list[LogItem]:
     return split_items(body, post.published_at, tz) if "---" in body and MAYBE_LOG.search(body) else []
 
 
+def _resolved(site: Site, post: Post, links: PostLinks | None) -> str:
+    """The body with the site generator's link tags and attribute lists resolved."""
+    if not links:
+        return post.body
+    # The Markdown modules (markdown-it and its parsers) are imported by the runs that render or parse
+    # something, not by one that finds everything in the cache.
+    from .attributes import strip_extensions
+    from .liquid import strip_templates
+
+    return strip_extensions(strip_templates(post.body, site.generator.kind, links))
+
+
 def _render_body(source: _Source) -> Body:
+    from .markdown import render
+
     site, file = source.site, source.found
     post = read_post(site, file)
     if not isinstance(post, Post):  # the file changed or went since it was collected: what it says now
@@ -230,7 +244,7 @@ def _render_body(source: _Source) -> Body:
     tz = ZoneInfo(site.timezone)
     pelican = site.generator.kind == "pelican"
     links = Resolver(site, list(source.files)).for_post(post) if pelican or "{" in post.body else None
-    body = strip_extensions(strip_templates(post.body, site.generator.kind, links)) if links else post.body
+    body = _resolved(site, post, links)
     url = post_url(site, post)
     if source.item:
         item = next((i for i in _items(body, post, tz) if i.slug == source.item), None)
@@ -271,6 +285,8 @@ def _safe(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _linker(site: Site, post: Post, url: str, links: PostLinks | None) -> Linker:
+    from .links import Linker
+
     special = links.pelican if links is not None and site.generator.kind == "pelican" else None
     return Linker(_page_base(post, url), site.base_url, special)
 

@@ -16,7 +16,6 @@ import functools
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-import imagesize
 import lxml.html
 from lxml import etree
 from lxml.cssselect import CSSSelector
@@ -130,6 +129,8 @@ def _image_width(src: str, site: Site, source: str) -> int | None:
     path = _local_image(src, site, source)
     if path is None:
         return None
+    import imagesize  # on first use: it brings urllib.request and ssl, which a cached run never needs
+
     try:
         width, _ = imagesize.get(str(path))
     except (OSError, ValueError):
