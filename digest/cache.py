@@ -41,15 +41,28 @@ LOG = logging.getLogger("digest.cache")
 
 @functools.cache
 def code_version() -> str:
-    """What digest's own code is: every module and built-in template by name, size and time. An upgrade
-    (pip writes new files) or an edit of a checkout changes it; reading importlib.metadata for the version
-    number would cost more than the rest of a cached preview's start."""
+    """What digest's own code is: its version (digest.__version__, from the name of the installed
+    distribution's metadata folder beside the package, or a source tree's PKG-INFO) and every module and
+    built-in template by name, size and time. An upgrade (pip writes new files and a new metadata folder)
+    or an edit of a checkout changes it; importlib.metadata would find the same version by scanning every
+    folder of sys.path, which costs more than the rest of a cached preview's start."""
     package = Path(__file__).resolve().parent
+    stamps = [f"{FORMAT}", sys.version]
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(package.parent):
+            if (
+                entry.name.startswith("digest-")
+                and entry.name.endswith(".dist-info")
+                or entry.name == "digest.egg-info"
+            ):
+                info = Path(entry.path) / ("PKG-INFO" if entry.name.endswith("egg-info") else "METADATA")
+                with contextlib.suppress(OSError):
+                    st = info.stat()
+                    stamps.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
     folders = [package, *sorted(p for p in package.iterdir() if p.is_dir() and p.name != "__pycache__")]
     templates = package.parent / "templates"
     if templates.is_dir():
         folders.append(templates)
-    stamps = [f"{FORMAT}", sys.version]
     for folder in folders:
         with contextlib.suppress(OSError):
             for entry in sorted(os.scandir(folder), key=lambda e: e.name):
@@ -80,17 +93,20 @@ class Cache:
         try:
             self._db = self._connect()
             return
+        except sqlite3.OperationalError as exc:  # cannot open or write it: a read-only or full folder, a lock
+            self._warn(f"the cache {self.path} cannot be used ({exc}): this run keeps nothing")
+            return
         except sqlite3.DatabaseError as exc:
             self._warn(f"the cache {self.path} is not one digest can read ({exc}): it is replaced")
         except OSError as exc:
-            self._warn(f"the cache {self.path} cannot be used ({exc.strerror}): nothing is kept")
+            self._warn(f"the cache {self.path} cannot be used ({exc.strerror or exc}): this run keeps nothing")
             return
         with contextlib.suppress(OSError):
             self.path.unlink(missing_ok=True)
         try:
             self._db = self._connect()
-        except (sqlite3.DatabaseError, OSError) as exc:
-            self._warn(f"the cache {self.path} cannot be used ({exc}): nothing is kept")
+        except (sqlite3.DatabaseError, OSError) as exc:  # already warned: one line per run
+            self.warnings.append(str(exc))
 
     def _connect(self) -> sqlite3.Connection:
         fresh = not self.path.exists()
@@ -161,7 +177,8 @@ class Cache:
             return
 
     def keep_only(self, kind: str, keys: set[str]) -> None:
-        """On close, forget the rows of `kind` not in `keys` (the posts of files that are gone)."""
+        """On close, forget the rows of `kind` not in `keys` (the posts of files that are gone); a key
+        "<k>#<part>" is kept with its "<k>" (a rendered body with its file)."""
         self._kept[kind] = set(keys)
 
     def close(self) -> None:
@@ -180,12 +197,14 @@ class Cache:
                 for kind, keys in self._kept.items():
                     stored = [k for (k,) in db.execute("SELECT key FROM pieces WHERE kind = ?", (kind,))]
                     db.executemany(
-                        "DELETE FROM pieces WHERE kind = ? AND key = ?", [(kind, k) for k in stored if k not in keys]
+                        "DELETE FROM pieces WHERE kind = ? AND key = ?",
+                        [(kind, k) for k in stored if k not in keys and k.split("#", 1)[0] not in keys],
                     )
                 db.execute("COMMIT")
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:  # a full or read-only folder, or another process held it too long
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
+            self._warn(f"the cache {self.path} could not be saved ({exc}): the next run reads the posts again")
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
         finally:
@@ -207,6 +226,11 @@ class Cache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def unusable(path: Path, exc: OSError) -> None:
+    """The one warning of a run whose state folder cannot hold the cache (it goes on without one)."""
+    LOG.warning(f"the cache {path} cannot be used ({exc.strerror or exc}): this run keeps nothing")
 
 
 def _looks_like_sqlite(path: Path) -> bool:

@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
-from digest import collector, issues, templater, text, weeks
-from digest.cache import FILE_NAME as CACHE_FILE
+from digest import cache, collector, issues, templater, text, weeks
 from digest.cache import Cache
 from digest.config import Settings, private_folder, single_subscriber
 from digest.config import check_subscribers as _check_subscribers
@@ -185,10 +184,11 @@ def cached(settings: Settings) -> Iterator[Cache | None]:
     when the state folder cannot be made (the run goes on without it)."""
     try:
         private_folder(settings.state_dir)
-    except OSError:
+    except OSError as exc:
+        cache.unusable(settings.state_dir / cache.FILE_NAME, exc)
         yield None
         return
-    memo = Cache(settings.state_dir / CACHE_FILE)
+    memo = Cache(settings.state_dir / cache.FILE_NAME)
     try:
         yield memo
     finally:

@@ -124,7 +124,9 @@ def collect(
                 _SOURCES[entry.revision] = _Source(site, file, files, item)
                 entries.append(entry)
     if memo is not None and hasattr(memo, "keep_only"):
-        memo.keep_only("post", {f.path for f in files})
+        paths = {f.path for f in files}
+        memo.keep_only("post", paths)
+        memo.keep_only("body", paths)
     entries.sort(key=lambda e: (-e.published_at.timestamp(), e.source, e.id))
     if render:
         entries = list(render_entries(entries, memo))

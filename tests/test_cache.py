@@ -1,0 +1,360 @@
+"""The cache in the state folder (digest/cache.py), through the real command in new processes: what a
+change of a post, the config, a template or digest's version makes it render again, and a damaged,
+foreign, read-only, full or shared cache file.
+
+The tests mark what the cache holds: each rendered body in the file is replaced by `CACHED <key>`, and
+the renderings made from the bodies (email, feeds, pages) are dropped, so the next run shows the mark for
+every body it took from the cache and the real text for every one it rendered again.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest.cache import Cache
+from digest.config import load_settings
+
+NOW = "2026-11-23T09:00:00+09:00"  # week 2026-W47 has just ended
+WEEK = "2026-W47"
+POSTS = {
+    "2026-11-10-earlier.md": ("Earlier week", "2026-11-10 10:00", "Earlier words."),
+    "2026-11-16-alpha.md": ("Alpha", "2026-11-16 10:00", "Alpha words."),
+    "2026-11-17-beta.md": ("Beta", "2026-11-17 10:00", "Beta words."),
+    "2026-11-18-gamma.md": ("Gamma", "2026-11-18 10:00", "Gamma words."),
+}
+
+
+def post_text(title: str, date: str, body: str) -> str:
+    return f"---\ntitle: {title}\ndate: {date}\ntags: [notes]\n---\n\n{body}\n"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    root = tmp_path / "site"
+    (root / "posts").mkdir(parents=True)
+    (root / "templates").mkdir()
+    (root / "digest.toml").write_text(
+        "[site]\ntitle = 'Cache Notes'\nurl = 'https://cache.example.org/'\ntimezone = 'Asia/Seoul'\n"
+        "[output]\ntemplates = 'templates'\n",
+        "utf-8",
+    )
+    for name, (title, date, body) in POSTS.items():
+        (root / "posts" / name).write_text(post_text(title, date, body), "utf-8")
+    return root
+
+
+def run(site: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "digest.cli", *args, "--site", str(site)]
+    environ = os.environ | {"DIGEST_NOW": NOW, "DIGEST_SECRET": "a test secret for the cache tests, 32+ bytes"}
+    return subprocess.run(command, env=environ | (env or {}), capture_output=True, text=True, timeout=120)
+
+
+def preview(site: Path) -> subprocess.CompletedProcess[str]:
+    done = run(site, "preview", "--week", WEEK)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def shown(site: Path) -> str:
+    """Every file the preview wrote, as text."""
+    folder = site / "_digest" / "preview"
+    return "\n".join(p.read_text("utf-8", "replace") for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def cache_file(site: Path) -> Path:
+    return load_settings(site=site, env=dict(os.environ)).state_dir / "cache.sqlite3"
+
+
+def rows(path: Path) -> dict[tuple[str, str], Any]:
+    with sqlite3.connect(path) as db:
+        return {(kind, key): pickle.loads(value) for kind, key, value in db.execute("SELECT * FROM pieces")}
+
+
+def mark_bodies(path: Path) -> dict[str, str]:
+    """Replace every rendered body in the cache by a mark and drop what was made from the bodies; returns
+    {post file name: its mark}."""
+    marks: dict[str, str] = {}
+    with sqlite3.connect(path) as db:
+        for key, value in db.execute("SELECT key, value FROM pieces WHERE kind = 'body'").fetchall():
+            revision, (_, _, outline) = pickle.loads(value)
+            name = Path(key.split("#")[0]).name
+            marks[name] = f"CACHED {name}"
+            body = (f"<p>{marks[name]}</p>", f"<p>{marks[name]}</p>", outline)
+            db.execute(
+                "UPDATE pieces SET value = ? WHERE kind = 'body' AND key = ?", (pickle.dumps((revision, body)), key)
+            )
+        db.execute("DELETE FROM pieces WHERE kind NOT IN ('body', 'post')")
+    return marks
+
+
+def fresh_output(site: Path, tmp_path: Path) -> dict[str, bytes]:
+    """The preview files a run with no cache at all writes, for comparison."""
+    folder = site / "_digest" / "preview"
+    done = run(site, "preview", "--week", WEEK, env={"XDG_STATE_HOME": str(tmp_path / "nobody")})
+    assert done.returncode == 0, done.stderr
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def output(site: Path) -> dict[str, bytes]:
+    folder = site / "_digest" / "preview"
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def warnings(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in done.stderr.splitlines() if "cache" in line]
+
+
+# -- what a change renders again ----------------------------------------------------------------------
+
+
+def edit_beta(site: Path) -> None:
+    (site / "posts" / "2026-11-17-beta.md").write_text(post_text("Beta", "2026-11-17 10:00", "Beta EDITED."), "utf-8")
+
+
+def delete_beta(site: Path) -> None:
+    (site / "posts" / "2026-11-17-beta.md").unlink()
+
+
+def rename_beta(site: Path) -> None:
+    (site / "posts" / "2026-11-17-beta.md").rename(site / "posts" / "2026-11-17-beta-renamed.md")
+
+
+def new_site_url(site: Path) -> None:
+    config = site / "digest.toml"
+    config.write_text(config.read_text("utf-8").replace("cache.example.org", "moved.example.org"), "utf-8")
+
+
+def smtp_host(site: Path) -> None:
+    config = site / "digest.toml"
+    config.write_text(config.read_text("utf-8") + "[smtp]\nhost = 'mail.example.org'\n", "utf-8")
+
+
+def nothing(site: Path) -> None:
+    pass
+
+
+ALPHA, BETA, GAMMA, EARLIER = (
+    "2026-11-16-alpha.md",
+    "2026-11-17-beta.md",
+    "2026-11-18-gamma.md",
+    "2026-11-10-earlier.md",
+)
+EVERY = [ALPHA, BETA, GAMMA, EARLIER]
+
+
+@pytest.mark.parametrize(
+    ("change", "rendered", "cached", "gone"),
+    [
+        # nothing changed: every body from the cache
+        (nothing, {}, EVERY, []),
+        # one post edited: that one rendered again, the others from the cache
+        (edit_beta, {BETA: "Beta EDITED."}, [ALPHA, GAMMA, EARLIER], []),
+        # one post deleted: it is gone from the output and from the cache
+        (delete_beta, {}, [ALPHA, GAMMA, EARLIER], [BETA]),
+        # one post renamed: a new file (rendered, at its new URL); the old one is gone from the cache
+        (rename_beta, {"2026-11-17-beta-renamed.md": "Beta words."}, [ALPHA, GAMMA, EARLIER], [BETA]),
+        # a config change that moves every link: everything rendered again
+        (new_site_url, {ALPHA: "Alpha words.", BETA: "Beta words.", EARLIER: "Earlier words."}, [], []),
+        # a config change that no rendering reads: nothing rendered again
+        (smtp_host, {}, EVERY, []),
+    ],
+    ids=["nothing", "edit", "delete", "rename", "config-site-url", "config-smtp"],
+)
+def test_a_change_renders_again_exactly_what_it_touches(
+    site: Path, change: Any, rendered: dict[str, str], cached: list[str], gone: list[str]
+) -> None:
+    preview(site)
+    path = cache_file(site)
+    assert set(mark_bodies(path)) == set(EVERY)  # the earlier week is in the feeds: rendered and kept too
+    change(site)
+    done = preview(site)
+    assert warnings(done) == []
+    text = shown(site)
+    for name in cached:
+        assert f"CACHED {name}" in text, name
+    for name, words in rendered.items():
+        assert f"CACHED {name}" not in text and words in text, name
+    if change is delete_beta:
+        assert "Beta words." not in text and "/beta/" not in text
+    if change is new_site_url:
+        assert "CACHED" not in text and "moved.example.org" in text
+    kept = {Path(key.split("#")[0]).name for kind, key in rows(path) if kind in ("post", "body")}
+    for name in gone:
+        assert f"CACHED {name}" not in text
+        assert name not in kept  # the cache forgets a file that is gone
+    assert set(rendered) | set(cached) <= kept
+
+
+def test_unchanged_runs_write_the_same_files_as_a_run_without_cache(site: Path, tmp_path: Path) -> None:
+    expected = fresh_output(site, tmp_path)
+    preview(site)  # fills the cache
+    assert output(site) == expected
+    preview(site)  # everything from the cache
+    assert output(site) == expected
+    edit_beta(site)
+    preview(site)
+    changed = fresh_output(site, tmp_path / "again")
+    preview(site)
+    assert output(site) == changed
+
+
+def test_a_template_change_renders_the_email_again_but_not_the_bodies(site: Path) -> None:
+    preview(site)
+    path = cache_file(site)
+    with sqlite3.connect(path) as db:
+        before = dict(db.execute("SELECT kind || ' ' || key, value FROM pieces").fetchall())
+    (site / "templates" / "email.txt.j2").write_text(
+        "TEMPLATE CHANGED {{ site.title }}\n{% for e in entries %}{{ e.title }}\n{% endfor %}{{ unsubscribe_url }}\n",
+        "utf-8",
+    )
+    preview(site)
+    assert "TEMPLATE CHANGED Cache Notes" in (site / "_digest" / "preview" / "email.txt").read_text("utf-8")
+    with sqlite3.connect(path) as db:
+        after = dict(db.execute("SELECT kind || ' ' || key, value FROM pieces").fetchall())
+    bodies = [k for k in before if k.startswith("body ")]
+    assert bodies and all(after[k] == before[k] for k in bodies)  # the bodies were not rendered again
+    emails = [k for k in before if k.startswith("email ")]
+    assert emails and all(after.get(k) != before[k] for k in emails)
+
+
+def test_an_upgrade_empties_the_cache(site: Path) -> None:
+    """A cache left by another version of digest is not trusted: every body is rendered again."""
+    preview(site)
+    path = cache_file(site)
+    mark_bodies(path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = 'an older digest' WHERE name = 'version'")
+    done = preview(site)
+    assert warnings(done) == []
+    assert "CACHED" not in shown(site) and "Alpha words." in shown(site)
+
+
+@pytest.mark.parametrize("version", ["0.1.0", "0.2.0"])
+def test_a_value_is_kept_only_for_the_same_version(tmp_path: Path, version: str) -> None:
+    path = tmp_path / "cache.sqlite3"
+    with Cache(path, version="0.1.0") as first:
+        first.put("body", "a.md#", ("r1", "kept"))
+    with Cache(path, version=version) as second:
+        assert second.get("body", "a.md#") == (("r1", "kept") if version == "0.1.0" else None)
+        assert second.warnings == []
+
+
+# -- a cache file digest cannot use ---------------------------------------------------------------------
+
+
+def garbage(path: Path) -> None:
+    path.write_bytes(b"this is not a database\n" * 100)
+
+
+def foreign_sqlite(path: Path) -> None:
+    path.unlink()
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)")
+        db.execute("INSERT INTO photos (name) VALUES ('cat.jpg')")
+
+
+def damaged(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[100:] = b"\xff" * (len(data) - 100)  # the header survives, the pages do not
+    path.write_bytes(bytes(data))
+
+
+def foreign_values(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE pieces SET value = ?", (b"not a pickle",))
+
+
+@pytest.mark.parametrize("spoil", [garbage, foreign_sqlite, damaged, foreign_values], ids=lambda f: f.__name__)
+def test_a_spoiled_cache_is_rebuilt_with_at_most_one_warning(site: Path, tmp_path: Path, spoil: Any) -> None:
+    expected = fresh_output(site, tmp_path)
+    preview(site)
+    path = cache_file(site)
+    spoil(path)
+    done = preview(site)
+    assert output(site) == expected
+    if spoil is foreign_values:  # rows it cannot read are misses, written anew: nothing to say
+        assert warnings(done) == []
+    else:
+        assert len(warnings(done)) == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert str(path) in done.stderr
+    again = preview(site)  # the file was rebuilt: a clean run
+    assert warnings(again) == [] and output(site) == expected
+    assert {kind for kind, _ in rows(path)} >= {"post", "body"}
+    if spoil is foreign_sqlite:
+        with sqlite3.connect(path) as db:
+            assert "photos" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+
+
+# -- a state folder that cannot hold it, and two processes at once ----------------------------------------
+
+
+@pytest.fixture
+def mounts() -> Iterator[list[Path]]:
+    made: list[Path] = []
+    yield made
+    for path in reversed(made):
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def tmpfs(path: Path, options: str, mounts: list[Path]) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
+    mounts.append(path)
+
+
+@pytest.mark.parametrize("options", ["size=16k", "ro"], ids=["full", "read-only"])
+def test_a_state_folder_that_cannot_hold_the_cache_warns_once(
+    site: Path, tmp_path: Path, mounts: list[Path], options: str
+) -> None:
+    expected = fresh_output(site, tmp_path)
+    state = tmp_path / "state"
+    tmpfs(state, options + ",mode=0700", mounts)
+    with (site / "digest.toml").open("a", encoding="utf-8") as config:
+        config.write(f"[state]\ndir = '{state}'\n")
+    for _ in range(2):
+        done = preview(site)
+        assert output(site) == expected
+        assert len(warnings(done)) == 1, done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_directory_in_the_way_warns_once(site: Path, tmp_path: Path) -> None:
+    expected = fresh_output(site, tmp_path)
+    path = cache_file(site)
+    path.mkdir(parents=True)
+    done = preview(site)
+    assert output(site) == expected
+    assert len(warnings(done)) == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_processes_at_once_share_the_cache_unharmed(site: Path, tmp_path: Path) -> None:
+    """Previews and a publish at the same moment (the author previews while the service publishes): every
+    one succeeds and the file stays whole."""
+    expected = fresh_output(site, tmp_path)
+    environ = os.environ | {"DIGEST_NOW": NOW, "DIGEST_SECRET": "a test secret for the cache tests, 32+ bytes"}
+    base = [sys.executable, "-m", "digest.cli"]
+    commands = [[*base, "preview", "--week", WEEK, "--site", str(site)] for _ in range(3)]
+    commands.append([*base, "publish", "--week", WEEK, "--site", str(site)])
+    for _ in range(2):  # an empty cache, then a full one
+        started = [subprocess.Popen(c, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in commands]
+        for process in started:
+            _, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+            assert b"Traceback" not in err and b"cache" not in err, err
+        with sqlite3.connect(cache_file(site)) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert output(site) == expected
+    preview(site)
+    assert output(site) == expected
