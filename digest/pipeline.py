@@ -241,12 +241,15 @@ def build(
     carried: Mapping[str, Carried] | None = None,
     languages: Iterable[str] | None = None,
     memo: Memo | None = None,
+    history_bodies: bool = True,
 ) -> Build:
     """The week's issue in every language and the feeds' history. `carried` (what the ledger says about
     earlier issues, see digest.issues) adds the late arrivals and leaves out what earlier issues carried;
     without it every entry dated in the week is in its issue. Only the issues and the history of
     `languages` (language keys; None: every language) get their entries' bodies rendered: the others
-    are there for their titles, dates and counts. `memo` keeps what was read and rendered for the next run."""
+    are there for their titles, dates and counts. `memo` keeps what was read and rendered for the next run.
+    With `history_bodies` False the history is left unrendered too, for site_files to render what the
+    cache does not hold (with Build.render)."""
     site = settings.site
     carried = carried or {}
     count = settings.output.feed_issues
@@ -274,7 +277,7 @@ def build(
         past = issues.history(pool, site, horizon_at, count)
         if language in shown:
             own, late = render(own), render(late)
-            past = [(w, render(group)) for w, group in past]
+            past = [(w, render(group)) for w, group in past] if history_bodies else past
         week_issues[language] = replace(empty, entries=own, late=late)
         history[language] = tuple(Issue(site, w, group, (), language) for w, group in past)
     return Build(site, week, pools, week_issues, history, problems, scanned, render)
@@ -330,20 +333,23 @@ def tag_issues(history: Iterable[Issue]) -> dict[str, tuple[str, list[Issue]]]:
 def site_files(
     build_result: Build, settings: Settings, languages: Iterable[str] | None = None, memo: Memo | None = None
 ) -> dict[str, bytes]:
+    render = build_result.render
     """The feeds and the archive of each language (the site's at the top of the output folder, the others
     in `<lang>/`): the last `output.feed_issues` weeks with entries, never a placeholder."""
     files: dict[str, bytes] = {}
     for language in build_result.languages if languages is None else languages:
         history = build_result.history.get(language, ())
-        files.update(templater.render_feeds(history, settings, language=language, memo=memo))
+        files.update(templater.render_feeds(history, settings, language=language, memo=memo, bodies=render))
         if settings.output.tag_feeds:
             for slug, (tag, tagged) in sorted(tag_issues(history).items()):
                 title = f"{settings.site.title} · {tag}"
                 path = f"tags/{slug}/"
                 files.update(
-                    templater.render_feeds(tagged, settings, language=language, path=path, title=title, memo=memo)
+                    templater.render_feeds(
+                        tagged, settings, language=language, path=path, title=title, memo=memo, bodies=render
+                    )
                 )
-        files.update(templater.render_archive(history, settings, language=language, memo=memo))
+        files.update(templater.render_archive(history, settings, language=language, memo=memo, bodies=render))
     return files
 
 
@@ -417,7 +423,16 @@ def preview(
     apart from the published files: a preview never changes what is published."""
     carried = read_carried(settings, store)
     with cached(settings) as memo:
-        result = build(settings, now_at, week, strict=strict, carried=carried, languages=[language], memo=memo)
+        result = build(
+            settings,
+            now_at,
+            week,
+            strict=strict,
+            carried=carried,
+            languages=[language],
+            memo=memo,
+            history_bodies=False,
+        )
         issue = result.issue_of(language)
         files = site_files(result, settings, [language], memo)
         rendered = None
@@ -464,7 +479,7 @@ def _parts_of(data: bytes) -> tuple[str, str]:
 
 def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
     with cached(settings) as memo:
-        result = build(settings, now_at, week, strict=strict, memo=memo)
+        result = build(settings, now_at, week, strict=strict, memo=memo, history_bodies=False)
         write_files(settings.output.dir, site_files(result, settings, memo=memo))
     return result
 

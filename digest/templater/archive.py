@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from digest.config import Settings
-from digest.models import Issue, Memo
-from digest.templater.context import base_context, issue_url, output_url
-from digest.templater.email import make_preheader, render_subject
+from digest.models import Issue, Memo, Renderer
+from digest.templater.context import base_context, issue_url, output_url, with_bodies
+from digest.templater.email import make_preheader, subject_of
 from digest.templater.env import fmt_date, last_day, render
 from digest.templater.feeds import ATOM, RSS, feed_links
 from digest.templater.keys import issue_key, settings_key
@@ -32,11 +32,11 @@ class IssueLink:
     teaser: str
 
 
-def _link(issue: Issue, settings: Settings) -> IssueLink:
+def _link(issue: Issue, settings: Settings, bodies: Renderer | None = None) -> IssueLink:
     tz = issue.site.tz
     return IssueLink(
         label=issue.week.label,
-        title=render_subject(issue, settings),
+        title=subject_of(issue, settings, bodies),
         href=f"{issue.week.label}/index.html",
         url=issue_url(issue, settings),
         week_start=fmt_date(issue.week.start_at, tz),
@@ -47,13 +47,19 @@ def _link(issue: Issue, settings: Settings) -> IssueLink:
 
 
 def render_archive(
-    issues: Sequence[Issue], settings: Settings, *, language: str = "", memo: Memo | None = None
+    issues: Sequence[Issue],
+    settings: Settings,
+    *,
+    language: str = "",
+    memo: Memo | None = None,
+    bodies: Renderer | None = None,
 ) -> dict[str, bytes]:
     """{"index.html": …, "<week label>/index.html": …}, paths relative to settings.output.dir; another
     language's pages are under "<language>/". With `memo`, a page whose issue, neighbours, settings and
-    templates are unchanged comes from the cache (a weekly publish renders the new page and its neighbour)."""
+    templates are unchanged comes from the cache (a weekly publish renders the new page and its neighbour);
+    `bodies` renders the bodies of the issues whose pages are not (pipeline.build's history_bodies)."""
     ordered = sorted(issues, key=lambda i: i.week.start_at, reverse=True)
-    links = [_link(i, settings) for i in ordered]
+    links = [_link(i, settings, bodies) for i in ordered]
     folder = settings.output.templates
     prefix = f"{language}/" if language else ""
     lang = language or settings.site.language
@@ -69,7 +75,7 @@ def render_archive(
             if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == key and isinstance(kept[1], bytes):
                 files[name] = kept[1]
                 continue
-        context = base_context(issue, settings) | {
+        context = base_context(with_bodies(issue, bodies), settings) | {
             "title": links[n].title,
             "root": "../",
             "newer": newer,

@@ -178,7 +178,9 @@ def _finish(root: lxml.html.HtmlElement, page_url: str, title: str) -> None:
             link.set("href", page_url.split("#", 1)[0] + href)
 
 
-@functools.lru_cache(maxsize=1024)
+# 4,096: a publish of 500 issues prepares 2,000 fragments for the feeds, then the same for the archive
+# pages; a smaller cache was emptied by the feeds before the pages asked.
+@functools.lru_cache(maxsize=4096)
 def prepare(fragment: str, page_url: str, title: str, *, drop_toc: bool, email: bool, site: Site, source: str) -> str:
     """`fragment` (an entry's body or summary) ready for the archive and feeds, or with `email` for a
     mail client. Cached: the size guard renders an issue several times."""

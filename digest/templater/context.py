@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from markupsafe import Markup
 
 from digest.config import Settings
-from digest.models import PREFERENCES_URL_MARK, RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Entry, Heading, Issue, Site
+from digest.models import (
+    PREFERENCES_URL_MARK,
+    RECIPIENT_EMAIL_MARK,
+    UNSUBSCRIBE_URL_MARK,
+    Entry,
+    Heading,
+    Issue,
+    Renderer,
+    Site,
+)
 from digest.templater.bodies import prepare
 from digest.templater.env import fmt_date, last_day
 from digest.templater.feeds import ATOM, RSS, feed_links
@@ -91,6 +100,14 @@ def entry_view(entry: Entry, site: Site, *, summarize: bool, email: bool = False
         summary=summary,
         summarized=summarize,
     )
+
+
+def with_bodies(issue: Issue, render: Renderer | None) -> Issue:
+    """`issue` with its entries' bodies rendered (see pipeline.build: the history of a publish or a preview
+    is handed out unrendered, and only what the cache does not hold is rendered)."""
+    if render is None:
+        return issue
+    return replace(issue, entries=render(issue.entries), late=render(issue.late))
 
 
 def base_context(issue: Issue, settings: Settings, *, summarize: bool = False, email: bool = False) -> dict[str, Any]:

@@ -11,9 +11,17 @@ from markupsafe import Markup
 
 from digest.config import Settings
 from digest.errors import TemplateError
-from digest.models import PREFERENCES_URL_MARK, RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Issue, Memo, RenderedIssue
-from digest.templater.context import base_context, issue_url, output_url
-from digest.templater.env import render, render_string
+from digest.models import (
+    PREFERENCES_URL_MARK,
+    RECIPIENT_EMAIL_MARK,
+    UNSUBSCRIBE_URL_MARK,
+    Issue,
+    Memo,
+    RenderedIssue,
+    Renderer,
+)
+from digest.templater.context import base_context, issue_url, output_url, with_bodies
+from digest.templater.env import names_in, render, render_string
 from digest.templater.keys import issue_key, settings_key
 from digest.templater.labels import labels_for
 from digest.templater.text import render_text
@@ -36,6 +44,14 @@ def render_subject(issue: Issue, settings: Settings) -> str:
             "the subject template gives an empty subject", "fix email.subject", source=str(settings.config_file or "")
         )
     return subject
+
+
+def subject_of(issue: Issue, settings: Settings, bodies: Renderer | None) -> str:
+    """render_subject of an issue whose bodies may not be rendered yet: rendered first only when the
+    subject template reads the entries or the issue (the default reads the site and the week)."""
+    if bodies is not None and names_in(settings.email.subject) & {"entries", "issue"}:
+        issue = with_bodies(issue, bodies)
+    return render_subject(issue, settings)
 
 
 def make_preheader(issue: Issue) -> str:

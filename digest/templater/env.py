@@ -103,6 +103,17 @@ def _from_string(source: str) -> jinja2.Template:
     return environment(None).from_string(source)
 
 
+@functools.lru_cache(maxsize=32)
+def names_in(source: str) -> frozenset[str]:
+    """The variables a template given as a string reads (all it could read when it does not parse)."""
+    from jinja2 import meta
+
+    try:
+        return frozenset(meta.find_undeclared_variables(environment(None).parse(source)))
+    except jinja2.TemplateError:
+        return frozenset({"site", "week", "issue", "entries", "lang"})
+
+
 def render_string(source: str, context: Mapping[str, Any], *, origin: str) -> str:
     """Render a template given as a string (the subject line); never HTML-escaped."""
     try:

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from digest.config import Settings
-from digest.models import Issue, Memo
-from digest.templater.context import base_context, issue_url, labels_of, output_url
+from digest.models import Issue, Memo, Renderer
+from digest.templater.context import base_context, issue_url, labels_of, output_url, with_bodies
 from digest.templater.email import make_preheader, render_subject
 from digest.templater.env import render
-from digest.templater.feeds import FEEDS, FeedInput, FeedItem
+from digest.templater.feeds import FEEDS, FeedInput, FeedItem, write_from_parts
 from digest.templater.keys import issue_key, settings_key
 from digest.templater.labels import labels_for
 from digest.text import fingerprint as fingerprint_of
@@ -50,18 +50,22 @@ def _item(issue: Issue, settings: Settings) -> FeedItem:
     )
 
 
-def _cached_item(issue: Issue, settings: Settings, memo: Memo | None, context: str) -> FeedItem:
-    """An issue's feed entry; from the cache while the issue, the settings and the templates are unchanged
-    (a weekly publish of a 500-issue feed renders one)."""
-    if memo is None:
-        return _item(issue, settings)
+Parts = dict[tuple[str, FeedItem], str]  # (feed kind, item) -> the item's text in that kind's file
+
+
+def _cached_item(
+    issue: Issue, settings: Settings, memo: Memo, context: str, parts: Parts, bodies: Renderer | None
+) -> FeedItem:
+    """An issue's feed entry, and its Atom and RSS texts added to `parts`; from the cache while the issue,
+    the settings and the templates are unchanged (a weekly publish of a 500-issue feed renders one)."""
     key = fingerprint_of(context, issue_key(issue))
     kept = memo.get("item", issue.id)
-    if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == key and isinstance(kept[1], FeedItem):
-        return kept[1]
-    item = _item(issue, settings)
-    memo.put("item", issue.id, (key, item))
-    return item
+    if isinstance(kept, tuple) and len(kept) == 3 and kept[0] == key and isinstance(kept[1], FeedItem):
+        item: FeedItem = kept[1]
+        if isinstance(kept[2], dict):
+            parts.update({(kind, item): text for kind, text in kept[2].items() if isinstance(text, str)})
+        return item
+    return _item(with_bodies(issue, bodies), settings)
 
 
 def render_feeds(
@@ -72,21 +76,24 @@ def render_feeds(
     path: str = "",
     title: str | None = None,
     memo: Memo | None = None,
+    bodies: Renderer | None = None,
 ) -> dict[str, bytes]:
     """{path + file: bytes} for every feed kind, of the latest `output.feed_issues` issues, newest first.
     `path` ("tags/python/") puts the feeds of a subset of the issues in a folder of their own; another
-    `language` puts them all under "<language>/". With `memo`, what is unchanged comes from the cache."""
+    `language` puts them all under "<language>/". With `memo`, the items and their texts of the issues that
+    are unchanged come from the cache; `bodies` renders the bodies of the others (pipeline.build's
+    history_bodies)."""
     site = settings.site
     latest = latest_issues(issues, settings)
-    context = settings_key(settings) if memo is not None else ""
-    slot = f"{language}/{path}"
-    key = fingerprint_of(context, language, path, title, [issue_key(i) for i in latest]) if memo else ""
-    if memo is not None:
-        kept = memo.get("feeds", slot)
-        if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == key and isinstance(kept[1], dict):
-            return dict(kept[1])
     # A tag's feed holds the issues narrowed to that tag: their items are not the issues' own.
-    items = tuple(_cached_item(issue, settings, None if path else memo, context) for issue in latest)
+    cache = memo if memo is not None and not path else None
+    context = settings_key(settings) if cache is not None else ""
+    parts: Parts = {}
+    if cache is not None:
+        items = tuple(_cached_item(issue, settings, cache, context, parts, bodies) for issue in latest)
+    else:
+        items = tuple(_item(with_bodies(issue, bodies), settings) for issue in latest)
+    known = dict(parts)
     out = output_url(settings, language)
     lang = language or site.language
     prefix = f"{language}/" if language else ""
@@ -103,7 +110,12 @@ def render_feeds(
             items=items,
             categories=categories_of(latest),
         )
-        files[prefix + path + kind.file] = kind.write(feed)
-    if memo is not None:
-        memo.put("feeds", slot, (key, files))
+        files[prefix + path + kind.file] = (
+            write_from_parts(kind, feed, parts) if cache is not None else kind.write(feed)
+        )
+    if cache is not None:
+        for issue, item in zip(latest, items, strict=True):
+            own = {k.name: parts[(k.name, item)] for k in FEEDS if (k.name, item) in parts}
+            if own != {k: known[(k, item)] for k in own if (k, item) in known} or not own:
+                cache.put("item", issue.id, (fingerprint_of(context, issue_key(issue)), item, own))
     return files
