@@ -370,6 +370,12 @@ def test_files_made_from_cached_parts_are_the_files_made_without_a_cache(site: P
     result = pipeline.build(settings, now_at, pipeline.select_week(settings, now_at, WEEK))
     assert len(result.history[""]) == 2  # two weeks with posts: feeds of two entries
     whole = pipeline.site_files(result, settings)
-    for _ in range(3):
+    for _ in range(3):  # every entry new (the whole feed cut into entries), then every one kept
         with Cache(tmp_path / "cache.sqlite3") as memo:
             assert pipeline.site_files(result, settings, memo=memo) == whole
+    edit_beta(site)  # one entry new: written alone, the other kept
+    result = pipeline.build(settings, now_at, pipeline.select_week(settings, now_at, WEEK))
+    whole = pipeline.site_files(result, settings)
+    assert b"Beta EDITED." in whole["atom.xml"]
+    with Cache(tmp_path / "cache.sqlite3") as memo:
+        assert pipeline.site_files(result, settings, memo=memo) == whole
