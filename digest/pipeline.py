@@ -255,8 +255,19 @@ def build(
     count = settings.output.feed_issues
     horizon_at = feed_horizon(settings, now_at, week)
     bounds = [c.first_start_at for c in carried.values() if c.first_start_at is not None]
-    since_at = min([week.start_at, horizon_at - timedelta(weeks=count), *bounds])
-    entries, problems, scanned = _gather(settings, now_at, since_at, horizon_at, memo)
+    feeds_since_at = min([horizon_at - timedelta(weeks=count), *bounds])
+    if languages is not None and week.end_at <= feeds_since_at:
+        # A preview of an older week shows that week and the feeds' weeks: the posts between are not read.
+        entries, problems, scanned = _gather(settings, now_at, feeds_since_at, horizon_at, memo)
+        in_week = collector.collect(
+            site, week.end_at - timedelta(microseconds=1), week.start_at, memo=memo, render=False
+        )
+        found = {e.id: e for e in entries} | {e.id: e for e in in_week.entries}
+        entries = sorted(found.values(), key=lambda e: (-e.published_at.timestamp(), e.source, e.id))
+        problems = tuple(dict.fromkeys(problems + in_week.problems))
+    else:
+        since_at = min(week.start_at, feeds_since_at)
+        entries, problems, scanned = _gather(settings, now_at, since_at, horizon_at, memo)
     if strict and problems:
         first = problems[0]
         raise CollectError(

@@ -136,3 +136,19 @@ def test_tag_feeds_hold_only_their_tags_entries(site: Path) -> None:
     assert "Tagged" in feed["items"][0]["content_html"] and "w47" not in feed["items"][0]["content_html"]
     everything = json.loads(files["feed.json"])
     assert "w47" in everything["items"][1]["content_html"]  # W48 is newer
+
+
+@pytest.mark.parametrize("week", ["2026-W41", "2026-W45", "2026-W47", "2026-W40"])
+def test_a_preview_of_an_older_week_reads_that_week_and_the_feeds_weeks_only(site: Path, week: str) -> None:
+    """The preview's build (one language) leaves out the posts between an old week and the feeds' weeks,
+    and shows the same issue and history as a build of every language over the whole span."""
+    settings = load_settings(site=site, env={})
+    now_at = datetime(2026, 12, 1, 12, tzinfo=SEOUL)  # the feeds show W48, W47 and W46
+    chosen = pipeline.select_week(settings, now_at, week)
+    whole = pipeline.build(settings, now_at, chosen)
+    shown = pipeline.build(settings, now_at, chosen, languages=[""])
+    assert shown.issue == whole.issue and shown.history == whole.history
+    titles = sorted(e.title for e in shown.pools[""])
+    if week == "2026-W41":  # w45 lies between the week and the feeds' weeks: not read
+        assert titles == ["old", "w46-a", "w46-b", "w47", "w48"]
+        assert [e.title for e in shown.issue.entries] == ["old"]
