@@ -83,6 +83,7 @@ class Cache:
         self._version = version or code_version()
         self._db: sqlite3.Connection | None = None
         self._read: dict[str, dict[str, Any]] = {}  # kinds read in bulk
+        self._loaded: dict[tuple[str, str], Any] = {}  # their values unpickled (a build asks twice or more)
         self._new: dict[tuple[str, str], bytes] = {}
         self._kept: dict[str, set[str]] = {}  # kinds pruned to these keys on close
         self._open()
@@ -149,11 +150,19 @@ class Cache:
     def get(self, kind: str, key: str) -> Any:
         if self._db is None:
             return None
+        pending = self._new.get((kind, key))  # written by this run (a second pass over the posts)
+        if pending is not None:
+            try:
+                return pickle.loads(pending)
+            except Exception:
+                return None
         try:
             if kind in _BULK:
                 if kind not in self._read:
                     rows = self._db.execute("SELECT key, value FROM pieces WHERE kind = ?", (kind,)).fetchall()
                     self._read[kind] = {k: v for k, v in rows}
+                if (kind, key) in self._loaded:
+                    return self._loaded[(kind, key)]
                 blob = self._read[kind].get(key)
             else:
                 row = self._db.execute("SELECT value FROM pieces WHERE kind = ? AND key = ?", (kind, key)).fetchone()
@@ -164,9 +173,12 @@ class Cache:
         if blob is None:
             return None
         try:
-            return pickle.loads(blob)
+            value = pickle.loads(blob)
         except Exception:  # a row written by other code, or damaged: a miss, written anew
-            return None
+            value = None
+        if kind in _BULK:
+            self._loaded[(kind, key)] = value
+        return value
 
     def put(self, kind: str, key: str, value: Any) -> None:
         if self._db is None:

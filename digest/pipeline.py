@@ -260,7 +260,7 @@ def build(
         # A preview of an older week shows that week and the feeds' weeks: the posts between are not read.
         entries, problems, scanned = _gather(settings, now_at, feeds_since_at, horizon_at, memo)
         in_week = collector.collect(
-            site, week.end_at - timedelta(microseconds=1), week.start_at, memo=memo, render=False
+            site, week.end_at - timedelta(microseconds=1), week.start_at, memo=memo, render=False, later=False
         )
         found = {e.id: e for e in entries} | {e.id: e for e in in_week.entries}
         entries = sorted(found.values(), key=lambda e: (-e.published_at.timestamp(), e.source, e.id))

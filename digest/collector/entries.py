@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,7 @@ from digest.text import fingerprint, xml_safe
 
 from . import meta as m
 from .crossrefs import PostLinks, Resolver
-from .layout import Found, walk
+from .layout import Found, Walk, walk
 from .permalink import file_slug
 from .reader import MAYBE_LOG, Post, _path_exclusion, quick_date, read_file, read_post
 from .runlog import LogItem, split_items
@@ -60,6 +61,10 @@ class _Record:
         reader neither parses it nor reports its problems (see reader.scan)."""
         return low is not None and not self.maybe_log and self.quick is not None and self.quick < low
 
+    def after(self, high: float | None) -> bool:
+        """Its date line puts it after `high` (a window whose later posts are read by another pass)."""
+        return high is not None and not self.maybe_log and self.quick is not None and self.quick > high
+
 
 @dataclass(frozen=True)
 class _Source:
@@ -76,23 +81,41 @@ Body = tuple[str, str, tuple[Heading, ...]]  # body_html, summary_html, outline
 # item, with the revision it was rendered at): the same process (the weekly service, `preview --serve`)
 # renders an unchanged entry once, and holds one body per post and item.
 _SOURCES: dict[str, _Source] = {}
+# The site's files and their stamps, walked once per run (per cache lent by the pipeline): a build collects
+# several windows (the feeds' weeks, a look-back, an older week).
+_SCANS: weakref.WeakKeyDictionary[Any, tuple[Site, Walk, dict[str, Stamp | None]]] = weakref.WeakKeyDictionary()
 _BODIES: dict[str, tuple[str, Body]] = {}
 
 
 def collect(
-    site: Site, now_at: datetime, since_at: datetime | None = None, *, memo: Memo | None = None, render: bool = True
+    site: Site,
+    now_at: datetime,
+    since_at: datetime | None = None,
+    *,
+    memo: Memo | None = None,
+    render: bool = True,
+    later: bool = True,
 ) -> Collection:
     """Every entry with since_at <= published_at <= now_at (since_at None: all), newest first; with
-    ``render=False`` their bodies are left for render_entries."""
-    found = walk(site)
+    ``render=False`` their bodies are left for render_entries. With ``later=False`` the posts whose date
+    line puts them after now_at are not parsed either (nor their problems reported): a window in the past,
+    next to a pass that reads the later posts."""
+    kept = _SCANS.get(memo) if memo is not None else None
+    if kept is not None and kept[0] == site:
+        _, found, stamps = kept
+    else:
+        found = walk(site)
+        stamps = {f.path: _stamp(f.path) for f in found.files}
+        if memo is not None:
+            _SCANS[memo] = (site, found, stamps)
     files = tuple(found.files)
-    stamps = {f.path: _stamp(f.path) for f in files}
     site_key = fingerprint(site)
     files_key = fingerprint(site_key, [(f.source, stamps[f.path]) for f in files])
     resolver = Resolver(site, list(files))
     tz = ZoneInfo(site.timezone)
     low = since_at.timestamp() if since_at is not None else None
     high = now_at.timestamp()
+    cut = None if later else high
     entries: list[Entry] = []
     problems = list(found.problems)
     ignore = [re.compile(p) for p in site.ignore]
@@ -101,15 +124,15 @@ def collect(
         if reason:
             continue
         stamp = stamps[file.path]
-        record = _cached(memo, file, stamp, site_key, files_key, low)
+        record = _cached(memo, file, stamp, site_key, files_key, low, cut)
         if record is None:
-            record = _record(site, file, stamp, site_key, files_key, resolver, low, tz)
+            record = _record(site, file, stamp, site_key, files_key, resolver, low, cut, tz)
             if memo is not None and stamp is not None:
                 memo.put("post", file.path, record)
         if record.problem is not None and not record.parsed:
             problems.append(record.problem)
             continue
-        if record.before(low):
+        if record.before(low) or record.after(cut):
             continue
         if record.problem is not None:
             problems.append(record.problem)
@@ -166,7 +189,13 @@ def _stamp(path: str) -> Stamp | None:
 
 
 def _cached(
-    memo: Memo | None, file: Found, stamp: Stamp | None, site_key: str, files_key: str, low: float | None
+    memo: Memo | None,
+    file: Found,
+    stamp: Stamp | None,
+    site_key: str,
+    files_key: str,
+    low: float | None,
+    cut: float | None,
 ) -> _Record | None:
     if memo is None or stamp is None:
         return None
@@ -175,7 +204,7 @@ def _cached(
         return None
     if record.refs and record.refs != files_key:
         return None
-    if not record.parsed and record.problem is None and not record.before(low):
+    if not record.parsed and record.problem is None and not record.before(low) and not record.after(cut):
         return None  # read only far enough for an earlier window: this one needs the whole post
     return record
 
@@ -188,6 +217,7 @@ def _record(
     files_key: str,
     resolver: Resolver,
     low: float | None,
+    cut: float | None,
     tz: ZoneInfo,
 ) -> _Record:
     stamp = stamp or (0, 0, 0, 0)
@@ -195,7 +225,7 @@ def _record(
     if isinstance(info, Problem):
         return _Record(stamp, site_key, problem=info)
     seen = _Record(stamp, site_key, quick=quick_date(info, file.source, tz), maybe_log=info.maybe_log)
-    if seen.before(low):
+    if seen.before(low) or seen.after(cut):
         return seen  # not parsed: its problems, if any, are reported by a run whose window it may be in
     post = read_post(site, file, info)
     if isinstance(post, Problem):
