@@ -6,6 +6,8 @@ This is the face of the package: the pipeline uses these names and nothing else 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from digest.models import DeliveryReport
@@ -97,6 +99,19 @@ _WHERE = {
     "transport_for": (".transports", "transport_for"),
     "transport_kind": (".transports", "transport_kind"),
 }
+
+
+class _Face(types.ModuleType):
+    """This package: importing a submodule sets the package's attribute of its name, and `deliver` is both
+    a module and the function the pipeline calls; the function wins."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _WHERE and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Face
 
 
 def __getattr__(name: str) -> Any:
