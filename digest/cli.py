@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 import time
-import webbrowser
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
@@ -302,6 +301,8 @@ def preview(
     else:
         print_summary(result, settings)
     if open_browser and email_file + ".html" in result.files:
+        import webbrowser  # on first use: 10–20 ms of every start-up, for one option
+
         webbrowser.open(result.files[email_file + ".html"].resolve().as_uri())
     if serve_port is not None:
         serve_preview(result.folder, serve_port, email_file + ".html", settings.site.source_dirs, once)
