@@ -230,3 +230,21 @@ def test_toml_local_date_and_hugo_bundle_folder_date(tmp_path: Path) -> None:
         "L": (datetime(2020, 7, 2, tzinfo=SEOUL), "https://blog.example.com/posts/2020-07-02-local/"),
         "T": (datetime(2020, 7, 3, 8, 15, tzinfo=SEOUL), "https://blog.example.com/posts/local-time/"),
     }
+
+
+def test_a_long_running_process_holds_one_source_per_post_however_often_it_changes(tmp_path: Path) -> None:
+    """The weekly service collects in one process for years: every edit gives a post a new revision, and
+    what render_entries needs of the old ones must not pile up."""
+    from digest.collector import entries as module
+    from digest.collector import render_entries
+
+    files = {f"_posts/2021-03-{d:02d}-p{d}.md": post(f"P{d}", f"2021-03-{d:02d}") for d in (9, 15)}
+    site = make_site(tmp_path, files)
+    held: list[int] = []
+    for edit in range(12):
+        write(tmp_path, "_posts/2021-03-09-p9.md", post("P9", "2021-03-09", body="edit " * (edit + 1) + "\n"))
+        collected = collect(site, NOW_AT, render=False)
+        rendered = {e.title: e for e in render_entries(collected.entries)}
+        assert rendered["P9"].body_html == "<p>" + " ".join(["edit"] * (edit + 1)) + "</p>\n"
+        held.append(len(module._SOURCES))
+    assert held[-1] == held[0], held

@@ -72,7 +72,7 @@ class _Source:
 
     site: Site
     found: Found
-    files: tuple[Found, ...]
+    site_key: str  # the site's files at render time are _FILES[site_key]: the last collect's
     item: str  # the running-log item's slug, "" for a whole post
 
 
@@ -81,6 +81,11 @@ Body = tuple[str, str, tuple[Heading, ...]]  # body_html, summary_html, outline
 # item, with the revision it was rendered at): the same process (the weekly service, `preview --serve`)
 # renders an unchanged entry once, and holds one body per post and item.
 _SOURCES: dict[str, _Source] = {}
+# The revision each post and item was last handed out at, so that the weekly service (one process for years)
+# holds one source per post and item, not one per revision ever seen; and each site's files as last walked
+# (a source would otherwise keep the whole walk of its week alive).
+_HANDED: dict[str, str] = {}
+_FILES: dict[str, tuple[Found, ...]] = {}
 # The site's files and their stamps, walked once per run (per cache lent by the pipeline): a build collects
 # several windows (the feeds' weeks, a look-back, an older week).
 _SCANS: weakref.WeakKeyDictionary[Any, tuple[Site, Walk, dict[str, Stamp | None]]] = weakref.WeakKeyDictionary()
@@ -110,6 +115,7 @@ def collect(
             _SCANS[memo] = (site, found, stamps)
     files = tuple(found.files)
     site_key = fingerprint(site)
+    _FILES[site_key] = files
     files_key = fingerprint(site_key, [(f.source, stamps[f.path]) for f in files])
     resolver = Resolver(site, list(files))
     tz = ZoneInfo(site.timezone)
@@ -144,7 +150,7 @@ def collect(
         for entry, item in record.entries:
             when = entry.published_at.timestamp()
             if (low is None or low <= when) and when <= high:
-                _SOURCES[entry.revision] = _Source(site, file, files, item)
+                _hand_out(entry.revision, _Source(site, file, site_key, item))
                 entries.append(entry)
     if memo is not None and hasattr(memo, "keep_only"):
         paths = {f.path for f in files}
@@ -154,6 +160,15 @@ def collect(
     if render:
         entries = list(render_entries(entries, memo))
     return Collection(tuple(entries), tuple(problems), len(files))
+
+
+def _hand_out(revision: str, source: _Source) -> None:
+    slot = f"{source.found.path}#{source.item}"
+    before = _HANDED.get(slot)
+    if before is not None and before != revision:
+        _SOURCES.pop(before, None)
+    _HANDED[slot] = revision
+    _SOURCES[revision] = source
 
 
 def render_entries(entries: Sequence[Entry], memo: Memo | None = None) -> tuple[Entry, ...]:
@@ -275,7 +290,9 @@ def _render_body(source: _Source) -> Body:
         return ("", "", ())
     tz = ZoneInfo(site.timezone)
     pelican = site.generator.kind == "pelican"
-    links = Resolver(site, list(source.files)).for_post(post) if pelican or "{" in post.body else None
+    links = (
+        Resolver(site, list(_FILES.get(source.site_key, ()))).for_post(post) if pelican or "{" in post.body else None
+    )
     body = _resolved(site, post, links)
     url = post_url(site, post)
     if source.item:
