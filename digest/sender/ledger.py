@@ -401,17 +401,33 @@ class OutcomeWriter:
     SQLAlchemy Core (statement building, cache key, pool checkout and reset) one single-row commit took
     621 µs on SQLite here, over the bare cursor 77 µs, and deliver() commits once per message and
     connection. Deferred and failed outcomes (rare) take record_many's way.
+
+    On PostgreSQL a group is one statement over arrays (unnest) on a connection in autocommit mode: one
+    round trip that is its own transaction, where executemany and COMMIT took two. Every round trip
+    gives up the interpreter lock, and getting it back behind workers that build messages costs up to the
+    switch interval (5 ms): with two, a commit took 3.9 ms (median) inside a send of 10,000 messages while
+    the same commit alone takes 0.75 ms, and commits are what each worker waits for before its next final
+    dot. The commit still waits for the server's flush as synchronous_commit says (the user's setting).
     """
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         engine = ledger.store.engine
         self.sqlite = engine.dialect.name == "sqlite"
+        self.postgres = engine.dialect.name == "postgresql"
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self.sql = (
-            f"UPDATE deliveries SET state='sent', attempts=attempts+1, message_id={mark}, reply={mark}, "
-            f"updated_at={mark}, next_attempt_at=NULL WHERE issue_id={mark} AND recipient={mark}"
-        )
+        if self.postgres:
+            self.sql = (
+                "UPDATE deliveries AS d SET state='sent', attempts=d.attempts+1, message_id=v.mid, "
+                "reply=v.reply, updated_at=%s, next_attempt_at=NULL "
+                "FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(r, mid, reply) "
+                "WHERE d.issue_id=%s AND d.recipient=v.r"
+            )
+        else:
+            self.sql = (
+                f"UPDATE deliveries SET state='sent', attempts=attempts+1, message_id={mark}, reply={mark}, "
+                f"updated_at={mark}, next_attempt_at=NULL WHERE issue_id={mark} AND recipient={mark}"
+            )
         # stored as naive UTC (UtcDateTime), then as the dialect stores a DateTime (SQLite: text)
         self._plain: Callable[[Any], Any] | None = (
             sa.DateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect)
@@ -419,8 +435,23 @@ class OutcomeWriter:
         self._errors: tuple[type[BaseException], ...] = (engine.dialect.dbapi.Error,) if engine.dialect.dbapi else ()
         try:
             self.raw = engine.raw_connection()
+            if self.postgres:
+                driver: Any = self.raw.driver_connection
+                # never back into the pool in autocommit mode: closed for good when the run ends
+                self.raw.detach()
+                driver.rollback()  # the pool's ping may have opened a transaction
+                driver.autocommit = True
         except sa.exc.DBAPIError as exc:
             raise ledger.store._failed(exc) from exc
+        except self._errors as exc:
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: BaseException) -> LedgerError:
+        return LedgerError(
+            f"the state database {safe_url(self.ledger.store.url)} failed: {str(exc).strip().splitlines()[0]}",
+            "check that it is running and has room; a rerun resumes where this one stopped",
+            transient=True,
+        )
 
     def write(self, issue_id: str, results: Sequence[tuple[str, SendResult]], now_at: datetime) -> None:
         sent = [(o.message_id, o.reply, address_key(r)) for r, o in results if o.status == State.SENT]
@@ -430,24 +461,24 @@ class OutcomeWriter:
             stamp = self._plain(naive) if self._plain else naive
             cursor = self.raw.cursor()
             try:
-                if self.sqlite:
-                    cursor.execute("BEGIN IMMEDIATE")
-                cursor.executemany(self.sql, [(mid, reply, stamp, issue_id, r) for mid, reply, r in sent])
-                if self.sqlite:
-                    cursor.execute("COMMIT")
+                if self.postgres:
+                    mids, replies, recipients = (list(column) for column in zip(*sent, strict=True))
+                    cursor.execute(self.sql, (stamp, recipients, mids, replies, issue_id))
                 else:
-                    self.raw.commit()
+                    if self.sqlite:
+                        cursor.execute("BEGIN IMMEDIATE")
+                    cursor.executemany(self.sql, [(mid, reply, stamp, issue_id, r) for mid, reply, r in sent])
+                    if self.sqlite:
+                        cursor.execute("COMMIT")
+                    else:
+                        self.raw.commit()
             except self._errors as exc:
                 with contextlib.suppress(*self._errors):
                     if self.sqlite:
                         cursor.execute("ROLLBACK")
-                    else:
+                    elif not self.postgres:
                         self.raw.rollback()
-                raise LedgerError(
-                    f"the state database {safe_url(self.ledger.store.url)} failed: {str(exc).strip().splitlines()[0]}",
-                    "check that it is running and has room; a rerun resumes where this one stopped",
-                    transient=True,
-                ) from exc
+                raise self._failed(exc) from exc
             finally:
                 cursor.close()
         if other:
