@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import smtplib
 import threading
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from digest.config import SmtpSettings
 from digest.errors import DeliveryError
 from digest.sender.outcome import classify
 from digest.sender.transports import MaildirTransport, NullTransport, SmtpTransport, send_test_copy
-from digest.sender.transports.smtp import envelope_sender
+from digest.sender.transports.smtp import envelope_sender, quoteaddr
 from tests.support_smtp import AiosmtpdStore, Store, aiosmtpd_store, copies, fault_server, make_message, smtp_store
 
 __all__ = ["aiosmtpd_store", "fault_server", "smtp_store"]  # fixtures
@@ -21,6 +22,28 @@ __all__ = ["aiosmtpd_store", "fault_server", "smtp_store"]  # fixtures
 def plain(store: Store | AiosmtpdStore, **changes: object) -> SmtpSettings:
     values: dict[str, object] = {"host": store.host, "port": store.port, "mode": "plain", "timeout": 5.0, **changes}
     return SmtpSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "reader@example.com",
+        "First.Last+news@sub-domain.example.org",
+        "a..b@c.d",
+        "o'brien@example.ie",
+        "x=y/z{w}|~#!%?^`&*$@example.com",
+        "Reader <reader@example.com>",
+        '"two words"@example.com',
+        "  padded@example.com ",
+        "<>",
+        "",
+        "사용자@example.kr",
+        "user@[192.0.2.1]",
+        "user@example.com (comment)",
+    ],
+)
+def test_envelope_addresses_are_written_as_smtplib_writes_them(address: str) -> None:
+    assert quoteaddr(address) == smtplib.quoteaddr(address)
 
 
 @pytest.mark.parametrize(
