@@ -13,7 +13,7 @@ from digest.config import SmtpSettings
 from digest.errors import DeliveryError
 from digest.sender.outcome import classify
 from digest.sender.transports import MaildirTransport, NullTransport, SmtpTransport, send_test_copy
-from digest.sender.transports.smtp import envelope_sender, quoteaddr
+from digest.sender.transports.smtp import _stuffed, envelope_sender, quoteaddr
 from tests.support_smtp import AiosmtpdStore, Store, aiosmtpd_store, copies, fault_server, make_message, smtp_store
 
 __all__ = ["aiosmtpd_store", "fault_server", "smtp_store"]  # fixtures
@@ -44,6 +44,21 @@ def plain(store: Store | AiosmtpdStore, **changes: object) -> SmtpSettings:
 )
 def test_envelope_addresses_are_written_as_smtplib_writes_them(address: str) -> None:
     assert quoteaddr(address) == smtplib.quoteaddr(address)
+
+
+@pytest.mark.parametrize(
+    ("data", "wire"),
+    [
+        (b"plain\r\n", b"plain\r\n"),
+        (b"no line end", b"no line end\r\n"),
+        (b".first\r\nmiddle.dot\r\n.\r\n..two\r\n", b"..first\r\nmiddle.dot\r\n..\r\n...two\r\n"),
+        (b"a\n.b", b"a\n..b\r\n"),
+        (b".", b"..\r\n"),
+        (b"", b"\r\n"),
+    ],
+)
+def test_dot_stuffing_doubles_every_leading_dot(data: bytes, wire: bytes) -> None:
+    assert _stuffed(data) == wire
 
 
 @pytest.mark.parametrize(

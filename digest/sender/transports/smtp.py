@@ -51,10 +51,12 @@ def crlf(data: bytes) -> bytes:
 
 
 def _stuffed(data: bytes) -> bytes:
-    """The DATA body without its final dot: leading dots doubled, ending in CRLF (the regex runs only
-    when needed)."""
-    if data.startswith(b".") or b"\n." in data:
-        data = re.sub(rb"(?m)^\.", b"..", data)
+    """The DATA body without its final dot: leading dots doubled, ending in CRLF. One scan (replace
+    returns the same bytes when there is nothing to double); a multiline regex took 400 µs on a 43 KB
+    message that needed it."""
+    data = data.replace(b"\n.", b"\n..")
+    if data.startswith(b"."):
+        data = b"." + data
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data
