@@ -194,6 +194,29 @@ def _pg_admin(url: str, statement: str) -> None:
         raise SetupError(f"PostgreSQL at {parts.hostname}:{parts.port}: {exc}") from exc
 
 
+def pg_commit_ms(url: str, commits: int = 200) -> float:
+    """The median time of one committed single-row UPDATE on the server alone (autocommit, the server's
+    own synchronous_commit): the wait for its log flush that every recorded outcome pays."""
+    import psycopg
+
+    parts = urllib.parse.urlsplit(url)
+    conninfo = urllib.parse.urlunsplit(parts._replace(scheme="postgresql", query=""))
+    table = f"digest_bench_commit_{os.getpid()}"
+    times: list[float] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, n int)".encode())
+        try:
+            conn.execute(f"INSERT INTO {table} VALUES (1, 0)".encode())
+            update = f"UPDATE {table} SET n = %s WHERE id = 1".encode()
+            for i in range(commits):
+                started = time.perf_counter()
+                conn.execute(update, (i,))
+                times.append(time.perf_counter() - started)
+        finally:
+            conn.execute(f"DROP TABLE {table}".encode())
+    return (median(times) or 0.0) * 1000
+
+
 def make_site(root: Path, connections: int, postgres: str, message_bytes: int) -> Site:
     """A Jekyll site whose week WEEK holds a few posts, sized so that one subscriber's message (HTML, text
     part, headers) is about `message_bytes`: the size grows linearly with the paragraphs per post, so two
@@ -309,6 +332,7 @@ class RateFigures:
     sends: dict[str, list[Send]] = field(default_factory=dict)
     source: list[float] = field(default_factory=list)
     naive: list[float] = field(default_factory=list)
+    commit_ms: list[float] = field(default_factory=list)  # PostgreSQL's commit alone, right after its send
 
 
 def rate_mode(site: Site, port: int, args: argparse.Namespace, report: Report) -> float | None:
@@ -322,10 +346,13 @@ def rate_mode(site: Site, port: int, args: argparse.Namespace, report: Report) -
             def step_digest(kind: str = kind) -> None:
                 with site.database(kind) as db:
                     send = digest_send(site, config, db, n)
+                    if kind == "postgresql":
+                        fig.commit_ms.append(pg_commit_ms(db))
                 fig.sends.setdefault(kind, []).append(send)
                 log(
                     f"  digest ({kind:<10}) {send.rate:7.0f} msgs/s send phase"
                     f" ({send.seconds:.2f} s; {send.wall:.2f} s whole)"
+                    + (f"; a commit alone {fig.commit_ms[-1]:.2f} ms" if kind == "postgresql" else "")
                 )
 
             steps.append((kind, step_digest))
@@ -400,6 +427,23 @@ def rate_mode(site: Site, port: int, args: argparse.Namespace, report: Report) -
             f"≥ {TARGET_PG_VS_SQLITE}×",
             verdict(None if vs_sqlite is None else vs_sqlite >= TARGET_PG_VS_SQLITE),
         )
+        commit_ms = median(fig.commit_ms)
+        if commit_ms:
+            # each connection waits for the commit of its previous outcome before its next final dot (the
+            # crash bound), and a group commit holds at most one outcome per connection
+            ceiling = args.connections * 1000 / commit_ms
+            report.add(
+                "  PostgreSQL commit alone, right after (ms; ceiling msg/s)",
+                f"{commit_ms:.2f} ms",
+                "",
+                f"{fmt(ceiling)}/s",
+            )
+            report.notes.append(
+                f"rate: a PostgreSQL commit waits for the server's log flush (synchronous_commit is the server's "
+                f"setting); with one unrecorded message per connection at most, {args.connections} connections "
+                f"cannot record more than {args.connections} outcomes per commit time: {fmt(ceiling)} msg/s at the "
+                f"median {commit_ms:.2f} ms measured alone"
+            )
     else:
         report.notes.append("rate: PostgreSQL ledger not measured (set --postgres or DIGEST_BENCH_POSTGRES_URL)")
     return sqlite_rate
