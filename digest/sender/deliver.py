@@ -192,7 +192,7 @@ class _Worker:
 
 def _round(run: _Run, connections: int) -> None:
     """One set of worker threads until nothing is due; one error at the end, not one per thread."""
-    run.recorder = Recorder(run.ledger.writer(), run.issue_id, run.clock)
+    run.recorder = Recorder(run.ledger.writer(), run.issue_id, run.clock, eager=not run.ledger.is_postgres)
     prefix = worker_prefix()
     threads = [
         threading.Thread(target=_Worker(run, f"{prefix}/{n}"), name=f"digest-send-{n}") for n in range(connections)
