@@ -439,10 +439,10 @@ def rate_mode(site: Site, port: int, args: argparse.Namespace, report: Report) -
                 f"{fmt(ceiling)}/s",
             )
             report.notes.append(
-                f"rate: a PostgreSQL commit waits for the server's log flush (synchronous_commit is the server's "
-                f"setting); with one unrecorded message per connection at most, {args.connections} connections "
-                f"cannot record more than {args.connections} outcomes per commit time: {fmt(ceiling)} msg/s at the "
-                f"median {commit_ms:.2f} ms measured alone"
+                f"rate: a PostgreSQL commit alone (a single-row UPDATE, the server's own synchronous_commit), right "
+                f"after each PostgreSQL send: median {commit_ms:.2f} ms; with one unrecorded message per connection "
+                f"at most, {args.connections} connections record at most {args.connections} outcomes per commit "
+                f"time: a ceiling of {fmt(ceiling)} msg/s"
             )
     else:
         report.notes.append("rate: PostgreSQL ledger not measured (set --postgres or DIGEST_BENCH_POSTGRES_URL)")
