@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,3 +239,18 @@ class Report:
             print(f"{line}  {c[4]:<{widths[4]}}  {c[5]}".rstrip())
             if n == 0:
                 print("-" * (sum(widths) + 10))
+
+
+def finish(report: Report, work: Callable[[], None]) -> int:
+    """Run a benchmark's measures into `report` and print it with the load average before and after:
+    0 when the figures were measured (targets met or not), 2 when the setup failed."""
+    try:
+        work()
+    except SetupError as exc:
+        report.loads.append(load1())
+        report.print()
+        log(f"setup error: {exc}")
+        return 2
+    report.loads.append(load1())
+    report.print()
+    return 0

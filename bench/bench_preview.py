@@ -276,20 +276,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if set(parts) - set(PARTS):
         parser.error(f"unknown part(s) {', '.join(sorted(set(parts) - set(PARTS)))}: use {', '.join(PARTS)}")
     report = Report(f"bench_preview: {args.posts:,} posts, {args.repeat} repetition(s)", loads=[_run.load1()])
-    try:
+
+    def work() -> None:
         _run.warm_bytecode()
         if "rss2email" in parts:
             measure(args, report)
         if "languages" in parts:
             languages_part(args, report)
-    except SetupError as exc:
-        report.loads.append(_run.load1())
-        report.print()
-        log(f"setup error: {exc}")
-        return 2
-    report.loads.append(_run.load1())
-    report.print()
-    return 0
+
+    return _run.finish(report, work)
 
 
 def measure(args: argparse.Namespace, report: Report) -> None:

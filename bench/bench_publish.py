@@ -115,16 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"bench_publish: {args.weeks * PER_WEEK:,} posts over {args.weeks} weeks, {args.repeat} repetition(s)",
         loads=[_run.load1()],
     )
-    try:
-        measure(args, report)
-    except SetupError as exc:
-        report.loads.append(_run.load1())
-        report.print()
-        log(f"setup error: {exc}")
-        return 2
-    report.loads.append(_run.load1())
-    report.print()
-    return 0
+    return _run.finish(report, lambda: measure(args, report))
 
 
 def measure(args: argparse.Namespace, report: Report) -> None:

@@ -770,16 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown mode(s) {', '.join(sorted(unknown))}: use {', '.join(MODES)}")
     report = Report(f"bench_send: {', '.join(modes)}", loads=[_run.load1()])
-    try:
-        run(args, modes, report)
-    except SetupError as exc:
-        report.loads.append(_run.load1())
-        report.print()
-        log(f"setup error: {exc}")
-        return 2
-    report.loads.append(_run.load1())
-    report.print()
-    return 0
+    return _run.finish(report, lambda: run(args, modes, report))
 
 
 def run(args: argparse.Namespace, modes: list[str], report: Report) -> None:
