@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -26,7 +26,7 @@ from digest.errors import DigestError
 if TYPE_CHECKING:
     from digest import pipeline, report
     from digest.config import Settings
-    from digest.models import Entry, Problem, Week
+    from digest.models import Entry, Finding, Problem, Week
 else:
 
     class _Lazy:
@@ -680,13 +680,7 @@ def unsubscribe(ctx: Context, email: str, undo: bool) -> None:
 @fail_on_error
 def check(ctx: Context, connect: bool, as_json: bool) -> None:
     """Check everything a weekly run needs: config, posts, templates, subscribers, folders, database, transport."""
-    findings = pipeline.check(ctx.settings, clock(), connect=connect)
-    if as_json:
-        click.echo(json.dumps(report.findings_json(findings), ensure_ascii=False, indent=2))
-    else:
-        for line in report.finding_lines(findings):
-            out.print(line)
-    sys.exit(1 if any(f.level == "fail" for f in findings) else 0)
+    _print_findings(pipeline.check(ctx.settings, clock(), connect=connect), as_json)
 
 
 @main.command()
@@ -747,7 +741,11 @@ def hold(ctx: Context, week: str | None) -> None:
 def doctor(ctx: Context, as_json: bool) -> None:
     """Check that mail will land in the inbox: DNS (SPF, DKIM, DMARC, MX), one real message, the one-click
     unsubscribe endpoint, the volume at Gmail, Outlook and Yahoo."""
-    findings = pipeline.doctor(ctx.settings, clock())
+    _print_findings(pipeline.doctor(ctx.settings, clock()), as_json)
+
+
+def _print_findings(findings: list[Finding], as_json: bool) -> NoReturn:
+    """The findings of `digest check` or `digest doctor`, as lines or JSON; exit 1 when any failed."""
     if as_json:
         click.echo(json.dumps(report.findings_json(findings), ensure_ascii=False, indent=2))
     else:
