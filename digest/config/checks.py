@@ -85,10 +85,13 @@ def template_folder(folder: Path | None, source: str = "") -> None:
 
 
 def dkim_key(path: Path | None, selector: str, domain: str, source: str = "", kind: str = "rsa") -> bytes | None:
+    """The bytes of a DKIM key file after checking it (read_dkim_key); None when DKIM is off."""
+    return None if path is None else read_dkim_key(path, selector, domain, kind)
+
+
+def read_dkim_key(path: Path, selector: str, domain: str, kind: str = "rsa") -> bytes:
     """The bytes of a DKIM key file after checking it holds a private key of `kind` (rsa: PEM; ed25519:
-    PEM or the base64 of the 32-byte seed dkimpy's dknewkey writes); None when DKIM is off."""
-    if path is None:
-        return None
+    PEM or the base64 of the 32-byte seed dkimpy's dknewkey writes); a ConfigError naming the file."""
     ed25519 = kind == "ed25519"
     if not selector or not domain:
         raise ConfigError(

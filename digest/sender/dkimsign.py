@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from digest.errors import ConfigError
+from digest.config.checks import read_dkim_key
 
 RSA = "rsa-sha256"
 ED25519 = "ed25519-sha256"
@@ -146,26 +146,10 @@ def parse_key(data: bytes, algorithm: str) -> Any:
 
 
 def load_key(path: Path, selector: str, domain: str, algorithm: str = RSA) -> DkimKey:
-    """The key in `path`; a ConfigError naming the file when it cannot be read or is not a key."""
-    kind = "Ed25519" if algorithm == ED25519 else "RSA"
-    if not selector or not domain:
-        raise ConfigError(
-            "DKIM needs a key, a selector and a domain", "set the selector and email.dkim_domain", source=str(path)
-        )
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the DKIM key: {exc.strerror}", "check the key's path", source=str(path)
-        ) from exc
-    try:
-        private = parse_key(data, algorithm)
-    except ValueError as exc:
-        make = "openssl genpkey -algorithm ed25519" if algorithm == ED25519 else "openssl genrsa 2048"
-        raise ConfigError(
-            f"the DKIM key is not a PEM {kind} private key", f"create one with `{make}`", source=str(path)
-        ) from exc
-    return DkimKey(algorithm, selector, domain.lower().rstrip("."), private, data)
+    """The key in `path`; a ConfigError naming the file when it cannot be read or is not a key (the same
+    check, and the same message, as when the settings are loaded)."""
+    data = read_dkim_key(path, selector, domain, "ed25519" if algorithm == ED25519 else "rsa")
+    return DkimKey(algorithm, selector, domain.lower().rstrip("."), parse_key(data, algorithm), data)
 
 
 # -- signing --------------------------------------------------------------------------------------
