@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -265,3 +266,119 @@ def test_addresses_are_checked_as_email_validator_checks_them(address: str) -> N
     except ValueError as exc:
         found = str(exc)
     assert found == expected
+
+
+# -- the plain shape, read without the YAML parser ------------------------------------------------------------
+
+
+def read_both(monkeypatch: pytest.MonkeyPatch, path: Path) -> tuple[tuple[Subscriber, ...] | None, object]:
+    """(what the plain reader makes of the file, None when it leaves it to the parser; what the YAML
+    reader gives: the subscribers and the problems, or the error)."""
+    plain = subscribers_file._read_plain(path.read_text("utf-8"))
+    with monkeypatch.context() as patched:
+        patched.setattr(subscribers_file, "_read_plain", lambda text: None)
+        try:
+            parsed: object = check_subscribers(path)
+        except ConfigError as exc:
+            parsed = str(exc)
+    return plain, parsed
+
+
+PLAIN = [
+    GOOD.replace('"Bob \\"the reader\\""', '"Bob the reader"'),
+    "subscribers:\n- email: a@example.com\n  name: A\n- email: b@example.com\n",  # the list at column 0
+    "# a list\n\nsubscribers:\n    # comment\n    - email: a@example.com   \n\n      name:   Ana  Reader  \n",
+    "defaults:\n    language: ko\n    tags: [a, b,]\nsubscribers:\n  - name: '  x  '\n    email: 'a@example.com'\n",
+    "subscribers:\n  - email: a@example.com\n    active: Off\n  - email: b@example.com\n    active: YES",
+    'subscribers:\n  - email: a@example.com\n    name: O\'Brien, "Kim" [x] {y} - z\n    tags: [ machine learning ]\n',
+    "subscribers:\n  - email: a@example.com\n    name: 김민지 😀\n    tags: 여행\n    format: Text\n    language: ko\n",
+    "subscribers:\r\n  - email: a@example.com\r\n",  # read_text makes every line end "\\n"
+    Path(REPO / "subscribers.example.yaml").read_text("utf-8"),
+]
+NOT_PLAIN = [
+    GOOD,  # an escape in a quoted name
+    "subscribers:\n  - email: a@example.com  # a comment after a value\n",
+    "subscribers:\n  - email: a@example.com\n    tags:\n      - x\n",
+    "subscribers:\n  - {email: a@example.com}\n",
+    "\ufeffsubscribers:\n  - email: a@example.com\n",
+    "subscribers:\n  - email: a@example.com\n    name: Ana\n      Reader\n",
+    "subscribers:\n  - email: a@example.com\n    name: 'it''s'\n",
+    "subscribers:\n  - email: a@example.com\n    name: yes\n",
+    "subscribers:\n  - email: a@example.com\n  - email: A@example.com\n",
+    "---\nsubscribers:\n  - email: a@example.com\n",
+    "subscribers:\n  - email: a@example.com\ndefaults:\n  language: ko\n",
+]
+
+
+@pytest.mark.parametrize("text", PLAIN)
+def test_the_plain_reader_reads_as_the_parser_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    plain, parsed = read_both(monkeypatch, write(tmp_path, text))
+    assert plain is not None and plain
+    assert parsed == (plain, [])
+
+
+@pytest.mark.parametrize("text", NOT_PLAIN)
+def test_the_plain_reader_leaves_the_rest_to_the_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    plain, _ = read_both(monkeypatch, write(tmp_path, text))
+    assert plain is None
+
+
+# What random files are made of: values that read as text, as other types, or not at all.
+VALUES = [
+    "Ada Reader", "김민지", "O'Brien", 'The "Reader"', "Kim, Ana", "a [b] {c}", "yes", "No", "on", "OFF", "true",
+    "False", "null", "~", "123", "0o17", "0x1F", "1_000", "3.5", ".5", ".inf", "-1", "+1", "-", "- x", "2024-01-01",
+    "=", "<<", "x:y", "x: y", "a #b", "a# b", "  padded  ", "html", "TEXT", "text", "ko", "en-US", "pt_BR", "!x",
+    "&a", "*a", "@x", "`x", "%x", "|", ">", "?x", ", x", '"quoted"', "'single'", '"with \\" escape"', "'it''s'",
+    '"a # b"', "''", '""', "[]", "[ ]", "[a, b]", "[a,]", "[a, , b]", "[yes, no]", "[x: y]", '["q", r]', "[1, 2]",
+    "[여행]", "{a: 1}", "x\ty", "",
+]  # fmt: skip
+KEYS = ["email", "name", "tags", "format", "active", "language", "colour", "Email"]
+FITTING = {
+    "name": ["Ada Reader", "김민지", "O'Brien", "'Ana'", '"Bo"', "Kim, Ana"],
+    "tags": ["[a, b]", "travel", "[]", "'x'", "[여행]"],
+    "format": ["html", "TEXT", "'text'"],
+    "active": ["true", "no", "On"],
+    "language": ["ko", "en-US", '"ja"'],
+}
+
+
+def random_file(rng: random.Random) -> str:
+    def value(key: str) -> str:
+        if key in FITTING and rng.random() < 0.7:
+            return rng.choice(FITTING[key])
+        return rng.choice(VALUES) if rng.random() < 0.7 else rng.choice(["", " ", "  "]) + rng.choice(VALUES)
+
+    def pair(keys: list[str]) -> str:
+        key = rng.choice(keys)
+        return f"{key}: {value(key)}"
+
+    margin = " " * rng.choice([0, 2, 2, 2, 4])
+    lines = []
+    if rng.random() < 0.4:
+        lines.append("defaults:")
+        lines += [f"  {pair(KEYS[2:])}" for _ in range(rng.randint(0, 2))]
+    lines.append(rng.choice(["subscribers:", "subscribers:", "subscribers: ", "subscribers: []"]))
+    for n in range(rng.randint(0, 5)):
+        email = rng.choice([f"r{n}@example.com", f"R{n}@Example.ORG", "r0@example.com", "not-an-address"])
+        lines.append(f"{margin}- email: {email}" if rng.random() < 0.8 else f"{margin}- {pair(KEYS)}")
+        for _ in range(rng.randint(0, 3)):
+            shift = rng.choice([2, 2, 2, 2, 1, 3, 4])
+            lines.append(f"{margin}{' ' * shift}{pair(KEYS[1:] if rng.random() < 0.9 else KEYS)}")
+        if rng.random() < 0.2:
+            lines.append(rng.choice(["", "# note", f"{margin}  # note", "      # note", "  ", "\t"]))
+    text = "\n".join(lines) + rng.choice(["\n", "", "\n\n"])
+    return text.replace("\n", "\r\n") if rng.random() < 0.03 else text
+
+
+def test_random_files_read_as_the_parser_reads_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(12)
+    plain_files = 0
+    for _ in range(400):
+        path = write(tmp_path, random_file(rng))
+        plain, parsed = read_both(monkeypatch, path)
+        if plain is not None:
+            plain_files += 1
+            assert parsed == (plain, []), path.read_text("utf-8")
+    assert plain_files >= 30  # the comparison above is not empty

@@ -4,6 +4,8 @@ The file is read as a stream of YAML events, one subscriber's node tree at a tim
 every error can name the line of the offending subscriber or key, and a list of 100,000 never exists as
 a node graph: composed whole, the graph of 100,000 entries took 430 MB and 38 s with the pure-Python
 parser. libyaml's parser is used when PyYAML has it (about 10x faster at scanning), the pure one otherwise.
+A file of the plain shape most lists have, with nothing to report, is read faster still without a parser
+(plainlist.py); any other file, and every file with a problem, is read as above.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from digest.errors import ConfigError, UsageError
 from digest.models import Problem, Subscriber
 from digest.text import CONTROL, address_key
 
+from . import plainlist
 from .schema import did_you_mean
 
 if yaml.__with_libyaml__:
@@ -47,7 +50,7 @@ if yaml.__with_libyaml__:
             SafeConstructor.__init__(self)
             Resolver.__init__(self)
 
-    _LOADER: Callable[[str], Any] = _CLoader
+    _LOADER: type[Any] = _CLoader
 else:  # PyYAML built without libyaml: the same events from the pure-Python parser
     _LOADER = yaml.SafeLoader
 
@@ -213,6 +216,10 @@ def _read(path: Path, preset: dict[str, Any] | None = None) -> tuple[tuple[Subsc
         ) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError("the subscribers file is not UTF-8", "save it as UTF-8", source=str(path)) from exc
+    if preset is None:
+        plain = _read_plain(text)
+        if plain is not None:
+            return plain, []
     loader = _LOADER(text)
     del text
     try:
@@ -437,6 +444,51 @@ def _subscribers(reader: _Reader, items: Iterable[yaml.Node], defaults: dict[str
         )
     reader.phase = 2
     return tuple(out)
+
+
+def _read_plain(text: str) -> tuple[Subscriber, ...] | None:
+    """The subscribers of a file of the plain shape (see plainlist) in which the YAML reader would find
+    nothing to report, exactly as it reads them; None for any other file."""
+    try:
+        head, entries = plainlist.scan(text, _LOADER.yaml_implicit_resolvers)
+        defaults = dict(DEFAULTS)
+        for key, raw in head.items():
+            if key not in DEFAULT_KEYS:
+                return None
+            defaults[key] = _CONVERT[key](raw)
+        tags, fmt, active, language = defaults["tags"], defaults["format"], defaults["active"], defaults["language"]
+        seen: set[str] = set()
+        out: list[Subscriber] = []
+        for line, fields in entries:
+            if "email" not in fields or not _SUBSCRIBER_KEYS.issuperset(fields):
+                return None
+            email = _email(fields["email"])
+            key = address_key(email)
+            if key in seen:
+                return None
+            seen.add(key)
+            get = fields.get
+            name, raw_tags, raw_format, raw_active, raw_language = (
+                get("name"), get("tags"), get("format"), get("active"), get("language")
+            )  # fmt: skip
+            out.append(
+                Subscriber(
+                    email,
+                    "" if name is None else _name(name),
+                    tags if raw_tags is None else _tags(raw_tags),
+                    fmt if raw_format is None else _format(raw_format),
+                    active if raw_active is None else _active(raw_active),
+                    line,
+                    language if raw_language is None else _language(raw_language),
+                )
+            )
+    except (plainlist.NotPlain, ValueError):
+        return None
+    return tuple(out)
+
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {key: convert for key, convert, _ in _CHECKS}
+_SUBSCRIBER_KEYS = frozenset(SUBSCRIBER_KEYS)
 
 
 def load_subscribers(path: Path) -> tuple[Subscriber, ...]:
