@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 import base64
+import itertools
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from digest.errors import DigestError, TokenError
-from digest.sender.tokens import TAG_RE, bounce_tag_of, make_token, new_bounce_tag, unsubscribe_url, verify_token
+from digest.sender.tokens import (
+    TAG_RE,
+    bounce_tag_of,
+    make_token,
+    new_bounce_tag,
+    new_bounce_tags,
+    unsubscribe_url,
+    verify_token,
+)
 
 SECRET = "s3cret-for-tests-and-long-enough-to-be-a-key"
 ISSUED_AT = datetime(2024, 3, 11, 9, 0, tzinfo=UTC)
@@ -88,14 +98,17 @@ def test_unsubscribe_url(public_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [bytes(8), b"\xff" * 8, bytes(range(8)), b"\x80\x00\x00\x00\x00\x00\x00\x01", b"digest!!"]
+    "raw",
+    [bytes(8), b"\xff" * 8, bytes(range(8)), b"\x80\x00\x00\x00\x00\x00\x00\x01", b"digest!!"]
+    + [random.Random(n).randbytes(8) for n in range(20)],
 )
 def test_bounce_tag_is_base32_of_its_64_bits(raw: bytes) -> None:
     expected = base64.b32encode(raw).decode("ascii").rstrip("=").lower()
     assert bounce_tag_of(int.from_bytes(raw, "big")) == expected
 
 
-def test_new_bounce_tags_differ_and_match_their_pattern() -> None:
-    tags = {new_bounce_tag() for _ in range(200)}
-    assert len(tags) == 200
-    assert all(TAG_RE.fullmatch(tag) for tag in tags)
+@pytest.mark.parametrize("count", [200, 2000])  # 2,000: more than one read of random bits
+def test_new_bounce_tags_differ_and_match_their_pattern(count: int) -> None:
+    for tags in ({new_bounce_tag() for _ in range(count)}, set(itertools.islice(new_bounce_tags(), count))):
+        assert len(tags) == count
+        assert all(TAG_RE.fullmatch(tag) for tag in tags)

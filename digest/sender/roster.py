@@ -41,7 +41,7 @@ from digest.sender.store import (
     subscribers,
     suppressions,
 )
-from digest.sender.tokens import new_bounce_tag
+from digest.sender.tokens import new_bounce_tag, new_bounce_tags
 from digest.text import address_key
 
 CHUNK = 500
@@ -160,9 +160,17 @@ class Roster:
             known, gone = self._file_rows(conn, entries)
             # Written a chunk at a time as the entries are compared: a first sync of 100,000 held 200,000
             # row dicts (80 MB) before writing any.
-            fresh = _Writer(_Inserter(conn, subscribers))
+            fresh = _Rows(conn, subscribers, _NEW_KEYS)
             changes = _Writer(lambda rows: conn.execute(_FILE_UPDATE.values(updated_at=now_at), rows))
-            events = _Writer(_Inserter(conn, subscriber_events))
+            events = _Rows(conn, subscriber_events, _EVENT_KEYS)
+            # the same for every row: converted for the driver once
+            fresh_at, in_file, event_at = (
+                fresh.bound("created_at", now_at),
+                fresh.bound("in_file", True),
+                events.bound("at", now_at),
+            )
+            tags = new_bounce_tags()
+            added_reason = f"in {source}"
             for sub in entries:
                 key = sub.key
                 old = known.get(key, _NEW)
@@ -175,17 +183,17 @@ class Roster:
                 wanted = Status.ACTIVE if sub.active else Status.INACTIVE
                 if old is _NEW:
                     status = Status.UNSUBSCRIBED if key in gone else wanted
-                    fresh.add(self._new_row(sub, sig, status, now_at, source))
-                    reason = f"in {source}" + (f"; suppressed before: {gone[key]}" if key in gone else "")
-                    events.add(self._event_row(key, now_at, "added", status.value, reason))
+                    fresh.add(_new_values(sub, sig, status.value, fresh_at, source, next(tags), in_file, "file"))
+                    reason = added_reason + (f"; suppressed before: {gone[key]}" if key in gone else "")
+                    events.add((key, event_at, "added", status.value, reason))
                     added += 1
                     continue
                 status = Status(old[2])
                 if status in (Status.ACTIVE, Status.INACTIVE, Status.UNCONFIRMED) and status != wanted:
-                    events.add(self._event_row(key, now_at, "status", wanted.value, f"as {source} says"))
+                    events.add((key, event_at, "status", wanted.value, f"as {source} says"))
                     status = wanted
                 elif not old[1] or old[0] != sig:
-                    events.add(self._event_row(key, now_at, "updated", "", f"changed in {source}"))
+                    events.add((key, event_at, "updated", "", f"changed in {source}"))
                 changes.add(
                     {
                         "b_email": key,
@@ -212,7 +220,7 @@ class Roster:
                 )
                 conn.execute(sa.update(subscribers).where(s.email.in_(keys)).values(in_file=False, file_sig=""))
                 for k in keys:
-                    events.add(self._event_row(k, now_at, "status", "inactive", f"removed from {source}"))
+                    events.add((k, event_at, "status", "inactive", f"removed from {source}"))
             events.flush()
         return SyncReport(added, updated, len(dropped))
 
@@ -252,28 +260,7 @@ class Roster:
 
     @staticmethod
     def _new_row(sub: Subscriber, sig: str, status: Status, now_at: datetime, source: str) -> dict[str, Any]:
-        return {
-            "email": sub.key,
-            "address": sub.email,
-            "name": sub.name,
-            "language": sub.language,
-            "tags": _tags_text(sub.tags),
-            "format": sub.format,
-            "status": status.value,
-            "origin": "file",
-            "in_file": True,
-            "file_sig": sig,
-            "consent_at": now_at,
-            "consent_method": "file",
-            "consent_source": source,
-            "consent_ip": "",
-            "created_at": now_at,
-            "updated_at": now_at,
-            "pending_email": "",
-            "tag": new_bounce_tag(),
-            "hard_bounces": 0,
-            "complaints": 0,
-        }
+        return dict(zip(_NEW_KEYS, _new_values(sub, sig, status.value, now_at, source, new_bounce_tag()), strict=True))
 
     # -- the weekly send -------------------------------------------------------------------------
 
@@ -832,56 +819,64 @@ class _Writer:
             self.rows = []
 
 
-class _Inserter:
-    """INSERTs of many rows of the same keys into one table, each value converted for the driver once per
-    distinct value.
+# A new subscriber's row: the columns _new_values gives, in the table's order.
+_NEW_KEYS = (
+    "email", "address", "name", "language", "tags", "format", "status", "origin", "in_file", "file_sig",
+    "consent_at", "consent_method", "consent_source", "consent_ip", "created_at", "updated_at", "pending_email",
+    "tag", "hard_bounces", "complaints",
+)  # fmt: skip
+_EVENT_KEYS = ("email", "at", "kind", "status", "reason")
 
-    SQLAlchemy's executemany converts every value of every row through its column type (three datetimes
-    per subscriber, all the same `now`): a first sync of 100,000 entries spent 3.8 of its 7.5 s of CPU
-    there. Rows of other keys than the first go the usual way."""
 
-    def __init__(self, conn: Connection, table: sa.Table) -> None:
+def _new_values(
+    sub: Subscriber, sig: str, status: str, now_at: Any, source: str, tag: str, in_file: Any = True, how: str = "file"
+) -> tuple[Any, ...]:
+    """A new subscriber's row as _NEW_KEYS name it (`now_at` and `in_file` as the caller will write them)."""
+    return (
+        sub.key, sub.email, sub.name, sub.language, _tags_text(sub.tags), sub.format, status, how, in_file, sig,
+        now_at, how, source, "", now_at, now_at, "", tag, 0, 0,
+    )  # fmt: skip
+
+
+class _Rows:
+    """Rows of one table given as tuples (in the order of `keys`) of values as the driver takes them,
+    inserted a chunk at a time by a statement compiled once.
+
+    SQLAlchemy's executemany converts every value of every row dict through its column type (three
+    datetimes per subscriber, all the same `now`): a first sync of 100,000 entries spent 3.8 of its 7.5 s of
+    CPU there. Here each distinct value that needs it is converted once by the caller (bound())."""
+
+    def __init__(self, conn: Connection, table: sa.Table, keys: Sequence[str]) -> None:
         self.conn = conn
         self.table = table
-        self.keys: list[str] = []
-        self.sql = ""
-        self.positional = True
-        self.convert: list[tuple[int, Callable[[Any], Any]]] = []
-        self.done: dict[tuple[int, Any], Any] = {}
+        self.rows: list[tuple[Any, ...]] = []
+        compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(keys), for_executemany=True)
+        self.names = list(compiled.positiontup or compiled.binds)
+        if sorted(self.names) != sorted(keys):
+            raise ValueError(f"the columns {keys} are not all of {table.name}'s insert")
+        where = [list(keys).index(name) for name in self.names]
+        self.order = None if where == sorted(where) else operator.itemgetter(*where)
+        self.sql = str(compiled)
+        self.positional = bool(compiled.positional)
 
-    def __call__(self, rows: list[dict[str, Any]]) -> None:
-        if not self.sql:
-            self._compile(list(rows[0]))
-        if not self.sql or any(len(row) != len(self.keys) for row in rows):
-            self.conn.execute(self.table.insert(), rows)
-            return
-        get = operator.itemgetter(*self.keys)
-        values = [self._converted(get(row)) for row in rows] if self.convert else [get(row) for row in rows]
-        if self.positional:
-            self.conn.exec_driver_sql(self.sql, values)
-        else:
-            self.conn.exec_driver_sql(self.sql, [dict(zip(self.keys, row, strict=True)) for row in values])
-
-    def _compile(self, keys: list[str]) -> None:
+    def bound(self, key: str, value: Any) -> Any:
+        """`value` as the driver takes it for the column `key`."""
         dialect = self.conn.dialect
-        compiled = self.table.insert().compile(dialect=dialect, column_keys=keys, for_executemany=True)
-        names = list(compiled.positiontup or compiled.binds)
-        if sorted(names) != sorted(keys):  # a column default the rows do not give
-            return
-        self.keys, self.sql, self.positional = names, str(compiled), bool(compiled.positional)
-        for i, key in enumerate(names):
-            convert = self.table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
-            if convert is not None:
-                self.convert.append((i, convert))
+        convert = self.table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+        return value if convert is None else convert(value)
 
-    def _converted(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        values = list(row)
-        done = self.done
-        for i, convert in self.convert:
-            raw = values[i]
-            if raw is not None:
-                found = done.get((i, raw), done)
-                if found is done:
-                    found = done[(i, raw)] = convert(raw)
-                values[i] = found
-        return tuple(values)
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.rows = self.rows, []
+        if not rows:
+            return
+        if self.order is not None:
+            rows = [self.order(row) for row in rows]
+        if self.positional:
+            self.conn.exec_driver_sql(self.sql, rows)
+        else:
+            self.conn.exec_driver_sql(self.sql, [dict(zip(self.names, row, strict=True)) for row in rows])

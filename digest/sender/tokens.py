@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -137,18 +137,37 @@ def link_url(public_url: str, path: str, token: str) -> str:
 
 def new_bounce_tag() -> str:
     """13 lower-case base32 characters (64 random bits): MTAs may lower-case a local part, so no capitals."""
-    # What base32 of 8 random bytes gives (the 65th bit 0), without base64.b32encode's pure-Python set-up
-    # per call: 11 µs a tag, a second of a first sync of 100,000 subscribers.
     return bounce_tag_of(secrets.randbits(64))
+
+
+def new_bounce_tags() -> Iterator[str]:
+    """new_bounce_tag() without end, the random bits read 4 KB at a time: one read of the system's random
+    source per tag was a third of the time a first sync of 100,000 subscribers spent on their tags."""
+    while True:
+        pool = secrets.token_bytes(4096)
+        for start in range(0, len(pool), 8):
+            yield bounce_tag_of(int.from_bytes(pool[start : start + 8], "big"))
 
 
 def bounce_tag_of(bits: int) -> str:
     """The tag of 64 bits: their base32 form (RFC 4648, lower case, no padding)."""
+    # What base32 of the 8 bytes gives (the 65th bit 0), two characters at a time from a table, without
+    # base64.b32encode's pure-Python set-up per call (11 µs a tag, a second of a first sync of 100,000).
     bits <<= 1
-    return "".join([_BASE32[(bits >> shift) & 31] for shift in range(60, -1, -5)])
+    pairs = _BASE32_PAIRS
+    return (
+        pairs[bits >> 55 & 1023]
+        + pairs[bits >> 45 & 1023]
+        + pairs[bits >> 35 & 1023]
+        + pairs[bits >> 25 & 1023]
+        + pairs[bits >> 15 & 1023]
+        + pairs[bits >> 5 & 1023]
+        + _BASE32[bits & 31]
+    )
 
 
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+_BASE32_PAIRS = [a + b for a in _BASE32 for b in _BASE32]
 
 
 def verp_address(return_path: str, tag: str) -> str:
