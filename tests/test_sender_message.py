@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import base64
+import html
+import random
 import re
+import string
 from dataclasses import replace
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -14,10 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 import dkim
 import pytest
 
+from digest.config import BouncesSettings, Settings
 from digest.errors import ConfigError, DeliveryError
 from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Subscriber
 from digest.sender.message import MessageFactory, message_id_for
-from digest.sender.tokens import verify_token
+from digest.sender.mimebits import clean, display_name, qp, qp_value
+from digest.sender.tokens import link_url, make_token, unsubscribe_url, verify_token
 from tests.support_message import KOREAN_SUBJECT, NOW_AT, SECRET, make_rendered, make_settings, rsa_key_pair
 
 KIM = Subscriber(email="minji@example.com", name="김민지")
@@ -333,3 +339,106 @@ def test_feedback_id_fields_have_no_colon_of_their_own() -> None:
     assert feedback_id("2024-07-01:2024-07-08", "news.example.com", "https://example.com:8443/blog/") == (
         "2024-07-01-2024-07-08:news.example.com:example.com-8443:digest"
     )
+
+
+# -- build() against the plain way of filling a skeleton --------------------------------------------------------
+
+
+def plain_display_name(name: str) -> str:
+    """mimebits.display_name as first written: encoded words made a character at a time."""
+    name = clean(name)
+    if not name:
+        return ""
+    if name.isascii() and len(name) <= 60:
+        if re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+", name):
+            return name
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    words: list[str] = []
+    chunk = b""
+    for char in name:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > 45:
+            words.append(chunk.decode("utf-8"))
+            chunk = b""
+        chunk += encoded
+    words.append(chunk.decode("utf-8"))
+    return "\r\n ".join("=?utf-8?b?" + base64.b64encode(w.encode("utf-8")).decode("ascii") + "?=" for w in words)
+
+
+def plain_qp(value: str) -> bytes:
+    return qp(value.encode("utf-8")).replace(b"\n", b"\r\n")
+
+
+def plain_build(factory: MessageFactory, settings: Settings, sub: Subscriber) -> bytes:
+    """One message made the plain way: each value by the general function, each token by make_token, the
+    skeleton's pieces walked one by one."""
+    skeleton = factory._skeleton(sub.variant)
+    email = sub.email.strip()
+    message_id = message_id_for(skeleton.issue_id, email, "blog.example.com")
+    public_url = settings.email.public_url
+    if public_url:
+        token = make_token(settings.secret, email, NOW_AT)
+        url = unsubscribe_url(public_url, token, skeleton.language)
+        list_unsubscribe = f"<mailto:digest@blog.example.com?subject=unsubscribe>,\r\n <{url}>"
+        prefs = link_url(public_url, "preferences", make_token(settings.secret, email, NOW_AT, "preferences"))
+    else:
+        url = "mailto:digest@blog.example.com?subject=unsubscribe"
+        list_unsubscribe, prefs = f"<{url}>", ""
+    phrase = plain_display_name(sub.name)
+    to = f"{phrase}{chr(13) + chr(10) + ' ' if len(phrase) + len(email) > 70 else ' '}<{email}>" if phrase else email
+    head = f"To: {to}\r\nMessage-ID: {message_id}\r\nList-Unsubscribe: {list_unsubscribe}\r\n"
+    values = (head.encode(), plain_qp(url), plain_qp(email), plain_qp(html.escape(email)), plain_qp(prefs))
+    data = b"".join(values[p] if isinstance(p, int) else p for p in skeleton.pieces)
+    return data if skeleton.dkim is None else skeleton.dkim.sign(values) + data
+
+
+PEOPLE = [
+    Subscriber("ana@example.com", "Ana Reader"),
+    Subscriber("Bob.Smith@Example.ORG", 'Bob "the" Smith', format="text"),
+    Subscriber("minji@example.com", "김민지", tags=("python",)),
+    Subscriber("long.korean@example.com", "김민지 박서준 이하은 최지우 정도윤", tags=("Python", "여행")),
+    Subscriber("o'neil+news=1@example.com", "", format="text", tags=("여행",)),
+    Subscriber("a&b@example.com", "x" * 70, tag="abcdefghijklm"),
+    Subscriber(".dot@example.com", "Dot\ttab"),
+    Subscriber("l" * 70 + "@example.com", "Long Local Part", language="ko"),
+    Subscriber("  spaced@example.com  ", "  Spaced  "),
+]
+
+
+@pytest.mark.parametrize("language", ["", "ko"])
+@pytest.mark.parametrize("public_url", ["https://news.example.com/", ""])
+@pytest.mark.parametrize("signed", [False, True])
+def test_build_gives_the_bytes_of_the_plain_way(tmp_path: Path, language: str, public_url: str, signed: bool) -> None:
+    email: dict[str, Any] = {"public_url": public_url}
+    if signed:
+        key, _ = rsa_key_pair(tmp_path)
+        email.update(dkim_key=key, dkim_selector="news", dkim_domain="blog.example.com")
+    settings = replace(make_settings(tmp_path, **email), bounces=BouncesSettings(return_path="bounces@example.org"))
+    rendered = make_rendered(tmp_path)
+    rendered = replace(rendered, issue=replace(rendered.issue, language=language))
+    python = replace(rendered, html=rendered.html.replace("<table", "<p>python only</p><table", 1))
+    variants = {HTML: rendered, TEXT: rendered, (("python",), "html"): python, (("python", "여행"), "html"): python}
+    variants[(("여행",), "text")] = replace(python, text="여행 " + python.text)
+    build = MessageFactory(variants, settings, NOW_AT)
+    try:
+        for sub in PEOPLE * 2:  # the second time through the variants and skeletons already made
+            made = build.build(sub)
+            assert made.data == plain_build(build, settings, sub), sub
+            assert made.envelope_from == ("bounces+abcdefghijklm@example.org" if sub.tag else "bounces@example.org")
+            assert made.issue_id == (f"{language}/2024-W10" if language else "2024-W10")
+    finally:
+        build.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_values_left_as_they_are_read_back_as_quoted_printable(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(2000):
+        value = "".join(rng.choice(string.printable[:95] + "é") for _ in range(rng.randint(0, 80)))
+        assert qp_value(value) == plain_qp(value), value
+
+
+@pytest.mark.parametrize("length", range(1, 30))
+def test_names_in_one_encoded_word_or_several(length: int) -> None:
+    for name in ("김" * length, "a" + "민" * length, "é" * (length * 2), "😀" * length):
+        assert display_name(name) == plain_display_name(name)

@@ -9,7 +9,9 @@ import pytest
 
 from digest.errors import DigestError, TokenError
 from digest.sender.tokens import (
+    PURPOSES,
     TAG_RE,
+    LinkTokens,
     bounce_tag_of,
     make_token,
     new_bounce_tag,
@@ -112,3 +114,18 @@ def test_new_bounce_tags_differ_and_match_their_pattern(count: int) -> None:
     for tags in ({new_bounce_tag() for _ in range(count)}, set(itertools.islice(new_bounce_tags(), count))):
         assert len(tags) == count
         assert all(TAG_RE.fullmatch(tag) for tag in tags)
+
+
+@pytest.mark.parametrize("purpose", list(PURPOSES))
+@pytest.mark.parametrize("secret", [SECRET, "k" * 64, "k" * 65, "비밀 열쇠 " * 20])
+def test_link_tokens_are_make_tokens(purpose: str, secret: str) -> None:
+    rng = random.Random(purpose + secret)
+    for day in range(3):
+        issued_at = ISSUED_AT + timedelta(days=day * 400, hours=rng.randint(0, 23))
+        tokens = LinkTokens(secret, issued_at, purpose)
+        for email in ["a@example.com", "김민지@example.com", "x" * 200 + "@example.com"] + [
+            f"{rng.randbytes(6).hex()}@example.org" for _ in range(30)
+        ]:
+            token = tokens(email)
+            assert token == make_token(secret, email, issued_at, purpose)
+            assert verify_token(secret, token, issued_at, purpose=purpose) == email

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import html
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -32,7 +33,7 @@ from digest.models import (
 from digest.sender.dkimsign import Prepared
 from digest.sender.mimebits import Piece, clean, mailbox, merge, qp_segments, qp_value
 from digest.sender.signing import DkimSigner
-from digest.sender.tokens import link_url, make_token, unsubscribe_url, verp_address
+from digest.sender.tokens import LinkTokens, link_url, unsubscribe_url, verp_address
 from digest.text import ADDRESS, address_key
 
 Variant = tuple[tuple[str, ...], str]
@@ -60,7 +61,26 @@ def message_id_for(issue_id: str, email: str, domain: str) -> str:
 @dataclass(frozen=True)
 class _Skeleton:
     pieces: tuple[Piece, ...]  # literal bytes and slot numbers
+    issue_id: str
+    language: str  # the issue's, for the unsubscribe page
     dkim: Prepared | None = None  # the skeleton canonicalised for DKIM, when messages are signed
+    # the pieces as one getter over (literal pieces + the slots' values): a message is one join of what it returns
+    literals: tuple[bytes, ...] = ()
+    order: Callable[[tuple[bytes, ...]], tuple[bytes, ...]] = tuple
+
+    @classmethod
+    def of(cls, pieces: tuple[Piece, ...], issue: Issue, issue_id: str, dkim: Prepared | None) -> _Skeleton:
+        literals = tuple(p for p in pieces if isinstance(p, bytes))
+        where, n = [], 0
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                where.append(n)
+                n += 1
+            else:
+                where.append(len(literals) + piece)
+        if len(where) < 2:  # itemgetter of one index gives the item, not a tuple
+            raise ValueError("a message skeleton has a slot and a literal at least")
+        return cls(pieces, issue_id, issue.language, dkim, literals, operator.itemgetter(*where))
 
 
 def feedback_id(issue_id: str, list_id: str, site_url: str) -> str:
@@ -93,6 +113,13 @@ class MessageFactory:
                 "set the DIGEST_SECRET environment variable to a long random string",
             )
         self._secret = settings.secret
+        # the two signed links of each message: the same secret and day for all of them
+        self._links: tuple[LinkTokens, LinkTokens] | None = None
+        if self._public_url:
+            self._links = (LinkTokens(self._secret, now_at), LinkTokens(self._secret, now_at, "preferences"))
+        self._unsubscribe_at = unsubscribe_url(self._public_url, "")
+        self._preferences_at = link_url(self._public_url, "preferences", "")
+        self._variants: dict[tuple[tuple[str, ...], str], Variant] = {}  # (tags, format) -> variant
         # each message's envelope sender: bounces+TAG@… (VERP) ties a bounce to its subscriber
         self._return_path = settings.bounces.return_path.strip()
         self._fixed_id = issue_id
@@ -163,36 +190,50 @@ class MessageFactory:
             pieces += qp_segments(rendered.html, HTML_MARKS)
             pieces.append(raw[html_at + len(HTML_BODY) :])
         merged = tuple(merge(pieces))
-        skeleton = _Skeleton(merged, self._signer.prepare(merged) if self._signer else None)
+        issue = self._issue(variant)
+        skeleton = _Skeleton.of(
+            merged, issue, self._fixed_id or issue.id, self._signer.prepare(merged) if self._signer else None
+        )
         self._skeletons[variant] = skeleton
         return skeleton
 
     # ---- once per subscriber ---------------------------------------------------------------
 
     def build(self, subscriber: Subscriber) -> OutgoingMessage:
-        variant = subscriber.variant
+        # Each line below is done once per message of a send; what is the same for every message of a
+        # variant was done in _skeleton().
+        variant = self._variants.get((subscriber.tags, subscriber.format))
+        if variant is None:
+            variant = self._variants[(subscriber.tags, subscriber.format)] = subscriber.variant
         skeleton = self._skeletons.get(variant) or self._skeleton(variant)
         email = subscriber.email.strip()
         if not ADDRESS.fullmatch(email):
             raise DeliveryError(f"{email!r} is not an address that can be put in a header", "fix the subscribers file")
-        issue = self._issue(variant)
-        issue_id = self._fixed_id or issue.id
+        issue_id = skeleton.issue_id
         message_id = message_id_for(issue_id, email, self._domain)
         prefs = ""
-        if self._public_url:
-            token = make_token(self._secret, email, self._now_at)
-            url = unsubscribe_url(self._public_url, token, issue.language)
-            list_unsubscribe = f"<{self._mailto}>,\r\n <{url}>"
-            prefs = link_url(
-                self._public_url, "preferences", make_token(self._secret, email, self._now_at, "preferences")
+        if self._links is not None:
+            unsubscribe, preferences = self._links
+            url = (
+                self._unsubscribe_at + unsubscribe(email) + (f"&lang={skeleton.language}" if skeleton.language else "")
             )
+            list_unsubscribe = f"<{self._mailto}>,\r\n <{url}>"
+            prefs = self._preferences_at + preferences(email)
         else:
             url = self._mailto
             list_unsubscribe = f"<{url}>"
         to = mailbox(subscriber.name, email)
         head = f"To: {to}\r\nMessage-ID: {message_id}\r\nList-Unsubscribe: {list_unsubscribe}\r\n"
-        values = (head.encode("ascii"), qp_value(url), qp_value(email), qp_value(html.escape(email)), qp_value(prefs))
-        data = b"".join([values[p] if isinstance(p, int) else p for p in skeleton.pieces])
+        quoted = qp_value(email)
+        escaped = html.escape(email)
+        values = (
+            head.encode("ascii"),
+            qp_value(url),
+            quoted,
+            quoted if escaped == email else qp_value(escaped),
+            qp_value(prefs),
+        )
+        data = b"".join(skeleton.order(skeleton.literals + values))
         if skeleton.dkim is not None:
             data = skeleton.dkim.sign(values) + data
         envelope = verp_address(self._return_path, subscriber.tag)

@@ -81,6 +81,40 @@ def make_token(secret: str, email: str, issued_at: datetime, purpose: str = "uns
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+class LinkTokens:
+    """make_token(secret, email, issued_at, purpose) for many addresses: a send makes two links for each
+    subscriber with one secret and one issue day.
+
+    The MAC is HMAC-SHA256 (RFC 2104) computed from the two padded-key hashes, each copied per token: the
+    hmac module makes the same OpenSSL calls behind Python wrappers, 3.3-3.8 µs a MAC here against 1.2-1.5 µs,
+    about 0.5 s of CPU over the two links of 100,000 messages. Tests check both give the same tokens."""
+
+    def __init__(self, secret: str, issued_at: datetime, purpose: str = "unsubscribe") -> None:
+        key = _key(secret)
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._inner.update(_domain(purpose))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+        self._prefix = bytes((VERSION,)) + _day(issued_at).to_bytes(3, "big")
+
+    def __call__(self, email: str) -> str:
+        payload = self._prefix + email.encode("utf-8")
+        inner = self._inner.copy()
+        inner.update(payload)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        raw = payload + outer.digest()[:MAC_BYTES]
+        return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode("ascii")
+
+
+_BLOCK = hashlib.sha256().block_size
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def verify_token(
     secret: str,
     token: str,
