@@ -79,3 +79,28 @@ def test_file_sync_adds_updates_keeps_choices_and_drops(store: Store, others: in
     ]  # fmt: skip
     assert {"reader1@example.com", "reader4@example.com"} <= set(skipped)
     assert len({sub.tag for sub in found}) == len(found)  # every bounce tag its own
+
+
+@pytest.mark.parametrize("source", ["subscribers.yaml", "it's 100% a list?.yaml", "%(email)s %s \\ ' \" ;"])
+def test_what_every_new_row_shares_is_stored_as_bound_values_are(store: Store, source: str) -> None:
+    """The values the same for every row of a first sync (the time, the file's name) are written into the
+    statement once on SQLite and bound with each row on PostgreSQL: either way they read back as written,
+    and as a row written by the general path (the form) stores them."""
+    now_at = NOW_AT + timedelta(microseconds=123456)
+    book = Roster(store)
+    book.add(Subscriber("form@example.org"), now_at, status=Status.ACTIVE, method="form", source=source)
+    assert book.sync_file(entries(3), source, now_at) == SyncReport(added=3)
+    record = book.get("reader1@example.com")
+    assert record is not None
+    assert (record.consent_source, record.consent_at, record.created_at, record.updated_at) == (
+        source, now_at, now_at, now_at,
+    )  # fmt: skip
+    assert record.in_file and record.origin == record.consent_method == "file" and record.consent_ip == ""
+    assert [(e.at, e.kind, e.reason) for e in record.events] == [(now_at, "added", f"in {source}")]
+    with store.connect() as conn:
+        raw = conn.exec_driver_sql(
+            "SELECT email, CAST(created_at AS TEXT), CAST(consent_source AS TEXT) FROM subscribers ORDER BY email"
+        ).all()
+    by_form, *by_file = raw
+    assert by_form[0] == "form@example.org"
+    assert {row[1:] for row in by_file} == {(by_form[1], source)}
