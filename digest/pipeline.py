@@ -619,8 +619,12 @@ def run_cycle(
         if subscribers is None:  # the store, after bringing subscribers.yaml in
             subscribers, paused = send_list(settings, now_at, store)
         by_language: dict[str, list[Subscriber]] = {}
+        languages: dict[str, str] = {}  # a subscriber's language -> its issue's: a few values over the list
         for sub in subscribers:
-            by_language.setdefault(text.issue_language(sub.language, settings.site.language), []).append(sub)
+            language = languages.get(sub.language)
+            if language is None:
+                language = languages[sub.language] = text.issue_language(sub.language, settings.site.language)
+            by_language.setdefault(language, []).append(sub)
         if preflight and not dry_run:
             sender.check_before_send(settings, now_at)
         runs = []
@@ -633,10 +637,14 @@ def run_cycle(
                 own, late = issues.select(result.pools.get(language, ()), week, issue.id, fixed)
                 issue = replace(issue, entries=result.render(own), late=result.render(late))
             delivery = None
+            # one language: the list itself, not a copy of 100,000 references (nor a list of them kept)
+            group = by_language.pop(language)
+            readers = subscribers if len(group) == len(subscribers) else tuple(group)
+            del group
             if issue.all_entries or not skip_empty:
                 # paused readers are recorded (skipped, with the reason) in the first issue planned
                 skipped, paused = paused, {}
-                delivery = _deliver(settings, issue, tuple(by_language[language]), store, now_at, clock,
+                delivery = _deliver(settings, issue, readers, store, now_at, clock,
                                     transports, dry_run, progress, stop, skipped)  # fmt: skip
                 if not dry_run and delivery.status is not None and delivery.status.counts.get("failed"):
                     record_refusals(settings, delivery.status, now_at, store)
