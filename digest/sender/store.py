@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from digest.errors import LedgerError
@@ -333,7 +332,14 @@ class Store:
 
     def insert(self, table: sa.Table) -> Any:
         """An INSERT that knows ON CONFLICT on both dialects."""
-        return (postgresql if self.is_postgres else sqlite).insert(table)
+        # imported here: the PostgreSQL dialect (with its asyncpg module) is 0.1 s of a SQLite user's start-up
+        if self.is_postgres:
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(table)
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table)
 
     def close(self) -> None:
         self.engine.dispose()
