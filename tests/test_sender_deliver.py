@@ -261,6 +261,17 @@ def test_dry_run_builds_everything_and_writes_nothing(ledger: Ledger) -> None:
     assert (report.dry_run, report.sent, report.skipped, factory.built) == (True, 7, 1, 7)
     assert ledger.deliveries(ISSUE) == []
 
+    # a suppressed address is skipped, not built; progress counts what is built out of what will be
+    Suppressions(ledger.store).add(subs[2].email.upper(), START_AT, "one-click")
+    steps: list[tuple[int, int]] = []
+    again = deliver(
+        factory, subs, ledger, refuse, settings.delivery, FakeClock(), issue_id=ISSUE, dry_run=True,
+        progress=lambda done, total: steps.append((done, total)),
+    )  # fmt: skip
+    assert (again.sent, again.skipped, factory.built) == (6, 2, 13)
+    assert steps == [(n, 6) for n in range(1, 7)]
+    assert ledger.deliveries(ISSUE) == []
+
 
 def test_maildir_delivery_parses_with_mailbox_and_email(tmp_path: Path, ledger: Ledger) -> None:
     box = tmp_path / "outbox"
