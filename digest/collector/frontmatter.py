@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -46,7 +47,13 @@ class Document:
     body: str
     kind: str  # "yaml" | "toml" | "pelican" | "none"
     body_line: int = 1  # 1-based line of the file where the body starts
-    key_lines: tuple[tuple[str, int], ...] = ()  # (lower-cased key, line) for messages
+    lines: tuple[tuple[str, int], ...] | None = None  # (lower-cased key, line), when known at parse time
+    header: str = field(default="", repr=False)  # the front matter's text, for key_lines
+
+    @functools.cached_property
+    def key_lines(self) -> tuple[tuple[str, int], ...]:
+        """(lower-cased key, line) for messages: found only when a message needs one (most files have none)."""
+        return self.lines if self.lines is not None else _key_lines(self.header, 2)
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ def load(part: Split) -> Document:
             raise FrontMatterError(
                 f"malformed TOML front matter: {str(exc).splitlines()[0]}", line=int(m.group(1)) + 1 if m else 1
             ) from exc
-    return Document(_lower(data), part.body, part.kind, part.body_line, _key_lines(part.header, 2))
+    return Document(_lower(data), part.body, part.kind, part.body_line, header=part.header)
 
 
 def parse(text: str) -> Document:
@@ -143,10 +150,13 @@ def _lower(data: dict[Any, Any]) -> dict[str, Any]:
     return {str(k).lower(): v for k, v in data.items()}
 
 
+_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*[:=]")
+
+
 def _key_lines(raw: str, first_line: int) -> tuple[tuple[str, int], ...]:
     found = []
     for offset, line in enumerate(raw.split("\n")):
-        m = re.match(r"^([A-Za-z_][\w-]*)\s*[:=]", line)
+        m = _KEY.match(line)
         if m:
             found.append((m.group(1).lower(), first_line + offset))
     return tuple(found)

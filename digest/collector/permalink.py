@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -95,46 +96,84 @@ def build_path(pattern: str, post: PostPath) -> str:
     parts = post.rel_to_content.rsplit(".", 1)[0].split("/")
     if parts[-1] == "index":
         parts = parts[:-1]
-    path_value = "/".join(parts)
-    if post.slug and not re.search(r":(title|slug)\b", template) and not post.override:
-        path_value = "/".join([*parts[:-1], post.slug])
-    when = post.published_at
-    values = {
-        "year": f"{when.year:04d}",
-        "short_year": f"{when.year % 100:02d}",
-        "month": f"{when.month:02d}",
-        "i_month": str(when.month),
-        "day": f"{when.day:02d}",
-        "i_day": str(when.day),
-        "hour": f"{when.hour:02d}",
-        "minute": f"{when.minute:02d}",
-        "second": f"{when.second:02d}",
-        "y_day": f"{when.timetuple().tm_yday:03d}",
-        "week": f"{when.isocalendar()[1]:02d}",
-        "short_day": when.strftime("%a"),
-        "title": post.slug or file_slug(post.rel_to_content),
-        "slug": post.slug or slugify(post.title) or file_slug(post.rel_to_content),
-        "categories": "/".join(slugify(c) for c in post.categories),
-        "section": parts[0] if len(parts) > 1 else "",
-        "sections": "/".join(parts[:-1]),
-        "path": path_value,
-        "filename": parts[-1] if parts else "",
-        "contentbasename": parts[-1] if parts else "",
-        "lang": post.language,
-    }
-    name = file_slug(post.rel_to_content)
-    if post.kind == "jekyll":
-        values["slug"] = post.slug or slugify(name) or name
-        values["categories"] = "/".join(c.lower() for c in post.categories)
-    elif post.kind == "hugo":
-        values["title"] = slugify(post.title) if post.title else name
-        values["slug"] = post.slug or values["title"]
-    values["slugorfilename"] = values["slugorcontentbasename"] = post.slug or values["filename"]
-    path = _TOKEN.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+    # Only the tokens the pattern names are worked out: a pattern names a few of the 25, and some
+    # (slugs, week numbers, day names) cost more than the rest of a post's URL.
+    values: dict[str, str] = {}
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            token = _TOKENS.get(name)
+            if name == "path":
+                values[name] = _path(post, parts, template)
+            elif token is not None:
+                values[name] = token(post, parts)
+            else:
+                values[name] = match.group(0)  # not a token: left as written
+        return values[name]
+
+    path = _TOKEN.sub(value, template)
     path = "/" + re.sub(r"/{2,}", "/", path).lstrip("/")
     if post.kind == "hugo" and not path.endswith("/") and "." not in path.rsplit("/", 1)[-1]:
         path += "/"  # Hugo writes slug/index.html: the URL is the folder
     return quote(path, safe="/:@!$&'()*+,;=-._~%")
+
+
+def _path(post: PostPath, parts: list[str], template: str) -> str:
+    """The path under the content root; a front-matter slug replaces its last segment unless the pattern
+    puts the slug elsewhere."""
+    if post.slug and not post.override and not re.search(r":(title|slug)\b", template):
+        return "/".join([*parts[:-1], post.slug])
+    return "/".join(parts)
+
+
+def _title(post: PostPath, parts: list[str]) -> str:
+    if post.kind == "hugo":  # Hugo: the title, urlized
+        return slugify(post.title) if post.title else file_slug(post.rel_to_content)
+    return post.slug or file_slug(post.rel_to_content)  # the file-name slug, as written
+
+
+def _slug(post: PostPath, parts: list[str]) -> str:
+    if post.slug:
+        return post.slug
+    name = file_slug(post.rel_to_content)
+    if post.kind == "jekyll":
+        return slugify(name) or name
+    if post.kind == "hugo":
+        return _title(post, parts)
+    return slugify(post.title) or name
+
+
+def _categories(post: PostPath, parts: list[str]) -> str:
+    if post.kind == "jekyll":  # lower-cased, not slugified
+        return "/".join(c.lower() for c in post.categories)
+    return "/".join(slugify(c) for c in post.categories)
+
+
+_TOKENS: dict[str, Callable[[PostPath, list[str]], str]] = {
+    "year": lambda post, parts: f"{post.published_at.year:04d}",
+    "short_year": lambda post, parts: f"{post.published_at.year % 100:02d}",
+    "month": lambda post, parts: f"{post.published_at.month:02d}",
+    "i_month": lambda post, parts: str(post.published_at.month),
+    "day": lambda post, parts: f"{post.published_at.day:02d}",
+    "i_day": lambda post, parts: str(post.published_at.day),
+    "hour": lambda post, parts: f"{post.published_at.hour:02d}",
+    "minute": lambda post, parts: f"{post.published_at.minute:02d}",
+    "second": lambda post, parts: f"{post.published_at.second:02d}",
+    "y_day": lambda post, parts: f"{post.published_at.timetuple().tm_yday:03d}",
+    "week": lambda post, parts: f"{post.published_at.isocalendar()[1]:02d}",
+    "short_day": lambda post, parts: post.published_at.strftime("%a"),
+    "title": _title,
+    "slug": _slug,
+    "categories": _categories,
+    "section": lambda post, parts: parts[0] if len(parts) > 1 else "",
+    "sections": lambda post, parts: "/".join(parts[:-1]),
+    "filename": lambda post, parts: parts[-1] if parts else "",
+    "contentbasename": lambda post, parts: parts[-1] if parts else "",
+    "slugorfilename": lambda post, parts: post.slug or (parts[-1] if parts else ""),
+    "slugorcontentbasename": lambda post, parts: post.slug or (parts[-1] if parts else ""),
+    "lang": lambda post, parts: post.language,
+}
 
 
 def build_url(base_url: str, pattern: str, post: PostPath) -> str:

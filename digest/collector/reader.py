@@ -171,21 +171,23 @@ def _path_exclusion(source: str, in_folder: str, ignore: list[re.Pattern[str]]) 
     return None
 
 
-def read_file(path: str, source: str) -> _File | Problem:
-    """The file cut into front matter and body (not parsed yet), or why it cannot be read."""
-    return _read(path, source)
+def read_file(path: str, source: str, stamp: tuple[int, int] | None = None) -> _File | Problem:
+    """The file cut into front matter and body (not parsed yet), or why it cannot be read. ``stamp``:
+    its (mtime in ns, size) when the caller has just looked (one stat less per file)."""
+    return _read(path, source, stamp)
 
 
-def _read(path: str, source: str) -> _File | Problem:
-    try:
-        stat = os.stat(path)
-    except OSError as exc:
-        return Problem(source, f"cannot read the file: {exc.strerror}")
-    stamp = (stat.st_mtime_ns, stat.st_size)
+def _read(path: str, source: str, stamp: tuple[int, int] | None = None) -> _File | Problem:
+    if stamp is None:
+        try:
+            stat = os.stat(path)
+        except OSError as exc:
+            return Problem(source, f"cannot read the file: {exc.strerror}")
+        stamp = (stat.st_mtime_ns, stat.st_size)
     cached = _CACHE.get(path)
     if cached is not None and cached[0] == stamp:
         return cached[1]
-    outcome = _split_file(path, source, stat.st_size)
+    outcome = _split_file(path, source, stamp[1])
     _CACHE[path] = (stamp, outcome)
     return outcome
 
@@ -239,13 +241,12 @@ def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
         if published_at is None:
             return "not a post (no date in the front matter or the file name)"
     else:
-        line = dict(reversed(doc.key_lines)).get(found[0])
         try:
             published_at = parse_date(found[1], tz)
         except ImpossibleDate as exc:
-            return Problem(source, f"impossible date in '{found[0]}': {exc}", line)
+            return Problem(source, f"impossible date in '{found[0]}': {exc}", _line(doc, found[0]))
         except (ValueError, OverflowError):
-            return Problem(source, f"unparseable date in '{found[0]}': {str(found[1])[:40]!r}", line)
+            return Problem(source, f"unparseable date in '{found[0]}': {str(found[1])[:40]!r}", _line(doc, found[0]))
     try:
         published_at = published_at.astimezone(tz)
         published_at.timestamp()
@@ -261,6 +262,11 @@ def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
     language = language_tag(meta.get("lang")) or language_tag(meta.get("language")) or file.place.language
     place = file.place
     return Post(source, place.content_path, meta, doc.body, published_at, updated_at, language, place.categories)
+
+
+def _line(doc: Document, key: str) -> int | None:
+    """The line of the first ``key`` in the front matter."""
+    return dict(reversed(doc.key_lines)).get(key)
 
 
 @functools.lru_cache(maxsize=16)
