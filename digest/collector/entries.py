@@ -26,6 +26,7 @@ from digest.models import Collection, Entry, Heading, Memo, Problem, Site
 from digest.text import fingerprint, xml_safe
 
 from . import meta as m
+from . import workers
 from .crossrefs import PostLinks, Resolver
 from .layout import Found, Walk, walk
 from .permalink import file_slug
@@ -74,6 +75,9 @@ class _Source:
     found: Found
     site_key: str  # the site's files at render time are _FILES[site_key]: the last collect's
     item: str  # the running-log item's slug, "" for a whole post
+    # the post as collect read it and its URL: rendering the same post again needs no second URL
+    post: Post | None = None
+    url: str = ""
 
 
 Body = tuple[str, str, tuple[Heading, ...]]  # body_html, summary_html, outline
@@ -125,14 +129,19 @@ def collect(
     entries: list[Entry] = []
     problems = list(found.problems)
     ignore = [re.compile(p) for p in site.ignore]
+    # A cold collect that renders many posts renders them in helper processes while it reads the rest.
+    helpers = workers.Helpers(render_post, _prepare) if render and len(files) >= workers.START else None
+    ahead: list[tuple[str, str]] = []  # (key, revision) of each post given to the helpers
     for file in files:
         reason = file.place.not_a_post or _path_exclusion(file.source, file.in_folder, ignore)
         if reason:
             continue
         stamp = stamps[file.path]
         record = _cached(memo, file, stamp, site_key, files_key, low, cut)
+        post: Post | None = None
+        url = ""
         if record is None:
-            record = _record(site, file, stamp, site_key, files_key, resolver, low, cut, tz)
+            record, post, url = _record(site, file, stamp, site_key, files_key, resolver, low, cut, tz, memo)
             if memo is not None and stamp is not None:
                 memo.put("post", file.path, record)
         if record.problem is not None and not record.parsed:
@@ -150,13 +159,21 @@ def collect(
         for entry, item in record.entries:
             when = entry.published_at.timestamp()
             if (low is None or low <= when) and when <= high:
-                _hand_out(entry.revision, _Source(site, file, site_key, item))
+                _hand_out(entry.revision, _Source(site, file, site_key, item, post, url))
                 entries.append(entry)
+                if helpers is not None and post is not None:
+                    key = f"{file.path}#{item}"
+                    if not _rendered(key, entry.revision, memo):
+                        ahead.append((key, entry.revision))
+                        helpers.add(site, post, url, item, _files_for(site, post, site_key))
     if memo is not None and hasattr(memo, "keep_only"):
         paths = {f.path for f in files}
         memo.keep_only("post", paths)
         memo.keep_only("body", paths)
     entries.sort(key=lambda e: (-e.published_at.timestamp(), e.source, e.id))
+    if helpers is not None:
+        for (key, revision), body in zip(ahead, helpers.results(), strict=True):
+            _keep(key, revision, body, memo)
     if render:
         entries = list(render_entries(entries, memo))
     return Collection(tuple(entries), tuple(problems), len(files))
@@ -181,18 +198,30 @@ def render_entries(entries: Sequence[Entry], memo: Memo | None = None) -> tuple[
             done.append(entry)
             continue
         key = f"{source.found.path}#{source.item}"
-        kept = _BODIES.get(key)
-        if (kept is None or kept[0] != entry.revision) and memo is not None:
-            kept = memo.get("body", key)
-        if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == entry.revision:
-            body: Body = kept[1]
-        else:
-            body = _render_body(source)
-            if memo is not None:
-                memo.put("body", key, (entry.revision, body))
+        body = _rendered(key, entry.revision, memo)
+        if body is None:
+            body = _keep(key, entry.revision, _render_body(source), memo)
         _BODIES[key] = (entry.revision, body)
         done.append(replace(entry, body_html=body[0], summary_html=body[1], outline=body[2]))
     return tuple(done)
+
+
+def _rendered(key: str, revision: str, memo: Memo | None) -> Body | None:
+    """The body of post or item ``key`` at ``revision``, kept here or in the memo; None when it is not."""
+    kept = _BODIES.get(key)
+    if (kept is None or kept[0] != revision) and memo is not None:
+        kept = memo.get("body", key)
+    if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == revision:
+        body: Body = kept[1]
+        return body
+    return None
+
+
+def _keep(key: str, revision: str, body: Body, memo: Memo | None) -> Body:
+    if memo is not None:
+        memo.put("body", key, (revision, body))
+    _BODIES[key] = (revision, body)
+    return body
 
 
 def _stamp(path: str) -> Stamp | None:
@@ -234,19 +263,24 @@ def _record(
     low: float | None,
     cut: float | None,
     tz: ZoneInfo,
-) -> _Record:
+    memo: Memo | None,
+) -> tuple[_Record, Post | None, str]:
+    """What ``file`` gives, and the post and its URL when it is one."""
+    info = read_file(file.path, file.source, (stamp[1], stamp[0]) if stamp is not None else None)
     stamp = stamp or (0, 0, 0, 0)
-    info = read_file(file.path, file.source)
     if isinstance(info, Problem):
-        return _Record(stamp, site_key, problem=info)
-    seen = _Record(stamp, site_key, quick=quick_date(info, file.source, tz), maybe_log=info.maybe_log)
+        return _Record(stamp, site_key, problem=info), None, ""
+    # The date line is for windows: this one's, or a later run's through the memo.
+    windowed = low is not None or cut is not None or memo is not None
+    quick = quick_date(info, file.source, tz) if windowed else None
+    seen = _Record(stamp, site_key, quick=quick, maybe_log=info.maybe_log)
     if seen.before(low) or seen.after(cut):
-        return seen  # not parsed: its problems, if any, are reported by a run whose window it may be in
+        return seen, None, ""  # not parsed: its problems, if any, are reported by a run whose window it may be in
     post = read_post(site, file, info)
     if isinstance(post, Problem):
-        return replace(seen, parsed=True, problem=post)
+        return replace(seen, parsed=True, problem=post), None, ""
     if isinstance(post, str):
-        return replace(seen, parsed=True, excluded=post)
+        return replace(seen, parsed=True, excluded=post), None, ""
     pelican = site.generator.kind == "pelican"  # its {filename} links are in plain Markdown links
     linking = pelican or "{" in post.body
     refs = files_key if linking else ""
@@ -257,12 +291,22 @@ def _record(
         return fingerprint(site_key, stamp, refs, post.source, item)
 
     items = _items(body, post, tz)
+    url = post_url(site, post)
     if items:
-        url = post_url(site, post)
         entries = tuple((_item_entry(site, post, url, item, revision(item.slug)), item.slug) for item in items)
     else:
-        entries = ((_post_entry(site, post, body, revision("")), ""),)
-    return replace(seen, refs=refs, parsed=True, published_at=post.published_at, entries=entries)
+        entries = ((_post_entry(site, post, url, body, revision("")), ""),)
+    record = _Record(
+        stamp,
+        site_key,
+        refs=refs,
+        quick=quick,
+        maybe_log=info.maybe_log,
+        parsed=True,
+        published_at=post.published_at,
+        entries=entries,
+    )
+    return record, post, url
 
 
 def _items(body: str, post: Post, tz: ZoneInfo) -> list[LogItem]:
@@ -282,27 +326,41 @@ def _resolved(site: Site, post: Post, links: PostLinks | None) -> str:
 
 
 def _render_body(source: _Source) -> Body:
-    from .markdown import render
-
     site, file = source.site, source.found
     post = read_post(site, file)
     if not isinstance(post, Post):  # the file changed or went since it was collected: what it says now
         return ("", "", ())
+    url = source.url if post is source.post else post_url(site, post)
+    return render_post(site, post, url, source.item, _files_for(site, post, source.site_key))
+
+
+def _files_for(site: Site, post: Post, site_key: str) -> tuple[Found, ...]:
+    """The site's files when ``post`` may link to others (see _record), else none."""
+    return _FILES.get(site_key, ()) if site.generator.kind == "pelican" or "{" in post.body else ()
+
+
+def render_post(site: Site, post: Post, url: str, item: str, files: tuple[Found, ...]) -> Body:
+    """The body of ``post`` (or of its running-log item ``item``) at ``url``; ``files``: the site's files
+    for its links to other posts. The serial path and the helper processes both render with this."""
+    from .markdown import render
+
     tz = ZoneInfo(site.timezone)
     pelican = site.generator.kind == "pelican"
-    links = (
-        Resolver(site, list(_FILES.get(source.site_key, ()))).for_post(post) if pelican or "{" in post.body else None
-    )
+    links = Resolver(site, list(files)).for_post(post) if pelican or "{" in post.body else None
     body = _resolved(site, post, links)
-    url = post_url(site, post)
-    if source.item:
-        item = next((i for i in _items(body, post, tz) if i.slug == source.item), None)
-        if item is None:
+    if item:
+        found = next((i for i in _items(body, post, tz) if i.slug == item), None)
+        if found is None:
             return ("", "", ())
-        rendered = render(item.markdown, f"{url}#{item.slug}", links=_linker(site, post, url, links))
+        rendered = render(found.markdown, f"{url}#{found.slug}", links=_linker(site, post, url, links))
         return (rendered.html, rendered.summary_html, rendered.outline)
     rendered = render(body, url, post.meta, _linker(site, post, url, links))
     return (rendered.html, xml_safe(rendered.summary_html), rendered.outline)
+
+
+def _prepare() -> None:
+    """What the helpers need, imported before they are forked."""
+    from . import links, markdown  # noqa: F401
 
 
 def _page_base(post: Post, url: str) -> str:
@@ -340,8 +398,7 @@ def _linker(site: Site, post: Post, url: str, links: PostLinks | None) -> Linker
     return Linker(_page_base(post, url), site.base_url, special)
 
 
-def _post_entry(site: Site, post: Post, body: str, revision: str) -> Entry:
-    url = post_url(site, post)
+def _post_entry(site: Site, post: Post, url: str, body: str, revision: str) -> Entry:
     return Entry(
         id=_tag_id(site, post.published_at, post.source),
         title=xml_safe(m.title(post.meta, body, file_slug(post.source))),
