@@ -13,6 +13,7 @@ raises ImpossibleDate, in front matter and in file names alike, so the reader ca
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
@@ -54,6 +55,7 @@ def parse_date(value: Any, tz: tzinfo) -> datetime:
     return naive.replace(tzinfo=_offset(m.group("tz")) if m.group("tz") else tz)
 
 
+@functools.lru_cache(maxsize=64)  # a site writes a handful of offsets, thousands of times
 def _offset(text: str) -> tzinfo:
     if text.upper() in ("Z", "UTC", "GMT"):
         return UTC

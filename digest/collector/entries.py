@@ -12,6 +12,7 @@ changes (the simple rule; few posts link to others).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import weakref
@@ -30,7 +31,7 @@ from . import workers
 from .crossrefs import PostLinks, Resolver
 from .layout import Found, Walk, walk
 from .permalink import file_slug
-from .reader import MAYBE_LOG, Post, _path_exclusion, quick_date, read_file, read_post
+from .reader import MAYBE_LOG, Post, _path_exclusion, keep_read, quick_date, read_file, read_kept, read_post
 from .runlog import LogItem, split_items
 from .urls import categories, entry_language, post_url, tags
 
@@ -129,54 +130,113 @@ def collect(
     entries: list[Entry] = []
     problems = list(found.problems)
     ignore = [re.compile(p) for p in site.ignore]
-    # A cold collect that renders many posts renders them in helper processes while it reads the rest.
-    helpers = workers.Helpers(render_post, _prepare) if render and len(files) >= workers.START else None
-    ahead: list[tuple[str, str]] = []  # (key, revision) of each post given to the helpers
+    kept_records: dict[str, _Record | None] = {}
     for file in files:
         reason = file.place.not_a_post or _path_exclusion(file.source, file.in_folder, ignore)
-        if reason:
+        if not reason:
+            kept_records[file.path] = _cached(memo, file, stamps[file.path], site_key, files_key, low, cut)
+    windowed = low is not None or cut is not None or memo is not None
+    job = _Job(site, site_key, files_key, low, cut, high, windowed)
+    cold = [file for file in files if file.path in kept_records and kept_records[file.path] is None]
+    # A cold collect of many posts that renders them reads and renders them in helper processes.
+    helped = render and len(cold) >= workers.START and workers.cpus() > 1
+    read = _read_helped(job, cold, stamps, memo) if helped else {}
+    for file in files:
+        if file.path not in kept_records:
             continue
         stamp = stamps[file.path]
-        record = _cached(memo, file, stamp, site_key, files_key, low, cut)
+        record = kept_records[file.path]
         post: Post | None = None
         url = ""
         if record is None:
-            record, post, url = _record(site, file, stamp, site_key, files_key, resolver, low, cut, tz, memo)
+            made = read.get(file.path)
+            record, post, url = made or _record(job, file, stamp, resolver, tz)
             if memo is not None and stamp is not None:
                 memo.put("post", file.path, record)
         if record.problem is not None and not record.parsed:
             problems.append(record.problem)
             continue
-        if record.before(low) or record.after(cut):
-            continue
-        if record.problem is not None:
+        for entry, item in _shown(record, low, cut, high):
+            _hand_out(entry.revision, _Source(site, file, site_key, item, post, url))
+            entries.append(entry)
+        if record.problem is not None and not record.before(low) and not record.after(cut):
             problems.append(record.problem)
-            continue
-        if record.excluded or record.published_at is None:
-            continue
-        if record.published_at.timestamp() > high:
-            continue  # dated in the future
-        for entry, item in record.entries:
-            when = entry.published_at.timestamp()
-            if (low is None or low <= when) and when <= high:
-                _hand_out(entry.revision, _Source(site, file, site_key, item, post, url))
-                entries.append(entry)
-                if helpers is not None and post is not None:
-                    key = f"{file.path}#{item}"
-                    if not _rendered(key, entry.revision, memo):
-                        ahead.append((key, entry.revision))
-                        helpers.add(site, post, url, item, _files_for(site, post, site_key))
     if memo is not None and hasattr(memo, "keep_only"):
         paths = {f.path for f in files}
         memo.keep_only("post", paths)
         memo.keep_only("body", paths)
     entries.sort(key=lambda e: (-e.published_at.timestamp(), e.source, e.id))
-    if helpers is not None:
-        for (key, revision), body in zip(ahead, helpers.results(), strict=True):
-            _keep(key, revision, body, memo)
     if render:
         entries = list(render_entries(entries, memo))
     return Collection(tuple(entries), tuple(problems), len(files))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What reading one file of a collect depends on besides the file."""
+
+    site: Site
+    site_key: str
+    files_key: str
+    low: float | None
+    cut: float | None
+    high: float
+    windowed: bool  # the date line is wanted: for this window, or a later one through the memo
+
+
+def _shown(record: _Record, low: float | None, cut: float | None, high: float) -> list[tuple[Entry, str]]:
+    """The entries of ``record`` a collect of [low, high] shows (none when it has a problem)."""
+    if record.problem is not None or record.before(low) or record.after(cut):
+        return []
+    if record.excluded or record.published_at is None or record.published_at.timestamp() > high:
+        return []  # no post, or dated in the future
+    shown = []
+    for entry, item in record.entries:
+        when = entry.published_at.timestamp()
+        if (low is None or low <= when) and when <= high:
+            shown.append((entry, item))
+    return shown
+
+
+Read = tuple[_Record, "Post | None", str]
+
+
+def _read_helped(job: _Job, cold: list[Found], stamps: dict[str, Stamp | None], memo: Memo | None) -> dict[str, Read]:
+    """The records of the ``cold`` files, read and their shown entries rendered in helper processes; what
+    the helpers read is kept here as if this process had read it (the reader's files, the bodies)."""
+    helpers = workers.Helpers(_read_and_render, _prepare, _share_files, (job.site_key, _FILES[job.site_key]))
+    for file in cold:
+        helpers.add(job, file, stamps[file.path])
+    read: dict[str, Read] = {}
+    for file, (made, kept, bodies) in zip(cold, helpers.results(), strict=True):
+        read[file.path] = made
+        if kept is not None:
+            keep_read(file.path, kept)
+        for (entry, item), body in zip(_shown(made[0], job.low, job.cut, job.high), bodies, strict=True):
+            _keep(f"{file.path}#{item}", entry.revision, body, memo)
+    return read
+
+
+def _share_files(site_key: str, files: tuple[Found, ...]) -> None:
+    """A helper's start: the site's files, for the posts that link to others."""
+    _FILES[site_key] = files
+
+
+_RESOLVER: list[tuple[str, Resolver]] = []
+
+
+def _read_and_render(job: _Job, file: Found, stamp: Stamp | None) -> tuple[Read, Any, list[Body]]:
+    """In a helper: what _record gives for ``file``, what the reader kept of it, and the bodies of the
+    entries the collect shows, each made by the functions the serial path uses."""
+    if not _RESOLVER or _RESOLVER[0][0] != job.site_key:
+        _RESOLVER[:] = [(job.site_key, Resolver(job.site, list(_FILES.get(job.site_key, ()))))]
+    made = _record(job, file, stamp, _RESOLVER[0][1], ZoneInfo(job.site.timezone))
+    record, post, url = made
+    bodies = []
+    if post is not None:
+        for _, item in _shown(record, job.low, job.cut, job.high):
+            bodies.append(render_post(job.site, post, url, item, _files_for(job.site, post, job.site_key)))
+    return made, read_kept(file.path), bodies
 
 
 def _hand_out(revision: str, source: _Source) -> None:
@@ -253,26 +313,15 @@ def _cached(
     return record
 
 
-def _record(
-    site: Site,
-    file: Found,
-    stamp: Stamp | None,
-    site_key: str,
-    files_key: str,
-    resolver: Resolver,
-    low: float | None,
-    cut: float | None,
-    tz: ZoneInfo,
-    memo: Memo | None,
-) -> tuple[_Record, Post | None, str]:
+def _record(job: _Job, file: Found, stamp: Stamp | None, resolver: Resolver, tz: ZoneInfo) -> Read:
     """What ``file`` gives, and the post and its URL when it is one."""
+    site, site_key, files_key, low, cut = job.site, job.site_key, job.files_key, job.low, job.cut
     info = read_file(file.path, file.source, (stamp[1], stamp[0]) if stamp is not None else None)
     stamp = stamp or (0, 0, 0, 0)
     if isinstance(info, Problem):
         return _Record(stamp, site_key, problem=info), None, ""
     # The date line is for windows: this one's, or a later run's through the memo.
-    windowed = low is not None or cut is not None or memo is not None
-    quick = quick_date(info, file.source, tz) if windowed else None
+    quick = quick_date(info, file.source, tz) if job.windowed else None
     seen = _Record(stamp, site_key, quick=quick, maybe_log=info.maybe_log)
     if seen.before(low) or seen.after(cut):
         return seen, None, ""  # not parsed: its problems, if any, are reported by a run whose window it may be in
@@ -290,12 +339,14 @@ def _record(
     def revision(item: str) -> str:
         return fingerprint(site_key, stamp, refs, post.source, item)
 
-    items = _items(body, post, tz)
-    url = post_url(site, post)
+    # The reader looked for dated bullets in the body as written: none there, none after resolving nothing.
+    items = _items(body, post, tz) if info.maybe_log or links else []
+    cats = categories(site, post)
+    url = post_url(site, post, cats)
     if items:
-        entries = tuple((_item_entry(site, post, url, item, revision(item.slug)), item.slug) for item in items)
+        entries = tuple((_item_entry(site, post, url, item, revision(item.slug), cats), item.slug) for item in items)
     else:
-        entries = ((_post_entry(site, post, url, body, revision("")), ""),)
+        entries = ((_post_entry(site, post, url, body, revision(""), cats), ""),)
     record = _Record(
         stamp,
         site_key,
@@ -371,15 +422,20 @@ def _page_base(post: Post, url: str) -> str:
 
 
 def _tag_id(site: Site, when: datetime, source: str, fragment: str = "") -> str:
-    host = urlsplit(site.base_url).hostname or "localhost"
+    host = _host(site.base_url)
     return f"tag:{host},{when.date().isoformat()}:/{source}" + (f"#{fragment}" if fragment else "")
 
 
-def _common(site: Site, post: Post) -> dict[str, object]:
+@functools.lru_cache(maxsize=16)
+def _host(base_url: str) -> str:
+    return urlsplit(base_url).hostname or "localhost"
+
+
+def _common(site: Site, post: Post, cats: tuple[str, ...]) -> dict[str, object]:
     return {
         "source": post.source,
         "authors": _safe(m.authors(post.meta) or ((site.author,) if site.author else ())),
-        "categories": _safe(categories(site, post)),
+        "categories": _safe(cats),
         "tags": _safe(tags(site, post)),
         "updated_at": post.updated_at,
         "language": entry_language(site, post),
@@ -398,7 +454,7 @@ def _linker(site: Site, post: Post, url: str, links: PostLinks | None) -> Linker
     return Linker(_page_base(post, url), site.base_url, special)
 
 
-def _post_entry(site: Site, post: Post, url: str, body: str, revision: str) -> Entry:
+def _post_entry(site: Site, post: Post, url: str, body: str, revision: str, cats: tuple[str, ...]) -> Entry:
     return Entry(
         id=_tag_id(site, post.published_at, post.source),
         title=xml_safe(m.title(post.meta, body, file_slug(post.source))),
@@ -407,11 +463,11 @@ def _post_entry(site: Site, post: Post, url: str, body: str, revision: str) -> E
         body_html="",
         summary_html="",
         revision=revision,
-        **_common(site, post),  # type: ignore[arg-type]
+        **_common(site, post, cats),  # type: ignore[arg-type]
     )
 
 
-def _item_entry(site: Site, post: Post, post_url: str, item: LogItem, revision: str) -> Entry:
+def _item_entry(site: Site, post: Post, post_url: str, item: LogItem, revision: str, cats: tuple[str, ...]) -> Entry:
     return Entry(
         id=_tag_id(site, item.published_at, post.source, item.slug),
         title=item.title,
@@ -420,5 +476,5 @@ def _item_entry(site: Site, post: Post, post_url: str, item: LogItem, revision: 
         body_html="",
         summary_html="",
         revision=revision,
-        **_common(site, post),  # type: ignore[arg-type]
+        **_common(site, post, cats),  # type: ignore[arg-type]
     )

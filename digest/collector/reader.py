@@ -177,6 +177,16 @@ def read_file(path: str, source: str, stamp: tuple[int, int] | None = None) -> _
     return _read(path, source, stamp)
 
 
+def read_kept(path: str) -> object:
+    """What is kept of the file at ``path`` (for a helper process to hand back), or None."""
+    return _CACHE.get(path)
+
+
+def keep_read(path: str, kept: object) -> None:
+    """Keep what a helper process read of the file at ``path``, as if it had been read here."""
+    _CACHE[path] = kept  # type: ignore[assignment]
+
+
 def _read(path: str, source: str, stamp: tuple[int, int] | None = None) -> _File | Problem:
     if stamp is None:
         try:

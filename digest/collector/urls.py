@@ -43,7 +43,8 @@ def entry_language(site: Site, post: Post) -> str:
     return language
 
 
-def post_url(site: Site, post: Post) -> str:
+def post_url(site: Site, post: Post, known: tuple[str, ...] | None = None) -> str:
+    """``known``: the post's categories when the caller has them."""
     gen = site.generator
     language = language_of(site, post)
     override = _text(post.meta.get("permalink")) or _text(post.meta.get("url"))
@@ -62,7 +63,9 @@ def post_url(site: Site, post: Post) -> str:
         rel_to_content=post.content_path,
         published_at=post.published_at,
         title=title,
-        categories=categories(site, post) if pelican or ":categories" in (override or pattern) else (),
+        categories=(known if known is not None else categories(site, post))
+        if pelican or ":categories" in (override or pattern)
+        else (),
         slug=slug,
         override=override,
         kind=gen.kind,

@@ -58,9 +58,17 @@ class Helpers:
     """Jobs for `work` (a module-level function, so a helper can import it), run in helper processes once
     `START` are waiting and there is more than one CPU, else here, in order."""
 
-    def __init__(self, work: Callable[..., Any], prepare: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        work: Callable[..., Any],
+        prepare: Callable[[], object] | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
         self.work = work
         self.prepare = prepare  # imports the helpers need, made once here so forked helpers inherit them
+        self.initializer = initializer  # run once in each helper: what every job shares, sent once
+        self.initargs = initargs
         self.pending: list[Job] = []
         self.chunks: list[tuple[list[Job], Future[list[Any]] | None]] = []
         self.pool: ProcessPoolExecutor | None = None
@@ -77,7 +85,12 @@ class Helpers:
         if self.prepare is not None:
             self.prepare()
         try:
-            self.pool = ProcessPoolExecutor(max_workers=min(cpus(), MAX_HELPERS), mp_context=_context())
+            self.pool = ProcessPoolExecutor(
+                max_workers=min(cpus(), MAX_HELPERS),
+                mp_context=_context(),
+                initializer=self.initializer,
+                initargs=self.initargs,
+            )
         except (OSError, ValueError, AssertionError, ImportError, NotImplementedError):
             # No helpers here (no /dev/shm for the pool's locks, a daemonic process may have no children):
             # everything is rendered in this process, as with one CPU.
