@@ -31,7 +31,7 @@ from . import workers
 from .crossrefs import PostLinks, Resolver
 from .layout import Found, Walk, walk
 from .permalink import file_slug
-from .reader import MAYBE_LOG, Post, _path_exclusion, keep_read, quick_date, read_file, read_kept, read_post
+from .reader import MAYBE_LOG, Post, _path_exclusion, is_kept, keep_read, quick_date, read_file, read_kept, read_post
 from .runlog import LogItem, split_items
 from .urls import categories, entry_language, post_url, tags
 
@@ -137,7 +137,11 @@ def collect(
             kept_records[file.path] = _cached(memo, file, stamps[file.path], site_key, files_key, low, cut)
     windowed = low is not None or cut is not None or memo is not None
     job = _Job(site, site_key, files_key, low, cut, high, windowed)
-    cold = [file for file in files if file.path in kept_records and kept_records[file.path] is None]
+    cold = [
+        file
+        for file in files
+        if file.path in kept_records and kept_records[file.path] is None and not _read_here(file, stamps[file.path])
+    ]
     # A cold collect of many posts that renders them reads and renders them in helper processes.
     helped = render and len(cold) >= workers.START and workers.cpus() > 1
     read = _read_helped(job, cold, stamps, memo) if helped else {}
@@ -171,6 +175,11 @@ def collect(
     return Collection(tuple(entries), tuple(problems), len(files))
 
 
+def _read_here(file: Found, stamp: Stamp | None) -> bool:
+    """This process read the file as it is now (a long-running one without a memo)."""
+    return stamp is not None and is_kept(file.path, (stamp[1], stamp[0]))
+
+
 @dataclass(frozen=True)
 class _Job:
     """What reading one file of a collect depends on besides the file."""
@@ -202,17 +211,22 @@ Read = tuple[_Record, "Post | None", str]
 
 
 def _read_helped(job: _Job, cold: list[Found], stamps: dict[str, Stamp | None], memo: Memo | None) -> dict[str, Read]:
-    """The records of the ``cold`` files, read and their shown entries rendered in helper processes; what
-    the helpers read is kept here as if this process had read it (the reader's files, the bodies)."""
+    """The records of the ``cold`` files, read and their shown entries rendered in helper processes. The
+    bodies are kept here as if rendered here; without a memo to keep the records for the next collect,
+    so is what the helpers read of each file (the reader's cache: a long-running process re-reads only
+    what changed)."""
     helpers = workers.Helpers(_read_and_render, _prepare, _share_files, (job.site_key, _FILES[job.site_key]))
+    hand_back = memo is None
     for file in cold:
-        helpers.add(job, file, stamps[file.path])
+        helpers.add(job, file, stamps[file.path], hand_back)
     read: dict[str, Read] = {}
-    for file, (made, kept, bodies) in zip(cold, helpers.results(), strict=True):
-        read[file.path] = made
+    for file, (record, kept, bodies) in zip(cold, helpers.results(), strict=True):
+        # The post itself stays in the helper (the reader's cache holds it when handed back): its bodies
+        # are rendered already, and sending it costs as much again as the rest.
+        read[file.path] = (record, None, "")
         if kept is not None:
             keep_read(file.path, kept)
-        for (entry, item), body in zip(_shown(made[0], job.low, job.cut, job.high), bodies, strict=True):
+        for (entry, item), body in zip(_shown(record, job.low, job.cut, job.high), bodies, strict=True):
             _keep(f"{file.path}#{item}", entry.revision, body, memo)
     return read
 
@@ -225,18 +239,19 @@ def _share_files(site_key: str, files: tuple[Found, ...]) -> None:
 _RESOLVER: list[tuple[str, Resolver]] = []
 
 
-def _read_and_render(job: _Job, file: Found, stamp: Stamp | None) -> tuple[Read, Any, list[Body]]:
-    """In a helper: what _record gives for ``file``, what the reader kept of it, and the bodies of the
-    entries the collect shows, each made by the functions the serial path uses."""
+def _read_and_render(
+    job: _Job, file: Found, stamp: Stamp | None, hand_back: bool
+) -> tuple[_Record, object, list[Body]]:
+    """In a helper: what _record gives for ``file``, what the reader kept of it (with ``hand_back``), and
+    the bodies of the entries the collect shows, each made by the functions the serial path uses."""
     if not _RESOLVER or _RESOLVER[0][0] != job.site_key:
         _RESOLVER[:] = [(job.site_key, Resolver(job.site, list(_FILES.get(job.site_key, ()))))]
-    made = _record(job, file, stamp, _RESOLVER[0][1], ZoneInfo(job.site.timezone))
-    record, post, url = made
+    record, post, url = _record(job, file, stamp, _RESOLVER[0][1], ZoneInfo(job.site.timezone))
     bodies = []
     if post is not None:
         for _, item in _shown(record, job.low, job.cut, job.high):
             bodies.append(render_post(job.site, post, url, item, _files_for(job.site, post, job.site_key)))
-    return made, read_kept(file.path), bodies
+    return record, read_kept(file.path) if hand_back else None, bodies
 
 
 def _hand_out(revision: str, source: _Source) -> None:

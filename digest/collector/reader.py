@@ -177,6 +177,12 @@ def read_file(path: str, source: str, stamp: tuple[int, int] | None = None) -> _
     return _read(path, source, stamp)
 
 
+def is_kept(path: str, stamp: tuple[int, int]) -> bool:
+    """True when the file at ``path`` was read here at this (mtime in ns, size)."""
+    cached = _CACHE.get(path)
+    return cached is not None and cached[0] == stamp
+
+
 def read_kept(path: str) -> object:
     """What is kept of the file at ``path`` (for a helper process to hand back), or None."""
     return _CACHE.get(path)

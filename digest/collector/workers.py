@@ -1,14 +1,14 @@
-"""Rendering many posts in helper processes while the collector reads the rest: a cold collect of a
-whole site (thousands of posts nobody rendered yet) is bound by markdown-it-py, pure Python, one post
-after another on one CPU.
+"""Helper processes for a cold collect of many posts: reading, front matter and above all markdown-it-py
+(pure Python) cost about 1.5 ms of one CPU per post, one post after another.
 
-The collector hands each post to `Helpers.add` as soon as it has read it; posts go out in chunks, one
-helper process per CPU, and `Helpers.results` gives every body back in the order given. The helpers run
-the very function the serial path runs, on the same post, so the bodies are the same bytes; a chunk whose
-helper fails (it was killed, the pool could not start) is rendered here instead.
+`Helpers` runs jobs of a module-level function in chunks, one helper process per CPU, and gives the
+results back in the order the jobs were added. The collector gives it one job per file it has not read
+yet (entries.py); each helper runs the very functions the serial path runs, so what comes back is the same
+bytes, and a chunk whose helper fails (it was killed, the pool could not start, a job could not be sent)
+is done here instead, where a real error in a job is raised as the serial path would raise it.
 
-Helpers are started only once enough posts are waiting (`START`), so a weekly run that renders a few
-dozen posts, or one that finds its bodies in the cache, starts none. A process that has other threads
+Helpers start only once `START` jobs are waiting and there is more than one CPU: a weekly run that reads
+and renders a few dozen posts, or finds them in the cache, starts none. A process that has other threads
 (the weekly service runs its jobs in threads, the web server has its own) starts them from a fresh
 forkserver process, never by forking itself: a fork copies only the calling thread, and a lock another
 thread held stays locked in the copy forever.
@@ -25,11 +25,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-# Measured with bench/bench_collect.py on 2 CPUs: a helper costs about 20 ms to fork and 150 ms to import
-# markdown-it when started from a forkserver, a post about 1 ms to render; below a few hundred posts the
+# A post costs about 1.5 ms to read and render, and 0.1-0.15 ms more to send to a helper and back (pickling
+# its record, bodies and, without a memo, what the reader kept); a helper costs about 20 ms to fork, or a
+# few hundred ms to start from a forkserver (an interpreter and the imports). Below a few hundred posts
 # helpers would not pay for themselves.
-START = 200  # posts waiting before helpers are started
-CHUNK = 50  # posts per task: big enough to cost little in pickling, small enough to spread the tail
+START = 200  # jobs waiting before helpers are started
+CHUNK = 50  # jobs per task: big enough to cost little in pickling, small enough to spread the tail
 MAX_HELPERS = 8
 
 Job = tuple[Any, ...]
