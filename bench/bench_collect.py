@@ -6,7 +6,10 @@ what that costs per file.
 Two sites: one `_posts` folder of 2,000 posts (`--posts`), and a multilingual site of 5,000 posts
 (`--multi-posts`) in 10 languages, each language in its own nested folder (`ko/news/_posts/`, …, no
 top-level `_posts`), found with zero config. On the multilingual site it times what a weekly run does (the
-posts of the last `output.feed_issues` weeks: a one-window collect) and a collect of every post.
+posts of the last `output.feed_issues` weeks: a one-window collect) and a collect of every post, the
+latter also with the collector's helper processes turned off (the serial path, in the same run), each with
+its CPU time (the process and its helpers): on a machine whose CPUs are busy elsewhere, the helpers can
+only share what is left.
 
 collect() keeps parsed files in memory for long-running processes, so each repetition runs in a fresh
 interpreter: the first call there is the cold run `digest build` makes, a second call is a warm one
@@ -25,6 +28,7 @@ import importlib
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -168,16 +172,41 @@ def baseline(files: Sequence[Path]) -> int:
     return parsed
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     started = time.perf_counter()
     result = fn()
     return (time.perf_counter() - started) * 1000, result
 
 
-def multi_child(root: Path, window: bool, collect_first: bool) -> None:
+def helpers_off() -> None:
+    """The collector without helper processes (digest.collector.workers, where it has them): the serial
+    path, for comparison in the same run."""
+    try:
+        workers = importlib.import_module("digest.collector.workers")
+    except ImportError:
+        return
+    workers.START = sys.maxsize
+
+
+def children_cpu_ms() -> float:
+    """CPU time (user + system) of this process's children that have ended: the collector's helpers."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def multi_child(root: Path, window: bool, collect_first: bool, serial: bool = False) -> None:
     """One cold collect of the multilingual site in a fresh interpreter: prints JSON with milliseconds. A
     collect of every post is followed (or preceded, alternately) by the baseline on the same files."""
     collect = importlib.import_module("digest.collector").collect
+    if serial:
+        helpers_off()
     result: dict[str, Any] = {}
     result["load_ms"], settings = timed(lambda: load_settings(site=root, env={}))
     site = settings.site
@@ -185,7 +214,10 @@ def multi_child(root: Path, window: bool, collect_first: bool) -> None:
     files = sorted(root.glob("*/news/_posts/*.md"))
     if not window and not collect_first:
         result["baseline_ms"], result["parsed"] = timed(lambda: baseline(files))
+    cpu_at, helpers_at = time.process_time(), children_cpu_ms()
     result["cold_ms"], found = timed(lambda: collect(site, NOW_AT, since_at))
+    result["cpu_ms"] = (time.process_time() - cpu_at) * 1000
+    result["helpers_cpu_ms"] = children_cpu_ms() - helpers_at
     if not window and collect_first:
         result["baseline_ms"], result["parsed"] = timed(lambda: baseline(files))
     result["entries"], result["problems"] = len(found.entries), len(found.problems)
@@ -226,13 +258,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--multi-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--window", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serial", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--collect-first", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child, args.collect_first)
         return 0
     if args.multi_child:
-        multi_child(args.multi_child, args.window, args.collect_first)
+        multi_child(args.multi_child, args.window, args.collect_first, args.serial)
         return 0
     if args.quick:
         args.posts, args.multi_posts, args.repeat = 200, 500, 1
@@ -243,16 +276,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     load_before = os.getloadavg()
     runs: list[dict[str, Any]] = []
-    multi: dict[str, list[dict[str, Any]]] = {"window": [], "all": []}
+    multi: dict[str, list[dict[str, Any]]] = {"window": [], "all": [], "serial": []}
     with tempfile.TemporaryDirectory(prefix="digest-bench-collect-") as tmp:
         root = Path(tmp) / "single"
         write_site(root, args.posts)
         multi_root = Path(tmp) / "multi"
         write_multilingual_site(multi_root, args.multi_posts, args.sources == "explicit")
         for rep in range(args.repeat):
-            for kind in ("window", "all") if rep % 2 == 0 else ("all", "window"):
+            kinds = ("window", "all", "serial")
+            for kind in kinds[rep % 3 :] + kinds[: rep % 3]:
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--multi-child", str(multi_root)]
                 cmd += ["--window"] if kind == "window" else []
+                cmd += ["--serial"] if kind == "serial" else []
                 cmd += ["--collect-first"] if rep % 2 == 0 else []
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
@@ -261,8 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 multi[kind].append(json.loads(done.stdout.strip().splitlines()[-1]))
                 r = multi[kind][-1]
                 base_text = f"; baseline {r['baseline_ms']:6.0f} ms" if "baseline_ms" in r else ""
+                cpu = r.get("cpu_ms", 0) + r.get("helpers_cpu_ms", 0)
                 print(
-                    f"  multilingual {kind:<6} cold {r['cold_ms']:7.0f} ms (config {r['load_ms']:.0f} ms){base_text}",
+                    f"  multilingual {kind:<6} cold {r['cold_ms']:7.0f} ms (config {r['load_ms']:.0f} ms,"
+                    f" CPU {cpu:.0f} ms){base_text}",
                     file=sys.stderr,
                 )
             # Alternate the order so neither side always reads the files first.
@@ -307,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     found = multi["all"][-1]
     window = multi["window"][-1]
     print(
-        f"\n{args.multi_posts:,} posts in {len(LANGUAGES)} languages, nested _posts folders"
+        f"\n{args.multi_posts:,} posts in {len(LANGUAGES)} languages, nested _posts folders, {_cpus()} CPUs"
         f" (sources: {args.sources}); {found['folders']} folders, {found['languages']} languages found;"
         f" all: {found['entries']:,} entries, window of {FEED_WEEKS} weeks: {window['entries']:,} entries;"
         f" {found['problems']} problems\n"
@@ -315,17 +352,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The ratio of each repetition (collect and baseline in the same interpreter, so under the same load),
     # then their median.
     ratio = statistics.median(r["cold_ms"] / r["baseline_ms"] for r in multi["all"])
+    serial_ratio = statistics.median(r["cold_ms"] / r["baseline_ms"] for r in multi["serial"])
+
+    def cpu(kind: str) -> float:
+        return statistics.median(r.get("cpu_ms", 0) + r.get("helpers_cpu_ms", 0) for r in multi[kind])
+
     rows = [
         ("config load, site folders found (ms)", f"{mmed('all', 'load_ms'):,.0f}"),
         (f"collect, one window of {FEED_WEEKS} weeks, cold (ms)", f"{mmed('window', 'cold_ms'):,.0f}"),
         ("collect, every post, cold (ms)", f"{mmed('all', 'cold_ms'):,.0f}"),
+        ("  its CPU: the process + its helpers (ms)", f"{cpu('all'):,.0f}"),
         ("collect every post per post (ms)", f"{mmed('all', 'cold_ms') / args.multi_posts:.2f}"),
+        ("collect, every post, no helpers (ms)", f"{mmed('serial', 'cold_ms'):,.0f}"),
+        ("  its CPU (ms)", f"{cpu('serial'):,.0f}"),
         ("read + python-frontmatter, every post (ms)", f"{mmed('all', 'baseline_ms'):,.0f}"),
+        ("collect every post, no helpers / baseline", f"{serial_ratio:.2f}×"),
         ("collect every post / baseline", f"{ratio:.2f}×"),
     ]
-    print(f"{'measure':<42}{'value':>10}")
+    print(f"{'measure':<44}{'value':>10}")
     for name, value in rows:
-        print(f"{name:<42}{value:>10}")
+        print(f"{name:<44}{value:>10}")
     verdict = "PASS" if ratio <= TARGET_ALL else "FAIL"
     print(f"\ntarget: collect every post, cold ≤ {TARGET_ALL:g}× read + python-frontmatter: {verdict}")
     load = os.getloadavg()
