@@ -282,10 +282,20 @@ def build(
     render: Renderer = functools.partial(collector.render_entries, memo=memo)
     week_issues: dict[str, Issue] = {}
     history: dict[str, tuple[Issue, ...]] = {}
+    picked = []
     for language, pool in pools.items():
         empty = Issue(site, week, (), problems, language)
         own, late = issues.select(pool, week, empty.id, carried.get(language, Carried()))
-        past = issues.history(pool, site, horizon_at, count)
+        picked.append((language, empty, own, late, issues.history(pool, site, horizon_at, count)))
+    # Every body shown, rendered in one call first (a first run renders hundreds: the collector hands that
+    # many to helper processes), so the calls below find them rendered.
+    wanted: list[Entry] = []
+    for language, _, own, late, past in picked:
+        if language in shown:
+            wanted += [*own, *late]
+            wanted += [e for _, group in past for e in group] if history_bodies else []
+    render(wanted)
+    for language, empty, own, late, past in picked:
         if language in shown:
             own, late = render(own), render(late)
             past = [(w, render(group)) for w, group in past] if history_bodies else past

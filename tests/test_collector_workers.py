@@ -200,3 +200,66 @@ def test_the_jobs_run_in_other_processes(in_thread: bool, monkeypatch: pytest.Mo
         run()
     assert len(got[0]) == 10
     assert os.getpid() not in got[0][:8]  # the first chunks went out; a short tail may too
+
+
+@pytest.mark.parametrize("with_cache", [False, True])
+def test_a_build_renders_what_it_shows_with_helpers_as_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_cache: bool
+) -> None:
+    """The weekly cycle's build renders every body its issues and feeds show in one call: with many to
+    render (a first run without the cache), helpers render them, and the issues are the same."""
+    from digest import pipeline
+    from digest.config import load_settings
+
+    _site(tmp_path)
+    (tmp_path / "digest.toml").write_text("[site]\ntimezone = 'Asia/Seoul'\nsource = '_posts'\n")
+    settings = load_settings(site=tmp_path, env={})
+    week = pipeline.select_week(settings, NOW_AT, "2021-W12")
+
+    def built() -> pipeline.Build:
+        if not with_cache:
+            return pipeline.build(settings, NOW_AT, week)
+        state = tmp_path / f"state-{workers.START}"
+        state.mkdir(exist_ok=True)
+        with Cache(state / "cache.sqlite3") as memo:
+            return pipeline.build(settings, NOW_AT, week, memo=memo)
+
+    _fresh()
+    monkeypatch.setattr(workers, "START", 10**9)
+    serial = built()
+    _fresh()
+    _helped(monkeypatch, chunk=4)
+    helped = built()
+    assert repr(helped.issues) == repr(serial.issues)
+    assert repr(helped.history) == repr(serial.history)
+    assert sum(len(i.entries) for i in helped.history[""]) > 20
+    assert all(e.body_html for i in helped.history[""] for e in i.entries)
+
+
+def test_a_second_collect_in_the_same_process_reads_nothing_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a memo, what the helpers read is kept in this process: the next collect (a long-running
+    process) hands them nothing; after an edit, the edited post is read again, and the post that links
+    to others rendered again (its links may have moved)."""
+    site = _site(tmp_path, 12)
+    _fresh()
+    _helped(monkeypatch)
+    started: list[int] = []
+    start = workers.Helpers._start
+
+    def counted(self: workers.Helpers) -> None:
+        started.append(len(self.pending))
+        start(self)
+
+    monkeypatch.setattr(workers.Helpers, "_start", counted)
+    first = collect(site, NOW_AT)
+    assert started == [1]
+    started.clear()
+    assert repr(collect(site, NOW_AT)) == repr(first)
+    assert started == []
+    edited = tmp_path / "_posts/2021-03-27-news.md"
+    edited.write_text(edited.read_text("utf-8").replace("토마토", "감자"), "utf-8")
+    again = collect(site, NOW_AT)
+    assert started == [1, 1]  # the edited post read, the linking post rendered
+    assert any("감자" in e.body_html for e in again.entries)

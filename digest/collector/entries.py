@@ -215,7 +215,7 @@ def _read_helped(job: _Job, cold: list[Found], stamps: dict[str, Stamp | None], 
     bodies are kept here as if rendered here; without a memo to keep the records for the next collect,
     so is what the helpers read of each file (the reader's cache: a long-running process re-reads only
     what changed)."""
-    helpers = workers.Helpers(_read_and_render, _prepare, _share_files, (job.site_key, _FILES[job.site_key]))
+    helpers = workers.Helpers(_read_and_render, _prepare, _share_files, ({job.site_key: _FILES[job.site_key]},))
     hand_back = memo is None
     for file in cold:
         helpers.add(job, file, stamps[file.path], hand_back)
@@ -231,9 +231,9 @@ def _read_helped(job: _Job, cold: list[Found], stamps: dict[str, Stamp | None], 
     return read
 
 
-def _share_files(site_key: str, files: tuple[Found, ...]) -> None:
-    """A helper's start: the site's files, for the posts that link to others."""
-    _FILES[site_key] = files
+def _share_files(files: dict[str, tuple[Found, ...]]) -> None:
+    """A helper's start: each site's files, for the posts that link to others."""
+    _FILES.update(files)
 
 
 _RESOLVER: list[tuple[str, Resolver]] = []
@@ -265,17 +265,35 @@ def _hand_out(revision: str, source: _Source) -> None:
 
 def render_entries(entries: Sequence[Entry], memo: Memo | None = None) -> tuple[Entry, ...]:
     """The same entries with their bodies rendered (from the memo when their revision is unchanged).
-    Entries collect() did not hand out (made elsewhere, or rendered already) are returned as they are."""
-    done = []
+    Entries collect() did not hand out (made elsewhere, or rendered already) are returned as they are.
+    Many bodies to render (a first run without the cache) are rendered in helper processes."""
+    found: list[tuple[Entry, _Source | None, str, Body | None]] = []
+    missing: dict[str, _Source] = {}
     for entry in entries:
         source = _SOURCES.get(entry.revision) if entry.revision else None
         if source is None:
-            done.append(entry)
+            found.append((entry, None, "", None))
             continue
         key = f"{source.found.path}#{source.item}"
         body = _rendered(key, entry.revision, memo)
         if body is None:
-            body = _keep(key, entry.revision, _render_body(source), memo)
+            missing[entry.revision] = source
+        found.append((entry, source, key, body))
+    made: dict[str, Body] = {}
+    if len(missing) >= workers.START and workers.cpus() > 1:
+        shared = {s.site_key: _FILES.get(s.site_key, ()) for s in missing.values()}
+        helpers = workers.Helpers(_render_body, _prepare, _share_files, (shared,))
+        for source in missing.values():
+            helpers.add(replace(source, post=None, url=""))  # the helper reads the post: cheaper than sending it
+        made = dict(zip(missing, helpers.results(), strict=True))
+    done = []
+    for entry, source, key, body in found:
+        if source is None:
+            done.append(entry)
+            continue
+        if body is None:
+            body = made.get(entry.revision) or _render_body(source)
+            body = _keep(key, entry.revision, body, memo)
         _BODIES[key] = (entry.revision, body)
         done.append(replace(entry, body_html=body[0], summary_html=body[1], outline=body[2]))
     return tuple(done)
