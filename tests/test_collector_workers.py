@@ -4,10 +4,12 @@ nothing started for a few posts or when the bodies are kept; a helper that dies 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -263,3 +265,24 @@ def test_a_second_collect_in_the_same_process_reads_nothing_again(
     again = collect(site, NOW_AT)
     assert started == [1, 1]  # the edited post read, the linking post rendered
     assert any("감자" in e.body_html for e in again.entries)
+
+
+def _helpers_in_a_daemon(conn: Any) -> None:
+    helpers = workers.Helpers(_pid)
+    for value in range(6):
+        helpers.add(value)
+    conn.send(helpers.results())
+
+
+def test_a_process_that_may_have_no_children_does_the_work_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemonic process (a worker of someone else's multiprocessing pool) may not start helpers."""
+    monkeypatch.setattr(workers, "START", 2)
+    monkeypatch.setattr(workers, "CHUNK", 2)
+    monkeypatch.setattr(workers, "cpus", lambda: 2)
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    daemon = context.Process(target=_helpers_in_a_daemon, args=(send,), daemon=True)
+    daemon.start()
+    got = receive.recv()
+    daemon.join(timeout=60)
+    assert got == [daemon.pid] * 6

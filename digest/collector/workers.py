@@ -22,7 +22,6 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 # A post costs about 1.5 ms to read and render, and 0.1-0.15 ms more to send to a helper and back (pickling
@@ -106,8 +105,12 @@ class Helpers:
         if self.pool is not None:
             try:
                 future = self.pool.submit(_run, self.work, chunk)
-            except (BrokenProcessPool, RuntimeError, OSError):
-                future = None  # done here by results()
+            except Exception:  # noqa: BLE001
+                # The helpers start with the first task: a daemonic process may have no children, a
+                # container may refuse a process. This chunk and the rest are done here by results().
+                self.failed = True
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = None
         self.chunks.append((chunk, future))
 
     def results(self) -> list[Any]:
