@@ -16,6 +16,7 @@ thread held stays locked in the copy forever.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -96,8 +97,15 @@ class Helpers:
             # everything is rendered in this process, as with one CPU.
             self.failed = True
             return
-        while len(self.pending) >= CHUNK:
-            self._submit()
+        # The helpers are forked at the first task. What this process holds is frozen for the collector
+        # of the helpers first: a full collection there would otherwise walk (and so copy) every page
+        # inherited from here.
+        gc.freeze()
+        try:
+            while len(self.pending) >= CHUNK:
+                self._submit()
+        finally:
+            gc.unfreeze()
 
     def _submit(self) -> None:
         chunk, self.pending = self.pending[:CHUNK], self.pending[CHUNK:]
