@@ -31,7 +31,18 @@ from . import workers
 from .crossrefs import PostLinks, Resolver
 from .layout import Found, Walk, walk
 from .permalink import file_slug
-from .reader import MAYBE_LOG, Post, _path_exclusion, is_kept, keep_read, quick_date, read_file, read_kept, read_post
+from .reader import (
+    MAYBE_LOG,
+    Kept,
+    Post,
+    _path_exclusion,
+    is_kept,
+    keep_read,
+    quick_date,
+    read_file,
+    read_kept,
+    read_post,
+)
 from .runlog import LogItem, split_items
 from .urls import categories, entry_language, post_url, tags
 
@@ -241,7 +252,7 @@ _RESOLVER: list[tuple[str, Resolver]] = []
 
 def _read_and_render(
     job: _Job, file: Found, stamp: Stamp | None, hand_back: bool
-) -> tuple[_Record, object, list[Body]]:
+) -> tuple[_Record, Kept | None, list[Body]]:
     """In a helper: what _record gives for ``file``, what the reader kept of it (with ``hand_back``), and
     the bodies of the entries the collect shows, each made by the functions the serial path uses."""
     if not _RESOLVER or _RESOLVER[0][0] != job.site_key:

@@ -183,14 +183,17 @@ def is_kept(path: str, stamp: tuple[int, int]) -> bool:
     return cached is not None and cached[0] == stamp
 
 
-def read_kept(path: str) -> object:
+Kept = tuple[tuple[int, int], "_File | Problem"]  # (mtime in ns, size) and what the file gave
+
+
+def read_kept(path: str) -> Kept | None:
     """What is kept of the file at ``path`` (for a helper process to hand back), or None."""
     return _CACHE.get(path)
 
 
-def keep_read(path: str, kept: object) -> None:
+def keep_read(path: str, kept: Kept) -> None:
     """Keep what a helper process read of the file at ``path``, as if it had been read here."""
-    _CACHE[path] = kept  # type: ignore[assignment]
+    _CACHE[path] = kept
 
 
 def _read(path: str, source: str, stamp: tuple[int, int] | None = None) -> _File | Problem:
