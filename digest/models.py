@@ -251,6 +251,8 @@ class OutgoingMessage:
     message_id: str  # "<…>", the same for the same issue and subscriber
     data: bytes = field(repr=False)
     envelope_from: str = ""  # the SMTP MAIL FROM of this message (VERP); "" = the transport's default
+    # 7-bit, CRLF line ends, no line starting with a dot: SMTP's DATA as it is, without a scan per message
+    wire_ready: bool = False
 
 
 class State(StrEnum):

@@ -239,6 +239,30 @@ def test_bodies_decode_to_the_substituted_text(tmp_path: Path, text: str, email:
     assert rfc2047_to(out.data) == " ".join(["이름"] * 40) + f" <{email}>"
 
 
+@pytest.mark.parametrize("fmt", ["html", "text"])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize(
+    ("text", "email"),
+    [
+        (f".{UNSUBSCRIBE_URL_MARK}\n..\n.{RECIPIENT_EMAIL_MARK}.\n.", KIM.email),
+        (f"a line ending in spaces   {UNSUBSCRIBE_URL_MARK}   \n.\n", ".dot.first@example.com"),
+        ("x" * 75 + RECIPIENT_EMAIL_MARK + "." * 200 + "\n" + UNSUBSCRIBE_URL_MARK + "\n", LONG_LOCAL),
+        ("no placeholders at all\r\nwith CRLF\rand CR\n.", KIM.email),
+    ],
+)
+def test_messages_go_to_smtp_as_they_are(tmp_path: Path, fmt: str, signed: bool, text: str, email: str) -> None:
+    """A built message is marked wire-ready, and it is: SMTP's CRLF and dot-stuffing change no byte of it."""
+    from digest.sender.transports.smtp import _stuffed, crlf
+
+    keys: dict[str, Any] = {}
+    if signed:
+        keys = {"dkim_key": rsa_key_pair(tmp_path)[0], "dkim_selector": "news", "dkim_domain": "blog.example.com"}
+    build = factory(tmp_path, rendered_changes={"text": text, "html": f"<p>{text}</p>"}, **keys)
+    out = build.build(Subscriber(email, "김민지 " * 30 if signed else ".Dot Name", format=fmt))
+    assert out.wire_ready
+    assert _stuffed(crlf(out.data)) == out.data
+
+
 def rfc2047_to(data: bytes) -> str:
     """The To header decoded by the RFC 2047 rules: the email package's own address parser keeps the
     whitespace between encoded words of a phrase, which the RFC (and mail clients) drop."""

@@ -31,7 +31,7 @@ from digest.models import (
     Subscriber,
 )
 from digest.sender.dkimsign import Prepared
-from digest.sender.mimebits import Piece, clean, mailbox, merge, qp_segments, qp_value
+from digest.sender.mimebits import Piece, clean, mailbox, merge, qp_segments, qp_value, wire_safe
 from digest.sender.signing import DkimSigner
 from digest.sender.tokens import LinkTokens, link_url, unsubscribe_url, verp_address
 from digest.text import ADDRESS, address_key
@@ -67,6 +67,10 @@ class _Skeleton:
     # the pieces as one getter over (literal pieces + the slots' values): a message is one join of what it returns
     literals: tuple[bytes, ...] = ()
     order: Callable[[tuple[bytes, ...]], tuple[bytes, ...]] = tuple
+    # its literal pieces keep SMTP's DATA rules (mimebits.wire_safe), and so does every value put between
+    # them (ASCII headers, quoted-printable values that never start a line with a dot), so the transport
+    # need not scan each 40 KB message for lines to dot-stuff (about 100 µs a message)
+    wire_ready: bool = False
 
     @classmethod
     def of(cls, pieces: tuple[Piece, ...], issue: Issue, issue_id: str, dkim: Prepared | None) -> _Skeleton:
@@ -80,7 +84,9 @@ class _Skeleton:
                 where.append(len(literals) + piece)
         if len(where) < 2:  # itemgetter of one index gives the item, not a tuple
             raise ValueError("a message skeleton has a slot and a literal at least")
-        return cls(pieces, issue_id, issue.language, dkim, literals, operator.itemgetter(*where))
+        last = pieces[-1]
+        wire_ready = isinstance(last, bytes) and last.endswith(b"\r\n") and all(map(wire_safe, literals))
+        return cls(pieces, issue_id, issue.language, dkim, literals, operator.itemgetter(*where), wire_ready)
 
 
 def feedback_id(issue_id: str, list_id: str, site_url: str) -> str:
@@ -238,7 +244,12 @@ class MessageFactory:
             data = skeleton.dkim.sign(values) + data
         envelope = verp_address(self._return_path, subscriber.tag)
         return OutgoingMessage(
-            issue_id=issue_id, recipient=email, message_id=message_id, data=data, envelope_from=envelope
+            issue_id=issue_id,
+            recipient=email,
+            message_id=message_id,
+            data=data,
+            envelope_from=envelope,
+            wire_ready=skeleton.wire_ready,
         )
 
     @property

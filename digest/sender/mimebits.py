@@ -37,6 +37,18 @@ def qp(data: bytes) -> bytes:
     return encoded
 
 
+def wire_safe(data: bytes) -> bool:
+    """7-bit, every line ending in CRLF, no line starting with a dot: what SMTP's DATA sends as it is."""
+    crlfs = data.count(b"\r\n")
+    return (
+        data.isascii()
+        and not data.startswith(b".")
+        and b"\n." not in data
+        and data.count(b"\n") == crlfs
+        and data.count(b"\r") == crlfs
+    )
+
+
 def qp_segments(text: str, marks: Mapping[str, int]) -> list[Piece]:
     """Quoted-printable body split at the marks; each mark becomes its slot number."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")

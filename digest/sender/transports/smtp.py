@@ -160,9 +160,9 @@ class SmtpTransport:
             self._drop()
             return connection_lost(exc, mid)
 
-    def _finish_data(self, smtp: smtplib.SMTP, data: bytes, gate: Callable[[], None]) -> tuple[int, bytes]:
+    def _finish_data(self, smtp: smtplib.SMTP, body: bytes, gate: Callable[[], None]) -> tuple[int, bytes]:
         """Send the body, pass the gate, then the final dot (the point of no return) and read the reply."""
-        smtp.send(_stuffed(data))
+        smtp.send(body)
         try:
             gate()
         except BaseException:
@@ -173,11 +173,12 @@ class SmtpTransport:
         return smtp.getreply()
 
     def _transaction(self, smtp: smtplib.SMTP, msg: OutgoingMessage, gate: Callable[[], None]) -> SendResult:
-        data = crlf(msg.data)
-        sender = msg.envelope_from or self.envelope_from or envelope_sender(data)
-        options = " BODY=8BITMIME" if self._eight_bit and not data.isascii() else ""
+        # the DATA body without its final dot; a message built by MessageFactory already is one
+        body = msg.data if msg.wire_ready else _stuffed(crlf(msg.data))
+        sender = msg.envelope_from or self.envelope_from or envelope_sender(body)
+        options = " BODY=8BITMIME" if self._eight_bit and not msg.wire_ready and not body.isascii() else ""
         if not self._pipelining:
-            return self._lockstep(smtp, msg, data, sender, options.split(), gate)
+            return self._lockstep(smtp, msg, body, sender, options.split(), gate)
         # RFC 2920: MAIL, RCPT and DATA in one write, then their three replies: one round trip, not three
         smtp.send(f"MAIL FROM:{quoteaddr(sender)}{options}\r\nRCPT TO:{quoteaddr(msg.recipient)}\r\nDATA\r\n")
         replies = [smtp.getreply() for _ in range(3)]
@@ -191,11 +192,11 @@ class SmtpTransport:
             code, reply = refused or (data_code, data_reply)
             self._reset(smtp, code)
             return classify(code, reply, msg.message_id)
-        return self._complete(smtp, msg, data, gate)
+        return self._complete(smtp, msg, body, gate)
 
-    def _complete(self, smtp: smtplib.SMTP, msg: OutgoingMessage, data: bytes, gate: Callable[[], None]) -> SendResult:
+    def _complete(self, smtp: smtplib.SMTP, msg: OutgoingMessage, body: bytes, gate: Callable[[], None]) -> SendResult:
         """After the server's 354: the body, the gate, the final dot, the verdict."""
-        code, reply = self._finish_data(smtp, data, gate)
+        code, reply = self._finish_data(smtp, body, gate)
         if code != 250:
             self._reset(smtp, code)
         return classify(code, reply, msg.message_id)
@@ -204,7 +205,7 @@ class SmtpTransport:
         self,
         smtp: smtplib.SMTP,
         msg: OutgoingMessage,
-        data: bytes,
+        body: bytes,
         sender: str,
         options: list[str],
         gate: Callable[[], None],
@@ -222,7 +223,7 @@ class SmtpTransport:
         if code != 354:
             self._reset(smtp, code)
             return classify(code, reply, msg.message_id)
-        return self._complete(smtp, msg, data, gate)
+        return self._complete(smtp, msg, body, gate)
 
     def _reset(self, smtp: smtplib.SMTP, code: int) -> None:
         if self._drop_if_closing(code):
