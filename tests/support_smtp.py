@@ -1,12 +1,14 @@
 """SMTP servers for the delivery tests.
 
-- `smtp_store`: a real aiosmtpd server on 127.0.0.1 (free port) keeping every message (envelope and
-  bytes) in memory; parametrized with a "mailpit" case that talks to Mailpit instead when MAILPIT_URL
-  (its HTTP API) and MAILPIT_SMTP (host:port) are set, and is skipped, visibly, otherwise.
+- `smtp_store`: a real aiosmtpd server on 127.0.0.1 (free port, with and without PIPELINING) keeping
+  every message (envelope and bytes) in memory; parametrized with a "mailpit" case that talks to Mailpit
+  instead when MAILPIT_URL (its HTTP API) and MAILPIT_SMTP (host:port) are set, and is skipped, visibly,
+  otherwise.
 - `fault_server`: aiosmtpd with a handler whose answers depend on the recipient's local part:
   `reject…` 550 at RCPT, `busy…` 451 and `closing…` 421 after DATA, `unauth…` Gmail's 550 5.7.26 and
   `msunauth…` Outlook.com's 550 5.7.515 after DATA, `drop…` the connection closed in the middle of DATA
-  (nothing stored); each fault happens on the first `times` tries only.
+  (nothing stored); each fault happens on the first `times` tries only. Each test runs twice: with the
+  server advertising PIPELINING (RFC 2920: the client writes commands in groups) and without.
 - Simple messages (`make_message`, `SimpleFactory`) so these tests need no templater.
 """
 
@@ -108,9 +110,19 @@ def smtp_settings(settings: Settings, host: str, port: int, **changes: Any) -> S
 
 
 class MemoryHandler:
-    def __init__(self) -> None:
+    def __init__(self, *, pipelining: bool = False) -> None:
         self.received: list[Received] = []
         self.lock = threading.Lock()
+        # aiosmtpd reads pipelined commands in order but does not say so; with this it does (RFC 2920)
+        self.pipelining = pipelining
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     def keep(self, envelope: Any) -> None:
         data = envelope.original_content or envelope.content
@@ -123,8 +135,8 @@ class MemoryHandler:
 
 
 class FaultHandler(MemoryHandler):
-    def __init__(self, times: int = 1) -> None:
-        super().__init__()
+    def __init__(self, times: int = 1, *, pipelining: bool = False) -> None:
+        super().__init__(pipelining=pipelining)
         self.times = times
         self.tries: Counter[str] = Counter()
 
@@ -189,9 +201,9 @@ def aiosmtpd_store() -> Iterator[AiosmtpdStore]:
     store.stop()
 
 
-@pytest.fixture
-def fault_server() -> Iterator[AiosmtpdStore]:
-    store = AiosmtpdStore(FaultHandler(times=1)).start()
+@pytest.fixture(params=["lockstep", "pipelining"])
+def fault_server(request: pytest.FixtureRequest) -> Iterator[AiosmtpdStore]:
+    store = AiosmtpdStore(FaultHandler(times=1, pipelining=request.param == "pipelining")).start()
     yield store
     store.stop()
 
@@ -230,11 +242,12 @@ class MailpitStore:
         self.http.close()
 
 
-@pytest.fixture(params=["aiosmtpd", "mailpit"])
+@pytest.fixture(params=["aiosmtpd", "aiosmtpd-pipelining", "mailpit"])
 def smtp_store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    """Every message the server received, from aiosmtpd in this process or from Mailpit's API."""
-    if request.param == "aiosmtpd":
-        memory = AiosmtpdStore(MemoryHandler()).start()
+    """Every message the server received, from aiosmtpd in this process (with and without PIPELINING) or
+    from Mailpit's API."""
+    if request.param.startswith("aiosmtpd"):
+        memory = AiosmtpdStore(MemoryHandler(pipelining=request.param.endswith("pipelining"))).start()
         yield memory
         memory.stop()
         return

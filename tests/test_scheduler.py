@@ -123,8 +123,10 @@ class StopAfter:
     def open(self) -> None:
         self.inner.open()
 
-    def send(self, msg: OutgoingMessage, gate: Callable[[], None] = lambda: None) -> SendResult:
-        result = self.inner.send(msg, gate)
+    def send(
+        self, msg: OutgoingMessage, gate: Callable[[], None] = lambda: None, then: OutgoingMessage | None = None
+    ) -> SendResult:
+        result = self.inner.send(msg, gate, then)
         self.count -= 1
         if self.count <= 0:
             self.stop.set()

@@ -132,18 +132,52 @@ def test_one_connection_serves_many_messages(aiosmtpd_store: AiosmtpdStore) -> N
         ("drop@example.com", "deferred", 0, "connection error"),
     ],
 )
+@pytest.mark.parametrize("ahead", [False, True], ids=["one-by-one", "next-envelope-ahead"])
 def test_faults_are_classified_and_the_next_message_still_goes(
-    fault_server: AiosmtpdStore, recipient: str, status: str, code: int, reply_part: str
+    fault_server: AiosmtpdStore, recipient: str, status: str, code: int, reply_part: str, ahead: bool
 ) -> None:
     transport = SmtpTransport(plain(fault_server), local_hostname="localhost")
-    first = transport.send(make_message("w", recipient))
-    after = transport.send(make_message("w", "fine@example.com"))
+    fine = make_message("w", "fine@example.com")
+    first = transport.send(make_message("w", recipient), then=fine if ahead else None)
+    after = transport.send(fine)
     again = transport.send(make_message("w", recipient))  # faults happen on the first try only
     transport.close()
     assert (first.status, first.code) == (status, code) and reply_part in first.reply
     assert after.status == "sent"
     assert again.status == ("failed" if status == "failed" else "sent")
     assert copies(fault_server)["fine@example.com"] == 1
+
+
+def test_the_next_envelope_goes_with_the_final_dot(fault_server: AiosmtpdStore) -> None:
+    """With PIPELINING, a message's envelope is written with the previous final dot; without, one by one:
+    the same verdicts either way, and each message arrives once."""
+    messages = [make_message("w", f"p{i}@example.com", size=3000) for i in range(4)]
+    messages.insert(2, make_message("w", "reject-me@example.com"))
+    transport = SmtpTransport(plain(fault_server), local_hostname="localhost")
+    results = [transport.send(m, then=n) for m, n in zip(messages, [*messages[1:], None], strict=True)]
+    assert transport._pipelining == fault_server.handler.pipelining
+    transport.close()
+    assert [r.status for r in results] == ["sent", "sent", "failed", "sent", "sent"]
+    assert copies(fault_server) == {m.recipient: 1 for m in messages if "reject" not in m.recipient}
+
+
+@pytest.mark.parametrize("ending", ["another message", "close"])
+def test_an_envelope_sent_ahead_delivers_nothing_unless_its_message_is_sent(
+    fault_server: AiosmtpdStore, ending: str
+) -> None:
+    """The envelope written ahead leaves the server waiting for that body; when the caller then sends
+    something else, or closes, that DATA is never ended, so the message it began is not delivered."""
+    transport = SmtpTransport(plain(fault_server), local_hostname="localhost")
+    started = make_message("w", "started@example.com")
+    first = transport.send(make_message("w", "first@example.com"), then=started)
+    later = transport.send(make_message("w", "other@example.com")) if ending == "another message" else None
+    transport.close()
+    assert first.status == "sent" and (later is None or later.status == "sent")
+    expected = {"first@example.com": 1} | ({"other@example.com": 1} if later else {})
+    assert copies(fault_server) == expected
+    again = transport.send(started)  # on a new connection, from its envelope on
+    transport.close()
+    assert again.status == "sent" and copies(fault_server)["started@example.com"] == 1
 
 
 def test_a_dead_server_defers_and_open_reports_it(aiosmtpd_store: AiosmtpdStore) -> None:

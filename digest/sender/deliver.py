@@ -149,6 +149,7 @@ class _Worker:
 
     def _drain(self, transport: Transport) -> None:
         run = self.run
+        upcoming: OutgoingMessage | None = None  # built for self.queue[0] and handed to the transport as `then`
         while self.queue and not run.stop.is_set():
             # the first claimed recipient whose limits allow a start now (another domain's, when one
             # domain's window is full)
@@ -163,7 +164,12 @@ class _Worker:
                 run.ledger.skip(run.issue_id, [recipient], "not in this run's subscriber list", run.clock())
                 del self.queue[index]
                 continue
-            result = transport.send(run.factory.build(subscriber), self.gate)
+            msg = upcoming if upcoming is not None and index == 0 else run.factory.build(subscriber)
+            # Without rate limits the next message is the next claimed row: the transport may start on it
+            # with this one (SMTP pipelining). Limits pick it only when it may start, so not now.
+            following = run.by_key.get(self.queue[1]) if index == 0 and len(self.queue) > 1 else None
+            upcoming = run.factory.build(following) if following is not None and not run.limiter.limited else None
+            result = transport.send(msg, self.gate, upcoming)
             if result.halt:  # refused, so not delivered: the row goes back as pending with the rest
                 run.fail(
                     DeliverabilityError(

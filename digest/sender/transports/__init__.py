@@ -32,11 +32,16 @@ class Transport(Protocol):
     """open() / send() / close(). send() calls `gate()` right before the message's point of no return
     (SMTP's final dot, the Maildir rename): the ledger has then recorded every earlier message of this
     connection, so a crash leaves at most one message per connection delivered but unrecorded. An
-    exception from the gate aborts the message (it is not delivered) and propagates."""
+    exception from the gate aborts the message (it is not delivered) and propagates.
+
+    `then` is the message the caller will send next on this instance, when it knows it: a transport may
+    start on it early (SMTP writes its envelope together with this message's final dot), never past its
+    own point of no return. A transport that started on a message and is then given another starts over;
+    close() then drops what it started."""
 
     def open(self) -> None: ...
 
-    def send(self, msg: OutgoingMessage, gate: Gate = no_gate) -> SendResult: ...
+    def send(self, msg: OutgoingMessage, gate: Gate = no_gate, then: OutgoingMessage | None = None) -> SendResult: ...
 
     def close(self) -> None: ...
 

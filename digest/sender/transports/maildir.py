@@ -55,7 +55,9 @@ class MaildirTransport:
                     f"cannot create the Maildir outbox {self.path}: {exc.strerror}", "check [outbox] maildir"
                 ) from exc
 
-    def send(self, msg: OutgoingMessage, gate: Callable[[], None] = lambda: None) -> SendResult:
+    def send(
+        self, msg: OutgoingMessage, gate: Callable[[], None] = lambda: None, then: OutgoingMessage | None = None
+    ) -> SendResult:
         self.open()
         # Maildir files use the local line ending; SMTP's CRLF would show up as ^M in mutt
         data = msg.data.replace(b"\r\n", b"\n")

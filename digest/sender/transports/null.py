@@ -16,7 +16,9 @@ class NullTransport:
     def open(self) -> None:
         pass
 
-    def send(self, msg: OutgoingMessage, gate: Callable[[], None] = lambda: None) -> SendResult:
+    def send(
+        self, msg: OutgoingMessage, gate: Callable[[], None] = lambda: None, then: OutgoingMessage | None = None
+    ) -> SendResult:
         gate()
         self.count += 1
         self.bytes += len(msg.data)

@@ -58,7 +58,9 @@ class SesTransport:
         except Exception as exc:  # botocore raises its own errors for a missing region, bad config files
             raise DeliveryError(f"cannot use {self.where}: {exc}", "check [ses] and the AWS credentials") from exc
 
-    def send(self, msg: OutgoingMessage, gate: Callable[[], None] = lambda: None) -> SendResult:
+    def send(
+        self, msg: OutgoingMessage, gate: Callable[[], None] = lambda: None, then: OutgoingMessage | None = None
+    ) -> SendResult:
         from botocore.exceptions import BotoCoreError, ClientError
 
         self.open()
