@@ -364,3 +364,29 @@ def test_a_live_sender_elsewhere_is_waited_for_not_doubled(smtp_store: Store, le
     )
     assert report.sent == 8 and len(polls) == 3 and report.exit_code == 0
     assert set(copies(smtp_store)) == {s.email for s in subs} - set(held)
+
+
+@pytest.mark.parametrize(
+    ("subscribers", "connections", "first", "last", "claims"), [(200, 2, 50, 10, 20), (5000, 4, 500, 10, 50)]
+)
+def test_claims_shrink_as_the_issue_nears_its_end(
+    tmp_path: Path, ledger: Ledger, subscribers: int, connections: int, first: int, last: int, claims: int
+) -> None:
+    """Up to 500 rows a claim (fewer claims, each a transaction), a share of what is left for each of twice
+    the connections, and no fewer than 10: the last workers are not left with long tails."""
+    asked: list[int] = []
+    claim = ledger.claim
+
+    def recording_claim(issue_id: str, worker: str, limit: int, now_at: datetime) -> list[str]:
+        asked.append(limit)
+        return claim(issue_id, worker, limit, now_at)
+
+    ledger.claim = recording_claim  # type: ignore[method-assign]
+    subs = people(subscribers)
+    policy = DeliveryPolicy(connections=connections)
+    clock = FakeClock()
+    report = deliver(SimpleFactory(ISSUE), subs, ledger, lambda: MaildirTransport(tmp_path / "box"), policy, clock,
+                     issue_id=ISSUE, sleep=clock.sleep)  # fmt: skip
+    assert report.sent == subscribers
+    assert max(asked) == first and min(asked) == last
+    assert len(asked) < claims  # claims of 100 each would have taken `claims` (5000) or more

@@ -41,6 +41,7 @@ from digest.sender.transports import Transport
 from digest.text import address_key
 
 STOP_REQUESTED = "stop requested"
+SMALLEST_CLAIM = 10
 INACTIVE = "inactive"
 
 
@@ -64,7 +65,8 @@ class _Run:
     stop: threading.Event
     progress: Progress | None
     total: int
-    batch: int
+    batch: int  # the most rows one claim takes
+    connections: int
     error_budget: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     counts: dict[str, int] = field(default_factory=lambda: {SENT: 0, DEFERRED: 0, FAILED: 0})
@@ -89,6 +91,15 @@ class _Run:
             if self.fatal is None:
                 self.fatal = error
         self.halt(str(error) if isinstance(error, DigestError) else f"internal error: {error!r}")
+
+    def claim_size(self) -> int:
+        """Rows a worker claims next: up to `batch`, shrinking with the work left (a share of it for each
+        of twice the connections), so the last claims are small and no worker is left with a long tail
+        while the others (here or on other hosts) have nothing. A claim is a transaction: a claim of
+        500 cost 15 µs of CPU a row on SQLite, one of 100 35 µs."""
+        with self.lock:
+            left = self.total - sum(self.counts.values())
+        return min(self.batch, max(SMALLEST_CLAIM, math.ceil(left / (2 * self.connections))))
 
     def count(self, result: SendResult) -> None:
         with self.lock:
@@ -129,7 +140,7 @@ class _Worker:
             self.renewed_at = run.clock()
             while not run.stop.is_set():
                 self._flush()  # before claiming: a claim may take back stale rows, never our unrecorded ones
-                self.queue.extend(run.ledger.claim(run.issue_id, self.name, run.batch, run.clock()))
+                self.queue.extend(run.ledger.claim(run.issue_id, self.name, run.claim_size(), run.clock()))
                 if not self.queue:
                     break
                 self._drain(transport)
@@ -298,7 +309,7 @@ def deliver(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    batch: int = 100,
+    batch: int = 500,
 ) -> DeliveryReport:
     """Plan the issue in the ledger and send every due row; see the module docstring for guarantees.
 
@@ -329,7 +340,7 @@ def deliver(
         size = max(1, min(size, math.ceil(policy.rate_per_second * 10)))
     run = _Run(
         issue_id, factory, ledger, transport_factory, wanted, clock, limiter, stop, progress, total,
-        size, policy.error_budget,
+        size, max(1, policy.connections), policy.error_budget,
     )  # fmt: skip
     # Rounds: send what is due; then, while another sender (another process or machine) holds rows of the
     # issue, wait: its rows are sent by it, or come back when its lease runs out (it died) and are sent by

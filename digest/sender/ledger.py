@@ -441,6 +441,8 @@ class OutcomeWriter:
                 self.raw.detach()
                 driver.rollback()  # the pool's ping may have opened a transaction
                 driver.autocommit = True
+            # one cursor for the run: a new psycopg cursor per commit cost about 100 µs of CPU more
+            self.cursor = self.raw.cursor()
         except sa.exc.DBAPIError as exc:
             raise ledger.store._failed(exc) from exc
         except self._errors as exc:
@@ -459,7 +461,7 @@ class OutcomeWriter:
         if sent:
             naive = now_at.astimezone(UTC).replace(tzinfo=None)
             stamp = self._plain(naive) if self._plain else naive
-            cursor = self.raw.cursor()
+            cursor = self.cursor
             try:
                 if self.postgres:
                     mids, replies, recipients = (list(column) for column in zip(*sent, strict=True))
@@ -479,11 +481,11 @@ class OutcomeWriter:
                     elif not self.postgres:
                         self.raw.rollback()
                 raise self._failed(exc) from exc
-            finally:
-                cursor.close()
         if other:
             self.ledger.record_many(issue_id, other, now_at)
 
     def close(self) -> None:
+        with contextlib.suppress(*self._errors, sa.exc.DBAPIError):
+            self.cursor.close()
         with contextlib.suppress(*self._errors, sa.exc.DBAPIError):
             self.raw.close()
