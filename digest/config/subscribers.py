@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from email_validator import EmailNotValidError, validate_email
-from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
 from yaml.composer import Composer, ComposerError
 from yaml.constructor import SafeConstructor
 from yaml.events import (
@@ -168,10 +166,11 @@ def _email(raw: Any) -> str:
     # The common shape (a plain ASCII local part at a host name) is checked here against email_validator's
     # own rules, with each domain validated once: validate_email costs about 70 µs an address, 7 s for a
     # list of 100,000. Anything else, and every error, goes through validate_email itself.
-    known = _known_domain(domain) if _HOST.fullmatch(domain) and DOT_ATOM_TEXT.match(local) else None
-    if known is not None and local.lower() not in CASE_INSENSITIVE_MAILBOX_NAMES:
+    dot_atom_text, case_insensitive_names, max_length = _rules()
+    known = _known_domain(domain) if _HOST.fullmatch(domain) and dot_atom_text.match(local) else None
+    if known is not None and local.lower() not in case_insensitive_names:
         ascii_domain, normalised_length = known
-        if len(local) + 1 + max(len(domain), len(ascii_domain), normalised_length) <= EMAIL_MAX_LENGTH:
+        if len(local) + 1 + max(len(domain), len(ascii_domain), normalised_length) <= max_length:
             return f"{local}@{ascii_domain}"
     return _validated(address)
 
@@ -179,10 +178,21 @@ def _email(raw: Any) -> str:
 _HOST = re.compile(r"[A-Za-z0-9.-]+")
 
 
+@lru_cache(maxsize=1)
+def _rules() -> tuple[re.Pattern[str], Any, int]:
+    """email_validator's rules, imported when the first address is checked: it compiles its grammar at import
+    (about 0.1 s), which every command paid at start-up, a preview or a publish that reads no address too."""
+    from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
+
+    return DOT_ATOM_TEXT, CASE_INSENSITIVE_MAILBOX_NAMES, EMAIL_MAX_LENGTH
+
+
 @lru_cache(maxsize=4096)
 def _known_domain(domain: str) -> tuple[str, int] | None:
     """(the domain's ASCII form, the UTF-8 length of its normalised form) when validate_email accepts an
     address at it, else None."""
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         result = validate_email(f"a@{domain}", check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError:
@@ -191,6 +201,8 @@ def _known_domain(domain: str) -> tuple[str, int] | None:
 
 
 def _validated(address: str) -> str:
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         # Non-ASCII local parts need SMTPUTF8 end to end, which relays rarely promise: refuse them.
         result = validate_email(address, check_deliverability=False, allow_smtputf8=False)

@@ -46,6 +46,32 @@ def _link(issue: Issue, settings: Settings, bodies: Renderer | None = None) -> I
     )
 
 
+def _links(
+    ordered: Sequence[Issue], settings: Settings, bodies: Renderer | None, memo: Memo | None, context: str, name: str
+) -> list[IssueLink]:
+    """The index's link of each issue; with `memo`, kept in one row per index while the issue and the settings
+    are unchanged (each is a rendered subject: a weekly publish of a 500-issue archive made 500 of them)."""
+    if memo is None:
+        return [_link(i, settings, bodies) for i in ordered]
+    kept = memo.get("links", name)
+    known: dict[str, tuple[str, IssueLink]] = {}
+    if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == context and isinstance(kept[1], dict):
+        # a row written by other code counts as missing, entry by entry
+        known = {
+            k: v for k, v in kept[1].items() if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], IssueLink)
+        }
+    links, fresh = [], {}
+    for issue in ordered:
+        key = issue_key(issue)
+        found = known.get(issue.id)
+        link = found[1] if found is not None and found[0] == key else _link(issue, settings, bodies)
+        links.append(link)
+        fresh[issue.id] = (key, link)
+    if fresh != known:
+        memo.put("links", name, (context, fresh))
+    return links
+
+
 def render_archive(
     issues: Sequence[Issue],
     settings: Settings,
@@ -59,11 +85,11 @@ def render_archive(
     templates are unchanged comes from the cache (a weekly publish renders the new page and its neighbour);
     `bodies` renders the bodies of the issues whose pages are not (pipeline.build's history_bodies)."""
     ordered = sorted(issues, key=lambda i: i.week.start_at, reverse=True)
-    links = [_link(i, settings, bodies) for i in ordered]
     folder = settings.output.templates
     prefix = f"{language}/" if language else ""
     lang = language or settings.site.language
     context_key = settings_key(settings) if memo is not None else ""
+    links = _links(ordered, settings, bodies, memo, context_key, f"{prefix}index.html")
     files: dict[str, bytes] = {}
     for n, issue in enumerate(ordered):
         newer = links[n - 1] if n > 0 else None
@@ -84,6 +110,13 @@ def render_archive(
         files[name] = render(folder, "archive_issue.html.j2", context, language=lang).encode("utf-8")
         if memo is not None:
             memo.put("page", name, (key, files[name]))
+    index = f"{prefix}index.html"
+    index_key = fingerprint(context_key, lang, links) if memo is not None else ""
+    if memo is not None:
+        kept = memo.get("page", index)
+        if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == index_key and isinstance(kept[1], bytes):
+            files[index] = kept[1]
+            return files
     out = output_url(settings, language)
     index_context = {
         "site": settings.site,
@@ -96,5 +129,7 @@ def render_archive(
         "root": "",
         "t": labels_for(lang),
     }
-    files[f"{prefix}index.html"] = render(folder, "archive_index.html.j2", index_context, language=lang).encode("utf-8")
+    files[index] = render(folder, "archive_index.html.j2", index_context, language=lang).encode("utf-8")
+    if memo is not None:
+        memo.put("page", index, (index_key, files[index]))
     return files

@@ -18,7 +18,6 @@ from digest.models import (
     Renderer,
     Site,
 )
-from digest.templater.bodies import prepare
 from digest.templater.env import fmt_date, last_day
 from digest.templater.feeds import ATOM, RSS, feed_links
 from digest.templater.labels import labels_for
@@ -79,6 +78,9 @@ def entry_view(entry: Entry, site: Site, *, summarize: bool, email: bool = False
     outline = outline_items(entry.outline)
 
     def ready(fragment: str) -> Markup:
+        # lxml (bodies) is imported by the runs that prepare a body, not by one served from the cache.
+        from digest.templater.bodies import prepare
+
         # Bodies come from the collector's Markdown renderer: HTML made safe for its output, never escaped again.
         html = prepare(
             fragment, entry.url, entry.title, drop_toc=bool(outline), email=email, site=site, source=entry.source

@@ -23,8 +23,17 @@ def entry_key(entry: Entry) -> tuple[object, ...]:
             entry.tags, entry.updated_at, entry.language, body)  # fmt: skip
 
 
+# The key of each issue object this process computed, by identity (the issue itself kept, so the id is not
+# reused): a publish asks for every issue's key for its feed item and again for its archive page, and
+# the repr behind a key costs about 0.1 ms an issue. Emptied when it grows (the service runs for years).
+_ISSUE_KEYS: dict[int, tuple[Issue, str]] = {}
+
+
 def issue_key(issue: Issue) -> str:
-    return fingerprint(
+    kept = _ISSUE_KEYS.get(id(issue))
+    if kept is not None and kept[0] is issue:
+        return kept[1]
+    key = fingerprint(
         issue.site,
         issue.week,
         issue.language,
@@ -32,6 +41,10 @@ def issue_key(issue: Issue) -> str:
         [entry_key(e) for e in issue.entries],
         [entry_key(e) for e in issue.late],
     )
+    if len(_ISSUE_KEYS) >= 4096:
+        _ISSUE_KEYS.clear()
+    _ISSUE_KEYS[id(issue)] = (issue, key)
+    return key
 
 
 def _stamps(folder: Path, depth: int = 1) -> list[tuple[str, int, int]]:

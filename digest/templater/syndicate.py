@@ -111,7 +111,7 @@ def render_feeds(
             categories=categories_of(latest),
         )
         files[prefix + path + kind.file] = (
-            write_from_parts(kind, feed, parts) if cache is not None else kind.write(feed)
+            write_from_parts(kind, feed, parts, cache) if cache is not None else kind.write(feed)
         )
     if cache is not None:
         for issue, item in zip(latest, items, strict=True):

@@ -10,10 +10,12 @@ from digest.config import Settings
 from digest.models import Issue
 from digest.templater.context import base_context
 from digest.templater.env import render
-from digest.templater.htmltext import References, html_to_text
 
 
 def render_text(issue: Issue, settings: Settings, *, summarize: bool, extra: dict[str, Any] | None = None) -> str:
+    # html.parser only for a text part that is rendered, not for one that comes from the cache
+    from digest.templater.htmltext import References, html_to_text
+
     refs = References()
 
     def totext(fragment: str | Markup) -> str:

@@ -7,19 +7,34 @@ A transport is one module in this package plus one row in REGISTRY: its name (th
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from digest.config import Settings
 from digest.errors import ConfigError
 from digest.models import OutgoingMessage
 from digest.sender.outcome import SendResult
 
-from .maildir import MaildirTransport
-from .null import NullTransport
-from .smtp import SmtpTransport
+if TYPE_CHECKING:
+    from .maildir import MaildirTransport
+    from .null import NullTransport
+    from .smtp import SmtpTransport
+
+# Each transport's module (smtplib and ssl, mailbox) is imported when one is made: the command line checks
+# `delivery.transport` on every command, and a preview or a publish sends nothing.
+_MODULES = {"MaildirTransport": ".maildir", "NullTransport": ".null", "SmtpTransport": ".smtp"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULES[name], __name__), name)
+    globals()[name] = value
+    return value
+
 
 Gate = Callable[[], None]
 
@@ -52,6 +67,8 @@ TransportFactory = Callable[[], Transport]
 def _smtp(settings: Settings) -> TransportFactory:
     # the envelope sender is the From address: parsed once here, not from every message's bytes
     envelope_from = parseaddr(settings.email.sender)[1]
+    from .smtp import SmtpTransport
+
     return lambda: SmtpTransport(settings.smtp, envelope_from=envelope_from)
 
 
@@ -62,6 +79,8 @@ def _ses(settings: Settings) -> TransportFactory:
 
 
 def _maildir(settings: Settings) -> TransportFactory:
+    from .maildir import MaildirTransport
+
     return lambda: MaildirTransport(settings.outbox)
 
 
@@ -97,6 +116,8 @@ def transport_kind(settings: Settings) -> TransportKind:
 def transport_for(settings: Settings, *, dry_run: bool = False) -> TransportFactory:
     """A factory of the configured transport (a new instance per worker thread)."""
     if dry_run:
+        from .null import NullTransport
+
         return NullTransport
     return transport_kind(settings).make(settings)
 
