@@ -153,3 +153,16 @@ def check_golden(name: str, data: str | bytes) -> None:
     if not path.is_file():
         pytest.fail(f"golden file {name} is missing: run with DIGEST_UPDATE_GOLDEN=1 once and review it")
     assert blob == path.read_bytes(), f"{name} differs from its golden file (DIGEST_UPDATE_GOLDEN=1 to accept)"
+
+
+class DictMemo:
+    """A memo in a dict (what digest.cache.Cache keeps, without the file)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], object] = {}
+
+    def get(self, kind: str, key: str) -> object:
+        return self.rows.get((kind, key))
+
+    def put(self, kind: str, key: str, value: object) -> None:
+        self.rows[(kind, key)] = value

@@ -9,6 +9,7 @@ every body it took from the cache and the real text for every one it rendered ag
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import sqlite3
@@ -379,3 +380,33 @@ def test_files_made_from_cached_parts_are_the_files_made_without_a_cache(site: P
     assert b"Beta EDITED." in whole["atom.xml"]
     with Cache(tmp_path / "cache.sqlite3") as memo:
         assert pipeline.site_files(result, settings, memo=memo) == whole
+
+
+# -- what a run served from the cache does not import ---------------------------------------------------
+
+RENDERERS = ("jinja2", "lxml", "feedgen", "premailer", "markdown_it", "email_validator", "smtplib", "sqlalchemy")
+
+
+def modules_of(site: Path, *args: str) -> set[str]:
+    """The modules a command in a new process has imported when it exits."""
+    script = (
+        "import json, sys\nfrom digest.cli import main\n"
+        f"sys.argv = ['digest', *{list(args)!r}, '--site', {str(site)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    environ = os.environ | {"DIGEST_NOW": NOW, "DIGEST_SECRET": "a test secret for the cache tests, 32+ bytes"}
+    done = subprocess.run([sys.executable, "-c", script], env=environ, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return {name.split(".")[0] for name in json.loads(done.stdout.splitlines()[-1])}
+
+
+@pytest.mark.parametrize("args", [("preview", "--week", WEEK), ("preview", "--week", WEEK, "--json")])
+def test_a_preview_from_the_cache_imports_no_renderer(site: Path, args: tuple[str, ...]) -> None:
+    """Start-up is most of a preview that finds everything in the cache: it imports none of the libraries
+    that render (the first run, which renders, imports them all)."""
+    first = modules_of(site, *args)
+    assert set(RENDERERS) - {"smtplib", "sqlalchemy", "email_validator"} <= first
+    again = modules_of(site, *args)
+    assert sorted(again & set(RENDERERS)) == []
+    assert output(site) == fresh_output(site, site.parent)

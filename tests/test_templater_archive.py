@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import posixpath
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 
+import pytest
+
+from digest.config import Settings
 from digest.templater import render_archive
-from tests.support_templater import check_golden, make_issue, make_settings, older_issue
+from tests.support_templater import DictMemo, check_golden, make_issue, make_settings, older_issue
 
 OUT = "https://blog.example.org/newsletter/"
 
@@ -74,3 +78,44 @@ def test_issue_page_has_canonical_url_and_full_bodies() -> None:
     assert "메모리 4GB" in page
     assert "&lt;script&gt;" in page and "<script>" not in page
     assert 'rel="prev"' in page and "2024-W09/index.html" in page
+
+
+COUNTED = "{{ week.label }}: {{ entries | length }} posts"
+
+
+def with_subject(subject: str) -> Settings:
+    settings = make_settings()
+    return replace(settings, email=replace(settings.email, subject=subject))
+
+
+@pytest.mark.parametrize(
+    "first, then",
+    [
+        (
+            (with_subject("{{ week.label }}"), ("older", "newer")),
+            (with_subject("{{ week.label }}"), ("older", "newer")),
+        ),
+        ((with_subject("{{ week.label }}"), ("older",)), (with_subject("{{ week.label }}"), ("older", "newer"))),
+        (
+            (with_subject("{{ week.label }}"), ("older", "newer")),
+            (with_subject("Notes {{ week.label }}"), ("older", "newer")),
+        ),
+        ((with_subject("{{ week.label }}"), ("older", "newer")), (with_subject("{{ week.label }}"), ("newer",))),
+        ((with_subject(COUNTED), ("older", "newer")), (with_subject(COUNTED), ("older", "newer, one entry"))),
+    ],
+)
+def test_pages_index_and_links_from_the_cache_are_the_pages_rendered_anew(
+    first: tuple[Settings, tuple[str, ...]], then: tuple[Settings, tuple[str, ...]]
+) -> None:
+    """The index, its link to each issue and the issue pages come from the cache only while the issues and
+    the settings they show are unchanged: a new issue, a changed subject, an issue gone, an issue with other
+    entries."""
+    made = {"older": older_issue(), "newer": make_issue(), "newer, one entry": make_issue(make_issue().entries[:1])}
+    memo = DictMemo()
+    settings, names = first
+    render_archive([made[n] for n in names], settings, memo=memo)
+    settings, names = then
+    expected = render_archive([made[n] for n in names], settings)
+    assert render_archive([made[n] for n in names], settings, memo=memo) == expected
+    assert render_archive([made[n] for n in names], settings, memo=memo) == expected
+    assert ("links", "index.html") in memo.rows and ("page", "index.html") in memo.rows

@@ -9,9 +9,10 @@ import feedparser
 import pytest
 
 from digest.config import OutputSettings
+from digest.models import Issue
 from digest.templater import render_feeds
 from digest.templater.syndicate import issue_tag_uri
-from tests.support_templater import check_golden, make_issue, make_settings, make_week, older_issue
+from tests.support_templater import DictMemo, check_golden, make_issue, make_settings, make_week, older_issue
 
 A = "{http://www.w3.org/2005/Atom}"
 OUT = "https://blog.example.org/newsletter/"
@@ -155,3 +156,48 @@ def test_a_feed_of_a_subset_lives_in_its_own_folder_with_its_own_links() -> None
     links = {link.get("rel"): link.get("href") for link in atom.findall(f"{A}link")}
     assert links == {"self": OUT + "tags/rust/atom.xml", "alternate": OUT}
     assert json.loads(files["tags/rust/feed.json"])["feed_url"] == OUT + "tags/rust/feed.json"
+
+
+def history(count: int) -> list[Issue]:
+    """`count` weekly issues, newest first; titles with quotes, line breaks and Korean (JSON escapes them)."""
+    issues = []
+    for n in range(count):
+        week = make_week(datetime(2024, 3, 4, tzinfo=UTC) - timedelta(weeks=n))
+        entry = replace(
+            make_issue().entries[0],
+            id=f"tag:blog.example.org,2024:/post-{n}",
+            title=f'글 {n}: "quoted"\nand a line break',
+            published_at=week.start_at + timedelta(days=1),
+        )
+        issues.append(make_issue((entry,), week=week))
+    return issues
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+@pytest.mark.parametrize("kept", ["none", "all", "all but the newest"])
+def test_feeds_made_from_kept_parts_and_frames_are_the_whole_feeds(count: int, kept: str) -> None:
+    """Every kind (Atom, RSS, JSON) joined from the entries' texts and the frame an earlier run kept is byte
+    for byte the feed written whole."""
+    settings = make_settings()
+    issues = history(count)
+    whole = render_feeds(issues, settings)
+    memo = DictMemo()
+    if kept != "none":
+        render_feeds(issues if kept == "all" else issues[1:], settings, memo=memo)
+    assert render_feeds(issues, settings, memo=memo) == whole
+    assert render_feeds(issues, settings, memo=memo) == whole  # everything kept now, frames too
+    if count:
+        assert any(kind == "frame" for kind, _ in memo.rows)
+        assert all(
+            set(value[2]) == {"atom", "rss", "json"}  # type: ignore[index]
+            for (kind, _), value in memo.rows.items()
+            if kind == "item"
+        )
+
+
+def test_a_kept_frame_of_other_feed_fields_is_not_used() -> None:
+    settings = make_settings()
+    memo = DictMemo()
+    render_feeds(history(2), settings, memo=memo)
+    renamed = replace(settings, site=replace(settings.site, title="Another title"))
+    assert render_feeds(history(2), renamed, memo=memo) == render_feeds(history(2), renamed)
