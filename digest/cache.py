@@ -188,6 +188,23 @@ class Cache:
         except (pickle.PicklingError, TypeError, AttributeError):
             return
 
+    def has(self, kind: str) -> bool:
+        """Whether the file or this run holds any value of `kind` (a cold run holds none)."""
+        if self._db is None:
+            return False
+        if any(k == kind for k, _ in self._new):
+            return True
+        try:
+            return self._db.execute("SELECT 1 FROM pieces WHERE kind = ? LIMIT 1", (kind,)).fetchone() is not None
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            return False
+
+    def merge(self, pickled: dict[tuple[str, str], bytes]) -> None:
+        """Values another process made for this run (see Recorder), kept as if put() here."""
+        if self._db is not None:
+            self._new.update(pickled)
+
     def keep_only(self, kind: str, keys: set[str]) -> None:
         """On close, forget the rows of `kind` not in `keys` (the posts of files that are gone); a key
         "<k>#<part>" is kept with its "<k>" (a rendered body with its file)."""
@@ -238,6 +255,24 @@ class Cache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Recorder:
+    """A memo that keeps nothing from earlier runs and records what is put, pickled as Cache.put pickles it:
+    a helper process renders into one, and the run's Cache takes its values with merge()."""
+
+    def __init__(self) -> None:
+        self.pickled: dict[tuple[str, str], bytes] = {}
+
+    def get(self, kind: str, key: str) -> Any:
+        blob = self.pickled.get((kind, key))
+        return pickle.loads(blob) if blob is not None else None
+
+    def put(self, kind: str, key: str, value: Any) -> None:
+        try:
+            self.pickled[(kind, key)] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return
 
 
 def unusable(path: Path, exc: OSError) -> None:

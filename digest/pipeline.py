@@ -501,8 +501,63 @@ def _parts_of(data: bytes) -> tuple[str, str]:
 def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
     with cached(settings) as memo:
         result = build(settings, now_at, week, strict=strict, memo=memo, history_bodies=False)
+        if memo is not None:
+            _render_in_two(result, settings, memo)
         write_files(settings.output.dir, site_files(result, settings, memo=memo))
     return result
+
+
+# A rebuild of a long history with nothing kept (the first publish, or after an upgrade emptied the cache)
+# renders every body, feed entry and archive page in one process: 10.7 s for bench_publish's 500 issues,
+# where Hugo uses both CPUs. A forked helper renders the older half into a Recorder while this process
+# renders the newer half into the cache; the helper's bodies, entries and pages join the cache, and
+# site_files then makes every file from it as a run with a full cache does (the same code renders each
+# piece, so the files are the same bytes; tests compare them). A helper that fails only costs time: what
+# it did not bring is rendered here by site_files, which reports any error as a run without helper would.
+PARALLEL_MIN_ISSUES = 64
+_FROM_HELPER = frozenset({"body", "item", "page"})
+
+
+def _cpus() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
+def _render_in_two(result: Build, settings: Settings, memo: Cache) -> None:
+    import multiprocessing
+
+    histories = {language: result.history.get(language, ()) for language in result.languages}
+    total = sum(len(history) for history in histories.values())
+    if total < PARALLEL_MIN_ISSUES or _cpus() < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return
+    if memo.has("item"):  # an earlier run's entries are kept: the rebuild renders only what changed
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    newer = {language: history[: len(history) // 2] for language, history in histories.items()}
+    older = {language: history[len(history) // 2 :] for language, history in histories.items()}
+    try:
+        # fork: the helper starts with the entries build() collected (and knows how to render them)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+            helped = pool.submit(_render_share, settings, older, None)
+            _render_share(settings, newer, memo)
+            pickled = helped.result()
+    except Exception:  # noqa: BLE001 - any failure: site_files renders what is missing, and reports it
+        return
+    memo.merge({key: blob for key, blob in pickled.items() if key[0] in _FROM_HELPER})
+
+
+def _render_share(
+    settings: Settings, histories: Mapping[str, tuple[Issue, ...]], memo: Cache | None
+) -> dict[tuple[str, str], bytes]:
+    """Render the feed entries and archive pages of `histories` into `memo` (a new Recorder when None, whose
+    values are returned): what site_files then takes from the cache."""
+    target: Cache | cache.Recorder = memo if memo is not None else cache.Recorder()
+    bodies = functools.partial(collector.render_entries, memo=target)
+    for language, history in histories.items():
+        templater.render_feeds(history, settings, language=language, memo=target, bodies=bodies)
+        templater.render_archive(history, settings, language=language, memo=target, bodies=bodies)
+    return target.pickled if isinstance(target, cache.Recorder) else {}
 
 
 # -- the state database ----------------------------------------------------------------------------

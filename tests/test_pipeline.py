@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import shutil
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest import pipeline
+from digest import cache, collector, pipeline
 from digest.config import load_settings
+from digest.models import Entry
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -152,3 +156,59 @@ def test_a_preview_of_an_older_week_reads_that_week_and_the_feeds_weeks_only(sit
     if week == "2026-W41":  # w45 lies between the week and the feeds' weeks: not read
         assert titles == ["old", "w46-a", "w46-b", "w47", "w48"]
         assert [e.title for e in shown.issue.entries] == ["old"]
+
+
+class FailingRecorder(cache.Recorder):
+    """A helper process that breaks while it renders."""
+
+    def put(self, kind: str, key: str, value: object) -> None:
+        raise RuntimeError("the helper broke")
+
+
+def published(site: Path, state: Path) -> dict[str, bytes]:
+    settings = replace(load_settings(site=site, env={}), state_dir=state)
+    now_at = datetime(2026, 12, 1, 12, tzinfo=SEOUL)
+    pipeline.publish(settings, now_at, pipeline.select_week(settings, now_at, "last"))
+    out = settings.output.dir
+    files = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    shutil.rmtree(out)
+    return files
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this system")
+@pytest.mark.parametrize("helper", ["renders half", "breaks"])
+def test_a_rebuild_in_two_processes_writes_the_files_of_one(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: str
+) -> None:
+    """A cold rebuild of a long history renders half of it in a forked helper: the same bytes as one process
+    writes, and the same when the helper fails; run again, it renders nothing (everything was kept)."""
+    posts = site / "posts"
+    for week in range(30):
+        post(posts, (datetime(2026, 5, 4) + timedelta(weeks=week)).strftime("%Y-%m-%d"), f"week-{week}")
+    (site / "digest.toml").write_text("[site]\ntimezone = 'Asia/Seoul'\n[output]\nfeed_issues = 40\n")
+    rendered: list[int] = []
+    real = collector.render_entries
+
+    def counted(entries: Sequence[Entry], memo: object = None) -> tuple[Entry, ...]:
+        rendered.append(len(entries))
+        return real(entries, memo)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(collector, "render_entries", counted)
+    monkeypatch.setattr(pipeline, "_cpus", lambda: 1)
+    alone = published(site, tmp_path / "alone")
+    assert len([name for name in alone if name.endswith("/index.html")]) == 30  # W19 to W48
+    in_one = sum(rendered)
+    rendered.clear()
+    assert published(site, tmp_path / "alone") == alone
+    again_in_one = sum(rendered)  # the week's own entries, asked of the cache
+    rendered.clear()
+    monkeypatch.setattr(pipeline, "_cpus", lambda: 2)
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_ISSUES", 4)
+    if helper == "breaks":
+        monkeypatch.setattr(cache, "Recorder", FailingRecorder)
+    assert published(site, tmp_path / "two") == alone
+    # this process rendered the newer half (more entries than the older half here) when the helper worked
+    assert sum(rendered) < in_one * 0.7 if helper == "renders half" else sum(rendered) >= in_one
+    rendered.clear()
+    assert published(site, tmp_path / "two") == alone
+    assert sum(rendered) == again_in_one < in_one / 10
