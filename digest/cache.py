@@ -85,6 +85,7 @@ class Cache:
         self._read: dict[str, dict[str, Any]] = {}  # kinds read in bulk
         self._loaded: dict[tuple[str, str], Any] = {}  # their values unpickled (a build asks twice or more)
         self._new: dict[tuple[str, str], bytes] = {}
+        self._fetched: dict[tuple[str, str], bytes | None] = {}  # read ahead by prefetch(), each handed out once
         self._kept: dict[str, set[str]] = {}  # kinds pruned to these keys on close
         self._open()
 
@@ -164,6 +165,8 @@ class Cache:
                 if (kind, key) in self._loaded:
                     return self._loaded[(kind, key)]
                 blob = self._read[kind].get(key)
+            elif (kind, key) in self._fetched:
+                blob = self._fetched.pop((kind, key))
             else:
                 row = self._db.execute("SELECT value FROM pieces WHERE kind = ? AND key = ?", (kind, key)).fetchone()
                 blob = row[0] if row else None
@@ -179,6 +182,22 @@ class Cache:
         if kind in _BULK:
             self._loaded[(kind, key)] = value
         return value
+
+    def prefetch(self, kind: str, keys: list[str]) -> None:
+        """Read the rows of `keys` in a few queries (a publish asks for 500 feed entries and 500 pages, one
+        query each cost about as much again as reading their values); get() then finds them here."""
+        if self._db is None:
+            return
+        wanted = [k for k in dict.fromkeys(keys) if (kind, k) not in self._new]
+        try:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT key, value FROM pieces WHERE kind = ? AND key IN ({marks})"  # placeholders only
+                found = dict(self._db.execute(query, (kind, *chunk)).fetchall())
+                self._fetched.update({(kind, k): found.get(k) for k in chunk})
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
 
     def put(self, kind: str, key: str, value: Any) -> None:
         if self._db is None:

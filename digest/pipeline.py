@@ -542,7 +542,7 @@ def _render_in_two(result: Build, settings: Settings, memo: Cache) -> None:
             helped = pool.submit(_render_share, settings, older, None)
             _render_share(settings, newer, memo)
             pickled = helped.result()
-    except Exception:  # noqa: BLE001 - any failure: site_files renders what is missing, and reports it
+    except Exception:  # any failure: site_files renders what is missing, and reports it
         return
     memo.merge({key: blob for key, blob in pickled.items() if key[0] in _FROM_HELPER})
 

@@ -252,6 +252,21 @@ def test_a_value_is_kept_only_for_the_same_version(tmp_path: Path, version: str)
         assert second.warnings == []
 
 
+@pytest.mark.parametrize("ahead", [[], ["a"], ["a", "b", "missing"], [f"k{n}" for n in range(1200)] + ["a", "b"]])
+def test_values_read_ahead_are_the_values_read_one_by_one(tmp_path: Path, ahead: list[str]) -> None:
+    path = tmp_path / "cache.sqlite3"
+    with Cache(path, version="1") as memo:
+        memo.put("page", "a", b"first")
+        memo.put("page", "b", ("second", 2))
+        memo.put("item", "a", "another kind")
+    with Cache(path, version="1") as memo:
+        memo.put("page", "b", "put by this run")  # what a run put wins over what it read ahead
+        memo.prefetch("page", ahead)
+        assert [memo.get("page", k) for k in ("a", "b", "missing")] == [b"first", "put by this run", None]
+        assert memo.get("page", "a") == b"first"  # asked twice
+        assert memo.get("item", "a") == "another kind"
+
+
 # -- a cache file digest cannot use ---------------------------------------------------------------------
 
 

@@ -91,6 +91,9 @@ def render_archive(
     context_key = settings_key(settings) if memo is not None else ""
     links = _links(ordered, settings, bodies, memo, context_key, f"{prefix}index.html")
     files: dict[str, bytes] = {}
+    prefetch = getattr(memo, "prefetch", None)  # digest.cache.Cache reads many rows at once
+    if prefetch is not None:
+        prefetch("page", [f"{prefix}{issue.week.label}/index.html" for issue in ordered])
     for n, issue in enumerate(ordered):
         newer = links[n - 1] if n > 0 else None
         older = links[n + 1] if n + 1 < len(links) else None

@@ -50,6 +50,13 @@ def _item(issue: Issue, settings: Settings) -> FeedItem:
     )
 
 
+def _prefetch(memo: Memo, kind: str, keys: list[str]) -> None:
+    """Ask the cache for many rows at once, when it can (digest.cache.Cache.prefetch)."""
+    prefetch = getattr(memo, "prefetch", None)
+    if prefetch is not None:
+        prefetch(kind, keys)
+
+
 Parts = dict[tuple[str, FeedItem], str]  # (feed kind, item) -> the item's text in that kind's file
 
 
@@ -90,6 +97,7 @@ def render_feeds(
     context = settings_key(settings) if cache is not None else ""
     parts: Parts = {}
     if cache is not None:
+        _prefetch(cache, "item", [issue.id for issue in latest])
         items = tuple(_cached_item(issue, settings, cache, context, parts, bodies) for issue in latest)
     else:
         items = tuple(_item(with_bodies(issue, bodies), settings) for issue in latest)
