@@ -5,7 +5,6 @@ the dataclasses (`SCHEMA`)."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -177,6 +176,8 @@ def to_url(v: Any) -> str:
 
 
 def did_you_mean(word: str, choices: Any, allowed: str = "allowed") -> str:
+    import difflib  # only for a mistake in the config, not on every start
+
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"did you mean '{close[0]}'?" if close else f"{allowed}: " + ", ".join(sorted(choices))
 
