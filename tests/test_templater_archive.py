@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import posixpath
 import re
 from dataclasses import replace
@@ -8,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 
 from digest.config import Settings
-from digest.templater import render_archive
+from digest.templater import keys, render_archive
 from tests.support_templater import DictMemo, check_golden, make_issue, make_settings, older_issue
 
 OUT = "https://blog.example.org/newsletter/"
@@ -119,3 +120,22 @@ def test_pages_index_and_links_from_the_cache_are_the_pages_rendered_anew(
     assert render_archive([made[n] for n in names], settings, memo=memo) == expected
     assert render_archive([made[n] for n in names], settings, memo=memo) == expected
     assert ("links", "index.html") in memo.rows and ("page", "index.html") in memo.rows
+
+
+@pytest.mark.parametrize("change", ["none", "another entry", "another note"])
+def test_an_issue_key_is_computed_once_and_dropped_with_its_issue(change: str) -> None:
+    """Each issue's key (what the cache keys its pages and feed entries by) is kept while the issue is used,
+    changes with what the issue shows, and goes with the issue: the service holds no issue of past weeks."""
+    first = make_issue()
+    key = keys.issue_key(first)
+    assert keys.issue_key(first) == key and id(first) in keys._ISSUE_KEYS
+    other = {
+        "none": make_issue(),
+        "another entry": make_issue(make_issue().entries[:1]),
+        "another note": replace(make_issue(), note_html="<p>a note</p>"),
+    }[change]
+    assert (keys.issue_key(other) == key) == (change == "none")
+    held = id(first)
+    del first
+    gc.collect()
+    assert held not in keys._ISSUE_KEYS

@@ -6,7 +6,9 @@ site config, what it links to), to the settings the templater reads, or to a tem
 
 from __future__ import annotations
 
+import functools
 import os
+import weakref
 from pathlib import Path
 
 from digest.config import Settings
@@ -23,15 +25,16 @@ def entry_key(entry: Entry) -> tuple[object, ...]:
             entry.tags, entry.updated_at, entry.language, body)  # fmt: skip
 
 
-# The key of each issue object this process computed, by identity (the issue itself kept, so the id is not
-# reused): a publish asks for every issue's key for its feed item and again for its archive page, and
-# the repr behind a key costs about 0.1 ms an issue. Emptied when it grows (the service runs for years).
-_ISSUE_KEYS: dict[int, tuple[Issue, str]] = {}
+# The key of each issue object alive in this process, by identity: a publish asks for every issue's key for
+# its feed item and again for its archive page, and the repr behind a key costs about 0.1 ms an issue. Held
+# by a weak reference, so an issue no longer used (the weekly service runs for years) takes its key along.
+_ISSUE_KEYS: dict[int, tuple[weakref.ref[Issue], str]] = {}
 
 
 def issue_key(issue: Issue) -> str:
-    kept = _ISSUE_KEYS.get(id(issue))
-    if kept is not None and kept[0] is issue:
+    slot = id(issue)
+    kept = _ISSUE_KEYS.get(slot)
+    if kept is not None and kept[0]() is issue:
         return kept[1]
     key = fingerprint(
         issue.site,
@@ -41,10 +44,14 @@ def issue_key(issue: Issue) -> str:
         [entry_key(e) for e in issue.entries],
         [entry_key(e) for e in issue.late],
     )
-    if len(_ISSUE_KEYS) >= 4096:
-        _ISSUE_KEYS.clear()
-    _ISSUE_KEYS[id(issue)] = (issue, key)
+    _ISSUE_KEYS[slot] = (weakref.ref(issue, functools.partial(_forget, slot)), key)
     return key
+
+
+def _forget(slot: int, _gone: object) -> None:
+    kept = _ISSUE_KEYS.get(slot)
+    if kept is not None and kept[0]() is None:  # not a newer issue that came to have the same id
+        del _ISSUE_KEYS[slot]
 
 
 def _stamps(folder: Path, depth: int = 1) -> list[tuple[str, int, int]]:
