@@ -117,14 +117,20 @@ class Cache:
         db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=DELETE")
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not fresh and tables and not {"meta", "pieces"} <= tables:
-                raise sqlite3.DatabaseError("tables of another program")
-            db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS pieces (kind TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
-                " PRIMARY KEY (kind, key)) WITHOUT ROWID"
-            )
+            if not {"meta", "pieces"} <= _tables(db):
+                # Both tables in one transaction, checked under its lock: a process opening the file at the
+                # same moment sees neither or both, never one (which would look like another program's).
+                db.execute("BEGIN IMMEDIATE")
+                tables = _tables(db)
+                if not fresh and tables and not {"meta", "pieces"} <= tables:
+                    db.execute("ROLLBACK")
+                    raise sqlite3.DatabaseError("tables of another program")
+                db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS pieces (kind TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
+                    " PRIMARY KEY (kind, key)) WITHOUT ROWID"
+                )
+                db.execute("COMMIT")
             meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
             if meta.get("magic", _MAGIC) != _MAGIC:
                 raise sqlite3.DatabaseError("not digest's cache")
@@ -297,6 +303,10 @@ class Recorder:
 def unusable(path: Path, exc: OSError) -> None:
     """The one warning of a run whose state folder cannot hold the cache (it goes on without one)."""
     LOG.warning(f"the cache {path} cannot be used ({exc.strerror or exc}): this run keeps nothing")
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def _looks_like_sqlite(path: Path) -> bool:
