@@ -16,6 +16,7 @@ import pytest
 from digest import cache, collector, pipeline
 from digest.config import load_settings
 from digest.models import Entry
+from digest.pipeline import building
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -194,7 +195,7 @@ def test_a_rebuild_in_two_processes_writes_the_files_of_one(
         return real(entries, memo)  # type: ignore[arg-type]
 
     monkeypatch.setattr(collector, "render_entries", counted)
-    monkeypatch.setattr(pipeline, "_cpus", lambda: 1)
+    monkeypatch.setattr(building, "_cpus", lambda: 1)
     alone = published(site, tmp_path / "alone")
     assert len([name for name in alone if name.endswith("/index.html")]) == 30  # W19 to W48
     in_one = sum(rendered)
@@ -202,8 +203,8 @@ def test_a_rebuild_in_two_processes_writes_the_files_of_one(
     assert published(site, tmp_path / "alone") == alone
     again_in_one = sum(rendered)  # the week's own entries, asked of the cache
     rendered.clear()
-    monkeypatch.setattr(pipeline, "_cpus", lambda: 2)
-    monkeypatch.setattr(pipeline, "PARALLEL_MIN_ISSUES", 4)
+    monkeypatch.setattr(building, "_cpus", lambda: 2)
+    monkeypatch.setattr(building, "PARALLEL_MIN_ISSUES", 4)
     if helper == "breaks":
         monkeypatch.setattr(cache, "Recorder", FailingRecorder)
     assert published(site, tmp_path / "two") == alone

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from digest import pipeline
-from digest.config import BouncesSettings
+from digest.config import BouncesSettings, Settings
+from digest.errors import DigestError
 from digest.models import Status
 from digest.sender.bounces import classify, is_hard
 from digest.sender.roster import Roster
@@ -71,7 +72,7 @@ def test_hard_or_soft(status: str, diagnostic: str, hard: bool) -> None:
     assert is_hard(status, diagnostic) is hard
 
 
-def _site(tmp_path: Path, **bounces: object) -> pipeline.Settings:
+def _site(tmp_path: Path, **bounces: object) -> Settings:
     posts = [
         Post("spring", "봄 소식 · spring news", NOW_AT - timedelta(days=3)),
         Post("summer", "여름 소식 · summer news", NOW_AT + timedelta(days=3)),
@@ -81,7 +82,7 @@ def _site(tmp_path: Path, **bounces: object) -> pipeline.Settings:
     return replace(settings, email=email, bounces=BouncesSettings(return_path=RETURN_PATH, **bounces))  # type: ignore[arg-type]
 
 
-def _tag_of(settings: pipeline.Settings, email: str) -> str:
+def _tag_of(settings: Settings, email: str) -> str:
     record = Roster(settings.db_url).get(email)
     assert record is not None
     return record.tag
@@ -200,14 +201,14 @@ def test_imap_over_tls_through_dovecot(tmp_path: Path, dovecot: Dovecot, monkeyp
 def test_a_wrong_imap_password_is_one_line(tmp_path: Path, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(dovecot.cert))
     settings = _site(tmp_path, imap_host=dovecot.host, imap_port=dovecot.port, imap_user=dovecot.user)
-    with pytest.raises(pipeline.DigestError, match="refused the login") as caught:
+    with pytest.raises(DigestError, match="refused the login") as caught:
         pipeline.read_bounces(settings, NOW_AT)
     assert dovecot.password not in str(caught.value)
 
 
 def test_an_untrusted_imap_certificate_is_refused(tmp_path: Path, dovecot: Dovecot) -> None:
     settings = _site(tmp_path, imap_host=dovecot.host, imap_port=dovecot.port, imap_user=dovecot.user)
-    with pytest.raises(pipeline.DigestError, match="cannot be verified"):
+    with pytest.raises(DigestError, match="cannot be verified"):
         pipeline.read_bounces(settings, NOW_AT)
 
 

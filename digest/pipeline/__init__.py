@@ -1,0 +1,195 @@
+"""The one place that runs the stages in order. Read this first.
+
+    collect (posts -> entries)  ->  Issue of one week  ->  render (email variants, feeds, archive)
+        ->  publish (files in the output folder)  ->  deliver (ledger + transport)
+
+`run_cycle` (delivery.py) is the weekly cycle, the same for `digest run`, `digest send` and the service. Everything
+that touches the outside world (the clock, the transport, the state database) comes in as an argument,
+so the CLI, the scheduler, the server and the tests drive the same code. The edges (cli, scheduler,
+server) reach the stages only through the functions here.
+
+The parts import one way: _shared <- state <- building <- readers <- review <- delivery <- service,
+then events and checks. The edges import this package and use the names below.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from digest.pipeline._shared import (
+    EXAMPLE_SUBSCRIBER,
+    FEEDS,
+    Build,
+    issue_id,
+    labels_for,
+)
+from digest.pipeline.building import (
+    Preview,
+    build,
+    job_week,
+    preview,
+    publish,
+    render_variants,
+    select_language,
+    select_week,
+    site_files,
+)
+from digest.pipeline.checks import (
+    check,
+    doctor,
+    sample_issue,
+)
+from digest.pipeline.delivery import (
+    check_settings,
+    run_cycle,
+)
+from digest.pipeline.events import (
+    EVENTS_PATH,
+    provider_events,
+    provider_events_url,
+)
+from digest.pipeline.readers import (
+    CAPTCHA_FIELDS,
+    add_subscriber,
+    change_address,
+    client_allowed,
+    confirm,
+    export_subscribers,
+    import_subscribers,
+    preferences,
+    read_bounces,
+    reader_language,
+    reader_link,
+    reader_of_token,
+    reader_token,
+    reader_words,
+    readers_tick,
+    render_reader_page,
+    request_address_change,
+    roster,
+    save_preferences,
+    send_list,
+    send_reader_mail,
+    send_welcome,
+    subscribe,
+    sync_subscribers,
+    verify_captcha,
+    welcome_id,
+)
+from digest.pipeline.review import (
+    REVIEW_PATH,
+    decide_review,
+    request_reviews,
+    review_of_token,
+    review_owner,
+)
+from digest.pipeline.service import (
+    ServiceStep,
+    advance_cycle,
+    due_weeks,
+    send_test_copy,
+)
+from digest.pipeline.state import (
+    address_of_token,
+    check_subscribers,
+    issue_status,
+    open_ledger,
+    open_store,
+    require_subscribers,
+    resubscribe,
+    suppressed,
+    unsubscribe,
+)
+
+if TYPE_CHECKING:
+    from digest.pipeline._shared import (
+        Request,
+        Roster,
+        SendResult,
+        Store,
+        Transport,
+        TransportFactory,
+        Variant,
+        is_probe,
+        safe_url,
+    )
+else:
+    from digest.pipeline._shared import __getattr__ as __getattr__
+
+__all__ = [
+    "Build",
+    "CAPTCHA_FIELDS",
+    "EVENTS_PATH",
+    "EXAMPLE_SUBSCRIBER",
+    "FEEDS",
+    "Preview",
+    "REVIEW_PATH",
+    "Request",
+    "Roster",
+    "SendResult",
+    "ServiceStep",
+    "Store",
+    "Transport",
+    "TransportFactory",
+    "Variant",
+    "add_subscriber",
+    "address_of_token",
+    "advance_cycle",
+    "build",
+    "change_address",
+    "check",
+    "check_settings",
+    "check_subscribers",
+    "client_allowed",
+    "confirm",
+    "decide_review",
+    "doctor",
+    "due_weeks",
+    "export_subscribers",
+    "import_subscribers",
+    "is_probe",
+    "issue_id",
+    "issue_status",
+    "job_week",
+    "labels_for",
+    "open_ledger",
+    "open_store",
+    "preferences",
+    "preview",
+    "provider_events",
+    "provider_events_url",
+    "publish",
+    "read_bounces",
+    "reader_language",
+    "reader_link",
+    "reader_of_token",
+    "reader_token",
+    "reader_words",
+    "readers_tick",
+    "render_reader_page",
+    "render_variants",
+    "request_address_change",
+    "request_reviews",
+    "require_subscribers",
+    "resubscribe",
+    "review_of_token",
+    "review_owner",
+    "roster",
+    "run_cycle",
+    "safe_url",
+    "sample_issue",
+    "save_preferences",
+    "select_language",
+    "select_week",
+    "send_list",
+    "send_reader_mail",
+    "send_test_copy",
+    "send_welcome",
+    "site_files",
+    "subscribe",
+    "suppressed",
+    "sync_subscribers",
+    "unsubscribe",
+    "verify_captcha",
+    "welcome_id",
+]

@@ -1,0 +1,161 @@
+"""The weekly cycle: build, publish, deliver (the same for `digest run`, `digest send` and the service)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from digest import issues, text
+from digest.config import Settings
+from digest.models import (
+    Carried,
+    CycleReport,
+    DeliveryReport,
+    Issue,
+    IssueRun,
+    Subscriber,
+    Week,
+)
+from digest.pipeline._shared import Clock
+from digest.pipeline.building import build, cached, render_variants, site_files, write_files
+from digest.pipeline.readers import record_refusals, send_list
+from digest.pipeline.review import with_note
+from digest.pipeline.state import open_ledger, open_store, transport_factory
+
+if TYPE_CHECKING:
+    from digest import sender
+else:
+    from digest.pipeline._shared import sender
+
+
+# -- delivery --------------------------------------------------------------------------------------
+
+
+def check_settings(settings: Settings) -> None:
+    """The checks that need a stage's knowledge (config checked everything else at load)."""
+    sender.transport_kind(settings)
+
+
+def run_cycle(
+    settings: Settings,
+    now_at: datetime,
+    week: Week,
+    *,
+    clock: Clock,
+    store: sender.Store | None = None,
+    transports: sender.TransportFactory | None = None,
+    publish: bool = True,
+    dry_run: bool = False,
+    strict: bool = False,
+    subscribers: tuple[Subscriber, ...] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
+    skipped: Mapping[str, str] | None = None,
+    preflight: bool = False,
+) -> CycleReport:
+    """The weekly cycle: build the week's issues once; with `publish`, write the feeds and the archive; send
+    each subscriber the issue in their language through the ledger (an issue already complete sends
+    nothing, a partial one resumes with the same entries). With `preflight` (the service, `digest run`), DNS
+    and the unsubscribe endpoint are checked first and a DeliverabilityError stops the send while DKIM or
+    DMARC is broken (see doctor.before_send)."""
+    started = time.monotonic()
+    own_store = store is None
+    store = store or open_store(settings)
+    try:
+        carried = sender.read_carried(store)
+        published = 0
+        with cached(settings) as memo:
+            result = with_note(
+                build(settings, now_at, week, strict=strict, carried=carried, memo=memo), settings, store
+            )
+            if publish and not dry_run:
+                write_files(settings.output.dir, site_files(result, settings, memo=memo))
+                published = sum(len(h) for h in result.history.values())
+        where = "nowhere (dry run)" if dry_run else sender.describe(settings)
+
+        def report(runs: list[IssueRun]) -> CycleReport:
+            return CycleReport(
+                week, tuple(runs), published, where, round(time.monotonic() - started, 3), dry_run, result.problems
+            )
+
+        skip_empty = settings.email.empty_week == "skip"
+        if skip_empty and not any(i.all_entries for i in result.issues.values()):
+            return report([])
+        paused: dict[str, str] = {}
+        if subscribers is None:  # the store, after bringing subscribers.yaml in
+            subscribers, paused = send_list(settings, now_at, store)
+        by_language: dict[str, list[Subscriber]] = {}
+        languages: dict[str, str] = {}  # a subscriber's language -> its issue's: a few values over the list
+        for sub in subscribers:
+            language = languages.get(sub.language)
+            if language is None:
+                language = languages[sub.language] = text.issue_language(sub.language, settings.site.language)
+            by_language.setdefault(language, []).append(sub)
+        if preflight and not dry_run:
+            sender.check_before_send(settings, now_at)
+        runs = []
+        for language in sorted(by_language):
+            issue = result.issue_of(language)
+            if not dry_run and (issue.all_entries or not skip_empty):
+                # Recorded before anything is sent, once: a rerun sends these very entries.
+                keys = sender.record_issue(store, issue, now_at)
+                fixed = Carried(planned={issue.id: keys})
+                own, late = issues.select(result.pools.get(language, ()), week, issue.id, fixed)
+                issue = replace(issue, entries=result.render(own), late=result.render(late))
+            delivery = None
+            # one language: the list itself, not a copy of 100,000 references (nor a list of them kept)
+            group = by_language.pop(language)
+            readers = subscribers if len(group) == len(subscribers) else tuple(group)
+            del group
+            if issue.all_entries or not skip_empty:
+                # paused readers are recorded (skipped, with the reason) in the first issue planned
+                skipped, paused = paused, {}
+                delivery = _deliver(settings, issue, readers, store, now_at, clock,
+                                    transports, dry_run, progress, stop, skipped)  # fmt: skip
+                if not dry_run and delivery.status is not None and delivery.status.counts.get("failed"):
+                    record_refusals(settings, delivery.status, now_at, store)
+            runs.append(IssueRun(issue.id, language, issue.lang, issue.entries, issue.late, delivery))
+            if stop is not None and stop.is_set():
+                break
+        return report(runs)
+    finally:
+        if own_store:
+            store.close()
+
+
+def _deliver(
+    settings: Settings,
+    issue: Issue,
+    subscribers: tuple[Subscriber, ...],
+    store: sender.Store,
+    now_at: datetime,
+    clock: Clock,
+    transports: sender.TransportFactory | None,
+    dry_run: bool,
+    progress: Callable[[int, int], None] | None,
+    stop: threading.Event | None,
+    skipped: Mapping[str, str] | None = None,
+) -> DeliveryReport:
+    variants, not_wanted = render_variants(issue, settings, subscribers)
+    skipped = {**(skipped or {}), **not_wanted}
+    factory = sender.MessageFactory(variants, settings, now_at)
+    try:
+        return sender.deliver(
+            factory,
+            subscribers,
+            open_ledger(settings, store),
+            transports or transport_factory(settings, dry_run=dry_run),
+            settings.delivery,
+            clock,
+            issue_id=issue.id,
+            skipped=skipped,
+            dry_run=dry_run,
+            progress=progress,
+            stop=stop,
+        )
+    finally:
+        factory.close()  # its DKIM signing helpers, if the send started any

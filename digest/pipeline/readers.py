@@ -1,0 +1,538 @@
+"""Readers: the subscriber store, the public side's flows, bounces, import and export."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from digest import collector, templater, text
+from digest.config import Settings
+from digest.config import load_subscribers as _load_subscribers
+from digest.errors import ConfigError
+from digest.models import (
+    BounceFinding,
+    BounceReport,
+    ImportReport,
+    IssueStatus,
+    State,
+    Subscriber,
+    SubscriberRecord,
+)
+from digest.pipeline._shared import Clock
+from digest.pipeline.building import build, select_week
+from digest.pipeline.state import open_ledger, open_store, require_subscribers, transport_factory
+
+if TYPE_CHECKING:
+    from digest import sender
+    from digest.sender import SendResult
+else:
+    from digest.pipeline._shared import sender
+
+
+# -- readers: the subscriber store, the public side's flows, bounces, import and export ----------------
+#
+# The edges reach the subscriber store only through these functions. The weekly send reads the store
+# (after bringing subscribers.yaml in); every change of status keeps the suppression list in step.
+
+WELCOME_PREFIX = "welcome-"
+
+
+def roster(settings: Settings, store: sender.Store | None = None) -> sender.Roster:
+    return sender.Roster(store or open_store(settings))
+
+
+def sync_subscribers(settings: Settings, now_at: datetime, store: sender.Store | None = None) -> sender.SyncReport:
+    """Bring the subscribers file into the store (nothing to do without a file)."""
+    if settings.subscribers is None:
+        return sender.SyncReport()
+    entries = _load_subscribers(settings.subscribers)
+    return roster(settings, store).sync_file(entries, str(settings.subscribers), now_at)
+
+
+def send_list(
+    settings: Settings, now_at: datetime, store: sender.Store | None = None
+) -> tuple[tuple[Subscriber, ...], dict[str, str]]:
+    """Who the weekly send goes to, from the store after syncing the file; and why paused ones are skipped."""
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        sync_subscribers(settings, now_at, store)
+        found, skipped = sender.Roster(store).for_send(now_at)
+    finally:
+        if own:
+            store.close()
+    if not found and settings.subscribers is None:
+        require_subscribers(settings)  # no file and nobody subscribed yet: say how to start
+    return found, skipped
+
+
+def record_refusals(settings: Settings, status: IssueStatus, now_at: datetime, store: sender.Store) -> int:
+    """Apply the bounce policy to recipients the SMTP server refused for good during a send (5xx): today's
+    refusals count like bounces, so a dead address is not tried every week. Each refusal counts once."""
+    book = sender.Roster(store)
+    policy = settings.bounces
+    applied = 0
+    for row in status.failures:
+        if row.state != "failed" or row.reply[:1] != "5":
+            continue
+        key = hashlib.sha256(f"smtp\x00{status.issue_id}\x00{row.recipient}".encode()).hexdigest()
+        if not book.first_time(key, now_at):
+            continue
+        kind = "hard" if sender.is_hard(row.reply[:3], row.reply) else "soft"
+        book.record_bounce(
+            row.recipient, kind, f"refused at send ({status.issue_id}): {row.reply}"[:300], now_at,
+            soft_limit=policy.soft_limit, soft_days=policy.soft_days,
+        )  # fmt: skip
+        applied += 1
+    return applied
+
+
+def subscribe(
+    settings: Settings,
+    now_at: datetime,
+    email: str,
+    *,
+    name: str = "",
+    language: str = "",
+    page: str = "",
+    ip: str = "",
+    store: sender.Store | None = None,
+) -> sender.Request:
+    """A subscribe request (the form): ConfigError for an address that is not one; otherwise which mail
+    goes out now (at most one per address per subscribe.confirm_interval_hours)."""
+    from digest.config import normalise_address
+
+    try:
+        address = normalise_address(email)
+    except ValueError as exc:
+        raise ConfigError(f"{email!r} {exc}", "give one address such as ana@example.com") from exc
+    sub = Subscriber(email=address, name=" ".join(name.split())[:200], language=language)
+    config = settings.subscribe
+    return roster(settings, store).request(
+        sub,
+        now_at,
+        page=page[:500],
+        ip=ip if config.store_ip else "",
+        double_opt_in=config.double_opt_in,
+        interval=timedelta(hours=config.confirm_interval_hours),
+    )
+
+
+def client_allowed(settings: Settings, client: str, now_at: datetime, store: sender.Store | None = None) -> bool:
+    """The per-client limit of subscribe requests; the client's address is kept only as a keyed hash."""
+    import hashlib
+
+    key = "client:" + hashlib.sha256(f"{settings.secret}\x00{client}".encode()).hexdigest()[:32]
+    config = settings.subscribe
+    window = timedelta(minutes=config.client_window_minutes)
+    return roster(settings, store).client_allowed(key, config.client_limit, window, now_at)
+
+
+CAPTCHA_URLS = {
+    "turnstile": "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+    "hcaptcha": "https://api.hcaptcha.com/siteverify",
+}
+CAPTCHA_FIELDS = {"turnstile": "cf-turnstile-response", "hcaptcha": "h-captcha-response"}
+
+
+@dataclass(frozen=True)
+class CaptchaCheck:
+    """The provider's verdict on a form's CAPTCHA answer."""
+
+    passed: bool
+    reachable: bool = True  # False: the provider could not be asked (down, slow, a garbled answer)
+    detail: str = ""  # the provider's error codes, or why it could not be asked
+
+
+def verify_captcha(settings: Settings, response: str, ip: str, *, timeout: float = 10.0) -> CaptchaCheck:
+    """Ask the CAPTCHA provider whether the form's answer is good (passed when no CAPTCHA is configured).
+    A provider that cannot be asked fails closed: nothing is let through while it is down.
+    urllib, not a client library: one form POST with a timeout is all the providers' APIs need."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    config = settings.subscribe
+    if not config.captcha:
+        return CaptchaCheck(True)
+    if not response:
+        return CaptchaCheck(False, detail="no answer in the form")
+    url = config.captcha_verify_url or CAPTCHA_URLS[config.captcha]
+    body = urllib.parse.urlencode({"secret": config.captcha_secret, "response": response, "remoteip": ip}).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=timeout) as answer:  # noqa: S310
+            verdict = json.loads(answer.read().decode("utf-8"))
+    except (OSError, ValueError) as exc:  # refused, timed out, an HTTP error status, not JSON
+        return CaptchaCheck(False, reachable=False, detail=f"{url.split('?', 1)[0]}: {exc}"[:300])
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("success"), bool):
+        return CaptchaCheck(False, reachable=False, detail=f"{url.split('?', 1)[0]}: an answer without success")
+    codes = verdict.get("error-codes") or []
+    return CaptchaCheck(verdict["success"], detail=", ".join(str(c) for c in codes)[:300])
+
+
+def _link(settings: Settings, path: str, payload: str, now_at: datetime, purpose: str) -> str:
+    token = sender.make_token(settings.secret, payload, now_at, purpose)
+    return sender.link_url(settings.email.public_url or settings.site.base_url, path, token)
+
+
+def _send_notice(settings: Settings, to: str, notice: templater.Notice, now_at: datetime, kind: str) -> SendResult:
+    message = sender.build_notice(settings, to, notice.subject, notice.text, notice.html, now_at, kind=kind)
+    return sender.send_test_copy(message, transport_factory(settings)())
+
+
+def send_reader_mail(
+    settings: Settings, request: sender.Request, now_at: datetime, *, clock: Clock, store: sender.Store | None = None
+) -> SendResult | None:
+    """The mail a subscribe request leads to: the confirmation, the "already subscribed" notice with the
+    preference link, or (without double opt-in) the welcome email."""
+    if request.mail == "confirm":
+        link = _link(settings, "confirm", request.email, now_at, "confirm")
+        notice = templater.render_notice(settings, "confirm", request.language, link)
+        return _send_notice(settings, request.email, notice, now_at, "confirm")
+    if request.mail == "notice":
+        link = _link(settings, "preferences", request.email, now_at, "preferences")
+        notice = templater.render_notice(settings, "notice", request.language, link)
+        return _send_notice(settings, request.email, notice, now_at, "notice")
+    if request.mail == "welcome":
+        send_welcome(settings, request.email, now_at, clock=clock, store=store)
+    return None
+
+
+def reader_of_token(settings: Settings, token: str, now_at: datetime, purpose: str) -> str:
+    """The address (or "old\\nnew" for a change) a signed link was made for; TokenError otherwise."""
+    return sender.verify_token(settings.secret, token, now_at, purpose=purpose, old_secrets=settings.old_secrets)
+
+
+def confirm(settings: Settings, email: str, now_at: datetime, store: sender.Store | None = None) -> str:
+    """The confirmation page's button: "confirmed", "already" or "expired"."""
+    return roster(settings, store).confirm(email, now_at, settings.subscribe.unconfirmed_days)
+
+
+def welcome_id(email: str) -> str:
+    import hashlib
+
+    return WELCOME_PREFIX + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:24]
+
+
+def send_welcome(
+    settings: Settings,
+    email: str,
+    now_at: datetime,
+    *,
+    clock: Clock,
+    store: sender.Store | None = None,
+    transports: sender.TransportFactory | None = None,
+) -> sender.DeliveryReport | None:
+    """The welcome email with the latest issue (narrowed to the reader's topics), through the ledger under
+    an id of its own, so it goes out exactly once per address however often this is called."""
+    if not settings.subscribe.welcome:
+        return None
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        record = sender.Roster(store).get(email, events=False)
+        if record is None or record.status != "active":
+            return None
+        sub = record.subscriber()
+        language = text.issue_language(sub.language, settings.site.language)
+        latest = build(settings, now_at, select_week(settings, now_at, "last")).history.get(language, ())
+        issue = None
+        if latest:  # the latest issue in the reader's language
+            entries = tuple(e for e in latest[0].entries if sub.wants(e))
+            issue = replace(latest[0], entries=entries) if entries else None
+        week = issue.week if issue else select_week(settings, now_at, "this")
+        rendered = templater.render_welcome(issue, week, settings, sub.language)
+        ident = welcome_id(sub.email)
+        factory = sender.MessageFactory({sub.variant: rendered}, settings, now_at, issue_id=ident)
+        return sender.deliver(
+            factory,
+            [sub],
+            open_ledger(settings, store),
+            transports or transport_factory(settings),
+            settings.delivery,
+            clock,
+            issue_id=ident,
+        )
+    finally:
+        if own:
+            store.close()
+
+
+@dataclass(frozen=True)
+class Preferences:
+    email: str
+    record: SubscriberRecord
+    topics: tuple[str, ...]
+    languages: dict[str, str]
+
+
+def preferences(
+    settings: Settings, email: str, now_at: datetime, store: sender.Store | None = None
+) -> Preferences | None:
+    record = roster(settings, store).get(email, events=False)
+    if record is None:
+        return None
+    return Preferences(record.email, record, site_topics(settings, now_at), templater.languages())
+
+
+_TOPICS: dict[str, tuple[float, tuple[str, ...]]] = {}
+
+
+def site_topics(settings: Settings, now_at: datetime) -> tuple[str, ...]:
+    """The site's tags and categories (cached for ten minutes: the preference page asks on every view)."""
+    key = str(settings.site.root)
+    cached = _TOPICS.get(key)
+    if cached is None or time.monotonic() - cached[0] > 600:
+        cached = (time.monotonic(), collector.topics(settings.site, now_at))
+        _TOPICS[key] = cached
+    return cached[1]
+
+
+def save_preferences(
+    settings: Settings,
+    email: str,
+    now_at: datetime,
+    *,
+    language: str,
+    topics: Iterable[str],
+    fmt: str,
+    pause_weeks: int,
+    store: sender.Store | None = None,
+) -> bool:
+    offered = {t.casefold(): t for t in site_topics(settings, now_at)}
+    chosen = [offered[t.casefold()] for t in topics if t.casefold() in offered]
+    language = language if language in templater.languages() else ""
+    return roster(settings, store).update_preferences(
+        email,
+        now_at,
+        language=language,
+        tags=chosen,
+        fmt=fmt if fmt in ("html", "text") else "html",
+        pause_weeks=max(-1, min(pause_weeks, 52)),
+    )
+
+
+def request_address_change(
+    settings: Settings, email: str, new_email: str, now_at: datetime, store: sender.Store | None = None
+) -> bool:
+    """Mail a confirmation link to the new address (False when one went out too recently)."""
+    from digest.config import normalise_address
+
+    try:
+        new = normalise_address(new_email)
+    except ValueError as exc:
+        raise ConfigError(f"{new_email!r} {exc}", "give one address such as ana@example.com") from exc
+    book = roster(settings, store)
+    interval = timedelta(hours=settings.subscribe.confirm_interval_hours)
+    record = book.get(email, events=False)
+    if record is None or not book.request_change(email, new, now_at, interval):
+        return False
+    link = _link(settings, "change", f"{record.email}\n{new}", now_at, "change")
+    notice = templater.render_notice(settings, "change", record.language, link, old=record.email)
+    _send_notice(settings, new, notice, now_at, "change")
+    return True
+
+
+def change_address(settings: Settings, payload: str, now_at: datetime, store: sender.Store | None = None) -> str:
+    old, _, new = payload.partition("\n")
+    return roster(settings, store).change_address(old, new, now_at)
+
+
+def read_bounces(settings: Settings, now_at: datetime, store: sender.Store | None = None) -> BounceReport:
+    """Read the bounce mailbox once and apply what it holds (`digest bounces`, and the service's tick)."""
+    own = store is None
+    store = store or open_store(settings)
+    book = sender.Roster(store)
+    config = settings.bounces
+    mailto = settings.email.unsubscribe_mailto.removeprefix("mailto:") or _address_of(settings.email.sender)
+    findings: list[BounceFinding] = []
+    counts = {"messages": 0, "unknown": 0}
+
+    def handle(raw: bytes) -> None:
+        import hashlib
+
+        counts["messages"] += 1
+        returned = sender.classify_returned(raw, config.return_path, mailto)
+        if returned.kind == "ignored":
+            findings.append(BounceFinding("ignored", "", returned.reason))
+            return
+        by_address = next((a for a in returned.addresses if book.known(a)), "")
+        owner = by_address if returned.kind == "unsubscribe" else book.tag_owner(returned.tags) or by_address
+        if not owner:
+            counts["unknown"] += 1
+            findings.append(BounceFinding(returned.kind, "", f"no subscriber found: {returned.reason}"))
+            return
+        if not book.first_time(hashlib.sha256(raw).hexdigest(), now_at):
+            return  # applied by an earlier run that stopped before marking it read
+        status = book.record_bounce(
+            owner, returned.kind, returned.reason, now_at, soft_limit=config.soft_limit, soft_days=config.soft_days
+        )
+        findings.append(BounceFinding(returned.kind, owner, returned.reason, status))
+
+    try:
+        sender.read_mailbox(config, handle)
+    finally:
+        if own:
+            store.close()
+    return BounceReport(sender.describe_mailbox(config), counts["messages"], tuple(findings), counts["unknown"])
+
+
+def _address_of(mailbox: str) -> str:
+    from email.utils import parseaddr
+
+    return parseaddr(mailbox)[1]
+
+
+def bounces_configured(settings: Settings) -> bool:
+    return bool(settings.bounces.imap_host or settings.bounces.maildir)
+
+
+class ReadersTick(NamedTuple):
+    """What one readers' tick of the service did."""
+
+    bounces: BounceReport | None  # None without a bounce mailbox
+    expired: int  # unconfirmed addresses forgotten
+    welcomes: int  # welcome emails sent again after the transport deferred them
+
+
+def readers_tick(
+    settings: Settings, now_at: datetime, store: sender.Store | None = None, *, clock: Clock | None = None
+) -> ReadersTick:
+    """What the service does between weekly runs: read the bounce mailbox (when one is configured), send
+    again the welcome emails the transport deferred, and forget addresses that never confirmed. The
+    scheduler calls this on its tick."""
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        report = read_bounces(settings, now_at, store) if bounces_configured(settings) else None
+        welcomes = retry_welcomes(settings, now_at, store, clock=clock or (lambda: now_at))
+        expired = sender.Roster(store).expire_unconfirmed(now_at, settings.subscribe.unconfirmed_days)
+    finally:
+        if own:
+            store.close()
+    return ReadersTick(report, expired, welcomes)
+
+
+def retry_welcomes(settings: Settings, now_at: datetime, store: sender.Store, *, clock: Clock) -> int:
+    """Send the welcome emails whose row the ledger still holds open (deferred by the server, or left by a
+    stop) once their retry time has come; how many went out. The ledger keeps each one to a single copy."""
+    ledger = open_ledger(settings, store)
+    since_at = now_at - timedelta(days=settings.schedule.resume_days)
+    sent = 0
+    for issue_id in ledger.unfinished_issues(since_at):
+        if not issue_id.startswith(WELCOME_PREFIX) or not ledger.due(issue_id, now_at):
+            continue
+        for row in ledger.deliveries(issue_id):
+            if row.state not in (State.PENDING, State.DEFERRED, State.SENDING):
+                continue
+            report = send_welcome(settings, row.recipient, now_at, clock=clock, store=store)
+            if report is None:  # left (or welcomes turned off) since: the row is closed, not retried forever
+                ledger.skip(issue_id, [row.recipient], "no longer an active subscriber", now_at)
+            else:
+                sent += report.sent
+    return sent
+
+
+def import_subscribers(
+    settings: Settings,
+    path: Path,
+    now_at: datetime,
+    *,
+    mapping: str = "",
+    dry_run: bool = False,
+    clock: Clock,
+    store: sender.Store | None = None,
+) -> ImportReport:
+    """Read a CSV export and add its people with the consent it records; those without consent get the
+    confirmation mail (not in a dry run)."""
+    fmt, rows, invalid = sender.read_csv(path, sender.parse_mapping(mapping) if mapping else None)
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        added, updated, unchanged, to_confirm = sender.Roster(store).apply_import(
+            rows, now_at, source=f"{path.name} ({fmt} export)", dry_run=dry_run
+        )
+        if not dry_run:
+            for email in to_confirm:
+                send_reader_mail(settings, sender.Request("confirm", email), now_at, clock=clock, store=store)
+    finally:
+        if own:
+            store.close()
+    return ImportReport(str(path), fmt, added, updated, unchanged, len(to_confirm), tuple(invalid), dry_run)
+
+
+def export_subscribers(settings: Settings, out: Any, kind: str, statuses: Iterable[str] = ()) -> int:
+    store = open_store(settings)
+    try:
+        return sender.write_export(sender.Roster(store).records(tuple(statuses)), out, kind)
+    finally:
+        store.close()
+
+
+def render_reader_page(settings: Settings, name: str, language: str, context: Mapping[str, Any]) -> str:
+    return templater.render_page(settings, name, language, context)
+
+
+def reader_words(language: str) -> Any:
+    """The labels of the readers' pages in a language (English for any language without its own)."""
+    return templater.texts(language)
+
+
+def reader_language(settings: Settings, email: str, store: sender.Store | None = None) -> str:
+    """The language a subscriber's pages and mails use ("" = the site's; also for an unknown address)."""
+    record = roster(settings, store).get(email, events=False)
+    return record.language if record is not None else ""
+
+
+def reader_link(settings: Settings, path: str, email: str, now_at: datetime) -> str:
+    return _link(settings, path, email, now_at, path)
+
+
+def reader_token(settings: Settings, email: str, now_at: datetime) -> str:
+    """An unsubscribe token (the preference page's unsubscribe button posts to /unsubscribe with it)."""
+    return sender.make_token(settings.secret, email, now_at)
+
+
+def add_subscriber(
+    settings: Settings,
+    email: str,
+    now_at: datetime,
+    *,
+    name: str = "",
+    tags: Iterable[str] = (),
+    language: str = "",
+    fmt: str = "html",
+    confirm: bool = False,
+    clock: Clock,
+) -> tuple[bool, str]:
+    """`digest subscribers add`: (added, status now)."""
+    from digest.config import normalise_address
+    from digest.models import Status
+
+    try:
+        address = normalise_address(email)
+    except ValueError as exc:
+        raise ConfigError(f"{email!r} {exc}", "give one address such as ana@example.com") from exc
+    sub = Subscriber(address, " ".join(name.split()), tuple(tags), fmt, True, None, language)
+    store = open_store(settings)
+    try:
+        book = sender.Roster(store)
+        if confirm:
+            asked = book.request(
+                sub, now_at, page="digest subscribers add --confirm", ip="", double_opt_in=True,
+                interval=timedelta(hours=settings.subscribe.confirm_interval_hours),
+            )  # fmt: skip
+            if asked.mail:
+                send_reader_mail(settings, asked, now_at, clock=clock, store=store)
+            record = book.get(address, events=False)
+            return asked.mail == "confirm", record.status.value if record else ""
+        added = book.add(sub, now_at, status=Status.ACTIVE, method="cli", source="digest subscribers add")
+        record = book.get(address, events=False)
+        return added, record.status.value if record else ""
+    finally:
+        store.close()

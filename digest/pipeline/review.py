@@ -1,0 +1,147 @@
+"""The owner's review before the automatic send (schedule.review)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from html import escape as html_escape
+from typing import TYPE_CHECKING
+
+from digest import collector, templater
+from digest.config import Settings
+from digest.models import (
+    Cycle,
+    Review,
+    Subscriber,
+    Week,
+)
+from digest.pipeline._shared import Build
+from digest.pipeline.building import _parts_of, build, job_week
+from digest.pipeline.readers import _link
+from digest.pipeline.state import open_store, transport_factory
+
+if TYPE_CHECKING:
+    from digest import sender
+    from digest.sender import SendResult
+else:
+    from digest.pipeline._shared import sender
+
+
+# -- the owner's review before the automatic send (schedule.review) --------------------------------------
+
+REVIEW_PATH = "review"
+
+
+def review_owner(settings: Settings) -> str:
+    from email.utils import parseaddr
+
+    return settings.schedule.review_to or parseaddr(settings.email.reply_to or settings.email.sender)[1]
+
+
+def with_note(result: Build, settings: Settings, store: sender.Store) -> Build:
+    """The week's issues (every language, and their archive pages) with the editor's note, if there is one."""
+    review = sender.Reviews(store).get(result.week.label)
+    if review is None or not review.note.strip():
+        return result
+    note = collector.note_html(review.note, settings.site.base_url)
+    issues_ = {lang: replace(issue, note_html=note) for lang, issue in result.issues.items()}
+    history = {
+        lang: tuple(replace(i, note_html=note) if i.week.label == result.week.label else i for i in past)
+        for lang, past in result.history.items()
+    }
+    return replace(result, issues=issues_, history=history)
+
+
+def review_link(settings: Settings, week: str, now_at: datetime) -> str:
+    return _link(settings, REVIEW_PATH, f"{week}\n{review_owner(settings)}", now_at, "review")
+
+
+def review_of_token(settings: Settings, token: str, now_at: datetime) -> str:
+    """The week a review link is for; TokenError when forged, damaged or older than 30 days."""
+    payload = sender.verify_token(settings.secret, token, now_at, purpose="review", old_secrets=settings.old_secrets)
+    return payload.partition("\n")[0]
+
+
+def request_reviews(
+    settings: Settings, now_at: datetime, fire_times: Iterable[datetime], store: sender.Store
+) -> list[tuple[Week, SendResult]]:
+    """For each coming send (`fire_times`, within schedule.review_hours), mail the owner a preview of the
+    issue with Approve and Hold links, once per week. Returns what was mailed."""
+    if not settings.schedule.review:
+        return []
+    book = sender.Reviews(store)
+    mailed = []
+    for fire_at in fire_times:
+        week = job_week(settings, fire_at)
+        if book.get(week.label) is not None or not book.ask(week.label, now_at):
+            continue
+        mailed.append((week, _mail_review(settings, week, fire_at, now_at, store)))
+    return mailed
+
+
+def _mail_review(
+    settings: Settings, week: Week, fire_at: datetime, now_at: datetime, store: sender.Store
+) -> SendResult:
+    # the issue as it stands now (the send at `fire_at` builds it again, with whatever is published meanwhile)
+    result = with_note(build(settings, now_at, week, carried=sender.read_carried(store)), settings, store)
+    issue = result.issue
+    link = review_link(settings, week.label, now_at)
+    default = settings.schedule.review_default
+    head = (
+        f"The issue of {week.label} goes out at {fire_at.isoformat()} "
+        + ("unless you hold it" if default == "send" else "only once you approve it")
+        + f": {len(issue.all_entries)} entries.\nApprove or hold it here: {link}\n"
+        "From the command line: digest approve / digest hold (--note adds an editor's note above the posts).\n"
+    )
+    text_part, html = head + "\nNo entries: with email.empty_week = skip nothing goes out.\n", ""
+    if issue.all_entries:
+        owner = Subscriber(email=review_owner(settings))
+        rendered = templater.render_email(issue, settings)
+        factory = sender.MessageFactory({owner.variant: rendered}, settings, now_at)
+        html, plain = _parts_of(factory.build(owner).data)
+        text_part = head + "\n" + plain
+        banner = (
+            f'<div style="padding:12px;border:2px solid #0b57d0;margin:12px">{html_escape(head)}'
+            f'<p><a href="{html_escape(link)}">Approve or hold this issue</a></p></div>'
+        )
+        html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + banner, html, count=1)
+    notice = sender.build_notice(
+        settings, review_owner(settings), f"Review: {settings.site.title} {week.label}", text_part, html, now_at,
+        kind="review",
+    )  # fmt: skip
+    return sender.send_test_copy(notice, transport_factory(settings)())
+
+
+def decide_review(
+    settings: Settings, week_label: str, action: str, now_at: datetime, *, by: str, note: str | None = None,
+    store: sender.Store | None = None,
+) -> Review:  # fmt: skip
+    """Approve or hold a week's issue (a link or the command line); `note` is the editor's note (Markdown)."""
+    state = {"approve": "approved", "hold": "held"}[action]
+    store = store or open_store(settings)
+    review = sender.Reviews(store).decide(week_label, state, by, now_at, note)
+    cycles = sender.Cycles(store)
+    held = cycles.get(week_label)
+    if state == "approved" and held is not None and held.state == "done" and held.note.startswith("held"):
+        cycles.retry(week_label, now_at, now_at, "approved after a hold", failed=False)  # the service sends it
+    return review
+
+
+def review_gate(
+    settings: Settings, week: Week, fire_at: datetime, now_at: datetime, store: sender.Store
+) -> Cycle | None:
+    """None when the week may go out now; else its cycle, waiting (for an answer) or finished (held)."""
+    if not settings.schedule.review:
+        return None
+    cycles = sender.Cycles(store)
+    review = sender.Reviews(store).get(week.label)
+    state = review.state if review else "pending"
+    if state == "approved" or (state == "pending" and settings.schedule.review_default == "send"):
+        return None
+    if state == "held" and review is not None and review.decided_by != "default":
+        cycles.finish(week.label, now_at, note=f"held by the owner ({review.decided_by})")
+        return cycles.get(week.label)
+    retry_at = now_at + timedelta(seconds=settings.schedule.tick_seconds)
+    return cycles.retry(week.label, now_at, retry_at, "waiting for the owner's approval", failed=False)

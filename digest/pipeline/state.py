@@ -1,0 +1,110 @@
+"""The state database: the store, the ledger, the subscribers file read into it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from digest.config import Settings, private_folder
+from digest.config import check_subscribers as _check_subscribers
+from digest.config import load_subscribers as _load_subscribers
+from digest.errors import ConfigError
+from digest.models import (
+    Carried,
+    IssueStatus,
+    Problem,
+    Subscriber,
+)
+
+if TYPE_CHECKING:
+    from digest import sender
+else:
+    from digest.pipeline._shared import sender
+
+
+# -- the state database ----------------------------------------------------------------------------
+
+
+def open_store(settings: Settings) -> sender.Store:
+    if not settings.database_url:
+        private_folder(settings.state_dir)
+    return sender.Store(settings.db_url)
+
+
+def open_ledger(settings: Settings, store: sender.Store | None = None) -> sender.Ledger:
+    policy = settings.delivery
+    return sender.Ledger(
+        store or open_store(settings),
+        max_attempts=policy.max_attempts,
+        retry_base_seconds=policy.retry_base_seconds,
+        lease=timedelta(seconds=policy.lease_seconds),
+    )
+
+
+def issue_status(settings: Settings, issue_id: str, store: sender.Store | None = None) -> IssueStatus:
+    return open_ledger(settings, store).status(issue_id)
+
+
+def unsubscribe(
+    settings: Settings, email: str, now_at: datetime, reason: str, store: sender.Store | None = None
+) -> bool:
+    """Suppress an address (and mark it unsubscribed in the subscriber store); True when it was not
+    suppressed before."""
+    return sender.Roster(store or open_store(settings)).unsubscribe(email, now_at, reason)
+
+
+def resubscribe(
+    settings: Settings, email: str, store: sender.Store | None = None, now_at: datetime | None = None
+) -> bool:
+
+    when = now_at or datetime.now(UTC)
+    return sender.Roster(store or open_store(settings)).resubscribe(email, when, "resubscribed by hand")
+
+
+def suppressed(settings: Settings, store: sender.Store | None = None) -> set[str]:
+    return sender.Suppressions(store or open_store(settings)).all()
+
+
+def address_of_token(settings: Settings, token: str, now_at: datetime) -> str:
+    """The address an unsubscribe token was made for; TokenError when forged, damaged or expired."""
+    return sender.verify_token(settings.secret, token, now_at, old_secrets=settings.old_secrets)
+
+
+# -- subscribers -----------------------------------------------------------------------------------
+
+
+def load_subscribers(settings: Settings) -> tuple[Subscriber, ...]:
+    return _load_subscribers(require_subscribers(settings))
+
+
+def check_subscribers(settings: Settings) -> tuple[tuple[Subscriber, ...], list[Problem]]:
+    return _check_subscribers(require_subscribers(settings))
+
+
+def require_subscribers(settings: Settings) -> Path:
+    if settings.subscribers is None:
+        raise ConfigError(
+            "no subscribers file",
+            "set [subscribers] file in digest.toml or put subscribers.yaml next to it",
+            source=str(settings.config_file or settings.site.root),
+        )
+    return settings.subscribers
+
+
+def read_carried(settings: Settings, store: sender.Store | None = None) -> dict[str, Carried]:
+    """What the ledger says about the issues planned so far ({} when there is no ledger yet: a preview
+    never creates one)."""
+    if store is not None:
+        return sender.read_carried(store)
+    if not settings.database_url and not (settings.state_dir / "digest.sqlite3").is_file():
+        return {}
+    opened = open_store(settings)
+    try:
+        return sender.read_carried(opened)
+    finally:
+        opened.close()
+
+
+def transport_factory(settings: Settings, *, dry_run: bool = False) -> sender.TransportFactory:
+    return sender.transport_for(settings, dry_run=dry_run)
