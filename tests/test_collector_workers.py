@@ -104,13 +104,8 @@ def test_helpers_started_from_a_service_thread_use_a_fresh_process(
     assert [repr(r) for r in results] == [repr(serial)]
 
 
-def test_a_warm_collect_hands_nothing_to_helpers_and_keeps_the_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    site = _site(tmp_path, 12)
-    serial = _serial(site, monkeypatch)
-    _fresh()
-    _helped(monkeypatch)
+def _count_starts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of posts handed to the helpers at each start of theirs, appended as they start."""
     started: list[int] = []
     start = workers.Helpers._start
 
@@ -119,6 +114,17 @@ def test_a_warm_collect_hands_nothing_to_helpers_and_keeps_the_cache(
         start(self)
 
     monkeypatch.setattr(workers.Helpers, "_start", counted)
+    return started
+
+
+def test_a_warm_collect_hands_nothing_to_helpers_and_keeps_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = _site(tmp_path, 12)
+    serial = _serial(site, monkeypatch)
+    _fresh()
+    _helped(monkeypatch)
+    started = _count_starts(monkeypatch)
     (tmp_path / "state").mkdir()
     with Cache(tmp_path / "state" / "cache.sqlite3") as memo:
         first = collect(site, NOW_AT, memo=memo)
@@ -247,14 +253,7 @@ def test_a_second_collect_in_the_same_process_reads_nothing_again(
     site = _site(tmp_path, 12)
     _fresh()
     _helped(monkeypatch)
-    started: list[int] = []
-    start = workers.Helpers._start
-
-    def counted(self: workers.Helpers) -> None:
-        started.append(len(self.pending))
-        start(self)
-
-    monkeypatch.setattr(workers.Helpers, "_start", counted)
+    started = _count_starts(monkeypatch)
     first = collect(site, NOW_AT)
     assert started == [1]
     started.clear()
