@@ -68,7 +68,9 @@ def build_emails(tmp: Path) -> dict[str, str]:
             (site / "posts" / "2026-11-18-hostile.md").write_text(HOSTILE, "utf-8")
         for lang in langs:
             args = ["preview", "--site", str(site), "--week", "2026-W47", "--json", *(["--lang", lang] if lang else [])]
-            result = runner.invoke(main, args, env={"DIGEST_NOW": now})
+            # a module-scoped fixture runs before the per-test state folder is set: give it its own
+            state = {"XDG_STATE_HOME": str(tmp / "state-home")}
+            result = runner.invoke(main, args, env={"DIGEST_NOW": now, **state})
             assert result.exit_code == 0, result.output
             eml = Path(json.loads(result.stdout)["files"][f"{lang}/email.eml" if lang else "email.eml"])
             message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
