@@ -3,9 +3,20 @@ digest/config/folders.py), and tests must neither share one nor touch the real o
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def session_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """For module- and session-scoped fixtures, which run before the per-test one below."""
+    home = tmp_path_factory.mktemp("session-state-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(home))
+        yield home
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +24,9 @@ def private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     home = tmp_path_factory.mktemp("state-home")
     monkeypatch.setenv("XDG_STATE_HOME", str(home))
     return home
+
+
+def state_env() -> dict[str, str]:
+    """An environment with nothing in it but the test's own state folder: for `load_settings(env=...)`,
+    which would otherwise fall back to the user's ~/.local/state."""
+    return {"XDG_STATE_HOME": os.environ["XDG_STATE_HOME"]}

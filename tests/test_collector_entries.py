@@ -11,6 +11,7 @@ from digest.collector import collect
 from digest.config import load_settings
 from digest.models import Entry
 from digest.weeks import week_of
+from tests.conftest import state_env
 from tests.support_collector import NOW_AT, RUNNING_LOG, SEOUL, WEEKLY_NEWS, make_site, post, write
 
 TOML_POST = """+++
@@ -153,7 +154,7 @@ def test_jekyll_site_through_load_settings(tmp_path: Path) -> None:
     )
     write(tmp_path, "_posts/2021-03-28-spring.md", post("Spring", "2021-03-28 01:30", body="![a](/images/a.png)\n"))
     write(tmp_path, "_posts/2021-03-02-private.md", post("Private", "2021-03-02"))
-    site = load_settings(site=tmp_path, env={}).site
+    site = load_settings(site=tmp_path, env=state_env()).site
     result = collect(site, datetime(2021, 4, 1, tzinfo=ZoneInfo("UTC")))
     assert [e.title for e in result.entries] == ["Spring"]
     e = result.entries[0]
@@ -175,7 +176,7 @@ def test_hugo_site_through_load_settings(tmp_path: Path) -> None:
     write(tmp_path, "content/posts/_index.md", "---\ntitle: Posts\n---\n")
     write(tmp_path, "content/posts/hidden.secret.md", post("Secret", "2021-03-10"))
     write(tmp_path, "content/about.md", post("About", "2021-03-10"))
-    settings = load_settings(site=tmp_path, env={})
+    settings = load_settings(site=tmp_path, env=state_env())
     result = collect(settings.site, NOW_AT)
     assert [e.title for e in result.entries] == ["Bundle"]
     e = result.entries[0]

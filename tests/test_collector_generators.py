@@ -14,13 +14,14 @@ from digest.collector import collect
 from digest.collector.reader import scan
 from digest.config import load_settings
 from digest.models import Entry
+from tests.conftest import state_env
 from tests.support_collector import write
 
 NOW_AT = datetime(2024, 2, 1, tzinfo=UTC)
 
 
 def entries_of(root: Path) -> dict[str, Entry]:
-    settings = load_settings(site=root, env={})
+    settings = load_settings(site=root, env=state_env())
     result = collect(settings.site, NOW_AT)
     assert result.problems == ()
     return {e.source: e for e in result.entries}
@@ -47,7 +48,7 @@ def jekyll_languages(tmp_path: Path) -> Path:
 
 
 def test_jekyll_reads_every_posts_folder_with_folders_as_categories(jekyll_languages: Path) -> None:
-    settings = load_settings(site=jekyll_languages, env={})
+    settings = load_settings(site=jekyll_languages, env=state_env())
     assert [d.relative_to(jekyll_languages.resolve()).as_posix() for d in settings.site.source_dirs] == [
         "en/news/_posts",
         "ja/news/_posts",
@@ -93,7 +94,7 @@ def test_jekyll_with_no_posts_folder_says_so(tmp_path: Path) -> None:
 
     write(tmp_path, "_config.yml", "title: Empty\n")
     with pytest.raises(ConfigError, match="no _posts folder in the site"):
-        load_settings(site=tmp_path, env={})
+        load_settings(site=tmp_path, env=state_env())
 
 
 def test_jekyll_languages_list_and_front_matter_defaults(tmp_path: Path) -> None:
@@ -154,7 +155,7 @@ def test_hugo_content_folder_per_language(tmp_path: Path) -> None:
     write(tmp_path, "content/en/posts/bundle/notes.md", hugo_post("Notes inside the bundle"))
     write(tmp_path, "content/en/posts/bundle/data/more.md", hugo_post("Deeper inside the bundle"))
     write(tmp_path, "content/en/about.md", hugo_post("About"))
-    settings = load_settings(site=tmp_path, env={})
+    settings = load_settings(site=tmp_path, env=state_env())
     assert [d.relative_to(tmp_path.resolve()).as_posix() for d in settings.site.source_dirs] == [
         "content/en/posts",
         "content/ko/posts",
@@ -191,6 +192,7 @@ def test_hugo_language_suffixes(tmp_path: Path) -> None:
 
 PELICAN_CONF = """#!/usr/bin/env python
 import os
+from tests.conftest import state_env
 AUTHOR = 'Kim'
 SITENAME = 'Rusty Notes'
 SITEURL = ''
@@ -224,7 +226,7 @@ def test_pelican_site_from_pelicanconf(tmp_path: Path, monkeypatch: pytest.Monke
     )
     write(tmp_path, "content/loose.md", pelican("Loose Notes!", "2024-01-03"))
     write(tmp_path, "content/pages/about.md", pelican("About", "2024-01-01"))
-    settings = load_settings(site=tmp_path, env={})
+    settings = load_settings(site=tmp_path, env=state_env())
     assert not (tmp_path / "EXECUTED").exists()
     assert (settings.site.title, settings.site.timezone, settings.site.base_url) == (
         "Rusty Notes",
@@ -266,7 +268,7 @@ def test_jekyll_links_between_posts_resolve_to_their_urls(jekyll_languages: Path
         ' [g]({{ "/y/" | prepend: site.baseurl }}) [h]({% link about.md %}) ![i]({{ site.baseurl }}/img/i.png)'
         " [j]({{ site.url }}{{ site.baseurl }}{% post_url 2023-06-01-older %})\n",
     )
-    settings = load_settings(site=jekyll_languages, env={})
+    settings = load_settings(site=jekyll_languages, env=state_env())
     since = datetime(2024, 1, 1, tzinfo=UTC)  # the older posts are out of the window, and still linked to
     (entry,) = [e for e in collect(settings.site, NOW_AT, since).entries if e.source.endswith("links.md")]
     older_en = "https://multi.example.org/blog/en/news/2023/06/01/older/"

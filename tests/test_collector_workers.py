@@ -18,6 +18,7 @@ from digest.collector import collect, workers
 from digest.collector import entries as entries_module
 from digest.collector import reader as reader_module
 from digest.models import Collection, Site
+from tests.conftest import state_env
 from tests.support_collector import RUNNING_LOG, SEOUL, WEEKLY_NEWS, make_site, post
 
 NOW_AT = datetime(2021, 4, 1, tzinfo=SEOUL)
@@ -171,7 +172,7 @@ def test_helpers_on_a_real_blog(name: str, monkeypatch: pytest.MonkeyPatch) -> N
     root = SHARED / "corpus" / name
     if not root.is_dir():
         pytest.skip(f"corpus {name} not available")
-    site = load_settings(site=root, env={}).site
+    site = load_settings(site=root, env=state_env()).site
     now_at = datetime(2030, 1, 1, tzinfo=SEOUL)
     _fresh()
     monkeypatch.setattr(workers, "START", 10**9)
@@ -221,7 +222,7 @@ def test_a_build_renders_what_it_shows_with_helpers_as_without(
 
     _site(tmp_path)
     (tmp_path / "digest.toml").write_text("[site]\ntimezone = 'Asia/Seoul'\nsource = '_posts'\n")
-    settings = load_settings(site=tmp_path, env={})
+    settings = load_settings(site=tmp_path, env=state_env())
     week = pipeline.select_week(settings, NOW_AT, "2021-W12")
 
     def built() -> pipeline.Build:

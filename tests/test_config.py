@@ -6,6 +6,7 @@ import pytest
 
 from digest.config import load_settings, read_site_config
 from digest.errors import ConfigError
+from tests.conftest import state_env
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
@@ -23,7 +24,7 @@ def site(tmp_path: Path) -> Path:
 
 
 def test_defaults_without_any_config(site: Path) -> None:
-    settings = load_settings(site=site, env={})
+    settings = load_settings(site=site, env=state_env())
     assert settings.config_file is None
     assert settings.site.timezone == "UTC"
     assert settings.site.source_dirs == ((site / "posts").resolve(),)
@@ -79,7 +80,7 @@ username = "me"
 def test_bad_config_names_file_key_and_line(site: Path, toml: str, needle: str, line: int) -> None:
     path = write(site / "digest.toml", toml)
     with pytest.raises(ConfigError) as info:
-        load_settings(site=site, env={})
+        load_settings(site=site, env=state_env())
     text = str(info.value)
     assert needle in text
     assert text.startswith(f"{path}:{line}: ")
@@ -88,20 +89,20 @@ def test_bad_config_names_file_key_and_line(site: Path, toml: str, needle: str, 
 def test_plain_smtp_to_a_remote_host_needs_allow_plain(site: Path) -> None:
     write(site / "digest.toml", "[smtp]\nhost = 'mail.example.org'\nmode = 'plain'\n")
     with pytest.raises(ConfigError, match="allow_plain"):
-        load_settings(site=site, env={})
+        load_settings(site=site, env=state_env())
     write(site / "digest.toml", "[smtp]\nhost = 'mail.example.org'\nmode = 'plain'\nallow_plain = true\n")
-    assert load_settings(site=site, env={}).smtp.mode == "plain"
+    assert load_settings(site=site, env=state_env()).smtp.mode == "plain"
 
 
 def test_missing_source_folder_is_a_config_error(site: Path) -> None:
     write(site / "digest.toml", "[site]\nsource = ['nowhere']\n")
     with pytest.raises(ConfigError, match="source folder 'nowhere' not found"):
-        load_settings(site=site, env={})
+        load_settings(site=site, env=state_env())
 
 
 def test_config_flag_with_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
-        load_settings(config=tmp_path / "nope.toml", env={})
+        load_settings(config=tmp_path / "nope.toml", env=state_env())
 
 
 def test_jekyll_config_is_read(tmp_path: Path) -> None:
@@ -111,7 +112,7 @@ def test_jekyll_config_is_read(tmp_path: Path) -> None:
         "permalink: pretty\nexclude: [README.md, 'vendor/*']\n",
     )
     (tmp_path / "_posts").mkdir()
-    settings = load_settings(site=tmp_path, env={})
+    settings = load_settings(site=tmp_path, env=state_env())
     assert settings.site_config_file == tmp_path / "_config.yml"
     assert settings.site.title == "블로그"
     assert settings.site.base_url == "https://me.example.com/blog/"
@@ -135,7 +136,7 @@ def test_hugo_toml_config_is_read(tmp_path: Path, name: str) -> None:
     write(tmp_path / "content/posts/a.md", "+++\ntitle='a'\n+++\n")
     write(tmp_path / "content/posts/b.md", "+++\ntitle='b'\n+++\n")
     write(tmp_path / "content/about/index.md", "+++\ntitle='about'\n+++\n")
-    settings = load_settings(site=tmp_path, env={})
+    settings = load_settings(site=tmp_path, env=state_env())
     assert settings.site.base_url == "https://hugo.example.net/"
     assert settings.site.timezone == "Europe/Berlin"
     assert settings.site.source_dirs == ((tmp_path / "content/posts").resolve(),)  # the biggest section
@@ -147,7 +148,7 @@ def test_digest_toml_overrides_site_config(tmp_path: Path) -> None:
     write(tmp_path / "_config.yml", "title: Jekyll title\ntimezone: UTC\n")
     (tmp_path / "_posts").mkdir()
     write(tmp_path / "digest.toml", "[site]\ntimezone = 'Asia/Seoul'\n")
-    settings = load_settings(site=tmp_path, env={})
+    settings = load_settings(site=tmp_path, env=state_env())
     assert settings.site.title == "Jekyll title"
     assert settings.site.timezone == "Asia/Seoul"
 
@@ -155,7 +156,7 @@ def test_digest_toml_overrides_site_config(tmp_path: Path) -> None:
 def test_broken_site_config_names_the_file(tmp_path: Path) -> None:
     write(tmp_path / "_config.yml", "title: [unclosed\n")
     with pytest.raises(ConfigError) as info:
-        load_settings(site=tmp_path, env={})
+        load_settings(site=tmp_path, env=state_env())
     assert "_config.yml" in str(info.value) and "cannot be parsed" in str(info.value)
 
 
@@ -170,22 +171,22 @@ def test_real_site_configs(corpus: str, kind: str, url: str) -> None:
     defaults = read_site_config(root)
     assert defaults.kind == kind
     assert defaults.url.rstrip("/") + "/" == url
-    settings = load_settings(site=root, env={})
+    settings = load_settings(site=root, env=state_env())
     assert all(d.is_dir() for d in settings.site.source_dirs)
 
 
 def test_example_site_loads() -> None:
     root = Path(__file__).resolve().parents[1] / "examples" / "site"
-    settings = load_settings(site=root, env={})
+    settings = load_settings(site=root, env=state_env())
     assert settings.site.timezone == "Asia/Seoul"
     assert settings.subscribers == root / "subscribers.yaml"
 
 
 def test_dkim_domain_defaults_to_the_from_domain(site: Path) -> None:
     write(site / "digest.toml", "[email]\nfrom = '노트 <news@mail.example.org>'\n")
-    assert load_settings(site=site, env={}).email.dkim_domain == "mail.example.org"
+    assert load_settings(site=site, env=state_env()).email.dkim_domain == "mail.example.org"
     write(site / "digest.toml", "[email]\nfrom = 'a@b.example'\ndkim_domain = 'example'\n")
-    assert load_settings(site=site, env={}).email.dkim_domain == "example"
+    assert load_settings(site=site, env=state_env()).email.dkim_domain == "example"
 
 
 @pytest.mark.parametrize(
@@ -198,17 +199,17 @@ def test_dkim_domain_defaults_to_the_from_domain(site: Path) -> None:
 def test_hugo_permalinks_page_table(tmp_path: Path, permalinks: str, expected: str) -> None:
     write(tmp_path / "hugo.toml", 'baseURL = "https://h.example/"\n' + permalinks)
     write(tmp_path / "content/posts/a.md", "+++\ntitle='a'\n+++\n")
-    assert load_settings(site=tmp_path, env={}).site.permalink == expected
+    assert load_settings(site=tmp_path, env=state_env()).site.permalink == expected
 
 
 def test_delivery_keys_in_the_old_smtp_section_still_work_with_a_notice(site: Path) -> None:
     write(site / "digest.toml", "[smtp]\nconnections = 2\nrate_per_hour = 100\n[delivery]\nrate_per_hour = 50\n")
-    settings = load_settings(site=site, env={})
+    settings = load_settings(site=site, env=state_env())
     assert settings.delivery.connections == 2
     assert settings.delivery.rate_per_hour == 50  # the new place wins
     assert len(settings.notices) == 2 and "[smtp] connections is now [delivery] connections" in settings.notices[0]
     write(site / "digest.toml", "[delivery]\nconnections = 3\n")
-    assert load_settings(site=site, env={}).notices == ()
+    assert load_settings(site=site, env=state_env()).notices == ()
 
 
 def test_the_cli_prints_the_notice_once_on_stderr(site: Path) -> None:
@@ -259,7 +260,7 @@ def test_retired_secrets_are_kept_for_verifying(site: Path) -> None:
 def test_domain_rates_are_checked(site: Path, table: str, needle: str) -> None:
     write(site / "digest.toml", f"[delivery]\n{table}\n")
     with pytest.raises(ConfigError, match=needle):
-        load_settings(site=site, env={})
+        load_settings(site=site, env=state_env())
 
 
 def test_domain_rates_are_read(site: Path) -> None:
@@ -267,7 +268,7 @@ def test_domain_rates_are_read(site: Path) -> None:
         site / "digest.toml",
         '[delivery]\ndomain_rate_per_second = { "Gmail.com" = 20, "outlook.com,hotmail.com" = 10 }\n',
     )
-    assert load_settings(site=site, env={}).delivery.domain_rate_per_second == (
+    assert load_settings(site=site, env=state_env()).delivery.domain_rate_per_second == (
         ("gmail.com", 20.0),
         ("outlook.com, hotmail.com", 10.0),
     )
@@ -324,11 +325,11 @@ def test_two_copies_of_a_site_with_a_url_share_the_ledger(tmp_path: Path) -> Non
 
 def test_an_old_outbox_in_the_output_folder_gets_a_notice(site: Path) -> None:
     (site / "_digest" / "outbox" / "new").mkdir(parents=True)
-    settings = load_settings(site=site, env={})
+    settings = load_settings(site=site, env=state_env())
     assert settings.outbox != site.resolve() / "_digest" / "outbox"
     assert any("_digest/outbox" in n and "move or delete" in n for n in settings.notices)
     write(site / "digest.toml", "[outbox]\nmaildir = '_digest/outbox'\n")
-    assert load_settings(site=site, env={}).notices == ()  # chosen on purpose: said nothing
+    assert load_settings(site=site, env=state_env()).notices == ()  # chosen on purpose: said nothing
 
 
 def test_private_folders_are_private_and_ignored_by_git(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from digest.config import load_settings, with_overrides
 from digest.dates import parse_date
 from digest.models import Site
 from digest.weeks import parse_week, week_of
+from tests.conftest import state_env
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 NOW_AT = datetime(2026, 6, 1, tzinfo=UTC)
@@ -24,7 +25,7 @@ def corpus_site(name: str, **changes: object) -> Site:
     root = SHARED / "corpus" / name
     if not root.is_dir():
         pytest.skip(f"corpus {name} not available")
-    settings = load_settings(site=root, env={})
+    settings = load_settings(site=root, env=state_env())
     return with_overrides(settings, **changes).site if changes else settings.site
 
 

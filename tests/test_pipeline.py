@@ -17,6 +17,7 @@ from digest import cache, collector, pipeline
 from digest.config import load_settings
 from digest.models import Entry
 from digest.pipeline import building
+from tests.conftest import state_env
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -60,7 +61,7 @@ def site(tmp_path: Path) -> Path:
 def test_history_is_the_last_weeks_with_posts(
     site: Path, now: str, week: str, labels: list[str], entries: list[str]
 ) -> None:
-    settings = load_settings(site=site, env={})
+    settings = load_settings(site=site, env=state_env())
     now_at = datetime.fromisoformat(now).replace(hour=12, tzinfo=SEOUL)
     result = pipeline.build(settings, now_at, pipeline.select_week(settings, now_at, week))
     assert [i.week.label for i in result.history[""]] == labels
@@ -70,7 +71,7 @@ def test_history_is_the_last_weeks_with_posts(
 def test_a_quiet_blog_is_looked_up_further_back(site: Path) -> None:
     """The first window (feed_issues weeks) holds nothing; the look-back finds the older posts."""
     (site / "digest.toml").write_text("[site]\ntimezone = 'Asia/Seoul'\n[output]\nfeed_issues = 10\n")
-    settings = load_settings(site=site, env={})
+    settings = load_settings(site=site, env=state_env())
     now_at = datetime(2029, 3, 1, tzinfo=SEOUL)
     result = pipeline.build(settings, now_at, pipeline.select_week(settings, now_at, "last"))
     assert [i.week.label for i in result.history[""]] == ["2026-W48", "2026-W47", "2026-W46", "2026-W45", "2026-W41"]
@@ -78,7 +79,7 @@ def test_a_quiet_blog_is_looked_up_further_back(site: Path) -> None:
 
 
 def test_posts_after_now_are_not_in_any_issue(site: Path) -> None:
-    settings = load_settings(site=site, env={})
+    settings = load_settings(site=site, env=state_env())
     now_at = datetime(2026, 11, 17, 12, 0, tzinfo=SEOUL)
     result = pipeline.build(settings, now_at, pipeline.select_week(settings, now_at, "this"))
     assert [e.title for e in result.issue.entries] == ["w47"]
@@ -94,7 +95,7 @@ def test_posts_after_now_are_not_in_any_issue(site: Path) -> None:
     ],
 )
 def test_previews_never_change_the_published_files(site: Path, args: tuple[str | None, ...], label: str) -> None:
-    settings = load_settings(site=site, env={})
+    settings = load_settings(site=site, env=state_env())
     now_at = datetime(2026, 12, 1, 12, tzinfo=SEOUL)
     pipeline.publish(settings, now_at, pipeline.select_week(settings, now_at, "last"))
     out = settings.output.dir
@@ -109,7 +110,7 @@ def test_previews_never_change_the_published_files(site: Path, args: tuple[str |
 
 
 def test_feed_ids_and_dates_stay_put_as_weeks_go_by(site: Path) -> None:
-    settings = load_settings(site=site, env={})
+    settings = load_settings(site=site, env=state_env())
     feeds = []
     for day in (1, 8, 15):  # three weekly runs, no new posts: nothing moves
         now_at = datetime(2026, 12, day, 9, tzinfo=SEOUL)
@@ -125,7 +126,7 @@ def test_tag_feeds_hold_only_their_tags_entries(site: Path) -> None:
     (site / "posts" / "2026-11-18-tagged.md").write_text(
         "---\ntitle: Tagged\ndate: 2026-11-18 10:00\ntags: [Rust, 여행]\ncategories: news\n---\n\nbody\n"
     )
-    settings = load_settings(site=site, env={})
+    settings = load_settings(site=site, env=state_env())
     now_at = datetime(2026, 12, 1, tzinfo=SEOUL)
     result = pipeline.build(settings, now_at, pipeline.select_week(settings, now_at, "2026-W47"))
     assert not any(name.startswith("tags/") for name in pipeline.site_files(result, settings))
@@ -147,7 +148,7 @@ def test_tag_feeds_hold_only_their_tags_entries(site: Path) -> None:
 def test_a_preview_of_an_older_week_reads_that_week_and_the_feeds_weeks_only(site: Path, week: str) -> None:
     """The preview's build (one language) leaves out the posts between an old week and the feeds' weeks,
     and shows the same issue and history as a build of every language over the whole span."""
-    settings = load_settings(site=site, env={})
+    settings = load_settings(site=site, env=state_env())
     now_at = datetime(2026, 12, 1, 12, tzinfo=SEOUL)  # the feeds show W48, W47 and W46
     chosen = pipeline.select_week(settings, now_at, week)
     whole = pipeline.build(settings, now_at, chosen)
@@ -167,7 +168,7 @@ class FailingRecorder(cache.Recorder):
 
 
 def published(site: Path, state: Path) -> dict[str, bytes]:
-    settings = replace(load_settings(site=site, env={}), state_dir=state)
+    settings = replace(load_settings(site=site, env=state_env()), state_dir=state)
     now_at = datetime(2026, 12, 1, 12, tzinfo=SEOUL)
     pipeline.publish(settings, now_at, pipeline.select_week(settings, now_at, "last"))
     out = settings.output.dir

@@ -28,6 +28,7 @@ from digest.sender.dkimsign import ED25519, RSA, Signer, load_key, relaxed_body,
 from digest.sender.message import MessageFactory
 from digest.sender.signing import SIGNED_HEADERS
 from digest.sender.signpool import SigningPool
+from tests.conftest import state_env
 from tests.support_message import NOW_AT, make_rendered, make_settings
 
 KIM = Subscriber(email="minji@example.com", name="김민지")
@@ -320,7 +321,7 @@ def write_config(tmp: Path, email: str, delivery: str = "") -> Path:
 def test_bad_dkim_config(tmp_path: Path, keys: dict[str, Path], email: str, delivery: str, problem: str) -> None:
     config = write_config(tmp_path, email.format(**{k: str(v) for k, v in keys.items()}), delivery)
     with pytest.raises(ConfigError, match=re.escape(problem)):
-        load_settings(config, env={})
+        load_settings(config, env=state_env())
 
 
 @pytest.mark.parametrize(
@@ -328,4 +329,4 @@ def test_bad_dkim_config(tmp_path: Path, keys: dict[str, Path], email: str, deli
     [("", -1), ('signing_processes = "auto"', -1), ("signing_processes = 0", 0), ("signing_processes = 3", 3)],
 )
 def test_signing_processes(tmp_path: Path, written: str, stored: int) -> None:
-    assert load_settings(write_config(tmp_path, "", written), env={}).delivery.signing_processes == stored
+    assert load_settings(write_config(tmp_path, "", written), env=state_env()).delivery.signing_processes == stored
