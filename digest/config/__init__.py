@@ -1,6 +1,8 @@
 """Settings, loaded and checked once (digest.toml, the site's own config, the environment) and passed
 to every stage; the subscribers file is read here too."""
 
+from typing import TYPE_CHECKING
+
 from .folders import private_folder
 from .load import CONFIG_NAME, DATABASE_ENV, SECRET_ENV, find_config, load_settings, with_overrides
 from .schema import validate as validate_sections
@@ -21,7 +23,20 @@ from .settings import (
     SubscribeSettings,
 )
 from .sites import SiteDefaults, read_site_config
-from .subscribers import check_subscribers, load_subscribers, normalise_address, single_subscriber
+
+# The subscribers file's reader (and its fast line reader) is imported on first use: previews and
+# publishes never read the list, and importing it took a fiftieth of a second of every start-up.
+_SUBSCRIBERS = ("check_subscribers", "load_subscribers", "normalise_address", "single_subscriber")
+if TYPE_CHECKING:
+    from .subscribers import check_subscribers, load_subscribers, normalise_address, single_subscriber
+
+
+def __getattr__(name: str) -> object:
+    if name in _SUBSCRIBERS:
+        from . import subscribers
+
+        return getattr(subscribers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def validate(raw: dict[str, object], *, source: str = "", text: str = "") -> dict[str, dict[str, object]]:

@@ -10,9 +10,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from digest import collector, templater, text
+from digest import collector, config, templater, text
 from digest.config import Settings
-from digest.config import load_subscribers as _load_subscribers
 from digest.errors import ConfigError
 from digest.models import (
     BounceFinding,
@@ -50,7 +49,7 @@ def sync_subscribers(settings: Settings, now_at: datetime, store: sender.Store |
     """Bring the subscribers file into the store (nothing to do without a file)."""
     if settings.subscribers is None:
         return sender.SyncReport()
-    entries = _load_subscribers(settings.subscribers)
+    entries = config.load_subscribers(settings.subscribers)
     return roster(settings, store).sync_file(entries, str(settings.subscribers), now_at)
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from digest import weeks
-from digest.config import Settings, single_subscriber
+from digest import config, weeks
+from digest.config import Settings
 from digest.errors import DigestError, UsageError
 from digest.models import (
     Cycle,
@@ -161,7 +161,7 @@ def send_test_copy(
     issue = result.issue_of(language)
     if not issue.all_entries:
         return None
-    subscriber = single_subscriber(address)
+    subscriber = config.single_subscriber(address)
     variants, _ = render_variants(issue, settings, [subscriber])
     message = sender.MessageFactory(variants, settings, now_at).build(subscriber)
     return sender.send_test_copy(message, transport_factory(settings)())

@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digest import config
 from digest.config import Settings, private_folder
-from digest.config import check_subscribers as _check_subscribers
-from digest.config import load_subscribers as _load_subscribers
 from digest.errors import ConfigError
 from digest.models import (
     Carried,
@@ -75,11 +74,11 @@ def address_of_token(settings: Settings, token: str, now_at: datetime) -> str:
 
 
 def load_subscribers(settings: Settings) -> tuple[Subscriber, ...]:
-    return _load_subscribers(require_subscribers(settings))
+    return config.load_subscribers(require_subscribers(settings))
 
 
 def check_subscribers(settings: Settings) -> tuple[tuple[Subscriber, ...], list[Problem]]:
-    return _check_subscribers(require_subscribers(settings))
+    return config.check_subscribers(require_subscribers(settings))
 
 
 def require_subscribers(settings: Settings) -> Path:
