@@ -206,3 +206,65 @@ def test_check_warns_about_a_subscribers_language_nobody_writes_in(site: Path) -
     status, out, _ = invoke("check", "--site", str(site), "--json")
     found = {f["check"]: f for f in json.loads(out)}
     assert found["subscribers"]["level"] == "warn" and "no recent post is in kr" in found["subscribers"]["fix"]
+
+
+def addressed(site: Path) -> list[tuple[str, str]]:
+    """(address, Content-Language) of every message in the outbox, duplicates kept."""
+    box = mailbox.Maildir(load_settings(site=site, env={**os.environ, "DIGEST_SECRET": SECRET}).outbox, create=False)
+    found = []
+    for item in box:
+        message = email.message_from_bytes(item.as_bytes(), policy=email.policy.default)
+        found.append((str(message["To"]).split("<")[-1].rstrip(">"), str(message["Subject"])))
+    return sorted(found)
+
+
+def reader_file(site: Path, language: str) -> None:
+    line = f"    language: {language}\n" if language else ""
+    (site / "subscribers.yaml").write_text(f"subscribers:\n  - email: reader@example.org\n{line}", "utf-8")
+
+
+NEXT_WEEK = "2026-11-30T09:00:00+01:00"  # 2026-W48 has just ended
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "had", "then"),
+    [
+        ("ko", "ja", "ko/2026-W47", "ja/2026-W48"),
+        ("ja", "", "ja/2026-W47", "2026-W48"),
+        ("", "ko", "2026-W47", "ko/2026-W48"),
+    ],
+)
+def test_a_reader_who_changes_language_gets_one_issue_that_week(
+    site: Path, before: str, after: str, had: str, then: str
+) -> None:
+    """The issue of each language is its own row in the ledger; a reader who moves from one to another
+    after their week was sent (the preferences page, an edited file) is skipped in the new language's
+    issue of that week, with the reason, and gets the new language's issue from the next week on."""
+    for lang in ("en", "ko", "ja"):
+        (site / "posts" / f"2026-11-25-plane-{lang}.md").write_text(
+            f"---\ntitle: Plane iron {lang}\ndate: 2026-11-25 08:00\nlang: {lang}\n---\nA flat back first.\n", "utf-8"
+        )
+    reader_file(site, before)
+    status, _, err = invoke("run", "--site", str(site), "--week", "2026-W47")
+    assert status == 0, err
+    assert len(addressed(site)) == 1
+    reader_file(site, after)
+    status, out, err = invoke("run", "--site", str(site), "--week", "2026-W47", "--json")
+    assert status == 0, err
+    assert json.loads(out)["sent"] == 0
+    assert len(addressed(site)) == 1  # not the new language's issue of the same week
+    now_issue = f"{after}/2026-W47" if after else "2026-W47"
+    status, out, _ = invoke("status", "--site", str(site), "--json", *(["--lang", after] if after else []))
+    state = json.loads(out)
+    assert state["issue"] == now_issue and state["counts"].get("skipped") == 1 and not state["counts"].get("sent")
+    ledger = Ledger(load_settings(site=site, env={**os.environ, "DIGEST_SECRET": SECRET}).db_url)
+    try:
+        rows = {(row.issue_id, row.state.value, row.reply) for row in ledger.deliveries(now_issue)}
+    finally:
+        ledger.close()
+    assert rows == {(now_issue, "skipped", f"had this week's issue in another language ({had})")}
+    # the next week is the new language's
+    status, out, err = invoke("run", "--site", str(site), "--json", now=NEXT_WEEK)
+    assert status == 0, err
+    assert [(i["issue"], i["sent"]) for i in json.loads(out)["issues"]] == [(then, 1)]
+    assert len(addressed(site)) == 2

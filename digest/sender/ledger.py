@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from digest.errors import LedgerError
 from digest.models import Delivery, IssueStatus, State
 from digest.sender.outcome import SendResult
-from digest.sender.store import Store, UtcDateTime, deliveries, open_store, safe_url, suppressions
+from digest.sender.store import Store, UtcDateTime, deliveries, issues, open_store, safe_url, suppressions
 from digest.text import address_key
 
 REMOVED = "not in the subscriber list"
@@ -66,7 +66,9 @@ class Ledger:
 
         New recipients get a pending row; recipients in `skipped` (or suppressed) and rows of people no
         longer in the list become skipped with a reason; a skipped recipient who is back becomes pending.
-        Rows claimed by another worker (sending), failed or sent are left alone.
+        Rows claimed by another worker (sending), failed or sent are left alone. A recipient who has the
+        same week's issue in another language (sent, or being sent) is skipped: a reader who changed
+        language gets one issue that week, and the new language's from the next.
         """
         wanted = {address_key(r) for r in recipients}
         reasons = {address_key(k): v for k, v in skipped.items()}
@@ -75,6 +77,9 @@ class Ledger:
                 if email in wanted:
                     wanted.discard(email)
                     reasons[email] = f"unsubscribed: {reason}" if reason else "unsubscribed"
+            for email, other in self._other_languages(conn, issue_id, wanted):
+                wanted.discard(email)
+                reasons[email] = f"had this week's issue in another language ({other})"
             reasons = {k: v for k, v in reasons.items() if k not in wanted}
             existing = {
                 r: (state, reply)
@@ -115,6 +120,21 @@ class Ledger:
             )
             for batch in _chunks(changes):
                 conn.execute(stmt, [{"b_r": r, "b_state": s, "b_reply": why} for r, s, why in batch])
+
+    def _other_languages(self, conn: Connection, issue_id: str, wanted: set[str]) -> list[tuple[str, str]]:
+        """(recipient, issue id) for recipients of `wanted` whose row in another language's issue of the
+        same week is sent or being sent. The week's issues are found in the issues table (one row per
+        issue planned), so no plan scans the deliveries of every past week."""
+        label = issue_id.rpartition("/")[2]  # "ko/2026-W47" -> "2026-W47"
+        week_of = sa.or_(issues.c.issue_id == label, issues.c.issue_id.endswith(f"/{label}", autoescape=True))
+        others = [i for i in conn.execute(sa.select(issues.c.issue_id).where(week_of)).scalars() if i != issue_id]
+        found = []
+        for other in others:
+            rows = conn.execute(
+                sa.select(d.recipient).where(d.issue_id == other, d.state.in_((State.SENT, State.SENDING)))
+            )
+            found += [(r, other) for r in rows.scalars() if r in wanted]
+        return found
 
     # -- claiming and recording -------------------------------------------------------------------
 
