@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from digest.errors import LedgerError
 from digest.sender.ledger import REMOVED, Ledger
 from digest.sender.outcome import SendResult
+from digest.sender.store import deliveries, issues
 from digest.sender.suppressions import Suppressions
 from tests.support_postgres import ledger, ledger_url
 
@@ -43,6 +44,42 @@ def test_plan_skips_removed_people_but_never_touches_sent_rows(ledger: Ledger) -
     assert (rows["b@x.test"].state, rows["b@x.test"].reply) == ("skipped", REMOVED)
     ledger.plan(ISSUE, ["b@x.test", "c@x.test"], {}, NOW_AT)  # back on the list: pending again
     assert states(ledger)["b@x.test"] == "pending"
+
+
+def planned(ledger: Ledger, *issue_ids: str) -> None:
+    """Issues as the weekly cycle records them before sending (digest.sender.carried.record_issue)."""
+    with ledger.store.begin() as conn:
+        for issue_id in issue_ids:
+            language = issue_id.rpartition("/")[0]
+            conn.execute(
+                sa.insert(issues).values(
+                    issue_id=issue_id, language=language, start_at=NOW_AT, end_at=NOW_AT, planned_at=NOW_AT
+                )
+            )
+
+
+@pytest.mark.parametrize("state", ["sent", "sending", "deferred", "failed", "pending", "skipped"])
+def test_a_reader_with_the_week_in_another_language_is_skipped_in_this_one(ledger: Ledger, state: str) -> None:
+    """Sent or being sent in the week's Korean issue: skipped in its Japanese one (and in no other week's);
+    only waiting there, or failed: planned here, where the reader now belongs."""
+    planned(ledger, "ko/2024-W10", "ja/2024-W10", "ja/2024-W11", "ko/2024-W100")
+    ledger.plan("ko/2024-W10", ["moved@x.test", "stays@x.test"], {}, NOW_AT)
+    with ledger.store.begin() as conn:
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.issue_id == "ko/2024-W10", deliveries.c.recipient == "moved@x.test")
+            .values(state=state)
+        )
+    had = state in ("sent", "sending")
+    for issue_id in ("ja/2024-W10", "ja/2024-W11"):
+        ledger.plan(issue_id, ["Moved@x.test", "new@x.test"], {}, NOW_AT)
+    rows = {r.recipient: (r.state, r.reply) for r in ledger.deliveries("ja/2024-W10")}
+    assert rows["new@x.test"] == ("pending", "")
+    reason = "had this week's issue in another language (ko/2024-W10)"
+    assert rows["moved@x.test"] == (("skipped", reason) if had else ("pending", ""))
+    assert states(ledger, "ja/2024-W11") == {"moved@x.test": "pending", "new@x.test": "pending"}
+    ledger.plan("ko/2024-W10", ["stays@x.test"], {}, NOW_AT)  # the Korean issue's next run
+    assert states(ledger, "ko/2024-W10")["moved@x.test"] == (state if had or state == "failed" else "skipped")
 
 
 def test_suppressed_addresses_are_skipped_at_plan_and_at_claim(ledger: Ledger) -> None:
