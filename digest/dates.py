@@ -7,6 +7,9 @@ A value without an offset is wall-clock time in the site's timezone. Without a d
 the file name (``2021-05-10-infos.md``), the page-bundle folder (``2017-04-24-slug/index.md``) or
 ``/YYYY/MM/DD/`` folders.
 
+A wall-clock time the site's timezone skips (02:30 on the night clocks go forward) is the same instant shown
+as the clock then reads (03:30, one hour later in the new offset), as Jekyll and Hugo show it.
+
 A value shaped like a date that is no day of the calendar (``2019-02-30``, ``2026-13-01``, ``0000-01-01``)
 raises ImpossibleDate, in front matter and in file names alike, so the reader can name the file.
 """
@@ -36,9 +39,9 @@ class ImpossibleDate(ValueError):
 def parse_date(value: Any, tz: tzinfo) -> datetime:
     """Return an aware datetime for a front-matter value; raise ValueError when it is not a date."""
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+        return value if value.tzinfo is not None else local(value, tz)
     if isinstance(value, date):
-        return datetime.combine(value, time(), tzinfo=tz)
+        return local(datetime.combine(value, time()), tz)
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"not a date: {value!r}")
     m = _DATE_TEXT.match(value)
@@ -52,7 +55,18 @@ def parse_date(value: Any, tz: tzinfo) -> datetime:
         )  # fmt: skip
     except ValueError as exc:
         raise ImpossibleDate(f"{value.strip()} is not a calendar date ({exc})") from exc
-    return naive.replace(tzinfo=_offset(m.group("tz")) if m.group("tz") else tz)
+    return naive.replace(tzinfo=_offset(m.group("tz"))) if m.group("tz") else local(naive, tz)
+
+
+def local(naive: datetime, tz: tzinfo) -> datetime:
+    """`naive` as wall-clock time in `tz`. In the hour a change to summer time skips, the time has no
+    offset of its own: it is read with the offset before the change (the same instant as an hour later in
+    the new one) and shown as the clock reads then."""
+    aware = naive.replace(tzinfo=tz)
+    if isinstance(tz, timezone):  # a fixed offset (UTC too) skips no hour
+        return aware
+    shown = aware.astimezone(UTC).astimezone(tz)
+    return shown if shown.replace(tzinfo=None) != naive else aware
 
 
 @functools.lru_cache(maxsize=64)  # a site writes a handful of offsets, thousands of times
@@ -72,7 +86,7 @@ def _rfc2822(value: str, tz: tzinfo) -> datetime:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"not a date: {value!r}") from exc
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+    return parsed if parsed.tzinfo is not None else local(parsed, tz)
 
 
 def date_from_path(rel_path: str, tz: tzinfo) -> datetime | None:
@@ -93,6 +107,7 @@ def date_from_path(rel_path: str, tz: tzinfo) -> datetime | None:
 
 def _midnight(ymd: tuple[str, ...], tz: tzinfo) -> datetime:
     try:
-        return datetime(int(ymd[0]), int(ymd[1]), int(ymd[2]), tzinfo=tz)
+        midnight = datetime(int(ymd[0]), int(ymd[1]), int(ymd[2]))
     except ValueError as exc:
         raise ImpossibleDate(f"{'-'.join(ymd)} is not a calendar date ({exc})") from exc
+    return local(midnight, tz)

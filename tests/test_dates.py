@@ -96,3 +96,30 @@ def test_impossible_dates_say_so(value: str, why: str) -> None:
 def test_impossible_dates_in_file_names_raise(path: str) -> None:
     with pytest.raises(ImpossibleDate, match="is not a calendar date"):
         date_from_path(path, SEOUL)
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.mark.parametrize(
+    ("value", "zone", "shown"),
+    [
+        ("2026-03-08 02:30", NEW_YORK, "2026-03-08T03:30:00-04:00"),  # the hour clocks skip
+        (datetime(2026, 3, 8, 2, 0), NEW_YORK, "2026-03-08T03:00:00-04:00"),  # a YAML datetime
+        ("Sun, 08 Mar 2026 02:59:00", NEW_YORK, "2026-03-08T03:59:00-04:00"),
+        ("2026-03-08 01:59", NEW_YORK, "2026-03-08T01:59:00-05:00"),  # just before: as written
+        ("2026-03-08 03:00", NEW_YORK, "2026-03-08T03:00:00-04:00"),  # just after
+        ("2026-11-01 01:30", NEW_YORK, "2026-11-01T01:30:00-04:00"),  # the hour that comes twice: the first
+        ("2026-03-08 02:30 -0500", NEW_YORK, "2026-03-08T02:30:00-05:00"),  # an offset is taken as written
+        (date(2026, 3, 8), ZoneInfo("America/Havana"), "2026-03-08T01:00:00-04:00"),  # no midnight that day
+    ],
+)
+def test_a_time_the_timezone_skips_is_shown_as_the_clock_reads(value: object, zone: ZoneInfo, shown: str) -> None:
+    parsed = parse_date(value, zone)
+    assert parsed.isoformat() == shown
+    assert parsed.timestamp() == datetime.fromisoformat(shown).timestamp()  # the instant itself never moves
+
+
+def test_a_file_name_of_a_day_without_midnight_is_its_first_hour() -> None:
+    found = date_from_path("_posts/2026-03-08-spring.md", ZoneInfo("America/Havana"))
+    assert found is not None and found.isoformat() == "2026-03-08T01:00:00-04:00"
