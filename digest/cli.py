@@ -261,10 +261,11 @@ def print_summary(result: pipeline.Preview, settings: Settings) -> None:
     "--serve",
     "serve_port",
     type=int,
+    metavar="[PORT]",
     is_flag=False,
     flag_value=8000,
     default=None,
-    help="Serve the output folder on 127.0.0.1 (default port 8000) and rebuild on changes.",
+    help="Serve the preview folder on 127.0.0.1 (default port 8000) and rebuild when a post changes.",
 )
 @click.option("--lang", "language", help="The issue in this language (default: the site's language).")
 @click.option("--strict", is_flag=True, help="Skipped files are an error (exit 1).")
