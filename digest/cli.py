@@ -224,7 +224,8 @@ def print_summary(result: pipeline.Preview, settings: Settings) -> None:
     issue = result.issue
     week = issue.week
     language = f" ({issue.lang})" if issue.language else ""
-    out.print(f"{issue.site.title} — week {week.label}{language}", style="bold")
+    kind = "window" if week.custom else "week"
+    out.print(f"{issue.site.title} — {kind} {week.label}{language}", style="bold")
     out.print(f"window: {week.start_at.isoformat()} → {week.end_at.isoformat()} (end excluded)")
     if issue.all_entries:
         from rich.table import Table
@@ -240,7 +241,14 @@ def print_summary(result: pipeline.Preview, settings: Settings) -> None:
         if issue.late:
             out.print(f"{len(issue.late)} late: dated before this week, published after an earlier issue was sent")
     else:
-        out.print("no entries in this week: nothing would be sent")
+        mailed = [e for e in result.build.pools.get(issue.language, ()) if week.contains(e.published_at)]
+        if mailed:  # dated in it, but carried by an issue planned before (the ledger says which)
+            out.print(
+                f"no entries in this {kind} to send: its {len(mailed)} post(s) went out in another issue"
+                " (`digest status`)"
+            )
+        else:
+            out.print(f"no entries in this {kind}: nothing would be sent")
     others = [lang for lang in result.build.languages if lang != issue.language]
     if others:
         shown = ", ".join(lang or settings.site.language for lang in others)

@@ -136,6 +136,26 @@ def test_empty_week_sends_nothing(site: Path) -> None:
     assert code == 0 and "no entries" in out
 
 
+@pytest.mark.parametrize(
+    ("args", "heading", "says"),
+    [
+        (["--week", "2026-W49"], "week 2026-W49", "no entries in this week: nothing would be sent"),
+        (
+            ["--since", "2026-11-17", "--until", "2026-11-22"],
+            "window 2026-11-17--2026-11-22",
+            "no entries in this window to send: its 5 post(s) went out in another issue",
+        ),
+    ],
+)
+def test_a_preview_with_nothing_to_send_says_why(site: Path, args: list[str], heading: str, says: str) -> None:
+    """A week without posts, and a window whose posts an issue already carried (so none is mailed again)."""
+    code, _, err = invoke("run", "--site", str(site))
+    assert code == 0, err
+    code, out, err = invoke("preview", "--site", str(site), *args)
+    assert code == 0, err
+    assert heading in out and says in out
+
+
 def test_empty_week_note_mode_sends_a_short_note(site: Path) -> None:
     config = site / "digest.toml"
     config.write_text(config.read_text("utf-8").replace("[email]\n", '[email]\nempty_week = "note"\n'), "utf-8")
