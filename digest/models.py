@@ -357,6 +357,7 @@ class IssueRun:
     entries: tuple[Entry, ...] = ()  # dated in the week
     late: tuple[Entry, ...] = ()  # late arrivals
     delivery: DeliveryReport | None = None  # None: nothing to send (empty, email.empty_week = "skip")
+    readers: int = 0  # subscribers of this language in the run's list
 
 
 @dataclass(frozen=True)

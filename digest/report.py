@@ -67,7 +67,8 @@ def cycle_lines(report: CycleReport) -> list[str]:
     for run in report.issues:
         name = head + (f" ({run.lang})" if run.language else "") + ": "
         if run.delivery is None:
-            lines.append(name + "no entries, nothing sent (email.empty_week = skip)")
+            readers = f" to its {run.readers} subscriber(s)" if run.readers else ""
+            lines.append(name + f"no entries, nothing sent{readers} (email.empty_week = skip)")
             continue
         line = name + f"{_entries_text(run)}; {delivery_line(run.delivery)}"
         lines.append(line + (" (dry run: nothing was sent)" if report.dry_run else ""))
@@ -159,6 +160,7 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         {
             "issue": run.issue_id,
             "language": run.lang,
+            "subscribers": run.readers,
             "entries": [entry_json(e) | {"late": False} for e in run.entries]
             + [entry_json(e) | {"late": True} for e in run.late],
         }

@@ -268,3 +268,20 @@ def test_a_reader_who_changes_language_gets_one_issue_that_week(
     assert status == 0, err
     assert [(i["issue"], i["sent"]) for i in json.loads(out)["issues"]] == [(then, 1)]
     assert len(addressed(site)) == 2
+
+
+def test_a_language_without_posts_that_week_accounts_for_its_subscribers(site: Path) -> None:
+    """2026-W45 has English and Korean posts only: the Japanese reader gets nothing, and the summary says
+    so with the count, so that its totals add up to the list."""
+    status, out, err = invoke("send", "--site", str(site), "--week", "2026-W45", "--json")
+    assert status == 0, err
+    issues = {i["language"]: i for i in json.loads(out)["issues"]}
+    assert {lang: (i["subscribers"], i["sent"]) for lang, i in issues.items()} == {
+        "en": (1, 1),
+        "ja": (1, 0),
+        "ko": (2, 2),
+    }
+    assert issues["ja"]["note"] == "no entries: nothing sent"
+    status, out, err = invoke("send", "--site", str(site), "--week", "2026-W45", "--dry-run")
+    assert status == 0, err
+    assert "week 2026-W45 (ja): no entries, nothing sent to its 1 subscriber(s)" in out

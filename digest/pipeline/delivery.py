@@ -110,6 +110,7 @@ def run_cycle(
             # one language: the list itself, not a copy of 100,000 references (nor a list of them kept)
             group = by_language.pop(language)
             readers = subscribers if len(group) == len(subscribers) else tuple(group)
+            count = len(group)
             del group
             if issue.all_entries or not skip_empty:
                 # paused readers are recorded (skipped, with the reason) in the first issue planned
@@ -118,7 +119,7 @@ def run_cycle(
                                     transports, dry_run, progress, stop, skipped)  # fmt: skip
                 if not dry_run and delivery.status is not None and delivery.status.counts.get("failed"):
                     record_refusals(settings, delivery.status, now_at, store)
-            runs.append(IssueRun(issue.id, language, issue.lang, issue.entries, issue.late, delivery))
+            runs.append(IssueRun(issue.id, language, issue.lang, issue.entries, issue.late, delivery, count))
             if stop is not None and stop.is_set():
                 break
         return report(runs)
