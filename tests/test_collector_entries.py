@@ -249,3 +249,95 @@ def test_a_long_running_process_holds_one_source_per_post_however_often_it_chang
         assert rendered["P9"].body_html == "<p>" + " ".join(["edit"] * (edit + 1)) + "</p>\n"
         held.append(len(module._SOURCES))
     assert held[-1] == held[0], held
+
+
+# A running log has no date of its own: the file name dates it (the day it was last added to), after the
+# items it has held for weeks. Windows in the past must still find those items.
+FIELD_NOTES = """---
+title: Field notes from the pond
+---
+
+Things noticed around the pond this autumn.
+
+-----
+
+* 2026.11.17 Heron back in the reeds
+  > It stood on one leg for an hour.
+
+-----
+
+* 2026.10.2 Mushrooms by the fence
+  > Three kinds, one of them blue.
+
+-----
+
+* 2026.9.16 First frost on the boat ramp
+  > Thin, gone by nine.
+
+-----
+"""
+POND_FILES = {
+    "_posts/2026-11-18-field-notes.md": FIELD_NOTES,
+    "_posts/2026-09-15-ramp.md": post("Ramp repaired", "2026-09-15 10:00"),
+    "_posts/2026-11-20-ice.md": post("Ice forecast", "2026-11-20 10:00"),
+}
+HERON, MUSHROOMS, FROST = "Heron back in the reeds", "Mushrooms by the fence", "First frost on the boat ramp"
+
+
+def _on(day: tuple[int, int, int] | None, hour: int = 0) -> datetime | None:
+    return datetime(*day, hour, tzinfo=SEOUL) if day else None
+
+
+@pytest.mark.parametrize("kept", ["no cache", "cold cache", "cache of a recent window", "cache of an earlier now"])
+@pytest.mark.parametrize(
+    ("now", "since", "until", "later", "titles"),
+    [
+        # the week of 2026-09-14, looked at on later days: the log dated 2026-11-18 still holds its item
+        ((2026, 11, 30), (2026, 9, 14), (2026, 9, 21), False, [FROST, "Ramp repaired"]),
+        ((2026, 11, 30), (2026, 9, 14), (2026, 9, 21), True, [FROST, "Ramp repaired"]),
+        ((2027, 6, 1), (2026, 9, 14), (2026, 9, 21), False, [FROST, "Ramp repaired"]),
+        # a look-back pass (a window ending before the log's date), and one ending after it
+        ((2026, 11, 30), (2026, 9, 1), (2026, 11, 1), True, [MUSHROOMS, FROST, "Ramp repaired"]),
+        ((2026, 11, 30), (2026, 10, 1), (2026, 11, 19), True, [HERON, MUSHROOMS]),
+        ((2026, 11, 30), (2026, 11, 16), None, True, ["Ice forecast", HERON]),
+        ((2026, 11, 30), None, (2026, 10, 1), True, [FROST, "Ramp repaired"]),
+        # a log dated after now is not published yet: none of its items, whatever the window
+        ((2026, 11, 17), (2026, 9, 14), (2026, 9, 21), False, ["Ramp repaired"]),
+        ((2026, 11, 17), None, None, True, ["Ramp repaired"]),
+    ],
+)
+def test_a_running_log_dated_after_a_window_gives_the_items_in_it(
+    tmp_path: Path,
+    kept: str,
+    now: tuple[int, int, int],
+    since: tuple[int, int, int] | None,
+    until: tuple[int, int, int] | None,
+    later: bool,
+    titles: list[str],
+) -> None:
+    from digest.cache import Cache
+
+    site = make_site(tmp_path / "site", POND_FILES)
+    path = tmp_path / "cache.sqlite3"
+    now_at = _on(now, 12)
+    assert now_at is not None
+    if kept == "cache of a recent window":  # the weekly run read the log before; this run reuses its record
+        with Cache(path) as memo:
+            recent = collect(site, now_at, datetime(2026, 11, 16, tzinfo=SEOUL), memo=memo, render=False)
+            assert [e.title for e in recent.entries] == (["Ice forecast", HERON] if now > (2026, 11, 20) else [])
+    elif kept == "cache of an earlier now":  # a run before the log's date: it was in the future then
+        with Cache(path) as memo:
+            early = collect(site, datetime(2026, 9, 16, 12, tzinfo=SEOUL), memo=memo, render=False)
+            assert [e.title for e in early.entries] == ["Ramp repaired"]
+    memo = Cache(path) if kept != "no cache" else None
+    try:
+        found = collect(site, now_at, _on(since), memo=memo, later=later, until_at=_on(until))
+    finally:
+        if memo is not None:
+            memo.close()
+    assert found.problems == ()
+    assert [e.title for e in found.entries] == titles
+    frost = [e for e in found.entries if e.title == FROST]
+    for e in frost:
+        assert e.url == "https://blog.example.com/2026/11/18/field-notes/#2026-09-16-first-frost-on-the-boat-ramp"
+        assert e.body_html == "<blockquote>\n<p>Thin, gone by nine.</p>\n</blockquote>\n"

@@ -116,11 +116,16 @@ def collect(
     memo: Memo | None = None,
     render: bool = True,
     later: bool = True,
+    until_at: datetime | None = None,
 ) -> Collection:
-    """Every entry with since_at <= published_at <= now_at (since_at None: all), newest first; with
-    ``render=False`` their bodies are left for render_entries. With ``later=False`` the posts whose date
-    line puts them after now_at are not parsed either (nor their problems reported): a window in the past,
-    next to a pass that reads the later posts."""
+    """Every entry with since_at <= published_at <= until_at (since_at None: all; until_at None: now_at),
+    newest first, of the posts published by now_at; with ``render=False`` their bodies are left for
+    render_entries. With ``later=False`` the posts whose date line puts them after until_at are not parsed
+    either (nor their problems reported): a window in the past, next to a pass that reads the later posts.
+
+    A window in the past needs ``until_at`` rather than an earlier ``now_at``: a running log is dated when
+    it was last updated (its file name, say), after the items it has held for months, and the post itself
+    is left out only when it is dated after now."""
     kept = _SCANS.get(memo) if memo is not None else None
     if kept is not None and kept[0] == site:
         _, found, stamps = kept
@@ -136,7 +141,8 @@ def collect(
     resolver = Resolver(site, list(files))
     tz = ZoneInfo(site.timezone)
     low = since_at.timestamp() if since_at is not None else None
-    high = now_at.timestamp()
+    now = now_at.timestamp()
+    high = min(now, until_at.timestamp()) if until_at is not None else now
     cut = None if later else high
     entries: list[Entry] = []
     problems = list(found.problems)
@@ -147,7 +153,7 @@ def collect(
         if not reason:
             kept_records[file.path] = _cached(memo, file, stamps[file.path], site_key, files_key, low, cut)
     windowed = low is not None or cut is not None or memo is not None
-    job = _Job(site, site_key, files_key, low, cut, high, windowed)
+    job = _Job(site, site_key, files_key, low, cut, high, now, windowed)
     cold = [
         file
         for file in files
@@ -171,7 +177,7 @@ def collect(
         if record.problem is not None and not record.parsed:
             problems.append(record.problem)
             continue
-        for entry, item in _shown(record, low, cut, high):
+        for entry, item in _shown(record, low, cut, high, now):
             _hand_out(entry.revision, _Source(site, file, site_key, item, post, url))
             entries.append(entry)
         if record.problem is not None and not record.before(low) and not record.after(cut):
@@ -201,14 +207,17 @@ class _Job:
     low: float | None
     cut: float | None
     high: float
+    now: float
     windowed: bool  # the date line is wanted: for this window, or a later one through the memo
 
 
-def _shown(record: _Record, low: float | None, cut: float | None, high: float) -> list[tuple[Entry, str]]:
-    """The entries of ``record`` a collect of [low, high] shows (none when it has a problem)."""
+def _shown(record: _Record, low: float | None, cut: float | None, high: float, now: float) -> list[tuple[Entry, str]]:
+    """The entries of ``record`` a collect of [low, high] at ``now`` shows (none when it has a problem).
+    The post's own date is held against now, not against high: a running log dated after high still holds
+    the items dated in the window."""
     if record.problem is not None or record.before(low) or record.after(cut):
         return []
-    if record.excluded or record.published_at is None or record.published_at.timestamp() > high:
+    if record.excluded or record.published_at is None or record.published_at.timestamp() > now:
         return []  # no post, or dated in the future
     shown = []
     for entry, item in record.entries:
@@ -237,7 +246,7 @@ def _read_helped(job: _Job, cold: list[Found], stamps: dict[str, Stamp | None], 
         read[file.path] = (record, None, "")
         if kept is not None:
             keep_read(file.path, kept)
-        for (entry, item), body in zip(_shown(record, job.low, job.cut, job.high), bodies, strict=True):
+        for (entry, item), body in zip(_shown(record, job.low, job.cut, job.high, job.now), bodies, strict=True):
             _keep(f"{file.path}#{item}", entry.revision, body, memo)
     return read
 
@@ -260,7 +269,7 @@ def _read_and_render(
     record, post, url = _record(job, file, stamp, _RESOLVER[0][1], ZoneInfo(job.site.timezone))
     bodies = []
     if post is not None:
-        for _, item in _shown(record, job.low, job.cut, job.high):
+        for _, item in _shown(record, job.low, job.cut, job.high, job.now):
             bodies.append(render_post(job.site, post, url, item, _files_for(job.site, post, job.site_key)))
     return record, read_kept(file.path) if hand_back else None, bodies
 
