@@ -214,3 +214,177 @@ def test_a_rebuild_in_two_processes_writes_the_files_of_one(
     rendered.clear()
     assert published(site, tmp_path / "two") == alone
     assert sum(rendered) == again_in_one < in_one / 10
+
+
+# -- running logs: one file, dated when it was last added to, holding items from months before -----------
+
+POND_LOG = """---
+title: Field notes from the pond
+---
+
+Things noticed around the pond this autumn.
+
+-----
+
+* 2026.11.17 Heron back in the reeds
+  > It stood on one leg for an hour.
+
+-----
+
+* 2026.10.2 Mushrooms by the fence
+  > Three kinds, one of them blue.
+
+-----
+
+* 2026.9.16 First frost on the boat ramp
+  > Thin, gone by nine.
+
+-----
+"""
+HERON, MUSHROOMS, FROST = "Heron back in the reeds", "Mushrooms by the fence", "First frost on the boat ramp"
+
+
+@pytest.fixture
+def log_site(tmp_path: Path) -> Path:
+    root = tmp_path / "pond"
+    posts = root / "posts"
+    posts.mkdir(parents=True)
+    (root / "digest.toml").write_text("[site]\ntimezone = 'Asia/Seoul'\n[output]\nfeed_issues = 3\n")
+    (posts / "2026-11-18-field-notes.md").write_text(POND_LOG, "utf-8")  # no date: the file name's
+    for day, title in [("2026-10-14", "w42"), ("2026-11-04", "w45"), ("2026-11-24", "w48")]:
+        post(posts, day, title)
+    return root
+
+
+def _at(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=12, tzinfo=SEOUL)
+
+
+def _output(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("state", ["one state folder", "a fresh state folder each run"])
+@pytest.mark.parametrize(
+    "runs",
+    [
+        # the week of the log's oldest item, previewed a week apart (the week then falls before the feeds')
+        [("2026-11-23", "2026-W38", [FROST]), ("2026-11-30", "2026-W38", [FROST])],
+        [("2026-11-30", "2026-W38", [FROST]), ("2027-06-01", "2026-W38", [FROST])],
+        [("2026-11-23", "2026-W40", [MUSHROOMS]), ("2027-06-01", "2026-W40", [MUSHROOMS])],
+        # the weekly preview first, then older weeks, then the newest again
+        [
+            ("2026-11-23", "last", [HERON]),
+            ("2026-11-30", "2026-W38", [FROST]),
+            ("2026-12-07", "2026-W40", [MUSHROOMS]),
+            ("2026-12-07", "2026-W47", [HERON]),
+        ],
+    ],
+)
+def test_a_preview_shows_a_running_logs_items_of_any_week(
+    log_site: Path, tmp_path: Path, state: str, runs: list[tuple[str, str, list[str]]]
+) -> None:
+    """The log is dated 2026-11-18 (its file name): an item of September is in its week's preview whenever
+    the preview runs, whatever an earlier run kept in the state folder, and the preview's files are the
+    ones a run with nothing kept writes."""
+    settings = load_settings(site=log_site, env=state_env())
+    for n, (day, week, titles) in enumerate(runs):
+        folder = tmp_path / ("state" if state == "one state folder" else f"state-{n}")
+        now_at = _at(day)
+        chosen = pipeline.select_week(settings, now_at, week)
+        result = pipeline.preview(replace(settings, state_dir=folder), now_at, chosen)
+        assert [e.title for e in result.issue.entries] == titles
+        assert all(e.body_html for e in result.issue.entries)
+        shown = _output(result.folder)
+        fresh = pipeline.preview(replace(settings, state_dir=tmp_path / f"nothing-kept-{n}"), now_at, chosen)
+        assert _output(fresh.folder) == shown
+
+
+LOG_WEEKS = {
+    "2026-11-23": ["2026-W47", "2026-W45", "2026-W42", "2026-W40", "2026-W38"],
+    "2026-11-30": ["2026-W48", "2026-W47", "2026-W45", "2026-W42", "2026-W40", "2026-W38"],
+    "2026-12-28": ["2026-W48", "2026-W47", "2026-W45", "2026-W42", "2026-W40", "2026-W38"],
+    "2027-06-01": ["2026-W48", "2026-W47", "2026-W45", "2026-W42", "2026-W40", "2026-W38"],
+}
+
+
+@pytest.mark.parametrize("state", ["one state folder", "a fresh state folder each run"])
+@pytest.mark.parametrize(
+    "days", [["2026-12-28"], ["2026-11-23", "2026-12-28"], ["2026-11-23", "2026-11-30", "2027-06-01"]]
+)
+def test_the_feeds_and_the_archive_keep_a_running_logs_old_items(
+    log_site: Path, tmp_path: Path, state: str, days: list[str]
+) -> None:
+    """The feeds list the last feed_issues weeks with posts (10: every week here), the log's items of
+    September and October included, on every weekly publish; with the state folder of earlier publishes
+    the files are the ones a publish with nothing kept writes."""
+    (log_site / "digest.toml").write_text("[site]\ntimezone = 'Asia/Seoul'\n[output]\nfeed_issues = 10\n")
+    settings = load_settings(site=log_site, env=state_env())
+    out = settings.output.dir
+    for n, day in enumerate(days):
+        folder = tmp_path / ("state" if state == "one state folder" else f"state-{n}")
+        now_at = _at(day)
+        result = pipeline.publish(replace(settings, state_dir=folder), now_at, pipeline.select_week(settings, now_at))
+        labels = LOG_WEEKS[day]
+        assert [i.week.label for i in result.history[""]] == labels
+        files = _output(out)
+        for label in labels:
+            assert f"{label}/index.html" in files
+            assert f"/newsletter/{label}<".encode() in files["atom.xml"]
+            assert f'href="{label}/index.html"'.encode() in files["index.html"]
+        assert FROST.encode() in files["2026-W38/index.html"] and MUSHROOMS.encode() in files["2026-W40/index.html"]
+        shutil.rmtree(out)
+        pipeline.publish(replace(settings, state_dir=tmp_path / f"nothing-kept-{n}"), now_at, result.week)
+        assert _output(out) == files
+        shutil.rmtree(out)
+
+
+@pytest.mark.parametrize(
+    ("week", "titles"),
+    [
+        ("last", ["w48", HERON, "w45"]),
+        ("2026-W38", ["w48", HERON, "w45", FROST]),
+        ("2026-W42", ["w48", HERON, "w45", "w42"]),
+    ],
+)
+def test_a_running_log_is_read_whole_and_older_posts_are_not(log_site: Path, week: str, titles: list[str]) -> None:
+    """The log is one file, read whole by every run; the posts between the previewed week and the feeds'
+    weeks are still not read (w42 here, unless it is the week asked for)."""
+    settings = load_settings(site=log_site, env=state_env())
+    now_at = _at("2026-11-30")
+    result = pipeline.build(settings, now_at, pipeline.select_week(settings, now_at, week), languages=[""])
+    assert [e.title for e in result.pools[""]] == titles
+    assert [i.week.label for i in result.history[""]] == ["2026-W48", "2026-W47", "2026-W45"]
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "site"
+
+
+@pytest.mark.parametrize("state", ["one state folder", "a fresh state folder each run"])
+@pytest.mark.parametrize(
+    "runs",
+    [
+        ["2026-12-28T10:00:00+09:00"],
+        ["2026-11-23T10:00:00+09:00", "2026-12-28T10:00:00+09:00"],
+        [
+            "2026-11-23T10:00:00+09:00",
+            "2026-11-30T10:00:00+09:00",
+            "2026-12-28T10:00:00+09:00",
+            "2027-11-01T10:00:00+09:00",
+        ],
+    ],
+)
+def test_the_example_sites_reading_log_keeps_its_october_issue(tmp_path: Path, state: str, runs: list[str]) -> None:
+    """The bundled example's reading log (dated 2026-11-18 by its file name) has an item of 2026.10.9:
+    issue 2026-W41 stays in the feeds and the archive on every later publish."""
+    site = shutil.copytree(EXAMPLE, tmp_path / "site")
+    settings = load_settings(site=site, env=state_env())
+    out = settings.output.dir
+    for n, when in enumerate(runs):
+        folder = tmp_path / ("state" if state == "one state folder" else f"state-{n}")
+        now_at = datetime.fromisoformat(when)
+        result = pipeline.publish(replace(settings, state_dir=folder), now_at, pipeline.select_week(settings, now_at))
+        assert [i.week.label for i in result.history[""]] == ["2026-W47", "2026-W46", "2026-W41"]
+        files = _output(out)
+        assert b"/newsletter/2026-W41<" in files["atom.xml"] and b"2026-W41/index.html" in files["index.html"]
+        assert "데이터 증강 정리" in files["2026-W41/index.html"].decode()

@@ -116,7 +116,8 @@ def _gather(
         if earlier is not None and earlier < _LOOKBACK_FLOOR_AT:
             earlier = None
         before = len(entries)
-        more = collector.collect(site, low - timedelta(microseconds=1), earlier, memo=memo, render=False)
+        until_at = low - timedelta(microseconds=1)
+        more = collector.collect(site, now_at, earlier, memo=memo, render=False, until_at=until_at)
         for entry in more.entries:
             entries.setdefault(entry.id, entry)
         problems.update(dict.fromkeys(more.problems))
@@ -155,7 +156,13 @@ def build(
         # A preview of an older week shows that week and the feeds' weeks: the posts between are not read.
         entries, problems, scanned = _gather(settings, now_at, feeds_since_at, horizon_at, memo)
         in_week = collector.collect(
-            site, week.end_at - timedelta(microseconds=1), week.start_at, memo=memo, render=False, later=False
+            site,
+            now_at,
+            week.start_at,
+            memo=memo,
+            render=False,
+            later=False,
+            until_at=week.end_at - timedelta(microseconds=1),
         )
         found = {e.id: e for e in entries} | {e.id: e for e in in_week.entries}
         entries = sorted(found.values(), key=lambda e: (-e.published_at.timestamp(), e.source, e.id))
