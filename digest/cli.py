@@ -292,7 +292,7 @@ def preview(
 ) -> None:
     """Build this week's issue into the preview folder and summarise it."""
     settings = ctx.settings
-    lang = pipeline.select_language(settings, language)
+    lang = pipeline.require_language(settings, language, clock())
 
     def once() -> pipeline.Preview:
         now_at = clock()
@@ -448,7 +448,7 @@ def _send_test_copy(
 ) -> int:
     now_at = clock()
     week = pick_week(ctx, now_at, week_spec, since, until)
-    lang = pipeline.select_language(ctx.settings, language)
+    lang = pipeline.require_language(ctx.settings, language, now_at)
     result = pipeline.send_test_copy(ctx.settings, now_at, week, to, lang)
     if result is None:
         out.print(f"week {week.label}: no entries, nothing to send")
@@ -505,7 +505,7 @@ def status(ctx: Context, week: str | None, language: str | None, as_json: bool) 
     """Show the ledger of an issue: counts per state and the failures with the server's replies."""
     now_at = clock()
     issue_week = pick_week(ctx, now_at, week or "last", None, None)
-    lang = pipeline.select_language(ctx.settings, language)
+    lang = pipeline.require_language(ctx.settings, language, now_at)
     issue_id = pipeline.issue_id(ctx.settings, issue_week, lang)
     state = pipeline.issue_status(ctx.settings, issue_id)
     if as_json:
@@ -602,7 +602,12 @@ def remove_subscriber(ctx: Context, email: str, forget: bool, as_json: bool) -> 
         changed = pipeline.roster(settings).forget(email)
         what = "forgotten" if changed else "not known"
     else:
-        changed = pipeline.unsubscribe(settings, email, clock(), "removed by hand (digest subscribers remove)")
+        now_at = clock()
+        pipeline.sync_subscribers(settings, now_at)
+        if pipeline.roster(settings).get(email) is None and email.strip().lower() not in pipeline.suppressed(settings):
+            # as `show`: nothing to unsubscribe (`digest unsubscribe` suppresses an address never subscribed)
+            raise DigestError(f"{email} is not a subscriber", "see `digest subscribers list`")
+        changed = pipeline.unsubscribe(settings, email, now_at, "removed by hand (digest subscribers remove)")
         what = "unsubscribed" if changed else "already unsubscribed"
     if as_json:
         click.echo(json.dumps({"email": email, "changed": changed, "result": what}))
@@ -657,11 +662,9 @@ def check_subscribers_cmd(ctx: Context) -> None:
     by_format: dict[str, int] = {}
     for s in subs:
         by_format[s.format] = by_format.get(s.format, 0) + 1
-    out.print(
-        f"{path}: {len(subs)} subscribers ({sum(s.active for s in subs)} active; "
-        + ", ".join(f"{n} {f}" for f, n in sorted(by_format.items()))
-        + ")"
-    )
+    if subs or not problems:  # a file that gave nobody (unreadable, every entry wrong): only its errors
+        formats = "".join(f", {n} {f}" for f, n in sorted(by_format.items()))
+        out.print(f"{path}: {len(subs)} subscribers ({sum(s.active for s in subs)} active{formats})")
     for line in warning_lines(tuple(problems)):
         err.print(f"error: {line}")
     sys.exit(1 if problems else 0)

@@ -42,6 +42,27 @@ def language_tag(value: object) -> str:
     return tag if _LANGUAGE_TAG.match(tag) else ""
 
 
+LANGUAGE_HINT = 'a BCP 47 language tag is expected, such as "ko", "en-US" or "zh-Hant"'
+# The shapes nearly every site writes ("ko", "en-US", "pt_BR"): a known ISO 639-1 language, maybe a region.
+_COMMON_TAG = re.compile(r"([a-z]{2})(?:[-_](?:[A-Za-z]{2}|\d{3}))?")
+
+
+def is_valid_language(value: str) -> bool:
+    """True for a well-formed BCP 47 tag whose subtags are registered ("ko", "en-US", "zh-Hant", "en_US"
+    as Jekyll themes write it); False for "korean!", "english" (well-formed but no language) or "xx".
+
+    langcodes checks the tag against the IANA registry, but importing it costs 40 to 100 ms here (its data
+    tables), paid by every command of a site whose config names a language: the common shapes are
+    answered from the ISO 639-1 table above instead, and langcodes sees the rest (scripts, variants,
+    three-letter languages, private use)."""
+    common = _COMMON_TAG.fullmatch(value)
+    if common:
+        return common.group(1) in LANGUAGE_CODES
+    import langcodes
+
+    return bool(value) and langcodes.tag_is_valid(value.replace("_", "-"))
+
+
 def is_language_code(name: str) -> bool:
     """True for a folder name that is an ISO 639-1 code, with or without a region (``ko``, ``zh-cn``, ``pt_BR``)."""
     tag = language_tag(name)
@@ -56,6 +77,23 @@ def same_language(a: str, b: str) -> bool:
     if a == b:
         return True
     return a.split("-", 1)[0] == b.split("-", 1)[0] and ("-" not in a or "-" not in b)
+
+
+# The tokens of a Jekyll/Hugo-style permalink pattern digest can fill in (digest.collector.permalink fills
+# them; the config checks a pattern against this list when it is loaded, before any stage runs).
+PERMALINK_TOKENS = (
+    "year", "short_year", "month", "i_month", "day", "i_day", "hour", "minute", "second", "y_day", "week",
+    "w_year", "w_day", "short_day", "long_day", "title", "slug", "categories", "slugified_categories",
+    "section", "sections", "path", "filename", "contentbasename", "slugorfilename", "slugorcontentbasename",
+    "lang", "output_ext",
+)  # fmt: skip
+PERMALINK_TOKEN = re.compile(r":([a-z_]+)")
+
+
+def unknown_permalink_token(pattern: str) -> str:
+    """The first `:token` of `pattern` that digest cannot fill in ("" when there is none). A token is
+    the longest run of letters and underscores after a colon, as the URL builder reads it."""
+    return next((m.group(1) for m in PERMALINK_TOKEN.finditer(pattern) if m.group(1) not in PERMALINK_TOKENS), "")
 
 
 def xml_safe(text: str) -> str:

@@ -315,7 +315,72 @@ ROWS = [
     row("smtp rejects all", smtp_rejects_everyone, ["send"], 3, "error budget"),
     row("gmail unauthenticated", smtp_refuses_as_unauthenticated("550 5.7.26 unauthenticated"), ["send"], 1, "5.7.26"),
     row("outlook unauthenticated", smtp_refuses_as_unauthenticated("550 5.7.515 Access denied"), ["run"], 1, "5.7.515"),
+    row("language", key("site", "language", "korean!"), ["preview"], 1, "BCP 47 language tag"),
+    row("language word", key("site", "language", "korean"), ["publish"], 1, "site.language"),
+    row("permalink token", key("site", "permalink", "/:bogus/:title/"), ["preview"], 1, ":bogus is not one"),
+    row(
+        "jekyll lang",
+        lambda c: c.write("_config.yml", "title: x\nlang: korean!\n") and c.write("_posts/.keep", "") and None,
+        ["preview"],
+        1,
+        "_config.yml:2: lang",
+    ),
+    row(
+        "jekyll permalink",
+        lambda c: (
+            c.write("_config.yml", "title: x\n\npermalink: /:year/:nope/\n") and c.write("_posts/.keep", "") and None
+        ),
+        ["preview"],
+        1,
+        "_config.yml:3: permalink '/:year/:nope/' has the unknown token :nope",
+    ),
+    row(
+        "jekyll timezone",
+        lambda c: (
+            c.write("_config.yml", "title: x\ntimezone: Mars/Base\n")
+            and c.write("_posts/.keep", "")
+            and c.write("digest.toml", "[site]\ntitle = 'x'\n")  # no timezone: the site's own applies
+            and None
+        ),
+        ["preview"],
+        1,
+        "_config.yml:2: timezone",
+    ),
+    row(
+        "hugo languageCode",
+        lambda c: c.write("hugo.toml", 'title = "x"\nlanguageCode = "en us"\n') and None,
+        ["preview"],
+        1,
+        "hugo.toml:2: languageCode",
+    ),
+    row(
+        "hugo language key",
+        lambda c: c.write("hugo.toml", 'title = "x"\n[languages.english]\nweight = 1\n') and None,
+        ["preview"],
+        1,
+        "hugo.toml:2: languages.english",
+    ),
+    row(
+        "pelican DEFAULT_LANG",
+        lambda c: c.write("pelicanconf.py", 'SITENAME = "x"\nDEFAULT_LANG = "kor ean"\n') and None,
+        ["preview"],
+        1,
+        "pelicanconf.py:2: DEFAULT_LANG",
+    ),
+    row(
+        "subscribers not UTF-8",
+        lambda c: c.write("subscribers.yaml", b"subscribers:\n  - email: \xff\n") and None,
+        ["subscribers", "check"],
+        1,
+        "UTF-8",
+    ),
+    row("subscribers bad YAML", subscribers("subscribers:\n - email: [a\n"), ["subscribers", "check"], 1, "YAML"),
+    row("subscribers bad value", subscribers("subscribers:\n  - email: bad\n"), ["subscribers", "check"], 1, "'bad'"),
+    row("remove unknown", lambda c: None, ["subscribers", "remove", "nobody@example.com"], 1, "not a subscriber"),
     # usage
+    row("lang of no post", lambda c: None, ["preview", "--week", "2026-W47", "--lang", "fr"], 2, "--lang fr"),
+    row("status lang", lambda c: None, ["status", "--lang", "fr"], 2, "its languages: ko"),
+    row("test copy lang", lambda c: None, ["send", "--to", "me@example.org", "--lang", "fr"], 2, "no posts"),
     row("week", lambda c: None, ["send", "--week", "2026-W99"], 2, "2026-W99"),
     row("until", lambda c: None, ["publish", "--until", "2026-11-20"], 2, "--until needs --since"),
     row("to", lambda c: None, ["send", "--to", "nobody"], 2, "--to"),
@@ -345,6 +410,37 @@ def sent_rows(case: Case) -> list[str] | None:
         with engine.connect() as conn:
             return [r for (r,) in conn.execute(sa.text("SELECT recipient FROM deliveries WHERE state = 'sent'"))]
     return None
+
+
+LINED = [
+    ("[email]\nfrom = 'bad address'\n", 2, "email.from"),
+    ("[site]\ntitle = 'x'\n\n[email]\nsubject = '{{ week.label '\n", 5, "email.subject"),
+    ("[delivery]\n\ntransport = 'pigeon'\n", 3, "delivery.transport"),
+    ("[output]\ntemplates = 'nowhere'\n", 2, "output.templates"),
+    ("[site]\n\nsource = ['nowhere']\n", 3, "site.source"),
+    ("[site]\nlanguage = 'korean!'\n", 2, "site.language"),
+    ("[site]\npermalink = '/:bogus/:title/'\n", 2, ":bogus"),
+]
+
+
+@pytest.mark.parametrize(("toml", "line", "needle"), LINED)
+def test_value_errors_of_digest_toml_name_the_line(case: Case, toml: str, line: int, needle: str) -> None:
+    case.config.write_text(toml, "utf-8")
+    code, out, err = run(case, "send", "--dry-run")
+    assert code == 1, (out, err)
+    assert f"digest.toml:{line}: " in err and needle in err, err
+
+
+@pytest.mark.parametrize("written", ["korean!", "english", "xx", "[ko]"])
+def test_a_post_with_a_bad_lang_is_a_warning_and_in_the_site_language(case: Case, written: str) -> None:
+    case.write("posts/2026-11-17-bad-lang.md", f"---\ntitle: Bad lang\ndate: 2026-11-17\nlang: '{written}'\n---\nx\n")
+    code, out, err = run(case, "preview", "--week", "2026-W47", "--json")
+    assert code == 0, err
+    warnings = json.loads(out)["warnings"]
+    assert [w["source"] for w in warnings] == ["posts/2026-11-17-bad-lang.md"], warnings
+    assert "BCP 47" in warnings[0]["message"] and written in warnings[0]["message"]
+    entry = next(e for e in json.loads(out)["entries"] if e["title"] == "Bad lang")
+    assert entry["language"] == ""  # the site's own language, in the site's issue
 
 
 def test_the_table_is_long_enough() -> None:

@@ -61,6 +61,7 @@ class _Record:
     site: str  # digest of the Site it was read for
     refs: str = ""  # digest of every post of the site, for a post that links to others
     problem: Problem | None = None  # the file cannot be read (parsed False) or its front matter is broken
+    warning: Problem | None = None  # a post read all the same, with something to fix (a bad `lang`)
     quick: float | None = None  # the time its date line gives, for the quick window check
     maybe_log: bool = False  # it may be a running log: items can be newer than the post
     parsed: bool = False  # False: only its date line was read (it was before the window)
@@ -180,8 +181,9 @@ def collect(
         for entry, item in _shown(record, low, cut, high, now):
             _hand_out(entry.revision, _Source(site, file, site_key, item, post, url))
             entries.append(entry)
-        if record.problem is not None and not record.before(low) and not record.after(cut):
-            problems.append(record.problem)
+        for problem in (record.problem, record.warning):
+            if problem is not None and not record.before(low) and not record.after(cut):
+                problems.append(problem)
     if memo is not None and hasattr(memo, "keep_only"):
         paths = {f.path for f in files}
         memo.keep_only("post", paths)
@@ -409,6 +411,7 @@ def _record(job: _Job, file: Found, stamp: Stamp | None, resolver: Resolver, tz:
         parsed=True,
         published_at=post.published_at,
         entries=entries,
+        warning=post.warning,
     )
     return record, post, url
 

@@ -1,7 +1,7 @@
 """Post URLs from the site's pattern, like Jekyll, Hugo and Pelican build them.
 
-Jekyll and Hugo tokens: :year :short_year :month :i_month :day :i_day :hour :minute :second :y_day :week
-:short_day :title :slug :categories :section :sections :path (path under the content root, no extension,
+Jekyll and Hugo tokens (digest.text.PERMALINK_TOKENS): :year :short_year :month :i_month :day :i_day :hour
+:minute :second :y_day :week :w_year :w_day :short_day :long_day :output_ext (".html") :title :slug :categories :slugified_categories :section :sections :path (path under the content root, no extension,
 ``index`` dropped) :filename :slugorfilename :contentbasename :slugorcontentbasename :lang. What :title and
 :slug mean follows the generator: Jekyll's :title is the file-name slug (cased) and its :slug the same,
 slugified; Hugo's :title is the title, urlized, and its :slug the front matter's slug, else that.
@@ -25,9 +25,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from digest.text import slugify
+from digest.text import PERMALINK_TOKEN, slugify
 
-_TOKEN = re.compile(r":([a-z_]+)")
+_TOKEN = PERMALINK_TOKEN
 _NAME_DATE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}-")
 
 
@@ -162,10 +162,15 @@ _TOKENS: dict[str, Callable[[PostPath, list[str]], str]] = {
     "second": lambda post, parts: f"{post.published_at.second:02d}",
     "y_day": lambda post, parts: f"{post.published_at.timetuple().tm_yday:03d}",
     "week": lambda post, parts: f"{post.published_at.isocalendar()[1]:02d}",
+    "w_year": lambda post, parts: f"{post.published_at.isocalendar()[0]:04d}",
+    "w_day": lambda post, parts: str(post.published_at.isoweekday()),
     "short_day": lambda post, parts: post.published_at.strftime("%a"),
+    "long_day": lambda post, parts: post.published_at.strftime("%A"),
+    "output_ext": lambda post, parts: ".html",
     "title": _title,
     "slug": _slug,
     "categories": _categories,
+    "slugified_categories": lambda post, parts: "/".join(slugify(c) for c in post.categories),
     "section": lambda post, parts: parts[0] if len(parts) > 1 else "",
     "sections": lambda post, parts: "/".join(parts[:-1]),
     "filename": lambda post, parts: parts[-1] if parts else "",

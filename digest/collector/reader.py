@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from digest.dates import ImpossibleDate, date_from_path, parse_date
 from digest.models import Problem, Site
-from digest.text import language_tag, xml_safe
+from digest.text import LANGUAGE_HINT, is_valid_language, language_tag, xml_safe
 
 from . import meta as m
 from .frontmatter import Document, FrontMatterError, Split, load, split
@@ -68,6 +68,7 @@ class Post:
     updated_at: datetime | None
     language: str = ""  # front matter, else its place; "" when neither says
     categories: tuple[str, ...] = ()  # from its place (folders), before the front matter's
+    warning: Problem | None = None  # read all the same, with something worth a line (a bad `lang`)
 
 
 @dataclass
@@ -110,6 +111,8 @@ def scan(site: Site, now_at: datetime, since_at: datetime | None = None) -> Scan
             result.excluded.append((source, f"dated in the future ({post.published_at.isoformat()})"))
             continue
         result.posts.append(post)
+        if post.warning is not None:
+            result.problems.append(post.warning)
     return result
 
 
@@ -278,9 +281,25 @@ def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
             updated_at = parse_date(updated[1], tz).astimezone(tz)
         except (ValueError, OverflowError):
             updated_at = None  # a broken "last modified" is not worth losing the post for
-    language = language_tag(meta.get("lang")) or language_tag(meta.get("language")) or file.place.language
     place = file.place
-    return Post(source, place.content_path, meta, doc.body, published_at, updated_at, language, place.categories)
+    key = "lang" if meta.get("lang") not in (None, "") else "language"
+    written = meta.get(key)
+    warning = None
+    if written in (None, ""):
+        language = place.language
+    elif isinstance(written, str) and is_valid_language(written.strip()):
+        language = language_tag(written)
+    else:
+        language = place.language
+        warning = Problem(
+            source,
+            f"{key}: {str(written)[:40]!r} is not a language tag ({LANGUAGE_HINT}); the post is read in the "
+            "site's language",
+            _line(doc, key),
+        )
+    return Post(
+        source, place.content_path, meta, doc.body, published_at, updated_at, language, place.categories, warning
+    )
 
 
 def _line(doc: Document, key: str) -> int | None:

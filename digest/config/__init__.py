@@ -4,7 +4,7 @@ to every stage; the subscribers file is read here too."""
 from typing import TYPE_CHECKING
 
 from .folders import private_folder
-from .load import CONFIG_NAME, DATABASE_ENV, SECRET_ENV, find_config, load_settings, with_overrides
+from .load import CONFIG_NAME, DATABASE_ENV, SECRET_ENV, find_config, line_in_config, load_settings, with_overrides
 from .schema import validate as validate_sections
 from .settings import (
     MOVED,
@@ -64,6 +64,7 @@ __all__ = [
     "BouncesSettings",
     "check_subscribers",
     "find_config",
+    "line_in_config",
     "load_subscribers",
     "load_settings",
     "normalise_address",

@@ -16,7 +16,7 @@ from digest.models import Site
 
 from . import checks
 from .folders import default_state_dir
-from .schema import WEEKDAYS, to_timezone, validate
+from .schema import WEEKDAYS, line_of, to_timezone, toml_fields, validate
 from .settings import (
     MOVED,
     SECTIONS,
@@ -33,7 +33,7 @@ from .settings import (
     SmtpSettings,
     SubscribeSettings,
 )
-from .sites import SiteDefaults, read_site_config
+from .sites import SiteDefaults, key_line, read_site_config
 
 CONFIG_NAME = "digest.toml"
 SECRET_ENV = "DIGEST_SECRET"  # HMAC key for signed links (unsubscribe, …)
@@ -58,6 +58,36 @@ def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
         raise ConfigError(
             f"not valid TOML: {exc}", "see https://toml.io", source=str(path), line=int(m.group(1)) if m else None
         ) from exc
+
+
+_KEY_MENTION = re.compile(r"\b([a-z]+)\.([a-z_0-9]+)\b")
+
+
+def locate(exc: ConfigError, text: str, raw: Mapping[str, Any], source: str) -> ConfigError:
+    """Give an error about digest.toml found after its keys were read (an address, a folder, a template)
+    the line of the key it names (`email.from`, "fix site.source"), as the schema's own errors have."""
+    if exc.line is not None or not source or exc.source != source:
+        return exc
+    for section, key in _KEY_MENTION.findall(f"{exc.message} {exc.hint}"):
+        table = raw.get(section)
+        owner = MOVED.get(f"{section}.{key}", section)
+        if isinstance(table, dict) and key in table and key in toml_fields(SECTIONS.get(owner, object)):
+            exc.line = line_of(text, key, section)
+            break
+    return exc
+
+
+def line_in_config(path: Path | None, section: str, key: str) -> int | None:
+    """The line of [section] key in a digest.toml (None when it is not written there), for an error found
+    by a later stage (an unknown transport)."""
+    if path is None:
+        return None
+    try:
+        text, raw = read_toml(path)
+    except ConfigError:
+        return None
+    table = raw.get(section)
+    return line_of(text, key, section) if isinstance(table, dict) and key in table else None
 
 
 def find_config(config: Path | None, site: Path | None, cwd: Path) -> tuple[Path | None, Path]:
@@ -105,8 +135,23 @@ def load_settings(
         for key in table
         if f"{section}.{key}" in MOVED
     )
+    try:
+        return _settings(values, config_file, folder, site is not None, env, notices)
+    except ConfigError as exc:
+        raise locate(exc, text, raw, source) from exc.__cause__
+
+
+def _settings(
+    values: Values,
+    config_file: Path | None,
+    folder: Path,
+    site_flag: bool,
+    env: Mapping[str, str],
+    notices: tuple[str, ...],
+) -> Settings:
+    source = str(config_file or "")
     paths = _Paths(config_file.parent.resolve() if config_file else folder.resolve())
-    site_model, defaults = _site(values["site"], folder.resolve(), site is not None, paths, source)
+    site_model, defaults = _site(values["site"], folder.resolve(), site_flag, paths, source)
     notices += defaults.notices
     label = source or str(defaults.file or site_model.root)
     output = _output(values["output"], site_model, paths, label)
@@ -172,8 +217,13 @@ def _site(
     timezone = pick("timezone", defaults.timezone, "UTC")
     try:
         to_timezone(timezone)
-    except ValueError as exc:
-        raise ConfigError(f"timezone {timezone!r} is unknown", f"it must be {exc}", source=label) from exc
+    except ValueError as exc:  # digest.toml's own timezone was checked with its keys: this one is the site's
+        raise ConfigError(
+            f"timezone {timezone!r} is unknown",
+            f"it must be {exc}",
+            source=str(defaults.file or label),
+            line=key_line(defaults.file, "TIMEZONE" if defaults.kind == "pelican" else "timezone"),
+        ) from exc
     if defaults.kind == "jekyll" and not defaults.source and "source" not in given:
         raise ConfigError(
             "no _posts folder in the site", "write posts in _posts/ (at any depth) or set site.source", source=label

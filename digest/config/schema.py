@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError
+from digest.text import LANGUAGE_HINT, PERMALINK_TOKENS, is_valid_language, unknown_permalink_token
 
 Converter = Callable[[Any], Any]
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -154,6 +155,19 @@ def to_timezone(v: Any) -> str:
     return str(v)
 
 
+def to_language(v: Any) -> str:
+    if to_str(v) and not is_valid_language(v):
+        raise ValueError(LANGUAGE_HINT.replace(" is expected", ""))
+    return str(v)
+
+
+def to_permalink(v: Any) -> str:
+    token = unknown_permalink_token(to_str(v))
+    if token:
+        raise ValueError(f"made of known tokens: :{token} is not one; digest knows :" + ", :".join(PERMALINK_TOKENS))
+    return str(v)
+
+
 def to_hour(v: Any) -> int:
     if to_int(v) > 23:
         raise ValueError("an hour from 0 to 23")
@@ -186,10 +200,11 @@ def line_of(text: str, key: str, section: str = "") -> int | None:
     """The line of `key` (inside [section] when given), or of the section header."""
     start = 0
     if section:
-        header = re.search(rf"^\s*\[\s*{re.escape(section)}\s*\]", text, re.M)
+        header = re.search(rf"^[ \t]*\[[ \t]*{re.escape(section)}[ \t]*\]", text, re.M)
         if header:
             start = header.start()
-    pattern = re.compile(rf"^\s*(\[\s*)?{re.escape(key)}\s*(=|\])", re.M)
+    # [ \t], not \s: \s after ^ would run over blank lines and give the line above the key
+    pattern = re.compile(rf"^[ \t]*(\[[ \t]*)?{re.escape(key)}[ \t]*(=|\])", re.M)
     m = pattern.search(text, start) or pattern.search(text)
     return text.count("\n", 0, m.start()) + 1 if m else None
 

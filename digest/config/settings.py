@@ -20,6 +20,8 @@ from .schema import (
     to_hour,
     to_int,
     to_ip_list,
+    to_language,
+    to_permalink,
     to_port,
     to_pos_float,
     to_pos_int,
@@ -43,10 +45,10 @@ class SiteSection:
     timezone: str = option("", to_timezone)
     week_start: str = option("monday", choice(*WEEKDAYS))
     week_start_hour: int = option(0, to_hour)
-    permalink: str = option("", to_str)
+    permalink: str = option("", to_permalink)
     ignore: tuple[str, ...] = option((), to_str_list)
     description: str = option("", to_str)
-    language: str = option("", to_str)
+    language: str = option("", to_language)
     author: str = option("", to_str)
 
 

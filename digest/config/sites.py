@@ -21,7 +21,14 @@ import yaml
 
 from digest.errors import ConfigError
 from digest.models import Generator
-from digest.text import is_language_code, language_tag
+from digest.text import (
+    LANGUAGE_HINT,
+    PERMALINK_TOKENS,
+    is_language_code,
+    is_valid_language,
+    language_tag,
+    unknown_permalink_token,
+)
 
 # Site configs: what a Jekyll or Hugo site says about itself.
 
@@ -88,6 +95,52 @@ def _text(v: Any) -> str:
     return v.strip() if isinstance(v, str) else ""
 
 
+def key_line(path: Path | None, key: str, header: str = "") -> int | None:
+    """The line of `key` in a site config (YAML, TOML, JSON or Python: `key:`, `key =`, `"key":`), or of
+    the TOML table `[header]` when given and found; None when the file does not show it on a line of its
+    own (a key written inline, in a flow mapping)."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    patterns = [rf"^[ \t]*\[[ \t]*{re.escape(header)}[ \t]*\]"] if header else []
+    patterns.append(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*(:|=)")
+    for pattern in patterns:
+        m = re.search(pattern, text, re.M | re.I)
+        if m:
+            return text.count("\n", 0, m.start()) + 1
+    return None
+
+
+def _language(value: Any, path: Path, key: str, header: str = "") -> str:
+    """A language tag the site config gives, checked: a ConfigError naming the file and line when the
+    value is no BCP 47 tag (a site's own mistake lands in every feed and email otherwise)."""
+    tag = value.strip() if isinstance(value, str) else ""
+    if tag and not is_valid_language(tag):
+        shown = header or key
+        raise ConfigError(
+            f"{shown} = {tag!r} is not a language tag",
+            LANGUAGE_HINT,
+            source=str(path),
+            line=key_line(path, key, header),
+        )
+    return tag
+
+
+def _permalink(pattern: str, path: Path, key: str) -> str:
+    token = unknown_permalink_token(pattern)
+    if token:
+        raise ConfigError(
+            f"{key} {pattern!r} has the unknown token :{token}",
+            "digest knows :" + ", :".join(PERMALINK_TOKENS),
+            source=str(path),
+            line=key_line(path, key),
+        )
+    return pattern
+
+
 def _glob_to_regex(pattern: str) -> str:
     """Jekyll `exclude` entries are paths or globs relative to the site root."""
     body = re.escape(pattern.strip("/")).replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
@@ -116,6 +169,10 @@ def read_site_config(root: Path) -> SiteDefaults:
 def _jekyll(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
     url = _text(data.get("url")).rstrip("/") + "/" + _text(data.get("baseurl")).strip("/")
     permalink = _text(data.get("permalink")) or "date"
+    lang = _language(data.get("lang"), path, "lang")
+    _language(data.get("default_lang"), path, "default_lang")
+    for value in data.get("languages") or () if isinstance(data.get("languages"), list) else ():
+        _language(value, path, "languages")
     author = data.get("author")
     if isinstance(author, dict):
         author = author.get("name")
@@ -139,11 +196,11 @@ def _jekyll(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
         title=_text(data.get("title")),
         url=url if _text(data.get("url")) else "",
         timezone=_text(data.get("timezone")),
-        permalink=JEKYLL_PERMALINKS.get(permalink, permalink),
+        permalink=_permalink(JEKYLL_PERMALINKS.get(permalink, permalink), path, "permalink"),
         source=sources,
         ignore=ignore,
         description=_text(data.get("description")),
-        language=_text(data.get("lang")),
+        language=lang,
         author=_text(author),
         notices=tuple(
             f"{os.path.relpath(path, root)}/: cannot read the folder: a _posts folder in it would not be read"
@@ -217,7 +274,8 @@ def _jekyll_defaults(value: Any) -> str:
 def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
     content = _text(data.get("contentdir")).strip("/") or "content"
     params: dict[str, Any] = data["params"] if isinstance(data.get("params"), dict) else {}
-    default = language_tag(data.get("defaultcontentlanguage")) or "en"
+    default = language_tag(_language(data.get("defaultcontentlanguage"), path, "defaultContentLanguage")) or "en"
+    code = _language(data.get("languagecode"), path, "languageCode")
     in_subdir = data.get("defaultcontentlanguageinsubdir") is True
     languages_table = _lower_keys(data.get("languages"))
     disabled = {language_tag(v) for v in data.get("disablelanguages") or () if isinstance(v, str)}
@@ -225,11 +283,12 @@ def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
     languages: list[str] = []
     roots: list[tuple[str, str]] = []
     for key, settings in languages_table.items():
-        lang = language_tag(key)
+        lang = language_tag(_language(key, path, key, f"languages.{key}"))
         if not lang or lang in disabled:
             continue
         languages.append(lang)
         table = _lower_keys(settings)
+        _language(table.get("languagecode"), path, "languageCode", f"languages.{key}")
         folder = _text(table.get("contentdir")).strip("/")
         if folder:
             content_dirs[folder] = lang
@@ -263,7 +322,7 @@ def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
         source=sources,
         ignore=tuple(p for p in ignore if isinstance(p, str)),
         description=_text(params.get("description")) if params else "",
-        language=_text(data.get("languagecode")) or _text(data.get("defaultcontentlanguage")),
+        language=code or _text(data.get("defaultcontentlanguage")),
         author=_text(params.get("author")) if params else "",
         generator=Generator(
             kind="hugo",
@@ -304,8 +363,11 @@ def _hugo_main_sections(root: Path, content_dirs: dict[str, str]) -> list[str]:
 
 def _pelican(root: Path, files: list[Path]) -> SiteDefaults:
     conf: dict[str, Any] = {}
+    origin: dict[str, Path] = {}  # the file each setting comes from, for an error naming it
     for path in files:
-        conf.update(_python_settings(path))
+        found = _python_settings(path)
+        conf.update(found)
+        origin.update(dict.fromkeys(found, path))
     folder = _text(conf.get("PATH")) or "."
     content = os.path.normpath(folder if not os.path.isabs(folder) else os.path.relpath(folder, root))
 
@@ -319,7 +381,9 @@ def _pelican(root: Path, files: list[Path]) -> SiteDefaults:
 
     articles = under(conf.get("ARTICLE_PATHS"), [""])
     pages = under(conf.get("PAGE_PATHS"), ["pages"]) + under(conf.get("ARTICLE_EXCLUDES"), [])
-    default = language_tag(conf.get("DEFAULT_LANG")) or "en"
+    default = (
+        language_tag(_language(conf.get("DEFAULT_LANG"), origin.get("DEFAULT_LANG", files[0]), "DEFAULT_LANG")) or "en"
+    )
     return SiteDefaults(
         kind="pelican",
         file=files[0],

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any, Protocol
 
-from digest.config import Settings
+from digest.config import Settings, line_in_config
 from digest.errors import ConfigError
 from digest.models import OutgoingMessage
 from digest.sender.outcome import SendResult
@@ -110,6 +110,7 @@ def transport_kind(settings: Settings) -> TransportKind:
         f"delivery.transport = {name!r} is not a transport",
         "use auto, " + ", ".join(kind.name for kind in REGISTRY),
         source=str(settings.config_file or ""),
+        line=line_in_config(settings.config_file, "delivery", "transport"),
     )
 
 
