@@ -5,6 +5,7 @@ from datetime import datetime
 import pytest
 
 from digest.collector.permalink import PostPath, build_path, build_url, file_slug
+from digest.text import PERMALINK_TOKENS
 from tests.support_collector import SEOUL
 
 WHEN = datetime(2021, 3, 5, 7, 8, 9, tzinfo=SEOUL)
@@ -25,10 +26,18 @@ BUNDLE = PostPath("blog/2021/03/2021-03-05-bundle-post/index.md", WHEN, "Bundle"
         ("/:title/", BUNDLE, "/bundle-post/"),
         ("/:categories/:title/", BUNDLE, "/bundle-post/"),  # no categories: no empty segment
         ("/:year/:unknown/", JEKYLL, "/2021/:unknown/"),
+        ("/:categories/:title:output_ext", JEKYLL, "/garden/life/Spring-Notes.html"),
+        ("/:w_year/W:week/:w_day-:long_day/", JEKYLL, "/2021/W09/5-Friday/"),
+        ("/:slugified_categories/:title/", PostPath("_posts/a.md", WHEN, "A", ("This Week",)), "/this-week/a/"),
     ],
 )
 def test_pattern_tokens(pattern: str, post: PostPath, path: str) -> None:
     assert build_path(pattern, post) == path
+
+
+def test_every_token_the_config_accepts_is_filled_in() -> None:
+    for token in PERMALINK_TOKENS:
+        assert f":{token}" not in build_path(f"/:{token}/", JEKYLL), token
 
 
 @pytest.mark.parametrize(

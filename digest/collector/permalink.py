@@ -1,7 +1,8 @@
 """Post URLs from the site's pattern, like Jekyll, Hugo and Pelican build them.
 
 Jekyll and Hugo tokens (digest.text.PERMALINK_TOKENS): :year :short_year :month :i_month :day :i_day :hour
-:minute :second :y_day :week :w_year :w_day :short_day :long_day :output_ext (".html") :title :slug :categories :slugified_categories :section :sections :path (path under the content root, no extension,
+:minute :second :y_day :week :w_year :w_day :short_day :long_day :output_ext (".html") :title :slug
+:categories :slugified_categories :section :sections :path (path under the content root, no extension,
 ``index`` dropped) :filename :slugorfilename :contentbasename :slugorcontentbasename :lang. What :title and
 :slug mean follows the generator: Jekyll's :title is the file-name slug (cased) and its :slug the same,
 slugified; Hugo's :title is the title, urlized, and its :slug the front matter's slug, else that.
