@@ -179,6 +179,13 @@ def warning_lines(problems: tuple[Problem, ...]) -> list[str]:
     return [report.problem_line(p) for p in problems]
 
 
+def warn_language(settings: Settings, language: str) -> None:
+    """A `--lang` the site writes nothing in is allowed (a subscriber may read it), and said on stderr."""
+    note = pipeline.language_warning(settings, language, clock())
+    if note:
+        err.print(f"warning: {note}")
+
+
 def print_warnings(problems: tuple[Problem, ...]) -> None:
     """Skipped files, one line each on stderr (stdout stays the summary, or JSON)."""
     for line in warning_lines(problems):
@@ -292,7 +299,8 @@ def preview(
 ) -> None:
     """Build this week's issue into the preview folder and summarise it."""
     settings = ctx.settings
-    lang = pipeline.require_language(settings, language, clock())
+    lang = pipeline.select_language(settings, language)
+    warn_language(settings, lang)
 
     def once() -> pipeline.Preview:
         now_at = clock()
@@ -448,7 +456,8 @@ def _send_test_copy(
 ) -> int:
     now_at = clock()
     week = pick_week(ctx, now_at, week_spec, since, until)
-    lang = pipeline.require_language(ctx.settings, language, now_at)
+    lang = pipeline.select_language(ctx.settings, language)
+    warn_language(ctx.settings, lang)
     result = pipeline.send_test_copy(ctx.settings, now_at, week, to, lang)
     if result is None:
         out.print(f"week {week.label}: no entries, nothing to send")
@@ -505,7 +514,8 @@ def status(ctx: Context, week: str | None, language: str | None, as_json: bool) 
     """Show the ledger of an issue: counts per state and the failures with the server's replies."""
     now_at = clock()
     issue_week = pick_week(ctx, now_at, week or "last", None, None)
-    lang = pipeline.require_language(ctx.settings, language, now_at)
+    lang = pipeline.select_language(ctx.settings, language)
+    warn_language(ctx.settings, lang)
     issue_id = pipeline.issue_id(ctx.settings, issue_week, lang)
     state = pipeline.issue_status(ctx.settings, issue_id)
     if as_json:

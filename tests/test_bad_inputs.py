@@ -378,9 +378,6 @@ ROWS = [
     row("subscribers bad value", subscribers("subscribers:\n  - email: bad\n"), ["subscribers", "check"], 1, "'bad'"),
     row("remove unknown", lambda c: None, ["subscribers", "remove", "nobody@example.com"], 1, "not a subscriber"),
     # usage
-    row("lang of no post", lambda c: None, ["preview", "--week", "2026-W47", "--lang", "fr"], 2, "--lang fr"),
-    row("status lang", lambda c: None, ["status", "--lang", "fr"], 2, "its languages: ko"),
-    row("test copy lang", lambda c: None, ["send", "--to", "me@example.org", "--lang", "fr"], 2, "no posts"),
     row("week", lambda c: None, ["send", "--week", "2026-W99"], 2, "2026-W99"),
     row("until", lambda c: None, ["publish", "--until", "2026-11-20"], 2, "--until needs --since"),
     row("to", lambda c: None, ["send", "--to", "nobody"], 2, "--to"),

@@ -79,6 +79,10 @@ def test_preview_per_language(
     args = ["preview", "--site", str(site), "--week", "2026-W47", "--json"] + (["--lang", lang] if lang else [])
     status, out, err = invoke(*args)
     assert status == 0, err
+    # a language nobody writes in is previewed (a subscriber may read it: their issue is empty), with a warning
+    assert ("warning: --lang de: the site has no posts in that language (its languages: en, ja, ko)" in err) == (
+        code == "de"
+    )
     summary = json.loads(out)
     assert (summary["issue"], summary["language"]) == (issue, code)
     assert [e["title"] for e in summary["entries"]] == titles

@@ -65,27 +65,23 @@ def select_language(settings: Settings, language: str | None) -> str:
     return text.issue_language(language or "", settings.site.language)
 
 
-def require_language(settings: Settings, language: str | None, now_at: datetime) -> str:
-    """The language key of a command's `--lang`, refused (a UsageError naming the site's languages) when
-    the site has neither a post in it nor a language of its own config that is it: an issue in such a
-    language is always empty, and its ledger name would be a new, unrelated issue."""
-    key = select_language(settings, language)
-    if not key:
-        return key
+def language_warning(settings: Settings, language: str, now_at: datetime) -> str:
+    """For a command's `--lang` (a key from select_language): "" when the site has a post in that language
+    or its config lists it, else a line naming the site's languages. Not an error: a subscriber may read a
+    language nobody writes in, and the preview of their (empty) issue, or its ledger, is what they get."""
+    if not language:
+        return ""
     site = settings.site
     known = {text.issue_language(lang, site.language) for lang in site.generator.languages}
     known.add(text.issue_language(site.generator.default_language, site.language))
-    if key not in known:
+    if language not in known:
         with cached(settings) as memo:
             found = collector.collect(site, now_at, None, memo=memo, render=False)
         known |= set(issues.by_language(found.entries, site))
-    if key in known:
-        return key
-    names = [site.language or "the site's own"] + sorted(k for k in known if k)
-    raise UsageError(
-        f"--lang {language}: the site has no posts in that language",
-        "its languages: " + ", ".join(dict.fromkeys(names)) + "; leave --lang out for the site's own",
-    )
+    if language in known:
+        return ""
+    names = ", ".join(dict.fromkeys([site.language or "the site's own"] + sorted(k for k in known if k)))
+    return f"--lang {language}: the site has no posts in that language (its languages: {names})"
 
 
 def feed_horizon(settings: Settings, now_at: datetime, week: Week) -> datetime:
