@@ -224,6 +224,7 @@ def summary_json(result: pipeline.Preview, settings: Settings) -> dict[str, Any]
         "folder": str(result.folder),
         "files": {name: str(path) for name, path in sorted(result.files.items())},
         "sizes": {name: path.stat().st_size for name, path in sorted(result.files.items())},
+        "removed": list(result.removed),
     }
 
 
@@ -263,7 +264,8 @@ def print_summary(result: pipeline.Preview, settings: Settings) -> None:
     print_warnings(result.build.problems)
     if result.rendered:
         out.print(report.size_line(result.rendered, settings.output.max_html_bytes))
-    out.print(f"{len(result.files)} files written to {result.folder} (previews never touch the published files)")
+    gone = f"; {len(result.removed)} of an earlier preview removed" if result.removed else ""
+    out.print(f"{len(result.files)} files written to {result.folder}{gone} (previews never touch the published files)")
 
 
 @main.command()

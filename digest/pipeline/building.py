@@ -349,6 +349,7 @@ class Preview:
     rendered: RenderedIssue | None
     files: dict[str, Path]  # name relative to the preview folder -> path
     folder: Path
+    removed: tuple[str, ...] = ()  # files of an earlier preview that this one does not write, removed
 
 
 def preview(
@@ -382,8 +383,63 @@ def preview(
             rendered = templater.render_email(issue, settings, memo=memo)
             files.update(_example_files(rendered, settings, memo))
     folder = settings.output.dir / PREVIEW_DIR
+    earlier = _preview_manifest(folder, issue.prefix)
+    # Listed before writing: a preview stopped halfway still leaves every file it may have written listed,
+    # so the next preview can remove those it does not write.
+    _write_manifest(folder, earlier | set(files))
     named = {path.relative_to(folder).as_posix(): path for path in write_files(folder, files)}
-    return Preview(build=result, issue=issue, rendered=rendered, files=named, folder=folder)
+    removed = _remove_stale(folder, earlier - set(files))
+    _write_manifest(folder, set(files))
+    return Preview(build=result, issue=issue, rendered=rendered, files=named, folder=folder, removed=removed)
+
+
+PREVIEW_MANIFEST = ".digest-files"  # in the preview folder: what the last preview wrote, one path a line
+EMAIL_FILES = ("email.html", "email.txt", "email.eml")
+
+
+def _preview_manifest(folder: Path, prefix: str) -> set[str]:
+    """The files the previous preview wrote. A folder written before the list was kept: its email files,
+    the ones an empty week must not leave behind."""
+    try:
+        text = (folder / PREVIEW_MANIFEST).read_text("utf-8")
+    except FileNotFoundError:
+        return {prefix + name for name in EMAIL_FILES}
+    except (OSError, UnicodeDecodeError):
+        return set()  # unreadable: remove nothing rather than guess
+    return {line for line in text.splitlines() if line.strip()}
+
+
+def _write_manifest(folder: Path, names: set[str]) -> None:
+    write_files(folder, {PREVIEW_MANIFEST: "".join(f"{n}\n" for n in sorted(names)).encode()})
+
+
+def _remove_stale(folder: Path, names: set[str]) -> tuple[str, ...]:
+    """Remove files of an earlier preview that this one did not write, and the folders that leaves empty;
+    only inside the preview folder, and never a path the list names outside it (an edited list)."""
+    root = folder.resolve()
+    removed = []
+    for name in sorted(names):
+        target = folder / name
+        if target.is_symlink() or not target.is_file() or not target.resolve().is_relative_to(root):
+            continue
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise OutputError(
+                f"cannot remove {target}, left by an earlier preview: {exc.strerror}",
+                "check that the preview folder is one you can write to",
+            ) from exc
+        removed.append(name)
+        parent = target.parent
+        while parent != folder and parent.resolve().is_relative_to(root):
+            try:
+                parent.rmdir()  # only when empty: files put there by hand stay, with their folder
+            except OSError:
+                break
+            parent = parent.parent
+    return tuple(removed)
 
 
 def _example_files(rendered: RenderedIssue, settings: Settings, memo: Memo | None) -> dict[str, bytes]:
