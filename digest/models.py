@@ -516,6 +516,7 @@ class ImportReport:
     to_confirm: int = 0  # added without consent in the file: they get the confirmation mail
     invalid: tuple[Problem, ...] = ()
     dry_run: bool = False
+    confirmations: int = 0  # confirmation mails sent by this run (an earlier import's owed ones included)
 
 
 @dataclass(frozen=True)

@@ -259,8 +259,15 @@ def import_lines(result: ImportReport) -> list[str]:
         f"unchanged {result.unchanged}, invalid {len(result.invalid)}"
     ]
     if result.to_confirm:
-        verb = "would get" if result.dry_run else "got"
+        verb = "would get" if result.dry_run else "get"
         lines.append(f"{result.to_confirm} without recorded consent {verb} the confirmation mail")
+    if not result.dry_run and (result.to_confirm or result.confirmations):
+        line = f"confirmation mails sent: {result.confirmations}"
+        if result.confirmations > result.to_confirm:
+            line += " (with those an earlier import still owed)"
+        elif result.confirmations < result.to_confirm:
+            line += " (the others are sent again by the next import or the service; see `digest status`)"
+        lines.append(line)
     lines += [f"invalid: {problem}" for problem in result.invalid]
     return lines
 
@@ -274,6 +281,7 @@ def import_json(result: ImportReport) -> dict[str, Any]:
         "updated": result.updated,
         "unchanged": result.unchanged,
         "to_confirm": result.to_confirm,
+        "confirmations": result.confirmations,
         "invalid": [{"line": p.line, "message": p.message} for p in result.invalid],
     }
 

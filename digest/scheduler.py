@@ -251,6 +251,8 @@ def readers_job(config: str | None, site: str | None) -> None:
             LOG.info(report.bounce_log_line(tick.bounces))
         if tick.welcomes:
             LOG.info("sent %d deferred welcome email(s)", tick.welcomes)
+        if tick.confirmations:
+            LOG.info("sent %d confirmation mail(s) an import still owed", tick.confirmations)
         if tick.expired:
             LOG.info("forgot %d address(es) that never confirmed", tick.expired)
     except DigestError as exc:

@@ -408,3 +408,99 @@ def test_preview_says_truthfully_what_the_size_guard_did(site: Path) -> None:
     code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W47")
     shown = len(summary["entries"]) - summary["omitted"]
     assert f"summaries of {shown} entries, {summary['omitted']} more left to the archive link" in out
+
+
+def preview_files(site: Path) -> set[str]:
+    folder = site / "_digest" / "preview"
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+EMAIL_FILES = {"email.html", "email.txt", "email.eml"}
+
+
+@pytest.mark.parametrize(
+    ("before", "stale"),
+    [
+        ("a week with posts", EMAIL_FILES),  # the trial's case: W47, then an empty week
+        ("a preview stopped halfway", EMAIL_FILES | {"2026-W47/index.html"}),  # listed, never finished
+        ("a preview of an older version", EMAIL_FILES),  # no list of its files: its email files go
+    ],
+)
+def test_a_preview_leaves_only_its_own_files_in_the_preview_folder(site: Path, before: str, stale: set[str]) -> None:
+    folder = site / "_digest" / "preview"
+    assert invoke("preview", "--site", str(site), "--week", "2026-W47")[0] == 0
+    assert EMAIL_FILES <= preview_files(site)
+    if before == "a preview stopped halfway":  # its list written, its files partly
+        (folder / ".digest-files").write_text("email.html\nemail.txt\nemail.eml\n2026-W47/index.html\nzz.xml\n")
+        shutil.rmtree(folder / "2026-W41")
+    if before == "a preview of an older version":
+        (folder / ".digest-files").unlink()
+    (folder / "notes.txt").write_text("mine")  # a file digest did not write stays
+    (folder / "mine").mkdir()
+    (folder / "mine" / "draft.html").write_text("mine too")
+    code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W49", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["entries"] == []
+    left = preview_files(site)
+    assert not left & EMAIL_FILES
+    assert left == set(summary["files"]) | {".digest-files", "notes.txt", "mine/draft.html"}
+    assert set(summary["removed"]) == stale - set(summary["files"])
+    code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W49")
+    assert f"{len(summary['files'])} files written" in out and "removed" not in out  # nothing left to remove
+
+
+def test_a_preview_summary_counts_what_it_removed(site: Path) -> None:
+    invoke("preview", "--site", str(site), "--week", "2026-W47")
+    code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W49")
+    assert code == 0 and "no entries in this week" in out
+    assert re.search(r"7 files written to .*; 3 of an earlier preview removed", out), out
+    code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W47", "--json")
+    assert json.loads(out)["removed"] == [] and EMAIL_FILES <= preview_files(site)
+
+
+def _unsubscribe_one(site: Path) -> None:
+    assert invoke("unsubscribe", "--site", str(site), "plain@example.net")[0] == 0
+
+
+def _add_one(site: Path) -> None:
+    with (site / "subscribers.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("  - email: late.comer@example.org\n")
+
+
+COUNTS = ("sent", "deferred", "failed", "skipped", "earlier", "earlier_failed", "waiting", "outstanding")
+
+
+@pytest.mark.parametrize(
+    ("sent_before", "change", "expected"),
+    [
+        (False, None, {"sent": 3, "earlier": 0, "skipped": 1}),
+        (True, None, {"sent": 0, "earlier": 3, "skipped": 1}),  # the trial's case
+        (True, _add_one, {"sent": 1, "earlier": 3, "skipped": 1}),
+        (True, _unsubscribe_one, {"sent": 0, "earlier": 3, "skipped": 1}),  # had it before leaving
+        (False, _unsubscribe_one, {"sent": 2, "earlier": 0, "skipped": 2}),
+    ],
+)
+def test_a_dry_run_reports_what_the_real_send_then_does(
+    site: Path, sent_before: bool, change: Any, expected: dict[str, int]
+) -> None:
+    week = ("send", "--site", str(site), "--week", "2026-W47")
+    if sent_before:
+        assert invoke(*week)[0] == 0
+    if change is not None:
+        change(site)
+    mails = len(list(mailbox.Maildir(outbox(site), create=False))) if outbox(site).exists() else 0
+    ledger = json.loads(invoke("status", "--site", str(site), "--week", "2026-W47", "--json")[1])["counts"]
+    code, out, _ = invoke(*week, "--dry-run", "--json")
+    dry = json.loads(out)
+    assert code == 0 and dry["dry_run"] is True
+    assert {k: dry[k] for k in expected} == expected
+    code, text, _ = invoke(*week, "--dry-run")
+    if expected["earlier"]:
+        assert f"{expected['earlier']} had it already" in text and "dry run: nothing was sent" in text
+    # nothing sent, nothing recorded
+    assert (len(list(mailbox.Maildir(outbox(site), create=False))) if outbox(site).exists() else 0) == mails
+    assert json.loads(invoke("status", "--site", str(site), "--week", "2026-W47", "--json")[1])["counts"] == ledger
+    code, out, _ = invoke(*week, "--json")
+    real = json.loads(out)
+    assert code == 0 and {k: dry[k] for k in COUNTS} == {k: real[k] for k in COUNTS}
+    assert [i["sent"] for i in dry["issues"]] == [i["sent"] for i in real["issues"]]

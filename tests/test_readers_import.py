@@ -20,7 +20,7 @@ from digest import pipeline
 from digest.cli import main
 from digest.models import Status, Subscriber
 from digest.sender.roster import Roster
-from tests.support_service import SECRET, Mailbox, settings_for, smtp_box, write_site
+from tests.support_service import SECRET, Mailbox, free_port, settings_for, smtp_box, write_site
 
 __all__ = ["smtp_box"]
 
@@ -289,3 +289,124 @@ def test_an_export_read_into_a_fresh_store_gives_the_same_statuses_and_consent(
     assert kept(second) == kept(first)
     again = run("subscribers", "import", str(tmp_path / "second" / exported.name), "--site", str(second), "--json")
     assert json.loads(again[1])["unchanged"] == len(everyone)
+
+
+# -- the confirmation mail is never lost ---------------------------------------------------------------
+
+PLAIN = "mail,who\nnew1@example.com,새 독자\nnew2@example.org,Second Reader\n"
+PLAIN_OWED = ["new1@example.com", "new2@example.org"]
+
+
+def plain_csv(root: Path) -> Path:
+    path = root / "plain.csv"
+    path.write_text(PLAIN, encoding="utf-8")
+    return path
+
+
+def run_env(env: dict[str, str | None], *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), env={"DIGEST_NOW": NOW, **env})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def import_plain(site: Path, csv_file: Path, env: dict[str, str | None]) -> tuple[int, str, str]:
+    args = ("subscribers", "import", str(csv_file), "--map", "email=mail,name=who", "--site", str(site), "--json")
+    return run_env(env, *args)
+
+
+@pytest.mark.parametrize(
+    ("missing", "env", "says"),
+    [
+        ("the secret", {"DIGEST_SECRET": None}, "no secret for signed links (set the DIGEST_SECRET"),
+        ("the SMTP server", {"DIGEST_SECRET": SECRET}, "cannot connect to the SMTP server"),
+        ("a template", {"DIGEST_SECRET": SECRET}, "confirm"),
+    ],
+)
+def test_what_the_confirmation_mail_needs_is_checked_before_the_store_changes(
+    tmp_path: Path, smtp_box: Mailbox, missing: str, env: dict[str, str | None], says: str
+) -> None:
+    site = make_site(tmp_path, smtp_box)
+    toml = site / "digest.toml"
+    good = toml.read_text(encoding="utf-8")
+    if missing == "the secret":  # links then point at the site, and only a mail needs the secret
+        good = "\n".join(x for x in good.splitlines() if not x.startswith("public_url"))
+        toml.write_text(good, encoding="utf-8")
+    if missing == "the SMTP server":
+        toml.write_text(good.replace(f"port = {smtp_box.port}", f"port = {free_port()}"), encoding="utf-8")
+    if missing == "a template":
+        (site / "templates").mkdir()
+        (site / "templates" / "reader_mail.txt.j2").write_text("{% if confirm %}", encoding="utf-8")
+        toml.write_text(good.replace("[output]", '[output]\ntemplates = "templates"'), encoding="utf-8")
+    csv_file = plain_csv(tmp_path)
+    code, out, err = import_plain(site, csv_file, env)
+    assert code == 1 and out == "", out
+    line = err.strip()
+    assert "\n" not in line and "Traceback" not in line and says in line, line
+    assert records(site) == [] and wait_mail(smtp_box, 0) == []  # nothing stored, so nothing to forget
+    # fixed and run again: everyone is added and mailed once; a third run mails nobody
+    toml.write_text(good, encoding="utf-8")
+    if missing == "a template":
+        (site / "templates" / "reader_mail.txt.j2").unlink()
+    code, out, err = import_plain(site, csv_file, {"DIGEST_SECRET": SECRET})
+    summary = json.loads(out)
+    assert code == 0 and (summary["added"], summary["to_confirm"], summary["confirmations"]) == (2, 2, 2), err
+    assert wait_mail(smtp_box, 2) == PLAIN_OWED
+    code, out, _ = import_plain(site, csv_file, {"DIGEST_SECRET": SECRET})
+    assert json.loads(out)["confirmations"] == 0 and wait_mail(smtp_box, 0) == PLAIN_OWED
+
+
+def _stop_after(site: Path, csv_file: Path, stage: str) -> None:
+    """The store as an import killed at `stage` leaves it: its people stored and not mailed, or their mails
+    also planned in the ledger and not sent."""
+    from digest.sender.csvio import parse_mapping, read_csv
+
+    settings = settings_for(site / "digest.toml")
+    book = Roster(settings.db_url)
+    fmt, rows, _ = read_csv(csv_file, parse_mapping("email=mail,name=who"))
+    added, _, _, owed = book.apply_import(rows, NOW_AT, source=f"plain.csv ({fmt} export)", dry_run=False)
+    assert (added, owed) == (2, PLAIN_OWED)
+    if stage == "planned":
+        assert book.plan_confirmations("confirm-killed", NOW_AT, settings.subscribe.unconfirmed_days) == 2
+
+
+@pytest.mark.parametrize("stage", ["stored", "planned"])
+@pytest.mark.parametrize("catch_up", ["import", "tick"])
+def test_confirmations_an_import_still_owes_go_out_once(
+    tmp_path: Path, smtp_box: Mailbox, stage: str, catch_up: str
+) -> None:
+    site = make_site(tmp_path, smtp_box)
+    csv_file = plain_csv(tmp_path)
+    _stop_after(site, csv_file, stage)
+    assert wait_mail(smtp_box, 0) == []
+    settings = settings_for(site / "digest.toml")
+    later = NOW_AT + timedelta(minutes=5)
+    for _ in range(2):  # the catch-up, then the same again: nothing more
+        if catch_up == "import":
+            code, out, err = import_plain(site, csv_file, {"DIGEST_SECRET": SECRET})
+            assert code == 0 and json.loads(out)["unchanged"] == 2, err
+        else:
+            pipeline.readers_tick(settings, later, clock=lambda: later)
+        assert wait_mail(smtp_box, 2) == PLAIN_OWED
+    # the mail slot is taken: the form asking again within subscribe.confirm_interval_hours mails nothing
+    assert pipeline.subscribe(settings, later, "new1@example.com").mail == ""
+    record = Roster(settings.db_url).get("new2@example.org")
+    assert record is not None and record.status == Status.UNCONFIRMED
+    # the mail's link confirms
+    link = next(m for r, m in smtp_box.received if r == "new2@example.org")
+    assert "confirm?token=" in str(link.get_payload(0).get_payload(decode=True).decode())
+    assert pipeline.confirm(settings, "new2@example.org", later) == "confirmed"
+
+
+def test_a_deferred_confirmation_is_sent_by_a_later_tick_and_not_after_the_reader_confirmed(
+    tmp_path: Path, smtp_box: Mailbox
+) -> None:
+    site = make_site(tmp_path, smtp_box)
+    smtp_box.defer_rate = 1.0
+    code, out, err = import_plain(site, plain_csv(tmp_path), {"DIGEST_SECRET": SECRET})
+    assert code == 0 and json.loads(out)["confirmations"] == 0, err
+    smtp_box.defer_rate = 0.0
+    settings = settings_for(site / "digest.toml")
+    assert pipeline.confirm(settings, "new1@example.com", NOW_AT + timedelta(minutes=1)) == "confirmed"  # by the form
+    later = NOW_AT + timedelta(hours=2)
+    assert pipeline.readers_tick(settings, later, clock=lambda: later).confirmations == 1
+    assert wait_mail(smtp_box, 1) == ["new2@example.org"]
+    assert pipeline.readers_tick(settings, later, clock=lambda: later).confirmations == 0

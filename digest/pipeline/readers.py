@@ -6,7 +6,7 @@ import hashlib
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -18,6 +18,7 @@ from digest.models import (
     BounceReport,
     ImportReport,
     IssueStatus,
+    OutgoingMessage,
     State,
     Subscriber,
     SubscriberRecord,
@@ -397,13 +398,15 @@ class ReadersTick(NamedTuple):
     bounces: BounceReport | None  # None without a bounce mailbox
     expired: int  # unconfirmed addresses forgotten
     welcomes: int  # welcome emails sent again after the transport deferred them
+    confirmations: int = 0  # confirmation mails an import still owed, sent now
 
 
 def readers_tick(
     settings: Settings, now_at: datetime, store: sender.Store | None = None, *, clock: Clock | None = None
 ) -> ReadersTick:
     """What the service does between weekly runs: read the bounce mailbox (when one is configured), send
-    again the welcome emails the transport deferred, and forget addresses that never confirmed. The
+    again the welcome emails the transport deferred, forget addresses that never confirmed, and send the
+    confirmation mails an import still owes (one stopped before mailing, or deferred by the server). The
     scheduler calls this on its tick."""
     own = store is None
     store = store or open_store(settings)
@@ -411,10 +414,11 @@ def readers_tick(
         report = read_bounces(settings, now_at, store) if bounces_configured(settings) else None
         welcomes = retry_welcomes(settings, now_at, store, clock=clock or (lambda: now_at))
         expired = sender.Roster(store).expire_unconfirmed(now_at, settings.subscribe.unconfirmed_days)
+        confirmations = send_confirmations(settings, now_at, store, clock=clock or (lambda: now_at))
     finally:
         if own:
             store.close()
-    return ReadersTick(report, expired, welcomes)
+    return ReadersTick(report, expired, welcomes, confirmations)
 
 
 def retry_welcomes(settings: Settings, now_at: datetime, store: sender.Store, *, clock: Clock) -> int:
@@ -448,21 +452,98 @@ def import_subscribers(
     store: sender.Store | None = None,
 ) -> ImportReport:
     """Read a CSV export and add its people with the consent it records; those without consent get the
-    confirmation mail (not in a dry run)."""
+    confirmation mail (not in a dry run). What that mail needs (the secret, the templates, the transport)
+    is checked before the store changes; confirmations an earlier import still owes go out too."""
     fmt, rows, invalid = sender.read_csv(path, sender.parse_mapping(mapping) if mapping else None)
     own = store is None
     store = store or open_store(settings)
     try:
-        added, updated, unchanged, to_confirm = sender.Roster(store).apply_import(
-            rows, now_at, source=f"{path.name} ({fmt} export)", dry_run=dry_run
+        book = sender.Roster(store)
+        checked: list[bool] = []
+
+        def ready() -> None:
+            if not checked:
+                confirmations_ready(settings, now_at, connect=not dry_run)
+                checked.append(True)
+
+        days = settings.subscribe.unconfirmed_days
+        if not dry_run and (book.owes_confirmations(now_at, days) or _open_confirmations(settings, store, now_at)):
+            ready()
+        added, updated, unchanged, to_confirm = book.apply_import(
+            rows, now_at, source=f"{path.name} ({fmt} export)", dry_run=dry_run, before_mail=ready
         )
-        if not dry_run:
-            for email in to_confirm:
-                send_reader_mail(settings, sender.Request("confirm", email), now_at, clock=clock, store=store)
+        mailed = 0 if dry_run else send_confirmations(settings, now_at, store, clock=clock)
     finally:
         if own:
             store.close()
-    return ImportReport(str(path), fmt, added, updated, unchanged, len(to_confirm), tuple(invalid), dry_run)
+    return ImportReport(str(path), fmt, added, updated, unchanged, len(to_confirm), tuple(invalid), dry_run, mailed)
+
+
+CONFIRM_PREFIX = "confirm-"
+
+
+def confirmations_ready(settings: Settings, now_at: datetime, *, connect: bool = True) -> None:
+    """Everything a confirmation mail needs, checked without sending one: the secret its link is signed
+    with, the templates, the From address and DKIM key (one message built), and (`connect`) the transport."""
+    _ConfirmMails(settings, now_at, CONFIRM_PREFIX).build(Subscriber("check@example.invalid"))
+    if connect:
+        transport = transport_factory(settings)()
+        transport.open()
+        transport.close()
+
+
+class _ConfirmMails:
+    """The confirmation mails of one ledger issue, built per recipient (each link is signed for its address)."""
+
+    def __init__(self, settings: Settings, now_at: datetime, issue_id: str) -> None:
+        self.settings = settings
+        self.now_at = now_at
+        self.issue_id = issue_id
+
+    def build(self, subscriber: Subscriber) -> OutgoingMessage:
+        settings, email = self.settings, subscriber.key
+        link = _link(settings, "confirm", email, self.now_at, "confirm")
+        notice = templater.render_notice(settings, "confirm", subscriber.language, link)
+        message = sender.build_notice(
+            settings, email, notice.subject, notice.text, notice.html, self.now_at, kind="confirm"
+        )
+        return replace(message, issue_id=self.issue_id)
+
+
+def _open_confirmations(settings: Settings, store: sender.Store, now_at: datetime) -> list[str]:
+    since_at = now_at - timedelta(days=max(settings.subscribe.unconfirmed_days, settings.schedule.resume_days))
+    return [i for i in open_ledger(settings, store).unfinished_issues(since_at) if i.startswith(CONFIRM_PREFIX)]
+
+
+def send_confirmations(settings: Settings, now_at: datetime, store: sender.Store, *, clock: Clock) -> int:
+    """Send the confirmation mails imported addresses are owed, through the ledger: those never planned
+    (an import stopped between storing its people and mailing them) are planned first, then every planned
+    one not sent yet goes out, once, when its retry time has come. Someone who confirmed, left or was
+    forgotten meanwhile is skipped. Returns how many went out."""
+    days = settings.subscribe.unconfirmed_days
+    ledger = open_ledger(settings, store)
+    book = sender.Roster(store)
+    book.plan_confirmations(CONFIRM_PREFIX + now_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ"), now_at, days)
+    sent = 0
+    for issue_id in _open_confirmations(settings, store, now_at):
+        if not ledger.due(issue_id, now_at):
+            continue
+        rows = [r.recipient for r in ledger.deliveries(issue_id)]
+        waiting = book.awaiting_confirmation(rows, now_at, days)
+        keys = {sub.key for sub in waiting}
+        gone = {r: "no longer waiting to confirm" for r in rows if r not in keys}
+        report = sender.deliver(
+            _ConfirmMails(settings, now_at, issue_id),
+            waiting,
+            ledger,
+            transport_factory(settings),
+            settings.delivery,
+            clock,
+            issue_id=issue_id,
+            skipped=gone,
+        )
+        sent += report.sent
+    return sent
 
 
 def export_subscribers(settings: Settings, out: Any, kind: str, statuses: Iterable[str] = ()) -> int:

@@ -31,12 +31,11 @@ from typing import Protocol
 
 from digest.config import DeliveryPolicy
 from digest.errors import DeliverabilityError, DeliveryError, DigestError, LedgerError
-from digest.models import DeliveryReport, OutgoingMessage, Subscriber
+from digest.models import DeliveryReport, OutgoingMessage, State, Subscriber
 from digest.sender.ledger import Ledger
 from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
 from digest.sender.ratelimit import RateLimiter
 from digest.sender.recorder import Recorder
-from digest.sender.suppressions import Suppressions
 from digest.sender.transports import Transport
 from digest.text import address_key
 
@@ -322,7 +321,7 @@ def deliver(
     wanted, reasons = _split(subscribers, skipped or {})
     issue_id = issue_id or _issue_of(factory, wanted)
     if dry_run:
-        return _dry_run(factory, wanted, len(reasons), ledger, issue_id, progress, clock, started_at)
+        return _dry_run(factory, wanted, reasons, ledger, issue_id, progress, clock, started_at)
     ledger.plan(issue_id, list(wanted), reasons, started_at)
     ledger.release_dead(issue_id, is_dead_worker, started_at)
     total = ledger.due(issue_id, started_at)
@@ -379,28 +378,26 @@ def deliver(
 def _dry_run(
     factory: MessageBuilder,
     wanted: Mapping[str, Subscriber],
-    not_wanted: int,
+    reasons: Mapping[str, str],
     ledger: Ledger,
     issue_id: str,
     progress: Progress | None,
     clock: Clock,
     started_at: datetime,
 ) -> DeliveryReport:
-    """Build every message and send none; the ledger is only read (suppressions), never written."""
-    gone = Suppressions(ledger.store).all()
-    todo = len(wanted) - len(gone.intersection(wanted))  # no list of them: 100,000 would be 0.8 MB more at the peak
-    built = 0
-    for key, sub in wanted.items():
-        if key in gone:
-            continue
-        factory.build(sub)  # every message is made, to show that it can be; none goes anywhere
-        built += 1
+    """What a real send would do now, with every message it would send built and none sent: the ledger is
+    only read, never written. Subscribers who had the issue already count as such, as in a real send."""
+    to_send, status = ledger.forecast(issue_id, list(wanted), reasons, started_at, is_dead_worker)
+    for built, key in enumerate(to_send, 1):
+        factory.build(wanted[key])  # every message is made, to show that it can be; none goes anywhere
         if progress is not None:
-            progress(built, todo)
+            progress(built, len(to_send))
     return DeliveryReport(
         issue_id=issue_id,
-        sent=built,
-        skipped=not_wanted + len(wanted) - todo,
+        sent=len(to_send),
+        skipped=status.counts[State.SKIPPED],
         elapsed=(clock() - started_at).total_seconds(),
         dry_run=True,
+        outstanding=status.unfinished,
+        status=status,
     )

@@ -136,6 +136,72 @@ class Ledger:
             found += [(r, other) for r in rows.scalars() if r in wanted]
         return found
 
+    def forecast(
+        self,
+        issue_id: str,
+        recipients: Sequence[str],
+        skipped: Mapping[str, str],
+        now_at: datetime,
+        is_dead: Callable[[str], bool],
+    ) -> tuple[list[str], IssueStatus]:
+        """What plan() and the claims of a send at `now_at` would do, without writing anything (a dry run):
+        (the recipients it would send to now, the issue's status once it has). Rows already sent or failed
+        stay as they are; rows another live sender holds stay `sending`."""
+        wanted = {address_key(r) for r in recipients}
+        reasons = {address_key(k): v for k, v in skipped.items()}
+        stale_at = now_at - self.lease
+        with self.store.connect() as conn:
+            for email, reason in conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)):
+                if email in wanted:
+                    wanted.discard(email)
+                    reasons[email] = f"unsubscribed: {reason}" if reason else "unsubscribed"
+            for email, other in self._other_languages(conn, issue_id, wanted):
+                wanted.discard(email)
+                reasons[email] = f"had this week's issue in another language ({other})"
+            rows = conn.execute(
+                sa.select(d.recipient, d.state, d.reply, d.next_attempt_at, d.worker, d.updated_at).where(
+                    d.issue_id == issue_id
+                )
+            )
+            existing = {row.recipient: row for row in rows}
+        to_send: list[str] = []
+        counts: dict[str, int] = dict.fromkeys(State, 0)
+        why: dict[str, int] = {}
+
+        def skip(reason: str) -> None:
+            counts[State.SKIPPED] += 1
+            why[reason] = why.get(reason, 0) + 1
+
+        for r in sorted(wanted):
+            row = existing.get(r)
+            if row is None or row.state in (State.PENDING, State.SKIPPED):
+                to_send.append(r)
+            elif row.state == State.DEFERRED:
+                due = row.next_attempt_at is None or row.next_attempt_at <= now_at
+                if due:
+                    to_send.append(r)
+                else:
+                    counts[State.DEFERRED] += 1
+            elif row.state == State.SENDING:
+                if row.updated_at < stale_at or (row.worker and is_dead(row.worker)):
+                    to_send.append(r)
+                else:
+                    counts[State.SENDING] += 1
+            else:  # sent or failed: a send leaves them alone
+                counts[row.state] += 1
+        for r, row in existing.items():
+            if r in wanted:
+                continue
+            if row.state in (State.PENDING, State.DEFERRED, State.SKIPPED):
+                skip(reasons.get(r, REMOVED))  # as plan() records it
+            else:
+                counts[row.state] += 1
+        for r, reason in reasons.items():
+            if r not in existing:
+                skip(reason)
+        counts[State.SENT] += len(to_send)
+        return to_send, IssueStatus(issue_id, counts, (), why)
+
     # -- claiming and recording -------------------------------------------------------------------
 
     def claim(self, issue_id: str, worker: str, limit: int, now_at: datetime) -> list[str]:

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from digest.models import (
     SUPPRESSED,
     ImportRow,
+    State,
     Status,
     Subscriber,
     SubscriberEvent,
@@ -36,6 +37,7 @@ from digest.models import (
 from digest.sender.store import (
     Store,
     bounce_messages,
+    deliveries,
     open_store,
     request_counts,
     subscriber_events,
@@ -479,6 +481,51 @@ class Roster:
             )
             return "confirmed"
 
+    def _waiting(self, now_at: datetime, days: int) -> Any:
+        """Unconfirmed addresses whose request is still open (its link would still confirm)."""
+        cutoff = now_at - timedelta(days=days)
+        return sa.and_(
+            s.status == Status.UNCONFIRMED.value, s.confirm_requested_at.is_not(None), s.confirm_requested_at >= cutoff
+        )
+
+    def owes_confirmations(self, now_at: datetime, days: int) -> bool:
+        """Whether someone waits for a confirmation mail that never went out (an import that stopped)."""
+        with self.store.connect() as conn:
+            query = sa.select(s.email).where(self._waiting(now_at, days), s.confirm_mail_at.is_(None)).limit(1)
+            return conn.execute(query).first() is not None
+
+    def plan_confirmations(self, issue_id: str, now_at: datetime, days: int) -> int:
+        """Take the mail slot of every address still owed its first confirmation mail (imported without
+        consent) and plan its mail in the ledger under `issue_id`, in one transaction: after a crash either
+        both happened (the ledger then sends it exactly once) or neither (the next call plans it). Those who
+        got one are left to `subscribe.confirm_interval_hours`, like the form's requests."""
+        owed = sa.and_(self._waiting(now_at, days), s.confirm_mail_at.is_(None))
+        with self.store.begin() as conn:
+            keys = list(
+                conn.execute(
+                    sa.update(subscribers).where(owed).values(confirm_mail_at=now_at).returning(s.email)
+                ).scalars()
+            )
+            base = {"issue_id": issue_id, "attempts": 0, "message_id": "", "worker": "", "updated_at": now_at}
+            insert = self.store.insert(deliveries).on_conflict_do_nothing()
+            for batch in _batches(sorted(keys)):
+                conn.execute(insert, [{**base, "recipient": k, "state": State.PENDING, "reply": ""} for k in batch])
+        return len(keys)
+
+    def awaiting_confirmation(self, emails: Iterable[str], now_at: datetime, days: int) -> list[Subscriber]:
+        """Those of `emails` who still wait to confirm (the others confirmed, left or were forgotten)."""
+        found: list[Subscriber] = []
+        with self.store.connect() as conn:
+            for batch in _batches(sorted({address_key(x) for x in emails})):
+                query = sa.select(s.address, s.name, s.tags, s.format, s.language, s.tag).where(
+                    s.email.in_(list(batch)), self._waiting(now_at, days)
+                )
+                for r in conn.execute(query):
+                    found.append(
+                        Subscriber(r.address, r.name, _tags_of(r.tags), r.format, True, None, r.language, r.tag)
+                    )
+        return found
+
     def expire_unconfirmed(self, now_at: datetime, days: int) -> int:
         """Forget addresses that never confirmed within `days`: nothing is kept about them."""
         cutoff = now_at - timedelta(days=days)
@@ -643,12 +690,19 @@ class Roster:
     # -- import ------------------------------------------------------------------------------------
 
     def apply_import(
-        self, rows: Iterable[ImportRow], now_at: datetime, *, source: str, dry_run: bool
+        self,
+        rows: Iterable[ImportRow],
+        now_at: datetime,
+        *,
+        source: str,
+        dry_run: bool,
+        before_mail: Callable[[], object] | None = None,
     ) -> tuple[int, int, int, list[str]]:
         """(added, updated, unchanged, addresses to confirm). Consent comes from the file: an address that
         consented there is active; one that did not waits for the confirmation mail; one the file says left
         is added as unsubscribed, bounced or complained (see import_status). Existing subscribers keep their
-        status; only empty fields are filled.
+        status; only empty fields are filled. `before_mail` is called once, at the first address that will
+        need the confirmation mail: an exception from it leaves the store as it was.
 
         Rows are read and written a batch at a time (one query for the known ones, one multi-row insert for
         each table), so a list of 100,000 neither waits on 300,000 statements nor sits in memory."""
@@ -689,6 +743,8 @@ class Roster:
                         added += 1
                         status = import_status(r)
                         if status == Status.UNCONFIRMED:
+                            if not to_confirm and before_mail is not None:
+                                before_mail()  # what the mail needs is checked before anything is stored
                             to_confirm.append(key)
                         fresh.append(self._import_row(r, status, now_at, source))
                         events.append(self._event_row(key, now_at, "added", status.value, f"import: {source}"))
