@@ -173,6 +173,9 @@ def test_each_export_is_recognised_and_imported_with_the_consent_it_records(
     assert left <= pipeline.suppressed(settings)
     # only those without recorded consent are mailed: the confirmation, nothing else
     assert wait_mail(smtp_box, len(unconfirmed)) == unconfirmed
+    # and its button confirms them (the request is recorded whatever other lines the file holds)
+    for address in unconfirmed:
+        assert pipeline.confirm(settings, address, NOW_AT + timedelta(minutes=10)) == "confirmed", address
 
 
 @pytest.mark.parametrize("name", NAMES)

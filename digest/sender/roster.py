@@ -793,6 +793,9 @@ class Roster:
             consent_at=(consent[0] or now_at) if consent else None,
             consent_ip="",
         )
+        # Every row carries the same keys: a multi-row insert takes its columns from the first row, so a key
+        # only some rows have would be dropped from all of them.
+        row["confirm_requested_at"] = None
         if status == Status.UNCONFIRMED:  # the confirmation mail goes out next; its page is the request's
             row.update(confirm_requested_at=now_at, consent_source=r.consent_source or source)
         return row
