@@ -429,7 +429,7 @@ EMAIL_FILES = {"email.html", "email.txt", "email.eml"}
 def test_a_preview_leaves_only_its_own_files_in_the_preview_folder(site: Path, before: str, stale: set[str]) -> None:
     folder = site / "_digest" / "preview"
     assert invoke("preview", "--site", str(site), "--week", "2026-W47")[0] == 0
-    assert EMAIL_FILES <= preview_files(site)
+    assert preview_files(site) >= EMAIL_FILES
     if before == "a preview stopped halfway":  # its list written, its files partly
         (folder / ".digest-files").write_text("email.html\nemail.txt\nemail.eml\n2026-W47/index.html\nzz.xml\n")
         shutil.rmtree(folder / "2026-W41")
@@ -455,7 +455,7 @@ def test_a_preview_summary_counts_what_it_removed(site: Path) -> None:
     assert code == 0 and "no entries in this week" in out
     assert re.search(r"7 files written to .*; 3 of an earlier preview removed", out), out
     code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W47", "--json")
-    assert json.loads(out)["removed"] == [] and EMAIL_FILES <= preview_files(site)
+    assert json.loads(out)["removed"] == [] and preview_files(site) >= EMAIL_FILES
 
 
 def _unsubscribe_one(site: Path) -> None:
