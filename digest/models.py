@@ -502,6 +502,9 @@ class ImportRow:
     # consent is then the import itself)
     consent_method: str = ""
     consent_source: str = ""
+    origin: str = ""  # how they first came (file, form, import, cli), as that export says
+    created_at: datetime | None = None
+    paused_until: datetime | None = None
 
 
 @dataclass(frozen=True)

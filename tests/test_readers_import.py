@@ -254,7 +254,7 @@ def _store_with_every_status(site: Path) -> list[str]:
     assert pipeline.confirm(settings, "form.reader@example.com", at + timedelta(minutes=5)) == "confirmed"
     for address in ("cli.added@example.net", "left@example.com", "bounced@example.org", "angry@example.net"):
         book.add(Subscriber(address, "By Hand", ("ML",)), at, status=Status.ACTIVE, method="cli", source="cli")
-    book.update_preferences("cli.added@example.net", at, language="ko", tags=["ML", "한글"], fmt="text", pause_weeks=0)
+    book.update_preferences("cli.added@example.net", at, language="ko", tags=["ML", "한글"], fmt="text", pause_weeks=3)
     pipeline.unsubscribe(settings, "left@example.com", at, "unsubscribe link")
     book.record_bounce("bounced@example.org", "hard", "5.1.1 no such user", at, soft_limit=5, soft_days=30)
     book.record_bounce("angry@example.net", "complaint", "abuse report", at, soft_limit=5, soft_days=30)
@@ -286,6 +286,7 @@ def test_an_export_read_into_a_fresh_store_gives_the_same_statuses_and_consent(
     def kept(site: Path) -> dict[str, tuple[Any, ...]]:
         return {
             r.email: (r.status, r.name, r.tags, r.language, r.format, r.consent_at, r.consent_method, r.consent_source)
+            + (r.origin, r.created_at, r.paused_until)
             for r in records(site)
         }
 

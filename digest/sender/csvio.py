@@ -74,6 +74,9 @@ FORMATS: tuple[Format, ...] = (
             "consent_at": "consent_at",
             "consent_method": "consent_method",
             "consent_source": "consent_source",
+            "origin": "origin",
+            "created_at": "created_at",
+            "paused_until": "paused_until",
         },
         lambda r: r.get("status", "") == "active",
         lambda r: r.get("status", ""),
@@ -298,6 +301,9 @@ def _rows(
             format=fmt_value if fmt_value in ("html", "text") else "",
             consent_method=_cell(row, cols, "consent_method"),
             consent_source=_cell(row, cols, "consent_source"),
+            origin=_cell(row, cols, "origin"),
+            created_at=_date(_cell(row, cols, "created_at")),
+            paused_until=_date(_cell(row, cols, "paused_until")),
         )
 
 

@@ -786,7 +786,9 @@ class Roster:
         else:
             consent = (r.consent_at, "import", source) if status == Status.ACTIVE else None
         row.update(
-            origin="import",
+            origin=r.origin or "import",  # this tool's own export says how they first came, and when
+            created_at=r.created_at or now_at,
+            paused_until=r.paused_until,
             in_file=False,
             consent_method=consent[1] if consent else "",
             consent_source=(consent[2] or source) if consent else "",
