@@ -39,8 +39,9 @@ def findings_json(findings: list[Finding]) -> list[dict[str, str]]:
 
 
 def delivery_line(report: DeliveryReport) -> str:
+    verb = "would send" if report.dry_run else "sent"  # a dry run builds each message and sends none
     line = (
-        f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, skipped {report.skipped} "
+        f"{verb} {report.sent}, deferred {report.deferred}, failed {report.failed}, skipped {report.skipped} "
         f"in {report.elapsed:.1f} s ({report.rate:.0f}/s)"
     )
     if report.earlier > 0:

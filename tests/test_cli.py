@@ -495,6 +495,7 @@ def test_a_dry_run_reports_what_the_real_send_then_does(
     assert code == 0 and dry["dry_run"] is True
     assert {k: dry[k] for k in expected} == expected
     code, text, _ = invoke(*week, "--dry-run")
+    assert re.search(rf"; would send {expected['sent']}, ", text) and not re.search(r"; sent \d", text), text
     if expected["earlier"]:
         assert f"{expected['earlier']} had it already" in text and "dry run: nothing was sent" in text
     # nothing sent, nothing recorded
