@@ -520,6 +520,7 @@ class ImportReport:
     invalid: tuple[Problem, ...] = ()
     dry_run: bool = False
     confirmations: int = 0  # confirmation mails sent by this run (an earlier import's owed ones included)
+    repeated: tuple[Problem, ...] = ()  # lines whose address an earlier line of the file has: the first is kept
 
 
 @dataclass(frozen=True)

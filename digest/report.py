@@ -270,6 +270,7 @@ def import_lines(result: ImportReport) -> list[str]:
             line += " (the others are sent again by the next import or the service; see `digest status`)"
         lines.append(line)
     lines += [f"invalid: {problem}" for problem in result.invalid]
+    lines += [f"repeated: {problem}" for problem in result.repeated]
     return lines
 
 
@@ -284,6 +285,7 @@ def import_json(result: ImportReport) -> dict[str, Any]:
         "to_confirm": result.to_confirm,
         "confirmations": result.confirmations,
         "invalid": [{"line": p.line, "message": p.message} for p in result.invalid],
+        "repeated": [{"line": p.line, "message": p.message} for p in result.repeated],
     }
 
 

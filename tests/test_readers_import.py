@@ -414,3 +414,25 @@ def test_a_deferred_confirmation_is_sent_by_a_later_tick_and_not_after_the_reade
     assert pipeline.readers_tick(settings, later, clock=lambda: later).confirmations == 1
     assert wait_mail(smtp_box, 1) == ["new2@example.org"]
     assert pipeline.readers_tick(settings, later, clock=lambda: later).confirmations == 0
+
+
+def test_a_repeated_address_is_reported_and_its_first_line_kept(tmp_path: Path, smtp_box: Mailbox) -> None:
+    """An export holding one person twice (the case differs, or a later line says something else): the
+    first line counts, each later one is named with its line, and the import still succeeds."""
+    site = make_site(tmp_path / "site", smtp_box, ())
+    export = tmp_path / "repeated.csv"
+    export.write_text(
+        '"Email Address","First Name",OPTIN_TIME,CONFIRM_TIME\n'
+        'Minji@Example.org,Minji,"2024-03-02 08:11:40","2024-03-02 08:12:05"\n'
+        'someone@example.net,Some,"2024-03-02 08:11:40","2024-03-02 08:12:05"\n'
+        'minji@example.org,Other Name,"2024-03-05 08:11:40",\n',
+        encoding="utf-8",
+    )
+    code, out, err = run("subscribers", "import", str(export), "--site", str(site), "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert (summary["added"], summary["unchanged"], summary["invalid"]) == (2, 1, [])
+    assert summary["repeated"] == [{"line": 4, "message": "minji@example.org repeats line 2: that line is kept"}]
+    assert {r.email.lower(): (r.name, r.status) for r in records(site)}["minji@example.org"] == ("Minji", Status.ACTIVE)
+    code, out, _ = run("subscribers", "import", str(export), "--site", str(site))
+    assert code == 0 and f"repeated: {export}:4: minji@example.org repeats line 2" in out

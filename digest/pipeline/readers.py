@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,8 +17,10 @@ from digest.models import (
     BounceFinding,
     BounceReport,
     ImportReport,
+    ImportRow,
     IssueStatus,
     OutgoingMessage,
+    Problem,
     State,
     Subscriber,
     SubscriberRecord,
@@ -454,7 +456,22 @@ def import_subscribers(
     """Read a CSV export and add its people with the consent it records; those without consent get the
     confirmation mail (not in a dry run). What that mail needs (the secret, the templates, the transport)
     is checked before the store changes; confirmations an earlier import still owes go out too."""
-    fmt, rows, invalid = sender.read_csv(path, sender.parse_mapping(mapping) if mapping else None)
+    fmt, read, invalid = sender.read_csv(path, sender.parse_mapping(mapping) if mapping else None)
+    repeated: list[Problem] = []
+
+    def noting(rows: Iterable[ImportRow]) -> Iterator[ImportRow]:
+        """The rows, each address after its first line noted (the roster keeps the first line's)."""
+        first: dict[str, int] = {}
+        for row in rows:
+            key = text.address_key(row.email)
+            if key in first:
+                said = f"{row.email} repeats line {first[key]}: that line is kept"
+                repeated.append(Problem(str(path), said, row.line))
+            else:
+                first[key] = row.line
+            yield row
+
+    rows = noting(read)
     own = store is None
     store = store or open_store(settings)
     try:
@@ -476,7 +493,9 @@ def import_subscribers(
     finally:
         if own:
             store.close()
-    return ImportReport(str(path), fmt, added, updated, unchanged, len(to_confirm), tuple(invalid), dry_run, mailed)
+    return ImportReport(
+        str(path), fmt, added, updated, unchanged, len(to_confirm), tuple(invalid), dry_run, mailed, tuple(repeated)
+    )
 
 
 CONFIRM_PREFIX = "confirm-"
