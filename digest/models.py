@@ -9,14 +9,15 @@ sender    -> OutgoingMessage per subscriber -> Delivery rows in the ledger
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
-from digest.text import address_key
+from digest.text import address_key, issue_language
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Generator:
     slug_from_file: bool = False  # Pelican SLUGIFY_SOURCE = "basename"
     defaults: str = ""  # Jekyll front matter defaults, as JSON: [[path, type, {key: value}], …]
     collections_dir: str = ""  # Jekyll collections_dir: the folder path categories are counted from
+    language_titles: tuple[tuple[str, str], ...] = ()  # (language, the site's title in it): Hugo [languages.ko]
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,22 @@ class Site:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def in_language(self, language: str) -> Site:
+        """The site as the issue of `language` shows it (a key of digest.text.issue_language; "" = the
+        site's own): with the title its config gives that language, when it gives one."""
+        title = _of_language(self.generator.language_titles, language, self.language) or self.title
+        return self if title == self.title else replace(self, title=title)
+
+    def home_in(self, language: str) -> str:
+        """The blog's home page in `language`: its language root (Hugo's `/ko/`, jekyll-polyglot's), else
+        the site's address."""
+        root = _of_language(self.generator.language_roots, language, self.language)
+        return urljoin(self.base_url, root) if root else self.base_url
+
+
+def _of_language(pairs: tuple[tuple[str, str], ...], language: str, site_language: str) -> str:
+    return next((value for tag, value in pairs if issue_language(tag, site_language) == language), "")
 
 
 @dataclass(frozen=True)

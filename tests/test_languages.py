@@ -289,3 +289,47 @@ def test_a_language_without_posts_that_week_accounts_for_its_subscribers(site: P
     status, out, err = invoke("send", "--site", str(site), "--week", "2026-W45", "--dry-run")
     assert status == 0, err
     assert "week 2026-W45 (ja): no entries, nothing sent to its 1 subscriber(s)" in out
+
+
+HUGO_TITLES = """baseURL = "https://hugo.example.org/"
+title = "Dev Log"
+defaultContentLanguage = "en"
+[languages.en]
+  weight = 1
+  contentDir = "content/en"
+[languages.ko]
+  weight = 2
+  contentDir = "content/ko"
+  title = "개발 일지"
+"""
+
+
+def test_a_hugo_language_has_its_own_title_and_home_page(tmp_path: Path) -> None:
+    """`[languages.ko] title` names the Korean issue, archive and feeds, whose home link is the Korean
+    home page (`/ko/`); the site's own language keeps the site's title and home."""
+    site = tmp_path / "hugo"
+    (site / "content" / "en" / "posts").mkdir(parents=True)
+    (site / "content" / "ko" / "posts").mkdir(parents=True)
+    (site / "hugo.toml").write_text(HUGO_TITLES, "utf-8")
+    for folder, title in (("en", "Shipping the parser"), ("ko", "파서 배포기")):
+        (site / "content" / folder / "posts" / "parser.md").write_text(
+            f'+++\ntitle = "{title}"\ndate = 2024-01-02T10:00:00+09:00\n+++\n\n{title}.\n', "utf-8"
+        )
+    now = "2024-01-08T09:00:00+09:00"
+    status, out, err = invoke("preview", "--site", str(site), "--week", "2024-W01", "--lang", "ko", "--json", now=now)
+    assert status == 0, err
+    html = Path(json.loads(out)["files"]["ko/email.html"]).read_text("utf-8")
+    assert ">개발 일지</h1>" in html and "Dev Log" not in html
+    status, _, err = invoke("publish", "--site", str(site), now=now)
+    assert status == 0, err
+    out_dir = load_settings(site=site, env={**os.environ}).output.dir
+    for prefix, title, home in (
+        ("", "Dev Log", "https://hugo.example.org/"),
+        ("ko/", "개발 일지", "https://hugo.example.org/ko/"),
+    ):
+        for page in ("index.html", "2024-W01/index.html"):
+            text = (out_dir / prefix / page).read_text("utf-8")
+            assert f'<a href="{home}">{title}</a>' in text, (prefix, page)
+        atom = (out_dir / prefix / "atom.xml").read_text("utf-8")
+        assert f"<title>{title}</title>" in atom
+    assert "개발 일지" not in (out_dir / "index.html").read_text("utf-8")

@@ -282,6 +282,7 @@ def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
     content_dirs: dict[str, str] = {content: ""}
     languages: list[str] = []
     roots: list[tuple[str, str]] = []
+    titles: list[tuple[str, str]] = []
     for key, settings in languages_table.items():
         lang = language_tag(_language(key, path, key, f"languages.{key}"))
         if not lang or lang in disabled:
@@ -292,6 +293,8 @@ def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
         folder = _text(table.get("contentdir")).strip("/")
         if folder:
             content_dirs[folder] = lang
+        if _text(table.get("title")):
+            titles.append((lang, _text(table.get("title"))))
         base = _text(table.get("baseurl"))
         if base:
             roots.append((lang, base.rstrip("/") + "/"))
@@ -329,6 +332,7 @@ def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
             languages=tuple(languages),
             default_language=default,
             language_roots=tuple(roots),
+            language_titles=tuple(titles),
             content_dirs=tuple(sorted(content_dirs.items(), key=lambda item: -len(item[0]))),
             permalinks=tuple(sorted(patterns.items())),
         ),

@@ -91,7 +91,9 @@ class Build:
 
     def issue_of(self, language: str) -> Issue:
         """The issue in `language` (a key from digest.text.issue_language); empty when it has no entries."""
-        return self.issues.get(language) or Issue(self.site, self.week, (), self.problems, language)
+        return self.issues.get(language) or Issue(
+            self.site.in_language(language), self.week, (), self.problems, language
+        )
 
     @property
     def languages(self) -> tuple[str, ...]:

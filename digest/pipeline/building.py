@@ -205,7 +205,7 @@ def build(
     history: dict[str, tuple[Issue, ...]] = {}
     picked = []
     for language, pool in pools.items():
-        empty = Issue(site, week, (), problems, language)
+        empty = Issue(site.in_language(language), week, (), problems, language)
         own, late = issues.select(pool, week, empty.id, carried.get(language, Carried()))
         picked.append((language, empty, own, late, issues.history(pool, site, horizon_at, count)))
     # Every body shown, rendered in one call first (a first run renders hundreds: the collector hands that
@@ -221,7 +221,7 @@ def build(
             own, late = render(own), render(late)
             past = [(w, render(group)) for w, group in past] if history_bodies else past
         week_issues[language] = replace(empty, entries=own, late=late)
-        history[language] = tuple(Issue(site, w, group, (), language) for w, group in past)
+        history[language] = tuple(Issue(empty.site, w, group, (), language) for w, group in past)
     return Build(site, week, pools, week_issues, history, problems, scanned, render)
 
 
@@ -284,7 +284,7 @@ def site_files(
         files.update(templater.render_feeds(history, settings, language=language, memo=memo, bodies=render))
         if settings.output.tag_feeds:
             for slug, (tag, tagged) in sorted(tag_issues(history).items()):
-                title = f"{settings.site.title} · {tag}"
+                title = f"{settings.site.in_language(language).title} · {tag}"
                 path = f"tags/{slug}/"
                 files.update(
                     templater.render_feeds(

@@ -122,7 +122,8 @@ def render_archive(
             return files
     out = output_url(settings, language)
     index_context = {
-        "site": settings.site,
+        "site": settings.site.in_language(language),
+        "home_url": settings.site.home_in(language),
         "lang": lang,
         "issues": links,
         "archive_url": out,

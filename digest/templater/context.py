@@ -118,6 +118,7 @@ def base_context(issue: Issue, settings: Settings, *, summarize: bool = False, e
     out = output_url(settings, issue.language)
     return {
         "site": issue.site,
+        "home_url": issue.site.home_in(issue.language),
         "lang": issue.lang,
         "week": issue.week,
         "issue": issue,

@@ -90,7 +90,7 @@ def render_feeds(
     `language` puts them all under "<language>/". With `memo`, the items and their texts of the issues that
     are unchanged come from the cache; `bodies` renders the bodies of the others (pipeline.build's
     history_bodies)."""
-    site = settings.site
+    site = settings.site.in_language(language)
     latest = latest_issues(issues, settings)
     # A tag's feed holds the issues narrowed to that tag: their items are not the issues' own.
     cache = memo if memo is not None and not path else None
