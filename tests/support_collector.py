@@ -140,3 +140,31 @@ def post(title: str, date: str = "2021-03-20", extra: str = "", body: str = "본
 
 
 NOW_AT = datetime(2021, 4, 1, 12, 0, tzinfo=SEOUL)
+
+
+# A running log with no date of its own: the file name dates it (the day it was last added to), after the
+# items it has held for weeks.
+POND_LOG = """---
+title: Field notes from the pond
+---
+
+Things noticed around the pond this autumn.
+
+-----
+
+* 2026.11.17 Heron back in the reeds
+  > It stood on one leg for an hour.
+
+-----
+
+* 2026.10.2 Mushrooms by the fence
+  > Three kinds, one of them blue.
+
+-----
+
+* 2026.9.16 First frost on the boat ramp
+  > Thin, gone by nine.
+
+-----
+"""
+HERON, MUSHROOMS, FROST = "Heron back in the reeds", "Mushrooms by the fence", "First frost on the boat ramp"

@@ -12,7 +12,19 @@ from digest.config import load_settings
 from digest.models import Entry
 from digest.weeks import week_of
 from tests.conftest import state_env
-from tests.support_collector import NOW_AT, RUNNING_LOG, SEOUL, WEEKLY_NEWS, make_site, post, write
+from tests.support_collector import (
+    FROST,
+    HERON,
+    MUSHROOMS,
+    NOW_AT,
+    POND_LOG,
+    RUNNING_LOG,
+    SEOUL,
+    WEEKLY_NEWS,
+    make_site,
+    post,
+    write,
+)
 
 TOML_POST = """+++
 title = "Hugo style notes"
@@ -253,35 +265,11 @@ def test_a_long_running_process_holds_one_source_per_post_however_often_it_chang
 
 # A running log has no date of its own: the file name dates it (the day it was last added to), after the
 # items it has held for weeks. Windows in the past must still find those items.
-FIELD_NOTES = """---
-title: Field notes from the pond
----
-
-Things noticed around the pond this autumn.
-
------
-
-* 2026.11.17 Heron back in the reeds
-  > It stood on one leg for an hour.
-
------
-
-* 2026.10.2 Mushrooms by the fence
-  > Three kinds, one of them blue.
-
------
-
-* 2026.9.16 First frost on the boat ramp
-  > Thin, gone by nine.
-
------
-"""
 POND_FILES = {
-    "_posts/2026-11-18-field-notes.md": FIELD_NOTES,
+    "_posts/2026-11-18-field-notes.md": POND_LOG,
     "_posts/2026-09-15-ramp.md": post("Ramp repaired", "2026-09-15 10:00"),
     "_posts/2026-11-20-ice.md": post("Ice forecast", "2026-11-20 10:00"),
 }
-HERON, MUSHROOMS, FROST = "Heron back in the reeds", "Mushrooms by the fence", "First frost on the boat ramp"
 
 
 def _on(day: tuple[int, int, int] | None, hour: int = 0) -> datetime | None:

@@ -18,6 +18,7 @@ from digest.config import load_settings
 from digest.models import Entry
 from digest.pipeline import building
 from tests.conftest import state_env
+from tests.support_collector import FROST, HERON, MUSHROOMS, POND_LOG
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -217,31 +218,6 @@ def test_a_rebuild_in_two_processes_writes_the_files_of_one(
 
 
 # -- running logs: one file, dated when it was last added to, holding items from months before -----------
-
-POND_LOG = """---
-title: Field notes from the pond
----
-
-Things noticed around the pond this autumn.
-
------
-
-* 2026.11.17 Heron back in the reeds
-  > It stood on one leg for an hour.
-
------
-
-* 2026.10.2 Mushrooms by the fence
-  > Three kinds, one of them blue.
-
------
-
-* 2026.9.16 First frost on the boat ramp
-  > Thin, gone by nine.
-
------
-"""
-HERON, MUSHROOMS, FROST = "Heron back in the reeds", "Mushrooms by the fence", "First frost on the boat ramp"
 
 
 @pytest.fixture

@@ -70,17 +70,8 @@ class Ledger:
         same week's issue in another language (sent, or being sent) is skipped: a reader who changed
         language gets one issue that week, and the new language's from the next.
         """
-        wanted = {address_key(r) for r in recipients}
-        reasons = {address_key(k): v for k, v in skipped.items()}
         with self.store.begin() as conn:
-            for email, reason in conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)):
-                if email in wanted:
-                    wanted.discard(email)
-                    reasons[email] = f"unsubscribed: {reason}" if reason else "unsubscribed"
-            for email, other in self._other_languages(conn, issue_id, wanted):
-                wanted.discard(email)
-                reasons[email] = f"had this week's issue in another language ({other})"
-            reasons = {k: v for k, v in reasons.items() if k not in wanted}
+            wanted, reasons = self._wanted(conn, issue_id, recipients, skipped)
             existing = {
                 r: (state, reply)
                 for r, state, reply in conn.execute(
@@ -121,6 +112,22 @@ class Ledger:
             for batch in _chunks(changes):
                 conn.execute(stmt, [{"b_r": r, "b_state": s, "b_reply": why} for r, s, why in batch])
 
+    def _wanted(
+        self, conn: Connection, issue_id: str, recipients: Sequence[str], skipped: Mapping[str, str]
+    ) -> tuple[set[str], dict[str, str]]:
+        """(who gets the issue, why each of the others does not): `skipped` with its reasons, the
+        suppressed addresses, and readers who have the week in another language (plan's rules)."""
+        wanted = {address_key(r) for r in recipients}
+        reasons = {address_key(k): v for k, v in skipped.items()}
+        for email, reason in conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)):
+            if email in wanted:
+                wanted.discard(email)
+                reasons[email] = f"unsubscribed: {reason}" if reason else "unsubscribed"
+        for email, other in self._other_languages(conn, issue_id, wanted):
+            wanted.discard(email)
+            reasons[email] = f"had this week's issue in another language ({other})"
+        return wanted, {k: v for k, v in reasons.items() if k not in wanted}
+
     def _other_languages(self, conn: Connection, issue_id: str, wanted: set[str]) -> list[tuple[str, str]]:
         """(recipient, issue id) for recipients of `wanted` whose row in another language's issue of the
         same week is sent or being sent. The week's issues are found in the issues table (one row per
@@ -147,17 +154,9 @@ class Ledger:
         """What plan() and the claims of a send at `now_at` would do, without writing anything (a dry run):
         (the recipients it would send to now, the issue's status once it has). Rows already sent or failed
         stay as they are; rows another live sender holds stay `sending`."""
-        wanted = {address_key(r) for r in recipients}
-        reasons = {address_key(k): v for k, v in skipped.items()}
         stale_at = now_at - self.lease
         with self.store.connect() as conn:
-            for email, reason in conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)):
-                if email in wanted:
-                    wanted.discard(email)
-                    reasons[email] = f"unsubscribed: {reason}" if reason else "unsubscribed"
-            for email, other in self._other_languages(conn, issue_id, wanted):
-                wanted.discard(email)
-                reasons[email] = f"had this week's issue in another language ({other})"
+            wanted, reasons = self._wanted(conn, issue_id, recipients, skipped)
             rows = conn.execute(
                 sa.select(d.recipient, d.state, d.reply, d.next_attempt_at, d.worker, d.updated_at).where(
                     d.issue_id == issue_id
