@@ -375,7 +375,7 @@ class IssueRun:
     entries: tuple[Entry, ...] = ()  # dated in the week
     late: tuple[Entry, ...] = ()  # late arrivals
     delivery: DeliveryReport | None = None  # None: nothing to send (empty, email.empty_week = "skip")
-    readers: int = 0  # subscribers of this language in the run's list
+    readers: int = 0  # readers of this language the issue would go to (active, not paused)
 
 
 @dataclass(frozen=True)

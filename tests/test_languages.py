@@ -333,3 +333,32 @@ def test_a_hugo_language_has_its_own_title_and_home_page(tmp_path: Path) -> None
         atom = (out_dir / prefix / "atom.xml").read_text("utf-8")
         assert f"<title>{title}</title>" in atom
     assert "개발 일지" not in (out_dir / "index.html").read_text("utf-8")
+
+
+def test_paused_and_unsubscribed_readers_are_skipped_in_their_own_language_with_the_reason(site: Path) -> None:
+    """`digest run` and `digest send` (the list passed in by the command line) skip a reader paused on the
+    preferences page, in whatever language they read, and record why; one who left is recorded as such."""
+    status, _, err = invoke("run", "--site", str(site), "--week", "2026-W45")
+    assert status == 0, err
+    settings = load_settings(site=site, env={**os.environ, "DIGEST_SECRET": SECRET})
+    from digest.sender.roster import Roster
+
+    book = Roster(settings.db_url)
+    at = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
+    for address, language in (("haruka@example.net", "ja"), ("minjun@example.org", "ko")):
+        assert book.update_preferences(address, at, language=language, tags=[], fmt="html", pause_weeks=2)
+    book.store.close()
+    assert invoke("unsubscribe", "--site", str(site), "ada@example.com")[0] == 0
+    before = len(addressed(site))
+    for command in ("send", "run"):
+        status, out, err = invoke(command, "--site", str(site), "--week", "2026-W47", "--json")
+        assert status == 0, err
+        assert json.loads(out)["sent"] == 0 and len(addressed(site)) == before, command
+    paused = "paused until 2026-12-02"
+    tags = "no entries this week match the subscriber's tags"  # the Korean reader of woodwork only
+    for lang, reasons in (("", {"unsubscribed": 1}), ("ja", {paused: 1}), ("ko", {paused: 1, tags: 1})):
+        status, out, _ = invoke(
+            "status", "--site", str(site), "--week", "2026-W47", "--json", *(["--lang", lang] if lang else [])
+        )
+        state = json.loads(out)
+        assert state["counts"].get("sent", 0) == 0 and state["skipped"] == reasons, (lang, state)

@@ -85,9 +85,12 @@ def run_cycle(
         skip_empty = settings.email.empty_week == "skip"
         if skip_empty and not any(i.all_entries for i in result.issues.values()):
             return report([])
-        paused: dict[str, str] = {}
+        # why some on the list get nothing (paused until a date, unsubscribed, bounced): from the caller,
+        # or from the store with the list
+        reasons: dict[str, str] = {text.address_key(k): v for k, v in (skipped or {}).items()}
         if subscribers is None:  # the store, after bringing subscribers.yaml in
-            subscribers, paused = send_list(settings, now_at, store)
+            subscribers, found = send_list(settings, now_at, store)
+            reasons.update(found)
         by_language: dict[str, list[Subscriber]] = {}
         languages: dict[str, str] = {}  # a subscriber's language -> its issue's: a few values over the list
         for sub in subscribers:
@@ -110,13 +113,14 @@ def run_cycle(
             # one language: the list itself, not a copy of 100,000 references (nor a list of them kept)
             group = by_language.pop(language)
             readers = subscribers if len(group) == len(subscribers) else tuple(group)
-            count = len(group)
+            # each language's issue records the reasons of its own readers (a paused Korean reader is
+            # skipped in the Korean issue, with the reason, and appears in no other)
+            own_reasons = {sub.key: reasons[sub.key] for sub in group if sub.key in reasons}
+            count = sum(1 for sub in group if sub.active and sub.key not in own_reasons)  # who would get mail
             del group
             if issue.all_entries or not skip_empty:
-                # paused readers are recorded (skipped, with the reason) in the first issue planned
-                skipped, paused = paused, {}
                 delivery = _deliver(settings, issue, readers, store, now_at, clock,
-                                    transports, dry_run, progress, stop, skipped)  # fmt: skip
+                                    transports, dry_run, progress, stop, own_reasons)  # fmt: skip
                 if not dry_run and delivery.status is not None and delivery.status.counts.get("failed"):
                     record_refusals(settings, delivery.status, now_at, store)
             runs.append(IssueRun(issue.id, language, issue.lang, issue.entries, issue.late, delivery, count))
