@@ -329,3 +329,36 @@ def test_a_user_template_replaces_a_readers_page(tmp_path: Path, smtp_box: Mailb
     assert page.status_code == 200 and '<main class="mine">' in page.text and "author@example.org" in page.text
     assert httpx.post(f"{server.url}/unsubscribe?token={token}").status_code == 200
     assert "author@example.org" in pipeline.suppressed(settings)
+
+
+def test_the_preference_page_offers_every_language_the_site_writes_in_and_keeps_the_readers_own(
+    tmp_path: Path, smtp_box: Mailbox, http_server_factory: Any
+) -> None:
+    """Japanese has no words of digest's own, but the site writes in it: the page offers it, selected for a
+    reader of Japanese, and a save keeps it; a reader of `ko-KR` keeps `ko-KR`."""
+    config = write_site(
+        tmp_path, [Post("w47", "Week 47 post", NOW_AT - timedelta(days=3))], [], smtp_port=smtp_box.port
+    )
+    (tmp_path / "posts" / "2026-11-18-ja.md").write_text(
+        "---\ntitle: 研ぎの記録\ndate: 2026-11-18 09:00\nlang: ja\n---\n\n短い記録。\n", "utf-8"
+    )
+    (tmp_path / "subscribers.yaml").write_text(
+        "subscribers:\n  - email: yuki@example.org\n    language: ja\n"
+        "  - email: jiwoo@example.org\n    language: ko-KR\n",
+        "utf-8",
+    )
+    settings = settings_for(config)
+    server = http_server_factory(settings, Ledger(settings.db_url), lambda: NOW_AT)
+    pipeline.sync_subscribers(settings, NOW_AT)
+    form = {"action": "save", "format": "html", "pause": "-1"}
+    for address, language in (("yuki@example.org", "ja"), ("jiwoo@example.org", "ko-KR")):
+        prefs = local(server, pipeline.reader_link(settings, "preferences", address, NOW_AT))
+        page = httpx.get(prefs)
+        assert page.status_code == 200 and f'<option value="{language}" selected>' in page.text, address
+        assert '<option value="ja"' in page.text and '<option value="ko"' in page.text
+        assert httpx.post(prefs, data=form | {"language": language}).status_code == 200
+        assert Roster(settings.db_url).get(address).language == language  # type: ignore[union-attr]
+    # a language nobody writes in and digest has no words for is not taken: the site's is kept instead
+    prefs = local(server, pipeline.reader_link(settings, "preferences", "yuki@example.org", NOW_AT))
+    httpx.post(prefs, data=form | {"language": "tlh"})
+    assert Roster(settings.db_url).get("yuki@example.org").language == ""  # type: ignore[union-attr]

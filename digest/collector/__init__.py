@@ -3,12 +3,12 @@
 from typing import TYPE_CHECKING, Any
 
 from .entries import collect, render_entries
-from .topics import topics
+from .topics import languages, topics
 
 if TYPE_CHECKING:
     from .markdown import note_html
 
-__all__ = ["collect", "note_html", "render_entries", "topics"]
+__all__ = ["collect", "languages", "note_html", "render_entries", "topics"]
 
 
 def __getattr__(name: str) -> Any:

@@ -279,20 +279,43 @@ def preferences(
     record = roster(settings, store).get(email, events=False)
     if record is None:
         return None
-    return Preferences(record.email, record, site_topics(settings, now_at), templater.languages())
+    offered = offered_languages(settings, now_at, record.language)
+    return Preferences(record.email, record, site_topics(settings, now_at), offered)
 
 
-_TOPICS: dict[str, tuple[float, tuple[str, ...]]] = {}
+_FACTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _site_facts(settings: Settings, now_at: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(tags and categories, languages) of the site's posts, cached for ten minutes: the preference page
+    asks on every view."""
+    key = str(settings.site.root)
+    cached = _FACTS.get(key)
+    if cached is None or time.monotonic() - cached[0] > 600:
+        site = settings.site
+        cached = (time.monotonic(), collector.topics(site, now_at), collector.languages(site, now_at))
+        _FACTS[key] = cached
+    return cached[1], cached[2]
 
 
 def site_topics(settings: Settings, now_at: datetime) -> tuple[str, ...]:
-    """The site's tags and categories (cached for ten minutes: the preference page asks on every view)."""
-    key = str(settings.site.root)
-    cached = _TOPICS.get(key)
-    if cached is None or time.monotonic() - cached[0] > 600:
-        cached = (time.monotonic(), collector.topics(settings.site, now_at))
-        _TOPICS[key] = cached
-    return cached[1]
+    """The site's tags and categories."""
+    return _site_facts(settings, now_at)[0]
+
+
+def offered_languages(settings: Settings, now_at: datetime, current: str = "") -> dict[str, str]:
+    """{tag: name} a reader may choose on the preference page: the languages digest has words for, those
+    the site writes in (by their tag, when digest has no name for them) and the reader's own, so that no
+    reader's language is missing from the list (a form without it would send the site's instead)."""
+    offered = dict(templater.languages())
+    covered = {text.language_key(tag) for tag in offered}
+    for tag in _site_facts(settings, now_at)[1]:
+        if text.language_key(tag) not in covered:
+            offered[tag] = tag
+            covered.add(text.language_key(tag))
+    if current and current not in offered:
+        offered[current] = current
+    return offered
 
 
 def save_preferences(
@@ -308,8 +331,10 @@ def save_preferences(
 ) -> bool:
     offered = {t.casefold(): t for t in site_topics(settings, now_at)}
     chosen = [offered[t.casefold()] for t in topics if t.casefold() in offered]
-    language = language if language in templater.languages() else ""
-    return roster(settings, store).update_preferences(
+    book = roster(settings, store)
+    record = book.get(email, events=False)
+    language = language if language in offered_languages(settings, now_at, record.language if record else "") else ""
+    return book.update_preferences(
         email,
         now_at,
         language=language,
