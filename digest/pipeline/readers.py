@@ -518,6 +518,7 @@ def import_subscribers(
     finally:
         if own:
             store.close()
+    unchanged -= len(repeated)  # the roster counts a repeated line as unchanged: here it is counted apart
     return ImportReport(
         str(path), fmt, added, updated, unchanged, len(to_confirm), tuple(invalid), dry_run, mailed, tuple(repeated)
     )
