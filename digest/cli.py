@@ -324,7 +324,9 @@ def preview(
 
         webbrowser.open(result.files[email_file + ".html"].resolve().as_uri())
     if serve_port is not None:
-        serve_preview(result.folder, serve_port, email_file + ".html", settings.site.source_dirs, once)
+        # the email when this week has one, else the archive page the preview wrote (the folder's index)
+        page = email_file + ".html" if email_file + ".html" in result.files else ""
+        serve_preview(result.folder, serve_port, page, settings.site.source_dirs, once)
 
 
 def serve_preview(

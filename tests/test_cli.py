@@ -210,6 +210,40 @@ def test_strict_turns_skipped_files_into_an_error(site: Path) -> None:
     assert code == 1 and "2026-11-17-broken.md" in err
 
 
+def test_preview_serve_of_a_week_without_email_names_a_page_that_exists(site: Path) -> None:
+    """An empty week writes no email: the address printed is the folder's archive page, which is served."""
+    import os
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [
+        sys.executable,
+        "-m",
+        "digest.cli",
+        "preview",
+        "--site",
+        str(site),
+        "--week",
+        "2026-W49",
+        "--serve",
+        str(port),
+    ]
+    proc = subprocess.Popen(args, env={**os.environ, "DIGEST_NOW": NOW}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = next(line for line in proc.stdout if line.startswith("serving "))
+        url = re.search(r"on (http://\S+)", line)
+        assert url and url.group(1) == f"http://127.0.0.1:{port}/", line
+        with urllib.request.urlopen(url.group(1), timeout=10) as resp:
+            assert resp.status == 200 and "<html" in resp.read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def test_usage_error_exit_2(site: Path) -> None:
     assert invoke("preview", "--no-such-option")[0] == 2
 
