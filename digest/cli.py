@@ -801,12 +801,20 @@ def schedule(ctx: Context, show: bool, count: int) -> None:
 
 @main.command()
 @site_options
+@click.option("--host", help="The address to listen on (default: server.host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), help="The port to listen on (default: server.port, 8080).")
 @fail_on_error
-def serve(ctx: Context) -> None:
+def serve(ctx: Context, host: str | None, port: int | None) -> None:
     """Serve one-click unsubscribe, the archive and the feeds over HTTP."""
+    from dataclasses import replace
+
     from digest import server
 
-    sys.exit(server.serve(ctx.settings, clock))
+    settings = ctx.settings
+    if host is not None or port is not None:
+        listen = replace(settings.server, host=host or settings.server.host, port=port or settings.server.port)
+        settings = replace(settings, server=listen)
+    sys.exit(server.serve(settings, clock))
 
 
 if __name__ == "__main__":  # pragma: no cover

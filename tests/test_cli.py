@@ -244,6 +244,38 @@ def test_preview_serve_of_a_week_without_email_names_a_page_that_exists(site: Pa
         proc.wait(timeout=20)
 
 
+def test_serve_listens_where_port_says(site: Path) -> None:
+    import os
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [sys.executable, "-m", "digest.cli", "serve", "--site", str(site), "--port", str(port)]
+    env = {**os.environ, "DIGEST_NOW": NOW, "DIGEST_SECRET": "a test secret for the command line, 32+ bytes"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+                    status = resp.status
+                break
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "digest serve did not listen on --port"
+                time.sleep(0.2)
+        assert status in (200, 404)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def test_usage_error_exit_2(site: Path) -> None:
     assert invoke("preview", "--no-such-option")[0] == 2
 
