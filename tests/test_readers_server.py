@@ -362,3 +362,27 @@ def test_the_preference_page_offers_every_language_the_site_writes_in_and_keeps_
     prefs = local(server, pipeline.reader_link(settings, "preferences", "yuki@example.org", NOW_AT))
     httpx.post(prefs, data=form | {"language": "tlh"})
     assert Roster(settings.db_url).get("yuki@example.org").language == ""  # type: ignore[union-attr]
+
+
+def test_the_subscribe_form_answers_in_its_own_language_and_changes_no_active_readers_language(
+    site: tuple[Any, Mailbox],
+) -> None:
+    """A known address sent again through an English form gets its mail in English. An active reader keeps
+    their own language (anyone may post the form with their address); one who left and opts in again takes
+    the form's."""
+    server, box = site
+    settings = server.settings
+    pipeline.sync_subscribers(settings, NOW_AT)
+    book = Roster(settings.db_url)
+    assert book.update_preferences("author@example.org", NOW_AT, language="ko", tags=[], fmt="html", pause_weeks=0)
+    book.add(Subscriber("gone@example.net", language="ko"), NOW_AT, status=Status.ACTIVE, method="cli", source="cli")
+    pipeline.unsubscribe(settings, "gone@example.net", NOW_AT, "unsubscribe link")
+    for address in ("author@example.org", "gone@example.net"):
+        box.received.clear()
+        answer = httpx.post(server.url + "/subscribe", data={"email": address, "language": "en", "website": ""})
+        assert answer.status_code == 200
+        ((rcpt, mail),) = wait_for(box, 1)
+        (html,) = [p for p in mail.walk() if p.get_content_type() == "text/html"]
+        assert rcpt == address and '<html lang="en"' in html.get_payload(decode=True).decode(), address
+    assert Roster(settings.db_url).get("author@example.org").language == "ko"  # type: ignore[union-attr]
+    assert Roster(settings.db_url).get("gone@example.net").language == "en"  # type: ignore[union-attr]

@@ -446,11 +446,15 @@ class Roster:
             values: dict[str, Any] = {"confirm_mail_at": now_at}
             if wants_confirm:
                 values.update(confirm_requested_at=now_at, consent_source=page, consent_ip=ip)
+                if sub.language:  # a new opt-in, in the form's language (still nothing is sent them before the button)
+                    values.update(language=sub.language)
             taken = conn.execute(sa.update(subscribers).where(s.email == key, slot_free).values(**values)).rowcount
             if not taken:
-                return Request("", key, language)
+                return Request("", key, sub.language or language)
             self._event(conn, key, now_at, "subscribe", "", f"form on {page}" if page else "form")
-            return Request("confirm" if wants_confirm else "notice", key, language)
+            # The mail answers the form, in its language. An active reader's own language is theirs to change
+            # on the preference page: anyone can post the form with their address.
+            return Request("confirm" if wants_confirm else "notice", key, sub.language or language)
 
     def confirm(self, email: str, now_at: datetime, days: int) -> str:
         """The button of the confirmation page: "confirmed", "already" (active before) or "expired"."""
