@@ -29,4 +29,5 @@ def private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 def state_env() -> dict[str, str]:
     """An environment with nothing in it but the test's own state folder: for `load_settings(env=...)`,
     which would otherwise fall back to the user's ~/.local/state."""
-    return {"XDG_STATE_HOME": os.environ["XDG_STATE_HOME"]}
+    home = os.environ.get("XDG_STATE_HOME")  # set for every test (above); a helper process may run without
+    return {"XDG_STATE_HOME": home} if home else {}

@@ -21,6 +21,7 @@ from aiosmtpd.controller import Controller
 from digest.config import Settings, load_settings
 from digest.sender.ledger import Ledger
 from digest.server import create_app, uvicorn_config
+from tests.conftest import state_env
 
 SECRET = "service tests secret, long enough to be a key"
 
@@ -104,7 +105,7 @@ def text_of(message: email.message.Message) -> str:
 
 
 def settings_for(config: Path, secret: str = SECRET) -> Settings:
-    return load_settings(config, env={"DIGEST_SECRET": secret} if secret else {})
+    return load_settings(config, env={**state_env(), **({"DIGEST_SECRET": secret} if secret else {})})
 
 
 def free_port() -> int:

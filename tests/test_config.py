@@ -53,7 +53,9 @@ host = "smtp.example.org"
 username = "me"
 """,
     )
-    settings = load_settings(site=site, env={"DIGEST_SMTP_PASSWORD": "s3cret", "DIGEST_SECRET": "k" * 40})
+    settings = load_settings(
+        site=site, env={**state_env(), "DIGEST_SMTP_PASSWORD": "s3cret", "DIGEST_SECRET": "k" * 40}
+    )
     assert settings.site.title == "노트"
     assert settings.site.base_url == "https://example.org/blog/"
     assert settings.site.week_start_day == 6 and settings.site.week_start_hour == 6
@@ -235,7 +237,7 @@ def test_the_cli_prints_the_notice_once_on_stderr(site: Path) -> None:
     ],
 )
 def test_weak_secrets_are_refused_in_one_line(site: Path, variable: str, value: str) -> None:
-    env = {"DIGEST_SECRET": "n" * 40, variable: value}
+    env = {**state_env(), "DIGEST_SECRET": "n" * 40, variable: value}
     with pytest.raises(ConfigError) as caught:
         load_settings(site=site, env=env)
     assert variable in str(caught.value) and "\n" not in str(caught.value)
@@ -243,7 +245,7 @@ def test_weak_secrets_are_refused_in_one_line(site: Path, variable: str, value: 
 
 
 def test_retired_secrets_are_kept_for_verifying(site: Path) -> None:
-    env = {"DIGEST_SECRET": "n" * 40, "DIGEST_SECRET_OLD": " o" * 20 + ", " + "p" * 33}
+    env = {**state_env(), "DIGEST_SECRET": "n" * 40, "DIGEST_SECRET_OLD": " o" * 20 + ", " + "p" * 33}
     settings = load_settings(site=site, env=env)
     assert settings.old_secrets == ((" o" * 20).strip(), "p" * 33)
 

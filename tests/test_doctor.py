@@ -36,6 +36,7 @@ from digest.sender.probe import PROBE_ADDRESS, probe_unsubscribe
 from digest.sender.suppressions import Suppressions
 from digest.sender.tokens import make_token, unsubscribe_url
 from digest.server import create_app, uvicorn_config
+from tests.conftest import state_env
 from tests.support_dns import DnsServer, Zone, dns_server
 from tests.support_service import SECRET, Mailbox, free_port, http_server_factory, smtp_box, write
 
@@ -100,7 +101,7 @@ connections = 1
 {dns.toml()}{extra}
 """,
     )
-    settings = load_settings(config, env={"DIGEST_SECRET": SECRET})
+    settings = load_settings(config, env={**state_env(), "DIGEST_SECRET": SECRET})
     # the week the service sends now: that of the last scheduled time
     week = scheduler.job_week(settings, scheduler.runs_between(settings, now_at - timedelta(days=8), now_at)[-1])
     post_at = week.start_at + timedelta(days=2)
@@ -139,7 +140,7 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path, dns_server: DnsServer, key_files: dict[str, Path], http_server_factory: Any) -> World:
     config = write_world(tmp_path, dns_server, key_files["dkim"], f'[smtp]\nhost = "{RELAY}"\n')
-    settings = load_settings(config, env={"DIGEST_SECRET": SECRET})
+    settings = load_settings(config, env={**state_env(), "DIGEST_SECRET": SECRET})
     ledger = Ledger(settings.db_url)
     server = http_server_factory(settings, ledger, lambda: datetime.now(UTC))
     settings = replace(settings, email=replace(settings.email, public_url=server.url + "/"))
@@ -611,7 +612,7 @@ def service(tmp_path: Path, dns_server: DnsServer, key_files: dict[str, Path], s
     smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_box.port}\nmode = "plain"\n'
     schedule = "\n[schedule]\nmisfire_grace_hours = 1440\nresume_days = 10\n"  # the last Monday may be 7 days ago
     config = write_world(tmp_path, dns_server, key_files["dkim"], smtp, schedule)
-    settings = load_settings(config, env={"DIGEST_SECRET": SECRET})
+    settings = load_settings(config, env={**state_env(), "DIGEST_SECRET": SECRET})
     # the one-click endpoint is not running here: a failure the check logs, never one that stops a send
     settings = replace(settings, email=replace(settings.email, public_url=f"http://127.0.0.1:{free_port()}/"))
     right_zone(dns_server.zone, key_files["dkim"])

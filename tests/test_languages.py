@@ -23,6 +23,7 @@ from digest.cli import main
 from digest.config import load_settings
 from digest.sender.ledger import Ledger
 from digest.sender.tokens import make_token
+from tests.conftest import state_env
 from tests.support_service import http_server_factory
 
 __all__ = ["http_server_factory"]
@@ -173,7 +174,7 @@ def test_a_template_override_per_language(site: Path) -> None:
 def test_unsubscribe_pages_speak_the_subscribers_language(
     site: Path, http_server_factory: Any, query: str, lang: str, words: str
 ) -> None:
-    settings = load_settings(site=site, env={"DIGEST_SECRET": SECRET})
+    settings = load_settings(site=site, env={**state_env(), "DIGEST_SECRET": SECRET})
     server = http_server_factory(settings, Ledger(settings.db_url), lambda: datetime.now(UTC))
     token = make_token(SECRET, "minjun@example.org", datetime.now(UTC))
     page = httpx.get(f"{server.url}/unsubscribe?token={token}{query}")

@@ -32,6 +32,7 @@ from digest.config import load_settings
 from digest.models import Status
 from digest.sender.roster import Roster
 from digest.templater.labels import reader_labels_for
+from tests.conftest import state_env
 from tests.support_service import SECRET, Mailbox, free_port, smtp_box, text_of, write
 
 __all__ = ["smtp_box"]
@@ -244,7 +245,7 @@ def test_a_reader_subscribes_chooses_topics_and_leaves_in_a_browser(
     box = smtp_box
     port = free_port()
     site = example_site(tmp_path, box.port, port)
-    settings = load_settings(site / "digest.toml", env={"DIGEST_SECRET": SECRET})
+    settings = load_settings(site / "digest.toml", env={**state_env(), "DIGEST_SECRET": SECRET})
     book = Roster(settings.db_url)
     serve_url = f"http://127.0.0.1:{port}"
     form_page = blog(readme_form(serve_url + "/subscribe"))
