@@ -387,7 +387,7 @@ def _dry_run(
 ) -> DeliveryReport:
     """What a real send would do now, with every message it would send built and none sent: the ledger is
     only read, never written. Subscribers who had the issue already count as such, as in a real send."""
-    to_send, status = ledger.forecast(issue_id, list(wanted), reasons, started_at, is_dead_worker)
+    to_send, status = ledger.forecast(issue_id, wanted.keys(), reasons, started_at, is_dead_worker)
     for built, key in enumerate(to_send, 1):
         factory.build(wanted[key])  # every message is made, to show that it can be; none goes anywhere
         if progress is not None:

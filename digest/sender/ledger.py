@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -115,20 +115,27 @@ class Ledger:
     def _wanted(
         self, conn: Connection, issue_id: str, recipients: Sequence[str], skipped: Mapping[str, str]
     ) -> tuple[set[str], dict[str, str]]:
-        """(who gets the issue, why each of the others does not): `skipped` with its reasons, the
-        suppressed addresses, and readers who have the week in another language (plan's rules)."""
+        """(who gets the issue, why each of the others does not): see _excluded."""
         wanted = {address_key(r) for r in recipients}
-        reasons = {address_key(k): v for k, v in skipped.items()}
-        for email, reason in conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)):
-            if email in wanted:
-                wanted.discard(email)
-                reasons[email] = f"unsubscribed: {reason}" if reason else "unsubscribed"
-        for email, other in self._other_languages(conn, issue_id, wanted):
-            wanted.discard(email)
-            reasons[email] = f"had this week's issue in another language ({other})"
-        return wanted, {k: v for k, v in reasons.items() if k not in wanted}
+        reasons = self._excluded(conn, issue_id, wanted, skipped)
+        wanted.difference_update(reasons)
+        return wanted, reasons
 
-    def _other_languages(self, conn: Connection, issue_id: str, wanted: set[str]) -> list[tuple[str, str]]:
+    def _excluded(
+        self, conn: Connection, issue_id: str, recipients: Collection[str], skipped: Mapping[str, str]
+    ) -> dict[str, str]:
+        """Why those who get nothing do not: `skipped` with its reasons, and those of `recipients` (address
+        keys) who are suppressed or have the week in another language (plan's rules). A mapping, not a copy of
+        the recipients: a dry run of 100,000 asks it of the keys it already holds."""
+        reasons = {key: v for k, v in skipped.items() if (key := address_key(k)) not in recipients}
+        for email, reason in conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)):
+            if email in recipients:
+                reasons[email] = f"unsubscribed: {reason}" if reason else "unsubscribed"
+        for email, other in self._other_languages(conn, issue_id, recipients):
+            reasons[email] = f"had this week's issue in another language ({other})"
+        return reasons
+
+    def _other_languages(self, conn: Connection, issue_id: str, wanted: Collection[str]) -> list[tuple[str, str]]:
         """(recipient, issue id) for recipients of `wanted` whose row in another language's issue of the
         same week is sent or being sent. The week's issues are found in the issues table (one row per
         issue planned), so no plan scans the deliveries of every past week."""
@@ -146,7 +153,7 @@ class Ledger:
     def forecast(
         self,
         issue_id: str,
-        recipients: Sequence[str],
+        recipients: Collection[str],
         skipped: Mapping[str, str],
         now_at: datetime,
         is_dead: Callable[[str], bool],
@@ -156,7 +163,7 @@ class Ledger:
         stay as they are; rows another live sender holds stay `sending`."""
         stale_at = now_at - self.lease
         with self.store.connect() as conn:
-            wanted, reasons = self._wanted(conn, issue_id, recipients, skipped)
+            reasons = self._excluded(conn, issue_id, recipients, skipped)
             rows = conn.execute(
                 sa.select(d.recipient, d.state, d.reply, d.next_attempt_at, d.worker, d.updated_at).where(
                     d.issue_id == issue_id
@@ -171,7 +178,9 @@ class Ledger:
             counts[State.SKIPPED] += 1
             why[reason] = why.get(reason, 0) + 1
 
-        for r in sorted(wanted):
+        for r in recipients:
+            if r in reasons:
+                continue
             row = existing.get(r)
             if row is None or row.state in (State.PENDING, State.SKIPPED):
                 to_send.append(r)
@@ -189,7 +198,7 @@ class Ledger:
             else:  # sent or failed: a send leaves them alone
                 counts[row.state] += 1
         for r, row in existing.items():
-            if r in wanted:
+            if r in recipients and r not in reasons:
                 continue
             if row.state in (State.PENDING, State.DEFERRED, State.SKIPPED):
                 skip(reasons.get(r, REMOVED))  # as plan() records it
