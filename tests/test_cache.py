@@ -397,6 +397,33 @@ def test_files_made_from_cached_parts_are_the_files_made_without_a_cache(site: P
         assert pipeline.site_files(result, settings, memo=memo) == whole
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        ["--config", "digest.toml"],
+        ["--config", "./digest.toml"],
+        ["--site", "."],
+        ["--config", "../site/digest.toml"],
+        ["--site", "SITE"],
+    ],
+    ids=["config", "config-dot", "site-dot", "config-up", "same-as-before"],
+)
+def test_the_same_config_named_another_way_is_served_from_the_cache(site: Path, spelling: list[str]) -> None:
+    """A cron job names the config by its full path, the author types a relative one in the site folder: the
+    same config, so the same cache (a key on the path as typed rendered every issue again)."""
+    preview(site)
+    path = cache_file(site)
+    before = rows(path)
+    assert {kind for kind, _ in before} >= {"body", "item", "page"}
+    named = [str(site) if word == "SITE" else word for word in spelling]
+    command = [sys.executable, "-m", "digest.cli", *named, "preview", "--week", WEEK]
+    environ = os.environ | {"DIGEST_NOW": NOW, "DIGEST_SECRET": "a test secret for the cache tests, 32+ bytes"}
+    done = subprocess.run(command, env=environ, cwd=site, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    # nothing rendered again: every piece is still the one the first run kept, under the same key
+    assert sorted(key for key, value in rows(path).items() if before.get(key) != value) == []
+
+
 # -- what a run served from the cache does not import ---------------------------------------------------
 
 RENDERERS = ("jinja2", "lxml", "feedgen", "premailer", "markdown_it", "email_validator", "smtplib", "sqlalchemy")

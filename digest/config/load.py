@@ -192,7 +192,9 @@ def _settings(
             for old in env.get(OLD_SECRETS_ENV, "").split(",")
             if old.strip()
         ),
-        config_file=config_file,
+        # resolved: the caches key on the settings, and `--config digest.toml` in the site folder is the
+        # same config as the full path a cron job gives
+        config_file=config_file.resolve() if config_file else None,
         site_config_file=defaults.file,
         notices=notices,
         subscribe=_subscribe(values["subscribe"], env, label),
