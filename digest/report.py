@@ -3,6 +3,8 @@ anything; every number comes from the report objects in digest.models."""
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 from digest.models import (
@@ -19,6 +21,51 @@ from digest.models import (
     State,
     SubscriberRecord,
 )
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes on a terminal: Korean, Chinese and Japanese characters take two, combining marks
+    none."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _cut(text: str, width: int, keep_end: bool) -> str:
+    """`text` in at most `width` columns, "…" where it was cut (its end kept for a path)."""
+    if display_width(text) <= width:
+        return text
+    chars = list(reversed(text)) if keep_end else list(text)
+    kept: list[str] = []
+    used = 1  # the "…"
+    for c in chars:
+        used += display_width(c)
+        if used > width:
+            break
+        kept.append(c)
+    return "…" + "".join(reversed(kept)) if keep_end else "".join(kept) + "…"
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - display_width(text))
+
+
+def table_lines(header: Sequence[str], rows: Sequence[Sequence[str]], width: int | None = None) -> list[str]:
+    """The header line and one line a row, columns two spaces apart. Within `width` (a terminal's columns)
+    the widest columns after the first are cut with "…" (a last column's start, which is a path, is cut
+    first), to at least 12 columns each; with no width nothing is cut."""
+    widths = [max([display_width(h)] + [display_width(r[i]) for r in rows]) for i, h in enumerate(header)]
+    if width is not None:
+        while sum(widths) + 2 * (len(widths) - 1) > width:
+            shrinkable = [i for i in range(1, len(widths)) if widths[i] > 12]
+            if not shrinkable:
+                break
+            widest = max(shrinkable, key=lambda i: (widths[i], i))  # a tie: the last column gives first
+            widths[widest] -= 1
+    last = len(widths) - 1
+    lines = []
+    for row in [tuple(header), *rows]:
+        cells = [_cut(cell, widths[i], keep_end=i == last and i > 0) for i, cell in enumerate(row)]
+        lines.append("  ".join(_pad(c, widths[i]) if i < last else c for i, c in enumerate(cells)))
+    return lines
 
 
 def problem_line(problem: Problem) -> str:
