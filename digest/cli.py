@@ -86,11 +86,16 @@ class _Output:
             line = f"\033[1m{line}\033[0m"
         stream = self.stream
         try:
-            stream.write(line + "\n")
-        except UnicodeEncodeError:  # a terminal in a legacy encoding: a title it cannot show is escaped
-            encoding = getattr(stream, "encoding", None) or "ascii"
-            stream.write((line + "\n").encode(encoding, "backslashreplace").decode(encoding))
-        stream.flush()
+            try:
+                stream.write(line + "\n")
+            except UnicodeEncodeError:  # a terminal in a legacy encoding: a title it cannot show is escaped
+                encoding = getattr(stream, "encoding", None) or "ascii"
+                stream.write((line + "\n").encode(encoding, "backslashreplace").decode(encoding))
+            stream.flush()
+        except BrokenPipeError:
+            # `digest send | head`: the reader left. The command goes on (a send stopped by a pager would
+            # leave its week half sent) and says nothing more there.
+            _silence(stream)
 
     def real(self) -> Any:
         if self._console is None:
@@ -98,6 +103,15 @@ class _Output:
 
             self._console = Console(highlight=False, soft_wrap=True, markup=False, stderr=self._stderr)
         return self._console
+
+
+def _silence(stream: Any) -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test runner's buffer)
+        pass
 
 
 out = _Output()

@@ -85,3 +85,28 @@ def test_preview_output_in_a_pipe_is_plain_text(tmp_path: Path) -> None:
         timeout=120,
     )
     assert with_color.stdout.startswith("\x1b[1mPipe Notes")
+
+
+def test_a_reader_that_leaves_early_ends_nothing(tmp_path: Path) -> None:
+    """`digest preview | head -1`: the pipe closes before digest writes; the command still does its work,
+    exits 0 and prints no error about the path, permissions or disk."""
+    site = tmp_path / "site"
+    (site / "posts").mkdir(parents=True)
+    (site / "digest.toml").write_text("[site]\ntitle = 'Gone'\nurl = 'https://gone.example.org/'\n", "utf-8")
+    (site / "posts" / "2026-11-17-a.md").write_text("---\ntitle: A\ndate: 2026-11-17 10:00\n---\n\nA.\n", "utf-8")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    env = os.environ | {"DIGEST_NOW": "2026-11-22T21:00:00+09:00", "XDG_STATE_HOME": str(tmp_path / "state")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "digest.cli", "preview", "--week", "2026-W47", "--site", str(site)],
+            env=env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert (site / "_digest" / "preview" / "email.html").is_file()
