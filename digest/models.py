@@ -40,6 +40,7 @@ class Generator:
     defaults: str = ""  # Jekyll front matter defaults, as JSON: [[path, type, {key: value}], …]
     collections_dir: str = ""  # Jekyll collections_dir: the folder path categories are counted from
     language_titles: tuple[tuple[str, str], ...] = ()  # (language, the site's title in it): Hugo [languages.ko]
+    lower_paths: bool = False  # Hugo: URL paths made from a pattern are lower-cased (unless disablePathToLower)
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ PERMALINK_TOKENS = (
     "year", "short_year", "month", "i_month", "day", "i_day", "hour", "minute", "second", "y_day", "week",
     "w_year", "w_day", "short_day", "long_day", "title", "slug", "categories", "slugified_categories",
     "section", "sections", "path", "filename", "contentbasename", "slugorfilename", "slugorcontentbasename",
-    "lang", "output_ext",
+    "lang", "output_ext", "monthname", "weekday", "weekdayname", "yearday",
 )  # fmt: skip
 PERMALINK_TOKEN = re.compile(r":([a-z_]+)")
 

@@ -153,6 +153,7 @@ class PostLinks:
             if post is not None and language_of(self.site, post) in (language, ""):
                 return post_url(self.site, post) + anchor
         path = re.sub(r"(?:^|/)_?index(\.[\w-]+)?\.\w+$|\.\w+$", "", target.lstrip("/")).strip("/")
+        path = path.lower() if self.site.generator.lower_paths else path
         root = dict(self.site.generator.language_roots).get(language, "")
         base = urljoin(self.site.base_url, root) if root else self.site.base_url
         return (base + path + "/" if path else base) + anchor

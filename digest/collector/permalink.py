@@ -3,13 +3,14 @@
 Jekyll and Hugo tokens (digest.text.PERMALINK_TOKENS): :year :short_year :month :i_month :day :i_day :hour
 :minute :second :y_day :week :w_year :w_day :short_day :long_day :output_ext (".html") :title :slug
 :categories :slugified_categories :section :sections :path (path under the content root, no extension,
-``index`` dropped) :filename :slugorfilename :contentbasename :slugorcontentbasename :lang. What :title and
-:slug mean follows the generator: Jekyll's :title is the file-name slug (cased) and its :slug the same,
-slugified; Hugo's :title is the title, urlized, and its :slug the front matter's slug, else that.
-Jekyll's :categories are lower-cased, not slugified (`This Week` -> `this%20week`). A front-matter
-``permalink`` or ``url`` replaces the pattern (its tokens are expanded too); a ``slug`` replaces
-:title/:slug, or the last path segment when the pattern has neither. Hugo's URLs end with "/" unless the
-last segment has an extension.
+``index`` dropped) :filename :slugorfilename :contentbasename :slugorcontentbasename :lang, and Hugo's
+:monthname :weekday (Sunday 0) :weekdayname :yearday. What :title and :slug mean follows the generator:
+Jekyll's :title is the file-name slug (cased) and its :slug the same, slugified; Hugo's :title is the
+title, urlized, and its :slug the front matter's slug, else that. Jekyll's :categories are lower-cased, not
+slugified (`This Week` -> `this%20week`). A front-matter ``permalink`` or ``url`` replaces the pattern (its
+tokens are expanded too); a ``slug`` replaces :title/:slug, or the last path segment when the pattern has
+neither. Hugo's URLs end with "/" unless the last segment has an extension, and are lower-case (Hugo's
+default, unless `disablePathToLower`) except a front-matter ``url``.
 
 Pelican patterns are Python format strings (``{slug}.html``, ``{date:%Y}/{slug}/``, ``{category}``,
 ``{lang}``, ``{author}`` and any metadata key), filled the way Pelican fills them.
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 from digest.text import PERMALINK_TOKEN, slugify
 
@@ -47,6 +48,8 @@ class PostPath:
     language: str = ""
     author: str = ""
     meta: dict[str, Any] = field(default_factory=dict, compare=False)  # Pelican: every metadata key
+    lower: bool = False  # Hugo: the path a pattern gives is lower-cased; a front-matter url is kept as written
+    sections: tuple[str, ...] | None = None  # Hugo: the folders that are sections (None: every folder)
 
 
 def file_slug(rel_path: str) -> str:
@@ -115,6 +118,10 @@ def build_path(pattern: str, post: PostPath) -> str:
 
     path = _TOKEN.sub(value, template)
     path = "/" + re.sub(r"/{2,}", "/", path).lstrip("/")
+    if post.kind == "hugo" and not post.override:
+        path = hugo_urlize(path, unescape=False)  # Hugo sanitizes the whole path: "Step Two.md" -> step-two
+    if post.lower and not post.override:
+        path = path.lower()
     if post.kind == "hugo" and not path.endswith("/") and "." not in path.rsplit("/", 1)[-1]:
         path += "/"  # Hugo writes slug/index.html: the URL is the folder
     return quote(path, safe="/:@!$&'()*+,;=-._~%")
@@ -128,15 +135,48 @@ def _path(post: PostPath, parts: list[str], template: str) -> str:
     return "/".join(parts)
 
 
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
+_HUGO_KEPT = "./\\_#+~-@"
+
+
+def hugo_urlize(text: str, unescape: bool = True) -> str:
+    """Hugo's urlize of a title, slug or file name, as `hugo` 0.111 writes it (no Python library has it;
+    tests/test_hugo_real.py holds it against the real one). First, when every `%` starts an escape, the
+    text is unescaped as a query is (`+` and `%20` are spaces); then letters, digits, marks and
+    `. / \\ _ # + ~ - @` are kept, and an escape like `%41` when unescaping was not possible; a run of
+    spaces between kept characters is one hyphen, none next to a hyphen; anything else is dropped. The
+    case is kept: the whole path is lower-cased afterwards unless the site turns that off."""
+    if unescape and ("%" in text or "+" in text) and not _BAD_ESCAPE.search(text):
+        text = unquote_plus(text)
+    out: list[str] = []
+    pending = False
+    for i, c in enumerate(text):
+        kind = unicodedata.category(c)
+        if (
+            c in _HUGO_KEPT
+            or kind[0] in "LM"
+            or kind == "Nd"
+            or (c == "%" and _HEX2.fullmatch(text, i + 1, i + 3) is not None)
+        ):
+            if pending and c != "-" and out[-1] != "-":
+                out.append("-")
+            pending = False
+            out.append(c)
+        elif out and c.isspace():
+            pending = True
+    return "".join(out)
+
+
 def _title(post: PostPath, parts: list[str]) -> str:
     if post.kind == "hugo":  # Hugo: the title, urlized
-        return slugify(post.title) if post.title else file_slug(post.rel_to_content)
+        return hugo_urlize(post.title) if post.title else file_slug(post.rel_to_content)
     return post.slug or file_slug(post.rel_to_content)  # the file-name slug, as written
 
 
 def _slug(post: PostPath, parts: list[str]) -> str:
     if post.slug:
-        return post.slug
+        return hugo_urlize(post.slug) if post.kind == "hugo" else post.slug
     name = file_slug(post.rel_to_content)
     if post.kind == "jekyll":
         return slugify(name) or name
@@ -145,11 +185,21 @@ def _slug(post: PostPath, parts: list[str]) -> str:
     return slugify(post.title) or name
 
 
+def _filename(post: PostPath, parts: list[str]) -> str:
+    """The file's name without extension; a bundle's folder name."""
+    name = parts[-1] if parts else ""
+    return hugo_urlize(name) if post.kind == "hugo" else name
+
+
 def _categories(post: PostPath, parts: list[str]) -> str:
     if post.kind == "jekyll":  # lower-cased, not slugified
         return "/".join(c.lower() for c in post.categories)
     return "/".join(slugify(c) for c in post.categories)
 
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")  # fmt: skip
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 _TOKENS: dict[str, Callable[[PostPath, list[str]], str]] = {
     "year": lambda post, parts: f"{post.published_at.year:04d}",
@@ -173,12 +223,17 @@ _TOKENS: dict[str, Callable[[PostPath, list[str]], str]] = {
     "categories": _categories,
     "slugified_categories": lambda post, parts: "/".join(slugify(c) for c in post.categories),
     "section": lambda post, parts: parts[0] if len(parts) > 1 else "",
-    "sections": lambda post, parts: "/".join(parts[:-1]),
-    "filename": lambda post, parts: parts[-1] if parts else "",
-    "contentbasename": lambda post, parts: parts[-1] if parts else "",
-    "slugorfilename": lambda post, parts: post.slug or (parts[-1] if parts else ""),
-    "slugorcontentbasename": lambda post, parts: post.slug or (parts[-1] if parts else ""),
+    "sections": lambda post, parts: "/".join(parts[:-1] if post.sections is None else post.sections),
+    "filename": _filename,
+    "contentbasename": _filename,
+    "slugorfilename": lambda post, parts: _slug(post, parts) if post.slug else _filename(post, parts),
+    "slugorcontentbasename": lambda post, parts: _slug(post, parts) if post.slug else _filename(post, parts),
     "lang": lambda post, parts: post.language,
+    # Hugo's own date tokens (English names, as Go's time package writes them)
+    "monthname": lambda post, parts: _MONTHS[post.published_at.month - 1],
+    "weekday": lambda post, parts: str(post.published_at.isoweekday() % 7),  # Sunday is 0
+    "weekdayname": lambda post, parts: _WEEKDAYS[post.published_at.weekday()],
+    "yearday": lambda post, parts: str(post.published_at.timetuple().tm_yday),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import urljoin
 
 from digest.models import Site
@@ -72,6 +74,8 @@ def post_url(site: Site, post: Post, known: tuple[str, ...] | None = None) -> st
         language=language,
         author=(m.authors(post.meta) or (site.author,))[0] if pelican else "",
         meta=post.meta if pelican else {},
+        lower=gen.lower_paths,
+        sections=hugo_sections(site.root / post.source, post.content_path) if gen.kind == "hugo" else None,
     )
     base = site.base_url
     root = dict(gen.language_roots).get(language, "")
@@ -86,6 +90,30 @@ def post_url(site: Site, post: Post, known: tuple[str, ...] | None = None) -> st
     ):
         url = build_url(site.base_url, pattern, path)  # the path already starts with /<lang>/
     return url
+
+
+def hugo_sections(file: Path, content_path: str) -> tuple[str, ...]:
+    """The folders of a Hugo post that are sections: the top one, then each folder below it that holds an
+    `_index` page, as long as they follow one another (a folder without one is only a folder)."""
+    folders = content_path.split("/")[:-1]
+    if folders and file.name.rsplit(".", 2)[0] == "index":
+        folders = folders[:-1]  # a page bundle: its own folder is the page
+    content_root = file.parents[len(content_path.split("/")) - 1]
+    found = folders[:1]
+    for depth in range(2, len(folders) + 1):
+        if not _has_index(content_root.joinpath(*folders[:depth])):
+            break
+        found.append(folders[depth - 1])
+    return tuple(found)
+
+
+def _has_index(folder: Path) -> bool:
+    # Looked at each time (a post's URL is worked out when the post is read, then kept with it), so the
+    # weekly service sees an `_index` page added a year later.
+    try:
+        return any(name.startswith("_index.") for name in os.listdir(folder))
+    except OSError:
+        return False
 
 
 def _text(value: object) -> str:

@@ -335,6 +335,7 @@ def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
             language_titles=tuple(titles),
             content_dirs=tuple(sorted(content_dirs.items(), key=lambda item: -len(item[0]))),
             permalinks=tuple(sorted(patterns.items())),
+            lower_paths=data.get("disablepathtolower") is not True,
         ),
     )
 
