@@ -335,6 +335,17 @@ ROWS = [
         "_config.yml:3: permalink '/:year/:nope/' has the unknown token :nope",
     ),
     row(
+        "hugo permalink",
+        lambda c: (
+            c.write("hugo.toml", "title = 'x'\n\n[permalinks]\n  posts = '/:year/:nope/'\n")
+            and c.write("content/posts/.keep", "")
+            and None
+        ),
+        ["preview"],
+        1,
+        "hugo.toml:4: permalinks.posts '/:year/:nope/' has the unknown token :nope",
+    ),
+    row(
         "jekyll timezone",
         lambda c: (
             c.write("_config.yml", "title: x\ntimezone: Mars/Base\n")

@@ -129,11 +129,11 @@ def _language(value: Any, path: Path, key: str, header: str = "") -> str:
     return tag
 
 
-def _permalink(pattern: str, path: Path, key: str) -> str:
+def _permalink(pattern: str, path: Path, key: str, label: str = "") -> str:
     token = unknown_permalink_token(pattern)
     if token:
         raise ConfigError(
-            f"{key} {pattern!r} has the unknown token :{token}",
+            f"{label or key} {pattern!r} has the unknown token :{token}",
             "digest knows :" + ", :".join(PERMALINK_TOKENS),
             source=str(path),
             line=key_line(path, key),
@@ -313,6 +313,7 @@ def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
     # Hugo accepts `[permalinks] posts = …` and `[permalinks.page] posts = …`
     page: dict[str, Any] = permalinks["page"] if isinstance(permalinks.get("page"), dict) else {}
     patterns = {str(k): _text(v) for k, v in {**permalinks, **page}.items() if _text(v)}
+    patterns = {k: _permalink(v, path, k, f"permalinks.{k}") for k, v in patterns.items()}
     first = str(sections[0]) if sections else ""
     ignore = data.get("ignorefiles") or ()
     return SiteDefaults(
