@@ -10,7 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from digest.errors import LedgerError
+from digest.models import Status, Subscriber
 from digest.sender.ledger import REMOVED, Ledger
+from digest.sender.roster import Roster
 from digest.sender.outcome import SendResult
 from digest.sender.store import deliveries, issues
 from digest.sender.suppressions import Suppressions
@@ -80,6 +82,42 @@ def test_a_reader_with_the_week_in_another_language_is_skipped_in_this_one(ledge
     assert states(ledger, "ja/2024-W11") == {"moved@x.test": "pending", "new@x.test": "pending"}
     ledger.plan("ko/2024-W10", ["stays@x.test"], {}, NOW_AT)  # the Korean issue's next run
     assert states(ledger, "ko/2024-W10")["moved@x.test"] == (state if had or state == "failed" else "skipped")
+
+
+def move(ledger: Ledger, old: str, new: str) -> None:
+    """The reader of `old` confirms the change to `new` (the preference page's two steps)."""
+    book = Roster(ledger.store)
+    if not book.known(old):
+        book.add(Subscriber(old), NOW_AT, status=Status.ACTIVE, method="form", source="page")
+    assert book.request_change(old, new, NOW_AT, timedelta(days=1))
+    assert book.change_address(old, new, NOW_AT) == "changed"
+
+
+@pytest.mark.parametrize("state", ["sent", "sending", "deferred", "failed", "pending"])
+def test_a_reader_who_changed_address_gets_no_week_the_old_address_had(ledger: Ledger, state: str) -> None:
+    """Sent or being sent to the old address: the new one is skipped in that week's issues, in every language,
+    also after a second move; only waiting there, or failed: planned at the new address. Later weeks go to the
+    new address."""
+    planned(ledger, "2024-W10", "ko/2024-W10", "2024-W11")
+    ledger.plan("2024-W10", ["ann@x.test", "bo@x.test"], {}, NOW_AT)
+    with ledger.store.begin() as conn:
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.issue_id == "2024-W10", deliveries.c.recipient == "ann@x.test")
+            .values(state=state)
+        )
+    move(ledger, "ann@x.test", "Ann2@x.test")
+    move(ledger, "ann2@x.test", "ann3@x.test")
+    had = state in ("sent", "sending")
+    for issue_id in ("2024-W10", "ko/2024-W10", "2024-W11"):
+        ledger.plan(issue_id, ["ann3@x.test", "bo@x.test"], {}, NOW_AT)
+    reason = "had this week's issue at ann@x.test (2024-W10) before the address changed"
+    for issue_id in ("2024-W10", "ko/2024-W10"):
+        rows = {r.recipient: (r.state, r.reply) for r in ledger.deliveries(issue_id)}
+        assert rows["ann3@x.test"] == (("skipped", reason) if had else ("pending", "")), issue_id
+    assert states(ledger, "2024-W11") == {"ann3@x.test": "pending", "bo@x.test": "pending"}
+    old_row = states(ledger)["ann@x.test"]
+    assert old_row == (state if had or state == "failed" else "skipped")  # the old address gets nothing more
 
 
 def test_suppressed_addresses_are_skipped_at_plan_and_at_claim(ledger: Ledger) -> None:

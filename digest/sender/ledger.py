@@ -18,12 +18,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digest.errors import LedgerError
-from digest.models import Delivery, IssueStatus, State
+from digest.models import Delivery, IssueStatus, State, Status
 from digest.sender.outcome import SendResult
-from digest.sender.store import Store, UtcDateTime, deliveries, issues, open_store, safe_url, suppressions
+from digest.sender.store import (
+    MOVED_TO,
+    Store,
+    UtcDateTime,
+    deliveries,
+    issues,
+    open_store,
+    safe_url,
+    suppressions,
+)
 from digest.text import address_key
 
 REMOVED = "not in the subscriber list"
+_MOVED = f"{Status.UNSUBSCRIBED.value}: {MOVED_TO}"  # see Roster.change_address
 CHUNK = 500  # rows per statement: keeps IN (...) lists and executemany batches modest
 d = deliveries.c
 UNFINISHED = (State.PENDING, State.SENDING, State.DEFERRED, State.FAILED)
@@ -128,20 +138,56 @@ class Ledger:
         keys) who are suppressed or have the week in another language (plan's rules). A mapping, not a copy of
         the recipients: a dry run of 100,000 asks it of the keys it already holds."""
         reasons = {key: v for k, v in skipped.items() if (key := address_key(k)) not in recipients}
+        moved: dict[str, str] = {}  # old address key -> the key its reader moved to
         for email, reason in conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)):
             if email in recipients:
                 reasons[email] = f"unsubscribed: {reason}" if reason else "unsubscribed"
+            if reason.startswith(_MOVED):
+                moved[email] = address_key(reason[len(_MOVED) :])
         for email, other in self._other_languages(conn, issue_id, recipients):
             reasons[email] = f"had this week's issue in another language ({other})"
+        for email, old, other in self._at_old_addresses(conn, issue_id, recipients, moved):
+            reasons[email] = f"had this week's issue at {old} ({other}) before the address changed"
         return reasons
+
+    def _at_old_addresses(
+        self, conn: Connection, issue_id: str, wanted: Collection[str], moved: Mapping[str, str]
+    ) -> list[tuple[str, str, str]]:
+        """(recipient, old address, issue id) for recipients of `wanted` who moved from an address whose row
+        in this week's issue, in any language, is sent or being sent: one issue a week per reader, whatever
+        address it went to."""
+        formers: dict[str, str] = {}  # old key -> the recipient it now is (a chain of moves followed)
+        for old, new in moved.items():
+            hops = 0
+            while new not in wanted and new in moved and hops < 20:
+                new, hops = moved[new], hops + 1
+            if new in wanted and old != new:
+                formers[old] = new
+        if not formers:
+            return []
+        found = []
+        week = [issue_id, *self._week_issues(conn, issue_id)]
+        for batch in _chunks(sorted(formers)):
+            rows = conn.execute(
+                sa.select(d.recipient, d.issue_id).where(
+                    d.issue_id.in_(week), d.recipient.in_(batch), d.state.in_((State.SENT, State.SENDING))
+                )
+            )
+            found += [(formers[old], old, other) for old, other in rows]
+        return found
+
+    @staticmethod
+    def _week_issues(conn: Connection, issue_id: str) -> list[str]:
+        """The other languages' issues of the week of `issue_id`, from the issues table (one row per issue
+        planned), so no plan scans the deliveries of every past week."""
+        label = issue_id.rpartition("/")[2]  # "ko/2026-W47" -> "2026-W47"
+        week_of = sa.or_(issues.c.issue_id == label, issues.c.issue_id.endswith(f"/{label}", autoescape=True))
+        return [i for i in conn.execute(sa.select(issues.c.issue_id).where(week_of)).scalars() if i != issue_id]
 
     def _other_languages(self, conn: Connection, issue_id: str, wanted: Collection[str]) -> list[tuple[str, str]]:
         """(recipient, issue id) for recipients of `wanted` whose row in another language's issue of the
-        same week is sent or being sent. The week's issues are found in the issues table (one row per
-        issue planned), so no plan scans the deliveries of every past week."""
-        label = issue_id.rpartition("/")[2]  # "ko/2026-W47" -> "2026-W47"
-        week_of = sa.or_(issues.c.issue_id == label, issues.c.issue_id.endswith(f"/{label}", autoescape=True))
-        others = [i for i in conn.execute(sa.select(issues.c.issue_id).where(week_of)).scalars() if i != issue_id]
+        same week is sent or being sent."""
+        others = self._week_issues(conn, issue_id)
         found = []
         for other in others:
             rows = conn.execute(

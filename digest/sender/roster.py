@@ -35,6 +35,7 @@ from digest.models import (
     SubscriberRecord,
 )
 from digest.sender.store import (
+    MOVED_TO,
     Store,
     bounce_messages,
     deliveries,
@@ -634,7 +635,7 @@ class Roster:
             conn.execute(sa.delete(suppressions).where(suppressions.c.email == new_key))
             self._event(conn, new_key, now_at, "address", "", f"changed from {email} (confirmed at the new address)")
             # the old address gets nothing more, even if an old subscribers file still lists it
-            self._suppress(conn, key, Status.UNSUBSCRIBED, f"moved to {new_email}", now_at)
+            self._suppress(conn, key, Status.UNSUBSCRIBED, f"{MOVED_TO}{new_email.strip()}", now_at)
             return "changed"
 
     # -- bounces -----------------------------------------------------------------------------------

@@ -72,6 +72,10 @@ deliveries = sa.Table(
     # recipient last: claims read one state of one issue in recipient order straight off the index
     sa.Index("ix_deliveries_state", "issue_id", "state", "recipient"),
 )
+# The reason kept for an address whose reader moved to another one (Roster.change_address), after the
+# status: "unsubscribed: moved to new@example.com". The ledger follows it back, so that a week the old
+# address had is not sent again to the new one.
+MOVED_TO = "moved to "
 suppressions = sa.Table(
     "suppressions",
     metadata,
