@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
@@ -140,3 +140,43 @@ def test_titles_are_urlized_as_hugo_does(tmp_path: Path, pattern: str) -> None:
     paths = digest_paths(tmp_path)
     assert len(paths) == len(TITLES)
     assert sorted(path for path in paths.values() if path not in pages) == [], sorted(pages)
+
+
+def test_the_posts_collected_are_the_pages_hugo_builds_today(tmp_path: Path) -> None:
+    """publishDate, expiryDate (and their aliases) and lastmod, around the real clock (hugo has no other):
+    digest collects exactly the posts hugo builds now, at hugo's URLs, each dated when it goes live."""
+    now = datetime.now(ZoneInfo("Asia/Seoul")).replace(microsecond=0)
+
+    def at(days: float) -> str:
+        return (now + timedelta(days=days)).isoformat()
+
+    head = "baseURL = 'https://hg.example.org/'\ntitle = 'HG'\ntimeZone = 'Asia/Seoul'\n"
+    (tmp_path / "hugo.toml").write_text(head + "[permalinks]\nposts = '/:year/:month/:title/'\n", "utf-8")
+    for name, text in LAYOUTS.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, "utf-8")
+    posts = {
+        "scheduled": f"date: {at(-40)}\npublishDate: {at(10)}\n",
+        "went-live": f"date: {at(-40)}\npublishDate: {at(-3)}\n",
+        "pubdate-alias": f"date: {at(-40)}\npubdate: {at(-2)}\n",
+        "expired": f"date: {at(-20)}\nexpiryDate: {at(-1)}\n",
+        "unpublished-alias": f"date: {at(-20)}\nunpublishdate: {at(-1)}\n",
+        "expiring-later": f"date: {at(-20)}\nexpiryDate: {at(5)}\n",
+        "lastmod-only": f"lastmod: {at(-4)}\n",
+        "plain": f"date: {at(-6)}\n",
+    }
+    (tmp_path / "content" / "posts").mkdir(parents=True)
+    for name, dates in posts.items():
+        (tmp_path / "content" / "posts" / f"{name}.md").write_text(f"---\ntitle: {name}\n{dates}---\n\nb\n", "utf-8")
+    pages = {p for p in hugo_pages(tmp_path) if p.count("/") == 4}  # /year/month/title/
+    settings = load_settings(site=tmp_path, env=state_env())
+    found = collect(settings.site, now)
+    got = {e.title: e for e in found.entries}
+    assert sorted(got) == sorted(p.rstrip("/").rsplit("/", 1)[1] for p in pages)
+    assert sorted(got) == ["expiring-later", "lastmod-only", "plain", "pubdate-alias", "went-live"]
+    assert {unquote(urlsplit(e.url).path) for e in got.values()} == pages
+    assert got["went-live"].published_at == now + timedelta(days=-3)  # the week it went live in carries it
+    assert got["lastmod-only"].published_at == now + timedelta(days=-4)
+    # what hugo builds later: the scheduled post once live, the expiring one no more
+    later = {e.title for e in collect(settings.site, now + timedelta(days=11)).entries}
+    assert "scheduled" in later and "expiring-later" not in later

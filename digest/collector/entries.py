@@ -67,6 +67,7 @@ class _Record:
     parsed: bool = False  # False: only its date line was read (it was before the window)
     excluded: str = ""  # why it is no post
     published_at: datetime | None = None
+    expires_at: datetime | None = None  # Hugo's expiryDate: shown by no collect from then on
     # every entry of the post (a running log: every item, with its slug), not rendered
     entries: tuple[tuple[Entry, str], ...] = ()
 
@@ -221,6 +222,8 @@ def _shown(record: _Record, low: float | None, cut: float | None, high: float, n
         return []
     if record.excluded or record.published_at is None or record.published_at.timestamp() > now:
         return []  # no post, or dated in the future
+    if record.expires_at is not None and record.expires_at.timestamp() <= now:
+        return []  # Hugo has taken it off the site
     shown = []
     for entry, item in record.entries:
         when = entry.published_at.timestamp()
@@ -409,7 +412,8 @@ def _record(job: _Job, file: Found, stamp: Stamp | None, resolver: Resolver, tz:
         quick=quick,
         maybe_log=info.maybe_log,
         parsed=True,
-        published_at=post.published_at,
+        published_at=post.shown_at,
+        expires_at=post.expires_at,
         entries=entries,
         warning=post.warning,
     )
@@ -514,7 +518,7 @@ def _post_entry(site: Site, post: Post, url: str, body: str, revision: str, cats
     return Entry(
         id=_tag_id(site, post.published_at, post.source),
         title=xml_safe(m.title(post.meta, body, file_slug(post.source))),
-        published_at=post.published_at,
+        published_at=post.shown_at,
         url=url,
         body_html="",
         summary_html="",

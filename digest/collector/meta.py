@@ -7,6 +7,11 @@ from typing import Any
 
 DATE_KEYS = ("date", "published", "pubdate", "publishdate", "created")
 UPDATED_KEYS = ("lastmod", "last_modified_at", "updated", "modified")
+# Hugo's own date rules (its [frontmatter] defaults and their aliases): a page with no date is dated by its
+# lastmod; it is built from its publishDate and removed at its expiryDate.
+HUGO_LAST_DATE_KEYS = ("lastmod", "modified")
+HUGO_PUBLISH_KEYS = ("publishdate", "pubdate", "published")
+HUGO_EXPIRY_KEYS = ("expirydate", "unpublishdate")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 

@@ -69,6 +69,13 @@ class Post:
     language: str = ""  # front matter, else its place; "" when neither says
     categories: tuple[str, ...] = ()  # from its place (folders), before the front matter's
     warning: Problem | None = None  # read all the same, with something worth a line (a bad `lang`)
+    live_at: datetime | None = None  # Hugo's publishDate, when after its date: the post is on the site from then
+    expires_at: datetime | None = None  # Hugo's expiryDate: from then on the post is not on the site
+
+    @property
+    def shown_at(self) -> datetime:
+        """When the post is on the site: the week whose issue carries it, and the date the issue shows."""
+        return self.live_at or self.published_at
 
 
 @dataclass
@@ -107,8 +114,11 @@ def scan(site: Site, now_at: datetime, since_at: datetime | None = None) -> Scan
         if isinstance(post, str):
             result.excluded.append((source, post))
             continue
-        if post.published_at.timestamp() > now_at.timestamp():
-            result.excluded.append((source, f"dated in the future ({post.published_at.isoformat()})"))
+        if post.shown_at.timestamp() > now_at.timestamp():
+            result.excluded.append((source, f"dated in the future ({post.shown_at.isoformat()})"))
+            continue
+        if post.expires_at is not None and post.expires_at <= now_at:
+            result.excluded.append((source, f"expired ({post.expires_at.isoformat()})"))
             continue
         result.posts.append(post)
         if post.warning is not None:
@@ -235,8 +245,9 @@ def _split_file(path: str, source: str, size: int) -> _File | Problem:
     except FrontMatterError as exc:
         return Problem(source, str(exc), exc.line)
     # Pelican headers end at the first blank line; a "Date:" line further down is prose.
-    date_line = _DATE_LINE.search(part.header if part.kind != "other" else part.body.split("\n\n", 1)[0])
-    return _File(part, date_line.group(2) if date_line else None, bool(MAYBE_LOG.search(part.body)))
+    dates = {v for _, v in _DATE_LINE.findall(part.header if part.kind != "other" else part.body.split("\n\n", 1)[0])}
+    # Two different date lines (a date and a later publishDate): the full parse decides which one counts.
+    return _File(part, next(iter(dates)) if len(dates) == 1 else None, bool(MAYBE_LOG.search(part.body)))
 
 
 def _load(part: Split, source: str) -> Document | Problem:
@@ -254,7 +265,10 @@ def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
     reason = m.exclusion(meta)
     if reason:
         return reason
+    hugo = site.generator.kind == "hugo"
     found = m.date_value(meta, m.DATE_KEYS)
+    if found is None and hugo:
+        found = m.date_value(meta, m.HUGO_LAST_DATE_KEYS)  # Hugo dates a page by its lastmod when nothing else
     if found is None:
         try:
             published_at = date_from_path(source, tz)
@@ -274,6 +288,14 @@ def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
         published_at.timestamp()
     except (OverflowError, ValueError):
         return Problem(source, f"date out of range: {published_at.isoformat()}")
+    live_at = expires_at = None
+    if hugo:
+        # Hugo builds a page from its publishDate, and removes it at its expiryDate: the issue that carries
+        # it is that of the week it goes live in, and once expired it is in no feed or page (a 404 there).
+        # Its URL and id keep the page's date.
+        live = _hugo_date(meta, m.HUGO_PUBLISH_KEYS, tz)
+        live_at = live if live is not None and live > published_at else None
+        expires_at = _hugo_date(meta, m.HUGO_EXPIRY_KEYS, tz)
     updated = m.date_value(meta, m.UPDATED_KEYS)
     updated_at = None
     if updated is not None:
@@ -298,8 +320,30 @@ def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
             _line(doc, key),
         )
     return Post(
-        source, place.content_path, meta, doc.body, published_at, updated_at, language, place.categories, warning
+        source,
+        place.content_path,
+        meta,
+        doc.body,
+        published_at,
+        updated_at,
+        language,
+        place.categories,
+        warning,
+        live_at,
+        expires_at,
     )
+
+
+def _hugo_date(meta: dict[str, Any], keys: tuple[str, ...], tz: ZoneInfo) -> datetime | None:
+    """The first of `keys` that holds a date; one that cannot be read is left out, as Hugo's own zero
+    date would be."""
+    found = m.date_value(meta, keys)
+    if found is None:
+        return None
+    try:
+        return parse_date(found[1], tz).astimezone(tz)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _line(doc: Document, key: str) -> int | None:
