@@ -388,10 +388,33 @@ ROWS = [
     row("subscribers bad YAML", subscribers("subscribers:\n - email: [a\n"), ["subscribers", "check"], 1, "YAML"),
     row("subscribers bad value", subscribers("subscribers:\n  - email: bad\n"), ["subscribers", "check"], 1, "'bad'"),
     row("remove unknown", lambda c: None, ["subscribers", "remove", "nobody@example.com"], 1, "not a subscriber"),
+    row(
+        "add, bad language",
+        lambda c: None,
+        ["subscribers", "add", "new@example.com", "--language", "klingon"],
+        2,
+        "--language 'klingon' is not a language code",
+    ),
+    row(
+        "add, unknown language",
+        lambda c: None,
+        ["subscribers", "add", "new@example.com", "--language", "zz"],
+        2,
+        "--language 'zz' is not a language code",
+    ),
+    row(
+        "subscribers unknown language",
+        subscribers("subscribers:\n  - email: a@example.com\n    language: zz\n"),
+        ["subscribers", "check"],
+        1,
+        ":3: language: 'zz' is not a language code",
+    ),
     # usage
     row("week", lambda c: None, ["send", "--week", "2026-W99"], 2, "2026-W99"),
     row("until", lambda c: None, ["publish", "--until", "2026-11-20"], 2, "--until needs --since"),
     row("to", lambda c: None, ["send", "--to", "nobody"], 2, "--to"),
+    # a week with no post: the address is still checked first
+    row("to, empty week", lambda c: None, ["send", "--to", "nobody", "--week", "2020-W10"], 2, "--to 'nobody'"),
 ]
 
 

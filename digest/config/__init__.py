@@ -26,9 +26,21 @@ from .sites import SiteDefaults, read_site_config
 
 # The subscribers file's reader (and its fast line reader) is imported on first use: previews and
 # publishes never read the list, and importing it took a fiftieth of a second of every start-up.
-_SUBSCRIBERS = ("check_subscribers", "load_subscribers", "normalise_address", "single_subscriber")
+_SUBSCRIBERS = (
+    "check_subscribers",
+    "load_subscribers",
+    "normalise_address",
+    "single_subscriber",
+    "subscriber_language",
+)
 if TYPE_CHECKING:
-    from .subscribers import check_subscribers, load_subscribers, normalise_address, single_subscriber
+    from .subscribers import (
+        check_subscribers,
+        load_subscribers,
+        normalise_address,
+        single_subscriber,
+        subscriber_language,
+    )
 
 
 def __getattr__(name: str) -> object:
@@ -70,6 +82,7 @@ __all__ = [
     "normalise_address",
     "read_site_config",
     "single_subscriber",
+    "subscriber_language",
     "validate",
     "private_folder",
     "with_overrides",

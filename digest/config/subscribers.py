@@ -31,7 +31,7 @@ from yaml.resolver import Resolver
 
 from digest.errors import ConfigError, UsageError
 from digest.models import Problem, Subscriber
-from digest.text import CONTROL, address_key
+from digest.text import CONTROL, LANGUAGE_HINT, address_key, is_valid_language
 
 from . import plainlist
 from .schema import did_you_mean
@@ -139,9 +139,18 @@ def _format(raw: Any) -> str:
 
 
 def _language(raw: Any) -> str:
-    if not isinstance(raw, str) or not LANGUAGE.fullmatch(raw.strip()):
+    # The same check as a post's `lang`: a well-formed tag of a registered language ("zz" is neither)
+    if not isinstance(raw, str) or not LANGUAGE.fullmatch(raw.strip()) or not is_valid_language(raw.strip()):
         raise ValueError("is not a language code")
     return raw.strip()
+
+
+def subscriber_language(value: str, what: str = "--language") -> str:
+    """A language given on the command line (`subscribers add --language`), checked as the file's are."""
+    try:
+        return _language(value) if value.strip() else ""
+    except ValueError as exc:
+        raise UsageError(f"{what} {value!r} {exc}", LANGUAGE_HINT) from exc
 
 
 def _active(raw: Any) -> bool:

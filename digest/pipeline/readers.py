@@ -636,13 +636,14 @@ def add_subscriber(
     clock: Clock,
 ) -> tuple[bool, str]:
     """`digest subscribers add`: (added, status now)."""
-    from digest.config import normalise_address
+    from digest.config import normalise_address, subscriber_language
     from digest.models import Status
 
     try:
         address = normalise_address(email)
     except ValueError as exc:
         raise ConfigError(f"{email!r} {exc}", "give one address such as ana@example.com") from exc
+    language = subscriber_language(language)
     sub = Subscriber(address, " ".join(name.split()), tuple(tags), fmt, True, None, language)
     store = open_store(settings)
     try:

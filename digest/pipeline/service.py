@@ -156,12 +156,13 @@ def advance_cycle(
 def send_test_copy(
     settings: Settings, now_at: datetime, week: Week, address: str, language: str = ""
 ) -> sender.SendResult | None:
-    """One copy of the issue in `language` to one address (`digest send --to`); the ledger is not written."""
+    """One copy of the issue in `language` to one address (`digest send --to`); the ledger is not written.
+    A bad address is a usage error whether or not the issue has entries."""
+    subscriber = config.single_subscriber(address)
     result = build(settings, now_at, week, carried=read_carried(settings))
     issue = result.issue_of(language)
     if not issue.all_entries:
         return None
-    subscriber = config.single_subscriber(address)
     variants, _ = render_variants(issue, settings, [subscriber])
     message = sender.MessageFactory(variants, settings, now_at).build(subscriber)
     return sender.send_test_copy(message, transport_factory(settings)())
