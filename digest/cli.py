@@ -595,13 +595,14 @@ def subscribers(click_ctx: click.Context, config: Path | None, site: Path | None
 def list_subscribers(ctx: Context, statuses: tuple[str, ...], as_json: bool) -> None:
     """List the subscribers of the store (after bringing the subscribers file in), with their status."""
     settings = ctx.settings
-    pipeline.sync_subscribers(settings, clock())
+    now_at = clock()
+    pipeline.sync_subscribers(settings, now_at)
     book = pipeline.roster(settings)
     if as_json:
         click.echo(json.dumps([report.subscriber_json(r) for r in book.records(statuses)], ensure_ascii=False))
         return
     for record in book.records(statuses):
-        out.print(report.subscriber_line(record))
+        out.print(report.subscriber_line(record, now_at))
     counts = book.counts()
     out.print(", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no subscribers yet")
 
@@ -613,14 +614,15 @@ def list_subscribers(ctx: Context, statuses: tuple[str, ...], as_json: bool) -> 
 @fail_on_error
 def show_subscriber(ctx: Context, email: str, as_json: bool) -> None:
     """One subscriber: status, consent, bounce counters and every change with its reason."""
-    pipeline.sync_subscribers(ctx.settings, clock())
+    now_at = clock()
+    pipeline.sync_subscribers(ctx.settings, now_at)
     record = pipeline.roster(ctx.settings).get(email)
     if record is None:
         raise DigestError(f"{email} is not a subscriber", "see `digest subscribers list`")
     if as_json:
         click.echo(json.dumps(report.subscriber_json(record), ensure_ascii=False))
         return
-    for line in report.subscriber_lines(record):
+    for line in report.subscriber_lines(record, now_at):
         out.print(line)
 
 

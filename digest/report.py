@@ -245,14 +245,20 @@ def _when(moment: Any) -> str:
     return moment.isoformat(timespec="seconds") if moment else ""
 
 
-def subscriber_line(record: SubscriberRecord) -> str:
-    extra = [f"tags={','.join(record.tags)}"] if record.tags else []
-    extra += [f"paused until {record.paused_until.date().isoformat()}"] if record.paused_until else []
+def _paused(record: SubscriberRecord, now_at: Any) -> bool:
+    """Paused now: a pause that has run out is kept in the record, and means nothing any more."""
+    return record.paused_until is not None and (now_at is None or record.paused_until > now_at)
+
+
+def subscriber_line(record: SubscriberRecord, now_at: Any = None) -> str:
+    extra = [f"lang={record.language}"] if record.language else []
+    extra += [f"tags={','.join(record.tags)}"] if record.tags else []
+    extra += [f"paused until {record.paused_until.date().isoformat()}"] if _paused(record, now_at) else []
     extra += ["in the file"] if record.in_file else []
     return "\t".join([record.email, record.name, record.status.value, record.format, " ".join(extra)]).rstrip()
 
 
-def subscriber_lines(record: SubscriberRecord) -> list[str]:
+def subscriber_lines(record: SubscriberRecord, now_at: Any = None) -> list[str]:
     """`digest subscribers show`: the record, its consent, its bounce counters and every change."""
     lines = [
         f"{record.email}" + (f" ({record.name})" if record.name else ""),
@@ -268,7 +274,8 @@ def subscriber_lines(record: SubscriberRecord) -> list[str]:
     if record.consent_ip:
         lines.append(f"  consent IP    {record.consent_ip}")
     if record.paused_until:
-        lines.append(f"  paused until  {_when(record.paused_until)}")
+        over = "" if _paused(record, now_at) else " (over)"
+        lines.append(f"  paused until  {_when(record.paused_until)}{over}")
     lines.append("  history")
     for event in record.events:
         status = f" -> {event.status}" if event.status else ""

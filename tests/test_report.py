@@ -110,3 +110,21 @@ def test_a_reader_that_leaves_early_ends_nothing(tmp_path: Path) -> None:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (0, "")
     assert (site / "_digest" / "preview" / "email.html").is_file()
+
+
+def test_a_pause_that_ran_out_is_not_shown_as_one() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from digest.models import Status, SubscriberRecord
+    from digest.report import subscriber_line, subscriber_lines
+
+    until = datetime(2026, 4, 7, tzinfo=UTC)
+    record = SubscriberRecord(
+        "ko@example.com", "", "ko", (), "html", Status.ACTIVE, "cli", False, until, "cli", "", "", until, until,
+        paused_until=until,
+    )  # fmt: skip
+    before, after = until - timedelta(days=1), until + timedelta(days=1)
+    assert subscriber_line(record, before).split("\t")[-1] == "lang=ko paused until 2026-04-07"
+    assert subscriber_line(record, after).split("\t")[-1] == "lang=ko"
+    assert "  paused until  2026-04-07T00:00:00+00:00" in subscriber_lines(record, before)
+    assert "  paused until  2026-04-07T00:00:00+00:00 (over)" in subscriber_lines(record, after)
