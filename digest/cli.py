@@ -439,6 +439,13 @@ def _cycle(
     settings = ctx.settings
     now_at = clock()
     week = pick_week(ctx, now_at, week_spec, since, until)
+    if week.end_at > now_at:
+        # allowed (an issue may go out early), but its later posts then wait for the next issue
+        kind = "window" if week.custom else "week"
+        err.print(
+            f"warning: the {kind} {week.label} has not ended (it ends {week.end_at.isoformat()}): a post dated "
+            "later in it goes out with the next issue, as a late one"
+        )
     subscribers, paused = pipeline.send_list(settings, now_at)
     stop = threading.Event()
     # SIGTERM/SIGINT: finish and record the messages in flight, then exit (exit code 3: not all sent).

@@ -114,6 +114,23 @@ def test_send_dry_run_sends_nothing(site: Path) -> None:
     assert not (outbox(site)).exists() or not list(mailbox.Maildir(outbox(site)))
 
 
+@pytest.mark.parametrize(
+    ("args", "warned"),
+    [
+        (["--week", "this"], "the week 2026-W48 has not ended (it ends 2026-11-30T00:00:00+09:00)"),
+        (["--since", "2026-11-20", "--until", "2026-11-26"], "has not ended (it ends 2026-11-27T00:00:00+09:00)"),
+        (["--week", "2026-W47"], ""),
+    ],
+    ids=["this-week", "window-into-tomorrow", "ended"],
+)
+def test_sending_a_week_that_has_not_ended_says_what_that_means(site: Path, args: list[str], warned: str) -> None:
+    code, _, err = invoke("send", "--site", str(site), *args, "--dry-run")
+    assert code == 0
+    notes = [line for line in err.splitlines() if "has not ended" in line]
+    assert len(notes) == (1 if warned else 0)
+    assert all(line.startswith("warning: ") and warned in line and "next issue" in line for line in notes)
+
+
 def test_send_to_one_address_leaves_the_ledger_alone(site: Path) -> None:
     code, out, _ = invoke("send", "--site", str(site), "--week", "2026-W47", "--to", "me@example.com")
     assert code == 0, out
