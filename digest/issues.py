@@ -54,9 +54,12 @@ def select(
     its language, newest first)."""
     frozen = carried.planned.get(issue_id)
     if frozen is not None:
+        # what it carried, as first planned; a late arrival is dated before the week (a post moved to a later
+        # date since is still one of the week's own)
         chosen = [e for e in pool if entry_keys(e) & frozen]
-        return tuple(e for e in chosen if week.contains(e.published_at)), tuple(
-            e for e in chosen if not week.contains(e.published_at)
+        start = week.start_at.timestamp()
+        return tuple(e for e in chosen if e.published_at.timestamp() >= start), tuple(
+            e for e in chosen if e.published_at.timestamp() < start
         )
     taken = carried.entries.keys()
     fresh = [e for e in pool if not entry_keys(e) & taken]
@@ -68,15 +71,39 @@ def select(
     return own, tuple(e for e in fresh if low <= e.published_at.timestamp() < high)
 
 
+def carrier_weeks(carried: Carried, site: Site) -> dict[str, Week]:
+    """{issue id: its week} for the weekly issues the ledger planned (a window of `--since`/`--until`, or a
+    week of an older `week_start`, is none of the site's weeks now)."""
+    found = {}
+    for issue_id, (start_at, end_at) in carried.windows.items():
+        week = week_of(start_at, site)
+        if week.start_at == start_at and week.end_at == end_at:
+            found[issue_id] = week
+    return found
+
+
 def history(
-    pool: Iterable[Entry], site: Site, horizon_at: datetime, count: int
+    pool: Iterable[Entry], site: Site, horizon_at: datetime, count: int, carried: Carried | None = None
 ) -> list[tuple[Week, tuple[Entry, ...]]]:
     """The last `count` weeks with entries that ended by `horizon_at`, newest first, each with its entries
-    (newest first). Weeks without entries have no issue: a quiet blog keeps its last issues."""
+    (newest first). Weeks without entries have no issue: a quiet blog keeps its last issues.
+
+    An entry a weekly issue mailed (`carried`, from the ledger) is listed under that issue's week, as it was
+    mailed: a late arrival with the issue that carried it, a post whose date was moved since with the issue
+    it went out in. Any other entry is under the week it is dated in."""
     by_week: dict[str, tuple[Week, list[Entry]]] = {}
     limit = horizon_at.timestamp()
+    mailed = carried.entries if carried is not None else {}
+    carriers = carrier_weeks(carried, site) if carried is not None and mailed else {}
     for entry in pool:
-        if entry.published_at.timestamp() < limit:
+        week = None
+        if carriers:
+            issue_id = next((i for k in entry_keys(entry) if (i := mailed.get(k)) is not None), None)
+            week = carriers.get(issue_id) if issue_id is not None else None
+        if week is not None:
+            if week.start_at.timestamp() < limit:
+                by_week.setdefault(week.label, (week, []))[1].append(entry)
+        elif entry.published_at.timestamp() < limit:
             week = week_of(entry.published_at, site)
             by_week.setdefault(week.label, (week, []))[1].append(entry)
     ordered = sorted(by_week.values(), key=lambda item: item[0].start_at, reverse=True)[:count]

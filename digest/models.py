@@ -209,6 +209,8 @@ class Carried:
     entries: Mapping[str, str] = field(default_factory=dict)  # entry key -> id of the issue that carried it
     planned: Mapping[str, frozenset[str]] = field(default_factory=dict)  # issue id -> its entry keys
     first_start_at: datetime | None = None  # start of the first issue planned in this language
+    windows: Mapping[str, tuple[datetime, datetime]] = field(default_factory=dict)  # issue id -> (start, end)
+    sizes: Mapping[str, int] = field(default_factory=dict)  # issue id -> how many entries it carried
 
 
 # The templater leaves these literal markers in the rendered HTML and text; the sender

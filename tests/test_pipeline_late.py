@@ -221,3 +221,51 @@ def test_record_issue_is_idempotent_and_an_entry_stays_with_its_first_issue(tmp_
         assert set(state.planned) == {issue.id, custom.label} and state.planned[issue.id] == first
     finally:
         store.close()
+
+
+def published(settings: Settings) -> dict[str, str]:
+    """Every archive page and feed, by path in the output folder."""
+    out = settings.output.dir
+    return {
+        p.relative_to(out).as_posix(): p.read_text("utf-8")
+        for p in out.rglob("*")
+        if p.suffix in (".html", ".xml", ".json")
+    }
+
+
+def test_the_archive_and_the_feeds_keep_what_each_issue_mailed(tmp_path: Path, ledger_url: str) -> None:
+    """With two issues in the feeds: a late post is on the page and in the feed entry of the issue that
+    mailed it, even dated before the feeds' weeks; a post whose date moves after it was mailed stays with
+    its issue, in no later one; the older issues' entries never change."""
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    config.write_text(config.read_text("utf-8").replace('dir = "out"', 'dir = "out"\nfeed_issues = 2'), "utf-8")
+    settings = settings_for(config)
+    store = Store(ledger_url)
+    try:
+        cycle(settings, monday(9), store, publish=True)  # W45
+        add(tmp_path, "second", "Second post", at(11))
+        cycle(settings, monday(16), store, publish=True)  # W46
+        third = add(tmp_path, "third", "Third post", at(18))
+        cycle(settings, monday(23), store, publish=True)  # W47: the feeds hold W47 and W46
+        w46 = published(settings)["2026-W46/index.html"]
+        add(tmp_path, "backdated", "Backdated notes", at(4))  # dated in W45, two issues back: late now
+        third.write_text(third.read_text().replace("2026-11-18", "2026-11-26"))  # moved into W48
+        add(tmp_path, "fourth", "Fourth post", at(25))
+        report = cycle(settings, monday(30), store, publish=True)  # W48
+        assert [e.title for e in report.issues[0].late] == ["Backdated notes"]
+        assert [e.title for e in report.issues[0].entries] == ["Fourth post"]  # the moved post went out in W47
+        files = published(settings)
+        assert "Backdated notes" in files["2026-W48/index.html"] and "Fourth post" in files["2026-W48/index.html"]
+        assert "Third post" not in files["2026-W48/index.html"]
+        assert "Third post" in files["2026-W47/index.html"]  # where it was mailed, not where it is dated now
+        for feed in ("atom.xml", "rss.xml", "feed.json"):
+            assert files[feed].count("Backdated notes") >= 1 and "2026-W47" in files[feed], feed
+        assert "Third post" in files["index.html"] and "Backdated notes" in files["index.html"]
+        assert files["2026-W46/index.html"] == w46  # an older issue's page is left as it was
+        w47 = pipeline.select_week(settings, monday(30), "2026-W47")
+        preview = pipeline.preview(settings, monday(30), w47, store=store)
+        assert [e.title for e in preview.issue.entries] == ["Third post"] and preview.issue.late == ()
+    finally:
+        store.close()
+    titles = ["First post", "Second post", "Third post", "Backdated notes", "Fourth post"]
+    assert copies(settings, titles) == {(r, t): 1 for r in READERS for t in titles}

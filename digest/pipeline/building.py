@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import email
-import email.message
-import email.policy
 import errno
 import functools
 import os
@@ -147,6 +144,40 @@ def _gather(
     return ordered, tuple(problems), found.scanned
 
 
+def _with_mailed_earlier(
+    settings: Settings, now_at: datetime, entries: list[Entry], carried: Mapping[str, Carried], memo: Memo | None
+) -> list[Entry]:
+    """`entries` and the late arrivals that issues among them carried although dated before every one of
+    them (the archive and the feeds list an entry with the issue that mailed it: issues.history). Looked for
+    only when an issue the entries reach has fewer of them than it carried: a late arrival from far back,
+    or a post deleted since."""
+    if not entries or not carried:
+        return entries
+    low = min(e.published_at for e in entries)
+    found = {k: e for e in entries for k in issues.entry_keys(e)}
+    short = False
+    bound = None
+    for mailed in carried.values():
+        for issue_id, (start_at, _) in mailed.windows.items():
+            if start_at < low:
+                continue
+            keys = mailed.planned.get(issue_id, frozenset())
+            if len({id(found[k]) for k in keys if k in found}) < mailed.sizes.get(issue_id, 0):
+                short = True
+        if mailed.first_start_at is not None:
+            bound = mailed.first_start_at if bound is None else min(bound, mailed.first_start_at)
+    if not short or bound is None or bound >= low:
+        return entries
+    earlier = collector.collect(
+        settings.site, now_at, bound, memo=memo, render=False, until_at=low - timedelta(microseconds=1)
+    )
+    known = {k for mailed in carried.values() for k in mailed.entries}
+    more = [e for e in earlier.entries if issues.entry_keys(e) & known]
+    if not more:
+        return entries
+    return sorted([*entries, *more], key=lambda e: (-e.published_at.timestamp(), e.source, e.id))
+
+
 def build(
     settings: Settings,
     now_at: datetime,
@@ -189,6 +220,7 @@ def build(
     else:
         since_at = min(week.start_at, feeds_since_at)
         entries, problems, scanned = _gather(settings, now_at, since_at, horizon_at, memo)
+    entries = _with_mailed_earlier(settings, now_at, entries, carried, memo)
     if strict and problems:
         first = problems[0]
         raise CollectError(
@@ -207,7 +239,14 @@ def build(
     for language, pool in pools.items():
         empty = Issue(site.in_language(language), week, (), problems, language)
         own, late = issues.select(pool, week, empty.id, carried.get(language, Carried()))
-        picked.append((language, empty, own, late, issues.history(pool, site, horizon_at, count)))
+        mailed = carried.get(language, Carried())
+        if late and not week.custom:  # this issue carries them: they are listed with it, as it mails them
+            mailed = replace(
+                mailed,
+                entries={**mailed.entries, **{k: empty.id for e in late for k in issues.entry_keys(e)}},
+                windows={**mailed.windows, empty.id: (week.start_at, week.end_at)},
+            )
+        picked.append((language, empty, own, late, issues.history(pool, site, horizon_at, count, mailed)))
     # Every body shown, rendered in one call first (a first run renders hundreds: the collector hands that
     # many to helper processes), so the calls below find them rendered.
     wanted: list[Entry] = []
@@ -468,6 +507,10 @@ def _example_files(rendered: RenderedIssue, settings: Settings, memo: Memo | Non
 
 def _parts_of(data: bytes) -> tuple[str, str]:
     """The HTML and the text part of a built message, decoded: what the example subscriber reads."""
+    import email  # the email package (20 ms) only when an example message is made, not for a cached preview
+    import email.message
+    import email.policy
+
     message = email.message_from_bytes(data, policy=email.policy.default)
     assert isinstance(message, email.message.EmailMessage)
     parts = [message.get_body(("html",)), message.get_body(("plain",))]
@@ -476,8 +519,11 @@ def _parts_of(data: bytes) -> tuple[str, str]:
 
 
 def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
+    # What the ledger says was mailed places each entry in the archive and the feeds (issues.history): a
+    # publish and a run must make the same files.
+    carried = read_carried(settings)
     with cached(settings) as memo:
-        result = build(settings, now_at, week, strict=strict, memo=memo, history_bodies=False)
+        result = build(settings, now_at, week, strict=strict, carried=carried, memo=memo, history_bodies=False)
         if memo is not None:
             _render_in_two(result, settings, memo)
         write_files(settings.output.dir, site_files(result, settings, memo=memo))

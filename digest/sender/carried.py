@@ -32,8 +32,14 @@ def read_carried(store: Store) -> dict[str, Carried]:
             sa.select(i.language, i.start_at).order_by(i.planned_at.desc(), i.start_at.desc())
         ):
             first[language] = start_at  # the last one written is the earliest planned
-        for language, issue_id in conn.execute(sa.select(i.language, i.issue_id)):
+        windows: dict[str, dict[str, tuple[datetime, datetime]]] = {}
+        sizes: dict[str, dict[str, int]] = {}
+        for language, issue_id, start_at, end_at, own, late in conn.execute(
+            sa.select(i.language, i.issue_id, i.start_at, i.end_at, i.entries, i.late)
+        ):
             planned.setdefault(language, {})[issue_id] = set()
+            windows.setdefault(language, {})[issue_id] = (start_at, end_at)
+            sizes.setdefault(language, {})[issue_id] = own + late
         for language, key, issue_id in conn.execute(sa.select(e.language, e.entry_key, e.issue_id)):
             entries.setdefault(language, {})[key] = issue_id
             planned.setdefault(language, {}).setdefault(issue_id, set()).add(key)
@@ -42,6 +48,8 @@ def read_carried(store: Store) -> dict[str, Carried]:
             entries=entries.get(language, {}),
             planned={k: frozenset(v) for k, v in planned.get(language, {}).items()},
             first_start_at=first.get(language),
+            windows=windows.get(language, {}),
+            sizes=sizes.get(language, {}),
         )
         for language in first.keys() | entries.keys()
     }
