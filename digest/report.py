@@ -253,7 +253,8 @@ def _paused(record: SubscriberRecord, now_at: Any) -> bool:
 def subscriber_line(record: SubscriberRecord, now_at: Any = None) -> str:
     extra = [f"lang={record.language}"] if record.language else []
     extra += [f"tags={','.join(record.tags)}"] if record.tags else []
-    extra += [f"paused until {record.paused_until.date().isoformat()}"] if _paused(record, now_at) else []
+    until = record.paused_until
+    extra += [f"paused until {until.date().isoformat()}"] if until is not None and _paused(record, now_at) else []
     extra += ["in the file"] if record.in_file else []
     return "\t".join([record.email, record.name, record.status.value, record.format, " ".join(extra)]).rstrip()
 

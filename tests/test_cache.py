@@ -428,7 +428,14 @@ def test_the_same_config_named_another_way_is_served_from_the_cache(site: Path, 
 
 RENDERERS = ("jinja2", "lxml", "feedgen", "premailer", "markdown_it", "email_validator", "smtplib", "sqlalchemy")
 # nor what only other commands or a cold collect of many posts need
-UNUSED = ("digest.config.subscribers", "digest.config.plainlist", "multiprocessing", "concurrent.futures", "rich")
+UNUSED = (
+    "digest.config.subscribers",
+    "digest.config.plainlist",
+    "multiprocessing",
+    "concurrent.futures",
+    "rich",
+    "email",
+)
 
 
 def modules_of(site: Path, *args: str) -> set[str]:

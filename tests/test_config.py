@@ -343,3 +343,49 @@ def test_private_folders_are_private_and_ignored_by_git(tmp_path: Path) -> None:
     (folder / ".gitignore").write_text("# mine\n")
     private_folder(folder)
     assert (folder / ".gitignore").read_text() == "# mine\n"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "news@example.com",
+        "Blog <news@example.com>",
+        "서비스 시험 블로그 <digest@service.example.org>",
+        "  Spaced   Name   <a.b+c@mail.example.net>  ",
+        "<only@example.com>",
+        "J. Doe <j@example.com>",  # "." is special in a display name: the email package reads it
+        '"Quoted, Name" <q@example.com>',
+        "Name (comment) <c@example.com>",
+        "Ünïcode Näme <u@example.com>",
+    ],
+)
+def test_a_configured_mailbox_reads_as_the_email_package_reads_it(value: str) -> None:
+    """The plain shapes are read without the email package; the answer is the package's for every shape."""
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    from digest.config.checks import single_address
+
+    probe = EmailMessage(policy=SMTP)
+    probe["From"] = value.strip()
+    (address,) = probe["From"].addresses
+    assert single_address(value, "from") == (value.strip(), address.addr_spec)
+
+
+@pytest.mark.parametrize("value", ["two@example.com, three@example.com", "Name <not an address>", "<a@b@c>"])
+def test_a_configured_mailbox_that_is_not_one_address_is_refused(value: str) -> None:
+    from digest.config.checks import single_address
+
+    with pytest.raises(ConfigError, match="is not one email address"):
+        single_address(value, "from")
+
+
+@pytest.mark.parametrize(
+    "value", ["news@Example.com", "Blog <news@mail.example.org>", "J. Doe <j@example.net>", "", "not an address"]
+)
+def test_the_domain_of_a_mailbox_is_the_email_packages(value: str) -> None:
+    from email.utils import parseaddr
+
+    from digest.config.checks import domain_of
+
+    assert domain_of(value) == parseaddr(value)[1].rpartition("@")[2]

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from digest.errors import LedgerError
 from digest.models import Status, Subscriber
 from digest.sender.ledger import REMOVED, Ledger
-from digest.sender.roster import Roster
 from digest.sender.outcome import SendResult
+from digest.sender.roster import Roster
 from digest.sender.store import deliveries, issues
 from digest.sender.suppressions import Suppressions
 from tests.support_postgres import ledger, ledger_url

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any, Protocol
 
 from digest.config import Settings, line_in_config
@@ -65,7 +64,10 @@ TransportFactory = Callable[[], Transport]
 
 
 def _smtp(settings: Settings) -> TransportFactory:
-    # the envelope sender is the From address: parsed once here, not from every message's bytes
+    # the envelope sender is the From address: parsed once here, not from every message's bytes (and the
+    # email package imported here, not by every command that checks which transport the config names)
+    from email.utils import parseaddr
+
     envelope_from = parseaddr(settings.email.sender)[1]
     from .smtp import SmtpTransport
 
