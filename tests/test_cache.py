@@ -435,6 +435,9 @@ UNUSED = (
     "concurrent.futures",
     "rich",
     "email",
+    "digest.pipeline.readers",
+    "digest.pipeline.delivery",
+    "digest.pipeline.service",
 )
 
 

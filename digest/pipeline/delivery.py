@@ -35,11 +35,6 @@ else:
 # -- delivery --------------------------------------------------------------------------------------
 
 
-def check_settings(settings: Settings) -> None:
-    """The checks that need a stage's knowledge (config checked everything else at load)."""
-    sender.transport_kind(settings)
-
-
 def run_cycle(
     settings: Settings,
     now_at: datetime,

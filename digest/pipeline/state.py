@@ -105,5 +105,10 @@ def read_carried(settings: Settings, store: sender.Store | None = None) -> dict[
         opened.close()
 
 
+def check_settings(settings: Settings) -> None:
+    """The checks that need a stage's knowledge (config checked everything else at load)."""
+    sender.transport_kind(settings)
+
+
 def transport_factory(settings: Settings, *, dry_run: bool = False) -> sender.TransportFactory:
     return sender.transport_for(settings, dry_run=dry_run)
