@@ -26,7 +26,8 @@ from digest.errors import DigestError
 if TYPE_CHECKING:
     from digest import pipeline, report
     from digest.config import Settings
-    from digest.models import Entry, Finding, Problem, Week
+    from digest.models import Entry, Problem, Week
+    from digest.records import Finding
 else:
 
     class _Lazy:

@@ -1,26 +1,25 @@
 """Reports -> text lines and JSON: the CLI prints them, the service logs them. Nothing here decides
-anything; every number comes from the report objects in digest.models."""
+anything; every number comes from the report objects in digest.records."""
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from digest.models import (
-    BounceReport,
-    CycleReport,
-    DeliveryReport,
-    Entry,
-    Finding,
-    ImportReport,
-    IssueRun,
-    IssueStatus,
-    Problem,
-    RenderedIssue,
-    State,
-    SubscriberRecord,
-)
+from digest.models import Entry, Problem, RenderedIssue, State
+
+if TYPE_CHECKING:  # only named here: a preview prints none of them, and needs no digest.records
+    from digest.records import (
+        BounceReport,
+        CycleReport,
+        DeliveryReport,
+        Finding,
+        ImportReport,
+        IssueRun,
+        IssueStatus,
+        SubscriberRecord,
+    )
 
 
 def display_width(text: str) -> int:

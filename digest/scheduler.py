@@ -28,7 +28,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from digest import pipeline, report
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
-from digest.models import CycleReport, Week
+from digest.models import Week
+from digest.records import CycleReport
 
 LOG = logging.getLogger("digest.scheduler")
 DAYS = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu", "friday": "fri",

@@ -438,6 +438,7 @@ UNUSED = (
     "digest.pipeline.readers",
     "digest.pipeline.delivery",
     "digest.pipeline.service",
+    "digest.records",
 )
 
 

@@ -27,7 +27,8 @@ from digest import pipeline, scheduler
 from digest.cli import main
 from digest.config import Settings, load_settings
 from digest.errors import DeliverabilityError
-from digest.models import Finding, Subscriber
+from digest.models import Subscriber
+from digest.records import Finding
 from digest.sender.dkimsign import ED25519, load_key
 from digest.sender.dnscheck import Dmarc, Identity, dmarc_alignment
 from digest.sender.doctor import bulk_volume

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "digest"
-BASE = {"digest.models", "digest.errors", "digest.text", "digest.dates", "digest.weeks", "digest.issues"}
+BASE = {
+    "digest.models",
+    "digest.records",
+    "digest.errors",
+    "digest.text",
+    "digest.dates",
+    "digest.weeks",
+    "digest.issues",
+}
 STAGES = ("digest.collector", "digest.templater", "digest.sender")
 EDGES = {"digest.cli", "digest.scheduler", "digest.server"}
 

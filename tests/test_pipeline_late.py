@@ -14,7 +14,7 @@ import pytest
 
 from digest import pipeline, scheduler
 from digest.config import Settings
-from digest.models import CycleReport
+from digest.records import CycleReport
 from digest.sender.carried import read_carried, record_issue
 from digest.sender.store import Store
 from tests.support_postgres import ledger_url

@@ -115,7 +115,8 @@ def test_a_reader_that_leaves_early_ends_nothing(tmp_path: Path) -> None:
 def test_a_pause_that_ran_out_is_not_shown_as_one() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from digest.models import Status, SubscriberRecord
+    from digest.models import Status
+    from digest.records import SubscriberRecord
     from digest.report import subscriber_line, subscriber_lines
 
     until = datetime(2026, 4, 7, tzinfo=UTC)

@@ -23,7 +23,8 @@ import pytest
 
 from digest.config import DeliveryPolicy, OutputSettings, Settings, SmtpSettings
 from digest.errors import DeliverabilityError
-from digest.models import DeliveryReport, Site, Subscriber
+from digest.models import Site, Subscriber
+from digest.records import DeliveryReport
 from digest.sender.deliver import STOP_REQUESTED, deliver
 from digest.sender.ledger import REMOVED, Ledger
 from digest.sender.outcome import SendResult

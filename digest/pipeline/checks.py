@@ -11,17 +11,12 @@ from typing import TYPE_CHECKING
 from digest import templater, text
 from digest.config import Settings, private_folder
 from digest.errors import DigestError
-from digest.models import (
-    Entry,
-    Finding,
-    Issue,
-    Subscriber,
-    Week,
-)
+from digest.models import Entry, Issue, Subscriber, Week
 from digest.pipeline._shared import EXAMPLE_SUBSCRIBER, Build
 from digest.pipeline.building import build, select_week
 from digest.pipeline.events import provider_events_url
 from digest.pipeline.state import check_subscribers, load_subscribers, open_store, suppressed, transport_factory
+from digest.records import Finding
 
 if TYPE_CHECKING:
     from digest import sender

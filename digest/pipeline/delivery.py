@@ -11,20 +11,13 @@ from typing import TYPE_CHECKING
 
 from digest import issues, text
 from digest.config import Settings
-from digest.models import (
-    Carried,
-    CycleReport,
-    DeliveryReport,
-    Issue,
-    IssueRun,
-    Subscriber,
-    Week,
-)
+from digest.models import Carried, Issue, Subscriber, Week
 from digest.pipeline._shared import Clock
 from digest.pipeline.building import build, cached, render_variants, site_files, write_files
 from digest.pipeline.readers import record_refusals, send_list
 from digest.pipeline.review import with_note
 from digest.pipeline.state import open_ledger, open_store, transport_factory
+from digest.records import CycleReport, DeliveryReport, IssueRun
 
 if TYPE_CHECKING:
     from digest import sender

@@ -9,11 +9,9 @@ from urllib.parse import urlsplit
 
 from digest.config import Settings
 from digest.errors import TokenError
-from digest.models import (
-    BounceFinding,
-)
 from digest.pipeline.readers import _link
 from digest.pipeline.state import open_store
+from digest.records import BounceFinding
 
 if TYPE_CHECKING:
     from digest import sender

@@ -13,21 +13,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from digest import collector, config, templater, text
 from digest.config import Settings
 from digest.errors import ConfigError
-from digest.models import (
-    BounceFinding,
-    BounceReport,
-    ImportReport,
-    ImportRow,
-    IssueStatus,
-    OutgoingMessage,
-    Problem,
-    State,
-    Subscriber,
-    SubscriberRecord,
-)
+from digest.models import OutgoingMessage, Problem, State, Subscriber
 from digest.pipeline._shared import Clock
 from digest.pipeline.building import build, select_week
 from digest.pipeline.state import open_ledger, open_store, require_subscribers, transport_factory
+from digest.records import BounceFinding, BounceReport, ImportReport, ImportRow, IssueStatus, SubscriberRecord
 
 if TYPE_CHECKING:
     from digest import sender

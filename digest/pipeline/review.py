@@ -11,16 +11,12 @@ from typing import TYPE_CHECKING
 
 from digest import collector, templater
 from digest.config import Settings
-from digest.models import (
-    Cycle,
-    Review,
-    Subscriber,
-    Week,
-)
+from digest.models import Subscriber, Week
 from digest.pipeline._shared import Build
 from digest.pipeline.building import _parts_of, build, job_week
 from digest.pipeline.readers import _link
 from digest.pipeline.state import open_store, transport_factory
+from digest.records import Cycle, Review
 
 if TYPE_CHECKING:
     from digest import sender

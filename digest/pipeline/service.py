@@ -11,16 +11,13 @@ from typing import TYPE_CHECKING
 from digest import config, weeks
 from digest.config import Settings
 from digest.errors import DigestError, UsageError
-from digest.models import (
-    Cycle,
-    CycleReport,
-    Week,
-)
+from digest.models import Week
 from digest.pipeline._shared import Clock
 from digest.pipeline.building import build, job_week, render_variants
 from digest.pipeline.delivery import run_cycle
 from digest.pipeline.review import review_gate
 from digest.pipeline.state import open_ledger, read_carried, transport_factory
+from digest.records import Cycle, CycleReport
 
 if TYPE_CHECKING:
     from digest import sender

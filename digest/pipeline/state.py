@@ -9,15 +9,11 @@ from typing import TYPE_CHECKING
 from digest import config
 from digest.config import Settings, private_folder
 from digest.errors import ConfigError
-from digest.models import (
-    Carried,
-    IssueStatus,
-    Problem,
-    Subscriber,
-)
+from digest.models import Carried, Problem, Subscriber
 
 if TYPE_CHECKING:
     from digest import sender
+    from digest.records import IssueStatus
 else:
     from digest.pipeline._shared import sender
 

@@ -10,9 +10,9 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from digest.models import DeliveryReport
-
 if TYPE_CHECKING:
+    from digest.records import DeliveryReport
+
     from .bounces import Returned, is_hard
     from .bounces import classify as classify_returned
     from .carried import read_carried, record_issue
@@ -98,6 +98,7 @@ _WHERE = {
     "send_test_copy": (".transports", "send_test_copy"),
     "transport_for": (".transports", "transport_for"),
     "transport_kind": (".transports", "transport_kind"),
+    "DeliveryReport": ("digest.records", "DeliveryReport"),
 }
 
 

@@ -18,7 +18,8 @@ from typing import IO, Any
 
 from digest.config import normalise_address
 from digest.errors import ConfigError
-from digest.models import ImportRow, Problem, SubscriberRecord
+from digest.models import Problem
+from digest.records import ImportRow, SubscriberRecord
 
 TRUE = {"1", "true", "yes", "y", "t", "subscribed", "opted in", "confirmed", "enabled", "on"}
 # what a file may say about someone who must not be mailed (Roster.apply_import maps each to a status)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from digest.models import Cycle
+from digest.records import Cycle
 from digest.sender.store import Store, cycles, open_store
 
 c = cycles.c

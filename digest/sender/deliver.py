@@ -31,7 +31,8 @@ from typing import Protocol
 
 from digest.config import DeliveryPolicy
 from digest.errors import DeliverabilityError, DeliveryError, DigestError, LedgerError
-from digest.models import DeliveryReport, OutgoingMessage, State, Subscriber
+from digest.models import OutgoingMessage, State, Subscriber
+from digest.records import DeliveryReport
 from digest.sender.ledger import Ledger
 from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
 from digest.sender.ratelimit import RateLimiter

@@ -38,7 +38,7 @@ import dns.resolver
 import spf as pyspf
 
 from digest.config import DoctorSettings
-from digest.models import Finding
+from digest.records import Finding
 from digest.sender.dkimsign import ED25519, DkimKey
 
 MAX_SPF_LOOKUPS = 10  # RFC 7208 section 4.6.4: more is a permerror at every receiver

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from digest.config import Settings, checks
 from digest.errors import DeliverabilityError
-from digest.models import Finding, OutgoingMessage, Subscriber
+from digest.models import OutgoingMessage, Subscriber
+from digest.records import Finding
 from digest.sender.probe import PROBE_ADDRESS, probe_unsubscribe
 from digest.sender.signing import dkim_keys
 from digest.sender.tokens import make_token, unsubscribe_url

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digest.errors import LedgerError
-from digest.models import Delivery, IssueStatus, State, Status
+from digest.models import State, Status
+from digest.records import Delivery, IssueStatus
 from digest.sender.outcome import SendResult
 from digest.sender.store import (
     MOVED_TO,

@@ -17,7 +17,7 @@ import re
 import ssl
 from urllib.parse import urlsplit
 
-from digest.models import Finding
+from digest.records import Finding
 
 PROBE_ADDRESS = "doctor-probe@digest.invalid"
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"

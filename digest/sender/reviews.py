@@ -8,7 +8,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from digest.models import Review
+from digest.records import Review
 from digest.sender.store import Store, open_store, reviews
 
 r = reviews.c

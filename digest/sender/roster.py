@@ -25,15 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from digest.models import (
-    SUPPRESSED,
-    ImportRow,
-    State,
-    Status,
-    Subscriber,
-    SubscriberEvent,
-    SubscriberRecord,
-)
+from digest.models import SUPPRESSED, State, Status, Subscriber
+from digest.records import ImportRow, SubscriberEvent, SubscriberRecord
 from digest.sender.store import (
     MOVED_TO,
     Store,
