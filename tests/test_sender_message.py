@@ -357,6 +357,33 @@ def test_list_help_without_reply_to_uses_the_from_address(tmp_path: Path) -> Non
     assert message["List-Help"] == expected
 
 
+@pytest.mark.parametrize("list_id", ["digest.blog.example.com", "digest.notes.a-rather-long-blog-hostname.example.org"])
+def test_a_long_feedback_id_stays_one_plain_line(tmp_path: Path, list_id: str) -> None:
+    """Gmail reads the Feedback-ID as written: a long one (a long site host) is not folded into RFC 2047
+    encoded words, which the email package makes of a token it cannot fold."""
+    data = factory(tmp_path, list_id=list_id).build(KIM).data
+    expected = f"2024-W10:{list_id}:blog.example.com:digest"
+    assert f"\r\nFeedback-ID: {expected}\r\n".encode() in data
+    assert b"=?utf-8?q?2024" not in data.lower() and parse(data)["Feedback-ID"] == expected
+    assert_wire_format(data)
+
+
+@pytest.mark.parametrize(
+    ("issue_id", "campaign"),
+    [
+        ("welcome-078fdd68b335c8700624b93e", "welcome"),
+        ("confirm-078fdd68b335c8700624b93e", "confirm"),
+        ("ko/2024-W10", "ko/2024-W10"),
+    ],
+)
+def test_a_feedback_id_is_never_per_reader(issue_id: str, campaign: str) -> None:
+    from digest.sender.message import feedback_id
+
+    assert (
+        feedback_id(issue_id, "l.example.com", "https://example.com/") == f"{campaign}:l.example.com:example.com:digest"
+    )
+
+
 def test_feedback_id_fields_have_no_colon_of_their_own() -> None:
     from digest.sender.message import feedback_id
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import html
 import operator
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,10 +90,17 @@ class _Skeleton:
         return cls(pieces, issue_id, issue.language, dkim, literals, operator.itemgetter(*where), wire_ready)
 
 
+_PER_READER = re.compile(r"([a-z]+)-[0-9a-f]{24}")  # a welcome's or a confirmation's issue: one per reader
+FEEDBACK_MARK = b"DIGESTFEEDBACKID0MARK"
+
+
 def feedback_id(issue_id: str, list_id: str, site_url: str) -> str:
-    """Gmail's Feedback-ID, "issue:list:site:digest" (colons inside a field would shift the fields)."""
+    """Gmail's Feedback-ID, "issue:list:site:digest" (colons inside a field would shift the fields). It
+    groups complaints by its fields, so none is per reader: a welcome's is "welcome", not its issue id."""
     host = site_url.split("://", 1)[-1].split("/", 1)[0]
-    return ":".join(part.replace(":", "-") for part in (issue_id, list_id, host, "digest"))
+    per_reader = _PER_READER.fullmatch(issue_id)
+    campaign = per_reader.group(1) if per_reader else issue_id
+    return ":".join(part.replace(":", "-") for part in (campaign, list_id, host, "digest"))
 
 
 class MessageFactory:
@@ -177,13 +185,19 @@ class MessageFactory:
         msg["List-Help"] = self._list_help
         for name, value in BULK_HEADERS.items():
             msg[name] = value
-        msg["Feedback-ID"] = feedback_id(self._fixed_id or rendered.issue.id, self._list_id, self._site_url)
+        feedback = feedback_id(self._fixed_id or rendered.issue.id, self._list_id, self._site_url)
+        # One token with no space to fold at: the email package would make a longer one (a long site host)
+        # RFC 2047 encoded words, which Gmail does not read. Written as one line after it (at most 998).
+        plain_feedback = feedback.isascii() and len(feedback) <= 900
+        msg["Feedback-ID"] = FEEDBACK_MARK.decode() if plain_feedback else feedback
         msg.set_content(TEXT_BODY.decode(), cte="quoted-printable")
         if fmt != "text":
             msg.add_alternative(HTML_BODY.decode(), subtype="html", cte="quoted-printable")
             # "=_" can never appear in quoted-printable text, so this boundary is safe and stable.
             msg.set_boundary("=_digest_" + hashlib.sha256(rendered.html.encode()).hexdigest()[:24])
         raw = msg.as_bytes()
+        if plain_feedback:
+            raw = raw.replace(FEEDBACK_MARK, feedback.encode(), 1)
         pieces: list[Piece] = [HEAD]
         text_at = raw.index(TEXT_BODY)
         pieces.append(raw[:text_at])
