@@ -386,3 +386,16 @@ def test_the_subscribe_form_answers_in_its_own_language_and_changes_no_active_re
         assert rcpt == address and '<html lang="en"' in html.get_payload(decode=True).decode(), address
     assert Roster(settings.db_url).get("author@example.org").language == "ko"  # type: ignore[union-attr]
     assert Roster(settings.db_url).get("gone@example.net").language == "en"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("sent", "stored"), [("zz", ""), ("xx-bogus", ""), ("korean!", ""), ("ja", "ja"), ("", "")])
+def test_a_form_language_that_names_no_language_is_the_sites(site: tuple[Any, Mailbox], sent: str, stored: str) -> None:
+    """The subscribers file refuses `language: zz`; the form, which anyone may post, stores the site's language
+    instead, so the reader gets the site's issue rather than an empty one of no language."""
+    server, box = site
+    address = f"lang-{sent or 'none'}@example.net".replace("!", "")
+    answer = httpx.post(server.url + "/subscribe", data={"email": address, "language": sent, "website": ""})
+    assert answer.status_code == 200
+    wait_for(box, 1)
+    record = Roster(server.settings.db_url).get(address)
+    assert record is not None and record.language == stored

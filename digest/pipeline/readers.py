@@ -103,6 +103,10 @@ def subscribe(
         address = normalise_address(email)
     except ValueError as exc:
         raise ConfigError(f"{email!r} {exc}", "give one address such as ana@example.com") from exc
+    # A language tag from the form as anyone may post it: one that names no language is the site's (the
+    # subscribers file and `subscribers add` refuse it; a reader of the form gets mail all the same).
+    language = language.strip()[:35]
+    language = language if language and text.is_valid_language(language) else ""
     sub = Subscriber(email=address, name=" ".join(name.split())[:200], language=language)
     config = settings.subscribe
     return roster(settings, store).request(
