@@ -106,6 +106,18 @@ class _Output:
         return self._console
 
 
+def _reader_left(stream: Any) -> bool:
+    """The stream is a pipe whose reading end is closed (not a socket that broke while sending mail)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _silence(stream: Any) -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -203,6 +215,9 @@ def fail_on_error(func: Callable[..., Any]) -> Callable[..., Any]:
             err.print(f"error: {exc}")
             sys.exit(exc.exit_code)
         except OSError as exc:  # the machine, not digest: a folder, a disk, a socket — one line, no traceback
+            if isinstance(exc, BrokenPipeError) and _reader_left(sys.stdout):
+                _silence(sys.stdout)  # `digest subscribers export | head`: the reader has what it wanted
+                sys.exit(0)
             where = f"{exc.filename}: " if exc.filename else ""
             err.print(f"error: {where}{exc.strerror or exc} (check the path, its permissions and free space)")
             sys.exit(1)

@@ -129,3 +129,31 @@ def test_a_pause_that_ran_out_is_not_shown_as_one() -> None:
     assert subscriber_line(record, after).split("\t")[-1] == "lang=ko"
     assert "  paused until  2026-04-07T00:00:00+00:00" in subscriber_lines(record, before)
     assert "  paused until  2026-04-07T00:00:00+00:00 (over)" in subscriber_lines(record, after)
+
+
+@pytest.mark.parametrize(
+    "command", [["subscribers", "export"], ["subscribers", "list", "--json"], ["preview", "--json"]]
+)
+def test_a_reader_that_leaves_before_any_output_of_any_command_ends_nothing(tmp_path: Path, command: list[str]) -> None:
+    """`digest subscribers export | head -1` and the like: exit 0, no error about paths or disks, nothing on
+    stderr (the commands that print through click as well as those that print lines)."""
+    import shutil
+
+    site = tmp_path / "site"
+    example = Path(__file__).resolve().parents[1] / "examples" / "site"
+    shutil.copytree(example, site, ignore=shutil.ignore_patterns("_digest", ".digest"))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = os.environ | {"DIGEST_NOW": "2026-11-23T09:00:00+09:00", "XDG_STATE_HOME": str(tmp_path / "state")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "digest.cli", *command, "--site", str(site)],
+            env=env | {"DIGEST_SECRET": "a test secret for the pipes, 32 bytes or more"},
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
