@@ -58,12 +58,17 @@ def test_month_only_rule(post_day: date | None, expected: date) -> None:
         ("+ 2021.4 Title", date(2021, 4, 1)),
         ("* 202104 Title", date(2021, 4, 1)),
         ("* 2021/12/25", date(2021, 12, 25)),
+        ("- 2021-02-03: Title", date(2021, 2, 3)),
+        ("- 2021-02-03 — Title", date(2021, 2, 3)),
+        ("- 2021-02-03 - Title", date(2021, 2, 3)),
+        ("* 2021.4: Title", date(2021, 4, 1)),
     ],
 )
 def test_item_date_shapes(line: str, day: date) -> None:
     body = f"---\n\n{line}\n  > one\n\n---\n\n* 20200101 Other\n"
     items = split_items(body, None, SEOUL)
     assert items[0].published_at.date() == day
+    assert items[0].title == ("Title" if "Title" in line else items[0].title)
 
 
 @pytest.mark.parametrize(

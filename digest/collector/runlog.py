@@ -34,7 +34,8 @@ _RULE = re.compile(r"^ {0,3}-{3,}\s*$")
 _BULLET = re.compile(r"^[*+-]\s+")
 _DATED = re.compile(
     r"^(?P<indent>[*+-]\s+)(?P<date>(?P<y>\d{4})(?:(?P<m8>\d{2})(?P<d8>\d{2})?|[./-](?P<m>\d{1,2})(?:[./-](?P<d>\d{1,2}))?\.?))"
-    r"(?=\s|$)[ \t]*(?P<title>.*)$"
+    # "- 2024-01-05 Title", "- 2024-01-05: Title", "- 2024-01-05 — Title": the separator is not the title's
+    r":?(?=\s|$)[ \t]*(?:[:–—-][ \t]+)?(?P<title>.*)$"
 )
 
 
