@@ -117,6 +117,24 @@ def test_jekyll_languages_list_and_front_matter_defaults(tmp_path: Path) -> None
     assert found["_posts/2024-01-02-hello.md"].language == ""
 
 
+def test_jekyll_defaults_scope_a_folder_not_a_prefix_of_a_name(tmp_path: Path) -> None:
+    """Jekyll compares a scope's path folder by folder: `_posts/2024` covers `_posts/2024/01/…`, not the
+    file `_posts/2024-01-01-log.md` whose name starts with the same characters."""
+    write(
+        tmp_path,
+        "_config.yml",
+        "url: https://s.example\ndefaults:\n  - scope: {path: '_posts/2024'}\n    values: {permalink: /blog/:title/}\n",
+    )
+    write(tmp_path, "_posts/2024/01/2024-01-03-nested.md", jekyll_post("Nested"))
+    write(tmp_path, "_posts/2024-01-01-log.md", jekyll_post("Log"))
+    found = entries_of(tmp_path)
+    assert found["_posts/2024/01/2024-01-03-nested.md"].url == "https://s.example/blog/nested/"
+    assert (
+        found["_posts/2024-01-01-log.md"].url.endswith("/log.html")
+        and "/blog/" not in found["_posts/2024-01-01-log.md"].url
+    )
+
+
 def test_jekyll_polyglot_translations_get_their_language_prefix(tmp_path: Path) -> None:
     write(
         tmp_path, "_config.yml", "url: https://p.example\nlanguages: [en, es]\ndefault_lang: en\npermalink: /:title/\n"

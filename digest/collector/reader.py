@@ -375,4 +375,6 @@ def with_defaults(site: Site, source: str, meta: dict[str, Any]) -> dict[str, An
 def _in_scope(path: str, scope: str) -> bool:
     if "*" in scope:
         return fnmatch.fnmatchcase(path, scope) or fnmatch.fnmatchcase(path, scope.rstrip("/") + "/*")
-    return path.startswith(scope)
+    # Jekyll compares folder by folder: `_posts/2024` covers `_posts/2024/01/x.md`, not `_posts/2024-01-x.md`
+    scope = scope.strip("/")
+    return not scope or path == scope or path.startswith(scope + "/")
