@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from digest.errors import DigestError
+from digest.errors import DigestError, UsageError
 
 if TYPE_CHECKING:
     from digest import pipeline, report
@@ -867,6 +867,12 @@ def schedule(ctx: Context, show: bool, count: int) -> None:
         for moment in scheduler.next_runs(ctx.settings, count, clock()):
             out.print(moment.isoformat())
         return
+    if os.environ.get(NOW_ENV):
+        # the service waits for real times: with a pinned clock it would send the real week, not the pinned one
+        raise UsageError(
+            f"{NOW_ENV} is set, and `digest schedule` runs on the real clock",
+            f"unset {NOW_ENV}, or run one weekly cycle at the pinned moment with `digest run`",
+        )
     sys.exit(scheduler.serve_forever(ctx.settings))
 
 

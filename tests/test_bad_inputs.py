@@ -413,6 +413,8 @@ ROWS = [
     row("week", lambda c: None, ["send", "--week", "2026-W99"], 2, "2026-W99"),
     row("until", lambda c: None, ["publish", "--until", "2026-11-20"], 2, "--until needs --since"),
     row("to", lambda c: None, ["send", "--to", "nobody"], 2, "--to"),
+    # the service runs on the real clock: a pinned one would have it send the real week
+    row("schedule, pinned clock", lambda c: None, ["schedule"], 2, "DIGEST_NOW is set, and `digest schedule` runs on"),
     # a week with no post: the address is still checked first
     row("to, empty week", lambda c: None, ["send", "--to", "nobody", "--week", "2020-W10"], 2, "--to 'nobody'"),
 ]
