@@ -13,8 +13,10 @@ planned once keeps exactly the entries it carried (a rerun after a crash sends t
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from difflib import SequenceMatcher
 from urllib.parse import urlsplit
 
 from digest.models import Carried, Entry, Site, Week
@@ -47,22 +49,61 @@ def by_language(entries: Iterable[Entry], site: Site) -> dict[str, tuple[Entry, 
     return {language: tuple(group) for language, group in found.items()}
 
 
+_SIMILAR = 0.6  # how alike an item's title must stay to be the item mailed before (difflib's ratio)
+
+
+def mailed_as(pool: Iterable[Entry], carried: Carried) -> dict[str, str]:
+    """{entry id: the issue that mailed it} for the entries of `pool` an issue carried: found by any of
+    their keys; or a running log's item whose title was edited since (a typo fixed), which changes every
+    key: an item mailed before from the same log, dated the same day, that no entry of the pool is any
+    more, with a title still alike (the one most alike; each mailed item stands for one entry)."""
+    found: dict[str, str] = {}
+    unmatched: list[Entry] = []
+    mailed = carried.entries
+    for entry in pool:
+        issue_id = next((i for k in entry_keys(entry) if (i := mailed.get(k)) is not None), None)
+        if issue_id is not None:
+            found[entry.id] = issue_id
+        elif "#" in entry.id:
+            unmatched.append(entry)
+    if unmatched and carried.items:
+        present = {e.id for e in pool}
+        gone: dict[str, list[str]] = {}  # "source and day" -> the mailed item ids no entry is now
+        for item_id in carried.items:
+            if item_id not in present:
+                gone.setdefault(item_id.partition("#")[0], []).append(item_id)
+        for entry in unmatched:
+            candidates = gone.get(entry.id.partition("#")[0], [])
+            title = _item_title(entry.id)
+            scored = [(SequenceMatcher(None, _item_title(c), title).ratio(), c) for c in candidates]
+            best = max(scored, default=(0.0, ""))
+            if best[0] >= _SIMILAR:
+                found[entry.id] = carried.items[best[1]]
+                candidates.remove(best[1])
+    return found
+
+
+def _item_title(item_id: str) -> str:
+    """The title part of an item's anchor ("2024-01-10-python-notes" -> "python-notes")."""
+    return re.sub(r"^\d{4}(?:-\d{2}){0,2}-?", "", item_id.partition("#")[2])
+
+
 def select(
     pool: Sequence[Entry], week: Week, issue_id: str, carried: Carried
 ) -> tuple[tuple[Entry, ...], tuple[Entry, ...]]:
     """(the entries dated in `week`, the late arrivals) of issue `issue_id`, from `pool` (every entry of
     its language, newest first)."""
     frozen = carried.planned.get(issue_id)
+    mailed = mailed_as(pool, carried) if carried.entries else {}
     if frozen is not None:
         # what it carried, as first planned; a late arrival is dated before the week (a post moved to a later
         # date since is still one of the week's own)
-        chosen = [e for e in pool if entry_keys(e) & frozen]
+        chosen = [e for e in pool if entry_keys(e) & frozen or mailed.get(e.id) == issue_id]
         start = week.start_at.timestamp()
         return tuple(e for e in chosen if e.published_at.timestamp() >= start), tuple(
             e for e in chosen if e.published_at.timestamp() < start
         )
-    taken = carried.entries.keys()
-    fresh = [e for e in pool if not entry_keys(e) & taken]
+    fresh = [e for e in pool if e.id not in mailed]
     own = tuple(e for e in fresh if week.contains(e.published_at))
     bound = carried.first_start_at
     if bound is None:  # the first issue of this language: nothing before it is news to anyone
@@ -93,12 +134,13 @@ def history(
     it went out in. Any other entry is under the week it is dated in."""
     by_week: dict[str, tuple[Week, list[Entry]]] = {}
     limit = horizon_at.timestamp()
-    mailed = carried.entries if carried is not None else {}
-    carriers = carrier_weeks(carried, site) if carried is not None and mailed else {}
+    carriers = carrier_weeks(carried, site) if carried is not None and carried.entries else {}
+    pool = list(pool)
+    mailed = mailed_as(pool, carried) if carried is not None and carriers else {}
     for entry in pool:
         week = None
         if carriers:
-            issue_id = next((i for k in entry_keys(entry) if (i := mailed.get(k)) is not None), None)
+            issue_id = mailed.get(entry.id)
             week = carriers.get(issue_id) if issue_id is not None else None
         if week is not None:
             if week.start_at.timestamp() < limit:

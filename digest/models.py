@@ -211,6 +211,7 @@ class Carried:
     first_start_at: datetime | None = None  # start of the first issue planned in this language
     windows: Mapping[str, tuple[datetime, datetime]] = field(default_factory=dict)  # issue id -> (start, end)
     sizes: Mapping[str, int] = field(default_factory=dict)  # issue id -> how many entries it carried
+    items: Mapping[str, str] = field(default_factory=dict)  # a running log item's entry id -> its issue id
 
 
 # The templater leaves these literal markers in the rendered HTML and text; the sender

@@ -269,3 +269,49 @@ def test_the_archive_and_the_feeds_keep_what_each_issue_mailed(tmp_path: Path, l
         store.close()
     titles = ["First post", "Second post", "Third post", "Backdated notes", "Fourth post"]
     assert copies(settings, titles) == {(r, t): 1 for r in READERS for t in titles}
+
+
+LOG = """---
+title: "Reading log"
+---
+
+Things I read.
+
+-----
+
+{items}
+-----
+"""
+
+
+def test_a_running_log_item_whose_title_is_fixed_is_not_mailed_again(tmp_path: Path, ledger_url: str) -> None:
+    """A typo fixed in a mailed item's title changes its anchor, id and keys: it is still the item mailed,
+    listed with its issue, and never mailed again. An item added the same day, even with a title alike while
+    the first is still there, is new and mailed once."""
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    settings = settings_for(config)
+    log = tmp_path / "posts" / "2026-11-04-reading-log.md"
+    write(log, LOG.format(items="- 2026-11-04 Pythn notes\n  > about it\n\n- 2026-11-05 Rust weekly\n"))
+    store = Store(ledger_url)
+    try:
+        first = cycle(settings, monday(9), store, publish=True)  # W45: the post and both items
+        assert sorted(e.title for e in first.issues[0].entries) == ["First post", "Pythn notes", "Rust weekly"]
+        fixed = "- 2026-11-04 Python notes\n  > about it\n\n- 2026-11-05 Rust weekly\n- 2026-11-05 Rust weekly extra\n"
+        write(log, LOG.format(items=fixed))
+        second = cycle(settings, monday(16), store, publish=True)  # W46: only the new item, late
+        assert [e.title for e in second.issues[0].late] == ["Rust weekly extra"]
+        assert second.issues[0].entries == ()
+        page = published(settings)["2026-W45/index.html"]
+        assert "Python notes" in page and "Rust weekly extra" not in page
+        assert cycle(settings, monday(23), store).delivery is None  # W47: nothing left to mail
+    finally:
+        store.close()
+    titles = ["First post", "Pythn notes", "Python notes", "Rust weekly", "Rust weekly extra"]
+    counts = copies(settings, titles)
+    assert {t: sum(n for (_, title), n in counts.items() if title == t) for t in titles} == {
+        "First post": 3,
+        "Pythn notes": 3,
+        "Python notes": 0,
+        "Rust weekly": 3,
+        "Rust weekly extra": 3,
+    }

@@ -40,9 +40,14 @@ def read_carried(store: Store) -> dict[str, Carried]:
             planned.setdefault(language, {})[issue_id] = set()
             windows.setdefault(language, {})[issue_id] = (start_at, end_at)
             sizes.setdefault(language, {})[issue_id] = own + late
-        for language, key, issue_id in conn.execute(sa.select(e.language, e.entry_key, e.issue_id)):
+        items: dict[str, dict[str, str]] = {}
+        for language, key, issue_id, entry_id in conn.execute(
+            sa.select(e.language, e.entry_key, e.issue_id, e.entry_id)
+        ):
             entries.setdefault(language, {})[key] = issue_id
             planned.setdefault(language, {}).setdefault(issue_id, set()).add(key)
+            if "#" in entry_id:  # a running log's item: its id names its date and title (issues.mailed_as)
+                items.setdefault(language, {})[entry_id] = issue_id
     return {
         language: Carried(
             entries=entries.get(language, {}),
@@ -50,6 +55,7 @@ def read_carried(store: Store) -> dict[str, Carried]:
             first_start_at=first.get(language),
             windows=windows.get(language, {}),
             sizes=sizes.get(language, {}),
+            items=items.get(language, {}),
         )
         for language in first.keys() | entries.keys()
     }
