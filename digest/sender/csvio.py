@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from digest.config import normalise_address
-from digest.errors import ConfigError
+from digest.errors import ConfigError, UsageError
 from digest.models import Problem
 from digest.records import ImportRow, SubscriberRecord
 
@@ -133,11 +133,14 @@ def parse_mapping(text: str) -> dict[str, str]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         ours, sep, theirs = part.partition("=")
         ours = ours.strip().lower()
-        if not sep or ours not in MAP_KEYS or not theirs.strip():
-            raise ConfigError(f"--map {part!r} is not FIELD=COLUMN", "fields: " + ", ".join(MAP_KEYS), source="--map")
+        fields = "fields: " + ", ".join(MAP_KEYS)
+        if not sep or not theirs.strip():
+            raise UsageError(f"--map {part!r} is not FIELD=COLUMN", fields)
+        if ours not in MAP_KEYS:
+            raise UsageError(f"--map {part!r}: {ours!r} is not a field digest knows", fields)
         found[ours] = theirs.strip().lower()
     if "email" not in found:
-        raise ConfigError("--map needs email=COLUMN", "name the column holding the addresses", source="--map")
+        raise UsageError("--map needs email=COLUMN", "name the column holding the addresses")
     return found
 
 
