@@ -236,7 +236,10 @@ def send_welcome(
             return None
         sub = record.subscriber()
         language = text.issue_language(sub.language, settings.site.language)
-        latest = build(settings, now_at, select_week(settings, now_at, "last")).history.get(language, ())
+        # the archive's latest issue as published: each entry with the issue that mailed it (the ledger's)
+        carried = sender.read_carried(store)
+        last = select_week(settings, now_at, "last")
+        latest = build(settings, now_at, last, carried=carried).history.get(language, ())
         issue = None
         if latest:  # the latest issue in the reader's language
             entries = tuple(e for e in latest[0].entries if sub.wants(e))
