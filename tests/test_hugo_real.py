@@ -118,6 +118,8 @@ TITLES = [
     "A - B", "x%20y", "A -- B", "a--b", "trailing -", "@at me", "a_b+c~d", "Q?&=!,;:\"()[]{}<>|^`", "über café",
     "x%2", "--lead", "a . b", "1/2 half", "a -b", "a- b", "a -- -- b", "a+b", "a++b", "C#  F#", "100% sure",
     "a%ZZb", "~tilde~", "back\\\\slash", "한국어 제목: 둘째 편", "CoreML & Pytorch", "Transformers v3.0",
+    "x + y = z", "Hello, World & Friends + More", "100% Done %20 now", "a%2Fb c", "C++ Tips", "Ends with -",
+    "Dots... here",
 ]  # fmt: skip
 
 
@@ -134,7 +136,7 @@ def test_titles_are_urlized_as_hugo_does(tmp_path: Path, pattern: str) -> None:
     for n, title in enumerate(TITLES, 1):
         quoted = f"k{n} {title}".replace("'", "''")
         (tmp_path / "content" / "posts" / f"p{n}.md").write_text(
-            f"---\ntitle: '{quoted}'\ndate: 2024-01-{n:02d}T00:00:00Z\n---\n\nb\n", "utf-8"
+            f"---\ntitle: '{quoted}'\ndate: 2024-{1 + n // 28:02d}-{1 + n % 28:02d}T00:00:00Z\n---\n\nb\n", "utf-8"
         )
     pages = hugo_pages(tmp_path)
     paths = digest_paths(tmp_path)

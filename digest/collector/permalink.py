@@ -119,7 +119,7 @@ def build_path(pattern: str, post: PostPath) -> str:
     path = _TOKEN.sub(value, template)
     path = "/" + re.sub(r"/{2,}", "/", path).lstrip("/")
     if post.kind == "hugo" and not post.override:
-        path = hugo_urlize(path, unescape=False)  # Hugo sanitizes the whole path: "Step Two.md" -> step-two
+        path = hugo_urlize(path, unescape=True)  # Hugo sanitizes the whole path again: "Step Two.md" -> step-two
     if post.lower and not post.override:
         path = path.lower()
     if post.kind == "hugo" and not path.endswith("/") and "." not in path.rsplit("/", 1)[-1]:
@@ -140,12 +140,13 @@ _HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
 _HUGO_KEPT = "./\\_#+~-@"
 
 
-def hugo_urlize(text: str, unescape: bool = True) -> str:
-    """Hugo's urlize of a title, slug or file name, as `hugo` 0.111 writes it (no Python library has it;
-    tests/test_hugo_real.py holds it against the real one). First, when every `%` starts an escape, the
-    text is unescaped as a query is (`+` and `%20` are spaces); then letters, digits, marks and
-    `. / \\ _ # + ~ - @` are kept, and an escape like `%41` when unescaping was not possible; a run of
-    spaces between kept characters is one hyphen, none next to a hyphen; anything else is dropped. The
+def hugo_urlize(text: str, unescape: bool = False) -> str:
+    """Hugo's sanitizing of a title, slug or file name (`unescape` False) and then of the whole path
+    (`unescape` True), as `hugo` 0.111 writes them (no Python library has it; tests/test_hugo_real.py holds
+    both passes against the real one). The path's pass first unescapes it as a query is, when every `%`
+    starts an escape (`+` and `%20` are spaces). Each pass keeps letters, digits, marks, `. / \\ _ # + ~ - @`
+    and an escape like `%41`; a run of spaces between kept characters is one hyphen, none next to a hyphen;
+    anything else is dropped. So `x + y` is `x-+-y` after the title's pass and `x--y` after the path's. The
     case is kept: the whole path is lower-cased afterwards unless the site turns that off."""
     if unescape and ("%" in text or "+" in text) and not _BAD_ESCAPE.search(text):
         text = unquote_plus(text)
