@@ -147,6 +147,8 @@ def clock() -> datetime:
             ) from exc
         if moment.tzinfo is None:
             raise DigestError(f"{NOW_ENV} needs an offset", "e.g. 2026-11-22T09:00:00+09:00")
+        if not 1971 <= moment.year <= 9000:  # weeks, feeds and leases reach years around it
+            raise DigestError(f"{NOW_ENV}={pinned!r} is out of range", "give a year from 1971 to 9000")
         return moment + timedelta(seconds=time.monotonic() - _STARTED)
     return datetime.now(UTC)
 

@@ -282,6 +282,11 @@ ROWS = [
     ),
     row("old secret", envvar("DIGEST_SECRET_OLD", "tiny"), ["serve"], 1, "DIGEST_SECRET_OLD"),
     row("clock", envvar("DIGEST_NOW", "yesterday"), ["preview"], 1, "DIGEST_NOW"),
+    row("clock, far", envvar("DIGEST_NOW", "9999-12-31T23:00:00+00:00"), ["preview"], 1, "is out of range"),
+    row("clock, early", envvar("DIGEST_NOW", "0001-01-01T00:00:00+00:00"), ["preview"], 1, "is out of range"),
+    row("feed issues, huge", key("output", "feed_issues", 10**20), ["preview"], 1, "a whole number from 1 to 10,000"),
+    row("feed issues, a million", key("output", "feed_issues", 10**6), ["preview"], 1, "from 1 to 10,000"),
+    row("feed issues, negative", key("output", "feed_issues", -1), ["preview"], 1, "from 1 to 10,000"),
     # subscribers
     row("address", subscribers("subscribers:\n  - email: nobody\n"), ["send"], 1, "subscribers.yaml:2"),
     row("duplicate", subscribers("subscribers:\n  - email: a@x.org\n  - email: A@x.org\n"), ["run"], 1, "twice"),

@@ -50,8 +50,15 @@ def to_int(v: Any) -> int:
 
 
 def to_pos_int(v: Any) -> int:
-    if to_int(v) < 1:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ValueError("a whole number ≥ 1")
+    return int(v)
+
+
+def to_feed_issues(v: Any) -> int:
+    # a bound where the weeks back still are dates (a million weeks is 19,000 years: an overflow)
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000:
+        raise ValueError("a whole number from 1 to 10,000")
     return int(v)
 
 

@@ -15,6 +15,7 @@ from .schema import (
     to_auto_count,
     to_bool,
     to_domain_rates,
+    to_feed_issues,
     to_float,
     to_hhmm,
     to_hour,
@@ -57,7 +58,7 @@ class OutputSettings:
     dir: Path = option(Path("_digest"), to_str)  # where preview/publish write html, eml, feeds, archive
     # public URL of that folder (absolute, ends with "/"); "" until load fills in <site.url>newsletter/
     url: str = option("", to_url)
-    feed_issues: int = option(10, to_pos_int)  # issues kept in the feeds and the archive index
+    feed_issues: int = option(10, to_feed_issues)  # issues kept in the feeds and the archive index
     templates: Path | None = option(None, to_str)  # user's template folder; a file there wins by name
     # Gmail clips larger messages: render summaries instead (written in KB, kept in bytes)
     max_html_bytes: int = option(102_000, lambda v: to_pos_int(v) * 1000, key="max_html_kb")
