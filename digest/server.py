@@ -649,7 +649,8 @@ class Readers:
                 )
             except DigestError:
                 return await self.preferences_page(request, r.invalid_address)
-            return await self.preferences_page(request, r.change_sent.format(email=new) if sent else r.change_wait)
+            said = {"sent": r.change_sent.format(email=new), "taken": r.taken}.get(sent, r.change_wait)
+            return await self.preferences_page(request, said)
         try:
             pause = int(str(form.get("pause", "-1")))
         except ValueError:

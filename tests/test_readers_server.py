@@ -300,12 +300,41 @@ def test_a_change_to_an_address_already_subscribed_is_refused(site: tuple[Any, M
     settings = server.settings
     pipeline.sync_subscribers(settings, NOW_AT)
     prefs = local(server, pipeline.reader_link(settings, "preferences", "author@example.org", NOW_AT))
-    Roster(settings.db_url).add(Subscriber("other@example.net"), NOW_AT, status=Status.ACTIVE, method="cli", source="")
-    httpx.post(prefs, data={"action": "change", "new_email": "other@example.net"})
+    book = Roster(settings.db_url)
+    book.add(Subscriber("other@example.net"), NOW_AT, status=Status.ACTIVE, method="cli", source="")
+    # refused on the page, before any mail (its link could never succeed)
+    page = httpx.post(prefs, data={"action": "change", "new_email": "Other@example.net"})
+    assert page.status_code == 200 and "already subscribed" in page.text
+    assert wait_for(box, 1, 1) == []
+    # one asked before the other address was taken: its link is refused
+    assert httpx.post(prefs, data={"action": "change", "new_email": "late@example.net"}).status_code == 200
     ((_, mail),) = wait_for(box, 1)
+    book.add(Subscriber("late@example.net"), NOW_AT, status=Status.ACTIVE, method="cli", source="")
     answer = httpx.post(local(server, link_in(mail, "change")))
     assert answer.status_code == 409
-    assert Roster(settings.db_url).get("author@example.org").status == Status.ACTIVE  # type: ignore[union-attr]
+    assert book.get("author@example.org").status == Status.ACTIVE  # type: ignore[union-attr]
+
+
+def test_a_reader_may_change_back_to_an_address_they_left(site: tuple[Any, Mailbox]) -> None:
+    """old -> new, then new -> old again: the old address was left behind (unsubscribed, and its record is
+    back from the subscribers file, which still lists it): it is the reader's to take up again."""
+    server, box = site
+    settings = server.settings
+    pipeline.sync_subscribers(settings, NOW_AT)
+    book = Roster(settings.db_url)
+    for old, new in (("author@example.org", "new@example.net"), ("new@example.net", "author@example.org")):
+        pipeline.sync_subscribers(settings, NOW_AT)  # the file still lists the first address
+        prefs = local(server, pipeline.reader_link(settings, "preferences", old, NOW_AT))
+        box.received.clear()
+        page = httpx.post(prefs, data={"action": "change", "new_email": new})
+        assert page.status_code == 200 and "already subscribed" not in page.text, (old, new)
+        ((rcpt, mail),) = wait_for(box, 1)
+        assert rcpt == new
+        assert httpx.post(local(server, link_in(mail, "change"))).status_code == 200
+        record = book.get(new)
+        assert record is not None and record.status == Status.ACTIVE, (old, new)
+    assert "author@example.org" not in pipeline.suppressed(settings)
+    assert "new@example.net" in pipeline.suppressed(settings)
 
 
 def test_a_user_template_replaces_a_readers_page(tmp_path: Path, smtp_box: Mailbox, http_server_factory: Any) -> None:

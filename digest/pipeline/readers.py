@@ -343,8 +343,9 @@ def save_preferences(
 
 def request_address_change(
     settings: Settings, email: str, new_email: str, now_at: datetime, store: sender.Store | None = None
-) -> bool:
-    """Mail a confirmation link to the new address (False when one went out too recently)."""
+) -> str:
+    """Mail a confirmation link to the new address: "sent", "wait" (one went out too recently) or "taken"
+    (the new address is someone's on the list: refused before any mail, as the change would be)."""
     from digest.config import normalise_address
 
     try:
@@ -354,12 +355,14 @@ def request_address_change(
     book = roster(settings, store)
     interval = timedelta(hours=settings.subscribe.confirm_interval_hours)
     record = book.get(email, events=False)
+    if record is not None and book.address_taken(new):
+        return "taken"
     if record is None or not book.request_change(email, new, now_at, interval):
-        return False
+        return "wait"
     link = _link(settings, "change", f"{record.email}\n{new}", now_at, "change")
     notice = templater.render_notice(settings, "change", record.language, link, old=record.email)
     _send_notice(settings, new, notice, now_at, "change")
-    return True
+    return "sent"
 
 
 def change_address(settings: Settings, payload: str, now_at: datetime, store: sender.Store | None = None) -> str:

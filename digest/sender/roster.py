@@ -610,6 +610,18 @@ class Roster:
                 self._event(conn, key, now_at, "address", "", f"change to {new_email} asked; waiting for confirmation")
             return bool(taken)
 
+    def address_taken(self, new_email: str, conn: Connection | None = None) -> bool:
+        """The address belongs to someone on the list: any subscriber but one who unsubscribed (an address
+        left behind, such as the reader's own before an earlier change, may be taken up again; one that
+        bounced or complained may not)."""
+        query = sa.select(s.status).where(s.email == address_key(new_email))
+        if conn is None:
+            with self.store.connect() as own:
+                status = own.execute(query).scalar()
+        else:
+            status = conn.execute(query).scalar()
+        return status is not None and status != Status.UNSUBSCRIBED.value
+
     def change_address(self, email: str, new_email: str, now_at: datetime) -> str:
         """Confirmed at the new address: "changed", "taken" (the new address is a subscriber) or "expired"."""
         key, new_key = address_key(email), address_key(new_email)
@@ -617,8 +629,10 @@ class Roster:
             pending = conn.execute(sa.select(s.pending_email).where(s.email == key)).scalar()
             if pending != new_key:
                 return "expired"
-            if conn.execute(sa.select(s.id).where(s.email == new_key)).first() is not None:
+            if self.address_taken(new_key, conn):
                 return "taken"
+            # an address left behind (unsubscribed): its record makes way, its history joins the reader's
+            conn.execute(sa.delete(subscribers).where(s.email == new_key))
             conn.execute(
                 sa.update(subscribers)
                 .where(s.email == key)
