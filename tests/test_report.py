@@ -94,13 +94,22 @@ def test_a_reader_that_leaves_early_ends_nothing(tmp_path: Path) -> None:
     (site / "posts").mkdir(parents=True)
     (site / "digest.toml").write_text("[site]\ntitle = 'Gone'\nurl = 'https://gone.example.org/'\n", "utf-8")
     (site / "posts" / "2026-11-17-a.md").write_text("---\ntitle: A\ndate: 2026-11-17 10:00\n---\n\nA.\n", "utf-8")
+    done = into_a_closed_pipe(
+        ["preview", "--week", "2026-W47", "--site", str(site)], tmp_path, "2026-11-22T21:00:00+09:00"
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert (site / "_digest" / "preview" / "email.html").is_file()
+
+
+def into_a_closed_pipe(args: list[str], tmp_path: Path, now: str) -> subprocess.CompletedProcess[str]:
+    """`digest ARGS` with its output a pipe whose reader is gone before the first line."""
     read_end, write_end = os.pipe()
-    os.close(read_end)  # the reader is gone before the first line
-    env = os.environ | {"DIGEST_NOW": "2026-11-22T21:00:00+09:00", "XDG_STATE_HOME": str(tmp_path / "state")}
+    os.close(read_end)
+    env = os.environ | {"DIGEST_NOW": now, "XDG_STATE_HOME": str(tmp_path / "state")}
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "digest.cli", "preview", "--week", "2026-W47", "--site", str(site)],
-            env=env,
+        return subprocess.run(
+            [sys.executable, "-m", "digest.cli", *args],
+            env=env | {"DIGEST_SECRET": "a test secret for the pipes, 32 bytes or more"},
             stdout=write_end,
             stderr=subprocess.PIPE,
             text=True,
@@ -108,8 +117,6 @@ def test_a_reader_that_leaves_early_ends_nothing(tmp_path: Path) -> None:
         )
     finally:
         os.close(write_end)
-    assert (done.returncode, done.stderr) == (0, "")
-    assert (site / "_digest" / "preview" / "email.html").is_file()
 
 
 def test_a_pause_that_ran_out_is_not_shown_as_one() -> None:
@@ -142,18 +149,5 @@ def test_a_reader_that_leaves_before_any_output_of_any_command_ends_nothing(tmp_
     site = tmp_path / "site"
     example = Path(__file__).resolve().parents[1] / "examples" / "site"
     shutil.copytree(example, site, ignore=shutil.ignore_patterns("_digest", ".digest"))
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    env = os.environ | {"DIGEST_NOW": "2026-11-23T09:00:00+09:00", "XDG_STATE_HOME": str(tmp_path / "state")}
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "digest.cli", *command, "--site", str(site)],
-            env=env | {"DIGEST_SECRET": "a test secret for the pipes, 32 bytes or more"},
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        os.close(write_end)
+    done = into_a_closed_pipe([*command, "--site", str(site)], tmp_path, "2026-11-23T09:00:00+09:00")
     assert (done.returncode, done.stderr) == (0, "")
