@@ -142,3 +142,16 @@ def test_the_pipeline_imports_the_sender_on_first_use() -> None:
     code = "import sys, digest.pipeline; print(sorted(m for m in ('digest.sender', 'sqlalchemy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("part", sorted(p.stem for p in (PACKAGE / "pipeline").glob("*.py") if p.stem != "__init__"))
+def test_each_part_of_the_pipeline_imports_first(part: str) -> None:
+    """`from digest.pipeline import building` in a fresh interpreter: the package imports its parts on
+    first use, and a part asked for by name before anything imported it is that part (it had recursed)."""
+    import subprocess
+    import sys
+
+    code = f"from digest.pipeline import {part}; print({part}.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-300:]
+    assert out.stdout.strip() == f"digest.pipeline.{part}"

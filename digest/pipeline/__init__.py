@@ -195,15 +195,19 @@ _HOMES = {
 }
 
 
+_PARTS = frozenset({"_shared", *_HOMES.values()})
+
+
 def __getattr__(name: str) -> object:
     home = _HOMES.get(name)
     if home is not None:
         value = getattr(importlib.import_module(f"digest.pipeline.{home}"), name)
         globals()[name] = value
         return value
-    from digest.pipeline import _shared
-
-    return getattr(_shared, name)  # the sender's names, imported on first use there
+    if name in _PARTS:  # `from digest.pipeline import building` before anything imported it
+        return importlib.import_module(f"digest.pipeline.{name}")
+    shared = importlib.import_module("digest.pipeline._shared")
+    return getattr(shared, name)  # the sender's names, imported on first use there
 
 
 __all__ = [
