@@ -261,3 +261,26 @@ def test_an_older_database_is_migrated_step_by_step(tmp_path: Path, monkeypatch:
         assert version == str(store_module.SCHEMA_VERSION) and columns.count("note") == 1
         assert states(opened) == {"kept@example.com": "pending"}
         opened.close()
+
+
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
+def test_postgresql_records_an_outcome_through_the_primary_key_right_after_a_big_plan(ledger_url: str) -> None:
+    """A plan that adds many rows has PostgreSQL analyse the table: without statistics of them it plans
+    every outcome's UPDATE as a scan of all the issue's rows (a hash join, or a loop with a filter)."""
+    big = Ledger(ledger_url)
+    try:
+        now = datetime(2026, 11, 23, tzinfo=UTC)
+        big.plan("w47", [f"r{n:05d}@example.com" for n in range(3000)], {}, now)
+        claimed = big.claim("w47", "h:1:x/0", 8, now)
+        writer = big.writer()
+        try:
+            sql = "EXPLAIN " + writer.sql
+            plan = writer.cursor.execute(sql, (now.replace(tzinfo=None), claimed, ["<m>"] * 8, ["250"] * 8, "w47"))
+            text = "\n".join(row[0] for row in plan.fetchall())
+        finally:
+            writer.close()
+        # each outcome's row found by (issue, recipient), not every row of the issue scanned and filtered
+        conditions = [line for line in text.splitlines() if "Index Cond" in line]
+        assert any("recipient" in line for line in conditions) and "Join Filter" not in text, text
+    finally:
+        big.close()

@@ -40,6 +40,9 @@ d = deliveries.c
 UNFINISHED = (State.PENDING, State.SENDING, State.DEFERRED, State.FAILED)
 
 
+ANALYZE_AFTER = 1000  # rows a plan adds before PostgreSQL is asked to analyse the table again
+
+
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -95,9 +98,11 @@ class Ledger:
                 ((r, State.SKIPPED, why) for r, why in reasons.items() if r not in existing),
             )
             insert = self.store.insert(deliveries).on_conflict_do_nothing()
+            added = 0
             while rows := list(itertools.islice(fresh, CHUNK)):
                 # row dicts a chunk at a time: 100,000 of them at once would cost ~50 MB
                 conn.execute(insert, [{**base, "recipient": r, "state": st, "reply": why} for r, st, why in rows])
+                added += len(rows)
             changes = []
             for r, (state, reply) in existing.items():
                 if r in wanted and state == State.SKIPPED:
@@ -122,6 +127,13 @@ class Ledger:
             )
             for batch in _chunks(changes):
                 conn.execute(stmt, [{"b_r": r, "b_state": s, "b_reply": why} for r, s, why in batch])
+        if self.is_postgres and added >= ANALYZE_AFTER:
+            # Without statistics of the new rows PostgreSQL plans each outcome's UPDATE as a scan of every
+            # row of the issue (a hash join): 2.8 ms of the server's CPU a commit at 10,000 rows, against
+            # 0.5 ms through the primary key once analysed (autovacuum analyses minutes later). A table
+            # another role owns is skipped with a warning, not an error.
+            with self.store.begin() as conn:
+                conn.execute(sa.text("ANALYZE deliveries"))
 
     def _wanted(
         self, conn: Connection, issue_id: str, recipients: Sequence[str], skipped: Mapping[str, str]
