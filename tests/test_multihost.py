@@ -1,8 +1,10 @@
 """Several machines, one list, nothing twice: three sender hosts (network namespaces with their own
 addresses and host names) share one PostgreSQL ledger and one SMTP server, and all run `digest send` on
 20,000 subscribers at once; one host is SIGKILLed in the middle. Every subscriber receives the issue once,
-except at most the messages in flight on the killed host (one per connection), and the other hosts send
-the killed host's share once its lease runs out."""
+except at most the messages the killed host had sent and not yet recorded in the database (one per
+connection in flight, and up to UNRECORDED more per connection in its own outcome journal, which only it
+reads), and the other hosts send the killed host's share once its lease runs out. When the killed host
+comes back, its first send records its journal and sends nothing."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
+from digest.sender.journal import SUFFIX
+from digest.sender.recorder import UNRECORDED
 from tests.support_netns import hosts, postgres_on
 from tests.support_service import SECRET, write
 
@@ -92,8 +96,14 @@ def test_three_hosts_one_list_one_killed(tmp_path: Path) -> None:
                 config = site(tmp_path / "site", pg.url, (net.gateway, 2525))
                 env = {**os.environ, "DIGEST_SECRET": SECRET, "DIGEST_NOW": NOW.isoformat(), "PYTHONPATH": str(ROOT)}
                 send = [sys.executable, "-m", "digest.cli", "send", "--config", str(config), "--json"]
+                states = [tmp_path / f"state-{i}" for i in range(3)]  # each host its own disk
                 senders = [
-                    subprocess.Popen(net.command(i, send), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                    subprocess.Popen(
+                        net.command(i, send),
+                        env={**env, "XDG_STATE_HOME": str(states[i])},
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                    )
                     for i in range(3)
                 ]
                 deadline = time.monotonic() + 300
@@ -104,6 +114,11 @@ def test_three_hosts_one_list_one_killed(tmp_path: Path) -> None:
                     time.sleep(0.05)
                 senders[1].send_signal(signal.SIGKILL)  # the second host dies in the middle of its share
                 results = [p.communicate(timeout=300) for p in senders]
+                left = list(states[1].rglob(f"*{SUFFIX}"))  # what the killed host sent and had not recorded
+                back = subprocess.run(  # the killed host comes back
+                    net.command(1, send), env={**env, "XDG_STATE_HOME": str(states[1])}, capture_output=True,
+                    timeout=300,
+                )
             finally:
                 controller.stop()
             assert senders[1].returncode == -signal.SIGKILL
@@ -115,7 +130,9 @@ def test_three_hosts_one_list_one_killed(tmp_path: Path) -> None:
             expected = {f"r{n:05d}@example.com" for n in range(SUBSCRIBERS)}
             assert set(copies) == expected  # nobody lost
             twice = sum(n - 1 for n in copies.values())
-            assert twice <= CONNECTIONS  # only what was in flight on the killed host
+            assert twice <= CONNECTIONS * (UNRECORDED + 1)  # only what the killed host had not recorded
+            assert len(left) == 1 and not left[0].exists()  # its journal, recorded when it came back
+            assert back.returncode == 0 and b'"sent": 0' in back.stdout, back.stderr.decode()
             by_host = Counter(peer for _, peer in counting.rcpts)
             assert len(by_host) == 3 and all(n > 1000 for n in by_host.values())  # all three really sent
             engine = sa.create_engine(pg.url)

@@ -29,11 +29,14 @@ def open_store(settings: Settings) -> sender.Store:
 
 def open_ledger(settings: Settings, store: sender.Store | None = None) -> sender.Ledger:
     policy = settings.delivery
+    store = store or open_store(settings)
     return sender.Ledger(
-        store or open_store(settings),
+        store,
         max_attempts=policy.max_attempts,
         retry_base_seconds=policy.retry_base_seconds,
         lease=timedelta(seconds=policy.lease_seconds),
+        # PostgreSQL's commit is a round trip: sends keep what they sent on this host's disk first
+        journal=settings.state_dir / "journal" if store.is_postgres else None,
     )
 
 

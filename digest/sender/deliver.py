@@ -33,6 +33,7 @@ from digest.config import DeliveryPolicy
 from digest.errors import DeliverabilityError, DeliveryError, DigestError, LedgerError
 from digest.models import OutgoingMessage, State, Subscriber
 from digest.records import DeliveryReport
+from digest.sender.journal import Journal
 from digest.sender.ledger import Ledger
 from digest.sender.outcome import DEFERRED, FAILED, SENT, SendResult
 from digest.sender.ratelimit import RateLimiter
@@ -209,8 +210,15 @@ class _Worker:
 
 def _round(run: _Run, connections: int) -> None:
     """One set of worker threads until nothing is due; one error at the end, not one per thread."""
-    run.recorder = Recorder(run.ledger.writer(), run.issue_id, run.clock, eager=not run.ledger.is_postgres)
     prefix = worker_prefix()
+    journal = Journal(run.ledger.journal, prefix) if run.ledger.journal is not None else None
+    try:
+        writer = run.ledger.writer()
+    except BaseException:
+        if journal is not None:
+            journal.close(committed=True)
+        raise
+    run.recorder = Recorder(writer, run.issue_id, run.clock, eager=not run.ledger.is_postgres, journal=journal)
     threads = [
         threading.Thread(target=_Worker(run, f"{prefix}/{n}"), name=f"digest-send-{n}") for n in range(connections)
     ]

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Connection
 from digest.errors import LedgerError
 from digest.models import State, Status
 from digest.records import Delivery, IssueStatus
+from digest.sender.journal import replay
 from digest.sender.outcome import SendResult
 from digest.sender.store import (
     MOVED_TO,
@@ -58,8 +60,12 @@ class Ledger:
         max_attempts: int = 5,
         retry_base_seconds: float = 60.0,
         lease: timedelta = timedelta(minutes=10),
+        journal: Path | None = None,
     ) -> None:
         self.store = open_store(store)
+        # where sends keep their outcome journals (journal.py); None: every outcome is committed before the
+        # worker's next message passes its point of no return
+        self.journal = journal
         self.engine = self.store.engine
         self.is_postgres = self.store.is_postgres
         self.max_attempts = max_attempts
@@ -330,7 +336,10 @@ class Ledger:
 
     def release_dead(self, issue_id: str, is_dead: Callable[[str], bool], now_at: datetime) -> int:
         """Hand back the rows of workers known to be dead (a killed process on this host) without
-        waiting for their lease. Their in-flight messages may be sent twice: the same bound as a lease."""
+        waiting for their lease, once the journals of dead runs are committed. Their in-flight messages
+        may be sent twice: the same bound as a lease."""
+        if self.journal is not None:
+            replay(self.journal, self.record_many)
         with self.store.begin() as conn:
             holders = conn.execute(
                 sa.select(d.worker).where(d.issue_id == issue_id, d.state == State.SENDING).distinct()

@@ -13,6 +13,14 @@ outcome is still queued commits the group itself rather than wait for that threa
 PostgreSQL the same thread made no run faster and some slower (its wake-ups, and its round trip's
 interpreter lock, compete with the workers'), so there the first worker at its gate commits.
 
+With a journal (the PostgreSQL ledger, journal.py) each sent outcome is appended to the run's file on
+this host as it is handed over, and the committer thread writes the database behind the workers: a gate
+lets its worker on while it has at most UNRECORDED outcomes not yet in the database. A SIGKILL then leaves
+the same one message per connection unrecorded anywhere (the journal is replayed before a rerun takes the
+killed run's rows back); only a host that never comes back leaves up to UNRECORDED more per connection to
+be sent again by the others. `digest send` of 10,000 messages of 45 KB, PostgreSQL on 127.0.0.1, 4
+connections, in turns with SQLite: 0.59 and 0.61 of SQLite's rate without the journal, 0.94 and 0.98 with it.
+
 A failing database makes every gate raise the same LedgerError.
 """
 
@@ -23,15 +31,26 @@ from collections.abc import Callable
 from datetime import datetime
 
 from digest.errors import DigestError, LedgerError
+from digest.sender.journal import Journal
 from digest.sender.ledger import OutcomeWriter
 from digest.sender.outcome import SendResult
+
+UNRECORDED = 16  # outcomes of one worker in the journal but not yet in the database, at most
 
 
 class Recorder:
     def __init__(
-        self, writer: OutcomeWriter, issue_id: str, clock: Callable[[], datetime], *, eager: bool = True
+        self,
+        writer: OutcomeWriter,
+        issue_id: str,
+        clock: Callable[[], datetime],
+        *,
+        eager: bool = True,
+        journal: Journal | None = None,
     ) -> None:
         self.writer = writer
+        self.journal = journal
+        self.ahead = UNRECORDED if journal is not None else 0  # what a gate lets a worker have uncommitted
         self.issue_id = issue_id
         self.clock = clock
         self._lock = threading.Lock()  # the queue and the counters
@@ -43,7 +62,7 @@ class Recorder:
         self._error: DigestError | None = None
         self._closing = False
         self._committer: threading.Thread | None = None
-        if eager:
+        if eager or journal is not None:
             self._committer = threading.Thread(target=self._run, name="digest-commit", daemon=True)
             self._committer.start()
 
@@ -51,15 +70,22 @@ class Recorder:
         with self._lock:
             if self._error is not None:
                 raise self._error
+            if self.journal is not None:
+                try:
+                    self.journal.append(self.issue_id, recipient, outcome, self.clock())
+                except DigestError as exc:
+                    self._error = exc
+                    self._queued.notify_all()
+                    raise
             self._queue.append((worker, recipient, outcome))
             self._submitted[worker] = self._submitted.get(worker, 0) + 1
             self._queued.notify()
 
-    def _behind(self, worker: str) -> bool:
+    def _behind(self, worker: str, allowed: int = 0) -> bool:
         # under self._lock
         if self._error is not None:
             raise self._error
-        return self._committed.get(worker, 0) < self._submitted.get(worker, 0)
+        return self._submitted.get(worker, 0) - self._committed.get(worker, 0) > allowed
 
     def _run(self) -> None:
         """The committer: a group commit as soon as there is something to commit."""
@@ -74,12 +100,12 @@ class Recorder:
             except DigestError:  # kept in self._error: every gate raises it
                 return
 
-    def _commit_group(self, worker: str) -> None:
+    def _commit_group(self, worker: str, allowed: int = 0) -> None:
         """Commit every queued outcome; for a `worker` at its gate, only if the commit it may have waited
-        for did not already take its own."""
+        for did not already take its own (all but `allowed` of them)."""
         with self._commit:
             with self._lock:
-                if worker and not self._behind(worker):
+                if worker and not self._behind(worker, allowed):
                     return
                 if self._error is not None:
                     raise self._error
@@ -98,16 +124,17 @@ class Recorder:
                 for who, _, _ in group:
                     self._committed[who] = self._committed.get(who, 0) + 1
 
-    def wait(self, worker: str) -> None:
-        """Return once every outcome `worker` handed over is committed (the gate)."""
+    def wait(self, worker: str, allowed: int = 0) -> None:
+        """Return once every outcome `worker` handed over, but `allowed` of them, is committed."""
         while True:
             with self._lock:
-                if not self._behind(worker):
+                if not self._behind(worker, allowed):
                     return
-            self._commit_group(worker)
+            self._commit_group(worker, allowed)
 
     def gate(self, worker: str) -> Callable[[], None]:
-        return lambda: self.wait(worker)
+        """What a worker passes before its next point of no return."""
+        return lambda: self.wait(worker, self.ahead)
 
     def close(self) -> None:
         """Commit whatever is left (a failed database leaves it uncommitted) and free the connection."""
@@ -120,4 +147,8 @@ class Recorder:
             if self._error is None:
                 self._commit_group("")
         finally:
-            self.writer.close()
+            try:
+                self.writer.close()
+            finally:
+                if self.journal is not None:
+                    self.journal.close(committed=self._error is None)
