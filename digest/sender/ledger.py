@@ -42,6 +42,12 @@ d = deliveries.c
 UNFINISHED = (State.PENDING, State.SENDING, State.DEFERRED, State.FAILED)
 
 
+_PG_PLAN = sa.text(
+    "INSERT INTO deliveries (issue_id, recipient, state, attempts, message_id, reply, worker, updated_at) "
+    "SELECT :issue, v.r, v.s, 0, '', v.why, '', :at "
+    "FROM unnest(CAST(:rs AS text[]), CAST(:ss AS text[]), CAST(:whys AS text[])) AS v(r, s, why) "
+    "ON CONFLICT DO NOTHING"
+).bindparams(sa.bindparam("at", type_=UtcDateTime))
 ANALYZE_AFTER = 1000  # rows a plan adds before PostgreSQL is asked to analyse the table again
 
 
@@ -105,6 +111,12 @@ class Ledger:
             )
             insert = self.store.insert(deliveries).on_conflict_do_nothing()
             added = 0
+            while self.is_postgres and (rows := list(itertools.islice(fresh, CHUNK * 10))):
+                # one statement over arrays: an executemany of 10,000 rows took 0.53 s here, this 0.1 s
+                recipients, states, whys = (list(column) for column in zip(*rows, strict=True))
+                values = {"issue": issue_id, "at": now_at, "rs": recipients, "ss": [st.value for st in states]}
+                conn.execute(_PG_PLAN, {**values, "whys": whys})
+                added += len(rows)
             while rows := list(itertools.islice(fresh, CHUNK)):
                 # row dicts a chunk at a time: 100,000 of them at once would cost ~50 MB
                 conn.execute(insert, [{**base, "recipient": r, "state": st, "reply": why} for r, st, why in rows])
