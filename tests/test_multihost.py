@@ -116,7 +116,9 @@ def test_three_hosts_one_list_one_killed(tmp_path: Path) -> None:
                 results = [p.communicate(timeout=300) for p in senders]
                 left = list(states[1].rglob(f"*{SUFFIX}"))  # what the killed host sent and had not recorded
                 back = subprocess.run(  # the killed host comes back
-                    net.command(1, send), env={**env, "XDG_STATE_HOME": str(states[1])}, capture_output=True,
+                    net.command(1, send),
+                    env={**env, "XDG_STATE_HOME": str(states[1])},
+                    capture_output=True,
                     timeout=300,
                 )
             finally:

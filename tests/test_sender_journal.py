@@ -62,9 +62,8 @@ def _states(ledger: Ledger) -> dict[str, tuple[str, str]]:  # noqa: F811
 def test_a_killed_runs_journal_is_recorded_once_it_is_dead(ledger: Ledger, tmp_path: Path) -> None:  # noqa: F811
     _planned(ledger)
     folder = tmp_path / "journal"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(folder)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
-    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder)], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "journaled"
         assert replay(folder, ledger.record_many) == 0  # alive: its lock is held, nothing is taken
@@ -169,7 +168,9 @@ def _settled(store: AiosmtpdStore, seconds: float, deadline: float) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
 def test_digest_send_killed_while_postgresql_lags_sends_nobody_twice(
-    ledger_url: str, tmp_path: Path, aiosmtpd_store: AiosmtpdStore  # noqa: F811
+    ledger_url: str,
+    tmp_path: Path,
+    aiosmtpd_store: AiosmtpdStore,  # noqa: F811
 ) -> None:
     """The database is locked in the middle of a send: the workers go on sending, each until it is
     UNRECORDED messages ahead of the database, and are SIGKILLed there. Every message they sent is in
