@@ -4,6 +4,7 @@ workers sends nobody twice after a rerun."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -19,14 +20,17 @@ import pytest
 import sqlalchemy as sa
 
 from digest.errors import LedgerError
-from digest.models import State
+from digest.models import State, Subscriber
+from digest.sender.deliver import deliver
 from digest.sender.journal import SUFFIX, Journal, replay
 from digest.sender.ledger import Ledger
 from digest.sender.outcome import DEFERRED, SENT, SendResult
 from digest.sender.recorder import UNRECORDED
+from digest.sender.transports import SmtpTransport
+from tests.crash_driver import settings_for
 from tests.support_postgres import ledger as ledger  # noqa: F401  (fixture)
 from tests.support_postgres import ledger_url as ledger_url  # noqa: F401  (fixture)
-from tests.support_smtp import AiosmtpdStore, copies
+from tests.support_smtp import AiosmtpdStore, SimpleFactory, copies
 from tests.support_smtp import aiosmtpd_store as aiosmtpd_store  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,3 +236,37 @@ def test_the_journal_is_private_like_the_state_folder(tmp_path: Path) -> None:
     journal.close(committed=True)
     assert (tmp_path / "state" / ".gitignore").read_text("utf-8").strip() == "*"
     assert {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "state", tmp_path / "state" / "journal")} == {"0o700"}
+
+
+def test_a_send_whose_journal_cannot_be_made_still_sends_each_once_and_says_why(
+    ledger_url: str,  # noqa: F811
+    tmp_path: Path,
+    aiosmtpd_store: AiosmtpdStore,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The journal only makes PostgreSQL faster: a state folder where it cannot be written (here a file in
+    its place) costs speed, with one warning, never a message."""
+    blocked = tmp_path / "state" / "journal"
+    blocked.parent.mkdir()
+    blocked.write_text("not a folder\n", "utf-8")
+    settings = settings_for(aiosmtpd_store.port)
+    people = [Subscriber(f"r{n:03}@example.com") for n in range(40)]
+    ledger = Ledger(ledger_url, journal=blocked)  # noqa: F811
+    try:
+        with caplog.at_level(logging.WARNING, logger="digest.sender"):
+            report = deliver(
+                SimpleFactory("w47"),
+                people,
+                ledger,
+                lambda: SmtpTransport(settings.smtp, local_hostname="localhost"),
+                settings.delivery,
+                lambda: NOW,
+                issue_id="w47",
+            )
+    finally:
+        ledger.close()
+    assert report.sent == len(people)
+    assert copies(aiosmtpd_store) == {p.email: 1 for p in people}
+    warnings = [r.getMessage() for r in caplog.records if r.name == "digest.sender"]
+    assert len(warnings) == 1 and "cannot write the outcome journal" in warnings[0], warnings
+    assert blocked.read_text("utf-8") == "not a folder\n"

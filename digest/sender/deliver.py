@@ -17,6 +17,7 @@ in flight.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -27,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from digest.config import DeliveryPolicy
@@ -41,6 +43,7 @@ from digest.sender.recorder import Recorder
 from digest.sender.transports import Transport
 from digest.text import address_key
 
+LOG = logging.getLogger("digest.sender")
 STOP_REQUESTED = "stop requested"
 SMALLEST_CLAIM = 10
 INACTIVE = "inactive"
@@ -211,7 +214,7 @@ class _Worker:
 def _round(run: _Run, connections: int) -> None:
     """One set of worker threads until nothing is due; one error at the end, not one per thread."""
     prefix = worker_prefix()
-    journal = Journal(run.ledger.journal, prefix) if run.ledger.journal is not None else None
+    journal = _journal(run.ledger.journal, prefix) if run.ledger.journal is not None else None
     try:
         writer = run.ledger.writer()
     except BaseException:
@@ -247,6 +250,16 @@ def _round(run: _Run, connections: int) -> None:
     refused = [e for e in run.errors if isinstance(e, DeliverabilityError)]
     if refused:  # what was sent stands; the rest waits for the fix
         raise refused[0]
+
+
+def _journal(folder: Path, owner: str) -> Journal | None:
+    """The run's outcome journal; without one (a state folder that cannot be written) the run still sends,
+    each outcome committed before the worker's next message, as on SQLite: slower, never less safe."""
+    try:
+        return Journal(folder, owner)
+    except LedgerError as exc:
+        LOG.warning("%s; this send records each message in the database before the next one (slower)", exc.message)
+        return None
 
 
 def _split(
