@@ -71,3 +71,33 @@ def test_url_joins_base() -> None:
 )
 def test_file_slug(rel: str, slug: str) -> None:
     assert file_slug(rel) == slug
+
+
+def _jekyll(name: str, slug: str = "", categories: tuple[str, ...] = ()) -> PostPath:
+    return PostPath(f"_posts/{name}", WHEN, "Any title", categories, slug=slug, kind="jekyll")
+
+
+@pytest.mark.parametrize(
+    ("post", "pattern", "path"),
+    [
+        # :title is the slug (front matter's, else the file name's) slugified "pretty" and cased, as Jekyll's
+        # UrlDrop#title; :slug the same in the default mode, lower-cased
+        (_jekyll("2026-03-04-Hello World.md"), "/:title/", "/Hello-World/"),
+        (_jekyll("2026-03-04-Hello World.md"), "/:slug/", "/hello-world/"),
+        (_jekyll("2026-03-05-other.md", slug="My Custom Slug"), "/:title/", "/My-Custom-Slug/"),
+        (_jekyll("2026-03-05-other.md", slug="My Custom Slug"), "/:slug/", "/my-custom-slug/"),
+        (_jekyll("2026-03-06-Q&A: what (not) to do!.md"), "/:title/", "/Q&A-what-(not)-to-do!/"),
+        (_jekyll("2026-03-06-Q&A: what (not) to do!.md"), "/:slug/", "/q-a-what-not-to-do/"),
+        (_jekyll("2026-03-07-v1.2_release notes...md"), "/:title/", "/v1.2_release-notes/"),
+        (_jekyll("2026-03-08-봄 노트.md"), "/:title/", "/%EB%B4%84-%EB%85%B8%ED%8A%B8/"),
+        (_jekyll("2026-03-09-plain-name.md"), "/:year/:title.html", "/2021/plain-name.html"),
+        (
+            _jekyll("2026-03-09-a.md", categories=("Field Reports", "C++")),
+            "/:slugified_categories/:title/",
+            "/field-reports/c/a/",
+        ),
+        (_jekyll("2026-03-09-a.md", categories=("Field Reports",)), "/:categories/:title/", "/field%20reports/a/"),
+    ],
+)
+def test_jekyll_titles_and_slugs_are_slugified_as_jekyll_does(post: PostPath, pattern: str, path: str) -> None:
+    assert build_path(pattern, post) == path

@@ -5,7 +5,8 @@ Jekyll and Hugo tokens (digest.text.PERMALINK_TOKENS): :year :short_year :month 
 :categories :slugified_categories :section :sections :path (path under the content root, no extension,
 ``index`` dropped) :filename :slugorfilename :contentbasename :slugorcontentbasename :lang, and Hugo's
 :monthname :weekday (Sunday 0) :weekdayname :yearday. What :title and :slug mean follows the generator:
-Jekyll's :title is the file-name slug (cased) and its :slug the same, slugified; Hugo's :title is the
+Jekyll's :title is its slug (front matter, else file name) slugified "pretty", cased, and its :slug the
+same slugified in the default mode (jekyll_slugify); Hugo's :title is the
 title, urlized, and its :slug the front matter's slug, else that. Jekyll's :categories are lower-cased, not
 slugified (`This Week` -> `this%20week`). A front-matter ``permalink`` or ``url`` replaces the pattern (its
 tokens are expanded too); a ``slug`` replaces :title/:slug, or the last path segment when the pattern has
@@ -169,18 +170,49 @@ def hugo_urlize(text: str, unescape: bool = False) -> str:
     return "".join(out)
 
 
+_JEKYLL_PRETTY = frozenset("._~!$&'()+,;=@")
+
+
+def jekyll_slugify(text: str, *, pretty: bool = False, cased: bool = False) -> str:
+    """Jekyll's Utils.slugify in its "default" and "pretty" modes: each run of characters other than
+    letters, marks and decimal digits (and, pretty, ``._~!$&'()+,;=@``) becomes one "-", one "-" at each
+    end is dropped, and the result is lower-cased unless `cased`. ``Hello World`` -> ``Hello-World``
+    (pretty, cased), ``Q*bert says @!`` -> ``q-bert-says``."""
+    out: list[str] = []
+    replacing = False
+    for c in text:
+        kind = unicodedata.category(c)
+        if kind[0] in "LM" or kind == "Nd" or (pretty and c in _JEKYLL_PRETTY):
+            out.append(c)
+            replacing = False
+        elif not replacing:
+            out.append("-")
+            replacing = True
+    slug = "".join(out)
+    slug = slug[1:] if slug.startswith("-") else slug
+    slug = slug[:-1] if slug.endswith("-") else slug
+    return slug if cased else slug.lower()
+
+
+def _jekyll_slug(post: PostPath) -> str:
+    """The slug Jekyll gives a post: the front matter's, else the file name's without date and ending dots."""
+    return post.slug or file_slug(post.rel_to_content).rstrip(".")
+
+
 def _title(post: PostPath, parts: list[str]) -> str:
     if post.kind == "hugo":  # Hugo: the title, urlized
         return hugo_urlize(post.title) if post.title else file_slug(post.rel_to_content)
+    if post.kind == "jekyll":  # Jekyll: its slug, pretty and cased
+        return jekyll_slugify(_jekyll_slug(post), pretty=True, cased=True)
     return post.slug or file_slug(post.rel_to_content)  # the file-name slug, as written
 
 
 def _slug(post: PostPath, parts: list[str]) -> str:
+    if post.kind == "jekyll":
+        return jekyll_slugify(_jekyll_slug(post))
     if post.slug:
         return hugo_urlize(post.slug) if post.kind == "hugo" else post.slug
     name = file_slug(post.rel_to_content)
-    if post.kind == "jekyll":
-        return slugify(name) or name
     if post.kind == "hugo":
         return _title(post, parts)
     return slugify(post.title) or name
@@ -222,7 +254,9 @@ _TOKENS: dict[str, Callable[[PostPath, list[str]], str]] = {
     "title": _title,
     "slug": _slug,
     "categories": _categories,
-    "slugified_categories": lambda post, parts: "/".join(slugify(c) for c in post.categories),
+    "slugified_categories": lambda post, parts: "/".join(
+        jekyll_slugify(c) if post.kind == "jekyll" else slugify(c) for c in post.categories
+    ),
     "section": lambda post, parts: parts[0] if len(parts) > 1 else "",
     "sections": lambda post, parts: "/".join(parts[:-1] if post.sections is None else post.sections),
     "filename": _filename,
