@@ -41,6 +41,9 @@ class Generator:
     collections_dir: str = ""  # Jekyll collections_dir: the folder path categories are counted from
     language_titles: tuple[tuple[str, str], ...] = ()  # (language, the site's title in it): Hugo [languages.ko]
     lower_paths: bool = False  # Hugo: URL paths made from a pattern are lower-cased (unless disablePathToLower)
+    # The generator gives headings an id, so the outline's links can jump to them: not Pelican without the
+    # toc extension, kramdown with auto_ids: false or Hugo with autoHeadingID = false (an {#id} still does)
+    heading_ids: bool = True
 
 
 @dataclass(frozen=True)

@@ -354,3 +354,49 @@ def test_pelican_intrasite_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         "https://rust.example.org/tag/rust.html",
         twir,
     ]
+
+
+POST_WITH_HEADINGS = "## Morning\n\nA walk.\n\n## Noon {#lunch}\n\nBread.\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "post", "anchors"),
+    [
+        # Pelican's Markdown gives headings ids only with the toc extension; a written {#id} always has one
+        ({"pelicanconf.py": "SITEURL = 'https://p.example'\nPATH = 'content'\n"}, "content/a.md", ("", "#lunch")),
+        (
+            {
+                "pelicanconf.py": "SITEURL = 'https://p.example'\nPATH = 'content'\n"
+                "MARKDOWN = {'extension_configs': {'markdown.extensions.toc': {}, 'markdown.extensions.extra': {}}}\n"
+            },
+            "content/a.md",
+            ("#morning", "#lunch"),
+        ),
+        ({"_config.yml": "url: https://j.example\n"}, "_posts/2024-01-02-a.md", ("#morning", "#lunch")),
+        (
+            {"_config.yml": "url: https://j.example\nkramdown:\n  auto_ids: false\n"},
+            "_posts/2024-01-02-a.md",
+            ("", "#lunch"),
+        ),
+        ({"hugo.toml": 'baseURL = "https://h.example/"\n'}, "content/posts/a.md", ("#morning", "#lunch")),
+        (
+            {"hugo.toml": 'baseURL = "https://h.example/"\n[markup.goldmark.parser]\nautoHeadingID = false\n'},
+            "content/posts/a.md",
+            ("", "#lunch"),
+        ),
+    ],
+)
+def test_the_outline_jumps_to_a_heading_only_where_the_blog_gives_it_an_id(
+    tmp_path: Path, files: dict[str, str], post: str, anchors: tuple[str, str]
+) -> None:
+    for name, text in files.items():
+        write(tmp_path, name, text)
+    front = (
+        "Title: A\nDate: 2024-01-02 10:00\n\n"
+        if "pelicanconf.py" in files
+        else "---\ntitle: A\ndate: 2024-01-02 10:00:00\n---\n"
+    )
+    write(tmp_path, post, front + POST_WITH_HEADINGS)
+    entry = entries_of(tmp_path)[post]
+    assert [h.text for h in entry.outline] == ["Morning", "Noon"]
+    assert tuple(h.anchor.removeprefix(entry.url) for h in entry.outline) == anchors

@@ -463,9 +463,14 @@ def render_post(site: Site, post: Post, url: str, item: str, files: tuple[Found,
         found = next((i for i in _items(body, post, tz) if i.slug == item), None)
         if found is None:
             return ("", "", ())
-        rendered = render(found.markdown, f"{url}#{found.slug}", links=_linker(site, post, url, links))
+        rendered = render(
+            found.markdown,
+            f"{url}#{found.slug}",
+            links=_linker(site, post, url, links),
+            heading_ids=site.generator.heading_ids,
+        )
         return (rendered.html, rendered.summary_html, rendered.outline)
-    rendered = render(body, url, post.meta, _linker(site, post, url, links))
+    rendered = render(body, url, post.meta, _linker(site, post, url, links), heading_ids=site.generator.heading_ids)
     return (rendered.html, xml_safe(rendered.summary_html), rendered.outline)
 
 

@@ -74,12 +74,21 @@ class Rendered:
     outline: tuple[Heading, ...]
 
 
-def render(markdown: str, page_url: str, meta: dict[str, Any] | None = None, links: Linker | None = None) -> Rendered:
+def render(
+    markdown: str,
+    page_url: str,
+    meta: dict[str, Any] | None = None,
+    links: Linker | None = None,
+    *,
+    heading_ids: bool = True,
+) -> Rendered:
     """Render ``markdown``; headings get ``id`` anchors and ``outline`` lists levels 2 and 3. With ``links``,
-    every link, image and URL attribute of raw HTML is made absolute (code and text are left alone)."""
+    every link, image and URL attribute of raw HTML is made absolute (code and text are left alone). Without
+    ``heading_ids`` (the blog's pages have none) the outline links a heading to the page itself, unless the
+    heading names its id (``{#id}``)."""
     env: dict[str, Any] = {}
     tokens = apply_attribute_lists(_MD.parse(markdown, env))
-    outline = _anchor_headings(tokens, page_url)
+    outline = _anchor_headings(tokens, page_url, heading_ids)
     if links is not None:
         links.tokens(tokens)
     html = _MD.renderer.render(tokens, _MD.options, env)
@@ -94,7 +103,7 @@ def _render(markdown: str, links: Linker | None) -> str:
     return str(_MD.renderer.render(tokens, _MD.options, env))
 
 
-def _anchor_headings(tokens: list[Token], page_url: str) -> tuple[Heading, ...]:
+def _anchor_headings(tokens: list[Token], page_url: str, heading_ids: bool = True) -> tuple[Heading, ...]:
     seen: dict[str, int] = {}
     outline = []
     for index, token in enumerate(tokens):
@@ -113,7 +122,9 @@ def _anchor_headings(tokens: list[Token], page_url: str) -> tuple[Heading, ...]:
         classes = token.attrGet("class")
         hidden = isinstance(classes, str) and "no_toc" in classes.split()  # kramdown: not in the table of contents
         if level in (2, 3) and text and not is_toc_heading(text) and not hidden:
-            outline.append(Heading(level, text, f"{page_url.split('#', 1)[0]}#{slug}"))
+            page = page_url.split("#", 1)[0]
+            linked = heading_ids or (isinstance(given, str) and given)
+            outline.append(Heading(level, text, f"{page}#{slug}" if linked else page))
     return tuple(outline)
 
 

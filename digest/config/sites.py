@@ -213,6 +213,7 @@ def _jekyll(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
             language_roots=roots,
             defaults=_jekyll_defaults(data.get("defaults")),
             collections_dir=collections,
+            heading_ids=_setting(data, "kramdown", "auto_ids") is not False,
         ),
     )
 
@@ -337,8 +338,20 @@ def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
             content_dirs=tuple(sorted(content_dirs.items(), key=lambda item: -len(item[0]))),
             permalinks=tuple(sorted(patterns.items())),
             lower_paths=data.get("disablepathtolower") is not True,
+            heading_ids=_setting(data, "markup", "goldmark", "parser", "autoheadingid") is not False,
         ),
     )
+
+
+def _setting(data: dict[str, Any], *keys: str) -> Any:
+    """A nested setting, keys compared without case (`markup.goldmark.parser.autoHeadingID`); None when
+    any level is missing."""
+    value: Any = data
+    for key in keys:
+        value = _lower_keys(value).get(key)
+        if value is None:
+            return None
+    return value
 
 
 def _lower_keys(value: Any) -> dict[str, Any]:
@@ -410,6 +423,8 @@ def _pelican(root: Path, files: list[Path]) -> SiteDefaults:
             default_category=_text(conf.get("DEFAULT_CATEGORY")) or "misc",
             category_from_folder=conf.get("USE_FOLDER_AS_CATEGORY", True) is not False,
             slug_from_file=_text(conf.get("SLUGIFY_SOURCE")) == "basename",
+            # Python-Markdown gives headings ids only with its toc extension (or a toc plugin)
+            heading_ids="toc" in repr(conf.get("MARKDOWN", "")) or "toc" in repr(conf.get("PLUGINS", "")),
         ),
     )
 
