@@ -150,7 +150,9 @@ def test_skipped_inactive_suppressed_and_removed_people_get_nothing(smtp_store: 
 
 def test_the_error_budget_stops_the_run_and_hands_back_the_rest(fault_server: AiosmtpdStore, ledger: Ledger) -> None:
     subs = [Subscriber(f"reject-{i:02}@example.com") for i in range(30)]
-    report = run(fault_server, ledger, subs, FakeClock(), error_budget=5, connections=1)
+    service_stop = threading.Event()  # what the weekly service passes: the run's end must not set it
+    report = run(fault_server, ledger, subs, FakeClock(), error_budget=5, connections=1, stop=service_stop)
+    assert not service_stop.is_set()
     assert report.stopped.startswith("error budget: 5") and "550" in report.stopped
     assert report.failed == 5 and report.exit_code == 3
     status = ledger.status(ISSUE)

@@ -80,12 +80,18 @@ class _Run:
     opened: int = 0
     fatal: BaseException | None = None  # what stopped the run (a transport that refuses, a failing database)
     recorder: Recorder = field(init=False)  # each round of workers has its own
+    halted: threading.Event = field(default_factory=threading.Event)  # set by halt(): this run only
 
     def halt(self, reason: str) -> None:
+        """Stop this run's workers. Never the caller's `stop`: the weekly service passes its own, and a
+        run that ends on an error (the database gone, the error budget) must leave the service running."""
         with self.lock:
             if not self.stopped:
                 self.stopped = reason
-        self.stop.set()
+        self.halted.set()
+
+    def stopping(self) -> bool:
+        return self.halted.is_set() or self.stop.is_set()
 
     def fail(self, error: BaseException) -> None:
         """A worker cannot go on: keep the error (reported once, not per thread) and stop the others; the
@@ -142,7 +148,7 @@ class _Worker:
             run.opened += 1
         try:
             self.renewed_at = run.clock()
-            while not run.stop.is_set():
+            while not run.stopping():
                 self._flush()  # before claiming: a claim may take back stale rows, never our unrecorded ones
                 self.queue.extend(run.ledger.claim(run.issue_id, self.name, run.claim_size(), run.clock()))
                 if not self.queue:
@@ -165,10 +171,10 @@ class _Worker:
     def _drain(self, transport: Transport) -> None:
         run = self.run
         upcoming: OutgoingMessage | None = None  # built for self.queue[0] and handed to the transport as `then`
-        while self.queue and not run.stop.is_set():
+        while self.queue and not run.stopping():
             # the first claimed recipient whose limits allow a start now (another domain's, when one
             # domain's window is full)
-            index = run.limiter.pick(self.queue, run.stop.is_set, self._renew)
+            index = run.limiter.pick(self.queue, run.stopping, self._renew)
             if index is None:
                 return
             self._renew()
