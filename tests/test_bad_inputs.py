@@ -11,7 +11,6 @@ import json
 import mailbox
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -27,6 +26,7 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 
 from digest.cli import main
+from tests.support_postgres import Proxy
 from tests.support_service import Mailbox, authenticate, free_port
 from tests.support_smtp import MemoryHandler
 
@@ -273,6 +273,9 @@ ROWS = [
     row("transport", key("delivery", "transport", "pigeon"), ["send"], 1, "delivery.transport"),
     row("database url", key("state", "database", "nonsense"), ["status"], 1, "state.database"),
     row(
+        "postgres:// url", key("state", "database", "postgres://u@127.0.0.1/db"), ["status"], 1, "postgresql+psycopg://"
+    ),
+    row(
         "plain smtp", both(key("smtp", "host", "mail.example.org"), key("smtp", "mode", "plain")), ["send"], 1, "plain"
     ),
     row("source folder", key("site", "source", ["nowhere"]), ["preview"], 1, "source folder"),
@@ -509,45 +512,6 @@ def test_bad_input_is_one_line_an_exit_code_and_nothing_lost(
 
 
 # -- the database going away in the middle of a send ------------------------------------------------
-
-
-class Proxy:
-    """A TCP proxy to the real PostgreSQL that can be cut, like a database server that stops."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.sockets: list[socket.socket] = []
-        self.open = True
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while self.open:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := a.recv(65536):
-                b.sendall(data)
-        with contextlib.suppress(OSError):
-            b.shutdown(socket.SHUT_WR)
-
-    def cut(self) -> None:
-        self.open = False
-        self.server.close()
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
 
 
 def test_postgresql_stopping_mid_send_is_one_line_and_loses_nothing(case: Case) -> None:

@@ -28,6 +28,7 @@ from digest.sender.outcome import DEFERRED, SENT, SendResult
 from digest.sender.recorder import UNRECORDED
 from digest.sender.transports import SmtpTransport
 from tests.crash_driver import settings_for
+from tests.support_postgres import Proxy
 from tests.support_postgres import ledger as ledger  # noqa: F401  (fixture)
 from tests.support_postgres import ledger_url as ledger_url  # noqa: F401  (fixture)
 from tests.support_smtp import AiosmtpdStore, SimpleFactory, copies
@@ -149,7 +150,8 @@ def _site(tmp_path: Path, database: str, port: int) -> Path:
     config = site / "digest.toml"
     config.write_text(
         config.read_text("utf-8")
-        + f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nmode = "plain"\nconnections = {CONNECTIONS}\n'
+        + f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nmode = "plain"\n'
+        + f"\n[delivery]\nconnections = {CONNECTIONS}\n"
         + f'\n[state]\ndatabase = "{database}"\n',
         "utf-8",
     )
@@ -270,3 +272,39 @@ def test_a_send_whose_journal_cannot_be_made_still_sends_each_once_and_says_why(
     warnings = [r.getMessage() for r in caplog.records if r.name == "digest.sender"]
     assert len(warnings) == 1 and "cannot write the outcome journal" in warnings[0], warnings
     assert blocked.read_text("utf-8") == "not a folder\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
+def test_a_database_lost_mid_send_is_one_line_and_the_rerun_sends_nobody_twice(
+    ledger_url: str,  # noqa: F811
+    tmp_path: Path,
+    aiosmtpd_store: AiosmtpdStore,  # noqa: F811
+) -> None:
+    url = sa.make_url(ledger_url)
+    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
+    through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    site = _site(tmp_path, through, aiosmtpd_store.port)
+    env = {**os.environ, "DIGEST_NOW": "2026-11-23T09:00:00+09:00", "PYTHONPATH": str(ROOT)}
+    env["XDG_STATE_HOME"] = str(tmp_path / "xdg")
+    args = [sys.executable, "-m", "digest.cli", "send", "--site", str(site), "--week", "2026-W47"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(aiosmtpd_store.messages()) < 30 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proxy.cut()
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and "state database" in err, err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err  # the error and what to do
+    site_config = site / "digest.toml"
+    site_config.write_text(site_config.read_text("utf-8").replace(through, ledger_url), "utf-8")
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    got = copies(aiosmtpd_store)
+    assert set(got) == {f"reader{i:04}@example.com" for i in range(COUNT)}
+    assert sum(n - 1 for n in got.values()) <= CONNECTIONS

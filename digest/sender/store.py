@@ -7,6 +7,7 @@ MIGRATIONS, applied in order under a lock when an older database is opened.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -244,10 +245,19 @@ def create_engine(url: str) -> Engine:
         raise LedgerError(f"not a database URL: {url!r}", "use sqlite:///path or postgresql+psycopg://…") from exc
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
+    # A connection that dies under a send is reported once, as a LedgerError with what to do; the pool's
+    # own report of failing to reset it is a traceback on stderr (or in the service's log) that says no more.
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
     try:
         return sa.create_engine(parsed, pool_pre_ping=True)
     except (ImportError, sa.exc.ArgumentError) as exc:
-        raise LedgerError(f"cannot use {parsed.render_as_string()}: {exc}", "install digest[postgres]") from exc
+        if parsed.drivername in ("postgres", "postgres+psycopg"):
+            hint = "SQLAlchemy reads PostgreSQL URLs as postgresql+psycopg://user@host/db, not postgres://"
+        elif parsed.get_backend_name() == "postgresql":
+            hint = "install digest[postgres]"
+        else:
+            hint = "the state database is SQLite (sqlite:///path) or PostgreSQL (postgresql+psycopg://…)"
+        raise LedgerError(f"cannot use {parsed.render_as_string()}: {exc}", hint) from exc
 
 
 def safe_url(url: str) -> str:
