@@ -23,7 +23,7 @@ import pytest
 
 from digest.config import DeliveryPolicy, OutputSettings, Settings, SmtpSettings
 from digest.errors import DeliverabilityError
-from digest.models import Site, Subscriber
+from digest.models import Site, State, Subscriber
 from digest.records import DeliveryReport
 from digest.sender.deliver import STOP_REQUESTED, deliver
 from digest.sender.ledger import REMOVED, Ledger
@@ -32,7 +32,16 @@ from digest.sender.suppressions import Suppressions
 from digest.sender.transports import MaildirTransport, SmtpTransport, Transport
 from tests import crash_driver
 from tests.support_postgres import ledger, ledger_url
-from tests.support_smtp import AiosmtpdStore, FaultHandler, SimpleFactory, Store, copies, fault_server, smtp_store
+from tests.support_smtp import (
+    AiosmtpdStore,
+    FaultHandler,
+    MemoryHandler,
+    SimpleFactory,
+    Store,
+    copies,
+    fault_server,
+    smtp_store,
+)
 
 __all__ = ["fault_server", "ledger", "ledger_url", "smtp_store"]  # fixtures
 
@@ -393,3 +402,46 @@ def test_claims_shrink_as_the_issue_nears_its_end(
     assert report.sent == subscribers
     assert max(asked) == first and min(asked) == last
     assert len(asked) < claims  # claims of 100 each would have taken `claims` (5000) or more
+
+
+class _Takeover(MemoryHandler):
+    """At the `at`-th message the sender stalls past its lease (a paused machine: its clock jumps) and
+    another sender takes the rows it claimed and sends them."""
+
+    def __init__(self, at: int, takeover: Callable[[], None], *, pipelining: bool) -> None:
+        super().__init__(pipelining=pipelining)
+        self.at, self.takeover = at, takeover
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        if len(self.received) == self.at:
+            self.takeover()
+        return reply
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelining"])
+def test_a_sender_stalled_past_its_lease_leaves_the_rows_another_took(ledger_url: str, pipelining: bool) -> None:
+    subs = people(40)
+    clock = FakeClock()
+    ledger = Ledger(ledger_url)
+    other = Ledger(ledger_url)
+    taken: list[str] = []
+
+    def takeover() -> None:
+        clock.now_at += ledger.lease + timedelta(minutes=1)
+        taken.extend(other.claim(ISSUE, "elsewhere:1:abc/0", 1000, clock()))
+        other.record_many(ISSUE, [(r, SendResult(State.SENT, 250, "250 ok", f"<{r}>")) for r in taken], clock())
+
+    store = AiosmtpdStore(_Takeover(10, takeover, pipelining=pipelining)).start()
+    try:
+        report = run(store, ledger, subs, clock, connections=1)
+    finally:
+        store.stop()
+        ledger.close()
+        other.close()
+    got = copies(store)
+    # the other sender took every row this one had not recorded: the 30 unsent and the one in flight
+    assert len(taken) == len(subs) - 10 + 1
+    # this one sent none of them after the stall: both have only the message in flight (1 connection)
+    assert len([r for r in got if r in taken]) == 1
+    assert sum(got.values()) == 10 and report.sent == 10

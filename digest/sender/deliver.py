@@ -171,13 +171,14 @@ class _Worker:
     def _drain(self, transport: Transport) -> None:
         run = self.run
         upcoming: OutgoingMessage | None = None  # built for self.queue[0] and handed to the transport as `then`
+        upcoming_for = ""  # the row it was built for (a renewal may drop that row from the queue)
         while self.queue and not run.stopping():
+            self._renew()  # before the pick: a renewal may drop rows from the queue
             # the first claimed recipient whose limits allow a start now (another domain's, when one
             # domain's window is full)
             index = run.limiter.pick(self.queue, run.stopping, self._renew)
             if index is None:
-                return
-            self._renew()
+                continue  # stopping, or every row went to another sender while waiting
             recipient = self.queue[index]
             subscriber = run.by_key.get(recipient)
             if subscriber is None:
@@ -185,10 +186,11 @@ class _Worker:
                 run.ledger.skip(run.issue_id, [recipient], "not in this run's subscriber list", run.clock())
                 del self.queue[index]
                 continue
-            msg = upcoming if upcoming is not None and index == 0 else run.factory.build(subscriber)
+            msg = upcoming if upcoming is not None and upcoming_for == recipient else run.factory.build(subscriber)
             # Without rate limits the next message is the next claimed row: the transport may start on it
             # with this one (SMTP pipelining). Limits pick it only when it may start, so not now.
-            following = run.by_key.get(self.queue[1]) if index == 0 and len(self.queue) > 1 else None
+            upcoming_for = self.queue[1] if index == 0 and len(self.queue) > 1 else ""
+            following = run.by_key.get(upcoming_for) if upcoming_for else None
             upcoming = run.factory.build(following) if following is not None and not run.limiter.limited else None
             result = transport.send(msg, self.gate, upcoming)
             if result.halt:  # refused, so not delivered: the row goes back as pending with the rest
@@ -209,11 +211,16 @@ class _Worker:
         self.run.recorder.wait(self.name)
 
     def _renew(self) -> None:
-        # a rate-limited worker may hold its claims longer than the lease; keep them
+        # a rate-limited worker may hold its claims longer than the lease: keep them; one that stalled past
+        # it (a paused machine) drops the rows another sender took meanwhile, and sends only its own
         now_at = self.run.clock()
         if now_at - self.renewed_at >= self.run.ledger.lease / 4:
             self._flush()
-            self.run.ledger.renew(self.run.issue_id, self.name, now_at)
+            held = self.run.ledger.renew(self.run.issue_id, self.name, now_at)
+            if any(r not in held for r in self.queue):
+                kept = [r for r in self.queue if r in held]
+                self.queue.clear()
+                self.queue.extend(kept)
             self.renewed_at = now_at
 
 

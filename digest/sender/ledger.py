@@ -400,14 +400,14 @@ class Ledger:
             query = sa.select(sa.func.count()).where(d.issue_id == issue_id, d.state == State.SENDING)
             return int(conn.execute(query).scalar() or 0)
 
-    def renew(self, issue_id: str, worker: str, now_at: datetime) -> None:
-        """Refresh the lease of every row `worker` holds, so a slow (rate-limited) worker keeps them."""
+    def renew(self, issue_id: str, worker: str, now_at: datetime) -> set[str]:
+        """Refresh the lease of every row `worker` holds, so a slow (rate-limited) worker keeps them; the
+        recipients it still holds. A worker that stalled past its lease (a paused machine) may have lost
+        rows to another sender, which sends them: they are not its to send any more."""
+        held = (d.issue_id == issue_id, d.state == State.SENDING, d.worker == worker)
         with self.store.begin() as conn:
-            conn.execute(
-                sa.update(deliveries)
-                .where(d.issue_id == issue_id, d.state == State.SENDING, d.worker == worker)
-                .values(updated_at=now_at)
-            )
+            conn.execute(sa.update(deliveries).where(*held).values(updated_at=now_at))
+            return set(conn.execute(sa.select(d.recipient).where(*held)).scalars())
 
     def release(self, issue_id: str, worker: str, recipients: Sequence[str], now_at: datetime) -> None:
         """Hand claimed-but-unsent rows back (a clean stop), so nobody waits for the lease."""

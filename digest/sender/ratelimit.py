@@ -142,6 +142,8 @@ class RateLimiter:
         if not self.limited or not recipients:
             return 0 if recipients else None
         while True:
+            if not recipients:  # a renewal while waiting dropped them (another sender took them)
+                return None
             with self._lock:
                 waits = []
                 for index in range(len(recipients)):
