@@ -4,6 +4,7 @@ workers sends nobody twice after a rerun."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -308,3 +309,26 @@ def test_a_database_lost_mid_send_is_one_line_and_the_rerun_sends_nobody_twice(
     got = copies(aiosmtpd_store)
     assert set(got) == {f"reader{i:04}@example.com" for i in range(COUNT)}
     assert sum(n - 1 for n in got.values()) <= CONNECTIONS
+
+
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
+def test_check_warns_when_the_journal_of_postgresql_sends_cannot_be_written(
+    ledger_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    site = _site(tmp_path, ledger_url, 25)
+    state = tmp_path / "state"
+    config = site / "digest.toml"
+    config.write_text(config.read_text("utf-8") + f'dir = "{state}"\n', "utf-8")
+    env = {**os.environ, "DIGEST_NOW": "2026-11-23T09:00:00+09:00", "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "digest.cli", "check", "--site", str(site), "--json"]
+
+    def folders() -> dict[str, str]:
+        ran = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+        return next(f for f in json.loads(ran.stdout) if f["check"] == "folders")
+
+    assert folders()["level"] == "ok"
+    (state / "journal").rmdir()
+    (state / "journal").write_text("in the way\n", "utf-8")
+    found = folders()
+    assert found["level"] == "warn" and "outcome journal" in found["detail"], found

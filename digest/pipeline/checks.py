@@ -165,6 +165,15 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
             why = _writable(folder, private)
             if why:
                 return Finding("folders", "fail", f"cannot write {why}", "fix the permissions or the path")
+        if settings.db_url.startswith("postgresql"):  # sends on PostgreSQL keep an outcome journal there
+            why = _writable(settings.state_dir / "journal")
+            if why:
+                return Finding(
+                    "folders",
+                    "warn",
+                    f"cannot write the outcome journal {why}: sends record each message in PostgreSQL first (slower)",
+                    "remove what is in its place or fix the permissions",
+                )
         return Finding("folders", "ok", f"output {settings.output.dir}; state {settings.state_dir}")
 
     def database() -> Finding:
