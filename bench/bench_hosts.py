@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -126,7 +127,9 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     rates: dict[str, list[float]] = {}
     with hosts(3) as net, postgres_on(net.gateway, net.gateway.rsplit(".", 1)[0] + ".0/24") as pg:
-        port = 25000 + os.getpid() % 5000
+        with socket.socket() as probe:  # a free port: one derived from the pid met PostgreSQL's
+            probe.bind((net.gateway, 0))
+            port = probe.getsockname()[1]
         sink = subprocess.Popen([tool("smtp-sink"), "-u", "nobody", f"{net.gateway}:{port}", "1024"])
         work = Path(tempfile.mkdtemp(prefix="digest-bench-hosts-"))
         try:
