@@ -83,7 +83,7 @@ def test_a_killed_runs_journal_is_recorded_once_it_is_dead(ledger: Ledger, tmp_p
     states = _states(ledger)
     assert {r: states[r] for r in PEOPLE[:3]} == {f"p{n}@example.com": (State.SENT, f"<m{n}@x>") for n in range(3)}
     assert states["p3@example.com"][0] == State.SENDING  # a deferral sent nothing: not journaled
-    assert list(folder.iterdir()) == []
+    assert list(folder.glob(f"*{SUFFIX}")) == []
     assert replay(folder, ledger.record_many) == 0  # replayed once
 
 
@@ -100,7 +100,7 @@ def test_release_dead_replays_before_it_hands_rows_back(ledger_url: str, tmp_pat
         states = _states(ledger)
         assert states["p1@example.com"] == (State.SENT, "<m1@x>")
         assert {states[r][0] for r in PEOPLE if r != "p1@example.com"} == {State.PENDING}
-        assert list(folder.iterdir()) == []
+        assert list(folder.glob(f"*{SUFFIX}")) == []
     finally:
         ledger.close()
 
@@ -332,3 +332,29 @@ def test_check_warns_when_the_journal_of_postgresql_sends_cannot_be_written(
     (state / "journal").write_text("in the way\n", "utf-8")
     found = folders()
     assert found["level"] == "warn" and "outcome journal" in found["detail"], found
+
+
+def test_a_dry_run_and_a_status_count_a_dead_runs_journal_as_sent_and_write_nothing(
+    ledger_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "journal"
+    ledger = Ledger(ledger_url, journal=folder)  # noqa: F811
+    try:
+        _planned(ledger)  # every row claimed by host:1:abc/0, a run that is gone
+        journal = Journal(folder, "host:1:abc")
+        for n in (0, 1):
+            journal.append("w47", f"p{n}@example.com", SendResult(SENT, 250, "250 ok", f"<m{n}@x>"), NOW)
+        journal.close(committed=False)
+        to_send, status = ledger.forecast("w47", PEOPLE, {}, NOW, lambda worker: True)
+        assert sorted(to_send) == PEOPLE[2:]  # the two in the journal are not sent again
+        assert status.counts[State.SENT] == len(PEOPLE)  # the status once the send is done
+        counts = ledger.status("w47").counts
+        assert (counts[State.SENT], counts[State.SENDING]) == (2, 3)
+        assert {s for s, _ in _states(ledger).values()} == {State.SENDING}  # nothing written
+        assert len(list(folder.glob(f"*{SUFFIX}"))) == 1
+        ledger.release_dead("w47", lambda worker: True, NOW)  # what a send does first
+        counts = ledger.status("w47").counts
+        assert (counts[State.SENT], counts[State.PENDING], counts[State.SENDING]) == (2, 3, 0)
+    finally:
+        ledger.close()

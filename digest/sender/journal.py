@@ -22,7 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -73,14 +73,62 @@ class Journal:
         os.close(self.fd)
 
 
+@contextlib.contextmanager
+def replaying(folder: Path) -> Iterator[None]:
+    """One replay at a time on this host: two sends starting together after a kill must not both see the
+    dead run's journal held (by the other's replay), take it for a live run's, and hand its rows back
+    before they are recorded. Held around the replay and the hand-back of dead workers' rows."""
+    try:
+        fd = os.open(folder / ".replaying", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:  # no journal folder (never written, or read-only): no journal to replay either
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def replay(folder: Path, record: Record) -> int:
     """Commit the journals of runs that are gone (no lock held) through ``record`` and delete them; the
     number of outcomes replayed. A journal whose run is alive is left alone."""
+    replayed = 0
+    for path, fd in _gone(folder, fcntl.LOCK_EX):
+        try:
+            try:
+                if os.fstat(fd).st_ino != os.stat(path).st_ino:  # replayed and deleted while we opened it
+                    continue
+            except FileNotFoundError:
+                continue
+            for issue_id, (results, last) in _parse(_read(fd)).items():
+                record(issue_id, results, last)
+                replayed += len(results)
+            os.unlink(path)
+        finally:
+            os.close(fd)
+    return replayed
+
+
+def unrecorded(folder: Path) -> dict[str, set[str]]:
+    """{issue: recipients} the journals of runs that are gone say were sent, read without recording them
+    (a dry run or a status writes nothing; the next send records them)."""
+    found: dict[str, set[str]] = {}
+    for _path, fd in _gone(folder, fcntl.LOCK_SH):
+        try:
+            for issue_id, (results, _last) in _parse(_read(fd)).items():
+                found.setdefault(issue_id, set()).update(r for r, _ in results)
+        finally:
+            os.close(fd)
+    return found
+
+
+def _gone(folder: Path, lock: int) -> Iterator[tuple[Path, int]]:
+    """(path, an open descriptor holding `lock`) of each journal whose run is gone; the caller closes it."""
     try:
         paths = sorted(folder.glob(f"*{SUFFIX}"))
     except OSError:
-        return 0
-    replayed = 0
+        return
     for path in paths:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -88,39 +136,47 @@ def replay(folder: Path, record: Record) -> int:
             continue
         except OSError as exc:
             raise _failed(folder, exc) from exc
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # its run is alive
-                continue
-            try:
-                if os.fstat(fd).st_ino != os.stat(path).st_ino:  # replayed and deleted while we opened it
-                    continue
-            except FileNotFoundError:
-                continue
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                data = handle.read()
-            replayed += _commit(data, record)
-            os.unlink(path)
-        finally:
+        if not _locked(fd, lock):  # its run is alive
             os.close(fd)
-    return replayed
+            continue
+        yield path, fd
 
 
-def _commit(data: bytes, record: Record) -> int:
-    by_issue: dict[str, list[tuple[str, SendResult]]] = {}
-    last: dict[str, datetime] = {}
+def _locked(fd: int, lock: int) -> bool:
+    """Take `lock` on a journal unless its run holds it. A run holds its exclusive lock for life; a reader
+    (unrecorded()) holds a shared one for a moment, which a replay waits for rather than take for a run's."""
+    try:
+        fcntl.flock(fd, lock | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        if lock != fcntl.LOCK_EX:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # granted: only readers hold it, the run is gone
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return True
+
+
+def _read(fd: int) -> bytes:
+    with os.fdopen(os.dup(fd), "rb") as handle:
+        return handle.read()
+
+
+def _parse(data: bytes) -> dict[str, tuple[list[tuple[str, SendResult]], datetime]]:
+    """{issue: (its sent outcomes, the time of the last)}."""
+    by_issue: dict[str, tuple[list[tuple[str, SendResult]], datetime]] = {}
     for raw in data.split(b"\n"):
         try:
             issue_id, recipient, message_id, reply, at = json.loads(raw)
             when = datetime.fromisoformat(at)
         except (ValueError, TypeError):  # the empty tail, or a line a full disk cut short
             continue
-        by_issue.setdefault(issue_id, []).append((recipient, SendResult(SENT, 250, reply, message_id)))
-        last[issue_id] = max(when, last.get(issue_id, when))
-    for issue_id, results in by_issue.items():
-        record(issue_id, results, last[issue_id])
-    return sum(len(r) for r in by_issue.values())
+        results, last = by_issue.get(issue_id, ([], when))
+        results.append((recipient, SendResult(SENT, 250, reply, message_id)))
+        by_issue[issue_id] = (results, max(when, last))
+    return by_issue
 
 
 def _failed(folder: Path, exc: OSError) -> LedgerError:

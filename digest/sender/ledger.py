@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from digest.errors import LedgerError
 from digest.models import State, Status
 from digest.records import Delivery, IssueStatus
-from digest.sender.journal import replay
+from digest.sender.journal import replay, replaying, unrecorded
 from digest.sender.outcome import SendResult
 from digest.sender.store import (
     MOVED_TO,
@@ -247,6 +247,7 @@ class Ledger:
                 )
             )
             existing = {row.recipient: row for row in rows}
+        journaled = self._journaled(issue_id)
         to_send: list[str] = []
         counts: dict[str, int] = dict.fromkeys(State, 0)
         why: dict[str, int] = {}
@@ -268,7 +269,9 @@ class Ledger:
                 else:
                     counts[State.DEFERRED] += 1
             elif row.state == State.SENDING:
-                if row.updated_at < stale_at or (row.worker and is_dead(row.worker)):
+                if r in journaled:  # sent by a run that is gone: the send records it, sends nothing
+                    counts[State.SENT] += 1
+                elif row.updated_at < stale_at or (row.worker and is_dead(row.worker)):
                     to_send.append(r)
                 else:
                     counts[State.SENDING] += 1
@@ -350,21 +353,22 @@ class Ledger:
         """Hand back the rows of workers known to be dead (a killed process on this host) without
         waiting for their lease, once the journals of dead runs are committed. Their in-flight messages
         may be sent twice: the same bound as a lease."""
-        if self.journal is not None:
-            replay(self.journal, self.record_many)
-        with self.store.begin() as conn:
-            holders = conn.execute(
-                sa.select(d.worker).where(d.issue_id == issue_id, d.state == State.SENDING).distinct()
-            ).scalars()
-            dead = [w for w in holders if w and is_dead(w)]
-            if not dead:
-                return 0
-            result = conn.execute(
-                sa.update(deliveries)
-                .where(d.issue_id == issue_id, d.state == State.SENDING, d.worker.in_(dead))
-                .values(state=State.PENDING, updated_at=now_at)
-            )
-            return int(result.rowcount or 0)
+        with replaying(self.journal) if self.journal is not None else contextlib.nullcontext():
+            if self.journal is not None:
+                replay(self.journal, self.record_many)
+            with self.store.begin() as conn:
+                holders = conn.execute(
+                    sa.select(d.worker).where(d.issue_id == issue_id, d.state == State.SENDING).distinct()
+                ).scalars()
+                dead = [w for w in holders if w and is_dead(w)]
+                if not dead:
+                    return 0
+                result = conn.execute(
+                    sa.update(deliveries)
+                    .where(d.issue_id == issue_id, d.state == State.SENDING, d.worker.in_(dead))
+                    .values(state=State.PENDING, updated_at=now_at)
+                )
+                return int(result.rowcount or 0)
 
     def skip(self, issue_id: str, recipients: Sequence[str], reason: str, now_at: datetime) -> None:
         """Mark claimed or pending rows skipped (a claimed recipient this run does not know)."""
@@ -490,13 +494,25 @@ class Ledger:
 
     # -- reading ----------------------------------------------------------------------------------
 
+    def _journaled(self, issue_id: str) -> set[str]:
+        """Recipients of `issue_id` whose sent outcomes are in the journal of a run that is gone, not yet
+        in the database (the next send records them first)."""
+        return unrecorded(self.journal).get(issue_id, set()) if self.journal is not None else set()
+
     def status(self, issue_id: str) -> IssueStatus:
+        journaled = self._journaled(issue_id)
         with self.store.connect() as conn:
             counts: dict[str, int] = dict.fromkeys(State, 0)
             for state, n in conn.execute(
                 sa.select(d.state, sa.func.count()).where(d.issue_id == issue_id).group_by(d.state)
             ):
                 counts[state] = n
+            for batch in _chunks(sorted(journaled)):
+                for state in conn.execute(
+                    sa.select(d.state).where(d.issue_id == issue_id, d.recipient.in_(batch), d.state != State.SENT)
+                ).scalars():
+                    counts[state] -= 1  # counted as the next send will record it
+                    counts[State.SENT] += 1
             skipped: dict[str, int] = dict(
                 conn.execute(
                     sa.select(d.reply, sa.func.count())
