@@ -2,16 +2,16 @@
 
 Workers hand each outcome over and go on at once to the next message; before the point of no return of
 that next message (SMTP's final dot, the Maildir rename) the transport calls the worker's gate, which
-returns once every earlier outcome of that worker is committed. So at any moment each connection has at
-most one message the server may have accepted without the ledger saying so: the crash bound is one
-message per connection.
+returns once every earlier outcome of that worker is committed (or, with a journal, written to it). So at
+any moment each connection has at most one message the server may have accepted without the ledger or the
+journal saying so: the crash bound is one message per connection.
 
 A commit takes everything handed over so far (group commit). With `eager` (the SQLite ledger) a committer
 thread makes it as soon as there is something, so the commit of one message overlaps the building and the
 sending of the next (23 to 30 % more messages/s in paired runs of 10,000); a worker at its gate whose
 outcome is still queued commits the group itself rather than wait for that thread to be scheduled. On
-PostgreSQL the same thread made no run faster and some slower (its wake-ups, and its round trip's
-interpreter lock, compete with the workers'), so there the first worker at its gate commits.
+PostgreSQL without a journal the same thread made no run faster and some slower (its wake-ups, and its
+round trip's interpreter lock, compete with the workers'), so there the first worker at its gate commits.
 
 With a journal (the PostgreSQL ledger, journal.py) each sent outcome is appended to the run's file on
 this host as it is handed over, and the committer thread writes the database behind the workers: a gate
