@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -146,6 +147,21 @@ def nothing(site: Path) -> None:
     pass
 
 
+def touch_every_post(site: Path) -> None:
+    """New modification times, the same text: `touch`, a `git checkout` of another branch and back."""
+    for path in (site / "posts").iterdir():
+        os.utime(path, (path.stat().st_atime + 3600, path.stat().st_mtime + 3600))
+
+
+def restore_posts(site: Path) -> None:
+    """The folder restored from a copy (new inodes and change times; a fresh clone in a weekly CI job that
+    keeps its state folder also gives new modification times)."""
+    aside = site.parent / "posts-copy"
+    shutil.copytree(site / "posts", aside)
+    shutil.rmtree(site / "posts")
+    shutil.move(aside, site / "posts")
+
+
 ALPHA, BETA, GAMMA, EARLIER = (
     "2026-11-16-alpha.md",
     "2026-11-17-beta.md",
@@ -160,6 +176,9 @@ EVERY = [ALPHA, BETA, GAMMA, EARLIER]
     [
         # nothing changed: every body from the cache
         (nothing, {}, EVERY, []),
+        # the files touched or restored, their text unchanged: every body from the cache
+        (touch_every_post, {}, EVERY, []),
+        (restore_posts, {}, EVERY, []),
         # one post edited: that one rendered again, the others from the cache
         (edit_beta, {BETA: "Beta EDITED."}, [ALPHA, GAMMA, EARLIER], []),
         # one post deleted: it is gone from the output and from the cache
@@ -171,7 +190,7 @@ EVERY = [ALPHA, BETA, GAMMA, EARLIER]
         # a config change that no rendering reads: nothing rendered again
         (smtp_host, {}, EVERY, []),
     ],
-    ids=["nothing", "edit", "delete", "rename", "config-site-url", "config-smtp"],
+    ids=["nothing", "touched", "restored", "edit", "delete", "rename", "config-site-url", "config-smtp"],
 )
 def test_a_change_renders_again_exactly_what_it_touches(
     site: Path, change: Any, rendered: dict[str, str], cached: list[str], gone: list[str]
@@ -467,3 +486,29 @@ def test_a_preview_from_the_cache_imports_no_renderer(site: Path, args: tuple[st
     assert sorted(again & set(RENDERERS)) == []
     assert sorted(again & set(UNUSED)) == []
     assert output(site) == fresh_output(site, site.parent)
+
+
+def test_a_new_pelican_post_renders_again_only_the_posts_that_link_to_others(tmp_path: Path) -> None:
+    """Pelican's `{filename}` links move with the files they name, so a post with one is rendered again
+    when any file changes; a post without one is not (every Pelican post was, at each new post)."""
+    root = tmp_path / "pelican"
+    (root / "content").mkdir(parents=True)
+    (root / "pelicanconf.py").write_text(
+        "SITENAME = 'Cache Pelican'\nSITEURL = 'https://pelican.example.org'\nPATH = 'content'\n"
+        "TIMEZONE = 'Asia/Seoul'\nARTICLE_URL = 'posts/{slug}/'\n",
+        "utf-8",
+    )
+
+    def article(name: str, title: str, date: str, body: str) -> None:
+        (root / "content" / name).write_text(f"Title: {title}\nDate: {date}\n\n{body}\n", "utf-8")
+
+    article("plain.md", "Plain", "2026-11-16 10:00", "Plain words, with a table | cell |.")
+    article("linking.md", "Linking", "2026-11-17 10:00", "See [plain]({filename}plain.md).")
+    article("old-style.md", "Old style", "2026-11-18 10:00", "See [plain](|filename|plain.md).")
+    preview(root)
+    assert set(mark_bodies(cache_file(root))) == {"plain.md", "linking.md", "old-style.md"}
+    article("new.md", "New", "2026-11-19 10:00", "New words.")
+    text = (preview(root), shown(root))[1]
+    assert "CACHED plain.md" in text
+    assert "CACHED linking.md" not in text and "CACHED old-style.md" not in text
+    assert text.count('href="https://pelican.example.org/posts/plain/"') >= 2  # both links resolved again

@@ -28,6 +28,18 @@ from .urls import language_of, post_url
 _PELICAN = re.compile(
     r"^(?:\{|%7B|\||%7C)(filename|static|attach|tag|category|author|index)(?:\}|%7D|\||%7C)(.*)$", re.I
 )
+# Pelican's links as an author writes them: `{filename}…`, the older `|filename|…`, or percent-encoded
+_PELICAN_IN_TEXT = re.compile(
+    r"(?:\{|%7B|\||%7C)(?:filename|static|attach|tag|category|author|index)(?:\}|%7D|\||%7C)", re.I
+)
+
+
+def links_others(site: Site, body: str) -> bool:
+    """True when ``body`` may link to other files of the site (what Resolver resolves): template code is in
+    braces (Jekyll's `{% post_url %}`, Hugo's `{{< ref >}}`, Pelican's liquid tags), and so are Pelican's
+    `{filename}` links but for their older and percent-encoded forms. A post without any is rendered without
+    the site's files, and no change to another post can change it."""
+    return "{" in body or (site.generator.kind == "pelican" and _PELICAN_IN_TEXT.search(body) is not None)
 
 
 @dataclass

@@ -4,7 +4,7 @@ Two steps, so that a run renders only the entries it shows: `collect` gives ever
 its title, date, URL and labels but, with ``render=False``, no body yet, and `render_entries` renders the
 bodies of the entries asked for. With a `memo` (digest.cache) both survive the process: a file whose size,
 times and inode are unchanged is not read again, an entry whose revision is unchanged is not rendered
-again. An entry's revision is made of the file's stamp, the site config, and, for a post that links to
+again. An entry's revision is made of the file's text, the site config, and, for a post that links to
 other posts (`{% post_url %}`, `{{< ref >}}`, Pelican's `{filename}`), the stamps of every post of the
 site: a renamed or edited target can move its links, so such posts are rendered again whenever any post
 changes (the simple rule; few posts link to others).
@@ -28,7 +28,7 @@ from digest.text import fingerprint, xml_safe
 
 from . import meta as m
 from . import workers
-from .crossrefs import PostLinks, Resolver
+from .crossrefs import PostLinks, Resolver, links_others
 from .layout import Found, Walk, walk
 from .permalink import file_slug
 from .reader import (
@@ -388,14 +388,17 @@ def _record(job: _Job, file: Found, stamp: Stamp | None, resolver: Resolver, tz:
         return replace(seen, parsed=True, problem=post), None, ""
     if isinstance(post, str):
         return replace(seen, parsed=True, excluded=post), None, ""
-    pelican = site.generator.kind == "pelican"  # its {filename} links are in plain Markdown links
-    linking = pelican or "{" in post.body
+    linking = links_others(site, post.body)
     refs = files_key if linking else ""
     links = resolver.for_post(post) if linking else None
     body = _resolved(site, post, links)
 
+    # By what the file says, not by its stamp: a file touched, checked out again or restored from a backup
+    # with the same text keeps its rendered bodies (a weekly job on a fresh clone with a kept state folder).
+    content = fingerprint(info.part.kind, info.part.header, info.part.body)
+
     def revision(item: str) -> str:
-        return fingerprint(site_key, stamp, refs, post.source, item)
+        return fingerprint(site_key, content, refs, post.source, item)
 
     # The reader looked for dated bullets in the body as written: none there, none after resolving nothing.
     items = _items(body, post, tz) if info.maybe_log or links else []
@@ -447,7 +450,7 @@ def _render_body(source: _Source) -> Body:
 
 def _files_for(site: Site, post: Post, site_key: str) -> tuple[Found, ...]:
     """The site's files when ``post`` may link to others (see _record), else none."""
-    return _FILES.get(site_key, ()) if site.generator.kind == "pelican" or "{" in post.body else ()
+    return _FILES.get(site_key, ()) if links_others(site, post.body) else ()
 
 
 def render_post(site: Site, post: Post, url: str, item: str, files: tuple[Found, ...]) -> Body:
@@ -456,8 +459,7 @@ def render_post(site: Site, post: Post, url: str, item: str, files: tuple[Found,
     from .markdown import render
 
     tz = ZoneInfo(site.timezone)
-    pelican = site.generator.kind == "pelican"
-    links = Resolver(site, list(files)).for_post(post) if pelican or "{" in post.body else None
+    links = Resolver(site, list(files)).for_post(post) if links_others(site, post.body) else None
     body = _resolved(site, post, links)
     if item:
         found = next((i for i in _items(body, post, tz) if i.slug == item), None)
