@@ -490,7 +490,8 @@ def test_a_preview_from_the_cache_imports_no_renderer(site: Path, args: tuple[st
 
 def test_a_new_pelican_post_renders_again_only_the_posts_that_link_to_others(tmp_path: Path) -> None:
     """Pelican's `{filename}` links move with the files they name, so a post with one is rendered again
-    when any file changes; a post without one is not (every Pelican post was, at each new post)."""
+    when any file changes; a post without one is not, braces in its code or not (every Pelican post was, at
+    each new post)."""
     root = tmp_path / "pelican"
     (root / "content").mkdir(parents=True)
     (root / "pelicanconf.py").write_text(
@@ -502,7 +503,7 @@ def test_a_new_pelican_post_renders_again_only_the_posts_that_link_to_others(tmp
     def article(name: str, title: str, date: str, body: str) -> None:
         (root / "content" / name).write_text(f"Title: {title}\nDate: {date}\n\n{body}\n", "utf-8")
 
-    article("plain.md", "Plain", "2026-11-16 10:00", "Plain words, with a table | cell |.")
+    article("plain.md", "Plain", "2026-11-16 10:00", "Plain words | cell |.\n\n    fn main() { run(); }")
     article("linking.md", "Linking", "2026-11-17 10:00", "See [plain]({filename}plain.md).")
     article("old-style.md", "Old style", "2026-11-18 10:00", "See [plain](|filename|plain.md).")
     preview(root)

@@ -35,11 +35,14 @@ _PELICAN_IN_TEXT = re.compile(
 
 
 def links_others(site: Site, body: str) -> bool:
-    """True when ``body`` may link to other files of the site (what Resolver resolves): template code is in
-    braces (Jekyll's `{% post_url %}`, Hugo's `{{< ref >}}`, Pelican's liquid tags), and so are Pelican's
-    `{filename}` links but for their older and percent-encoded forms. A post without any is rendered without
-    the site's files, and no change to another post can change it."""
-    return "{" in body or (site.generator.kind == "pelican" and _PELICAN_IN_TEXT.search(body) is not None)
+    """True when ``body`` may link to other files of the site (what Resolver resolves): it holds template
+    code (Jekyll's `{% post_url %}` and `{{ site.baseurl }}`, Hugo's `{{< ref >}}`, Pelican's liquid tags;
+    liquid.strip_templates leaves a body without `{%` or `{{` as it is), or a Pelican link. A post without
+    any (braces in its code blocks are not template code) is rendered without the site's files, and no
+    change to another post can change it."""
+    if "{%" in body or "{{" in body:
+        return True
+    return site.generator.kind == "pelican" and _PELICAN_IN_TEXT.search(body) is not None
 
 
 @dataclass
