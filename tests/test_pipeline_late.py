@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -157,6 +158,48 @@ def test_an_edited_post_is_not_mailed_again(site: tuple[Path, Settings], change:
         store.close()
 
 
+def _retitle(p: Path) -> Path:
+    p.write_text(p.read_text().replace('"Second post"', '"Second post, typo fixed"'))
+    return p
+
+
+def _rename(p: Path) -> Path:
+    return p.rename(p.with_name(p.name.replace(".md", "-moved.md")))
+
+
+def _retime(p: Path) -> Path:
+    p.write_text(p.read_text().replace("2026-11-11 10:00", "2026-11-11 11:30"))
+    return p
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [(_retitle, _rename), (_rename, _retitle), (_rename, _retime), (_retime, _rename), (_retitle, _retime)],
+    ids=["title then file", "file then title", "file then time", "time then file", "title then time"],
+)
+def test_two_edits_in_two_weeks_do_not_mail_a_post_again(
+    site: tuple[Path, Settings], ledger_url: str, first: Any, then: Any
+) -> None:
+    """Each edit alone leaves the post one name it was mailed under; the second finds it by the names it
+    had after the first."""
+    root, settings = site
+    store = Store(ledger_url)
+    try:
+        cycle(settings, monday(9), store)  # W45
+        post = add(root, "second", "Second post", at(11))
+        assert cycle(settings, monday(16), store).entries == 1  # W46 mails it
+        post = first(post)
+        add(root, "third", "Third post", at(18))
+        assert [e.title for e in cycle(settings, monday(23), store).issues[0].late] == []  # W47
+        then(post)
+        add(root, "fourth", "Fourth post", at(25))
+        report = cycle(settings, monday(30), store)  # W48
+        assert [e.title for e in report.issues[0].entries] == ["Fourth post"] and report.issues[0].late == ()
+    finally:
+        store.close()
+    assert sum(n for (_, title), n in copies(settings, ["Second post"]).items()) == len(READERS)
+
+
 def test_an_entry_is_never_in_two_issues(site: tuple[Path, Settings]) -> None:
     root, settings = site
     store = pipeline.open_store(settings)
@@ -286,8 +329,8 @@ Things I read.
 
 def test_a_running_log_item_whose_title_is_fixed_is_not_mailed_again(tmp_path: Path, ledger_url: str) -> None:
     """A typo fixed in a mailed item's title changes its anchor, id and keys: it is still the item mailed,
-    listed with its issue, and never mailed again. An item added the same day, even with a title alike while
-    the first is still there, is new and mailed once."""
+    listed with its issue, and never mailed again, even after the log's file is renamed too. An item added
+    the same day, even with a title alike while the first is still there, is new and mailed once."""
     config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
     settings = settings_for(config)
     log = tmp_path / "posts" / "2026-11-04-reading-log.md"
@@ -304,6 +347,8 @@ def test_a_running_log_item_whose_title_is_fixed_is_not_mailed_again(tmp_path: P
         page = published(settings)["2026-W45/index.html"]
         assert "Python notes" in page and "Rust weekly extra" not in page
         assert cycle(settings, monday(23), store).delivery is None  # W47: nothing left to mail
+        log.rename(log.with_name("2026-11-04-reading-notes.md"))  # then the log's file is renamed
+        assert cycle(settings, monday(30), store).delivery is None  # W48: still nothing to mail
     finally:
         store.close()
     titles = ["First post", "Pythn notes", "Python notes", "Rust weekly", "Rust weekly extra"]

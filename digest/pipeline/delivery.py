@@ -63,6 +63,8 @@ def run_cycle(
             if publish and not dry_run:
                 write_files(settings.output.dir, site_files(result, settings, memo=memo))
                 published = sum(len(h) for h in result.history.values())
+        if not dry_run:
+            sender.remember_names(store, carried, result.pools)
         where = "nowhere (dry run)" if dry_run else sender.describe(settings)
 
         def report(runs: list[IssueRun]) -> CycleReport:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from .bounces import Returned, is_hard
     from .bounces import classify as classify_returned
-    from .carried import read_carried, record_issue
+    from .carried import read_carried, record_issue, remember_names
     from .csvio import parse_mapping, read_csv, write_export
     from .cycles import Cycles
     from .deliver import STOP_REQUESTED, deliver, is_dead_worker
@@ -51,6 +51,7 @@ _WHERE = {
     "classify_returned": (".bounces", "classify"),
     "read_carried": (".carried", "read_carried"),
     "record_issue": (".carried", "record_issue"),
+    "remember_names": (".carried", "remember_names"),
     "parse_mapping": (".csvio", "parse_mapping"),
     "read_csv": (".csvio", "read_csv"),
     "write_export": (".csvio", "write_export"),
@@ -155,6 +156,7 @@ __all__ = [
     "open_store",
     "read_carried",
     "record_issue",
+    "remember_names",
     "safe_url",
     "send_test_copy",
     "transport_for",

@@ -9,12 +9,12 @@ entry that shows up meanwhile waits for the next one.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from digest.issues import entry_keys
+from digest.issues import entry_keys, mailed_as
 from digest.models import Carried, Entry, Issue
 from digest.sender.store import Store, issue_entries, issues
 
@@ -95,3 +95,26 @@ def _insert_entries(store: Store, conn: sa.Connection, language: str, issue_id: 
     if rows:
         # a key another issue took meanwhile stays with it: that entry is not carried twice
         conn.execute(store.insert(issue_entries).on_conflict_do_nothing(), rows)
+
+
+def remember_names(store: Store, carried: Mapping[str, Carried], pools: Mapping[str, Sequence[Entry]]) -> int:
+    """Add to each earlier issue the names its entries are known by now, and return how many were added.
+    An entry is matched to the issue that mailed it by any one of its names (issues.entry_keys); a title
+    fixed one week and the file renamed the next would leave none of the names first recorded, and the post
+    would go out again as a late arrival. Run at each send, so each edit is matched through the names the
+    entry had after the one before."""
+    rows = []
+    for language, pool in pools.items():
+        known = carried.get(language)
+        if known is None or not known.entries:
+            continue
+        by_id = {entry.id: entry for entry in pool}
+        for entry_id, issue_id in mailed_as(pool, known).items():
+            for key in sorted(entry_keys(by_id[entry_id])):
+                if key not in known.entries:
+                    rows.append({"language": language, "entry_key": key, "issue_id": issue_id, "entry_id": entry_id})
+    if rows:
+        with store.begin() as conn:
+            # a name another issue holds stays with it (two entries cannot both be one issue's)
+            conn.execute(store.insert(issue_entries).on_conflict_do_nothing(), rows)
+    return len(rows)
