@@ -389,3 +389,47 @@ def test_the_domain_of_a_mailbox_is_the_email_packages(value: str) -> None:
     from digest.config.checks import domain_of
 
     assert domain_of(value) == parseaddr(value)[1].rpartition("@")[2]
+
+
+def _send(site: Path, home: Path, now: str, *args: str) -> tuple[int, str]:
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"XDG_STATE_HOME": str(home), "DIGEST_NOW": now}
+    done = subprocess.run(
+        [sys.executable, "-m", "digest.cli", *args, "--site", str(site)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in done.stderr
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_a_changed_url_does_not_start_a_new_list_without_the_unsubscribes(tmp_path: Path) -> None:
+    """The default state folder is named after the newsletter's URL: after a change of URL digest refuses
+    to start an empty ledger (which would mail the unsubscribed) and names the folder that holds the list."""
+    site, home = tmp_path / "blog", tmp_path / "state"
+    config = write(site / "digest.toml", "[site]\ntitle = 'Moving Notes'\nurl = 'https://old.example.net/'\n")
+    write(site / "posts" / "2026-11-10-first.md", "---\ntitle: First\ndate: 2026-11-10 10:00\n---\n\nFirst.\n")
+    write(site / "subscribers.yaml", "subscribers:\n  - email: stays@example.com\n  - email: gone@example.com\n")
+    code, said = _send(site, home, "2026-11-16T09:00:00+00:00", "send")
+    assert code == 0 and "sent 2" in said, said
+    code, said = _send(site, home, "2026-11-16T10:00:00+00:00", "unsubscribe", "gone@example.com")
+    assert code == 0, said
+    earlier = home / "digest" / "old.example.net-newsletter"
+    config.write_text(config.read_text().replace("old.example.net", "new.example.net"))
+    write(site / "posts" / "2026-11-17-second.md", "---\ntitle: Second\ndate: 2026-11-17 10:00\n---\n\nSecond.\n")
+    for command in (["send"], ["preview"], ["check"]):
+        code, said = _send(site, home, "2026-11-23T09:00:00+00:00", *command)
+        assert code == 1 and f'[state] dir = "{earlier}"' in said and len(said.strip().splitlines()) == 1, said
+    assert not (home / "digest" / "new.example.net-newsletter" / "digest.sqlite3").exists()
+    config.write_text(config.read_text() + f'[state]\ndir = "{earlier}"\n')
+    code, said = _send(site, home, "2026-11-23T09:00:00+00:00", "send")
+    assert code == 0 and "sent 1" in said, said  # the one still subscribed
+    # another config of the same folder, with a URL of its own, is another newsletter: not refused
+    other = write(site / "other.toml", "[site]\ntitle = 'Other'\nurl = 'https://other.example.net/'\n")
+    code, said = _send(site, home, "2026-11-23T09:00:00+00:00", "--config", str(other), "check")
+    assert "state dir" not in said, said

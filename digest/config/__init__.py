@@ -3,7 +3,7 @@ to every stage; the subscribers file is read here too."""
 
 from typing import TYPE_CHECKING
 
-from .folders import private_folder
+from .folders import mark_owner, owner_of, private_folder
 from .load import CONFIG_NAME, DATABASE_ENV, SECRET_ENV, find_config, line_in_config, load_settings, with_overrides
 from .schema import validate as validate_sections
 from .settings import (
@@ -84,6 +84,8 @@ __all__ = [
     "single_subscriber",
     "subscriber_language",
     "validate",
+    "mark_owner",
+    "owner_of",
     "private_folder",
     "with_overrides",
 ]

@@ -59,6 +59,44 @@ def default_state_dir(base: Path, output_url: str, site_root: Path, env: Mapping
     return state_home(env) / "digest" / newsletter_name(output_url, site_root)
 
 
+DATABASE_FILE = "digest.sqlite3"  # the SQLite store in a state folder
+OWNER_FILE = "made-for"  # in a state folder: the config file (or the site folder) it holds the state of
+
+
+def owner_of(config_file: Path | None, site_root: Path) -> str:
+    """What a state folder is the state of: the config file, else (no digest.toml) the site folder."""
+    return str((config_file or site_root).resolve())
+
+
+def mark_owner(state_dir: Path, owner: str) -> None:
+    """Write (or correct) the state folder's OWNER_FILE; a folder that cannot take it only loses the check
+    of earlier_state."""
+    path = state_dir / OWNER_FILE
+    with contextlib.suppress(OSError):
+        if not path.is_file() or path.read_text("utf-8").strip() != owner:
+            path.write_text(owner + "\n", "utf-8")
+
+
+def earlier_state(state_dir: Path, owner: str) -> Path | None:
+    """Another default state folder beside `state_dir` that holds a database of the same config, when
+    `state_dir` holds none: the folder of the newsletter's earlier URL (the default name follows the URL, so
+    a changed `site.url` or `output.url` would start an empty ledger, without the unsubscribes)."""
+    if (state_dir / DATABASE_FILE).exists():
+        return None
+    try:
+        folders = [entry for entry in os.scandir(state_dir.parent) if entry.name != state_dir.name]
+    except OSError:
+        return None
+    for entry in sorted(folders, key=lambda e: e.name):
+        try:
+            made_for = Path(entry.path, OWNER_FILE).read_text("utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if made_for == owner and Path(entry.path, DATABASE_FILE).is_file():
+            return Path(entry.path)
+    return None
+
+
 def private_folder(path: Path) -> Path:
     """Make `path` (and its parents) if missing, only its owner may enter a folder made here, and it gets
     a `.gitignore` of `*` unless it already has one. Returns `path`."""

@@ -15,7 +15,7 @@ from digest.errors import ConfigError
 from digest.models import Site
 
 from . import checks
-from .folders import default_state_dir
+from .folders import default_state_dir, earlier_state, owner_of
 from .schema import WEEKDAYS, line_of, to_timezone, toml_fields, validate
 from .settings import (
     MOVED,
@@ -170,6 +170,14 @@ def _settings(
         subscribers_file = paths.base / "subscribers.yaml"
     database_url = env.get(DATABASE_ENV) or state.get("database", "")
     checks.database_url(database_url, label)
+    if not state.get("dir") and not database_url and state_dir.parent.name == "digest":
+        earlier = earlier_state(state_dir, owner_of(config_file, site_model.root))
+        if earlier is not None:
+            raise ConfigError(
+                f"{label}: the ledger, subscribers and unsubscribes of this newsletter are in {earlier}, the state "
+                f'folder of its earlier URL, and output.url is now {output.url}: set [state] dir = "{earlier}" '
+                "to keep them (or move that folder away to start a new list)"
+            )
     checks.folder_is_not_a_file(output.dir, "output.dir", label)
     checks.folder_is_not_a_file(state_dir, "state.dir", label)
     return Settings(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from digest.models import Site
 
+from .folders import DATABASE_FILE
 from .schema import (
     WEEKDAYS,
     choice,
@@ -255,7 +256,7 @@ class Settings:
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.state_dir / 'digest.sqlite3'}"
+        return self.database_url or f"sqlite:///{self.state_dir / DATABASE_FILE}"
 
 
 # {section: {key: default}}: what the README documents, read off the dataclasses.

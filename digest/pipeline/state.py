@@ -24,6 +24,7 @@ else:
 def open_store(settings: Settings) -> sender.Store:
     if not settings.database_url:
         private_folder(settings.state_dir)
+        config.mark_owner(settings.state_dir, config.owner_of(settings.config_file, settings.site.root))
     return sender.Store(settings.db_url)
 
 
