@@ -639,6 +639,7 @@ def list_subscribers(ctx: Context, statuses: tuple[str, ...], as_json: bool) -> 
 @fail_on_error
 def show_subscriber(ctx: Context, email: str, as_json: bool) -> None:
     """One subscriber: status, consent, bounce counters and every change with its reason."""
+    email = _address(email, loose=True)
     now_at = clock()
     pipeline.sync_subscribers(ctx.settings, now_at)
     record = pipeline.roster(ctx.settings).get(email)
@@ -684,6 +685,7 @@ def add_subscriber(
 @fail_on_error
 def remove_subscriber(ctx: Context, email: str, forget: bool, as_json: bool) -> None:
     """Unsubscribe an address (kept as unsubscribed so nothing reaches it), or --forget it entirely."""
+    email = _address(email, loose=forget)
     settings = ctx.settings
     if forget:
         changed = pipeline.roster(settings).forget(email)
@@ -757,6 +759,20 @@ def check_subscribers_cmd(ctx: Context) -> None:
     sys.exit(1 if problems else 0)
 
 
+def _address(email: str, *, loose: bool = False) -> str:
+    """EMAIL as the store keeps it (an international domain in its ASCII form, the domain in lower case), as
+    the sign-up form and the subscribers file write it; `loose` keeps what is no address as typed (to forget
+    a row stored before addresses were checked)."""
+    from digest.config import normalise_address
+
+    try:
+        return normalise_address(email)
+    except ValueError as exc:
+        if loose:
+            return email.strip()
+        raise UsageError(f"{email!r} {exc}", "give one email address, like reader@example.com") from exc
+
+
 @main.command()
 @site_options
 @click.argument("email")
@@ -764,6 +780,7 @@ def check_subscribers_cmd(ctx: Context) -> None:
 @fail_on_error
 def unsubscribe(ctx: Context, email: str, undo: bool) -> None:
     """Suppress an address by hand (e.g. after a mailto unsubscribe)."""
+    email = _address(email)
     if undo:
         changed = pipeline.resubscribe(ctx.settings, email, now_at=clock())
         out.print(f"{email}: {'resubscribed' if changed else 'was not suppressed'}")

@@ -588,3 +588,22 @@ def test_a_dry_run_reports_what_the_real_send_then_does(
     real = json.loads(out)
     assert code == 0 and {k: dry[k] for k in COUNTS} == {k: real[k] for k in COUNTS}
     assert [i["sent"] for i in dry["issues"]] == [i["sent"] for i in real["issues"]]
+
+
+def test_an_address_given_by_hand_is_the_address_the_form_stored(site: Path) -> None:
+    """The form and the subscribers file keep an international domain in its ASCII form: `unsubscribe`,
+    `subscribers show` and `remove` find the reader however the domain is written; what is no address is a
+    usage error, never a suppression of nothing."""
+    assert invoke("subscribers", "add", "--site", str(site), "jimin@한국.example")[0] == 0
+    code, out, _ = invoke("unsubscribe", "--site", str(site), "jimin@한국.example")
+    assert code == 0 and "unsubscribed" in out and "already" not in out
+    code, out, _ = invoke("subscribers", "show", "--site", str(site), "JIMIN@한국.EXAMPLE")
+    assert code == 0 and "unsubscribed" in out, out
+    assert invoke("subscribers", "add", "--site", str(site), "bo@Example.ORG")[0] == 0
+    code, out, _ = invoke("subscribers", "remove", "--site", str(site), "bo@example.org")
+    assert code == 0 and "unsubscribed" in out and "already" not in out
+    code, out, err = invoke("unsubscribe", "--site", str(site), "not an address")
+    assert code == 2 and "not an address" in err and "Traceback" not in err
+    invoke("run", "--site", str(site), "--week", "2026-W47")
+    to = " ".join(str(m["To"]) for m in mailbox.Maildir(outbox(site), create=False))
+    assert "xn--3e0b707e.example" not in to and "bo@" not in to.lower()

@@ -217,3 +217,13 @@ def test_store_is_shared(tmp_path: Path) -> None:
     store = Store(settings.db_url)
     assert pipeline.sync_subscribers(settings, NOW_AT, store).added == 2
     assert pipeline.sync_subscribers(settings, NOW_AT, store).added == 0
+
+
+def test_a_mailto_unsubscribe_from_an_international_domain_finds_its_reader(tmp_path: Path) -> None:
+    settings = _site(tmp_path, maildir=tmp_path / "bounces")
+    pipeline.add_subscriber(settings, "jimin@한국.example", NOW_AT, clock=lambda: NOW_AT)  # as the form stores it
+    drop_in_maildir(tmp_path / "bounces", [sample("mailto_unsubscribe", "jimin@한국.example", TAG)])
+    report = pipeline.read_bounces(settings, NOW_AT)
+    assert [(f.kind, f.email) for f in report.findings] == [("unsubscribe", "jimin@xn--3e0b707e.example")]
+    record = Roster(settings.db_url).get("jimin@xn--3e0b707e.example")
+    assert record is not None and record.status == Status.UNSUBSCRIBED

@@ -388,7 +388,7 @@ def read_bounces(settings: Settings, now_at: datetime, store: sender.Store | Non
         if returned.kind == "ignored":
             findings.append(BounceFinding("ignored", "", returned.reason))
             return
-        by_address = next((a for a in returned.addresses if book.known(a)), "")
+        by_address = next((a for a in map(_stored_form, returned.addresses) if book.known(a)), "")
         owner = by_address if returned.kind == "unsubscribe" else book.tag_owner(returned.tags) or by_address
         if not owner:
             counts["unknown"] += 1
@@ -407,6 +407,17 @@ def read_bounces(settings: Settings, now_at: datetime, store: sender.Store | Non
         if own:
             store.close()
     return BounceReport(sender.describe_mailbox(config), counts["messages"], tuple(findings), counts["unknown"])
+
+
+def _stored_form(address: str) -> str:
+    """An address from a mail (a mailto unsubscribe's From, a bounce's recipient) as the store keeps it: an
+    international domain in its ASCII form; as it came when it is no valid address."""
+    from digest.config import normalise_address
+
+    try:
+        return normalise_address(address)
+    except ValueError:
+        return address
 
 
 def _address_of(mailbox: str) -> str:

@@ -13,13 +13,14 @@ side cannot garble the way it rewrites or redacts addresses; the addresses the r
 from __future__ import annotations
 
 import email
+import email.header
 import email.policy
 import email.utils
 import re
 from dataclasses import dataclass
 from email.message import Message
 
-from flufl.bounce import all_failures
+from flufl.bounce import all_failures as _all_failures
 
 from digest.sender.tokens import tags_in
 
@@ -53,6 +54,30 @@ def is_hard(status: str, diagnostic: str = "") -> bool:
     if subject == "1" or code in ("2.1", "4.4"):
         return True
     return code == "0.0" and bool(HARD_WORDS.search(diagnostic))
+
+
+def all_failures(msg: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """flufl.bounce's (temporary, permanent) failures; none when one of its detectors fails on the message
+    (its Sina detector calls .lower() on a From header of raw UTF-8, which the parser leaves a Header)."""
+    try:
+        return _all_failures(msg)
+    except Exception:  # noqa: BLE001 - a detector's bug is no reason to stop reading the mailbox
+        return frozenset(), frozenset()
+
+
+def _header(msg: Message, name: str) -> str:
+    """A header as text: encoded words decoded, and raw UTF-8 (as mail from an internationalised address
+    comes) read as UTF-8 rather than turned into replacement characters."""
+    value = msg.get(name, "")
+    if isinstance(value, str) and "=?" not in value:
+        return value
+    decoded = email.header.decode_header(value)
+    return "".join(
+        part.decode(charset if charset and charset != "unknown-8bit" else "utf-8", "replace")
+        if isinstance(part, bytes)
+        else part
+        for part, charset in decoded
+    )
 
 
 def _text(part: Message) -> str:
@@ -166,7 +191,7 @@ def classify(raw: bytes, return_path: str = "", unsubscribe_address: str = "") -
         return _complaint(msg, tags)
     if msg.get_content_type() == "multipart/report" and report == "delivery-status" or _delivery_blocks(msg):
         return _dsn(msg, tags)
-    sender = email.utils.parseaddr(str(msg.get("from", "")))[1]
+    sender = email.utils.parseaddr(_header(msg, "from"))[1]
     temporary, permanent = all_failures(msg)
     if permanent or (DAEMONS.search(sender or "<>") and temporary):
         found = tuple(dict.fromkeys(a.lower() for a in _addresses(permanent) + _addresses(temporary)))
@@ -176,7 +201,7 @@ def classify(raw: bytes, return_path: str = "", unsubscribe_address: str = "") -
     if _is_auto(msg) or not sender or DAEMONS.search(sender):
         return Returned("ignored", tags, (), "an automatic reply")
     to = " ".join(str(v) for k, v in msg.items() if k.lower() in RECIPIENT_HEADERS).lower()
-    subject = str(email.header.make_header(email.header.decode_header(str(msg.get("subject", "")))))
+    subject = _header(msg, "subject")
     body = next((_text(p) for p in msg.walk() if p.get_content_type() == "text/plain"), "")
     to_list = bool(unsubscribe_address) and unsubscribe_address.lower() in to
     if to_list and (UNSUBSCRIBE_WORDS.search(subject) or UNSUBSCRIBE_WORDS.search(body[:500])):
