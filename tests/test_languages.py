@@ -363,3 +363,20 @@ def test_paused_and_unsubscribed_readers_are_skipped_in_their_own_language_with_
         )
         state = json.loads(out)
         assert state["counts"].get("sent", 0) == 0 and state["skipped"] == reasons, (lang, state)
+
+
+def test_a_site_that_changes_its_language_does_not_mail_that_languages_issues_again(site: Path) -> None:
+    """The site's own language has no prefix in the ledger: after `language = "ko"` the Korean issues planned
+    as ko/… are the site language's, and what they carried is not mailed again as late arrivals."""
+    assert invoke("run", "--site", str(site))[0] == 0  # 2026-W47: ko/2026-W47 to the Korean reader
+    config = site / "digest.toml"
+    config.write_text(config.read_text("utf-8").replace('language = "en"', 'language = "ko"'), "utf-8")
+    (site / "posts" / "2026-11-25-plane-ko.md").write_text(
+        '---\ntitle: "대패 손질"\ndate: 2026-11-25 10:00\nlang: ko\n---\n\n대패 날을 갈았다.\n', "utf-8"
+    )
+    status, out, err = invoke("run", "--site", str(site), "--json", now="2026-11-30T09:00:00+01:00")
+    assert status == 0, err
+    korean = [i for i in json.loads(out)["issues"] if i["language"] == "ko"]
+    assert [(i["issue"], [(e["title"], e["late"]) for e in i["entries"]]) for i in korean] == [
+        ("2026-W48", [("대패 손질", False)])
+    ]

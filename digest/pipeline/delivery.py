@@ -54,7 +54,7 @@ def run_cycle(
     own_store = store is None
     store = store or open_store(settings)
     try:
-        carried = sender.read_carried(store)
+        carried = sender.read_carried(store, settings.site.language)
         published = 0
         with cached(settings) as memo:
             result = with_note(

@@ -237,7 +237,7 @@ def send_welcome(
         sub = record.subscriber()
         language = text.issue_language(sub.language, settings.site.language)
         # the archive's latest issue as published: each entry with the issue that mailed it (the ledger's)
-        carried = sender.read_carried(store)
+        carried = sender.read_carried(store, settings.site.language)
         last = select_week(settings, now_at, "last")
         latest = build(settings, now_at, last, carried=carried).history.get(language, ())
         issue = None

@@ -81,7 +81,9 @@ def _mail_review(
     settings: Settings, week: Week, fire_at: datetime, now_at: datetime, store: sender.Store
 ) -> SendResult:
     # the issue as it stands now (the send at `fire_at` builds it again, with whatever is published meanwhile)
-    result = with_note(build(settings, now_at, week, carried=sender.read_carried(store)), settings, store)
+    result = with_note(
+        build(settings, now_at, week, carried=sender.read_carried(store, settings.site.language)), settings, store
+    )
     issue = result.issue
     link = review_link(settings, week.label, now_at)
     default = settings.schedule.review_default

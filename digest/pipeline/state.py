@@ -95,12 +95,12 @@ def read_carried(settings: Settings, store: sender.Store | None = None) -> dict[
     """What the ledger says about the issues planned so far ({} when there is no ledger yet: a preview
     never creates one)."""
     if store is not None:
-        return sender.read_carried(store)
+        return sender.read_carried(store, settings.site.language)
     if not settings.database_url and not (settings.state_dir / "digest.sqlite3").is_file():
         return {}
     opened = open_store(settings)
     try:
-        return sender.read_carried(opened)
+        return sender.read_carried(opened, settings.site.language)
     finally:
         opened.close()
 

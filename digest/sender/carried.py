@@ -17,13 +17,35 @@ import sqlalchemy as sa
 from digest.issues import entry_keys, mailed_as
 from digest.models import Carried, Entry, Issue
 from digest.sender.store import Store, issue_entries, issues
+from digest.text import language_key
 
 i = issues.c
 e = issue_entries.c
 
 
-def read_carried(store: Store) -> dict[str, Carried]:
-    """{language: what its planned issues carried}, for every language planned in this ledger."""
+def read_carried(store: Store, site_language: str = "") -> dict[str, Carried]:
+    """{language: what its planned issues carried}, for every language planned in this ledger. The site's
+    own language is "" (its issues have no prefix); `site_language` (the site's `language` now) brings the
+    issues planned under its own key, before the site changed its language, to "": so a site that turns
+    from English to Korean knows what the Korean issues carried (or mails its Korean back catalogue
+    again, as late arrivals)."""
+    found = _read_carried(store)
+    own = language_key(site_language)
+    if own and own in found:
+        before, earlier = found.get("", Carried()), found.pop(own)
+        found[""] = Carried(
+            entries={**earlier.entries, **before.entries},
+            planned={**earlier.planned, **before.planned},
+            # the bound of the language the pool is in now: its own first issue
+            first_start_at=earlier.first_start_at or before.first_start_at,
+            windows={**earlier.windows, **before.windows},
+            sizes={**earlier.sizes, **before.sizes},
+            items={**earlier.items, **before.items},
+        )
+    return found
+
+
+def _read_carried(store: Store) -> dict[str, Carried]:
     entries: dict[str, dict[str, str]] = {}
     planned: dict[str, dict[str, set[str]]] = {}
     first: dict[str, datetime] = {}
