@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
+from digest import pipeline
 from digest.config import load_settings
 from digest.models import Status
 from digest.sender.roster import Roster
@@ -253,10 +255,13 @@ def test_a_reader_subscribes_chooses_topics_and_leaves_in_a_browser(
     SHOTS.mkdir(parents=True)
     print(f"screenshots: {SHOTS}")
 
+    # Monday: the example's week 2026-W47 has just ended and goes out; the welcome then carries it
+    sent_at = datetime.fromisoformat("2026-11-23T09:00:00+09:00")
+    pipeline.run_cycle(settings, sent_at, pipeline.select_week(settings, sent_at, "last"), clock=lambda: sent_at)
     server = Server(site, serve_url)
     browser = Browser(tmp_path / "profile", SHOTS)
     try:
-        server.start("2026-11-23T09:00:00+09:00")  # Monday: the example's week 2026-W47 has just ended
+        server.start(sent_at.isoformat())
 
         # 1. the form on the blog's page
         browser.visit("01-subscribe-form", form_page)

@@ -236,14 +236,17 @@ def send_welcome(
             return None
         sub = record.subscriber()
         language = text.issue_language(sub.language, settings.site.language)
-        # the archive's latest issue as published: each entry with the issue that mailed it (the ledger's)
+        # the latest issue that went out in the reader's language, each entry with the issue that mailed it
+        # (the ledger's); not a week whose send is still to come, which would bring the reader its posts again
         carried = sender.read_carried(store, settings.site.language)
         last = select_week(settings, now_at, "last")
-        latest = build(settings, now_at, last, carried=carried).history.get(language, ())
+        history = build(settings, now_at, last, carried=carried).history.get(language, ())
+        sent = carried[language].planned if language in carried else {}
+        latest = next((i for i in history if i.id in sent), None)
         issue = None
-        if latest:  # the latest issue in the reader's language
-            entries = tuple(e for e in latest[0].entries if sub.wants(e))
-            issue = replace(latest[0], entries=entries) if entries else None
+        if latest is not None:
+            entries = tuple(e for e in latest.entries if sub.wants(e))
+            issue = replace(latest, entries=entries) if entries else None
         week = issue.week if issue else select_week(settings, now_at, "this")
         rendered = templater.render_welcome(issue, week, settings, sub.language)
         ident = welcome_id(sub.email)
