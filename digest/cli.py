@@ -493,7 +493,31 @@ def _cycle(
     else:
         for line in report.cycle_lines(result):
             out.print(line)
+    if publish_too and not dry_run and not stop.is_set():
+        _housekeeping(ctx, now_at, quiet=as_json)
     return result.exit_code
+
+
+def _housekeeping(ctx: Context, now_at: datetime, *, quiet: bool) -> None:
+    """What the service does on its tick, for a weekly `digest run` from cron: welcomes the server
+    deferred, unconfirmed addresses forgotten, confirmations owed. A failure here is a warning: the week's
+    issue went out."""
+    try:
+        done = pipeline.readers_housekeeping(ctx.settings, now_at, clock=clock)
+    except DigestError as exc:
+        err.print(f"warning: readers' housekeeping: {exc}")
+        return
+    said = [
+        f"{n} {what}"
+        for n, what in (
+            (done.expired, "unconfirmed address(es) forgotten"),
+            (done.welcomes, "deferred welcome(s) sent"),
+            (done.confirmations, "owed confirmation(s) sent"),
+        )
+        if n
+    ]
+    if said and not quiet:
+        out.print("readers: " + ", ".join(said))
 
 
 @main.command()

@@ -607,3 +607,15 @@ def test_an_address_given_by_hand_is_the_address_the_form_stored(site: Path) -> 
     invoke("run", "--site", str(site), "--week", "2026-W47")
     to = " ".join(str(m["To"]) for m in mailbox.Maildir(outbox(site), create=False))
     assert "xn--3e0b707e.example" not in to and "bo@" not in to.lower()
+
+
+def test_a_weekly_run_from_cron_forgets_who_never_confirmed(site: Path) -> None:
+    """`digest run` does the readers' housekeeping the service does on its tick: an address that never
+    confirmed is forgotten after subscribe.unconfirmed_days (7)."""
+    assert invoke("subscribers", "add", "--site", str(site), "--confirm", "maybe@example.org")[0] == 0
+    code, out, _ = invoke("run", "--site", str(site), now="2026-11-27T09:00:00+09:00")
+    assert code == 0 and "forgotten" not in out  # four days: still waiting
+    assert invoke("subscribers", "show", "--site", str(site), "maybe@example.org")[0] == 0
+    code, out, _ = invoke("run", "--site", str(site), now="2026-12-01T09:00:00+09:00")
+    assert code == 0 and "readers: 1 unconfirmed address(es) forgotten" in out, out
+    assert invoke("subscribers", "show", "--site", str(site), "maybe@example.org")[0] == 1

@@ -449,3 +449,29 @@ def test_a_reader_who_confirms_before_the_weeks_send_gets_its_posts_once(site: t
     pipeline.run_cycle(settings, later, pipeline.select_week(settings, later, "last"), clock=lambda: later)
     weekly = {rcpt: msg for rcpt, msg in wait_for(box, 2)}
     assert "ML notes" in text_of(weekly["early@example.net"])
+
+
+def test_a_confirmation_the_server_could_not_send_is_sent_later(tmp_path: Path) -> None:
+    """SMTP down when the form is posted: the mail slot is given back, so the reader is not left without a
+    confirmation for a day; the next housekeeping (the service's tick, `digest run`) sends it through the
+    ledger, once, and a form posted right after it mails nothing more."""
+    from dataclasses import replace
+
+    from digest.errors import DigestError
+    from tests.support_service import free_port, maildir_messages
+
+    down = settings_for(write_site(tmp_path, POSTS, ["author@example.org"], smtp_port=free_port()))
+    asked = pipeline.subscribe(down, NOW_AT, "late@example.net")
+    assert asked.mail == "confirm"
+    try:
+        result = pipeline.send_reader_mail(down, asked, NOW_AT, clock=lambda: NOW_AT)
+        assert result is not None and not result.ok
+    except DigestError:
+        pass
+    up = replace(down, smtp=replace(down.smtp, host=""))  # the Maildir outbox: mail can go out again
+    later = NOW_AT + timedelta(minutes=30)
+    assert pipeline.readers_housekeeping(up, later).confirmations == 1
+    assert pipeline.readers_housekeeping(up, later + timedelta(minutes=5)).confirmations == 0
+    mails = [m for m in maildir_messages(up.outbox) if "late@example.net" in str(m["To"])]
+    assert len(mails) == 1 and "/confirm?token=" in text_of(mails[0])
+    assert pipeline.subscribe(up, later + timedelta(minutes=10), "late@example.net").mail == ""  # sent recently

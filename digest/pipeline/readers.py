@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from digest import collector, config, templater, text
 from digest.config import Settings
-from digest.errors import ConfigError
+from digest.errors import ConfigError, DigestError
 from digest.models import OutgoingMessage, Problem, State, Subscriber
 from digest.pipeline._shared import Clock
 from digest.pipeline.building import build, select_week
@@ -185,15 +185,21 @@ def send_reader_mail(
     settings: Settings, request: sender.Request, now_at: datetime, *, clock: Clock, store: sender.Store | None = None
 ) -> SendResult | None:
     """The mail a subscribe request leads to: the confirmation, the "already subscribed" notice with the
-    preference link, or (without double opt-in) the welcome email."""
-    if request.mail == "confirm":
-        link = _link(settings, "confirm", request.email, now_at, "confirm")
-        notice = templater.render_notice(settings, "confirm", request.language, link)
-        return _send_notice(settings, request.email, notice, now_at, "confirm")
-    if request.mail == "notice":
-        link = _link(settings, "preferences", request.email, now_at, "preferences")
-        notice = templater.render_notice(settings, "notice", request.language, link)
-        return _send_notice(settings, request.email, notice, now_at, "notice")
+    preference link, or (without double opt-in) the welcome email. A confirmation or notice that could not
+    be sent gives its mail slot back (roster.free_mail_slot), so the reader is not left without one for
+    `subscribe.confirm_interval_hours`."""
+    if request.mail in ("confirm", "notice"):
+        purpose = "confirm" if request.mail == "confirm" else "preferences"
+        link = _link(settings, purpose, request.email, now_at, purpose)
+        notice = templater.render_notice(settings, request.mail, request.language, link)
+        try:
+            result = _send_notice(settings, request.email, notice, now_at, request.mail)
+        except DigestError:
+            roster(settings, store).free_mail_slot(request.email, now_at)
+            raise
+        if not result.ok:
+            roster(settings, store).free_mail_slot(request.email, now_at)
+        return result
     if request.mail == "welcome":
         send_welcome(settings, request.email, now_at, clock=clock, store=store)
     return None
@@ -453,13 +459,27 @@ def readers_tick(
     store = store or open_store(settings)
     try:
         report = read_bounces(settings, now_at, store) if bounces_configured(settings) else None
+        return readers_housekeeping(settings, now_at, store, clock=clock)._replace(bounces=report)
+    finally:
+        if own:
+            store.close()
+
+
+def readers_housekeeping(
+    settings: Settings, now_at: datetime, store: sender.Store | None = None, *, clock: Clock | None = None
+) -> ReadersTick:
+    """The readers' tick without the bounce mailbox: deferred welcomes, unconfirmed addresses forgotten,
+    confirmations owed. `digest run` (the weekly job of a cron) does it too."""
+    own = store is None
+    store = store or open_store(settings)
+    try:
         welcomes = retry_welcomes(settings, now_at, store, clock=clock or (lambda: now_at))
         expired = sender.Roster(store).expire_unconfirmed(now_at, settings.subscribe.unconfirmed_days)
         confirmations = send_confirmations(settings, now_at, store, clock=clock or (lambda: now_at))
     finally:
         if own:
             store.close()
-    return ReadersTick(report, expired, welcomes, confirmations)
+    return ReadersTick(None, expired, welcomes, confirmations)
 
 
 def retry_welcomes(settings: Settings, now_at: datetime, store: sender.Store, *, clock: Clock) -> int:

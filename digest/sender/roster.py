@@ -450,6 +450,17 @@ class Roster:
             # on the preference page: anyone can post the form with their address.
             return Request("confirm" if wants_confirm else "notice", key, sub.language or language)
 
+    def free_mail_slot(self, email: str, taken_at: datetime) -> bool:
+        """Give back the mail slot `request` took at `taken_at`, when its mail could not be sent: the next
+        request mails at once, and a confirmation still owed is sent through the ledger by the next
+        `send_confirmations` (the service's tick, `digest run`)."""
+        key = address_key(email)
+        with self.store.begin() as conn:
+            freed = conn.execute(
+                sa.update(subscribers).where(s.email == key, s.confirm_mail_at == taken_at).values(confirm_mail_at=None)
+            ).rowcount
+        return bool(freed)
+
     def confirm(self, email: str, now_at: datetime, days: int) -> str:
         """The button of the confirmation page: "confirmed", "already" (active before) or "expired"."""
         key = address_key(email)
