@@ -380,3 +380,18 @@ def test_a_site_that_changes_its_language_does_not_mail_that_languages_issues_ag
     assert [(i["issue"], [(e["title"], e["late"]) for e in i["entries"]]) for i in korean] == [
         ("2026-W48", [("대패 손질", False)])
     ]
+
+
+def test_a_welcome_without_an_issue_speaks_the_readers_language(site: Path) -> None:
+    """Before any Korean issue exists, a Korean reader's welcome is Korean around the note too (it was
+    English but for the welcome paragraph), and its preheader is the welcome, not "No new posts"."""
+    from digest.templater.pages import render_welcome
+    from digest.weeks import week_of
+
+    settings = load_settings(site=site, env={**state_env(), "DIGEST_SECRET": SECRET})
+    week = week_of(datetime(2026, 11, 25, 12, tzinfo=UTC), settings.site)
+    welcome = render_welcome(None, week, settings, "ko")
+    assert '<html lang="ko"' in welcome.html and "구독 해지" in welcome.text
+    assert "Unsubscribe" not in welcome.text and "View in browser" not in welcome.text
+    assert welcome.preheader == "Field Notes 구독을 환영합니다." and "최근 호를 보내 드립니다" not in welcome.text
+    assert "/newsletter/ko/" in welcome.archive_url

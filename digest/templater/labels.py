@@ -156,6 +156,7 @@ class ReaderLabels:
     change_mail_action: str
     welcome_subject: str  # {site}
     welcome_intro: str  # {site}
+    welcome_alone: str  # {site}: the intro of a welcome without an issue
     welcome_no_issue: str
     preferences_title: str
     preferences_for: str  # {email}
@@ -230,7 +231,8 @@ READER_ENGLISH = ReaderLabels(
     welcome_subject="Welcome to {site}",
     welcome_intro="Welcome, and thank you for subscribing to {site}. Here is the latest issue; the next one "
     "comes at the end of the week.",
-    welcome_no_issue="There is no issue yet: the first one comes at the end of the week.",
+    welcome_alone="Welcome, and thank you for subscribing to {site}.",
+    welcome_no_issue="Your first issue comes with the next weekly send.",
     preferences_title="Your subscription",
     preferences_for="Preferences for {email}",
     language="Language",
@@ -301,7 +303,8 @@ READER_KOREAN = ReaderLabels(
     change_mail_action="아래 페이지를 열고 버튼을 눌러 주소 변경을 확인해 주세요:",
     welcome_subject="{site}에 오신 것을 환영합니다",
     welcome_intro="{site} 구독을 환영합니다. 최근 호를 보내 드립니다. 다음 호는 이번 주말에 나옵니다.",
-    welcome_no_issue="아직 발행한 호가 없습니다. 첫 호는 이번 주말에 나옵니다.",
+    welcome_alone="{site} 구독을 환영합니다.",
+    welcome_no_issue="첫 호는 다음 주간 발송 때 보내 드립니다.",
     preferences_title="구독 설정",
     preferences_for="{email} 구독 설정",
     language="언어",

@@ -14,6 +14,7 @@ from digest.templater.email import render_email
 from digest.templater.env import render
 from digest.templater.feeds import feed_links
 from digest.templater.labels import labels_for, reader_labels_for, reader_languages
+from digest.text import issue_language
 
 
 def page_language(settings: Settings, language: str) -> str:
@@ -94,6 +95,11 @@ def render_welcome(issue: Issue | None, week: Week, settings: Settings, language
     preference links), so a reader sees at once what they subscribed to."""
     r = reader_labels_for(page_language(settings, language))
     site = settings.site.title
-    shown = issue or Issue(settings.site, week, ())
-    extra = {"welcome": r.welcome_intro.format(site=site), "welcome_no_issue": r.welcome_no_issue}
+    if issue is not None:
+        extra = {"welcome": r.welcome_intro.format(site=site), "welcome_no_issue": r.welcome_no_issue}
+        return render_email(issue, settings, subject=r.welcome_subject.format(site=site), extra_context=extra)
+    # no issue in the reader's language yet: the words around it are still theirs, and so is the preheader
+    shown = Issue(settings.site, week, (), language=issue_language(language, settings.site.language))
+    alone = r.welcome_alone.format(site=site)
+    extra = {"welcome": alone, "welcome_no_issue": r.welcome_no_issue, "preheader": alone}
     return render_email(shown, settings, subject=r.welcome_subject.format(site=site), extra_context=extra)
