@@ -131,10 +131,15 @@ def history(
 
     An entry a weekly issue mailed (`carried`, from the ledger) is listed under that issue's week, as it was
     mailed: a late arrival with the issue that carried it, a post whose date was moved since with the issue
-    it went out in. Any other entry is under the week it is dated in."""
+    it went out in. Any other entry is under the week it is dated in, unless that week's issue went out
+    without it (sent early, before the post): then it waits, like its mail, for the next issue, and an
+    issue's page and feed entry only ever list what it mailed."""
     by_week: dict[str, tuple[Week, list[Entry]]] = {}
     limit = horizon_at.timestamp()
     carriers = carrier_weeks(carried, site) if carried is not None and carried.entries else {}
+    # the weeks whose issue the ledger planned (not the one this run is about to plan: `carried` may hold
+    # its late entries already, see pipeline.build)
+    planned = {week.label for issue_id, week in carriers.items() if carried is not None and issue_id in carried.planned}
     pool = list(pool)
     mailed = mailed_as(pool, carried) if carried is not None and carriers else {}
     for entry in pool:
@@ -147,7 +152,8 @@ def history(
                 by_week.setdefault(week.label, (week, []))[1].append(entry)
         elif entry.published_at.timestamp() < limit:
             week = week_of(entry.published_at, site)
-            by_week.setdefault(week.label, (week, []))[1].append(entry)
+            if week.label not in planned:
+                by_week.setdefault(week.label, (week, []))[1].append(entry)
     ordered = sorted(by_week.values(), key=lambda item: item[0].start_at, reverse=True)[:count]
     return [(week, tuple(entries)) for week, entries in ordered]
 

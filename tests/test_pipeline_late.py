@@ -360,3 +360,28 @@ def test_a_running_log_item_whose_title_is_fixed_is_not_mailed_again(tmp_path: P
         "Rust weekly": 3,
         "Rust weekly extra": 3,
     }
+
+
+def test_an_issue_sent_early_lists_only_what_it_mailed(tmp_path: Path, ledger_url: str) -> None:
+    """`send --week this` on Thursday: a post dated Friday goes out with the next issue, as a late one, and
+    the early issue's page and feed entry never list it (they did, then lost it a week later)."""
+    settings = settings_for(write_site(tmp_path, [Post("first", "First post", at(3))], READERS))
+    store = Store(ledger_url)
+    try:
+        cycle(settings, monday(9), store, publish=True)  # W45
+        add(tmp_path, "thursday", "Thursday post", at(12))
+        early = cycle(settings, at(12, 20), store, week="this", publish=True)  # W46, sent on Thursday evening
+        assert [e.title for e in early.issues[0].entries] == ["Thursday post"]
+        add(tmp_path, "friday", "Friday post", at(13))
+        cycle(settings, monday(16), store, week="2026-W46", publish=True)  # the weekly job: W46 is done
+        pages = published(settings)
+        assert "Friday post" not in pages["2026-W46/index.html"] and "Friday post" not in pages["atom.xml"]
+        later = cycle(settings, monday(23), store, publish=True)  # W47: no post of its own, Friday's is late
+        assert [e.title for e in later.issues[0].late] == ["Friday post"]
+        pages = published(settings)
+        assert "Friday post" in pages["2026-W47/index.html"] and "Friday post" not in pages["2026-W46/index.html"]
+    finally:
+        store.close()
+    assert copies(settings, ["Friday post", "Thursday post"]) == {
+        (r, t): 1 for r in READERS for t in ("Friday post", "Thursday post")
+    }
