@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -385,3 +386,29 @@ def test_an_issue_sent_early_lists_only_what_it_mailed(tmp_path: Path, ledger_ur
     assert copies(settings, ["Friday post", "Thursday post"]) == {
         (r, t): 1 for r in READERS for t in ("Friday post", "Thursday post")
     }
+
+
+def test_a_clock_gone_back_stops_a_publish_and_a_send(site: tuple[Path, Settings], ledger_url: str) -> None:
+    """A week back, the newer issue's posts would be in the future: the feeds and the archive would lose a
+    mailed issue. Every command that writes them stops with one line instead; a preview and a dry run go on."""
+    from digest.errors import LedgerError
+
+    root, settings = site
+    store = Store(ledger_url)
+    try:
+        cycle(settings, monday(9), store, publish=True)  # W45
+        add(root, "second", "Second post", at(11))
+        cycle(settings, monday(16), store, publish=True)  # W46
+        before = published(settings)
+        ledgered = replace(settings, database_url=ledger_url)  # `digest publish` with this ledger
+        for run in (
+            lambda: cycle(settings, monday(9) + timedelta(minutes=30), store, publish=True),
+            lambda: pipeline.publish(ledgered, monday(9), pipeline.select_week(settings, monday(9), "last")),
+        ):
+            with pytest.raises(LedgerError, match="before the newest issue of the ledger was planned"):
+                run()
+        assert published(settings) == before and "Second post" in before["atom.xml"]
+        assert cycle(settings, monday(9), store, dry_run=True).issues  # a dry run is not stopped
+        assert cycle(settings, monday(16) - timedelta(minutes=30), store).delivery is not None  # within the slack
+    finally:
+        store.close()

@@ -521,7 +521,7 @@ def _parts_of(data: bytes) -> tuple[str, str]:
 def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
     # What the ledger says was mailed places each entry in the archive and the feeds (issues.history): a
     # publish and a run must make the same files.
-    carried = read_carried(settings)
+    carried = read_carried(settings, now_at=now_at)
     with cached(settings) as memo:
         result = build(settings, now_at, week, strict=strict, carried=carried, memo=memo, history_bodies=False)
         if memo is not None:

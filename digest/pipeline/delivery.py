@@ -16,7 +16,7 @@ from digest.pipeline._shared import Clock
 from digest.pipeline.building import build, cached, render_variants, site_files, write_files
 from digest.pipeline.readers import record_refusals, send_list
 from digest.pipeline.review import with_note
-from digest.pipeline.state import open_ledger, open_store, transport_factory
+from digest.pipeline.state import check_clock, open_ledger, open_store, transport_factory
 from digest.records import CycleReport, DeliveryReport, IssueRun
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ def run_cycle(
     own_store = store is None
     store = store or open_store(settings)
     try:
+        if not dry_run:
+            check_clock(settings, store, now_at)
         carried = sender.read_carried(store, settings.site.language)
         published = 0
         with cached(settings) as memo:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from digest import config
 from digest.config import Settings, private_folder
-from digest.errors import ConfigError
+from digest.errors import ConfigError, LedgerError
 from digest.models import Carried, Problem, Subscriber
 
 if TYPE_CHECKING:
@@ -91,16 +91,39 @@ def require_subscribers(settings: Settings) -> Path:
     return settings.subscribers
 
 
-def read_carried(settings: Settings, store: sender.Store | None = None) -> dict[str, Carried]:
+# How far behind the ledger's newest issue a clock may be (a clock set right by NTP, a run a few minutes
+# after another host's) before a publish or a send stops: more, and the newer issues' posts are in the
+# future, so the feeds and the archive would drop them.
+CLOCK_SLACK = timedelta(hours=1)
+
+
+def check_clock(settings: Settings, store: sender.Store, now_at: datetime) -> None:
+    """LedgerError when `now_at` is well before the newest issue was planned: a clock gone back (or a
+    DIGEST_NOW in the past) would take the newer issues out of the feeds and the archive."""
+    last = sender.last_planned(store)
+    if last is not None and now_at < last - CLOCK_SLACK:
+        raise LedgerError(
+            f"the clock says {now_at.isoformat(timespec='minutes')}, before the newest issue of the ledger was "
+            f"planned ({last.astimezone(now_at.tzinfo).isoformat(timespec='minutes')}): its posts would be in the "
+            "future, and the feeds and the archive would lose them",
+            "check the machine's clock, and DIGEST_NOW if set; nothing was published or sent",
+        )
+
+
+def read_carried(
+    settings: Settings, store: sender.Store | None = None, *, now_at: datetime | None = None
+) -> dict[str, Carried]:
     """What the ledger says about the issues planned so far ({} when there is no ledger yet: a preview
-    never creates one)."""
+    never creates one). With `now_at` (a publish), the clock is checked against the ledger first."""
     if store is not None:
+        if now_at is not None:
+            check_clock(settings, store, now_at)
         return sender.read_carried(store, settings.site.language)
     if not settings.database_url and not (settings.state_dir / "digest.sqlite3").is_file():
         return {}
     opened = open_store(settings)
     try:
-        return sender.read_carried(opened, settings.site.language)
+        return read_carried(settings, opened, now_at=now_at)
     finally:
         opened.close()
 

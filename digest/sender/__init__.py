@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from .bounces import Returned, is_hard
     from .bounces import classify as classify_returned
-    from .carried import read_carried, record_issue, remember_names
+    from .carried import last_planned, read_carried, record_issue, remember_names
     from .csvio import parse_mapping, read_csv, write_export
     from .cycles import Cycles
     from .deliver import STOP_REQUESTED, deliver, is_dead_worker
@@ -49,6 +49,7 @@ _WHERE = {
     "Returned": (".bounces", "Returned"),
     "is_hard": (".bounces", "is_hard"),
     "classify_returned": (".bounces", "classify"),
+    "last_planned": (".carried", "last_planned"),
     "read_carried": (".carried", "read_carried"),
     "record_issue": (".carried", "record_issue"),
     "remember_names": (".carried", "remember_names"),
@@ -154,6 +155,7 @@ __all__ = [
     "make_token",
     "message_id_for",
     "open_store",
+    "last_planned",
     "read_carried",
     "record_issue",
     "remember_names",

@@ -140,3 +140,10 @@ def remember_names(store: Store, carried: Mapping[str, Carried], pools: Mapping[
             # a name another issue holds stays with it (two entries cannot both be one issue's)
             conn.execute(store.insert(issue_entries).on_conflict_do_nothing(), rows)
     return len(rows)
+
+
+def last_planned(store: Store) -> datetime | None:
+    """When the newest issue of this ledger was planned (by the clock of the run that planned it)."""
+    with store.connect() as conn:
+        found: datetime | None = conn.execute(sa.select(sa.func.max(i.planned_at))).scalar()  # UtcDateTime: aware
+    return found
