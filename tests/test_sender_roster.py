@@ -104,3 +104,19 @@ def test_what_every_new_row_shares_is_stored_as_bound_values_are(store: Store, s
     by_form, *by_file = raw
     assert by_form[0] == "form@example.org"
     assert {row[1:] for row in by_file} == {(by_form[1], source)}
+
+
+def test_a_form_sign_up_the_file_lists_gets_the_files_consent(store: Store) -> None:
+    """Someone who asked on the form and never confirmed, whom the author then puts in subscribers.yaml, is
+    mailed from then on: the consent record says it is the file's (it said none)."""
+    book = Roster(store)
+    asked = book.request(
+        Subscriber("asked@example.org"), NOW_AT, page="https://blog.example/", ip="", double_opt_in=True,
+        interval=timedelta(hours=24),
+    )  # fmt: skip
+    assert asked.mail == "confirm"
+    later = NOW_AT + timedelta(days=2)
+    book.sync_file([Subscriber("asked@example.org")], FILE, later)
+    record = book.get("asked@example.org")
+    assert record is not None and record.status == Status.ACTIVE
+    assert (record.consent_at, record.consent_method, record.consent_source) == (later, "file", FILE)

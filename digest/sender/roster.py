@@ -165,6 +165,7 @@ class Roster:
             events = _Rows(conn, subscriber_events, _EVENT_KEYS, {"at": now_at})
             tags = new_bounce_tags()
             added_reason = f"in {source}"
+            vouched: list[str] = []  # a form's unconfirmed sign-ups the file lists: the file is their consent
             for sub in entries:
                 key = sub.key
                 old = known.get(key, _NEW)
@@ -188,6 +189,8 @@ class Roster:
                 status = Status(old[2])
                 if status in (Status.ACTIVE, Status.INACTIVE, Status.UNCONFIRMED) and status != wanted:
                     events.add((key, "status", wanted.value, f"as {source} says"))
+                    if status == Status.UNCONFIRMED and wanted == Status.ACTIVE:
+                        vouched.append(key)
                     status = wanted
                 elif not old[1] or old[0] != sig:
                     events.add((key, "updated", "", f"changed in {source}"))
@@ -206,6 +209,12 @@ class Roster:
                 updated += 1
             fresh.flush()
             changes.flush()
+            for batch in _batches(vouched):
+                conn.execute(
+                    sa.update(subscribers)
+                    .where(s.email.in_(list(batch)), s.consent_method == "")
+                    .values(consent_at=now_at, consent_method="file", consent_source=source, confirm_requested_at=None)
+                )
             dropped = [k for k, old in known.items() if old is not None and old[1]]
             del known
             for batch in _batches(dropped):
