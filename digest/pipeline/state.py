@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from digest import config
 from digest.config import Settings, private_folder
+from digest.config.folders import DATABASE_FILE
 from digest.errors import ConfigError, LedgerError
 from digest.models import Carried, Problem, Subscriber
 
@@ -119,7 +120,7 @@ def read_carried(
         if now_at is not None:
             check_clock(settings, store, now_at)
         return sender.read_carried(store, settings.site.language)
-    if not settings.database_url and not (settings.state_dir / "digest.sqlite3").is_file():
+    if not settings.database_url and not (settings.state_dir / DATABASE_FILE).is_file():
         return {}
     opened = open_store(settings)
     try:
