@@ -24,7 +24,7 @@ from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Subscriber
 from digest.sender.message import MessageFactory, message_id_for
 from digest.sender.mimebits import clean, display_name, qp, qp_value
 from digest.sender.tokens import link_url, make_token, unsubscribe_url, verify_token
-from tests.support_message import KOREAN_SUBJECT, NOW_AT, SECRET, make_rendered, make_settings, rsa_key_pair
+from tests.support_message import KOREAN_SUBJECT, NOW_AT, SECRET, make_issue, make_rendered, make_settings, rsa_key_pair
 
 KIM = Subscriber(email="minji@example.com", name="김민지")
 HTML, TEXT = ((), "html"), ((), "text")
@@ -349,6 +349,15 @@ def test_bulk_sender_headers(tmp_path: Path, header: str, expected: str) -> None
     for subscriber in (KIM, Subscriber(email="other@example.net", format="text")):
         message = parse(build.build(subscriber).data)
         assert message.get_all(header) == [expected]
+
+
+def test_an_issue_in_another_language_points_at_its_own_archive(tmp_path: Path) -> None:
+    """A Korean issue of an English site lives under ko/: its List-Archive and List-Help say so, not the
+    site language's archive a Korean reader cannot read."""
+    issue = replace(make_issue(tmp_path), language="ko")
+    message = parse(factory(tmp_path, {"issue": issue}).build(KIM).data)
+    assert message["List-Archive"] == "<https://blog.example.com/newsletter/ko/>"
+    assert message["List-Help"] == "<https://blog.example.com/newsletter/ko/>, <mailto:editor@example.org?subject=help>"
 
 
 def test_list_help_without_reply_to_uses_the_from_address(tmp_path: Path) -> None:

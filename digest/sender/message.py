@@ -140,8 +140,6 @@ class MessageFactory:
         self._archive_url = checks.header_value(settings.output.url, "output.url")
         reply_address = checks.single_address(config.reply_to, "reply_to")[1] if config.reply_to else ""
         self._list_help = f"<mailto:{reply_address or from_address}?subject=help>"
-        if self._archive_url:
-            self._list_help = f"<{self._archive_url}>, {self._list_help}"
         self._site_url = settings.site.base_url
         self._rendered = dict(variants)
         self._signer: DkimSigner | None = None
@@ -181,8 +179,12 @@ class MessageFactory:
         if self._public_url:
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         if self._archive_url:
-            msg["List-Archive"] = f"<{self._archive_url}>"
-        msg["List-Help"] = self._list_help
+            # the archive of the issue's language ("ko/" beside the site language's)
+            archive = self._archive_url + rendered.issue.prefix
+            msg["List-Archive"] = f"<{archive}>"
+            msg["List-Help"] = f"<{archive}>, {self._list_help}"
+        else:
+            msg["List-Help"] = self._list_help
         for name, value in BULK_HEADERS.items():
             msg[name] = value
         feedback = feedback_id(self._fixed_id or rendered.issue.id, self._list_id, self._site_url)
