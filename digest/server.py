@@ -654,7 +654,9 @@ class Readers:
         try:
             pause = int(str(form.get("pause", "-1")))
         except ValueError:
-            pause = -1
+            pause = None
+        if pause is None or not -1 <= pause <= pipeline.MAX_PAUSE_WEEKS:  # not one the page offers
+            return await self.preferences_page(request, r.pause_invalid)
         await run_in_threadpool(
             lambda: pipeline.save_preferences(
                 self.settings,

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     )
     from digest.pipeline.readers import (
         CAPTCHA_FIELDS,
+        MAX_PAUSE_WEEKS,
         add_subscriber,
         change_address,
         client_allowed,
@@ -150,6 +151,7 @@ _HOMES = {
     "provider_events": "events",
     "provider_events_url": "events",
     "CAPTCHA_FIELDS": "readers",
+    "MAX_PAUSE_WEEKS": "readers",
     "add_subscriber": "readers",
     "change_address": "readers",
     "client_allowed": "readers",
@@ -215,6 +217,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "Build",
     "CAPTCHA_FIELDS",
+    "MAX_PAUSE_WEEKS",
     "EVENTS_PATH",
     "EXAMPLE_SUBSCRIBER",
     "FEEDS",

@@ -324,6 +324,9 @@ def offered_languages(settings: Settings, now_at: datetime, current: str = "") -
     return offered
 
 
+MAX_PAUSE_WEEKS = 12  # the longest pause the preference page offers
+
+
 def save_preferences(
     settings: Settings,
     email: str,
@@ -346,7 +349,7 @@ def save_preferences(
         language=language,
         tags=chosen,
         fmt=fmt if fmt in ("html", "text") else "html",
-        pause_weeks=max(-1, min(pause_weeks, 52)),
+        pause_weeks=max(-1, min(pause_weeks, MAX_PAUSE_WEEKS)),
     )
 
 

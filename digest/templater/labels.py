@@ -171,6 +171,7 @@ class ReaderLabels:
     pause_none: str
     pause_weeks: str  # {weeks}
     paused_until: str  # {date}
+    pause_invalid: str
     save: str
     saved_title: str
     saved: str
@@ -246,6 +247,7 @@ READER_ENGLISH = ReaderLabels(
     pause_none="Do not pause",
     pause_weeks="Pause for {weeks} week(s)",
     paused_until="Paused until {date}.",
+    pause_invalid="Choose a pause from the list: nothing was changed.",
     save="Save",
     saved_title="Saved",
     saved="Your preferences are saved.",
@@ -318,6 +320,7 @@ READER_KOREAN = ReaderLabels(
     pause_none="멈추지 않음",
     pause_weeks="{weeks}주 동안 멈춤",
     paused_until="{date}까지 멈춤",
+    pause_invalid="목록에서 멈출 기간을 고르세요. 아무것도 바꾸지 않았습니다.",
     save="저장",
     saved_title="저장했습니다",
     saved="구독 설정을 저장했습니다.",
