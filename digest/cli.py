@@ -651,7 +651,7 @@ def list_subscribers(ctx: Context, statuses: tuple[str, ...], as_json: bool) -> 
         click.echo(json.dumps([report.subscriber_json(r) for r in book.records(statuses)], ensure_ascii=False))
         return
     for record in book.records(statuses):
-        out.print(report.subscriber_line(record, now_at))
+        out.print(report.subscriber_line(record, now_at.astimezone(settings.site.tz)))
     counts = book.counts()
     out.print(", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no subscribers yet")
 

@@ -253,7 +253,10 @@ def subscriber_line(record: SubscriberRecord, now_at: Any = None) -> str:
     extra = [f"lang={record.language}"] if record.language else []
     extra += [f"tags={','.join(record.tags)}"] if record.tags else []
     until = record.paused_until
-    extra += [f"paused until {until.date().isoformat()}"] if until is not None and _paused(record, now_at) else []
+    if until is not None and _paused(record, now_at):
+        # the day in now_at's zone (the site's), as the preference page and the ledger's reason give it
+        day = until.astimezone(now_at.tzinfo) if now_at is not None and now_at.tzinfo is not None else until
+        extra.append(f"paused until {day.date().isoformat()}")
     extra += ["in the file"] if record.in_file else []
     return "\t".join([record.email, record.name, record.status.value, record.format, " ".join(extra)]).rstrip()
 

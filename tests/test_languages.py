@@ -365,6 +365,26 @@ def test_paused_and_unsubscribed_readers_are_skipped_in_their_own_language_with_
         assert state["counts"].get("sent", 0) == 0 and state["skipped"] == reasons, (lang, state)
 
 
+def test_a_pause_ends_on_the_day_the_site_says_everywhere(site: Path) -> None:
+    """A pause chosen at 00:30 in Berlin (23:30 UTC, the day before) ends on the Berlin day the preference
+    page shows: the ledger's reason and `digest subscribers list` give that day too, not the UTC one."""
+    assert invoke("run", "--site", str(site), "--week", "2026-W45")[0] == 0
+    settings = load_settings(site=site, env={**os.environ, "DIGEST_SECRET": SECRET})
+    from digest.sender.roster import Roster
+
+    book = Roster(settings.db_url)
+    at = datetime(2026, 11, 18, 23, 30, tzinfo=UTC)  # 2026-11-19 00:30 in Berlin
+    assert book.update_preferences("minjun@example.org", at, language="ko", tags=[], fmt="html", pause_weeks=2)
+    book.store.close()
+    assert invoke("send", "--site", str(site), "--week", "2026-W47")[0] == 0
+    status, out, _ = invoke("status", "--site", str(site), "--week", "2026-W47", "--json", "--lang", "ko")
+    assert "paused until 2026-12-03" in json.loads(out)["skipped"], out
+    status, out, err = invoke("subscribers", "list", "--site", str(site))
+    assert status == 0, err
+    (line,) = [line for line in out.splitlines() if line.startswith("minjun@example.org")]
+    assert "paused until 2026-12-03" in line, line
+
+
 def test_a_site_that_changes_its_language_does_not_mail_that_languages_issues_again(site: Path) -> None:
     """The site's own language has no prefix in the ledger: after `language = "ko"` the Korean issues planned
     as ko/… are the site language's, and what they carried is not mailed again as late arrivals."""

@@ -75,7 +75,7 @@ def _next_send_list(settings: Settings, now_at: datetime) -> tuple[list[Subscrib
     listed = {s.key: s for s in (load_subscribers(settings) if settings.subscribers is not None else ())}
     store = open_store(settings)
     try:
-        stored, skipped = sender.Roster(store).for_send(now_at)
+        stored, skipped = sender.Roster(store).for_send(now_at.astimezone(settings.site.tz))
         gone = suppressed(settings, store) | set(skipped)
     finally:
         store.close()

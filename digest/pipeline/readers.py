@@ -54,7 +54,7 @@ def send_list(
     store = store or open_store(settings)
     try:
         sync_subscribers(settings, now_at, store)
-        found, skipped = sender.Roster(store).for_send(now_at)
+        found, skipped = sender.Roster(store).for_send(now_at.astimezone(settings.site.tz))
     finally:
         if own:
             store.close()

@@ -297,7 +297,8 @@ class Roster:
             ).execute(query):
                 active = status == _ACTIVE
                 if active and paused_until is not None and paused_until > now_at:
-                    skipped[address_key(address)] = f"paused until {paused_until.date().isoformat()}"
+                    day = paused_until.astimezone(now_at.tzinfo).date()  # in now_at's zone: the site's
+                    skipped[address_key(address)] = f"paused until {day.isoformat()}"
                 elif status in SUPPRESSED_VALUES:
                     skipped[address_key(address)] = status
                 chosen = topics.get(tags)
