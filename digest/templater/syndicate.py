@@ -60,11 +60,10 @@ def _prefetch(memo: Memo, kind: str, keys: list[str]) -> None:
 Parts = dict[tuple[str, FeedItem], str]  # (feed kind, item) -> the item's text in that kind's file
 
 
-def _cached_item(
-    issue: Issue, settings: Settings, memo: Memo, context: str, parts: Parts, bodies: Renderer | None
-) -> FeedItem:
-    """An issue's feed entry, and its Atom and RSS texts added to `parts`; from the cache while the issue,
-    the settings and the templates are unchanged (a weekly publish of a 500-issue feed renders one)."""
+def _cached_item(issue: Issue, memo: Memo, context: str, parts: Parts) -> FeedItem | None:
+    """An issue's feed entry, and its Atom and RSS texts added to `parts`, from the cache while the issue,
+    the settings and the templates are unchanged (a weekly publish of a 500-issue feed renders one); None
+    when it is not kept."""
     key = fingerprint_of(context, issue_key(issue))
     kept = memo.get("item", issue.id)
     if isinstance(kept, tuple) and len(kept) == 3 and kept[0] == key and isinstance(kept[1], FeedItem):
@@ -72,7 +71,7 @@ def _cached_item(
         if isinstance(kept[2], dict):
             parts.update({(kind, item): text for kind, text in kept[2].items() if isinstance(text, str)})
         return item
-    return _item(with_bodies(issue, bodies), settings)
+    return None
 
 
 def render_feeds(
@@ -98,7 +97,13 @@ def render_feeds(
     parts: Parts = {}
     if cache is not None:
         _prefetch(cache, "item", [issue.id for issue in latest])
-        items = tuple(_cached_item(issue, settings, cache, context, parts, bodies) for issue in latest)
+        kept = [_cached_item(issue, cache, context, parts) for issue in latest]
+        if bodies is not None:
+            # The bodies of every entry not kept, in one call: a first run's hundreds go to helper processes.
+            bodies([e for issue, item in zip(latest, kept, strict=True) if item is None for e in issue.all_entries])
+        items = tuple(
+            item or _item(with_bodies(issue, bodies), settings) for issue, item in zip(latest, kept, strict=True)
+        )
     else:
         items = tuple(_item(with_bodies(issue, bodies), settings) for issue in latest)
     known = dict(parts)
