@@ -547,11 +547,13 @@ def _cpus() -> int:
 
 
 def _render_in_two(result: Build, settings: Settings, memo: Cache) -> None:
-    import multiprocessing
-
     histories = {language: result.history.get(language, ()) for language in result.languages}
     total = sum(len(history) for history in histories.values())
-    if total < PARALLEL_MIN_ISSUES or _cpus() < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if total < PARALLEL_MIN_ISSUES or _cpus() < 2:
+        return
+    import multiprocessing  # 5 ms: only a publish of many issues pays for it
+
+    if "fork" not in multiprocessing.get_all_start_methods():
         return
     if memo.has("item"):  # an earlier run's entries are kept: the rebuild renders only what changed
         return
