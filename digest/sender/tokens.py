@@ -29,7 +29,9 @@ VERSION = 1
 MAC_BYTES = 16
 # purpose -> (MAC domain, how the link is called in messages, default lifetime in days)
 PURPOSES: dict[str, tuple[bytes, str, int]] = {
-    "unsubscribe": (b"digest-unsubscribe\x00", "unsubscribe link", 365),
+    # An unsubscribe link works as long as the key that signed it is kept (DIGEST_SECRET or a retired one):
+    # a reader leaving from an email years old is let go, not sent to the spam button.
+    "unsubscribe": (b"digest-unsubscribe\x00", "unsubscribe link", 36500),
     "confirm": (b"digest-confirm\x00", "confirmation link", 7),
     "preferences": (b"digest-preferences\x00", "preferences link", 365),
     "change": (b"digest-change-address\x00", "confirmation link", 7),
