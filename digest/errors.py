@@ -79,3 +79,10 @@ class LedgerError(DigestError):
 
 class TokenError(DigestError):
     """A signed link (unsubscribe) is forged, damaged or too old."""
+
+
+class TokenExpired(TokenError):
+    """A signed link that is authentic but too old: `address` is the one it was made for (its page can be
+    in that reader's language)."""
+
+    address: str = ""

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from digest import pipeline
 from digest.config import Settings
-from digest.errors import DigestError, TokenError
+from digest.errors import DigestError, TokenError, TokenExpired
 from digest.text import CONTROL, escape_controls
 
 LOG = logging.getLogger("digest.server")
@@ -456,15 +456,23 @@ class Readers:
         r = self.words()
         return self.message(503, "", r.not_available_title, r.not_available)
 
-    def reader(self, request: Request, purpose: str) -> tuple[str, str] | Response:
-        """(payload, token) of a valid signed link, else the page to answer with."""
+    async def reader(self, request: Request, purpose: str) -> tuple[str, str] | Response:
+        """(payload, token) of a valid signed link, else the page to answer with: in the language of the
+        reader an authentic but expired link was made for, else the site's."""
         token = request.query_params.get("token", "")
         try:
             return pipeline.reader_of_token(self.settings, token, self.clock(), purpose), token
         except TokenError as exc:
             LOG.info("%s link refused: %s", purpose, exc.message)
-            r = self.words()
-            return self.message(400, "", r.bad_link_title, f"{exc}.", r.nothing_changed)
+            if not isinstance(exc, TokenExpired):
+                r = self.words()
+                return self.message(400, "", r.bad_link_title, r.bad_link, r.nothing_changed)
+            address = exc.address.partition("\n")[0]  # a change of address: "old\nnew"
+            language = await self.language_of(address) if "@" in address else ""
+            r = self.words(language)
+            if purpose == "confirm":
+                return self.message(400, language, r.expired_title, r.expired, r.nothing_changed)
+            return self.message(400, language, r.expired_title, r.old_link, r.nothing_changed)
 
     # -- POST /subscribe
 
@@ -555,7 +563,7 @@ class Readers:
     async def confirm_page(self, request: Request) -> Response:
         if (answer := self.unavailable()) is not None:
             return answer
-        checked = self.reader(request, "confirm")
+        checked = await self.reader(request, "confirm")
         if isinstance(checked, Response):
             return checked
         email, token = checked
@@ -568,7 +576,7 @@ class Readers:
     async def confirm(self, request: Request) -> Response:
         if (answer := self.unavailable()) is not None:
             return answer
-        checked = self.reader(request, "confirm")
+        checked = await self.reader(request, "confirm")
         if isinstance(checked, Response):
             return checked
         email, _ = checked
@@ -601,7 +609,7 @@ class Readers:
     async def preferences_page(self, request: Request, notice: str = "") -> Response:
         if (answer := self.unavailable()) is not None:
             return answer
-        checked = self.reader(request, "preferences")
+        checked = await self.reader(request, "preferences")
         if isinstance(checked, Response):
             return checked
         email, token = checked
@@ -633,7 +641,7 @@ class Readers:
     async def preferences(self, request: Request) -> Response:
         if (answer := self.unavailable()) is not None:
             return answer
-        checked = self.reader(request, "preferences")
+        checked = await self.reader(request, "preferences")
         if isinstance(checked, Response):
             return checked
         email, _ = checked
@@ -677,7 +685,7 @@ class Readers:
     async def change_page(self, request: Request) -> Response:
         if (answer := self.unavailable()) is not None:
             return answer
-        checked = self.reader(request, "change")
+        checked = await self.reader(request, "change")
         if isinstance(checked, Response):
             return checked
         payload, token = checked
@@ -691,7 +699,7 @@ class Readers:
     async def change(self, request: Request) -> Response:
         if (answer := self.unavailable()) is not None:
             return answer
-        checked = self.reader(request, "change")
+        checked = await self.reader(request, "change")
         if isinstance(checked, Response):
             return checked
         payload, _ = checked

@@ -482,3 +482,29 @@ def test_a_confirmation_the_server_could_not_send_is_sent_later(tmp_path: Path) 
     mails = [m for m in maildir_messages(up.outbox) if "late@example.net" in str(m["To"])]
     assert len(mails) == 1 and "/confirm?token=" in text_of(mails[0])
     assert pipeline.subscribe(up, later + timedelta(minutes=10), "late@example.net").mail == ""  # sent recently
+
+
+def test_a_link_too_old_or_damaged_says_so_in_the_readers_language(site: tuple[Any, Mailbox]) -> None:
+    """An authentic preference or confirmation link past its time is answered in the language of the reader
+    it was made for, with what to do; a damaged one in the site's. Neither page is in the exception's
+    English, nor changes anything."""
+    server, _ = site
+    settings = server.settings
+    pipeline.sync_subscribers(settings, NOW_AT)
+    book = Roster(settings.db_url)
+    assert book.update_preferences("author@example.org", NOW_AT, language="ko", tags=[], fmt="html", pause_weeks=0)
+    old = NOW_AT - timedelta(days=400)
+    page = httpx.get(local(server, pipeline.reader_link(settings, "preferences", "author@example.org", old)))
+    korean = pipeline.reader_words("ko")
+    assert page.status_code == 400 and 'lang="ko"' in page.text
+    assert korean.old_link in page.text and korean.nothing_changed in page.text and "expired" not in page.text
+    confirm = local(server, pipeline.reader_link(settings, "confirm", "author@example.org", NOW_AT - timedelta(days=9)))
+    page = httpx.get(confirm)
+    assert page.status_code == 400 and korean.expired in page.text
+    damaged = httpx.get(server.url + "/preferences?token=AAAA" + "x" * 40)
+    english = pipeline.reader_words("en")
+    assert (
+        damaged.status_code == 400 and english.bad_link in damaged.text and "the preferences link" not in damaged.text
+    )
+    record = Roster(settings.db_url).get("author@example.org")
+    assert record is not None and record.language == "ko" and record.status == Status.ACTIVE

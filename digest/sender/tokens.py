@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from digest.errors import TokenError
+from digest.errors import TokenError, TokenExpired
 
 VERSION = 1
 MAC_BYTES = 16
@@ -144,18 +144,20 @@ def verify_token(
     payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
     if not any(hmac.compare_digest(mac, _mac(key, payload, purpose)) for key in keys):
         raise TokenError(f"the {what} is not valid", hint)
-    issued_day = int.from_bytes(payload[1:4], "big")
-    today = _day(now_at)
-    if today - issued_day > max_age:
-        raise TokenError(f"the {what} has expired", hint)
-    if issued_day > today + 1:  # a day of slack for clocks in other timezones
-        raise TokenError(f"the {what} is not valid yet", "check the server's clock")
     try:
         email = payload[4:].decode("utf-8")
     except UnicodeDecodeError as exc:  # only reachable with the secret, but never crash on it
         raise TokenError(f"the {what} is damaged", hint) from exc
     if "@" not in email:
         raise TokenError(f"the {what} is damaged", hint)
+    issued_day = int.from_bytes(payload[1:4], "big")
+    today = _day(now_at)
+    if today - issued_day > max_age:
+        expired = TokenExpired(f"the {what} has expired", hint)
+        expired.address = email
+        raise expired
+    if issued_day > today + 1:  # a day of slack for clocks in other timezones
+        raise TokenError(f"the {what} is not valid yet", "check the server's clock")
     return email
 
 

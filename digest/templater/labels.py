@@ -144,6 +144,8 @@ class ReaderLabels:
     expired_title: str
     expired: str
     bad_link_title: str
+    bad_link: str
+    old_link: str
     nothing_changed: str
     confirm_mail_subject: str  # {site}
     confirm_mail_intro: str  # {site}
@@ -218,6 +220,8 @@ READER_ENGLISH = ReaderLabels(
     expired_title="This link has expired",
     expired="Confirmation links work for 7 days. Please subscribe again.",
     bad_link_title="This link does not work",
+    bad_link="The link is damaged or incomplete: open it again from the email, whole.",
+    old_link="The link is too old: use the one in the latest email from us.",
     nothing_changed="Nothing was changed.",
     confirm_mail_subject="Confirm your subscription to {site}",
     confirm_mail_intro="Someone, hopefully you, asked to receive {site} at this address.",
@@ -292,6 +296,8 @@ READER_KOREAN = ReaderLabels(
     expired_title="링크가 만료되었습니다",
     expired="확인 링크는 7일 동안 유효합니다. 다시 구독해 주세요.",
     bad_link_title="이 링크는 쓸 수 없습니다",
+    bad_link="링크가 손상되었거나 잘렸습니다. 메일에서 링크 전체를 다시 열어 주세요.",
+    old_link="너무 오래된 링크입니다. 가장 최근에 받은 메일의 링크를 써 주세요.",
     nothing_changed="바뀐 것은 없습니다.",
     confirm_mail_subject="{site} 구독을 확인해 주세요",
     confirm_mail_intro="이 주소로 {site} 소식을 받겠다는 요청이 있었습니다.",
