@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -459,11 +460,9 @@ def test_a_reader_who_confirms_before_the_weeks_send_gets_its_posts_once(site: t
 
 
 def test_a_confirmation_the_server_could_not_send_is_sent_later(tmp_path: Path) -> None:
-    """SMTP down when the form is posted: the mail slot is given back, so the reader is not left without a
-    confirmation for a day; the next housekeeping (the service's tick, `digest run`) sends it through the
-    ledger, once, and a form posted right after it mails nothing more."""
-    from dataclasses import replace
-
+    """SMTP down when the form is posted: the confirmation stays owed in the ledger, so the reader is not left
+    without one for a day; the next housekeeping (the service's tick, `digest run`) sends it, once, and a
+    form posted right after it mails nothing more."""
     from digest.errors import DigestError
     from tests.support_service import free_port, maildir_messages
 
@@ -482,6 +481,30 @@ def test_a_confirmation_the_server_could_not_send_is_sent_later(tmp_path: Path) 
     mails = [m for m in maildir_messages(up.outbox) if "late@example.net" in str(m["To"])]
     assert len(mails) == 1 and "/confirm?token=" in text_of(mails[0])
     assert pipeline.subscribe(up, later + timedelta(minutes=10), "late@example.net").mail == ""  # sent recently
+
+
+def test_a_confirmation_planned_but_never_sent_is_sent_by_the_next_housekeeping_once(tmp_path: Path) -> None:
+    """`digest serve` killed after storing a sign-up and before its mail: the confirmation was planned in the
+    ledger with the request, so the next housekeeping sends it, once; one that went out at once is not sent
+    again by the housekeeping after it."""
+    from tests.support_service import maildir_messages
+
+    settings = settings_for(write_site(tmp_path, POSTS, ["author@example.org"], smtp_port=0))
+    settings = replace(settings, smtp=replace(settings.smtp, host=""))  # the Maildir outbox
+    lost = pipeline.subscribe(settings, NOW_AT, "lost@example.net", language="ko")
+    assert lost.mail == "confirm" and lost.planned  # and the process dies here, before send_reader_mail
+    sent = pipeline.subscribe(settings, NOW_AT, "sent@example.net")
+    result = pipeline.send_reader_mail(settings, sent, NOW_AT, clock=lambda: NOW_AT)
+    assert result is not None and result.ok
+    later = NOW_AT + timedelta(minutes=5)
+    assert pipeline.readers_housekeeping(settings, later).confirmations == 1
+    assert pipeline.readers_housekeeping(settings, later + timedelta(hours=1)).confirmations == 0
+    mails = maildir_messages(settings.outbox)
+    to = sorted(str(m["To"]) for m in mails)
+    assert to == ["lost@example.net", "sent@example.net"], to
+    (korean,) = [m for m in mails if str(m["To"]) == "lost@example.net"]
+    assert "/confirm?token=" in text_of(korean) and pipeline.reader_words("ko").confirm_mail_action in text_of(korean)
+    assert pipeline.subscribe(settings, later, "lost@example.net").mail == ""  # its slot stays taken: mailed
 
 
 def test_a_link_too_old_or_damaged_says_so_in_the_readers_language(site: tuple[Any, Mailbox]) -> None:

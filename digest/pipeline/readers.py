@@ -109,6 +109,11 @@ def subscribe(
     language = language if language and text.is_valid_language(language) else ""
     sub = Subscriber(email=address, name=" ".join(name.split())[:200], language=language)
     config = settings.subscribe
+    # A confirmation is planned in the ledger with the request, under an issue of its own (a send of one
+    # issue skips its other rows): sent at once by send_reader_mail, or by the next housekeeping when the
+    # process stopped first.
+    stamp = now_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    plan = f"{CONFIRM_PREFIX}{stamp}-{hashlib.sha256(sub.key.encode()).hexdigest()[:12]}"
     return roster(settings, store).request(
         sub,
         now_at,
@@ -116,6 +121,7 @@ def subscribe(
         ip=ip if config.store_ip else "",
         double_opt_in=config.double_opt_in,
         interval=timedelta(hours=config.confirm_interval_hours),
+        plan=plan,
     )
 
 
@@ -188,6 +194,8 @@ def send_reader_mail(
     preference link, or (without double opt-in) the welcome email. A confirmation or notice that could not
     be sent gives its mail slot back (roster.free_mail_slot), so the reader is not left without one for
     `subscribe.confirm_interval_hours`."""
+    if request.mail == "confirm" and request.planned:
+        return _send_planned_confirmation(settings, request, now_at, clock, store)
     if request.mail in ("confirm", "notice"):
         purpose = "confirm" if request.mail == "confirm" else "preferences"
         link = _link(settings, purpose, request.email, now_at, purpose)
@@ -203,6 +211,36 @@ def send_reader_mail(
     if request.mail == "welcome":
         send_welcome(settings, request.email, now_at, clock=clock, store=store)
     return None
+
+
+def _send_planned_confirmation(
+    settings: Settings, request: sender.Request, now_at: datetime, clock: Clock, store: sender.Store | None
+) -> SendResult:
+    """The confirmation `request` planned in the ledger, sent now through it: exactly once, whether this
+    call, the housekeeping of another process, or both get to it. One the server does not take now stays
+    owed there, and the housekeeping sends it when its retry time has come."""
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        reader = Subscriber(email=request.email, language=request.language)
+        report = sender.deliver(
+            _ConfirmMails(settings, now_at, request.planned),
+            [reader],
+            open_ledger(settings, store),
+            transport_factory(settings),
+            settings.delivery,
+            clock,
+            issue_id=request.planned,
+        )
+    finally:
+        if own:
+            store.close()
+    if report.sent or report.earlier:
+        return sender.SendResult(State.SENT)
+    why = report.failures[0].reply if report.failures else report.stopped
+    return sender.SendResult(
+        State.DEFERRED, reply=f"{why or 'not sent'}; owed in the ledger, sent by the next housekeeping"
+    )
 
 
 def reader_of_token(settings: Settings, token: str, now_at: datetime, purpose: str) -> str:

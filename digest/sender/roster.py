@@ -81,6 +81,7 @@ class Request:
     mail: str  # "confirm" | "notice" (already subscribed) | "welcome" (no double opt-in) | "" (nothing now)
     email: str
     language: str = ""
+    planned: str = ""  # the ledger issue a confirmation was planned under (request(plan=…))
 
 
 class Roster:
@@ -424,9 +425,12 @@ class Roster:
         ip: str,
         double_opt_in: bool,
         interval: timedelta,
+        plan: str = "",
     ) -> Request:
         """A subscribe request from the form. At most one mail per address per `interval`: the mail slot
-        is taken in the same transaction as the check, so a thousand requests at once send one mail."""
+        is taken in the same transaction as the check, so a thousand requests at once send one mail. With
+        `plan`, a confirmation is planned in the ledger under that issue in the same transaction too: a
+        process stopped before sending it leaves it owed there (send_confirmations), not lost."""
         key = sub.key
         slot_free = sa.or_(s.confirm_mail_at.is_(None), s.confirm_mail_at <= now_at - interval)
         with self.store.begin() as conn:
@@ -442,7 +446,8 @@ class Roster:
                     .values(confirm_requested_at=now_at, confirm_mail_at=now_at, consent_source=page, consent_ip=ip)
                 )
                 self._event(conn, key, now_at, "subscribe", "", f"form on {page}" if page else "form")
-                return Request("confirm", key, sub.language)
+                planned = self._plan(conn, plan, key, now_at)
+                return Request("confirm", key, sub.language, planned)
             status, language = Status(row[0]), row[1]
             # Someone who left (or an author's inactive entry) asks again: they confirm again, whatever the
             # store says, and only the confirmation makes them active.
@@ -458,7 +463,22 @@ class Roster:
             self._event(conn, key, now_at, "subscribe", "", f"form on {page}" if page else "form")
             # The mail answers the form, in its language. An active reader's own language is theirs to change
             # on the preference page: anyone can post the form with their address.
-            return Request("confirm" if wants_confirm else "notice", key, sub.language or language)
+            if wants_confirm:
+                planned = self._plan(conn, plan, key, now_at)
+                return Request("confirm", key, sub.language or language, planned)
+            return Request("notice", key, sub.language or language)
+
+    def _plan(self, conn: Connection, issue_id: str, key: str, now_at: datetime) -> str:
+        """A confirmation mail to `key`, pending in the ledger under `issue_id` (none without one). Not for
+        an address the ledger suppresses (someone who left and asks again): the ledger would skip it, so
+        their confirmation goes out directly, as it always did."""
+        suppressed = conn.execute(sa.select(suppressions.c.email).where(suppressions.c.email == key)).first()
+        if issue_id and suppressed is None:
+            row = {"issue_id": issue_id, "recipient": key, "state": State.PENDING, "attempts": 0, "reply": ""}
+            row |= {"message_id": "", "worker": "", "updated_at": now_at}
+            conn.execute(self.store.insert(deliveries).on_conflict_do_nothing(), [row])
+            return issue_id
+        return ""
 
     def free_mail_slot(self, email: str, taken_at: datetime) -> bool:
         """Give back the mail slot `request` took at `taken_at`, when its mail could not be sent: the next
