@@ -146,6 +146,39 @@ def test_hugo_toml_config_is_read(tmp_path: Path, name: str) -> None:
     assert settings.site.ignore == (r"\.bak$",)
 
 
+def test_hugo_config_directory_is_read(tmp_path: Path) -> None:
+    """Hugo's config/_default/ (root keys in hugo.toml, one key per other file, params.ko.toml for one
+    language) with config/production/ over it, as `hugo` builds it; no root config file."""
+    default = tmp_path / "config" / "_default"
+    write(default / "hugo.toml", 'baseURL = "http://localhost:1313/"\ntitle = "Dir"\ntimeZone = "Asia/Seoul"\n')
+    write(default / "languages.toml", '[en]\nweight = 1\n[ko]\nweight = 2\ntitle = "디렉터리"\n')
+    write(default / "params.yaml", "description: A site configured in a folder\nmainSections: [notes]\n")
+    write(default / "permalinks.toml", 'notes = "/n/:year/:slug/"\n')
+    write(default / "menus.en.toml", "[[main]]\nname = 'Home'\nurl = '/'\n")
+    write(tmp_path / "config" / "production" / "hugo.toml", 'baseURL = "https://dir.example.org/"\n')
+    write(tmp_path / "config" / "development" / "hugo.toml", 'baseURL = "http://127.0.0.1:1313/"\n')
+    write(tmp_path / "content/notes/a.md", "+++\ntitle='a'\ndate=2026-11-18\n+++\n")
+    write(tmp_path / "content/notes/a.ko.md", "+++\ntitle='가'\ndate=2026-11-18\n+++\n")
+    defaults = read_site_config(tmp_path)
+    assert defaults.kind == "hugo" and defaults.file == default / "hugo.toml"
+    settings = load_settings(site=tmp_path, env=state_env())
+    assert settings.site.base_url == "https://dir.example.org/"
+    assert (settings.site.title, settings.site.timezone) == ("Dir", "Asia/Seoul")
+    assert settings.site.description == "A site configured in a folder"
+    assert settings.site.source_dirs == ((tmp_path / "content/notes").resolve(),)
+    assert settings.site.permalink == "/n/:year/:slug/"
+    assert settings.site.generator.languages == ("en", "ko")
+    assert dict(settings.site.generator.language_titles) == {"ko": "디렉터리"}
+
+
+def test_a_broken_file_of_the_hugo_config_directory_is_named(tmp_path: Path) -> None:
+    write(tmp_path / "config" / "_default" / "hugo.toml", 'title = "Dir"\n')
+    write(tmp_path / "config" / "_default" / "params.toml", "description = \n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(site=tmp_path, env=state_env())
+    assert "params.toml" in str(info.value) and "cannot be parsed" in str(info.value)
+
+
 def test_digest_toml_overrides_site_config(tmp_path: Path) -> None:
     write(tmp_path / "_config.yml", "title: Jekyll title\ntimezone: UTC\n")
     (tmp_path / "_posts").mkdir()

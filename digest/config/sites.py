@@ -157,6 +157,9 @@ def read_site_config(root: Path) -> SiteDefaults:
         hugo = root / name
         if hugo.is_file():
             return _hugo(root, hugo, _load_mapping(hugo))
+    found = _hugo_config_dir(root)
+    if found is not None:
+        return _hugo(root, *found)
     pelican = [root / name for name in PELICAN_CONFIG_NAMES if (root / name).is_file()]
     if pelican:
         return _pelican(root, pelican)
@@ -270,6 +273,51 @@ def _jekyll_defaults(value: Any) -> str:
 
 
 # -- Hugo --------------------------------------------------------------------------------------------------
+
+
+HUGO_CONFIG_DIR = "config"  # Hugo's configDir
+HUGO_ENVIRONMENT = "production"  # the environment `hugo` builds a site for: its folder overrides _default
+_CONFIG_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
+
+
+def _hugo_config_dir(root: Path) -> tuple[Path, dict[str, Any]] | None:
+    """Hugo's configuration directory, `config/_default/` and the production folder over it, as one
+    mapping: `hugo.toml` (or `config.toml`) holds root keys, any other file the key it is named after
+    (`languages.toml`, `params.toml`, `permalinks.toml`), and `params.ko.toml` that key of one language.
+    None when the site has no such folder."""
+    base = root / HUGO_CONFIG_DIR / "_default"
+    if not base.is_dir():
+        return None
+    data: dict[str, Any] = {}
+    first: Path | None = None
+    for folder in (base, root / HUGO_CONFIG_DIR / HUGO_ENVIRONMENT):
+        files = sorted(folder.iterdir()) if folder.is_dir() else []
+        for file in files:
+            if file.suffix.lower() not in _CONFIG_SUFFIXES or not file.is_file():
+                continue
+            loaded = _load_mapping(file)
+            key, _, language = file.stem.lower().partition(".")
+            if key in ("hugo", "config"):
+                piece = loaded
+                first = first or file
+            elif language:
+                piece = {"languages": {language: {key: loaded}}}
+            else:
+                piece = {key: loaded}
+            data = _merged(data, piece)
+    return first or base, data
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` merged into `base`, tables into tables, keys compared without case (as Hugo does)."""
+    out = dict(base)
+    for key, value in over.items():
+        same = next((k for k in out if str(k).lower() == str(key).lower()), key)
+        if isinstance(value, dict) and isinstance(out.get(same), dict):
+            out[same] = _merged(out[same], value)
+        else:
+            out[same] = value
+    return out
 
 
 def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
