@@ -29,6 +29,20 @@ def test_each_front_matter_format(text: str, kind: str, title: str | None, body_
     assert doc.body.startswith(body_start)
 
 
+def test_a_pelican_value_goes_on_over_indented_lines() -> None:
+    """Pelican reads its headers with Python-Markdown's meta extension: a line indented by four spaces or a
+    tab continues the value above it (a summary over two lines). Such a post was read as one without a
+    header, so without a date, and was never mailed."""
+    text = "Title: 긴 요약\nDate: 2026-10-14 10:00\nSummary: the first line\n    and the second\n\tand a third\nTags: a\n\nBody.\n"
+    doc = parse(text)
+    assert doc.kind == "pelican"
+    assert doc.meta["title"] == "긴 요약" and doc.meta["date"] == "2026-10-14 10:00" and doc.meta["tags"] == "a"
+    assert doc.meta["summary"] == "the first line\nand the second\nand a third"
+    assert doc.body == "\nBody.\n" and dict(doc.key_lines)["tags"] == 6
+    # an indented line with no header line above it is prose, as before
+    assert parse("    indented code\nTitle: x\n\nBody\n").kind == "none"
+
+
 def test_keys_are_case_insensitive_and_nulls_tolerated() -> None:
     doc = parse(YAML_POST)
     assert doc.meta["date"] == date(2020, 7, 4)

@@ -33,6 +33,7 @@ _FENCE = {"---": re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M), "+++": re.compile(
 _PELICAN_LINE = re.compile(r"^([A-Za-z][\w-]*):[ \t]*(.*)$")
 # Pelican headers are recognised only when they name a post, so prose that starts with "Note: …" stays prose.
 _PELICAN_KEYS = {"title", "date"}
+_PELICAN_MORE = ("    ", "\t")  # a value's next line
 
 
 class FrontMatterError(ValueError):
@@ -130,10 +131,18 @@ def _pelican(text: str) -> Document:
     meta: dict[str, Any] = {}
     lines: list[tuple[str, int]] = []
     pos = 0
+    key = ""
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             break
         m = _PELICAN_LINE.match(line.rstrip("\r"))
+        if m is None and key and line.startswith(_PELICAN_MORE):
+            # Python-Markdown's meta extension (Pelican's reader): a line indented by four spaces or more
+            # goes on with the value above it ("Summary: …" over two lines)
+            more = line.strip()
+            meta[key] = f"{meta[key]}\n{more}" if meta[key] else more
+            pos += len(line) + 1
+            continue
         if m is None:
             return Document({}, text, "none")
         key = m.group(1).lower()
