@@ -106,6 +106,22 @@ def date_from_path(rel_path: str, tz: tzinfo) -> datetime | None:
     return _midnight(m.groups(), tz) if m else None
 
 
+def date_from_file_name(rel_path: str, pattern: str, tz: tzinfo) -> datetime | None:
+    """The date Pelican's FILENAME_METADATA `pattern` finds in a file's name (its `date` group, matched at the
+    start of the name without its extension); None when it finds none."""
+    name = rel_path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    m = re.match(pattern, name)
+    found = m.groupdict().get("date") if m else None
+    if not found:
+        return None
+    try:
+        return parse_date(found, tz)
+    except ImpossibleDate:
+        raise
+    except (ValueError, OverflowError) as exc:
+        raise ImpossibleDate(f"{found!r} is not a date") from exc
+
+
 def _midnight(ymd: tuple[str, ...], tz: tzinfo) -> datetime:
     try:
         midnight = datetime(int(ymd[0]), int(ymd[1]), int(ymd[2]))

@@ -37,6 +37,7 @@ class Generator:
     default_category: str = ""  # Pelican DEFAULT_CATEGORY: the category of a post that names none
     category_from_folder: bool = False  # Pelican USE_FOLDER_AS_CATEGORY: else the folder's name is its category
     slug_from_file: bool = False  # Pelican SLUGIFY_SOURCE = "basename"
+    filename_date: str = ""  # Pelican FILENAME_METADATA: a pattern whose `date` group dates an undated post
     defaults: str = ""  # Jekyll front matter defaults, as JSON: [[path, type, {key: value}], …]
     collections_dir: str = ""  # Jekyll collections_dir: the folder path categories are counted from
     language_titles: tuple[tuple[str, str], ...] = ()  # (language, the site's title in it): Hugo [languages.ko]

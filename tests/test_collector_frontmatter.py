@@ -33,7 +33,10 @@ def test_a_pelican_value_goes_on_over_indented_lines() -> None:
     """Pelican reads its headers with Python-Markdown's meta extension: a line indented by four spaces or a
     tab continues the value above it (a summary over two lines). Such a post was read as one without a
     header, so without a date, and was never mailed."""
-    text = "Title: 긴 요약\nDate: 2026-10-14 10:00\nSummary: the first line\n    and the second\n\tand a third\nTags: a\n\nBody.\n"
+    text = (
+        "Title: 긴 요약\nDate: 2026-10-14 10:00\nSummary: the first line\n    and the second\n\tand a third\n"
+        "Tags: a\n\nBody.\n"
+    )
     doc = parse(text)
     assert doc.kind == "pelican"
     assert doc.meta["title"] == "긴 요약" and doc.meta["date"] == "2026-10-14 10:00" and doc.meta["tags"] == "a"

@@ -13,6 +13,7 @@ import pytest
 from digest.collector import collect
 from digest.collector.reader import scan
 from digest.config import load_settings
+from digest.errors import ConfigError
 from digest.models import Entry
 from tests.conftest import state_env
 from tests.support_collector import write
@@ -265,6 +266,37 @@ def test_pelican_site_from_pelicanconf(tmp_path: Path, monkeypatch: pytest.Monke
     assert found["content/loose.md"].url == "https://rust.example.org/posts/2024/01/loose-notes/"
     assert found["content/loose.md"].categories == ("misc",)
     assert dict(scan(settings.site, NOW_AT).excluded)["content/pages/about.md"].startswith("a page")
+
+
+@pytest.mark.parametrize(
+    ("setting", "name"),
+    [
+        ("", "2024-01-14_field-notes.md"),  # Pelican's default FILENAME_METADATA: a date at the start
+        ("", "2024-01-14.md"),
+        ("FILENAME_METADATA = r'(?P<slug>[a-z-]+)_(?P<date>\\d{4}-\\d{2}-\\d{2})'\n", "field-notes_2024-01-14.md"),
+    ],
+)
+def test_pelican_dates_an_undated_post_by_its_file_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, name: str
+) -> None:
+    """Pelican dates a post without `Date:` by FILENAME_METADATA (by default a date at the start of the file
+    name, with anything after it): such a post is on the blog, so it is mailed. It was left out, unsaid."""
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "pelicanconf.py", "SITEURL = 'https://p.example.org'\nTIMEZONE = 'UTC'\n" + setting)
+    write(tmp_path, "content/" + name, "Title: Field notes\n\nBody.\n")
+    write(tmp_path, "content/undated.md", "Title: No date anywhere\n\nBody.\n")
+    settings = load_settings(site=tmp_path, env=state_env())
+    found = entries_of(tmp_path)
+    assert list(found) == ["content/" + name]
+    assert found["content/" + name].published_at == datetime(2024, 1, 14, tzinfo=UTC)
+    assert "no date" in dict(scan(settings.site, NOW_AT).excluded)["content/undated.md"]
+
+
+def test_a_pelican_filename_pattern_that_is_no_pattern_is_named(tmp_path: Path) -> None:
+    write(tmp_path, "pelicanconf.py", "FILENAME_METADATA = '(?P<date>[0-9'\n")
+    with pytest.raises(ConfigError, match="FILENAME_METADATA") as caught:
+        load_settings(site=tmp_path, env=state_env())
+    assert "pelicanconf.py" in str(caught.value)
 
 
 def hrefs(entry: Entry) -> list[str]:

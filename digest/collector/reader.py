@@ -25,7 +25,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from digest.dates import ImpossibleDate, date_from_path, parse_date
+from digest.dates import ImpossibleDate, date_from_file_name, date_from_path, parse_date
 from digest.models import Problem, Site
 from digest.text import LANGUAGE_HINT, is_valid_language, language_tag, xml_safe
 
@@ -272,6 +272,8 @@ def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
     if found is None:
         try:
             published_at = date_from_path(source, tz)
+            if published_at is None and site.generator.filename_date:  # Pelican's FILENAME_METADATA
+                published_at = date_from_file_name(source, site.generator.filename_date, tz)
         except ImpossibleDate as exc:
             return Problem(source, f"impossible date in the file name: {exc}; rename the file or add a date key")
         if published_at is None:

@@ -471,10 +471,29 @@ def _pelican(root: Path, files: list[Path]) -> SiteDefaults:
             default_category=_text(conf.get("DEFAULT_CATEGORY")) or "misc",
             category_from_folder=conf.get("USE_FOLDER_AS_CATEGORY", True) is not False,
             slug_from_file=_text(conf.get("SLUGIFY_SOURCE")) == "basename",
+            filename_date=_filename_metadata(conf.get("FILENAME_METADATA"), origin.get("FILENAME_METADATA", files[0])),
             # Python-Markdown gives headings ids only with its toc extension (or a toc plugin)
             heading_ids="toc" in repr(conf.get("MARKDOWN", "")) or "toc" in repr(conf.get("PLUGINS", "")),
         ),
     )
+
+
+PELICAN_FILENAME_METADATA = r"(?P<date>\d{4}-\d{2}-\d{2}).*"  # Pelican's default
+
+
+def _filename_metadata(value: Any, path: Path) -> str:
+    """Pelican's FILENAME_METADATA (matched at the start of a file's name without its extension), when it
+    has a `date` group; "" when it has none (it dates nothing)."""
+    pattern = value if isinstance(value, str) else PELICAN_FILENAME_METADATA
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(
+            f"FILENAME_METADATA is not a regular expression: {exc}",
+            "fix it in the Pelican config (digest reads it, as Pelican does)",
+            source=str(path),
+        ) from exc
+    return pattern if "date" in compiled.groupindex else ""
 
 
 def _python_settings(path: Path) -> dict[str, Any]:
