@@ -386,6 +386,13 @@ def test_check_prints_what_it_checked_and_exits_0(site: Path) -> None:
             "valid",
         ),
         (lambda s: (s / "posts" / "2026-11-20-x.md").write_text("---\ntitle: [\n---\n"), "posts", "2026-11-20-x.md"),
+        (  # no public URL yet (a Hugo site built with --baseURL in CI): every mailed link would be local
+            lambda s: (s / "digest.toml").write_text(
+                (s / "digest.toml").read_text("utf-8").replace("https://notes.example.org/", "http://localhost:1313/")
+            ),
+            "config",
+            "baseURL",
+        ),
     ],
 )
 def test_check_reports_each_problem_on_its_line(site: Path, change: Any, check: str, needle: str) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from digest import templater, text
 from digest.config import Settings, private_folder
@@ -111,7 +112,19 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
 
     config = str(settings.config_file or "none (defaults and the site's own config)")
     site_config = f"; site config {settings.site_config_file}" if settings.site_config_file else ""
-    found.append(Finding("config", "ok", f"{config}{site_config}"))
+    host = (urlsplit(settings.site.base_url).hostname or "").lower()
+    if host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost"):
+        found.append(
+            Finding(
+                "config",
+                "warn",
+                f"{config}{site_config}; posts link to {settings.site.base_url}",
+                "set the site's public URL (Hugo baseURL, Jekyll url, Pelican SITEURL, or site.url in digest.toml):"
+                " every link mailed would point at this machine",
+            )
+        )
+    else:
+        found.append(Finding("config", "ok", f"{config}{site_config}"))
 
     built: list[Build] = []
 
