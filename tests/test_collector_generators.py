@@ -292,6 +292,19 @@ def test_pelican_dates_an_undated_post_by_its_file_name(
     assert "no date" in dict(scan(settings.site, NOW_AT).excluded)["content/undated.md"]
 
 
+def test_pelican_fills_lang_as_the_post_writes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(
+        tmp_path,
+        "pelicanconf.py",
+        "SITEURL = 'https://p.example.org'\nTIMEZONE = 'UTC'\nARTICLE_LANG_URL = '{lang}/posts/{date:%Y}/{slug}/'\n",
+    )
+    write(tmp_path, "content/korea.md", pelican("Korea", "2024-01-14", "Slug: korea\nLang: ko-KR\n"))
+    entry = entries_of(tmp_path)["content/korea.md"]
+    assert entry.url == "https://p.example.org/ko-KR/posts/2024/korea/"  # the page Pelican writes
+    assert entry.language.lower() == "ko-kr"
+
+
 def test_a_pelican_filename_pattern_that_is_no_pattern_is_named(tmp_path: Path) -> None:
     write(tmp_path, "pelicanconf.py", "FILENAME_METADATA = '(?P<date>[0-9'\n")
     with pytest.raises(ConfigError, match="FILENAME_METADATA") as caught:

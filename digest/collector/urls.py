@@ -61,6 +61,9 @@ def post_url(site: Site, post: Post, known: tuple[str, ...] | None = None) -> st
     if gen.kind == "pelican" and not slug and gen.slug_from_file:
         slug = file_slug(post.content_path)
     pelican = gen.kind == "pelican"
+    written = _text(post.meta.get("lang")).strip()
+    if pelican and written and language and same_language(written, language):
+        language = written  # Pelican fills {lang} with `Lang:` as written (ko-KR, not ko-kr)
     path = PostPath(
         rel_to_content=post.content_path,
         published_at=post.published_at,
