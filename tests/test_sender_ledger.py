@@ -48,6 +48,22 @@ def test_plan_skips_removed_people_but_never_touches_sent_rows(ledger: Ledger) -
     assert states(ledger)["b@x.test"] == "pending"
 
 
+def test_plan_changes_many_rows_at_once(ledger: Ledger) -> None:
+    """Two readers or more who changed between two runs of one issue (left, paused, deferred then back): the
+    rerun skips them and goes on. It raised a traceback for two or more, and the week could not finish."""
+    ledger.plan(ISSUE, ["a@x.test", "b@x.test", "c@x.test", "d@x.test"], {}, NOW_AT)
+    ledger.plan(ISSUE, ["a@x.test"], {"b@x.test": "paused until 2024-03-20", "c@x.test": "unsubscribed"}, NOW_AT)
+    assert states(ledger) == {
+        "a@x.test": "pending",
+        "b@x.test": "skipped",
+        "c@x.test": "skipped",
+        "d@x.test": "skipped",
+    }
+    assert ledger.status(ISSUE).skipped == {"paused until 2024-03-20": 1, "unsubscribed": 1, REMOVED: 1}
+    ledger.plan(ISSUE, ["a@x.test", "b@x.test", "c@x.test", "d@x.test"], {}, NOW_AT)  # all back
+    assert set(states(ledger).values()) == {"pending"}
+
+
 def planned(ledger: Ledger, *issue_ids: str) -> None:
     """Issues as the weekly cycle records them before sending (digest.sender.carried.record_issue)."""
     with ledger.store.begin() as conn:

@@ -134,7 +134,8 @@ class Ledger:
                 .where(
                     d.issue_id == issue_id,
                     d.recipient == sa.bindparam("b_r"),
-                    d.state.in_((State.PENDING, State.DEFERRED, State.SKIPPED)),
+                    # not in_(): an executemany cannot expand a list (SQLAlchemy 2.1 refuses the statement)
+                    sa.or_(*(d.state == state for state in (State.PENDING, State.DEFERRED, State.SKIPPED))),
                 )
                 .values(
                     state=sa.bindparam("b_state"),
