@@ -227,3 +227,24 @@ def test_a_mailto_unsubscribe_from_an_international_domain_finds_its_reader(tmp_
     assert [(f.kind, f.email) for f in report.findings] == [("unsubscribe", "jimin@xn--3e0b707e.example")]
     record = Roster(settings.db_url).get("jimin@xn--3e0b707e.example")
     assert record is not None and record.status == Status.UNSUBSCRIBED
+
+
+def test_a_late_bounce_for_an_old_address_leaves_the_new_one_alone(tmp_path: Path) -> None:
+    """A reader changes address (the old mailbox is closing); a bounce of an issue mailed before the change
+    comes back later, with the reader's VERP tag and the old address as its recipient: the new address
+    stays active. A bounce of the new address itself still counts."""
+    settings = _site(tmp_path, maildir=tmp_path / "bounces")
+    pipeline.run_cycle(settings, NOW_AT, pipeline.select_week(settings, NOW_AT, "last"), clock=lambda: NOW_AT)
+    tag = _tag_of(settings, READER)
+    new = "reader.moved@example.org"
+    assert pipeline.request_address_change(settings, READER, new, NOW_AT) == "sent"
+    assert pipeline.change_address(settings, f"{READER}\n{new}", NOW_AT) == "changed"
+    drop_in_maildir(tmp_path / "bounces", [sample("postfix_user_unknown", READER, tag)])
+    report = pipeline.read_bounces(settings, NOW_AT + timedelta(hours=1))
+    assert [(f.kind, f.email) for f in report.findings] == [("ignored", READER)]
+    record = Roster(settings.db_url).get(new)
+    assert record is not None and record.status == Status.ACTIVE and record.hard_bounces == 0
+    drop_in_maildir(tmp_path / "bounces", [b"X-Seq: 2\r\n" + sample("postfix_user_unknown", new, tag)])
+    pipeline.read_bounces(settings, NOW_AT + timedelta(hours=2))
+    record = Roster(settings.db_url).get(new)
+    assert record is not None and record.status == Status.BOUNCED

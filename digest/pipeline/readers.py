@@ -444,6 +444,14 @@ def read_bounces(settings: Settings, now_at: datetime, store: sender.Store | Non
             counts["unknown"] += 1
             findings.append(BounceFinding(returned.kind, "", f"no subscriber found: {returned.reason}"))
             return
+        former = (
+            book.former_address(map(_stored_form, returned.addresses), owner) if returned.kind != "unsubscribe" else ""
+        )
+        if former:  # mailed before the change of address, bounced by the old mailbox: the new one is fine
+            findings.append(
+                BounceFinding("ignored", former, f"for {former}, since moved to {owner}: {returned.reason}")
+            )
+            return
         if not book.first_time(hashlib.sha256(raw).hexdigest(), now_at):
             return  # applied by an earlier run that stopped before marking it read
         status = book.record_bounce(

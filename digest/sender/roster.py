@@ -351,6 +351,24 @@ class Roster:
             owners = dict(conn.execute(sa.select(s.tag, s.email).where(s.tag.in_(list(tags)))).all())
         return next((str(owners[t]) for t in tags if t in owners), "")
 
+    def former_address(self, addresses: Iterable[str], owner: str) -> str:
+        """The first of `addresses` that `owner` had before changing address (suppressed as moved to it),
+        else "": a bounce for that address is the old mailbox's, not the reader's new one."""
+        keys = [address_key(a) for a in addresses]
+        if not keys:
+            return ""
+        with self.store.connect() as conn:
+            reasons = dict(
+                conn.execute(
+                    sa.select(suppressions.c.email, suppressions.c.reason).where(suppressions.c.email.in_(keys))
+                ).all()
+            )
+        for key in keys:
+            moved = str(reasons.get(key, "")).partition(MOVED_TO)[2]
+            if moved and address_key(moved) == address_key(owner):
+                return key
+        return ""
+
     def known(self, email: str) -> bool:
         with self.store.connect() as conn:
             return conn.execute(sa.select(s.id).where(s.email == address_key(email))).first() is not None
