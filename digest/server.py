@@ -630,6 +630,7 @@ class Readers:
             topics=found.topics,
             chosen={t.casefold() for t in record.tags},
             languages=found.languages,
+            pause_choices=pipeline.PAUSE_CHOICES,
             paused_until=paused.astimezone(self.settings.site.tz).date().isoformat()
             if paused and paused > self.clock()
             else "",
@@ -663,7 +664,7 @@ class Readers:
             pause = int(str(form.get("pause", "-1")))
         except ValueError:
             pause = None
-        if pause is None or not -1 <= pause <= pipeline.MAX_PAUSE_WEEKS:  # not one the page offers
+        if pause not in (-1, 0, *pipeline.PAUSE_CHOICES):  # not one the page offers (a hand-made form)
             return await self.preferences_page(request, r.pause_invalid)
         await run_in_threadpool(
             lambda: pipeline.save_preferences(

@@ -260,7 +260,7 @@ def test_a_pause_chosen_on_the_preference_page_skips_the_issues_of_those_weeks(
     httpx.post(prefs, data=form | {"pause": "0"})
     assert Roster(settings.db_url).get("pauser@example.org").paused_until is None  # type: ignore[union-attr]
     # a pause the page does not offer (a hand-made form) changes nothing and says so
-    for forged in ("52", "-7", "soon"):
+    for forged in ("52", "-7", "3", "soon"):
         page = httpx.post(prefs, data=form | {"pause": forged, "format": "text"})
         assert page.status_code == 200 and "Choose a pause from the list" in page.text
         assert "Your preferences are saved" not in page.text

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from digest.pipeline.readers import (
         CAPTCHA_FIELDS,
         MAX_PAUSE_WEEKS,
+        PAUSE_CHOICES,
         add_subscriber,
         change_address,
         client_allowed,
@@ -152,6 +153,7 @@ _HOMES = {
     "provider_events_url": "events",
     "CAPTCHA_FIELDS": "readers",
     "MAX_PAUSE_WEEKS": "readers",
+    "PAUSE_CHOICES": "readers",
     "add_subscriber": "readers",
     "change_address": "readers",
     "client_allowed": "readers",
@@ -218,6 +220,7 @@ __all__ = [
     "Build",
     "CAPTCHA_FIELDS",
     "MAX_PAUSE_WEEKS",
+    "PAUSE_CHOICES",
     "EVENTS_PATH",
     "EXAMPLE_SUBSCRIBER",
     "FEEDS",

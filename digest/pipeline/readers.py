@@ -362,7 +362,8 @@ def offered_languages(settings: Settings, now_at: datetime, current: str = "") -
     return offered
 
 
-MAX_PAUSE_WEEKS = 12  # the longest pause the preference page offers
+PAUSE_CHOICES = (1, 2, 4, 8, 12)  # the pauses the preference page offers, in weeks
+MAX_PAUSE_WEEKS = max(PAUSE_CHOICES)
 
 
 def save_preferences(
