@@ -438,3 +438,22 @@ def test_a_repeated_address_is_reported_and_its_first_line_kept(tmp_path: Path, 
     code, out, _ = run("subscribers", "import", str(export), "--site", str(site))
     assert code == 0 and f"repeated: {export}:4: minji@example.org repeats line 2" in out
     assert "added 0, updated 0, unchanged 2, invalid 0" in out  # the two people; the repeat apart
+
+
+def test_an_address_a_reader_left_behind_is_not_imported_back_as_active(tmp_path: Path, smtp_box: Mailbox) -> None:
+    """A reader changed address; the author imports an old export that still lists the old one with consent:
+    it comes back as it left (unsubscribed, with the reason), so the reader does not get each issue twice."""
+    site = make_site(tmp_path, smtp_box)
+    settings = settings_for(site / "digest.toml")
+    assert run("subscribers", "add", "hana.seo@example.com", "--site", str(site))[0] == 0
+    assert pipeline.request_address_change(settings, "hana.seo@example.com", "hana@example.net", NOW_AT) == "sent"
+    assert pipeline.change_address(settings, "hana.seo@example.com\nhana@example.net", NOW_AT) == "changed"
+    code, summary = import_file(site, "mailchimp_subscribed.csv")
+    assert summary["added"] == 3, code  # (the sample has two invalid lines too)
+    book = Roster(settings.db_url)
+    old, new = book.get("hana.seo@example.com"), book.get("hana@example.net")
+    assert old is not None and old.status == Status.UNSUBSCRIBED
+    assert "moved to hana@example.net" in old.events[-1].reason
+    assert new is not None and new.status == Status.ACTIVE
+    _, skipped = book.for_send(NOW_AT)
+    assert skipped.get("hana.seo@example.com") == "unsubscribed" and "hana@example.net" not in skipped

@@ -800,6 +800,15 @@ class Roster:
                 keys = [address_key(r.email) for r in batch]
                 query = sa.select(s.email, s.name, s.tags, s.language).where(s.email.in_(keys))
                 existing = {row.email: row for row in conn.execute(query)}
+                # an address the ledger suppresses with no record (one a reader left behind when changing
+                # address): it comes back as it left, never active again from an old export
+                suppressed = dict(
+                    conn.execute(
+                        sa.select(suppressions.c.email, suppressions.c.reason).where(
+                            suppressions.c.email.in_([k for k in keys if k not in existing])
+                        )
+                    ).all()
+                )
                 fresh: list[dict[str, Any]] = []
                 events: list[dict[str, Any]] = []
                 gone: list[dict[str, Any]] = []
@@ -810,6 +819,17 @@ class Roster:
                         unchanged += 1
                         continue
                     seen.add(key)
+                    if old is None and key in suppressed:
+                        added += 1
+                        why = str(suppressed[key])
+                        status = _status_of_suppression(why)
+                        fresh.append(self._import_row(r, status, now_at, source))
+                        events.append(
+                            self._event_row(
+                                key, now_at, "added", status.value, f"import: {source}; suppressed before: {why}"
+                            )
+                        )
+                        continue
                     if old is None:
                         added += 1
                         status = import_status(r)
@@ -925,6 +945,12 @@ def _record(row: Any, soft: int, events: tuple[SubscriberEvent, ...]) -> Subscri
         events=events,
         tag=row.tag,
     )
+
+
+def _status_of_suppression(reason: str) -> Status:
+    """The status a suppression was made with ("bounced: 550 …"), unsubscribed when it names none."""
+    named = reason.partition(":")[0].strip()
+    return Status(named) if named in SUPPRESSED_VALUES else Status.UNSUBSCRIBED
 
 
 _NEW: tuple[str, bool, str] = ("", False, "")  # not in the store yet (compared by identity)
