@@ -457,3 +457,23 @@ def test_an_address_a_reader_left_behind_is_not_imported_back_as_active(tmp_path
     assert new is not None and new.status == Status.ACTIVE
     _, skipped = book.for_send(NOW_AT)
     assert skipped.get("hana.seo@example.com") == "unsubscribed" and "hana@example.net" not in skipped
+
+
+def test_a_name_with_doubled_quotes_is_read_as_a_spreadsheet_writes_it(tmp_path: Path, smtp_box: Mailbox) -> None:
+    """RFC 4180 quoting (a quote doubled inside a quoted field, a comma in it): the name is the spreadsheet's."""
+    site = make_site(tmp_path, smtp_box)
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text('email,name,consent\na@example.com,"Doe, John ""JJ"" Smith",yes\n', "utf-8")
+    args = [
+        "subscribers",
+        "import",
+        str(csv_file),
+        "--site",
+        str(site),
+        "--map",
+        "email=email,name=name,consent=consent",
+    ]
+    code, _, err = run(*args)
+    assert code == 0, err
+    record = Roster(settings_for(site / "digest.toml").db_url).get("a@example.com")
+    assert record is not None and record.name == 'Doe, John "JJ" Smith'

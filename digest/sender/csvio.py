@@ -194,9 +194,14 @@ def read_csv(path: Path, mapping: Mapping[str, str] | None = None) -> tuple[str,
                 text = sample + fh.read()
             else:
                 try:
-                    dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
+                    sniffed: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
                 except csv.Error:
-                    dialect = csv.excel
+                    sniffed = csv.excel
+                # The delimiter is what the sniffer is for. It often guesses that a doubled quote (RFC 4180,
+                # as every spreadsheet and mailing-list export writes one: "Doe, John ""JJ""") is not one,
+                # and a name came out as `John "JJ"" Smith"`: the quoting is Excel's, always.
+                keep = {"delimiter": sniffed.delimiter, "skipinitialspace": sniffed.skipinitialspace}
+                dialect: Any = type("Sniffed", (csv.excel,), keep)
                 fh.seek(0)
                 header = [h.strip().lower() for h in next(csv.reader(fh, dialect), [])]
     except OSError as exc:
