@@ -477,3 +477,20 @@ def test_a_name_with_doubled_quotes_is_read_as_a_spreadsheet_writes_it(tmp_path:
     assert code == 0, err
     record = Roster(settings_for(site / "digest.toml").db_url).get("a@example.com")
     assert record is not None and record.name == 'Doe, John "JJ" Smith'
+
+
+def test_a_language_that_is_none_is_an_invalid_line(tmp_path: Path, smtp_box: Mailbox) -> None:
+    """A language column is checked as the subscribers file and `subscribers add` check it: `klingon!` or `zz`
+    makes its line invalid (named, with the line number), the others are imported."""
+    site = make_site(tmp_path, smtp_box)
+    csv_file = tmp_path / "people.csv"
+    rows = "email,consent,language\nok@example.com,yes,ko\nbad@example.com,yes,klingon!\nzz@example.com,yes,zz\n"
+    csv_file.write_text(rows, "utf-8")
+    args = ["subscribers", "import", str(csv_file), "--site", str(site), "--json"]
+    code, out, err = run(*args, "--map", "email=email,consent=consent,language=language")
+    summary = json.loads(out)
+    assert code == 1 and summary["added"] == 1, (out, err)
+    assert [i["line"] for i in summary["invalid"]] == [3, 4], summary["invalid"]
+    assert "not a language code" in summary["invalid"][0]["message"]
+    book = Roster(settings_for(site / "digest.toml").db_url)
+    assert book.get("bad@example.com") is None and book.get("ok@example.com").language == "ko"  # type: ignore[union-attr]

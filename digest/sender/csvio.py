@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from digest.config import normalise_address
+from digest.config import normalise_address, subscriber_language
 from digest.errors import ConfigError, UsageError
 from digest.models import Problem
 from digest.records import ImportRow, SubscriberRecord
@@ -297,6 +297,11 @@ def _rows(
         if not name:
             name = " ".join(p for p in (_cell(row, cols, "first_name"), _cell(row, cols, "last_name")) if p)
         fmt_value = _cell(row, cols, "format").lower()
+        try:  # checked as the subscribers file and `subscribers add` check it
+            language = subscriber_language(_cell(row, cols, "language"), "language")
+        except UsageError as exc:
+            problems.append(Problem(source, f"{exc.message} ({exc.hint}; or leave it empty)", number))
+            continue
         yield ImportRow(
             line=number,
             email=address,
@@ -306,7 +311,7 @@ def _rows(
             # a mapped consent column may hold the date itself
             consent_at=_date(_cell(row, cols, "consent_at")) or _date(_cell(row, cols, "consent")),
             status=fmt.status(row),
-            language=_cell(row, cols, "language"),
+            language=language,
             format=fmt_value if fmt_value in ("html", "text") else "",
             consent_method=_cell(row, cols, "consent_method"),
             consent_source=_cell(row, cols, "consent_source"),
