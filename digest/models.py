@@ -200,9 +200,11 @@ class Issue:
 
     @property
     def updated_at(self) -> datetime:
-        """Derived from the entries, never from the clock (feeds stay byte-identical)."""
+        """Derived from the entries, never from the clock (feeds stay byte-identical); never before the
+        start of the issue's week: an issue of late arrivals only (posts dated weeks back) is still newer
+        than the issue before it, where feed readers sort it."""
         stamps = [e.updated_at or e.published_at for e in self.all_entries]
-        return max(stamps) if stamps else self.week.end_at
+        return max([*stamps, self.week.start_at]) if stamps else self.week.end_at
 
 
 @dataclass(frozen=True)

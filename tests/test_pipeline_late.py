@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -412,3 +413,32 @@ def test_a_clock_gone_back_stops_a_publish_and_a_send(site: tuple[Path, Settings
         assert cycle(settings, monday(16) - timedelta(minutes=30), store).delivery is not None  # within the slack
     finally:
         store.close()
+
+
+def test_an_issue_of_late_posts_only_is_newer_in_the_feeds_than_the_issue_before(tmp_path: Path) -> None:
+    """W47 mails only a post backdated into W45: its feed entry is dated at the start of W47 (not at the old
+    post's date, below W46's entry where readers sort it), and the feed's `updated` moves on with it."""
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    settings = settings_for(config)
+    store = Store(settings.db_url)
+    try:
+        cycle(settings, monday(9), store, publish=True)  # W45
+        add(tmp_path, "second", "Second post", at(12))
+        cycle(settings, monday(16), store, publish=True)  # W46
+        before = ElementTree.fromstring(published(settings)["atom.xml"])
+        add(tmp_path, "backdated", "Backdated notes", at(4))  # dated in W45: late now
+        report = cycle(settings, monday(23), store, publish=True)  # W47: late arrivals only
+        assert [e.title for e in report.issues[0].late] == ["Backdated notes"] and not report.issues[0].entries
+    finally:
+        store.close()
+    atom = ElementTree.fromstring(published(settings)["atom.xml"])
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    dated = {
+        e.findtext("a:id", "", ns).rsplit("/", 1)[-1]: e.findtext("a:updated", "", ns)
+        for e in atom.findall("a:entry", ns)
+    }
+    w46, w47 = (datetime.fromisoformat(dated[k]) for k in ("2026-W46", "2026-W47"))
+    assert w47 > w46 and w47 == datetime(2026, 11, 16, tzinfo=SEOUL)
+    assert datetime.fromisoformat(atom.findtext("a:updated", "", ns)) > datetime.fromisoformat(
+        before.findtext("{http://www.w3.org/2005/Atom}updated", "")
+    )
