@@ -385,6 +385,33 @@ def test_a_pause_ends_on_the_day_the_site_says_everywhere(site: Path) -> None:
     assert "paused until 2026-12-03" in line, line
 
 
+def test_a_translation_written_a_week_late_reaches_its_readers_before_their_first_issue(site: Path) -> None:
+    """The list starts in a week with an English post only: the Korean readers get nothing that week. Its
+    Korean translation, dated in that week, is written the week after: it goes to them with their next issue,
+    as a late arrival, once (it was never mailed: their language had no issue yet to count from)."""
+    glue = site / "posts" / "2026-11-12-glue-notes.md"  # the only post of W46, in English (a draft: made public)
+    glue.write_text(glue.read_text("utf-8").replace("draft: true\n", ""), "utf-8")
+    w46_monday = "2026-11-16T09:00:00+01:00"
+    status, out, err = invoke("run", "--site", str(site), "--week", "2026-W46", "--json", now=w46_monday)
+    assert status == 0, err
+    assert not [i for i in json.loads(out)["issues"] if i["language"] == "ko" and i["entries"]]
+    (site / "posts" / "2026-11-12-glue-notes-ko.md").write_text(
+        '---\ntitle: "아교 메모"\ndate: 2026-11-12 20:00\nlang: ko\n---\n\n아교를 데우는 온도.\n', "utf-8"
+    )
+    status, out, err = invoke("run", "--site", str(site), "--json")  # W47
+    assert status == 0, err
+    (korean,) = [i for i in json.loads(out)["issues"] if i["language"] == "ko"]
+    assert [(e["title"], e["late"]) for e in korean["entries"]] == [("오래 가는 연마 습관", False), ("아교 메모", True)]
+    assert invoke("run", "--site", str(site), "--json", now="2026-11-30T09:00:00+01:00")[0] == 0  # W48
+    mails = [m for m in _maildir(site) if "minjun@example.org" in str(m["To"])]
+    assert sum("아교 메모" in body(m, "plain") for m in mails) == 1
+
+
+def _maildir(site: Path) -> list[email.message.EmailMessage]:
+    box = mailbox.Maildir(load_settings(site=site, env={**os.environ, "DIGEST_SECRET": SECRET}).outbox, create=False)
+    return [email.message_from_bytes(item.as_bytes(), policy=email.policy.default) for item in box]  # type: ignore[misc]
+
+
 def test_a_site_that_changes_its_language_does_not_mail_that_languages_issues_again(site: Path) -> None:
     """The site's own language has no prefix in the ledger: after `language = "ko"` the Korean issues planned
     as ko/… are the site language's, and what they carried is not mailed again as late arrivals."""

@@ -101,6 +101,11 @@ def run_cycle(
                 fixed = Carried(planned={issue.id: keys})
                 own, late = issues.select(result.pools.get(language, ()), week, issue.id, fixed)
                 issue = replace(issue, entries=result.render(own), late=result.render(late))
+            elif not dry_run and not week.custom:
+                # Nothing to mail in this language this week, but it has readers: the week is recorded as
+                # its issue, empty, so that a post dated in it that turns up later (a translation written a
+                # week after its original) is a late arrival of the next issue, not lost before the first.
+                sender.record_issue(store, issue, now_at)
             delivery = None
             # one language: the list itself, not a copy of 100,000 references (nor a list of them kept)
             group = by_language.pop(language)
