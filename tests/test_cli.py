@@ -626,3 +626,19 @@ def test_a_weekly_run_from_cron_forgets_who_never_confirmed(site: Path) -> None:
     code, out, _ = invoke("run", "--site", str(site), now="2026-12-01T09:00:00+09:00")
     assert code == 0 and "readers: 1 unconfirmed address(es) forgotten" in out, out
     assert invoke("subscribers", "show", "--site", str(site), "maybe@example.org")[0] == 1
+
+
+def test_a_subscribers_file_cut_to_nothing_stops_rather_than_drops_everyone(site: Path) -> None:
+    """`subscribers:` with nothing under it, where the file listed readers: every command that reads it stops
+    with one line and changes nothing; an empty list written as one (`subscribers: []`) is taken."""
+    assert invoke("subscribers", "list", "--site", str(site))[0] == 0
+    before = invoke("subscribers", "list", "--site", str(site))[1]
+    (site / "subscribers.yaml").write_text("# emptied by mistake\nsubscribers:\n", "utf-8")
+    for command in (("send", "--dry-run"), ("subscribers", "list"), ("run",)):
+        code, out, err = invoke(*command, "--site", str(site))
+        assert code == 1 and "subscribers.yaml" in err and "subscribers: []" in err, (command, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) <= 2, err
+    (site / "subscribers.yaml").write_text("subscribers: []\n", "utf-8")
+    code, out, err = invoke("subscribers", "list", "--site", str(site))
+    assert code == 0, err
+    assert "active" in before and "\tactive\t" not in out and "inactive" in out

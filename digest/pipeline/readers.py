@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -43,7 +44,22 @@ def sync_subscribers(settings: Settings, now_at: datetime, store: sender.Store |
     if settings.subscribers is None:
         return sender.SyncReport()
     entries = config.load_subscribers(settings.subscribers)
-    return roster(settings, store).sync_file(entries, str(settings.subscribers), now_at)
+    book = roster(settings, store)
+    if not entries and not _EMPTY_LIST.search(settings.subscribers.read_text("utf-8")):
+        # `subscribers:` with nothing under it, a file cut by mistake: syncing it would make every reader
+        # it listed inactive, unsaid. An empty list has to be written as one.
+        listed = book.listed_in_file()
+        if listed:
+            raise ConfigError(
+                f"the file lists nobody, while {listed} active subscriber(s) came from it: each would be made"
+                " inactive",
+                "put them back; to remove everyone from the file, write `subscribers: []`",
+                source=str(settings.subscribers),
+            )
+    return book.sync_file(entries, str(settings.subscribers), now_at)
+
+
+_EMPTY_LIST = re.compile(r"^subscribers:\s*\[\s*\]", re.MULTILINE)
 
 
 def send_list(

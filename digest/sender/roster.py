@@ -338,6 +338,12 @@ class Roster:
             for row in conn.execution_options(yield_per=2000).execute(query):
                 yield _record(row, 0, ())
 
+    def listed_in_file(self) -> int:
+        """How many active subscribers the subscribers file brought in (and lists, as of its last sync)."""
+        with self.store.connect() as conn:
+            query = sa.select(sa.func.count()).where(s.in_file.is_(True), s.status == Status.ACTIVE.value)
+            return int(conn.execute(query).scalar_one())
+
     def counts(self) -> dict[str, int]:
         with self.store.connect() as conn:
             found: dict[str, int] = dict(conn.execute(sa.select(s.status, sa.func.count()).group_by(s.status)).all())
