@@ -120,6 +120,10 @@ def tick(
         for week, fire_at in due:
             if stop is not None and stop.is_set():
                 break
+            if now_at - fire_at > timedelta(seconds=2 * settings.schedule.tick_seconds):
+                # a run the service was not up for, or one a stopped process left unfinished: said before it
+                # goes on, so the log tells why mail goes out now
+                log.info("week %s: its run was due at %s; running it now", week.label, fire_at.isoformat())
             step = pipeline.advance_cycle(
                 settings, week, fire_at, clock=clock, store=store, transports=transports, stop=stop
             )

@@ -239,6 +239,8 @@ def test_a_missed_run_happens_once_not_once_per_missed_week(
     assert all("last week's post" in text_of(m) for _, m in smtp_box.received)
     missed = [line for line in lines_of(caplog) if "missed" in line]
     assert len(missed) >= 7 and len(set(missed)) == len(missed)  # each older Monday in the grace, logged once
+    (late,) = [line for line in lines_of(caplog) if "running it now" in line]  # said before it is sent
+    assert late.startswith(f"week {steps[0].week.label}: its run was due at ")
     assert scheduler.tick(weekly_site) == []  # a second tick owes nothing and logs nothing new
     assert len(smtp_box.received) == len(READERS)
     assert [line for line in lines_of(caplog) if "missed" in line] == missed
