@@ -620,7 +620,12 @@ def status(ctx: Context, week: str | None, language: str | None, as_json: bool) 
     if as_json:
         click.echo(json.dumps(report.status_json(issue_id, state), ensure_ascii=False))
         return
-    for line in report.status_lines(issue_id, state):
+    others = {
+        other: pipeline.issue_status(ctx.settings, other)
+        for other in pipeline.week_issues(ctx.settings, issue_week.label)
+        if other != issue_id
+    }
+    for line in report.status_lines(issue_id, state, others):
         out.print(line)
 
 

@@ -4,7 +4,7 @@ anything; every number comes from the report objects in digest.records."""
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from digest.models import Entry, Problem, RenderedIssue, State
@@ -217,13 +217,26 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
     return payload
 
 
-def status_lines(week_label: str, status: IssueStatus) -> list[str]:
+def status_lines(week_label: str, status: IssueStatus, others: Mapping[str, IssueStatus] | None = None) -> list[str]:
+    """`digest status`: the issue's counts, why some were skipped, its failures; then, when the ledger holds
+    the same week in other languages, one line each, so a failure there is not out of sight."""
     lines = [f"issue {week_label}"]
     lines += [f"  {name:<9} {count}" for name, count in sorted((str(k), v) for k, v in status.counts.items())]
     lines += [f"    skipped: {reason}: {count}" for reason, count in sorted(status.skipped.items())]
     if not status.total:
         lines.append("  nothing recorded yet")
     lines += [f"  {f.state}: {f.recipient}: {f.reply}" for f in status.failures]
+    waiting = sum(status.counts.get(state, 0) for state in ("pending", "sending", "deferred"))
+    if waiting:
+        lines.append(
+            f"  {waiting} not sent yet: a send under way, or one that stopped; the next `digest send` (or run, or"
+            " the service) finishes them, each exactly once"
+        )
+    for issue_id, other in sorted((others or {}).items()):
+        counts = ", ".join(f"{count} {name}" for name, count in sorted((str(k), v) for k, v in other.counts.items()))
+        language = issue_id.partition("/")[0] if "/" in issue_id else ""
+        see = f"--lang {language}" if language else "without --lang"
+        lines.append(f"also {issue_id}: {counts or 'nothing recorded yet'} (`digest status {see}`)")
     return lines
 
 

@@ -442,3 +442,16 @@ def test_a_welcome_without_an_issue_speaks_the_readers_language(site: Path) -> N
     assert "Unsubscribe" not in welcome.text and "View in browser" not in welcome.text
     assert welcome.preheader == "Field Notes 구독을 환영합니다." and "최근 호를 보내 드립니다" not in welcome.text
     assert "/newsletter/ko/" in welcome.archive_url
+
+
+def test_status_names_the_weeks_issues_in_the_other_languages(site: Path) -> None:
+    """`digest status` shows one issue; the same week's issues in the other languages are one line each below
+    it, so a failure in the Korean issue is not out of sight of someone who looks at the English one."""
+    assert invoke("run", "--site", str(site))[0] == 0  # 2026-W47 in en, ko and ja
+    status, out, err = invoke("status", "--site", str(site), "--week", "2026-W47")
+    assert status == 0, err
+    also = [line for line in out.splitlines() if line.startswith("also ")]
+    assert [line.split(":")[0] for line in also] == ["also ja/2026-W47", "also ko/2026-W47"], out
+    assert all("sent" in line for line in also) and "`digest status --lang ko`" in also[1]
+    status, out, _ = invoke("status", "--site", str(site), "--week", "2026-W47", "--lang", "ko")
+    assert "also 2026-W47: " in out and "without --lang" in out and "also ko/" not in out

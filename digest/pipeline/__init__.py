@@ -114,6 +114,7 @@ if TYPE_CHECKING:
         resubscribe,
         suppressed,
         unsubscribe,
+        week_issues,
     )
 
 # Each name is imported from its part on first use: a preview needs _shared, state and building, not the
@@ -192,6 +193,7 @@ _HOMES = {
     "address_of_token": "state",
     "check_subscribers": "state",
     "issue_status": "state",
+    "week_issues": "state",
     "open_ledger": "state",
     "open_store": "state",
     "require_subscribers": "state",
@@ -252,6 +254,7 @@ __all__ = [
     "is_probe",
     "issue_id",
     "issue_status",
+    "week_issues",
     "job_week",
     "labels_for",
     "open_ledger",

@@ -51,8 +51,7 @@ def sync_subscribers(settings: Settings, now_at: datetime, store: sender.Store |
         listed = book.listed_in_file()
         if listed:
             raise ConfigError(
-                f"the file lists nobody, while {listed} active subscriber(s) came from it: each would be made"
-                " inactive",
+                f"the file lists nobody, while {listed} active subscriber(s) came from it: each would be made inactive",
                 "put them back; to remove everyone from the file, write `subscribers: []`",
                 source=str(settings.subscribers),
             )

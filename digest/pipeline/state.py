@@ -46,6 +46,11 @@ def issue_status(settings: Settings, issue_id: str, store: sender.Store | None =
     return open_ledger(settings, store).status(issue_id)
 
 
+def week_issues(settings: Settings, week_label: str, store: sender.Store | None = None) -> list[str]:
+    """The issue ids the ledger holds for one week: its own and those of the site's other languages."""
+    return [i for i in open_ledger(settings, store).issues() if i == week_label or i.endswith(f"/{week_label}")]
+
+
 def unsubscribe(
     settings: Settings, email: str, now_at: datetime, reason: str, store: sender.Store | None = None
 ) -> bool:
