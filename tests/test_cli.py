@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import main
-from digest.config import load_settings
+from digest.config import load_settings, load_subscribers
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "site"
 NOW = "2026-11-23T09:00:00+09:00"  # Monday morning in Seoul: week 2026-W47 has just ended
@@ -642,3 +642,14 @@ def test_a_subscribers_file_cut_to_nothing_stops_rather_than_drops_everyone(site
     code, out, err = invoke("subscribers", "list", "--site", str(site))
     assert code == 0, err
     assert "active" in before and "\tactive\t" not in out and "inactive" in out
+
+
+def test_check_says_how_many_the_file_lists_have_left(site: Path) -> None:
+    """A reader the file lists who unsubscribed stays unsubscribed: `digest check` counts them apart, so its
+    count of active readers is not the file's alone."""
+    listed = load_subscribers(site / "subscribers.yaml")
+    assert invoke("unsubscribe", "--site", str(site), listed[0].email)[0] == 0
+    code, out, _ = invoke("check", "--site", str(site), "--json")
+    found = {f["check"]: f for f in json.loads(out)}
+    assert found["subscribers"]["level"] == "ok", found["subscribers"]
+    assert "1 of them left (unsubscribed, bounced or complained)" in found["subscribers"]["detail"]

@@ -156,6 +156,19 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
     def subscribers() -> Finding:
         subs, problems = check_subscribers(settings)
         detail = f"{settings.subscribers}: {len(subs)} ({sum(s.active for s in subs)} active)"
+        gone: set[str] = set()
+        if subs:
+            try:  # the store's own check is "database", below
+                store = open_store(settings)
+                try:
+                    gone = suppressed(settings, store)
+                finally:
+                    store.close()
+            except DigestError:
+                pass
+            left = sum(1 for sub in subs if sub.active and sub.key in gone)
+            if left:
+                detail += f"; {left} of them left (unsubscribed, bounced or complained): the file never overrides that"
         if problems:
             return Finding("subscribers", "fail", detail + f"; {len(problems)} problem(s)", str(problems[0]))
         wanted = {text.issue_language(s.language, settings.site.language) for s in subs if s.active}
