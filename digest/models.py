@@ -177,6 +177,7 @@ class Issue:
     # entries dated before the week that no earlier issue carried (late, backdated, un-drafted posts)
     late: tuple[Entry, ...] = ()
     note_html: str = ""  # the editor's note shown above the posts (rendered Markdown), "" for none
+    dated_at: datetime | None = None  # the date its feed entry was last published with: never earlier again
 
     @property
     def id(self) -> str:
@@ -203,6 +204,12 @@ class Issue:
         """Derived from the entries, never from the clock (feeds stay byte-identical); never before the
         start of the issue's week: an issue of late arrivals only (posts dated weeks back) is still newer
         than the issue before it, where feed readers sort it."""
+        derived = self.derived_at
+        return max(derived, self.dated_at) if self.dated_at is not None else derived
+
+    @property
+    def derived_at(self) -> datetime:
+        """The date its entries give it (updated_at without the floor of an earlier publish)."""
         stamps = [e.updated_at or e.published_at for e in self.all_entries]
         return max([*stamps, self.week.start_at]) if stamps else self.week.end_at
 

@@ -442,3 +442,40 @@ def test_an_issue_of_late_posts_only_is_newer_in_the_feeds_than_the_issue_before
     assert datetime.fromisoformat(atom.findtext("a:updated", "", ns)) > datetime.fromisoformat(
         before.findtext("{http://www.w3.org/2005/Atom}updated", "")
     )
+
+
+@pytest.mark.parametrize("how", ["publish", "run"])
+def test_a_deleted_post_never_dates_its_issue_earlier_in_the_feeds(tmp_path: Path, how: str) -> None:
+    """W46 held two posts; the later one is deleted (or a Hugo post expires): the issue's feed entry keeps
+    the date it was published with, so the feed never goes backwards. Kept in the state folder, so a
+    publish-only site (no send yet) keeps it too."""
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    settings = settings_for(config)
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+
+    def go(now_at: datetime) -> dict[str, str]:
+        if how == "publish":
+            pipeline.publish(settings, now_at, pipeline.select_week(settings, now_at, "last"))
+        else:
+            store = Store(settings.db_url)
+            try:
+                cycle(settings, now_at, store, publish=True)
+            finally:
+                store.close()
+        atom = ElementTree.fromstring(published(settings)["atom.xml"])
+        found = {
+            e.findtext("a:id", "", ns).rsplit("/", 1)[-1]: e.findtext("a:updated", "", ns)
+            for e in atom.findall("a:entry", ns)
+        }
+        return found | {"feed": atom.findtext("a:updated", "", ns)}
+
+    add(tmp_path, "early", "Early post", at(10))
+    later = add(tmp_path, "later", "Later post", at(13))
+    before = go(monday(16))  # W46
+    later.unlink()
+    after = go(monday(16) + timedelta(hours=2))
+    assert after["2026-W46"] == before["2026-W46"] and after["feed"] == before["feed"]
+    assert datetime.fromisoformat(after["2026-W46"]) == at(13)  # the deleted post's date, kept
+    add(tmp_path, "newer", "Newer post", at(14))  # unmailed, it joins W46 and dates it later; mailed, it is late
+    expected = at(14) if how == "publish" else at(13)
+    assert datetime.fromisoformat(go(monday(16) + timedelta(hours=3))["2026-W46"]) == expected

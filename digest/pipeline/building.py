@@ -29,7 +29,7 @@ from digest.models import (
     Week,
 )
 from digest.pipeline._shared import EXAMPLE_SUBSCRIBER, Build
-from digest.pipeline.state import read_carried
+from digest.pipeline.state import open_store, read_carried, read_feed_dates
 from digest.text import fingerprint, slugify
 
 if TYPE_CHECKING:
@@ -188,8 +188,10 @@ def build(
     languages: Iterable[str] | None = None,
     memo: Memo | None = None,
     history_bodies: bool = True,
+    dated: Mapping[str, datetime] | None = None,
 ) -> Build:
-    """The week's issue in every language and the feeds' history. `carried` (what the ledger says about
+    """The week's issue in every language and the feeds' history (each issue of it never dated earlier than
+    `dated` says its feed entry was last published with). `carried` (what the ledger says about
     earlier issues, see digest.issues) adds the late arrivals and leaves out what earlier issues carried;
     without it every entry dated in the week is in its issue. Only the issues and the history of
     `languages` (language keys; None: every language) get their entries' bodies rendered: the others
@@ -260,8 +262,20 @@ def build(
             own, late = render(own), render(late)
             past = [(w, render(group)) for w, group in past] if history_bodies else past
         week_issues[language] = replace(empty, entries=own, late=late)
-        history[language] = tuple(Issue(empty.site, w, group, (), language) for w, group in past)
+        history[language] = tuple(
+            Issue(empty.site, w, group, (), language, dated_at=_dated(dated, language, w)) for w, group in past
+        )
     return Build(site, week, pools, week_issues, history, problems, scanned, render)
+
+
+def _dated(dated: Mapping[str, datetime] | None, language: str, week: Week) -> datetime | None:
+    return dated.get(f"{language}/{week.label}" if language else week.label) if dated else None
+
+
+def feed_dates(result: Build) -> dict[str, datetime]:
+    """{issue id: its feed entry's date} of every issue the feeds and the archive show: kept after a publish
+    (sender.record_feed_dates) as the floor of the next one."""
+    return {issue.id: issue.updated_at for history in result.history.values() for issue in history}
 
 
 def problems_of(result: Build) -> tuple[Problem, ...]:
@@ -414,6 +428,7 @@ def preview(
             languages=[language],
             memo=memo,
             history_bodies=False,
+            dated=read_feed_dates(settings, store),
         )
         issue = result.issue_of(language)
         files = site_files(result, settings, [language], memo)
@@ -521,12 +536,20 @@ def _parts_of(data: bytes) -> tuple[str, str]:
 def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
     # What the ledger says was mailed places each entry in the archive and the feeds (issues.history): a
     # publish and a run must make the same files.
-    carried = read_carried(settings, now_at=now_at)
-    with cached(settings) as memo:
-        result = build(settings, now_at, week, strict=strict, carried=carried, memo=memo, history_bodies=False)
-        if memo is not None:
-            _render_in_two(result, settings, memo)
-        write_files(settings.output.dir, site_files(result, settings, memo=memo))
+    store = open_store(settings)  # the feeds' dates are kept there: a publish never dates an entry earlier
+    try:
+        carried = read_carried(settings, store, now_at=now_at)
+        dated = sender.read_feed_dates(store)
+        with cached(settings) as memo:
+            result = build(
+                settings, now_at, week, strict=strict, carried=carried, memo=memo, history_bodies=False, dated=dated
+            )
+            if memo is not None:
+                _render_in_two(result, settings, memo)
+            write_files(settings.output.dir, site_files(result, settings, memo=memo))
+        sender.record_feed_dates(store, feed_dates(result))
+    finally:
+        store.close()
     return result
 
 

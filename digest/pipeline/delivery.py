@@ -13,7 +13,7 @@ from digest import issues, text
 from digest.config import Settings
 from digest.models import Carried, Issue, Subscriber, Week
 from digest.pipeline._shared import Clock
-from digest.pipeline.building import build, cached, render_variants, site_files, write_files
+from digest.pipeline.building import build, cached, feed_dates, render_variants, site_files, write_files
 from digest.pipeline.readers import record_refusals, send_list
 from digest.pipeline.review import with_note
 from digest.pipeline.state import check_clock, open_ledger, open_store, transport_factory
@@ -59,11 +59,13 @@ def run_cycle(
         carried = sender.read_carried(store, settings.site.language)
         published = 0
         with cached(settings) as memo:
+            dated = sender.read_feed_dates(store) if publish and not dry_run else None
             result = with_note(
-                build(settings, now_at, week, strict=strict, carried=carried, memo=memo), settings, store
+                build(settings, now_at, week, strict=strict, carried=carried, memo=memo, dated=dated), settings, store
             )
             if publish and not dry_run:
                 write_files(settings.output.dir, site_files(result, settings, memo=memo))
+                sender.record_feed_dates(store, feed_dates(result))
                 published = sum(len(h) for h in result.history.values())
         if not dry_run:
             sender.remember_names(store, carried, result.pools)

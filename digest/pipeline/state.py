@@ -134,6 +134,19 @@ def read_carried(
         opened.close()
 
 
+def read_feed_dates(settings: Settings, store: sender.Store | None = None) -> dict[str, datetime]:
+    """The dates the feeds' entries were last published with ({} when there is no ledger yet)."""
+    if store is not None:
+        return sender.read_feed_dates(store)
+    if not settings.database_url and not (settings.state_dir / DATABASE_FILE).is_file():
+        return {}
+    opened = open_store(settings)
+    try:
+        return sender.read_feed_dates(opened)
+    finally:
+        opened.close()
+
+
 def check_settings(settings: Settings) -> None:
     """The checks that need a stage's knowledge (config checked everything else at load)."""
     sender.transport_kind(settings)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from .bounces import Returned, is_hard
     from .bounces import classify as classify_returned
-    from .carried import last_planned, read_carried, record_issue, remember_names
+    from .carried import last_planned, read_carried, read_feed_dates, record_feed_dates, record_issue, remember_names
     from .csvio import parse_mapping, read_csv, write_export
     from .cycles import Cycles
     from .deliver import STOP_REQUESTED, deliver, is_dead_worker
@@ -51,6 +51,8 @@ _WHERE = {
     "classify_returned": (".bounces", "classify"),
     "last_planned": (".carried", "last_planned"),
     "read_carried": (".carried", "read_carried"),
+    "read_feed_dates": (".carried", "read_feed_dates"),
+    "record_feed_dates": (".carried", "record_feed_dates"),
     "record_issue": (".carried", "record_issue"),
     "remember_names": (".carried", "remember_names"),
     "parse_mapping": (".csvio", "parse_mapping"),
@@ -157,6 +159,8 @@ __all__ = [
     "open_store",
     "last_planned",
     "read_carried",
+    "read_feed_dates",
+    "record_feed_dates",
     "record_issue",
     "remember_names",
     "safe_url",

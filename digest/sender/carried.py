@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from digest.issues import entry_keys, mailed_as
 from digest.models import Carried, Entry, Issue
-from digest.sender.store import Store, issue_entries, issues
+from digest.sender.store import Store, feed_dates, issue_entries, issues
 from digest.text import language_key
 
 i = issues.c
@@ -140,6 +140,38 @@ def remember_names(store: Store, carried: Mapping[str, Carried], pools: Mapping[
             # a name another issue holds stays with it (two entries cannot both be one issue's)
             conn.execute(store.insert(issue_entries).on_conflict_do_nothing(), rows)
     return len(rows)
+
+
+def read_feed_dates(store: Store) -> dict[str, datetime]:
+    """{issue id: the date its feed entry was last published with}: the floor of the next one."""
+    with store.connect() as conn:
+        return {
+            issue_id: at for issue_id, at in conn.execute(sa.select(feed_dates.c.issue_id, feed_dates.c.updated_at))
+        }
+
+
+def record_feed_dates(store: Store, dated: Mapping[str, datetime]) -> int:
+    """Keep, for each issue, the later of the date it was published with now and the one kept; how many
+    changed. One transaction: two publishes at once each keep the later."""
+    changed = 0
+    with store.begin() as conn:
+        kept = {
+            issue_id: at
+            for issue_id, at in conn.execute(
+                sa.select(feed_dates.c.issue_id, feed_dates.c.updated_at).where(feed_dates.c.issue_id.in_(list(dated)))
+            )
+        }
+        for issue_id, at in sorted(dated.items()):
+            before = kept.get(issue_id)
+            if before is None:
+                conn.execute(
+                    store.insert(feed_dates).on_conflict_do_nothing(), [{"issue_id": issue_id, "updated_at": at}]
+                )
+                changed += 1
+            elif at > before:
+                conn.execute(sa.update(feed_dates).where(feed_dates.c.issue_id == issue_id).values(updated_at=at))
+                changed += 1
+    return changed
 
 
 def last_planned(store: Store) -> datetime | None:

@@ -111,6 +111,14 @@ issues = sa.Table(
     sa.Column("late", sa.Integer, nullable=False, default=0),  # late arrivals
     sa.Index("ix_issues_language", "language", "planned_at"),
 )
+# The date each issue's feed entry was last published with: the next publish never dates it earlier (a post
+# deleted from the issue, a Hugo post past its expiryDate), so a feed never goes backwards.
+feed_dates = sa.Table(
+    "feed_dates",
+    metadata,
+    sa.Column("issue_id", sa.String(64), primary_key=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
 # Every entry an issue carried, under each of its keys (digest.issues.entry_keys): the key is unique per
 # language, so an entry is mailed in one issue of a language at most.
 issue_entries = sa.Table(

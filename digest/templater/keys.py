@@ -41,6 +41,7 @@ def issue_key(issue: Issue) -> str:
         issue.week,
         issue.language,
         issue.note_html,
+        issue.updated_at if issue.updated_at != issue.derived_at else None,  # only a floor that dates it
         [entry_key(e) for e in issue.entries],
         [entry_key(e) for e in issue.late],
     )
