@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,38 @@ def test_posts_that_are_not_running_logs(body: str) -> None:
 def test_duplicate_titles_get_distinct_slugs() -> None:
     body = "-----\n* 20210101 Same\n-----\n* 20210101 Same\n-----\n"
     assert [i.slug for i in split_items(body, None, SEOUL)] == ["2021-01-01-same", "2021-01-01-same-2"]
+
+
+def test_a_log_with_no_date_of_its_own_is_read_by_its_items(tmp_path: Path) -> None:
+    """A running log with no date key and no date in its file name (reading-log.md) was left out whole as
+    "not a post": its items carry their dates, so they are its entries; the log is dated by its oldest item,
+    so its URL stays the same as items are added."""
+    from digest.collector import collect
+    from digest.config import load_settings
+    from tests.conftest import state_env
+    from tests.support_collector import write
+
+    write(
+        tmp_path,
+        "digest.toml",
+        "[site]\nurl = 'https://log.example.org/'\ntimezone = 'UTC'\npermalink = '/:year/:title/'\n",
+    )
+    log = "---\ntitle: Reading log\n---\n\n-----\n\n- 2026-11-18 — Second item\n  b\n\n- 2026-10-02 — First item\n  a\n"
+    write(tmp_path, "posts/reading-log.md", log)
+    settings = load_settings(site=tmp_path, env=state_env())
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    found = collect(settings.site, now)
+    assert [(e.title, e.published_at.date()) for e in found.entries] == [
+        ("Second item", date(2026, 11, 18)),
+        ("First item", date(2026, 10, 2)),
+    ]
+    assert found.entries[0].url.startswith("https://log.example.org/2026/reading-log/#2026-11-18")
+    write(
+        tmp_path,
+        "posts/reading-log.md",
+        log.replace("-----\n\n- 2026-11-18", "-----\n\n- 2026-11-20 — Third\n  c\n\n- 2026-11-18"),
+    )
+    again = collect(settings.site, now)
+    assert len(again.entries) == 3 and {e.url.split("#")[0] for e in again.entries} == {
+        found.entries[0].url.split("#")[0]
+    }

@@ -32,6 +32,7 @@ from digest.text import LANGUAGE_HINT, is_valid_language, language_tag, xml_safe
 from . import meta as m
 from .frontmatter import Document, FrontMatterError, Split, load, split
 from .layout import MARKDOWN_SUFFIXES, Found, walk
+from .runlog import split_items
 
 MAX_BYTES = 5 * 1024 * 1024
 __all__ = ["MARKDOWN_SUFFIXES", "Post", "Scan", "front_matter", "quick_date", "read_file", "read_post", "scan"]
@@ -277,7 +278,12 @@ def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
         except ImpossibleDate as exc:
             return Problem(source, f"impossible date in the file name: {exc}; rename the file or add a date key")
         if published_at is None:
-            return "not a post (no date in the front matter or the file name)"
+            # A running log with no date of its own is dated by its oldest item: its items keep their own
+            # dates, and the log's URL (a pattern with the date in it) stays the same as items are added
+            items = split_items(doc.body, None, tz) if MAYBE_LOG.search(doc.body) else []
+            if not items:
+                return "not a post (no date in the front matter or the file name)"
+            published_at = min(item.published_at for item in items)
     else:
         try:
             published_at = parse_date(found[1], tz)
