@@ -148,6 +148,20 @@ def test_jekyll_polyglot_translations_get_their_language_prefix(tmp_path: Path) 
     assert found["_posts/2024-01-02-hola.md"].language == "es"
 
 
+def test_jekyll_polyglot_default_lang_is_the_sites_language(tmp_path: Path) -> None:
+    """A polyglot site names only `default_lang` (no `lang`): that is the site's language, so its posts are
+    the site language's issue and the others have their own. Korean and English were one mixed issue."""
+    write(tmp_path, "_config.yml", "url: https://p.example\nbaseurl: /b\nlanguages: [ko, en]\ndefault_lang: ko\n")
+    write(tmp_path, "_posts/2024-01-02-hello.md", jekyll_post("안녕", "lang: ko\n"))
+    write(tmp_path, "_posts/2024-01-02-hello-en.md", jekyll_post("Hello", "lang: en\n"))
+    settings = load_settings(site=tmp_path, env=state_env())
+    assert settings.site.language == "ko"
+    found = entries_of(tmp_path)
+    assert found["_posts/2024-01-02-hello.md"].language == ""  # the site's own
+    assert found["_posts/2024-01-02-hello-en.md"].language == "en"
+    assert found["_posts/2024-01-02-hello-en.md"].url == "https://p.example/b/en/2024/01/02/hello-en.html"
+
+
 HUGO_CONTENT_DIRS = """baseURL = "https://hugo.example.org/"
 languageCode = "en-us"
 defaultContentLanguage = "en"

@@ -203,7 +203,7 @@ def _jekyll(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
         source=sources,
         ignore=ignore,
         description=_text(data.get("description")),
-        language=lang,
+        language=lang or (default if "default_lang" in data else ""),  # jekyll-polyglot names only default_lang
         author=_text(author),
         notices=tuple(
             f"{os.path.relpath(path, root)}/: cannot read the folder: a _posts folder in it would not be read"
