@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from digest.collector.markdown import render
@@ -82,3 +84,15 @@ def test_quick_link_test_finds_the_links_linkify_it_finds(text: str) -> None:
         assert markdown._MD.render(text) == expected_html
     finally:
         markdown._MD.linkify = quick
+
+
+def test_footnotes_are_rendered_at_the_end_of_the_post_with_plain_marks() -> None:
+    """kramdown's footnotes (Jekyll's Markdown; Goldmark and Python-Markdown have them too) were shown raw,
+    `[^1]` and `[^1]: note`. The marks are not links: in an email they would lead nowhere useful."""
+    text = "A nice café.[^x] And a second.[^2]\n\n[^x]: Near the *station*.\n[^2]: Second note.\n"
+    one = render(text, "https://b.example/one/")
+    assert "[^" not in one.html and '<sup class="footnote-ref">[1]</sup>' in one.html
+    assert "<em>station</em>" in one.html and "<a " not in one.html
+    two = render(text, "https://b.example/two/")
+    ids = lambda html: set(re.findall(r'id="([^"]+)"', html))  # noqa: E731
+    assert ids(one.html) and not ids(one.html) & ids(two.html)  # two posts in one email: no id twice
