@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -209,8 +209,11 @@ class Issue:
 
     @property
     def derived_at(self) -> datetime:
-        """The date its entries give it (updated_at without the floor of an earlier publish)."""
-        stamps = [e.updated_at or e.published_at for e in self.all_entries]
+        """The date its entries give it (updated_at without the floor of an earlier publish): an entry's
+        `updated`, else its date, but no later than the week's last second: a post mailed with this issue
+        whose date was moved weeks on since must not date the issue after the issues that followed it."""
+        last = self.week.end_at - timedelta(seconds=1)
+        stamps = [e.updated_at or min(e.published_at, last) for e in self.all_entries]
         return max([*stamps, self.week.start_at]) if stamps else self.week.end_at
 
 

@@ -479,3 +479,28 @@ def test_a_deleted_post_never_dates_its_issue_earlier_in_the_feeds(tmp_path: Pat
     add(tmp_path, "newer", "Newer post", at(14))  # unmailed, it joins W46 and dates it later; mailed, it is late
     expected = at(14) if how == "publish" else at(13)
     assert datetime.fromisoformat(go(monday(16) + timedelta(hours=3))["2026-W46"]) == expected
+
+
+def test_a_mailed_posts_date_moved_later_never_dates_its_issue_above_the_next(tmp_path: Path) -> None:
+    """A post mailed in W46 whose date is then moved into W47 stays with W46 (it is not mailed again) and its
+    issue's feed entry stays dated within W46, below W47's: it was dated on the new day, above W47."""
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    settings = settings_for(config)
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    store = Store(settings.db_url)
+    try:
+        moved = add(tmp_path, "moved", "Moved post", at(12))
+        cycle(settings, monday(16), store, publish=True)  # W46
+        add(tmp_path, "next", "Next post", at(18))
+        cycle(settings, monday(23), store, publish=True)  # W47
+        moved.write_text(moved.read_text("utf-8").replace("2026-11-12", "2026-11-20"), "utf-8")
+        report = cycle(settings, monday(23) + timedelta(hours=1), store, publish=True)
+    finally:
+        store.close()
+    assert report.issues[0].late == ()  # never mailed again
+    atom = ElementTree.fromstring(published(settings)["atom.xml"])
+    dated = {
+        e.findtext("a:id", "", ns).rsplit("/", 1)[-1]: datetime.fromisoformat(e.findtext("a:updated", "", ns))
+        for e in atom.findall("a:entry", ns)
+    }
+    assert dated["2026-W46"] < dated["2026-W47"] and dated["2026-W46"] < datetime(2026, 11, 16, tzinfo=SEOUL)
