@@ -120,6 +120,22 @@ TOCS = [
     ("<ul id='markdown-toc'><li>x</li></ul><p>text</p>", "<p>text</p>"),
     ("<nav id='TableOfContents'><ul><li>x</li></ul></nav><p>text</p>", "<p>text</p>"),
     ("<h2>Context</h2><ul><li>kept</li></ul>", "<h2>Context</h2><ul><li>kept</li></ul>"),
+    (  # a weekly news post's own contents at the top, with no heading: each item only a link to a section
+        "<ul><li><a href='#알파'>알파</a></li><li><a href='#%EB%B2%A0%ED%83%80'>베타</a></li></ul>"
+        "<h3 id='알파'>알파</h3><p>a</p><h3 id='베타'>베타</h3><p>b</p>",
+        '<h3 id="알파">알파</h3><p>a</p><h3 id="베타">베타</h3><p>b</p>',
+    ),
+    (  # a list at the top that links elsewhere, or says more than a link, is the post's own
+        "<ul><li><a href='#a'>A</a> and why</li><li><a href='#b'>B</a></li></ul><h3 id='a'>A</h3><h3 id='b'>B</h3>",
+        '<ul><li><a href="https://blog.example.org/2024/03/06/weekly-notes/#a">A</a> and why</li>'
+        '<li><a href="https://blog.example.org/2024/03/06/weekly-notes/#b">B</a></li></ul>'
+        '<h3 id="a">A</h3><h3 id="b">B</h3>',
+    ),
+    (
+        "<ul><li><a href='#a'>A</a></li><li><a href='#nowhere'>B</a></li></ul><h3 id='a'>A</h3>",
+        '<ul><li><a href="https://blog.example.org/2024/03/06/weekly-notes/#a">A</a></li>'
+        '<li><a href="https://blog.example.org/2024/03/06/weekly-notes/#nowhere">B</a></li></ul><h3 id="a">A</h3>',
+    ),
 ]
 
 

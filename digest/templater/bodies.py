@@ -94,9 +94,12 @@ def _media_to_links(root: lxml.html.HtmlElement, page_url: str) -> None:
         _replace_with_link(element, href, (element.get("title") or "").strip())
 
 
-def _drop_toc(root: lxml.html.HtmlElement) -> None:
+def _drop_toc(root: lxml.html.HtmlElement, page_url: str) -> None:
     for element in _TOC_SELECTOR(root):
         element.drop_tree()
+    first = next(iter(root), None)
+    if first is not None and _is_link_list(first, page_url, {h.get("id") for h in root.iter(*_HEADINGS)}):
+        first.drop_tree()  # a table of contents with no heading of its own, at the top of the post
     for heading in list(root.iter(*_HEADINGS)):
         if not is_toc_heading(heading.text_content()):
             continue
@@ -105,6 +108,26 @@ def _drop_toc(root: lxml.html.HtmlElement) -> None:
         if following is not None and following.tag in ("ul", "ol") and not (heading.tail or "").strip():
             following.drop_tree()
         heading.drop_tree()
+
+
+def _is_link_list(element: lxml.html.HtmlElement, page_url: str, ids: set[str | None]) -> bool:
+    """A list of two items or more, each only a link to a heading of this post: the outline, written by hand."""
+    if element.tag not in ("ul", "ol") or (element.text or "").strip():
+        return False
+    items = list(element)
+    if len(items) < 2:
+        return False
+    page = page_url.split("#", 1)[0]
+    for item in items:
+        links = list(item)
+        if item.tag != "li" or len(links) != 1 or links[0].tag != "a" or (item.text or "").strip():
+            return False
+        if (links[0].tail or "").strip():
+            return False
+        target, _, fragment = (links[0].get("href") or "").partition("#")
+        if target not in ("", page) or unquote(fragment) not in ids:
+            return False
+    return True
 
 
 def _local_image(src: str, site: Site, source: str) -> Path | None:
@@ -188,7 +211,7 @@ def prepare(fragment: str, page_url: str, title: str, *, drop_toc: bool, email: 
         return fragment
     root = lxml.html.fragment_fromstring(strip_controls(fragment), create_parent="div")
     if drop_toc:
-        _drop_toc(root)
+        _drop_toc(root, page_url)
     if email:
         _media_to_links(root, page_url)
         _CLEANER(root)
