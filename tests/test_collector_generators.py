@@ -364,6 +364,21 @@ def test_jekyll_links_between_posts_resolve_to_their_urls(jekyll_languages: Path
     assert "{" not in entry.body_html
 
 
+def test_a_post_url_naming_no_post_is_a_warning_and_the_post_is_kept(tmp_path: Path) -> None:
+    """Jekyll stops its build at a `{% post_url %}` naming no post (a typo); here the post is kept with the
+    likely URL, and the collect says which file and name, so the typo is fixed before it is mailed."""
+    write(tmp_path, "_config.yml", "url: https://j.example.org\npermalink: pretty\n")
+    write(tmp_path, "_posts/2024-01-03-links.md", jekyll_post("Links") + "[x]({% post_url 2023-06-01-nope %})\n")
+    settings = load_settings(site=tmp_path, env=state_env())
+    found = collect(settings.site, NOW_AT)
+    (entry,) = found.entries
+    assert hrefs(entry) == ["https://j.example.org/2023/06/01/nope/"]
+    (problem,) = found.problems
+    assert problem.source == "_posts/2024-01-03-links.md" and "{% post_url 2023-06-01-nope %} names no post" in (
+        problem.message
+    )
+
+
 def test_hugo_refs_and_figures(tmp_path: Path) -> None:
     write(tmp_path, "hugo.toml", HUGO_CONTENT_DIRS)
     write(tmp_path, "content/en/posts/first.md", hugo_post("First Post"))

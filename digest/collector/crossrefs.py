@@ -94,6 +94,7 @@ class PostLinks:
 
     resolver: Resolver
     post: Post
+    missing: list[str] = field(default_factory=list)  # `{% post_url %}` names that matched no post
 
     @property
     def site(self) -> Site:
@@ -142,6 +143,7 @@ class PostLinks:
             url = self.resolver.url(found)
             if url is not None:
                 return url + anchor
+        self.missing.append(name)  # Jekyll stops the build there; a warning here, and the likely URL
         return self._guess(stem) + anchor
 
     def _guess(self, stem: str) -> str:

@@ -392,6 +392,13 @@ def _record(job: _Job, file: Found, stamp: Stamp | None, resolver: Resolver, tz:
     refs = files_key if linking else ""
     links = resolver.for_post(post) if linking else None
     body = _resolved(site, post, links)
+    warning = post.warning
+    if warning is None and links is not None and links.missing:
+        name = links.missing[0]
+        warning = Problem(
+            post.source,
+            f"{{% post_url {name} %}} names no post: its link is a guess; fix the name (Jekyll would stop there)",
+        )
 
     # By what the file says, not by its stamp: a file touched, checked out again or restored from a backup
     # with the same text keeps its rendered bodies (a weekly job on a fresh clone with a kept state folder).
@@ -418,7 +425,7 @@ def _record(job: _Job, file: Found, stamp: Stamp | None, resolver: Resolver, tz:
         published_at=post.shown_at,
         expires_at=post.expires_at,
         entries=entries,
-        warning=post.warning,
+        warning=warning,
     )
     return record, post, url
 
