@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from digest import config
 from digest.config import Settings, private_folder
@@ -116,33 +117,38 @@ def check_clock(settings: Settings, store: sender.Store, now_at: datetime) -> No
         )
 
 
+_T = TypeVar("_T")
+
+
 def read_carried(
     settings: Settings, store: sender.Store | None = None, *, now_at: datetime | None = None
 ) -> dict[str, Carried]:
     """What the ledger says about the issues planned so far ({} when there is no ledger yet: a preview
     never creates one). With `now_at` (a publish), the clock is checked against the ledger first."""
-    if store is not None:
+
+    def read(ledger: sender.Store) -> dict[str, Carried]:
         if now_at is not None:
-            check_clock(settings, store, now_at)
-        return sender.read_carried(store, settings.site.language)
-    if not settings.database_url and not (settings.state_dir / DATABASE_FILE).is_file():
-        return {}
-    opened = open_store(settings)
-    try:
-        return read_carried(settings, opened, now_at=now_at)
-    finally:
-        opened.close()
+            check_clock(settings, ledger, now_at)
+        return sender.read_carried(ledger, settings.site.language)
+
+    return _from_ledger(settings, store, read, {})
 
 
 def read_feed_dates(settings: Settings, store: sender.Store | None = None) -> dict[str, datetime]:
     """The dates the feeds' entries were last published with ({} when there is no ledger yet)."""
+    return _from_ledger(settings, store, sender.read_feed_dates, {})
+
+
+def _from_ledger(settings: Settings, store: sender.Store | None, read: Callable[[sender.Store], _T], empty: _T) -> _T:
+    """`read` of the ledger: `store`, else the state folder's when it exists (never created here), else
+    `empty`."""
     if store is not None:
-        return sender.read_feed_dates(store)
+        return read(store)
     if not settings.database_url and not (settings.state_dir / DATABASE_FILE).is_file():
-        return {}
+        return empty
     opened = open_store(settings)
     try:
-        return sender.read_feed_dates(opened)
+        return read(opened)
     finally:
         opened.close()
 

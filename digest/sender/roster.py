@@ -496,8 +496,10 @@ class Roster:
         """A confirmation mail to `key`, pending in the ledger under `issue_id` (none without one). Not for
         an address the ledger suppresses (someone who left and asks again): the ledger would skip it, so
         their confirmation goes out directly, as it always did."""
+        if not issue_id:
+            return ""
         suppressed = conn.execute(sa.select(suppressions.c.email).where(suppressions.c.email == key)).first()
-        if issue_id and suppressed is None:
+        if suppressed is None:
             row = {"issue_id": issue_id, "recipient": key, "state": State.PENDING, "attempts": 0, "reply": ""}
             row |= {"message_id": "", "worker": "", "updated_at": now_at}
             conn.execute(self.store.insert(deliveries).on_conflict_do_nothing(), [row])
