@@ -7,6 +7,7 @@ The summary is the front matter's ``summary``/``description``/``excerpt``, else 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -35,15 +36,18 @@ from .links import Linker
 # bare domains differently. A fast path for bodies without raw HTML, braces or anything link-like would
 # have taken 4 of the real blog's 233 posts. So markdown-it-py stays, and what it did needlessly goes.
 # linkify: running logs and news posts paste bare URLs; GFM renders them as links, and so do we.
-_MD = MarkdownIt("commonmark", {"html": True, "linkify": True}).enable(["table", "strikethrough", "linkify"])
+def _made() -> MarkdownIt:
+    return MarkdownIt("commonmark", {"html": True, "linkify": True}).enable(["table", "strikethrough", "linkify"])
+
+
+_MD = _made()
 # Footnotes (`text[^1]` and `[^1]: note`), which kramdown (Jekyll's Markdown), Hugo's Goldmark and Pelican's
 # Python-Markdown extension render: numbered, listed at the end of the post. The marks are not links here:
 # an email's in-page links work in few clients, a link to the post's page would name another anchor than
 # the blog's (kramdown's #fn:1), and the text part would number each mark as a link of its own. Only bodies
 # with a `[^` are parsed with the plugin: its rules cost 6.6 % of markdown-it-py's time on every body
 # (5 runs of 1,500 generated bodies in turns, median), and a body without `[^` has no footnote.
-_NOTES = MarkdownIt("commonmark", {"html": True, "linkify": True}).enable(["table", "strikethrough", "linkify"])
-_NOTES.use(footnote_plugin)
+_NOTES = _made().use(footnote_plugin)
 
 
 def _footnote_mark(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
@@ -121,8 +125,6 @@ def render(
 
 def _doc_id(page_url: str) -> str:
     """A short prefix of the post's footnote anchors (#fn-3f2a9c-1), the same for the same post."""
-    import hashlib
-
     return hashlib.sha256(page_url.encode()).hexdigest()[:6]
 
 
