@@ -22,6 +22,7 @@ from digest.text import is_toc_heading, slugify
 from .attributes import apply_attribute_lists
 from .links import Linker
 
+
 # markdown-it-py, chosen with bench/bench_markdown.py (5,000 generated bodies and a real blog's 233 posts,
 # load 4.9-6.1 on 2 CPUs; time relative to markdown-it-py with linkify-it as it was, and bodies whose HTML
 # differs from its output):
