@@ -136,7 +136,8 @@ def read_carried(
 
 def read_feed_dates(settings: Settings, store: sender.Store | None = None) -> dict[str, datetime]:
     """The dates the feeds' entries were last published with ({} when there is no ledger yet)."""
-    return _from_ledger(settings, store, sender.read_feed_dates, {})
+    # a lambda: naming sender.read_feed_dates here would import the store (SQLAlchemy) with no ledger to read
+    return _from_ledger(settings, store, lambda ledger: sender.read_feed_dates(ledger), {})
 
 
 def _from_ledger(settings: Settings, store: sender.Store | None, read: Callable[[sender.Store], _T], empty: _T) -> _T:
