@@ -61,7 +61,6 @@ if TYPE_CHECKING:
     )
     from digest.pipeline.readers import (
         CAPTCHA_FIELDS,
-        MAX_PAUSE_WEEKS,
         PAUSE_CHOICES,
         add_subscriber,
         change_address,
@@ -153,7 +152,6 @@ _HOMES = {
     "provider_events": "events",
     "provider_events_url": "events",
     "CAPTCHA_FIELDS": "readers",
-    "MAX_PAUSE_WEEKS": "readers",
     "PAUSE_CHOICES": "readers",
     "add_subscriber": "readers",
     "change_address": "readers",
@@ -221,7 +219,6 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "Build",
     "CAPTCHA_FIELDS",
-    "MAX_PAUSE_WEEKS",
     "PAUSE_CHOICES",
     "EVENTS_PATH",
     "EXAMPLE_SUBSCRIBER",

@@ -98,7 +98,7 @@ def _drop_toc(root: lxml.html.HtmlElement, page_url: str) -> None:
     for element in _TOC_SELECTOR(root):
         element.drop_tree()
     first = next(iter(root), None)
-    if first is not None and _is_link_list(first, page_url, {h.get("id") for h in root.iter(*_HEADINGS)}):
+    if first is not None and first.tag in ("ul", "ol") and _is_link_list(first, page_url, root):
         first.drop_tree()  # a table of contents with no heading of its own, at the top of the post
     for heading in list(root.iter(*_HEADINGS)):
         if not is_toc_heading(heading.text_content()):
@@ -110,13 +110,12 @@ def _drop_toc(root: lxml.html.HtmlElement, page_url: str) -> None:
         heading.drop_tree()
 
 
-def _is_link_list(element: lxml.html.HtmlElement, page_url: str, ids: set[str | None]) -> bool:
+def _is_link_list(element: lxml.html.HtmlElement, page_url: str, root: lxml.html.HtmlElement) -> bool:
     """A list of two items or more, each only a link to a heading of this post: the outline, written by hand."""
-    if element.tag not in ("ul", "ol") or (element.text or "").strip():
-        return False
     items = list(element)
-    if len(items) < 2:
+    if len(items) < 2 or (element.text or "").strip():
         return False
+    ids = {heading.get("id") for heading in root.iter(*_HEADINGS)}
     page = page_url.split("#", 1)[0]
     for item in items:
         links = list(item)
