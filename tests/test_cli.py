@@ -216,6 +216,21 @@ def test_bad_subscribers_file(site: Path) -> None:
     assert code == 1 and "subscribers.yaml:3" in err
     code, _, err = invoke("send", "--site", str(site), "--week", "2026-W47")
     assert code == 1 and "subscribers.yaml:3" in err and "Traceback" not in err
+    assert "more problem" not in err  # the only one
+
+
+def test_a_subscribers_file_with_many_problems_says_how_many_and_where_all_are_listed(site: Path) -> None:
+    """A send stops at the first bad line in one line, and says there are more: an author mends them all
+    from one `digest subscribers check`, not one run per line."""
+    (site / "subscribers.yaml").write_text(
+        "subscribers:\n  - email: not-an-address\n  - email: b@example.com\n    language: 'zz-bad!'\n  - foo: bar\n"
+    )
+    code, _, err = invoke("send", "--site", str(site), "--week", "2026-W47")
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "subscribers.yaml:2" in lines[0]
+    assert "3 more problem(s) in this file: `digest subscribers check` lists them all" in lines[0]
+    code, _, err = invoke("subscribers", "check", "--site", str(site))
+    assert code == 1 and all(f"subscribers.yaml:{n}" in err for n in (2, 4, 5))
 
 
 def test_strict_turns_skipped_files_into_an_error(site: Path) -> None:

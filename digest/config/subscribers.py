@@ -513,10 +513,15 @@ _SUBSCRIBER_KEYS = frozenset(SUBSCRIBER_KEYS)
 
 
 def load_subscribers(path: Path) -> tuple[Subscriber, ...]:
-    """Every subscriber in the file; raises ConfigError for the first problem."""
+    """Every subscriber in the file; raises ConfigError for the first problem, saying how many more there
+    are (`digest subscribers check` lists them all: one run shows every line to mend)."""
     subscribers, errors = _read(path)
     if errors:
-        raise min(errors, key=lambda e: e.line or 0)
+        first = min(errors, key=lambda e: e.line or 0)
+        if len(errors) > 1:
+            more = f"{len(errors) - 1} more problem(s) in this file: `digest subscribers check` lists them all"
+            first.hint = f"{first.hint}; {more}" if first.hint else more
+        raise first
     return subscribers
 
 

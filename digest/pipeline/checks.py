@@ -170,7 +170,8 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
             if left:
                 detail += f"; {left} of them left (unsubscribed, bounced or complained): the file never overrides that"
         if problems:
-            return Finding("subscribers", "fail", detail + f"; {len(problems)} problem(s)", str(problems[0]))
+            more = "; `digest subscribers check` lists them all" if len(problems) > 1 else ""
+            return Finding("subscribers", "fail", detail + f"; {len(problems)} problem(s)", str(problems[0]) + more)
         wanted = {text.issue_language(s.language, settings.site.language) for s in subs if s.active}
         if built and len(wanted | set(built[0].languages)) > 1:
             shown = ", ".join(lang or settings.site.language for lang in sorted(wanted))
