@@ -905,7 +905,9 @@ def _print_findings(findings: list[Finding], as_json: bool) -> NoReturn:
 @main.command()
 @site_options
 @click.option("--show", is_flag=True, help="Print the next run times and exit.")
-@click.option("--count", default=5, show_default=True, help="How many run times --show prints.")
+@click.option(
+    "--count", default=5, show_default=True, type=click.IntRange(min=1), help="How many run times --show prints."
+)
 @fail_on_error
 def schedule(ctx: Context, show: bool, count: int) -> None:
     """Run the weekly service: publish and send every week at the configured day and time."""
@@ -913,7 +915,7 @@ def schedule(ctx: Context, show: bool, count: int) -> None:
 
     if show:
         for moment in scheduler.next_runs(ctx.settings, count, clock()):
-            out.print(moment.isoformat())
+            out.print(f"{moment.isoformat()}  sends {scheduler.job_week(ctx.settings, moment).label}")
         return
     if os.environ.get(NOW_ENV):
         # the service waits for real times: with a pinned clock it would send the real week, not the pinned one

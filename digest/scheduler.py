@@ -1,6 +1,6 @@
 """`digest schedule`: the weekly service. APScheduler 3.x wiring only; what to do is pipeline's.
 
-Two jobs in one single-threaded executor, so they never overlap: a cron trigger at `schedule.day` /
+Two jobs in one single-threaded executor, so they never overlap: a weekly trigger at `schedule.day` /
 `schedule.time` in the site timezone (DST-aware), and a tick every `schedule.tick_seconds`, plus one at
 start. Both do the same thing: read the config again, ask the state database which weeks the service still
 owes (pipeline.due_weeks: a week due by its scheduled time, or started and unfinished — deferred mail, a
@@ -11,29 +11,29 @@ every week it started, and the week of a run is the week of its scheduled time.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest import pipeline, report
-from digest.config import Settings, load_settings
+from digest.config import WEEKDAYS, Settings, load_settings
 from digest.errors import DigestError
 from digest.models import Week
 from digest.records import CycleReport
+from digest.weeks import weekly_times
 
 LOG = logging.getLogger("digest.scheduler")
-DAYS = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu", "friday": "fri",
-        "saturday": "sat", "sunday": "sun"}  # fmt: skip
 
 # Set by SIGTERM/SIGINT in serve_forever: the running cycle finishes the messages in flight and stops.
 STOP = threading.Event()
@@ -48,37 +48,43 @@ def real_clock() -> datetime:
 # -- the schedule ----------------------------------------------------------------------------------
 
 
-def trigger_for(settings: Settings) -> CronTrigger:
+class WeeklyTrigger(BaseTrigger):
+    """`schedule.day` at `schedule.time` in the site's timezone, once every week (see weeks.weekly_times).
+
+    Not APScheduler's CronTrigger: in 3.11 it skips a Monday 00:30 run on the night the clocks spring
+    forward at midnight (New York, 2026-03-09: the week gets no issue) and, for a time in the hour they
+    repeat in autumn, returns that same time again and again, so asking for the runs after it never ends
+    (the scheduler's own thread loops and grows; upstream issues 1021 and 1059)."""
+
+    def __init__(self, weekday: int, at: time, tz: tzinfo) -> None:
+        self.weekday, self.at, self.tz = weekday, at, tz
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        after = previous_fire_time if previous_fire_time is not None else now - timedelta(microseconds=1)
+        return next(self.times(after))
+
+    def times(self, after: datetime) -> Iterator[datetime]:
+        return weekly_times(self.weekday, self.at, self.tz, after)
+
+    def __str__(self) -> str:
+        return f"weekly on day {self.weekday} at {self.at.isoformat()} ({self.tz})"
+
+
+def trigger_for(settings: Settings) -> WeeklyTrigger:
     hour, minute, *second = (int(part) for part in settings.schedule.time.split(":"))
-    return CronTrigger(
-        day_of_week=DAYS[settings.schedule.day],
-        hour=hour,
-        minute=minute,
-        second=second[0] if second else 0,
-        timezone=settings.site.tz,
-    )
+    at = time(hour, minute, second[0] if second else 0)
+    return WeeklyTrigger(WEEKDAYS.index(settings.schedule.day), at, settings.site.tz)
 
 
 def next_runs(settings: Settings, count: int, now_at: datetime) -> list[datetime]:
-    """The next `count` run times after `now_at`, in the site's timezone (DST included)."""
-    trigger = trigger_for(settings)
-    runs: list[datetime] = []
-    fire_at = trigger.get_next_fire_time(None, now_at)
-    while fire_at is not None and len(runs) < count:
-        runs.append(fire_at)
-        fire_at = trigger.get_next_fire_time(fire_at, fire_at + timedelta(seconds=1))
-    return runs
+    """The next `count` run times from `now_at` on, in the site's timezone (DST included)."""
+    return list(itertools.islice(trigger_for(settings).times(now_at - timedelta(microseconds=1)), max(count, 0)))
 
 
 def runs_between(settings: Settings, start_at: datetime, end_at: datetime) -> list[datetime]:
     """Scheduled times in (start_at, end_at], oldest first."""
-    trigger = trigger_for(settings)
-    found: list[datetime] = []
-    fire_at = trigger.get_next_fire_time(None, start_at + timedelta(microseconds=1))
-    while fire_at is not None and fire_at <= end_at:
-        found.append(fire_at)
-        fire_at = trigger.get_next_fire_time(fire_at, fire_at + timedelta(seconds=1))
-    return found
+    end = end_at.timestamp()
+    return list(itertools.takewhile(lambda at: at.timestamp() <= end, trigger_for(settings).times(start_at)))
 
 
 def job_week(settings: Settings, fire_at: datetime) -> Week:

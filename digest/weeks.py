@@ -9,7 +9,8 @@ week still starts at the configured wall-clock hour. Weeks starting on Monday ar
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from digest.dates import parse_date
@@ -109,3 +110,26 @@ def _moment(text: str, option: str, tz: ZoneInfo, *, end: bool) -> datetime:
     if end and re.fullmatch(r"\s*\d{4}[-./]\d{1,2}[-./]\d{1,2}\s*", text):
         moment = datetime.combine(moment.date() + timedelta(days=1), time(), tzinfo=tz)
     return moment.astimezone(tz)
+
+
+# -- a weekly time: the service's runs -----------------------------------------------------------------
+
+
+def wall_time(day: date, at: time, tz: tzinfo) -> datetime:
+    """`at` on `day` in `tz` as an instant: a wall time the clocks skip (02:30 on the night they spring
+    forward) is the same length of time after the change (03:30), as cron does; one they repeat (01:30 when
+    they fall back) is its first occurrence."""
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC).astimezone(tz)
+
+
+def weekly_times(weekday: int, at: time, tz: tzinfo, after: datetime) -> Iterator[datetime]:
+    """Every `weekday` (0 = Monday) at `at` in `tz` strictly after `after`, oldest first, without end; one a
+    week whatever the DST changes between them (each found from its own date, never by adding hours)."""
+    instant = after.timestamp()
+    day = after.astimezone(tz).date() - timedelta(days=1)  # the day before: a skipped time moves forward
+    day += timedelta(days=(weekday - day.weekday()) % 7)
+    while True:
+        moment = wall_time(day, at, tz)
+        if moment.timestamp() > instant:
+            yield moment
+        day += timedelta(days=7)

@@ -668,3 +668,14 @@ def test_check_says_how_many_the_file_lists_have_left(site: Path) -> None:
     found = {f["check"]: f for f in json.loads(out)}
     assert found["subscribers"]["level"] == "ok", found["subscribers"]
     assert "1 of them left (unsubscribed, bounced or complained)" in found["subscribers"]["detail"]
+
+
+def test_schedule_show_prints_each_run_with_the_week_it_sends(site: Path) -> None:
+    code, out, _ = invoke("schedule", "--show", "--count", "2", "--site", str(site), now="2026-11-25T12:00:00+09:00")
+    assert code == 0
+    assert out.splitlines() == [
+        "2026-11-30T09:00:00+09:00  sends 2026-W48",
+        "2026-12-07T09:00:00+09:00  sends 2026-W49",
+    ]
+    code, _, err = invoke("schedule", "--show", "--count", "0", "--site", str(site))
+    assert code == 2 and "--count" in err

@@ -208,6 +208,58 @@ def test_the_schedule_comes_from_config(tmp_path: Path) -> None:
     assert runs == [local("Asia/Seoul", 2024, 4, 5, 17, 45), local("Asia/Seoul", 2024, 4, 12, 17, 45)]
 
 
+# (zone, day, time, from, the runs expected: local wall time and UTC offset in hours)
+DST_RUNS = [
+    # New York springs forward at 02:00 on Sunday 8 March 2026: Monday 00:30 the next day is an ordinary run
+    ("America/New_York", "monday", "00:30", datetime(2026, 2, 25, tzinfo=UTC),
+     [("2026-03-02 00:30", -5), ("2026-03-09 00:30", -4), ("2026-03-16 00:30", -4)]),
+    # a time the clocks skip runs as long after the change: 02:30 is 03:30 that Sunday
+    ("America/New_York", "sunday", "02:30", datetime(2026, 3, 1, 12, tzinfo=UTC),
+     [("2026-03-08 03:30", -4), ("2026-03-15 02:30", -4)]),
+    # Chile springs forward at midnight (Saturday 5 September 2026 24:00 is Sunday 01:00): Sunday 00:30 is 01:30
+    ("America/Santiago", "sunday", "00:30", datetime(2026, 8, 31, tzinfo=UTC),
+     [("2026-09-06 01:30", -3), ("2026-09-13 00:30", -3)]),
+    # a time the clocks repeat in autumn runs once, at its first occurrence, then a week later
+    ("America/New_York", "sunday", "01:30", datetime(2026, 10, 20, tzinfo=UTC),
+     [("2026-10-25 01:30", -4), ("2026-11-01 01:30", -4), ("2026-11-08 01:30", -5), ("2026-11-15 01:30", -5)]),
+    ("Europe/Berlin", "sunday", "02:30", datetime(2026, 3, 20, tzinfo=UTC),
+     [("2026-03-22 02:30", 1), ("2026-03-29 03:30", 2), ("2026-04-05 02:30", 2)]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("zone", "day", "at", "from_at", "expected"), DST_RUNS)
+def test_one_run_a_week_across_dst_changes(
+    tmp_path: Path, zone: str, day: str, at: str, from_at: datetime, expected: list[tuple[str, int]]
+) -> None:
+    """No week loses its run on the night the clocks spring forward, none gets two when they fall back,
+    and asking for the runs of a span that holds the repeated hour ends (it looped without end)."""
+    extra = f'[schedule]\nday = "{day}"\ntime = "{at}"\n'
+    settings = settings_for(write_site(tmp_path, [], READERS, timezone=zone, extra=extra))
+    runs = scheduler.next_runs(settings, len(expected), from_at)
+    shown = [(r.strftime("%Y-%m-%d %H:%M"), int(r.utcoffset().total_seconds() // 3600)) for r in runs]  # type: ignore[union-attr]
+    assert shown == expected
+    last = runs[-1] + timedelta(hours=1)
+    assert scheduler.runs_between(settings, from_at, last) == runs
+    # the trigger the service's scheduler runs gives the same times, one after another
+    trigger = scheduler.make_scheduler(settings).get_job("weekly").trigger
+    fired = [trigger.get_next_fire_time(None, from_at)]
+    while len(fired) < len(expected):
+        fired.append(trigger.get_next_fire_time(fired[-1], fired[-1]))
+    assert [f.timestamp() for f in fired] == [r.timestamp() for r in runs]
+
+
+def test_the_run_on_the_night_clocks_spring_forward_sends_its_week(tmp_path: Path) -> None:
+    """Monday 00:00 in New York the day after DST began: the service owes that week, and sends it."""
+    now_at = local("America/New_York", 2026, 3, 9, 0, 5)
+    posts = [Post("saturday", "A Saturday post", local("America/New_York", 2026, 3, 7, 10, 0))]
+    extra = '[schedule]\nday = "monday"\ntime = "00:00"\n'
+    settings = settings_for(write_site(tmp_path, posts, READERS, timezone="America/New_York", extra=extra))
+    assert [r.isoformat() for r in scheduler.past_runs(settings, now_at)][-1] == "2026-03-09T00:00:00-04:00"
+    steps = scheduler.tick(settings, clock=lambda: now_at)
+    assert [step.week.label for step in steps] == ["2026-W10"]
+    assert len(maildir_messages(settings.outbox)) == len(READERS)
+
+
 @pytest.fixture
 def weekly_site(tmp_path: Path, smtp_box: Mailbox, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """A site whose week that just ended (by the real clock) has a post, sending to the SMTP fixture."""

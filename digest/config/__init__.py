@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from .folders import mark_owner, owner_of, private_folder
 from .load import CONFIG_NAME, DATABASE_ENV, SECRET_ENV, find_config, line_in_config, load_settings, with_overrides
+from .schema import WEEKDAYS
 from .schema import validate as validate_sections
 from .settings import (
     MOVED,
@@ -62,6 +63,7 @@ __all__ = [
     "SCHEMA",
     "SECRET_ENV",
     "SECTIONS",
+    "WEEKDAYS",
     "DeliveryPolicy",
     "DoctorSettings",
     "EmailSettings",
