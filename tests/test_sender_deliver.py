@@ -157,6 +157,32 @@ def test_skipped_inactive_suppressed_and_removed_people_get_nothing(smtp_store: 
     }
 
 
+def test_a_reader_who_unsubscribes_during_the_send_is_not_sent_to(
+    smtp_store: Store, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claimed rows are checked against the suppressions again while the send runs (at most once a second;
+    here at every message): a one-click unsubscribe in the middle of a long send is honoured for it."""
+    monkeypatch.setattr(sys.modules["digest.sender.deliver"], "RECHECK_SECONDS", 0.0)
+    subs = people(8)
+
+    class UnsubscribeMidway(SimpleFactory):
+        def build(self, subscriber: Subscriber) -> Any:
+            if subscriber.email == "p002@example.com":  # p000 and p001 are out: p005 clicks the link now
+                Suppressions(ledger.store).add("p005@example.com", START_AT, "one-click")
+            return super().build(subscriber)
+
+    settings, transports = smtp_to(smtp_store)
+    clock = FakeClock()
+    report = deliver(
+        UnsubscribeMidway(ISSUE), subs, ledger, transports, replace(settings.delivery, connections=1), clock,
+        issue_id=ISSUE, sleep=clock.sleep,
+    )  # fmt: skip
+    assert report.sent == 7
+    assert "p005@example.com" not in copies(smtp_store) and len(copies(smtp_store)) == 7
+    rows = {d.recipient: (d.state, d.reply) for d in ledger.deliveries(ISSUE)}
+    assert rows["p005@example.com"] == ("skipped", "unsubscribed")
+
+
 def test_the_error_budget_stops_the_run_and_hands_back_the_rest(fault_server: AiosmtpdStore, ledger: Ledger) -> None:
     subs = [Subscriber(f"reject-{i:02}@example.com") for i in range(30)]
     service_stop = threading.Event()  # what the weekly service passes: the run's end must not set it

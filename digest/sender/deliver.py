@@ -46,6 +46,7 @@ from digest.text import address_key
 LOG = logging.getLogger("digest.sender")
 STOP_REQUESTED = "stop requested"
 SMALLEST_CLAIM = 10
+RECHECK_SECONDS = 1.0  # how often a worker asks whether a claimed reader left meanwhile
 INACTIVE = "inactive"
 
 
@@ -134,6 +135,7 @@ class _Worker:
         self.queue: deque[str] = deque()
         self.gate = run.recorder.gate(name)
         self.renewed_at = datetime.min.replace(tzinfo=UTC)
+        self.checked_at = time.monotonic()  # a claim checks the suppressions itself
 
     def __call__(self) -> None:
         run = self.run
@@ -151,6 +153,7 @@ class _Worker:
             while not run.stopping():
                 self._flush()  # before claiming: a claim may take back stale rows, never our unrecorded ones
                 self.queue.extend(run.ledger.claim(run.issue_id, self.name, run.claim_size(), run.clock()))
+                self.checked_at = time.monotonic()
                 if not self.queue:
                     break
                 self._drain(transport)
@@ -174,6 +177,7 @@ class _Worker:
         upcoming_for = ""  # the row it was built for (a renewal may drop that row from the queue)
         while self.queue and not run.stopping():
             self._renew()  # before the pick: a renewal may drop rows from the queue
+            self._recheck()  # so may an unsubscribe since the claim
             # the first claimed recipient whose limits allow a start now (another domain's, when one
             # domain's window is full)
             index = run.limiter.pick(self.queue, run.stopping, self._renew)
@@ -209,6 +213,20 @@ class _Worker:
     def _flush(self) -> None:
         """Wait until every outcome of this worker is committed."""
         self.run.recorder.wait(self.name)
+
+    def _recheck(self) -> None:
+        """At most every RECHECK_SECONDS: drop the claimed rows of readers who unsubscribed (or bounced)
+        since they were claimed. One query a second per connection, whatever the rate; without it a reader
+        who leaves during a slow send still gets that week's issue."""
+        started = time.monotonic()
+        if started - self.checked_at < RECHECK_SECONDS:
+            return
+        self.checked_at = started
+        gone = self.run.ledger.drop_suppressed(self.run.issue_id, self.name, list(self.queue), self.run.clock())
+        if gone:
+            kept = [r for r in self.queue if r not in gone]
+            self.queue.clear()
+            self.queue.extend(kept)
 
     def _renew(self) -> None:
         # a rate-limited worker may hold its claims longer than the lease: keep them; one that stalled past

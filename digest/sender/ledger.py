@@ -317,16 +317,8 @@ class Ledger:
                 found = self._candidates(conn, issue_id, worker, condition, need)
                 if not found:
                     continue
-                gone = set(
-                    conn.execute(sa.select(suppressions.c.email).where(suppressions.c.email.in_(found))).scalars()
-                )
-                if gone:
-                    conn.execute(
-                        sa.update(deliveries)
-                        .where(d.issue_id == issue_id, d.recipient.in_(gone))
-                        .values(state=State.SKIPPED, reply="unsubscribed", worker=worker, updated_at=now_at)
-                    )
-                    found = [r for r in found if r not in gone]
+                gone = self._skip_suppressed(conn, issue_id, found, worker, now_at)
+                found = [r for r in found if r not in gone]
                 if found:
                     conn.execute(
                         sa.update(deliveries)
@@ -337,6 +329,28 @@ class Ledger:
         if claimed:
             self._cursor[worker] = max(claimed)
         return claimed
+
+    @staticmethod
+    def _skip_suppressed(
+        conn: Connection, issue_id: str, recipients: Sequence[str], worker: str, now_at: datetime
+    ) -> set[str]:
+        """Mark the rows of `recipients` who are suppressed now skipped ("unsubscribed"); those recipients."""
+        gone: set[str] = set()
+        for batch in _chunks(list(recipients)):
+            gone.update(conn.execute(sa.select(suppressions.c.email).where(suppressions.c.email.in_(batch))).scalars())
+        for batch in _chunks(sorted(gone)):
+            conn.execute(
+                sa.update(deliveries)
+                .where(d.issue_id == issue_id, d.recipient.in_(batch), d.state != State.SENT)
+                .values(state=State.SKIPPED, reply="unsubscribed", worker=worker, updated_at=now_at)
+            )
+        return gone
+
+    def drop_suppressed(self, issue_id: str, worker: str, recipients: Sequence[str], now_at: datetime) -> set[str]:
+        """Of the rows `worker` claimed and has not sent, those whose reader left since (an unsubscribe while
+        the send runs: a claim can be minutes old under rate limits) become skipped; their recipients."""
+        with self.store.begin() as conn:
+            return self._skip_suppressed(conn, issue_id, recipients, worker, now_at)
 
     def _candidates(self, conn: Connection, issue_id: str, worker: str, condition: Any, need: int) -> list[str]:
         after = self._cursor.get(worker, "") if condition is self._pending else ""
