@@ -87,6 +87,10 @@ def test_the_whole_path(site: tuple[Any, Mailbox]) -> None:
     # clicking again sends no second welcome (the ledger keeps it once)
     httpx.post(confirm)
     assert len(wait_for(box, 3, 1)) == 2
+    # nor does the week the welcome carried come again when that week's run runs again (cron, every hour)
+    again = NOW_AT + timedelta(hours=1)
+    report = pipeline.run_cycle(settings, again, pipeline.select_week(settings, again, "last"), clock=lambda: again)
+    assert report.delivery.sent == 0 and len(wait_for(box, 3, 1)) == 2
     # the next weekly send includes the reader; the preference page narrows it to ML
     prefs = local(server, link_in(welcome, "preferences"))
     page = httpx.get(prefs)

@@ -149,6 +149,20 @@ def test_suppressed_addresses_are_skipped_at_plan_and_at_claim(ledger: Ledger) -
     assert Suppressions(ledger.store).remove("gone@x.test") is False
 
 
+def test_an_issue_carried_by_another_message_is_never_sent_again_and_never_twice(ledger: Ledger) -> None:
+    """`carry` (the welcome email carrying the latest issue): a reader with no row, or a skipped one, gets it
+    there and no plan of the issue brings it to them again; one the issue's own send has gets it from there."""
+    ledger.plan(ISSUE, ["early@x.test"], {"left@x.test": "inactive"}, NOW_AT)
+    assert ledger.carry(ISSUE, "New@X.test", "in the welcome email", NOW_AT) is True
+    assert ledger.carry(ISSUE, "new@x.test", "in the welcome email", NOW_AT) is True  # a retried welcome: again
+    assert ledger.carry(ISSUE, "left@x.test", "in the welcome email", NOW_AT) is True  # skipped: never had it
+    assert ledger.carry(ISSUE, "early@x.test", "in the welcome email", NOW_AT) is False  # pending: the send has it
+    ledger.plan(ISSUE, ["early@x.test", "left@x.test", "new@x.test"], {}, NOW_AT)
+    assert ledger.claim(ISSUE, "w", 10, NOW_AT) == ["early@x.test"]
+    rows = {r.recipient: (r.state, r.reply) for r in ledger.deliveries(ISSUE)}
+    assert rows["new@x.test"] == rows["left@x.test"] == ("sent", "in the welcome email")
+
+
 def test_claims_are_disjoint_and_stale_claims_come_back_after_the_lease(ledger: Ledger) -> None:
     people = [f"p{i:02}@x.test" for i in range(10)]
     ledger.plan(ISSUE, people, {}, NOW_AT)

@@ -33,6 +33,7 @@ else:
 # (after bringing subscribers.yaml in); every change of status keeps the suppression list in step.
 
 WELCOME_PREFIX = "welcome-"
+IN_WELCOME = "in the welcome email"  # the ledger's reply on a reader's row of the issue their welcome carried
 
 
 def roster(settings: Settings, store: sender.Store | None = None) -> sender.Roster:
@@ -306,6 +307,8 @@ def send_welcome(
         if latest is not None:
             entries = tuple(e for e in latest.entries if sub.wants(e))
             issue = replace(latest, entries=entries) if entries else None
+            if issue is not None and not open_ledger(settings, store).carry(latest.id, sub.email, IN_WELCOME, now_at):
+                issue = None  # that issue's own send has this reader (they confirmed while it ran): it brings it
         week = issue.week if issue else select_week(settings, now_at, "this")
         rendered = templater.render_welcome(issue, week, settings, sub.language)
         ident = welcome_id(sub.email)

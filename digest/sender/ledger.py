@@ -364,6 +364,27 @@ class Ledger:
                 return found
             after = ""  # wrap around once: rows released by a stopped worker sit before the cursor
 
+    def carry(self, issue_id: str, recipient: str, how: str, now_at: datetime) -> bool:
+        """Record that `recipient` gets issue `issue_id` inside another message (`how`: the welcome email),
+        so no send of that issue mails it to them again: True when that message may carry it (they have no
+        row in it, or a skipped one, or one this same record made), False when the issue's own send has or
+        will have them (a pending, sending, sent or failed row). One transaction: a plan of the issue at the
+        same moment either sees this row or makes the one this reads back."""
+        key = address_key(recipient)
+        row = {"issue_id": issue_id, "recipient": key, "attempts": 0, "message_id": "", "worker": ""}
+        mine = {"state": State.SENT, "reply": how, "updated_at": now_at}
+        with self.store.begin() as conn:
+            conn.execute(self.store.insert(deliveries).on_conflict_do_nothing(), [{**row, **mine}])
+            conn.execute(
+                sa.update(deliveries)
+                .where(d.issue_id == issue_id, d.recipient == key, d.state == State.SKIPPED)
+                .values(**mine)
+            )
+            state, reply = conn.execute(
+                sa.select(d.state, d.reply).where(d.issue_id == issue_id, d.recipient == key)
+            ).one()
+        return bool(state == State.SENT and reply == how)
+
     def release_dead(self, issue_id: str, is_dead: Callable[[str], bool], now_at: datetime) -> int:
         """Hand back the rows of workers known to be dead (a killed process on this host) without
         waiting for their lease, once the journals of dead runs are committed. Their in-flight messages
