@@ -441,6 +441,30 @@ def _send(site: Path, home: Path, now: str, *args: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+def test_an_upgrade_and_a_changed_url_at_once_do_not_start_a_new_list(tmp_path: Path) -> None:
+    """A state folder of a digest that did not yet record its newsletter (no made-for file) met together with
+    a new URL: digest cannot tell it is this newsletter's, so it stops and says both ways out, rather than
+    start an empty ledger that would mail the unsubscribed."""
+    site, home = tmp_path / "blog", tmp_path / "state"
+    config = write(site / "digest.toml", "[site]\ntitle = 'Moving Notes'\nurl = 'https://old.example.net/'\n")
+    write(site / "posts" / "2026-11-10-first.md", "---\ntitle: First\ndate: 2026-11-10 10:00\n---\n\nFirst.\n")
+    write(site / "subscribers.yaml", "subscribers:\n  - email: stays@example.com\n  - email: gone@example.com\n")
+    assert _send(site, home, "2026-11-16T09:00:00+00:00", "send")[0] == 0
+    assert _send(site, home, "2026-11-16T10:00:00+00:00", "unsubscribe", "gone@example.com")[0] == 0
+    earlier = home / "digest" / "old.example.net-newsletter"
+    (earlier / "made-for").unlink()  # as an older digest left it
+    config.write_text(config.read_text().replace("old.example.net", "new.example.net"))
+    write(site / "posts" / "2026-11-17-second.md", "---\ntitle: Second\ndate: 2026-11-17 10:00\n---\n\nSecond.\n")
+    code, said = _send(site, home, "2026-11-23T09:00:00+00:00", "send")
+    assert code == 1 and len(said.strip().splitlines()) == 1, said
+    assert "holds the ledger of an older digest" in said and f'[state] dir = "{earlier}" in {config}' in said
+    assert not (home / "digest" / "new.example.net-newsletter" / "digest.sqlite3").exists()
+    config.write_text(config.read_text() + f'[state]\ndir = "{earlier}"\n')
+    code, said = _send(site, home, "2026-11-23T09:00:00+00:00", "send")
+    assert code == 0 and "sent 1" in said, said  # the one who left stays out
+    assert (earlier / "made-for").read_text().strip() == str(config.resolve())  # marked now
+
+
 def test_a_changed_url_does_not_start_a_new_list_without_the_unsubscribes(tmp_path: Path) -> None:
     """The default state folder is named after the newsletter's URL: after a change of URL digest refuses
     to start an empty ledger (which would mail the unsubscribed) and names the folder that holds the list."""

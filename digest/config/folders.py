@@ -77,24 +77,32 @@ def mark_owner(state_dir: Path, owner: str) -> None:
             path.write_text(owner + "\n", "utf-8")
 
 
-def earlier_state(state_dir: Path, owner: str) -> Path | None:
-    """Another default state folder beside `state_dir` that holds a database of the same config, when
-    `state_dir` holds none: the folder of the newsletter's earlier URL (the default name follows the URL, so
-    a changed `site.url` or `output.url` would start an empty ledger, without the unsubscribes)."""
+def earlier_state(state_dir: Path, owner: str) -> tuple[Path, bool] | None:
+    """Another default state folder beside `state_dir` that may hold this newsletter's database, when
+    `state_dir` holds none: (the folder, True) when it says it is the same config's (the folder of the
+    newsletter's earlier URL: the default name follows the URL, so a changed `site.url` or `output.url` would
+    start an empty ledger, without the unsubscribes); else (the folder, False) for one with a database that
+    says nothing, written before OWNER_FILE was (an upgrade and a change of URL at once)."""
     if (state_dir / DATABASE_FILE).exists():
         return None
     try:
         folders = [entry for entry in os.scandir(state_dir.parent) if entry.name != state_dir.name]
     except OSError:
         return None
+    unmarked = None
     for entry in sorted(folders, key=lambda e: e.name):
+        if not Path(entry.path, DATABASE_FILE).is_file():
+            continue
         try:
             made_for = Path(entry.path, OWNER_FILE).read_text("utf-8").strip()
+        except FileNotFoundError:
+            unmarked = unmarked or Path(entry.path)
+            continue
         except (OSError, UnicodeDecodeError):
             continue
-        if made_for == owner and Path(entry.path, DATABASE_FILE).is_file():
-            return Path(entry.path)
-    return None
+        if made_for == owner:
+            return Path(entry.path), True
+    return (unmarked, False) if unmarked is not None else None
 
 
 def private_folder(path: Path) -> Path:

@@ -171,12 +171,21 @@ def _settings(
     database_url = env.get(DATABASE_ENV) or state.get("database", "")
     checks.database_url(database_url, label)
     if not state.get("dir") and not database_url and state_dir.parent.name == "digest":
-        earlier = earlier_state(state_dir, owner_of(config_file, site_model.root))
-        if earlier is not None:
+        found = earlier_state(state_dir, owner_of(config_file, site_model.root))
+        where = str(config_file) if config_file else f"a digest.toml in {paths.base}"
+        if found is not None and found[1]:
             raise ConfigError(
-                f"{label}: the ledger, subscribers and unsubscribes of this newsletter are in {earlier}, the state "
-                f'folder of its earlier URL, and output.url is now {output.url}: set [state] dir = "{earlier}" '
-                "to keep them (or move that folder away to start a new list)"
+                f"{label}: the ledger, subscribers and unsubscribes of this newsletter are in {found[0]}, the state "
+                f'folder of its earlier URL, and output.url is now {output.url}: set [state] dir = "{found[0]}" '
+                f"in {where} to keep them (or move that folder away to start a new list)"
+            )
+        if found is not None:
+            raise ConfigError(
+                f"{label}: this newsletter has no state folder yet ({state_dir}), and {found[0]} holds the ledger of "
+                "an older digest that does not say which newsletter it keeps: if it is this one's (its URL is now "
+                f'{output.url}), set [state] dir = "{found[0]}" in {where} to keep its subscribers and '
+                "unsubscribes; if it is another newsletter's, run any digest command of that one once (it marks "
+                "the folder as its own), or move the folder away"
             )
     checks.folder_is_not_a_file(output.dir, "output.dir", label)
     checks.folder_is_not_a_file(state_dir, "state.dir", label)
