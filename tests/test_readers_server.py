@@ -18,6 +18,7 @@ from digest import pipeline
 from digest.models import Status, Subscriber
 from digest.sender.ledger import Ledger
 from digest.sender.roster import Roster
+from digest.sender.tokens import make_token
 from digest.templater.labels import labels_for
 from tests.support_service import Mailbox, Post, http_server_factory, settings_for, smtp_box, text_of, write_site
 
@@ -535,3 +536,21 @@ def test_a_link_too_old_or_damaged_says_so_in_the_readers_language(site: tuple[A
     )
     record = Roster(settings.db_url).get("author@example.org")
     assert record is not None and record.language == "ko" and record.status == Status.ACTIVE
+
+
+def test_an_old_preference_link_of_a_reader_who_left_changes_nothing(site: tuple[Any, Mailbox]) -> None:
+    """The page says they are unsubscribed (in their language), and the form behind it saves nothing: a later
+    signup is not in a language or format someone chose on a closed page."""
+    server, _ = site
+    reader = Subscriber("min@example.net", language="ko")
+    roster = Roster(server.settings.db_url)
+    roster.add(reader, NOW_AT, status=Status.ACTIVE, method="cli", source="test")
+    token = make_token(server.settings.secret, reader.email, NOW_AT, purpose="preferences")
+    pipeline.unsubscribe(server.settings, reader.email, NOW_AT, "test")
+    url = f"{server.url}/preferences?token={token}"
+    page = httpx.get(url)
+    assert page.status_code == 404 and 'lang="ko"' in page.text
+    saved = httpx.post(url, data={"action": "save", "format": "text", "language": "en", "pause": "-1"})
+    assert saved.status_code == 404 and 'lang="ko"' in saved.text
+    record = roster.get(reader.email)
+    assert record is not None and (record.format, record.language) == ("html", "ko")
