@@ -205,15 +205,19 @@ class Issue:
         start of the issue's week: an issue of late arrivals only (posts dated weeks back) is still newer
         than the issue before it, where feed readers sort it."""
         derived = self.derived_at
-        return max(derived, self.dated_at) if self.dated_at is not None else derived
+        if self.dated_at is None:
+            return derived
+        # the floor too stays within the week: one kept by an older digest may hold an edit's date
+        return max(derived, min(self.dated_at, self.week.end_at - timedelta(seconds=1)))
 
     @property
     def derived_at(self) -> datetime:
         """The date its entries give it (updated_at without the floor of an earlier publish): an entry's
-        `updated`, else its date, but no later than the week's last second: a post mailed with this issue
-        whose date was moved weeks on since must not date the issue after the issues that followed it."""
+        `updated` (Hugo's `lastmod`), else its date, but no later than the week's last second: a post mailed
+        with this issue that was edited, or whose date was moved, weeks on since must not date the issue
+        after the issues that followed it (feed readers sort by it: an old issue would come back on top)."""
         last = self.week.end_at - timedelta(seconds=1)
-        stamps = [e.updated_at or min(e.published_at, last) for e in self.all_entries]
+        stamps = [min(e.updated_at or e.published_at, last) for e in self.all_entries]
         return max([*stamps, self.week.start_at]) if stamps else self.week.end_at
 
 

@@ -18,7 +18,7 @@ import pytest
 from digest import pipeline, scheduler
 from digest.config import Settings
 from digest.records import CycleReport
-from digest.sender.carried import read_carried, record_issue
+from digest.sender.carried import read_carried, record_feed_dates, record_issue
 from digest.sender.store import Store
 from tests.support_postgres import ledger_url
 from tests.support_service import Post, maildir_messages, settings_for, text_of, write, write_site
@@ -504,3 +504,42 @@ def test_a_mailed_posts_date_moved_later_never_dates_its_issue_above_the_next(tm
         for e in atom.findall("a:entry", ns)
     }
     assert dated["2026-W46"] < dated["2026-W47"] and dated["2026-W46"] < datetime(2026, 11, 16, tzinfo=SEOUL)
+
+
+def test_an_edit_of_a_mailed_post_never_brings_its_old_issue_back_to_the_top(tmp_path: Path) -> None:
+    """A post of W46 edited on the 20th (`updated:`, Hugo's `lastmod`): W46's entry stays dated within W46 in
+    every feed (Atom, RSS pubDate, JSON date_published), under W47's, where feed readers sort it. A floor an
+    older digest kept from such an edit is brought back within the week as well."""
+    import json
+    from email.utils import parsedate_to_datetime
+
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    settings = settings_for(config)
+    store = Store(settings.db_url)
+    try:
+        edited = add(tmp_path, "edited", "Edited post", at(12))
+        cycle(settings, monday(16), store, publish=True)  # W46
+        add(tmp_path, "next", "Next post", at(18))
+        cycle(settings, monday(23), store, publish=True)  # W47
+        edited.write_text(edited.read_text("utf-8").replace("---\n\n", "updated: 2026-11-20 08:00\n---\n\n"), "utf-8")
+        record_feed_dates(store, {"2026-W46": at(20, 8)})  # what an older digest kept from the edit
+        cycle(settings, monday(23) + timedelta(hours=1), store, publish=True)
+    finally:
+        store.close()
+    files = published(settings)
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    atom = {
+        e.findtext("a:id", "", ns).rsplit("/", 1)[-1]: datetime.fromisoformat(e.findtext("a:updated", "", ns))
+        for e in ElementTree.fromstring(files["atom.xml"]).findall("a:entry", ns)
+    }
+    rss = {
+        (i.findtext("guid") or "").rsplit("/", 1)[-1]: parsedate_to_datetime(i.findtext("pubDate") or "")
+        for i in ElementTree.fromstring(files["rss.xml"]).iter("item")
+    }
+    feed = {
+        i["id"].rsplit("/", 1)[-1]: datetime.fromisoformat(i["date_published"])
+        for i in json.loads(files["feed.json"])["items"]
+    }
+    for dated in (atom, rss, feed):
+        assert dated["2026-W46"] < dated["2026-W47"], dated
+        assert dated["2026-W46"] < datetime(2026, 11, 16, tzinfo=SEOUL), dated
