@@ -543,3 +543,26 @@ def test_an_edit_of_a_mailed_post_never_brings_its_old_issue_back_to_the_top(tmp
     for dated in (atom, rss, feed):
         assert dated["2026-W46"] < dated["2026-W47"], dated
         assert dated["2026-W46"] < datetime(2026, 11, 16, tzinfo=SEOUL), dated
+
+
+def test_the_email_of_an_issue_of_late_posts_only_links_to_its_own_page(tmp_path: Path) -> None:
+    """W47 mails only a post backdated into W45: its archive page lists it, and the email's "view in the
+    browser" link goes there, not to the archive index."""
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    settings = settings_for(config)
+    store = Store(settings.db_url)
+    try:
+        cycle(settings, monday(9), store, publish=True)  # W45
+        add(tmp_path, "second", "Second post", at(12))
+        cycle(settings, monday(16), store, publish=True)  # W46
+        add(tmp_path, "backdated", "Backdated notes", at(4))
+        report = cycle(settings, monday(23), store, publish=True)  # W47: late arrivals only
+        assert report.issues[0].late and not report.issues[0].entries
+    finally:
+        store.close()
+    page = published(settings)["2026-W47/index.html"]
+    assert "Backdated notes" in page
+    w47 = [text_of(m) for m in maildir_messages(settings.outbox) if "Backdated notes" in text_of(m)]
+    assert len(w47) == len(READERS)
+    base = settings.output.url
+    assert all(f"{base}2026-W47/" in body for body in w47), w47[0]

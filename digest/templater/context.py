@@ -30,11 +30,11 @@ def output_url(settings: Settings, language: str = "") -> str:
 
 
 def issue_url(issue: Issue, settings: Settings) -> str:
-    """The archive page of an issue: its language's output URL + week label + "/". Only weeks with entries
-    dated in them have a page: the "no new posts" note, an issue of late arrivals only and a --since/--until
-    window link to the archive index instead."""
+    """The archive page of an issue: its language's output URL + week label + "/". Every issue that carried
+    a post has one (an issue of late arrivals only too: the archive lists each post with the issue that
+    mailed it); the "no new posts" note and a --since/--until window link to the archive index instead."""
     base = output_url(settings, issue.language)
-    return f"{base}{issue.week.label}/" if issue.entries and not issue.week.custom else base
+    return f"{base}{issue.week.label}/" if issue.all_entries and not issue.week.custom else base
 
 
 @dataclass(frozen=True)
