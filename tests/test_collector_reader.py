@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,25 @@ def test_bad_files_become_problems_and_the_run_goes_on(
     assert problem.source == "_posts/2021-03-01-bad.md"
     assert message in problem.message
     assert problem.line == line
+
+
+def test_a_named_pipe_among_the_posts_is_left_out_without_waiting(tmp_path: Path) -> None:
+    """Opening a FIFO for reading waits for a writer: every command hung on one (the service too)."""
+    import os
+    import threading
+
+    site = make_site(tmp_path, {"_posts/2021-03-20-good.md": GOOD})
+    os.mkfifo(tmp_path / "_posts" / "2021-03-01-pipe.md")
+    done: list[Any] = []
+    worker = threading.Thread(target=lambda: done.append(collect(site, NOW_AT)), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert done, "collect waited on the named pipe"
+    result = done[0]
+    assert [e.title for e in result.entries] == ["Good post"]
+    assert [(p.source, p.message) for p in result.problems] == [
+        ("_posts/2021-03-01-pipe.md", "not a regular file (a named pipe, a socket or a device): left out")
+    ]
 
 
 def test_hidden_and_non_markdown_files_are_not_scanned(tmp_path: Path) -> None:

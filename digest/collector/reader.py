@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -213,10 +214,10 @@ def keep_read(path: str, kept: Kept) -> None:
 def _read(path: str, source: str, stamp: tuple[int, int] | None = None) -> _File | Problem:
     if stamp is None:
         try:
-            stat = os.stat(path)
+            info = os.stat(path)
         except OSError as exc:
             return Problem(source, f"cannot read the file: {exc.strerror}")
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        stamp = (info.st_mtime_ns, info.st_size)
     cached = _CACHE.get(path)
     if cached is not None and cached[0] == stamp:
         return cached[1]
@@ -229,7 +230,12 @@ def _split_file(path: str, source: str, size: int) -> _File | Problem:
     if size > MAX_BYTES:
         return Problem(source, f"larger than 5 MB ({size / 1024 / 1024:.1f} MB)")
     try:
-        with open(path, "rb") as handle:
+        # not blocking: a named pipe (mkfifo) opened for reading would wait for a writer, and every command
+        # (the weekly service too) with it; fstat then leaves out whatever is not a regular file
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return Problem(source, "not a regular file (a named pipe, a socket or a device): left out")
             data = handle.read()
     except OSError as exc:
         return Problem(source, f"cannot read the file: {exc.strerror}")
