@@ -95,6 +95,27 @@ def _text(v: Any) -> str:
     return v.strip() if isinstance(v, str) else ""
 
 
+def _checked(value: Any, path: Path, key: str, *, url: bool = False) -> str:
+    """A text setting of the site config that digest cannot do without (its URL, its timezone), checked: a
+    number, list or mapping there is an error naming the file and line (it was read as unset, and mail went
+    out with localhost links, weeks counted in UTC), and so is a URL with no scheme."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        example = "'https://example.org'" if url else "'Asia/Seoul'"
+        raise ConfigError(
+            f"{key} = {value!r} is not text", f"write it in quotes, such as {example}", source=str(path),
+            line=key_line(path, key),
+        )  # fmt: skip
+    text = value.strip()
+    if url and text and not text.startswith("/") and "://" not in text:
+        raise ConfigError(
+            f"{key} = {text!r} has no scheme", f"write the whole address, such as 'https://{text}'", source=str(path),
+            line=key_line(path, key),
+        )  # fmt: skip
+    return text
+
+
 def key_line(path: Path | None, key: str, header: str = "") -> int | None:
     """The line of `key` in a site config (YAML, TOML, JSON or Python: `key:`, `key =`, `"key":`), or of
     the TOML table `[header]` when given and found; None when the file does not show it on a line of its
@@ -170,7 +191,8 @@ def read_site_config(root: Path) -> SiteDefaults:
 
 
 def _jekyll(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
-    url = _text(data.get("url")).rstrip("/") + "/" + _text(data.get("baseurl")).strip("/")
+    site_url = _checked(data.get("url"), path, "url", url=True)
+    url = site_url.rstrip("/") + "/" + _checked(data.get("baseurl"), path, "baseurl").strip("/")
     permalink = _text(data.get("permalink")) or "date"
     lang = _language(data.get("lang"), path, "lang")
     _language(data.get("default_lang"), path, "default_lang")
@@ -197,8 +219,8 @@ def _jekyll(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
         kind="jekyll",
         file=path,
         title=_text(data.get("title")),
-        url=url if _text(data.get("url")) else "",
-        timezone=_text(data.get("timezone")),
+        url=url if site_url else "",
+        timezone=_checked(data.get("timezone"), path, "timezone"),
         permalink=_permalink(JEKYLL_PERMALINKS.get(permalink, permalink), path, "permalink"),
         source=sources,
         ignore=ignore,
@@ -344,7 +366,7 @@ def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
             content_dirs[folder] = lang
         if _text(table.get("title")):
             titles.append((lang, _text(table.get("title"))))
-        base = _text(table.get("baseurl"))
+        base = _checked(table.get("baseurl"), path, "baseURL", url=True)
         if base:
             roots.append((lang, base.rstrip("/") + "/"))
         elif lang != default or in_subdir:
@@ -369,8 +391,8 @@ def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
         kind="hugo",
         file=path,
         title=_text(data.get("title")),
-        url=_text(data.get("baseurl")),
-        timezone=_text(data.get("timezone")),
+        url=_checked(data.get("baseurl"), path, "baseURL", url=True),
+        timezone=_checked(data.get("timezone"), path, "timeZone"),
         permalink=patterns.get(first) or "/:path/",
         source=sources,
         ignore=tuple(p for p in ignore if isinstance(p, str)),
@@ -455,8 +477,8 @@ def _pelican(root: Path, files: list[Path]) -> SiteDefaults:
         kind="pelican",
         file=files[0],
         title=_text(conf.get("SITENAME")),
-        url=_text(conf.get("SITEURL")),
-        timezone=_text(conf.get("TIMEZONE")),
+        url=_checked(conf.get("SITEURL"), origin.get("SITEURL", files[0]), "SITEURL", url=True),
+        timezone=_checked(conf.get("TIMEZONE"), origin.get("TIMEZONE", files[0]), "TIMEZONE"),
         permalink=_text(conf.get("ARTICLE_URL")) or "{slug}.html",
         source=tuple(dict.fromkeys(articles)),
         description=_text(conf.get("SITESUBTITLE")),
