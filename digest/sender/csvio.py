@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from digest.config import normalise_address, subscriber_language
 from digest.errors import ConfigError, UsageError
-from digest.models import Problem
+from digest.models import Problem, Status
 from digest.records import ImportRow, SubscriberRecord
 
 TRUE = {"1", "true", "yes", "y", "t", "subscribed", "opted in", "confirmed", "enabled", "on"}
@@ -302,6 +302,10 @@ def _rows(
         except UsageError as exc:
             problems.append(Problem(source, f"{exc.message} ({exc.hint}; or leave it empty)", number))
             continue
+        wrong = _wrong_value(row, fmt)
+        if wrong:  # a value the line cannot mean: guessed, it made up a consent date or mailed a confirmation
+            problems.append(Problem(source, wrong, number))
+            continue
         yield ImportRow(
             line=number,
             email=address,
@@ -319,6 +323,26 @@ def _rows(
             created_at=_date(_cell(row, cols, "created_at")),
             paused_until=_date(_cell(row, cols, "paused_until")),
         )
+
+
+STATUSES = frozenset(status.value for status in Status)
+DATED = ("consent_at", "created_at", "paused_until")
+
+
+def _wrong_value(row: Mapping[str, str], fmt: Format) -> str:
+    """What is wrong with a line's format, dates or (in this tool's own export) status, or ""."""
+    cols = fmt.columns
+    value = _cell(row, cols, "format")
+    if value and value.lower() not in ("html", "text"):
+        return f"format: {value!r} is not a format (html or text; or leave it empty)"
+    for field in DATED:
+        value = _cell(row, cols, field)
+        if value and _date(value) is None:
+            return f"{field}: {value!r} is not a date (ISO 8601, such as 2026-11-30T09:00:00+00:00; or leave it empty)"
+    value = row.get("status", "")
+    if fmt.name == "digest" and value not in STATUSES:
+        return f"status: {value!r} is not a status ({', '.join(sorted(STATUSES))})"
+    return ""
 
 
 EXPORT_FIELDS = (

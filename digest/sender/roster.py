@@ -841,7 +841,7 @@ class Roster:
                     if old is None:
                         added += 1
                         status = import_status(r)
-                        if status == Status.UNCONFIRMED:
+                        if status == Status.UNCONFIRMED and not _asked_before(r):
                             if not to_confirm and before_mail is not None:
                                 before_mail()  # what the mail needs is checked before anything is stored
                             to_confirm.append(key)
@@ -896,8 +896,14 @@ class Roster:
         )
         # Every row carries the same keys: a multi-row insert takes its columns from the first row, so a key
         # only some rows have would be dropped from all of them.
-        row["confirm_requested_at"] = None
-        if status == Status.UNCONFIRMED:  # the confirmation mail goes out next; its page is the request's
+        row["confirm_requested_at"] = row["confirm_mail_at"] = None
+        if status == Status.UNCONFIRMED and _asked_before(r):
+            # this tool's own export: they asked there and had its mail; they wait as they did (their link
+            # works with the same DIGEST_SECRET), and are forgotten as they would have been, not mailed again
+            asked_at = r.created_at or now_at
+            row.update(confirm_requested_at=asked_at, confirm_mail_at=asked_at)
+            row.update(consent_source=r.consent_source or source)
+        elif status == Status.UNCONFIRMED:  # the confirmation mail goes out next; its page is the request's
             row.update(confirm_requested_at=now_at, consent_source=r.consent_source or source)
         return row
 
@@ -912,6 +918,11 @@ LEFT_AS = {
     "blocklisted": Status.UNSUBSCRIBED,
     "inactive": Status.INACTIVE,
 }
+
+
+def _asked_before(row: ImportRow) -> bool:
+    """A line of this tool's own export of someone who asked and was sent the confirmation mail there."""
+    return row.status == Status.UNCONFIRMED.value
 
 
 def import_status(row: ImportRow) -> Status:
