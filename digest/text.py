@@ -11,6 +11,17 @@ _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SLUG_DROP = re.compile(r"[^\w\- ]", re.UNICODE)
 # C0/C1 controls, DEL and the Unicode line/paragraph separators: none belongs in a header or a name.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Unicode's explicit direction controls (embeddings, overrides, isolates): in a name shown in a header, a
+# list or a page, a right-to-left override makes the text after it read backwards.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def plain_name(text: str, limit: int = 200) -> str:
+    """A name as anyone may post it (a form, a CSV file), made one plain line: control and direction
+    characters dropped, spaces collapsed, at most `limit` characters."""
+    return " ".join(_BIDI_CONTROLS.sub("", CONTROL.sub(" ", text)).split())[:limit]
+
+
 # The only addresses email-validator lets through from the subscribers file (no quoted local parts,
 # no address literals, ASCII only): anything else in a header is refused.
 ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")

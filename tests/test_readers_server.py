@@ -554,3 +554,15 @@ def test_an_old_preference_link_of_a_reader_who_left_changes_nothing(site: tuple
     assert saved.status_code == 404 and 'lang="ko"' in saved.text
     record = roster.get(reader.email)
     assert record is not None and (record.format, record.language) == ("html", "ko")
+
+
+def test_a_name_from_the_form_is_kept_as_one_plain_line(site: tuple[Any, Mailbox]) -> None:
+    """A NUL, a line break or a right-to-left override in the form's name never reaches the store (the list,
+    the export, the To header): the subscribers file refuses them, the form drops them."""
+    server, box = site
+    name = "Ana\x00 Kim\u202egnirts\u202c\r\nBcc: x@example.org"
+    answer = httpx.post(server.url + "/subscribe", data={"email": "ana@example.net", "name": name, "website": ""})
+    assert answer.status_code == 200
+    wait_for(box, 1)
+    record = Roster(server.settings.db_url).get("ana@example.net")
+    assert record is not None and record.name == "Ana Kimgnirts Bcc: x@example.org"

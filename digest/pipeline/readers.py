@@ -123,7 +123,7 @@ def subscribe(
     # subscribers file and `subscribers add` refuse it; a reader of the form gets mail all the same).
     language = language.strip()[:35]
     language = language if language and text.is_valid_language(language) else ""
-    sub = Subscriber(email=address, name=" ".join(name.split())[:200], language=language)
+    sub = Subscriber(email=address, name=text.plain_name(name), language=language)
     config = settings.subscribe
     # A confirmation is planned in the ledger with the request, under an issue of its own (a send of one
     # issue skips its other rows): sent at once by send_reader_mail, or by the next housekeeping when the

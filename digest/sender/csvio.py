@@ -20,6 +20,7 @@ from digest.config import normalise_address, subscriber_language
 from digest.errors import ConfigError, UsageError
 from digest.models import Problem, Status
 from digest.records import ImportRow, SubscriberRecord
+from digest.text import plain_name
 
 TRUE = {"1", "true", "yes", "y", "t", "subscribed", "opted in", "confirmed", "enabled", "on"}
 # what a file may say about someone who must not be mailed (Roster.apply_import maps each to a status)
@@ -309,7 +310,7 @@ def _rows(
         yield ImportRow(
             line=number,
             email=address,
-            name=" ".join(name.split()),
+            name=plain_name(name),
             tags=_tags(_cell(row, cols, "tags")),
             consented=fmt.consent(row),
             # a mapped consent column may hold the date itself
