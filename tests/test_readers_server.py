@@ -186,6 +186,36 @@ def test_the_unsubscribe_pages_speak_the_subscribers_language(site: tuple[Any, M
     assert Roster(server.settings.db_url).get(reader.email).status == Status.UNSUBSCRIBED  # type: ignore[union-attr]
 
 
+def welcome_of(email: str, settings: Any) -> str:
+    """The ledger id of the welcome of `email`'s current subscription."""
+    record = Roster(settings.db_url).get(email)
+    assert record is not None and record.consent_at is not None
+    return pipeline.welcome_id(record.email, record.consent_at)
+
+
+def test_a_reader_who_comes_back_is_welcomed_again_once(site: tuple[Any, Mailbox]) -> None:
+    """One welcome per confirmation: a reader who was welcomed, left and signed up again gets the welcome
+    the confirmation page promises, once however often its button is pressed."""
+    server, box = site
+    settings = server.settings
+    pipeline.run_cycle(settings, NOW_AT, pipeline.select_week(settings, NOW_AT, "last"), clock=lambda: NOW_AT)
+    earlier = NOW_AT - timedelta(days=30)
+    Roster(settings.db_url).add(
+        Subscriber("back@example.net"), earlier, status=Status.ACTIVE, method="form", source="t"
+    )
+    pipeline.send_welcome(settings, "back@example.net", earlier, clock=lambda: earlier)
+    pipeline.unsubscribe(settings, "back@example.net", earlier + timedelta(days=1), "by hand")
+    wait_for(box, 2)
+    box.received.clear()
+    httpx.post(server.url + "/subscribe", data={"email": "back@example.net", "website": ""})
+    confirm = local(server, link_in(wait_for(box, 1)[0][1], "confirm"))
+    assert httpx.post(confirm).status_code == 200
+    httpx.post(confirm)
+    received = wait_for(box, 3, 1)
+    assert len(received) == 2, [str(m["Subject"]) for _, m in received]  # the confirmation and one welcome
+    assert "ML notes" in text_of(received[1][1]) or "머신러닝" in text_of(received[1][1])
+
+
 def test_a_welcome_the_server_deferred_is_sent_by_the_services_tick_once(site: tuple[Any, Mailbox]) -> None:
     server, box = site
     settings = server.settings
@@ -194,7 +224,7 @@ def test_a_welcome_the_server_deferred_is_sent_by_the_services_tick_once(site: t
     box.defer_rate = 1.0  # the SMTP server answers 451 to everything for now
     assert httpx.post(local(server, link_in(confirmation, "confirm"))).status_code == 200
     ledger = Ledger(settings.db_url)
-    ident = pipeline.welcome_id("late@example.net")
+    ident = welcome_of("late@example.net", settings)
     deadline = time.monotonic() + 10
     while ledger.status(ident).counts.get("deferred") != 1:
         assert time.monotonic() < deadline, ledger.status(ident)
@@ -218,7 +248,7 @@ def test_a_deferred_welcome_of_someone_who_left_since_is_closed(site: tuple[Any,
     box.defer_rate = 1.0
     httpx.post(local(server, link_in(confirmation, "confirm")))
     ledger = Ledger(settings.db_url)
-    ident = pipeline.welcome_id("gone@example.net")
+    ident = welcome_of("gone@example.net", settings)
     deadline = time.monotonic() + 10
     while ledger.status(ident).counts.get("deferred") != 1:
         assert time.monotonic() < deadline

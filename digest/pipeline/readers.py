@@ -269,10 +269,14 @@ def confirm(settings: Settings, email: str, now_at: datetime, store: sender.Stor
     return roster(settings, store).confirm(email, now_at, settings.subscribe.unconfirmed_days)
 
 
-def welcome_id(email: str) -> str:
+def welcome_id(email: str, consent_at: datetime | None = None) -> str:
+    """The ledger's issue id of the welcome of `email`'s subscription given at `consent_at`: one welcome per
+    confirmation, so a reader who left and came back is welcomed again (the page says the issue is on its
+    way). Without `consent_at`, the id every welcome had before (one per address)."""
     import hashlib
 
-    return WELCOME_PREFIX + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:24]
+    key = email.strip().lower() + (f"|{consent_at.astimezone(UTC).isoformat()}" if consent_at else "")
+    return WELCOME_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def send_welcome(
@@ -283,9 +287,12 @@ def send_welcome(
     clock: Clock,
     store: sender.Store | None = None,
     transports: sender.TransportFactory | None = None,
+    owed: str = "",
 ) -> sender.DeliveryReport | None:
     """The welcome email with the latest issue (narrowed to the reader's topics), through the ledger under
-    an id of its own, so it goes out exactly once per address however often this is called."""
+    an id of its own per confirmation, so it goes out exactly once however often this is called. `owed`:
+    the id of a welcome the ledger still owes (retry_welcomes); None when that one is no longer the
+    reader's (they left, or confirmed again since and have the newer one)."""
     if not settings.subscribe.welcome:
         return None
     own = store is None
@@ -294,6 +301,10 @@ def send_welcome(
         record = sender.Roster(store).get(email, events=False)
         if record is None or record.status != "active":
             return None
+        ident = welcome_id(record.email, record.consent_at)
+        if owed and owed not in (ident, welcome_id(record.email)):
+            return None
+        ident = owed or ident
         sub = record.subscriber()
         language = text.issue_language(sub.language, settings.site.language)
         # the latest issue that went out in the reader's language, each entry with the issue that mailed it
@@ -311,7 +322,6 @@ def send_welcome(
                 issue = None  # that issue's own send has this reader (they confirmed while it ran): it brings it
         week = issue.week if issue else select_week(settings, now_at, "this")
         rendered = templater.render_welcome(issue, week, settings, sub.language)
-        ident = welcome_id(sub.email)
         factory = sender.MessageFactory({sub.variant: rendered}, settings, now_at, issue_id=ident)
         return sender.deliver(
             factory,
@@ -562,9 +572,9 @@ def retry_welcomes(settings: Settings, now_at: datetime, store: sender.Store, *,
         for row in ledger.deliveries(issue_id):
             if row.state not in (State.PENDING, State.DEFERRED, State.SENDING):
                 continue
-            report = send_welcome(settings, row.recipient, now_at, clock=clock, store=store)
-            if report is None:  # left (or welcomes turned off) since: the row is closed, not retried forever
-                ledger.skip(issue_id, [row.recipient], "no longer an active subscriber", now_at)
+            report = send_welcome(settings, row.recipient, now_at, clock=clock, store=store, owed=issue_id)
+            if report is None:  # left, welcomed again, or welcomes turned off since: closed, not retried forever
+                ledger.skip(issue_id, [row.recipient], "no longer owed (left, or confirmed again since)", now_at)
             else:
                 sent += report.sent
     return sent
