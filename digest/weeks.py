@@ -92,7 +92,12 @@ def window(since: str, until: str | None, site: Site, now_at: datetime) -> Week:
     start_at = _moment(since, "--since", tz, end=False)
     end_at = _moment(until, "--until", tz, end=True) if until else now_at.astimezone(tz)
     if end_at.timestamp() <= start_at.timestamp():
-        raise UsageError(f"--since {since} is not before --until {until or 'now'}", "swap or fix the two values")
+        raise UsageError(
+            f"--since {since} is not before --until {until or 'now'}: in {site.timezone} they are "
+            f"{start_at.isoformat(timespec='minutes')} and {end_at.isoformat(timespec='minutes')} (a time the "
+            "clocks skip is read as the same time after the change)",
+            "swap or fix the two values",
+        )
     exact = week_of(start_at, site)
     if exact.start_at == start_at and exact.end_at == end_at:
         return exact

@@ -134,3 +134,15 @@ def test_window_with_datetimes_and_open_end() -> None:
 def test_window_rejects_bad_values(since: str, until: str | None) -> None:
     with pytest.raises(UsageError):
         window(since, until, site_in("Asia/Seoul"), NOW_AT)
+
+
+def test_a_window_of_times_the_clocks_skip_says_what_they_are() -> None:
+    """02:30 and 03:30 on the night New York springs forward are the same moment: the error shows it."""
+    with pytest.raises(UsageError) as caught:
+        window("2026-03-08T02:30", "2026-03-08T03:30", site_in("America/New_York"), datetime(2026, 3, 9, tzinfo=UTC))
+    assert "they are 2026-03-08T03:30-04:00 and 2026-03-08T03:30-04:00" in caught.value.message
+
+
+def test_a_window_until_a_time_ends_just_before_it() -> None:
+    week = window("2020-07-01T09:00", "2020-07-01T21:00", site_in("Asia/Seoul"), NOW_AT)
+    assert week.end_at == datetime(2020, 7, 1, 21, tzinfo=SEOUL)  # half-open: a post at 21:00 is not in it
