@@ -112,14 +112,27 @@ def select(
     return own, tuple(e for e in fresh if low <= e.published_at.timestamp() < high)
 
 
+# The label of a weekly issue (an ISO week, or the start date of a week that starts on another day); a
+# --since/--until window's is "start--end".
+_WEEKLY_LABEL = re.compile(r"\d{4}-W\d{2}|\d{4}-\d{2}-\d{2}")
+
+
 def carrier_weeks(carried: Carried, site: Site) -> dict[str, Week]:
-    """{issue id: its week} for the weekly issues the ledger planned (a window of `--since`/`--until`, or a
-    week of an older `week_start`, is none of the site's weeks now)."""
+    """{issue id: its week} for the weekly issues the ledger planned, each with the window it was planned
+    with: a week of the site's timezone and `week_start` of the time, which may not be today's. An issue
+    mailed before the site changed its timezone (or its week_start) keeps its posts, its page and its feed
+    entry as mailed. A window of `--since`/`--until` is never one."""
     found = {}
+    tz = site.tz
     for issue_id, (start_at, end_at) in carried.windows.items():
         week = week_of(start_at, site)
         if week.start_at == start_at and week.end_at == end_at:
             found[issue_id] = week
+            continue
+        label = issue_id.rpartition("/")[2]
+        hours = (end_at - start_at).total_seconds() / 3600
+        if _WEEKLY_LABEL.fullmatch(label) and 166 <= hours <= 170:  # a week of another timezone or start
+            found[issue_id] = Week(start_at.astimezone(tz), end_at.astimezone(tz), label)
     return found
 
 

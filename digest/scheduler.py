@@ -48,7 +48,7 @@ def real_clock() -> datetime:
 # -- the schedule ----------------------------------------------------------------------------------
 
 
-class WeeklyTrigger(BaseTrigger):
+class WeeklyTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 has no type hints
     """`schedule.day` at `schedule.time` in the site's timezone, once every week (see weeks.weekly_times).
 
     Not APScheduler's CronTrigger: in 3.11 it skips a Monday 00:30 run on the night the clocks spring

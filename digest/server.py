@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -29,6 +29,9 @@ from digest import pipeline
 from digest.config import Settings
 from digest.errors import DigestError, TokenError, TokenExpired
 from digest.text import CONTROL, escape_controls
+
+if TYPE_CHECKING:
+    from digest.pipeline.readers import Preferences
 
 LOG = logging.getLogger("digest.server")
 
@@ -696,7 +699,7 @@ class Readers:
             unsubscribe_action="unsubscribe?token=" + pipeline.reader_token(self.settings, email, self.clock()),
         )
 
-    def not_subscribed(self, email: str, found: pipeline.Preferences | None) -> Response:
+    def not_subscribed(self, email: str, found: Preferences | None) -> Response:
         language = found.record.language if found is not None else ""
         r = self.words(language)
         return self.message(404, language, r.preferences_title, r.unsubscribed.format(email=email))

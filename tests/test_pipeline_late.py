@@ -566,3 +566,36 @@ def test_the_email_of_an_issue_of_late_posts_only_links_to_its_own_page(tmp_path
     assert len(w47) == len(READERS)
     base = settings.output.url
     assert all(f"{base}2026-W47/" in body for body in w47), w47[0]
+
+
+@pytest.mark.parametrize("change", ["timezone", "week_start"])
+def test_a_changed_timezone_or_week_start_keeps_each_mailed_issue_as_it_was_mailed(tmp_path: Path, change: str) -> None:
+    """W12 was mailed in New York's weeks with a post of Sunday 15:00 (Monday 04:00 in Seoul); then the site
+    moves to Seoul (or to weeks starting on Sunday). The archive page and the feed entry of W12 keep the post
+    it mailed, under the same id and path; the new weeks start from there."""
+    ny = ZoneInfo("America/New_York")
+    posts = [
+        Post("weekday", "A weekday post", datetime(2026, 3, 18, 10, tzinfo=ny)),
+        Post("sunday", "A Sunday afternoon post", datetime(2026, 3, 22, 15, tzinfo=ny)),
+    ]
+    config = write_site(tmp_path, posts, READERS, timezone="America/New_York")
+    store = Store(settings_for(config).db_url)
+    try:
+        cycle(settings_for(config), datetime(2026, 3, 23, 9, tzinfo=ny), store, publish=True)  # W12
+        text = config.read_text("utf-8")
+        if change == "timezone":
+            config.write_text(text.replace('timezone = "America/New_York"', 'timezone = "Asia/Seoul"'), "utf-8")
+        else:
+            config.write_text(text.replace("[site]\n", '[site]\nweek_start = "sunday"\n'), "utf-8")
+        add(tmp_path, "later", "A later post", datetime(2026, 3, 25, 10, tzinfo=ny))
+        settings = settings_for(config)
+        report = cycle(settings, datetime(2026, 3, 30, 9, tzinfo=ny), store, publish=True)
+    finally:
+        store.close()
+    issue = report.issues[0]
+    assert [e.title for e in issue.entries + issue.late] == ["A later post"]  # nothing mailed twice
+    files = published(settings)
+    w12 = files["2026-W12/index.html"]
+    assert "A Sunday afternoon post" in w12 and "A weekday post" in w12 and "A later post" not in w12
+    assert "A Sunday afternoon post" not in files[f"{issue.issue_id}/index.html"]
+    assert "tag:service.example.org,2026-03-16:/newsletter/2026-W12" in files["atom.xml"]
