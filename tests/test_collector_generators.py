@@ -474,3 +474,17 @@ def test_the_outline_jumps_to_a_heading_only_where_the_blog_gives_it_an_id(
     entry = entries_of(tmp_path)[post]
     assert [h.text for h in entry.outline] == ["Morning", "Noon"]
     assert tuple(h.anchor.removeprefix(entry.url) for h in entry.outline) == anchors
+
+
+@pytest.mark.parametrize("key", ["publishDate", "expiryDate"])
+def test_a_hugo_publish_or_expiry_date_that_is_no_date_skips_the_post_with_a_warning(tmp_path: Path, key: str) -> None:
+    """Read as none, `publishDate: soon` mailed at once a post meant to wait (Hugo's own build stops on it)."""
+    write(tmp_path, "hugo.toml", 'baseURL = "https://h.example/"\n')
+    write(tmp_path, "content/posts/ok.md", "---\ntitle: Ok\ndate: 2024-01-02\n---\nbody\n")
+    write(tmp_path, "content/posts/later.md", f"---\ntitle: Later\ndate: 2024-01-02\n{key}: soon\n---\nbody\n")
+    settings = load_settings(site=tmp_path, env=state_env())
+    result = collect(settings.site, datetime(2024, 1, 10, tzinfo=UTC))
+    assert [e.title for e in result.entries] == ["Ok"]
+    assert [(p.source, p.message, p.line) for p in result.problems] == [
+        ("content/posts/later.md", f"unparseable date in '{key.lower()}': 'soon'", 4)
+    ]

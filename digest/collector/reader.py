@@ -307,9 +307,13 @@ def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
         # Hugo builds a page from its publishDate, and removes it at its expiryDate: the issue that carries
         # it is that of the week it goes live in, and once expired it is in no feed or page (a 404 there).
         # Its URL and id keep the page's date.
-        live = _hugo_date(meta, m.HUGO_PUBLISH_KEYS, tz)
+        try:
+            live = _hugo_date(meta, m.HUGO_PUBLISH_KEYS, tz)
+            expires_at = _hugo_date(meta, m.HUGO_EXPIRY_KEYS, tz)
+        except _Unreadable as exc:  # `publishDate: soon`: Hugo's build stops on it; read as none, the post
+            # meant to wait would go out now
+            return Problem(source, f"unparseable date in '{exc.key}': {exc.value!r}", _line(doc, exc.key))
         live_at = live if live is not None and live > published_at else None
-        expires_at = _hugo_date(meta, m.HUGO_EXPIRY_KEYS, tz)
     updated = m.date_value(meta, m.UPDATED_KEYS)
     updated_at = None
     if updated is not None:
@@ -348,16 +352,22 @@ def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
     )
 
 
+class _Unreadable(Exception):
+    def __init__(self, key: str, value: Any) -> None:
+        super().__init__(key)
+        self.key, self.value = key, str(value)[:40]
+
+
 def _hugo_date(meta: dict[str, Any], keys: tuple[str, ...], tz: ZoneInfo) -> datetime | None:
-    """The first of `keys` that holds a date; one that cannot be read is left out, as Hugo's own zero
-    date would be."""
+    """The first of `keys` that holds a date, None when none does; _Unreadable for a value that is no date
+    (Hugo's build stops on it)."""
     found = m.date_value(meta, keys)
     if found is None:
         return None
     try:
         return parse_date(found[1], tz).astimezone(tz)
-    except (ValueError, OverflowError):
-        return None
+    except (ValueError, OverflowError) as exc:
+        raise _Unreadable(found[0], found[1]) from exc
 
 
 def _line(doc: Document, key: str) -> int | None:
