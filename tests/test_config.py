@@ -490,3 +490,12 @@ def test_a_changed_url_does_not_start_a_new_list_without_the_unsubscribes(tmp_pa
     other = write(site / "other.toml", "[site]\ntitle = 'Other'\nurl = 'https://other.example.net/'\n")
     code, said = _send(site, home, "2026-11-23T09:00:00+00:00", "--config", str(other), "check")
     assert "state dir" not in said, said
+
+
+def test_a_toml_time_is_a_schedule_time_and_a_zone_in_the_wrong_case_is_named(site: Path) -> None:
+    config = write(site / "digest.toml", "[schedule]\ntime = 09:30:00\n")
+    assert load_settings(config, env=state_env()).schedule.time == "09:30:00"
+    config.write_text('[site]\ntimezone = "asia/seoul"\n', "utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env=state_env())
+    assert "did you mean 'Asia/Seoul'?" in str(caught.value) and caught.value.line == 2

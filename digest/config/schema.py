@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
+from datetime import time as dt_time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -158,8 +159,19 @@ def to_timezone(v: Any) -> str:
     try:
         ZoneInfo(to_str(v))
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError("an IANA timezone name such as Asia/Seoul or UTC") from exc
+        raise ValueError("an IANA timezone name such as Asia/Seoul or UTC" + _zone_hint(v)) from exc
     return str(v)
+
+
+def _zone_hint(v: Any) -> str:
+    """ "; did you mean 'Asia/Seoul'?" for `asia/seoul` (zone names are case-sensitive on Linux)."""
+    import zoneinfo
+
+    if not isinstance(v, str):
+        return ""
+    by_case = {name.lower(): name for name in zoneinfo.available_timezones()}
+    found = by_case.get(v.strip().lower())
+    return f"; did you mean {found!r}?" if found else ""
 
 
 def to_language(v: Any) -> str:
@@ -182,6 +194,8 @@ def to_hour(v: Any) -> int:
 
 
 def to_hhmm(v: Any) -> str:
+    if isinstance(v, dt_time) and v.tzinfo is None:  # TOML's own time, `time = 09:00:00` (no quotes)
+        return v.isoformat(timespec="seconds")
     if not isinstance(v, str) or not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?", v):
         raise ValueError('a time "HH:MM" (or "HH:MM:SS") such as "09:00"')
     return v
