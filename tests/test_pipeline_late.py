@@ -601,3 +601,39 @@ def test_a_changed_timezone_or_week_start_keeps_each_mailed_issue_as_it_was_mail
     assert "A Sunday afternoon post" in w12 and "A weekday post" in w12 and "A later post" not in w12
     assert "A Sunday afternoon post" not in files[f"{issue.issue_id}/index.html"]
     assert "tag:service.example.org,2026-03-16:/newsletter/2026-W12" in files["atom.xml"]
+
+
+@pytest.mark.parametrize("how", ["publish", "run"])
+def test_a_newsletter_that_moves_to_another_address_keeps_every_feed_id(tmp_path: Path, how: str) -> None:
+    """The entry ids (tag URIs) are made from the address of the first publish, kept in the state database:
+    after a move the links point to the new address and feed readers see no issue twice."""
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    settings = settings_for(config)
+    add(tmp_path, "second", "Second post", at(12))
+
+    def go(settings: Settings, now_at: datetime) -> None:
+        if how == "publish":
+            pipeline.publish(settings, now_at, pipeline.select_week(settings, now_at, "last"))
+            return
+        store = Store(settings.db_url)
+        try:
+            cycle(settings, now_at, store, publish=True)
+        finally:
+            store.close()
+
+    go(settings, monday(16))
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+
+    def ids() -> list[str]:
+        atom = ElementTree.fromstring(published(settings)["atom.xml"])
+        return [e.findtext("a:id", "", ns) for e in atom.findall("a:entry", ns)]
+
+    before = ids()
+    assert before and all(i.startswith("tag:service.example.org,") for i in before)
+    config.write_text(config.read_text("utf-8").replace("service.example.org", "notes.example.net"), "utf-8")
+    settings = settings_for(config)
+    add(tmp_path, "third", "Third post", at(18))
+    go(settings, monday(23))
+    after = ids()
+    assert after[1:] == before and after[0].startswith("tag:service.example.org,")  # the new issue's too
+    assert "https://notes.example.net/newsletter/2026-W47/" in published(settings)["atom.xml"]

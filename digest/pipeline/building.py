@@ -29,7 +29,7 @@ from digest.models import (
     Week,
 )
 from digest.pipeline._shared import EXAMPLE_SUBSCRIBER, Build
-from digest.pipeline.state import open_store, read_carried, read_feed_dates
+from digest.pipeline.state import open_store, read_carried, read_feed_dates, with_feed_ids
 from digest.text import fingerprint, slugify
 
 if TYPE_CHECKING:
@@ -418,6 +418,7 @@ def preview(
     ledger exists) and write it, with the feeds and the archive it would give, into the preview folder,
     apart from the published files: a preview never changes what is published."""
     carried = read_carried(settings, store)
+    settings = with_feed_ids(settings, store)
     with cached(settings) as memo:
         result = build(
             settings,
@@ -538,6 +539,7 @@ def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = 
     # publish and a run must make the same files.
     store = open_store(settings)  # the feeds' dates are kept there: a publish never dates an entry earlier
     try:
+        settings = with_feed_ids(settings, store)
         carried = read_carried(settings, store, now_at=now_at)
         dated = sender.read_feed_dates(store)
         with cached(settings) as memo:
@@ -547,7 +549,7 @@ def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = 
             if memo is not None:
                 _render_in_two(result, settings, memo)
             write_files(settings.output.dir, site_files(result, settings, memo=memo))
-        sender.record_feed_dates(store, feed_dates(result))
+        sender.record_feed_dates(store, feed_dates(result), settings.output.url)
     finally:
         store.close()
     return result

@@ -16,7 +16,7 @@ from digest.pipeline._shared import Clock
 from digest.pipeline.building import build, cached, feed_dates, render_variants, site_files, write_files
 from digest.pipeline.readers import record_refusals, send_list
 from digest.pipeline.review import with_note
-from digest.pipeline.state import check_clock, open_ledger, open_store, transport_factory
+from digest.pipeline.state import check_clock, open_ledger, open_store, transport_factory, with_feed_ids
 from digest.records import CycleReport, DeliveryReport, IssueRun
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ def run_cycle(
             check_clock(settings, store, now_at)
         carried = sender.read_carried(store, settings.site.language)
         published = 0
+        if publish and not dry_run:
+            settings = with_feed_ids(settings, store)
         with cached(settings) as memo:
             dated = sender.read_feed_dates(store) if publish and not dry_run else None
             result = with_note(
@@ -65,7 +67,7 @@ def run_cycle(
             )
             if publish and not dry_run:
                 write_files(settings.output.dir, site_files(result, settings, memo=memo))
-                sender.record_feed_dates(store, feed_dates(result))
+                sender.record_feed_dates(store, feed_dates(result), settings.output.url)
                 published = sum(len(h) for h in result.history.values())
         if not dry_run:
             sender.remember_names(store, carried, result.pools)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -138,6 +139,16 @@ def read_feed_dates(settings: Settings, store: sender.Store | None = None) -> di
     """The dates the feeds' entries were last published with ({} when there is no ledger yet)."""
     # a lambda: naming sender.read_feed_dates here would import the store (SQLAlchemy) with no ledger to read
     return _from_ledger(settings, store, lambda ledger: sender.read_feed_dates(ledger), {})
+
+
+def with_feed_ids(settings: Settings, store: sender.Store | None = None) -> Settings:
+    """`settings` with the output URL the feeds' ids were first made from (kept by the first publish), when
+    the newsletter has moved since: its feed entries keep their ids. From the state folder's ledger when it
+    exists (a preview never creates one)."""
+    first = _from_ledger(settings, store, lambda ledger: sender.read_feed_id_url(ledger), "")
+    if not first or first == settings.output.url:
+        return settings
+    return replace(settings, output=replace(settings.output, feed_id_url=first))
 
 
 def _from_ledger(settings: Settings, store: sender.Store | None, read: Callable[[sender.Store], _T], empty: _T) -> _T:

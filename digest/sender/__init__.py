@@ -15,7 +15,15 @@ if TYPE_CHECKING:
 
     from .bounces import Returned, is_hard
     from .bounces import classify as classify_returned
-    from .carried import last_planned, read_carried, read_feed_dates, record_feed_dates, record_issue, remember_names
+    from .carried import (
+        last_planned,
+        read_carried,
+        read_feed_dates,
+        read_feed_id_url,
+        record_feed_dates,
+        record_issue,
+        remember_names,
+    )
     from .csvio import parse_mapping, read_csv, write_export
     from .cycles import Cycles
     from .deliver import STOP_REQUESTED, deliver, is_dead_worker
@@ -52,6 +60,7 @@ _WHERE = {
     "last_planned": (".carried", "last_planned"),
     "read_carried": (".carried", "read_carried"),
     "read_feed_dates": (".carried", "read_feed_dates"),
+    "read_feed_id_url": (".carried", "read_feed_id_url"),
     "record_feed_dates": (".carried", "record_feed_dates"),
     "record_issue": (".carried", "record_issue"),
     "remember_names": (".carried", "remember_names"),
@@ -160,6 +169,7 @@ __all__ = [
     "last_planned",
     "read_carried",
     "read_feed_dates",
+    "read_feed_id_url",
     "record_feed_dates",
     "record_issue",
     "remember_names",

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from digest.issues import entry_keys, mailed_as
 from digest.models import Carried, Entry, Issue
-from digest.sender.store import Store, feed_dates, issue_entries, issues
+from digest.sender.store import Store, feed_dates, issue_entries, issues, meta
 from digest.text import language_key
 
 i = issues.c
@@ -150,11 +150,26 @@ def read_feed_dates(store: Store) -> dict[str, datetime]:
         }
 
 
-def record_feed_dates(store: Store, dated: Mapping[str, datetime]) -> int:
+# In the meta table: the output URL the feeds' entry ids were first made from (templater.issue_tag_uri), so
+# that a newsletter that moves to another address keeps every id, and feed readers show nothing twice.
+FEED_ID_URL = "feed_id_url"
+
+
+def read_feed_id_url(store: Store) -> str:
+    """The output URL of the feeds' first publish ("" before one)."""
+    with store.connect() as conn:
+        found = conn.execute(sa.select(meta.c.value).where(meta.c.key == FEED_ID_URL)).scalar()
+    return str(found or "")
+
+
+def record_feed_dates(store: Store, dated: Mapping[str, datetime], id_url: str = "") -> int:
     """Keep, for each issue, the later of the date it was published with now and the one kept; how many
-    changed. One transaction: two publishes at once each keep the later."""
+    changed. With `id_url`, keep it as the URL the ids are made from, unless one is kept already. One
+    transaction: two publishes at once each keep the later date, and the first URL."""
     changed = 0
     with store.begin() as conn:
+        if id_url:
+            conn.execute(store.insert(meta).on_conflict_do_nothing(), [{"key": FEED_ID_URL, "value": id_url}])
         kept = {
             issue_id: at
             for issue_id, at in conn.execute(

@@ -18,8 +18,9 @@ from digest.text import strip_controls, xml_safe
 
 
 def issue_tag_uri(issue: Issue, settings: Settings) -> str:
-    """tag:host,week-start-date:/path/label — the same for an issue on every rebuild (RFC 4151)."""
-    parts = urlsplit(settings.output.url)
+    """tag:host,week-start-date:/path/label — the same for an issue on every rebuild (RFC 4151), and after a
+    move to another address: host and path are those of the first publish (output.feed_id_url)."""
+    parts = urlsplit(settings.output.feed_id_url or settings.output.url)
     day = issue.week.start_at.astimezone(issue.site.tz).strftime("%Y-%m-%d")
     return f"tag:{parts.hostname or 'localhost'},{day}:{parts.path or '/'}{issue.prefix}{issue.week.label}"
 
