@@ -145,9 +145,9 @@ def log_step(step: pipeline.ServiceStep, log: logging.Logger = LOG) -> None:
     if step.quiet:
         return
     cycle = step.cycle
-    retry = (
-        f"; next try {cycle.next_try_at.isoformat()}" if cycle and cycle.state == "open" and cycle.next_try_at else ""
-    )
+    retry = ""
+    if cycle and cycle.state == "open" and cycle.next_try_at:  # in the site's time, as every time it logs
+        retry = f"; next try {cycle.next_try_at.astimezone(step.week.start_at.tzinfo).isoformat(timespec='seconds')}"
     if step.error is not None:
         log.error("week %s: %s%s", step.week.label, step.error, retry)
     elif step.report is not None:
@@ -193,7 +193,9 @@ def _configure_logging() -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("digest").setLevel(logging.INFO)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its own lines say nothing a user needs
+    # its own lines say nothing a user needs: not even its warnings ("maximum number of running instances
+    # reached" at every tick of a long send, "run time … was missed"): the service's ticks decide what is owed
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 
 def make_scheduler(settings: Settings, *, clock: Clock = real_clock) -> BackgroundScheduler:

@@ -373,6 +373,8 @@ def test_a_refused_login_is_retried_with_back_off_and_the_week_is_not_skipped(
     assert first.cycle.next_try_at is not None and first.cycle.next_try_at > now_at
     [error_line] = [line for line in lines_of(caplog) if "refused the login" in line]
     assert "next try" in error_line and "Traceback" not in error_line
+    shown = first.cycle.next_try_at.astimezone(settings.site.tz).isoformat(timespec="seconds")
+    assert error_line.endswith(f"next try {shown}")  # in the site's time, to the second
     [again] = scheduler.tick(settings, clock=lambda: first.cycle.next_try_at)  # type: ignore[union-attr]
     assert again.cycle is not None and again.cycle.attempts == 2
     assert again.cycle.next_try_at - first.cycle.next_try_at > first.cycle.next_try_at - now_at  # type: ignore
