@@ -758,10 +758,11 @@ class Readers:
             return checked
         payload, token = checked
         old, _, new = payload.partition("\n")
-        r = self.words()
+        language = await self.language_of(old)  # the reader's, as their mail was
+        r = self.words(language)
         text = r.change_mail_intro.format(site=self.settings.site.title, old=old)
         return self.message(
-            200, "", r.change_address, text, new, button=r.change_button, action="change?token=" + token
+            200, language, r.change_address, text, new, button=r.change_button, action="change?token=" + token
         )
 
     async def change(self, request: Request) -> Response:
@@ -771,15 +772,17 @@ class Readers:
         if isinstance(checked, Response):
             return checked
         payload, _ = checked
+        old, _, new = payload.partition("\n")
+        language = await self.language_of(old)  # asked before the change moves the reader to `new`
         outcome = await run_in_threadpool(pipeline.change_address, self.settings, payload, self.clock(), self.store)
-        _, _, new = payload.partition("\n")
-        r = self.words()
+        language = language or await self.language_of(new)
+        r = self.words(language)
         if outcome == "changed":
             link = {"url": self.preferences_link(new, self.clock()), "label": r.preferences_title}
-            return self.message(200, "", r.changed_title, r.changed.format(email=new), link=link)
+            return self.message(200, language, r.changed_title, r.changed.format(email=new), link=link)
         if outcome == "taken":
-            return self.message(409, "", r.change_address, r.taken)
-        return self.message(400, "", r.expired_title, r.expired)
+            return self.message(409, language, r.change_address, r.taken)
+        return self.message(400, language, r.expired_title, r.expired)
 
     def routes(self) -> list[Route]:
         return [

@@ -596,3 +596,34 @@ def test_a_name_from_the_form_is_kept_as_one_plain_line(site: tuple[Any, Mailbox
     wait_for(box, 1)
     record = Roster(server.settings.db_url).get("ana@example.net")
     assert record is not None and record.name == "Ana Kimgnirts Bcc: x@example.org"
+
+
+def test_the_change_of_address_pages_speak_the_readers_language(site: tuple[Any, Mailbox]) -> None:
+    server, box = site
+    reader = Subscriber("min@example.net", language="ko")
+    Roster(server.settings.db_url).add(reader, NOW_AT, status=Status.ACTIVE, method="cli", source="test")
+    prefs = f"{server.url}/preferences?token={make_token(server.settings.secret, reader.email, NOW_AT, 'preferences')}"
+    httpx.post(prefs, data={"action": "change", "new_email": "min.new@example.org"})
+    ((_, mail),) = wait_for(box, 1)
+    change = local(server, link_in(mail, "change"))
+    page = httpx.get(change)
+    assert page.status_code == 200 and 'lang="ko"' in page.text
+    done = httpx.post(change)
+    assert done.status_code == 200 and 'lang="ko"' in done.text
+    again = httpx.post(change)  # used: the page that says so is in Korean too
+    assert again.status_code == 400 and 'lang="ko"' in again.text
+
+
+def test_a_readers_mail_links_the_archive_of_their_language_once_it_is_published(site: tuple[Any, Mailbox]) -> None:
+    """A Korean reader's confirmation links the Korean archive (`ko/`) when the site publishes one; a reader
+    of a language the site has not written in yet is linked to the site's own (their folder would be a 404)."""
+    server, box = site
+    settings = server.settings
+    (settings.output.dir / "ko").mkdir(parents=True, exist_ok=True)
+    (settings.output.dir / "ko" / "index.html").write_text("<!doctype html><title>ko</title>", "utf-8")
+    for address, language in (("ko@example.net", "ko"), ("ja@example.net", "ja")):
+        httpx.post(server.url + "/subscribe", data={"email": address, "language": language, "website": ""})
+    mails = {rcpt: text_of(mail) for rcpt, mail in wait_for(box, 2)}
+    base = settings.output.url
+    assert f"{base}ko/" in mails["ko@example.net"]
+    assert f"{base}ja/" not in mails["ja@example.net"] and base in mails["ja@example.net"]

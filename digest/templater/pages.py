@@ -10,6 +10,7 @@ from typing import Any
 
 from digest.config import Settings
 from digest.models import Issue, RenderedIssue, Week
+from digest.templater.context import output_url
 from digest.templater.email import render_email
 from digest.templater.env import render
 from digest.templater.feeds import feed_links
@@ -22,8 +23,12 @@ def page_language(settings: Settings, language: str) -> str:
 
 
 def _context(settings: Settings, language: str) -> dict[str, Any]:
+    key = issue_language(language, settings.site.language)
     language = page_language(settings, language)
-    out = settings.output.url
+    # the archive and feeds of the reader's language once it has any (a language the site has not written in
+    # yet has no folder: its link would be a 404), else the site's own
+    published = bool(key) and (settings.output.dir / key / "index.html").is_file()
+    out = output_url(settings, key if published else "")
     return {
         "site": settings.site,
         "language": language,
