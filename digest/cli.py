@@ -315,10 +315,12 @@ def print_summary(result: pipeline.Preview, settings: Settings) -> None:
     else:
         mailed = [e for e in result.build.pools.get(issue.language, ()) if week.contains(e.published_at)]
         if mailed:  # dated in it, but carried by an issue planned before (the ledger says which)
-            out.print(
-                f"no entries in this {kind} to send: its {len(mailed)} post(s) went out in another issue"
-                " (`digest status`)"
-            )
+            ids = {e.id for e in mailed}
+            history = result.build.history.get(issue.language, ())
+            carriers = sorted({i.week.label for i in history if any(e.id in ids for e in i.all_entries)})
+            where = f"in {', '.join(carriers)}" if carriers else "in another issue"
+            see = f"`digest status --week {carriers[0]}`" if len(carriers) == 1 else "`digest status`"
+            out.print(f"no entries in this {kind} to send: its {len(mailed)} post(s) went out {where} ({see})")
         else:
             out.print(f"no entries in this {kind}: nothing would be sent")
     others = [lang for lang in result.build.languages if lang != issue.language]

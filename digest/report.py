@@ -224,7 +224,10 @@ def status_lines(week_label: str, status: IssueStatus, others: Mapping[str, Issu
     lines += [f"  {name:<9} {count}" for name, count in sorted((str(k), v) for k, v in status.counts.items())]
     lines += [f"    skipped: {reason}: {count}" for reason, count in sorted(status.skipped.items())]
     if not status.total:
-        lines.append("  nothing recorded yet")
+        lines.append(
+            "  nothing recorded: no send of this issue yet (for a past week: its run was missed, or it had no"
+            " posts; a later issue then carried them as late posts, `digest preview --week` says which)"
+        )
     lines += [f"  {f.state}: {f.recipient}: {f.reply}" for f in status.failures]
     waiting = sum(status.counts.get(state, 0) for state in ("pending", "sending", "deferred"))
     if waiting:

@@ -637,3 +637,28 @@ def test_a_newsletter_that_moves_to_another_address_keeps_every_feed_id(tmp_path
     after = ids()
     assert after[1:] == before and after[0].startswith("tag:service.example.org,")  # the new issue's too
     assert "https://notes.example.net/newsletter/2026-W47/" in published(settings)["atom.xml"]
+
+
+def test_a_missed_week_says_which_issue_carried_its_posts(tmp_path: Path) -> None:
+    """W46's run never happened; W47's carried its post as a late one. `preview --week` of W46 names W47,
+    and `status` of W46 says what an empty record means rather than "nothing recorded yet"."""
+    from click.testing import CliRunner
+
+    from digest.cli import main
+
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    settings = settings_for(config)
+    store = Store(settings.db_url)
+    try:
+        cycle(settings, monday(9), store, publish=True)  # W45
+        add(tmp_path, "missed", "A post of the missed week", at(12))
+        add(tmp_path, "next", "A post of the next week", at(18))
+        report = cycle(settings, monday(23), store, publish=True)  # W47; W46's run never happened
+    finally:
+        store.close()
+    assert [e.title for e in report.issues[0].late] == ["A post of the missed week"]
+    env = {"DIGEST_NOW": monday(23).isoformat(), "DIGEST_SECRET": "a test secret for the command line, 32+ bytes"}
+    said = CliRunner().invoke(main, ["--config", str(config), "preview", "--week", "2026-W46"], env=env).stdout
+    assert "its 1 post(s) went out in 2026-W47 (`digest status --week 2026-W47`)" in said, said
+    said = CliRunner().invoke(main, ["--config", str(config), "status", "--week", "2026-W46"], env=env).stdout
+    assert "its run was missed, or it had no posts" in said, said
