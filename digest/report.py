@@ -101,8 +101,13 @@ def delivery_line(report: DeliveryReport) -> str:
     return line
 
 
+def counted(n: int, one: str, many: str) -> str:
+    """ "1 entry", "2 entries"."""
+    return f"{n} {one if n == 1 else many}"
+
+
 def _entries_text(run: IssueRun) -> str:
-    text = f"{len(run.entries) + len(run.late)} entries"
+    text = counted(len(run.entries) + len(run.late), "entry", "entries")
     return text + (f" ({len(run.late)} late)" if run.late else "")
 
 
@@ -114,13 +119,15 @@ def cycle_lines(report: CycleReport) -> list[str]:
     for run in report.issues:
         name = head + (f" ({run.lang})" if run.language else "") + ": "
         if run.delivery is None:
-            readers = f" to its {run.readers} subscriber(s)" if run.readers else ""
-            lines.append(name + f"no entries, nothing sent{readers} (email.empty_week = skip)")
+            readers = f" to its {counted(run.readers, 'subscriber', 'subscribers')}" if run.readers else ""
+            dry = " (dry run)" if report.dry_run else ""
+            lines.append(name + f"no entries, nothing sent{readers} (email.empty_week = skip){dry}")
             continue
         line = name + f"{_entries_text(run)}; {delivery_line(run.delivery)}"
         lines.append(line + (" (dry run: nothing was sent)" if report.dry_run else ""))
     if not lines:
-        return [head + ": no entries, nothing sent (email.empty_week = skip)"]
+        dry = " (dry run)" if report.dry_run else ""
+        return [head + f": no entries, nothing sent (email.empty_week = skip){dry}"]
     if report.delivery is not None and not report.dry_run:
         lines.append(f"delivered via {report.transport}")
     return lines
@@ -129,7 +136,7 @@ def cycle_lines(report: CycleReport) -> list[str]:
 def cycle_log_line(report: CycleReport) -> str:
     """One line for the service log."""
     delivery = report.delivery
-    line = f"week {report.week.label}: {report.entries} entries"
+    line = f"week {report.week.label}: {counted(report.entries, 'entry', 'entries')}"
     late = sum(len(run.late) for run in report.issues)
     if late:
         line += f" ({late} late)"

@@ -160,7 +160,7 @@ def test_empty_week_sends_nothing(site: Path) -> None:
         (
             ["--since", "2026-11-17", "--until", "2026-11-22"],
             "window 2026-11-17--2026-11-22",
-            "no entries in this window to send: its 5 post(s) went out in another issue",
+            "no entries in this window to send: its 5 post(s) went out in 2026-W47 (`digest status --week 2026-W47`)",
         ),
     ],
 )

@@ -151,3 +151,9 @@ def test_a_reader_that_leaves_before_any_output_of_any_command_ends_nothing(tmp_
     shutil.copytree(example, site, ignore=shutil.ignore_patterns("_digest", ".digest"))
     done = into_a_closed_pipe([*command, "--site", str(site)], tmp_path, "2026-11-23T09:00:00+09:00")
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_counts_are_in_words_that_fit_them() -> None:
+    from digest.report import counted
+
+    assert [counted(n, "entry", "entries") for n in (0, 1, 2)] == ["0 entries", "1 entry", "2 entries"]

@@ -108,8 +108,8 @@ def test_a_complete_issue_is_a_no_op_and_the_log_line_says_so(tmp_path: Path, ca
     assert (first.delivery.sent, second.delivery.sent) == (len(READERS), 0)
     assert len(maildir_messages(settings.outbox)) == len(READERS)
     lines = [r.getMessage() for r in caplog.records if r.name == "digest.scheduler"]
-    assert lines[0].startswith("week 2024-W13: 1 entries, sent 3, deferred 0, failed 0 in ")
-    assert lines[1].startswith("week 2024-W13: 1 entries, sent 0, deferred 0, failed 0 in ")
+    assert lines[0].startswith("week 2024-W13: 1 entry, sent 3, deferred 0, failed 0 in ")
+    assert lines[1].startswith("week 2024-W13: 1 entry, sent 0, deferred 0, failed 0 in ")
 
 
 class StopAfter:
