@@ -28,7 +28,7 @@ from starlette.routing import Route
 from digest import pipeline
 from digest.config import Settings
 from digest.errors import DigestError, TokenError, TokenExpired
-from digest.text import CONTROL, escape_controls
+from digest.text import CONTROL, escape_controls, is_valid_language
 
 if TYPE_CHECKING:
     from digest.pipeline.readers import Preferences
@@ -538,13 +538,19 @@ class Readers:
     # -- POST /subscribe
 
     async def subscribe_form(self, request: Request) -> Response:
-        r = self.words()
+        # `?lang=ko`: the form in that language, and the readers it signs up get their mail in it
+        asked = request.query_params.get("lang", "").strip()[:35]
+        language = asked if asked and is_valid_language(asked) else ""
+        r = self.words(language)
         widget = ""
         if self.settings.subscribe.captcha == "turnstile":
             widget = '<div class="cf-turnstile" data-sitekey="YOUR-SITE-KEY"></div>'
         elif self.settings.subscribe.captcha == "hcaptcha":
             widget = '<div class="h-captcha" data-sitekey="YOUR-SITE-KEY"></div>'
-        return self.page(200, "", "reader_subscribe.html.j2", r.subscribe, action="subscribe", captcha_widget=widget)
+        return self.page(
+            200, language, "reader_subscribe.html.j2", r.subscribe, action="subscribe", captcha_widget=widget,
+            form_language=language,
+        )  # fmt: skip
 
     async def preflight(self, request: Request) -> Response:
         headers = self.cors | {"Access-Control-Allow-Methods": "POST", "Access-Control-Allow-Headers": "Content-Type"}

@@ -627,3 +627,18 @@ def test_a_readers_mail_links_the_archive_of_their_language_once_it_is_published
     base = settings.output.url
     assert f"{base}ko/" in mails["ko@example.net"]
     assert f"{base}ja/" not in mails["ja@example.net"] and base in mails["ja@example.net"]
+
+
+def test_the_served_form_in_a_readers_language_signs_them_up_in_it(site: tuple[Any, Mailbox]) -> None:
+    """`/subscribe?lang=ko`: the form in Korean, carrying the language, so the confirmation (and every mail
+    after) is Korean; a `lang` that names no language gives the site's form."""
+    server, box = site
+    page = httpx.get(server.url + "/subscribe?lang=ko")
+    assert page.status_code == 200 and 'lang="ko"' in page.text and 'name="language" value="ko"' in page.text
+    plain = httpx.get(server.url + "/subscribe?lang=korean!")
+    assert plain.status_code == 200 and 'name="language"' not in plain.text
+    answer = httpx.post(server.url + "/subscribe", data={"email": "kim@example.net", "language": "ko", "website": ""})
+    assert answer.status_code == 200 and 'lang="ko"' in answer.text
+    ((_, mail),) = wait_for(box, 1)
+    record = Roster(server.settings.db_url).get("kim@example.net")
+    assert record is not None and record.language == "ko"
