@@ -134,3 +134,9 @@ def test_a_date_line_in_prose_does_not_hide_a_post_from_the_window(tmp_path: Pat
     entries = collect(site, NOW_AT, since).entries
     assert [e.source for e in entries] == ["_posts/2021-03-20-prose.md"]
     assert entries[0].title == "prose"
+
+
+def test_a_title_written_as_a_yaml_list_reads_as_its_items(tmp_path: Path) -> None:
+    """`title: [Notes, week 3]` is a YAML list: its items, not Python's text of a list (`['Notes', ...]`)."""
+    site = make_site(tmp_path, {"_posts/2021-03-20-a.md": b"---\ntitle: [Notes, week 3]\n---\nbody\n"})
+    assert [e.title for e in collect(site, NOW_AT).entries] == ["Notes, week 3"]

@@ -94,6 +94,8 @@ def authors(meta: dict[str, Any]) -> tuple[str, ...]:
 
 def title(meta: dict[str, Any], body: str, fallback: str) -> str:
     value = meta.get("title")
+    if isinstance(value, list | tuple):  # `title: [Notes, week 3]`: YAML's list, not the Python text of one
+        value = ", ".join(str(v) for v in value if v is not None)
     if value is not None and str(value).strip():
         return " ".join(str(value).split())
     m = re.search(r"^#\s+(.+?)\s*#*\s*$", body, re.M)
