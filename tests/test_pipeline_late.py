@@ -408,6 +408,12 @@ def test_a_clock_gone_back_stops_a_publish_and_a_send(site: tuple[Path, Settings
         ):
             with pytest.raises(LedgerError, match="before the newest issue of the ledger was planned"):
                 run()
+        # both times in the site's timezone, whatever offset the clock (or DIGEST_NOW) was given in
+        in_utc = monday(9).astimezone(UTC)
+        with pytest.raises(
+            LedgerError, match=r"clock says 2026-11-09T09:00\+09:00, .* planned \(2026-11-16T09:00\+09:00\)"
+        ):
+            pipeline.publish(ledgered, in_utc, pipeline.select_week(settings, in_utc, "last"))
         assert published(settings) == before and "Second post" in before["atom.xml"]
         assert cycle(settings, monday(9), store, dry_run=True).issues  # a dry run is not stopped
         assert cycle(settings, monday(16) - timedelta(minutes=30), store).delivery is not None  # within the slack

@@ -111,8 +111,9 @@ def check_clock(settings: Settings, store: sender.Store, now_at: datetime) -> No
     last = sender.last_planned(store)
     if last is not None and now_at < last - CLOCK_SLACK:
         raise LedgerError(
-            f"the clock says {now_at.isoformat(timespec='minutes')}, before the newest issue of the ledger was "
-            f"planned ({last.astimezone(now_at.tzinfo).isoformat(timespec='minutes')}): its posts would be in the "
+            f"the clock says {now_at.astimezone(settings.site.tz).isoformat(timespec='minutes')}, before the newest "
+            "issue of the ledger was "
+            f"planned ({last.astimezone(settings.site.tz).isoformat(timespec='minutes')}): its posts would be in the "
             "future, and the feeds and the archive would lose them",
             "check the machine's clock, and DIGEST_NOW if set; nothing was published or sent",
         )
