@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +28,14 @@ def test_every_label_is_filled_and_placeholders_match(labels: Labels) -> None:
         assert value.strip()
         assert ("{site}" in value) == ("{site}" in getattr(ENGLISH, f.name)), f.name
         assert ("{recipient}" in value) == ("{recipient}" in getattr(ENGLISH, f.name)), f.name
+
+
+def test_the_already_subscribed_mail_has_no_empty_lines_where_it_has_nothing_to_say(tmp_path: Path) -> None:
+    from digest.config import load_settings
+    from digest.templater.pages import render_notice
+    from tests.conftest import state_env
+
+    settings = load_settings(site=tmp_path, env=state_env())
+    for language in ("en", "ko"):
+        text = render_notice(settings, "notice", language, "https://x.example/preferences?token=t").text
+        assert "\n\n\n" not in text, text
