@@ -289,7 +289,7 @@ def test_a_language_without_posts_that_week_accounts_for_its_subscribers(site: P
     assert issues["ja"]["note"] == "no entries: nothing sent"
     status, out, err = invoke("send", "--site", str(site), "--week", "2026-W45", "--dry-run")
     assert status == 0, err
-    assert "week 2026-W45 (ja): no entries, nothing sent to its 1 subscriber(s)" in out
+    assert "week 2026-W45 (ja): no entries, nothing sent to its 1 subscriber" in out
 
 
 HUGO_TITLES = """baseURL = "https://hugo.example.org/"
