@@ -466,6 +466,11 @@ def _cycle(
             f"warning: the {kind} {week.label} has not ended (it ends {week.end_at.isoformat()}): a post dated "
             "later in it goes out with the next issue, as a late one"
         )
+    if publish_too and not dry_run and (holder := pipeline.held_by_owner(settings, week)):
+        # the weekly cycle of cron: a week the owner held (schedule.review) is not sent, as by the service
+        out.print(f"week {week.label}: held by the owner ({holder}); nothing published or sent (`digest approve "
+                  f"--week {week.label}` lets it go)")  # fmt: skip
+        return 0
     subscribers, paused = pipeline.send_list(settings, now_at)
     stop = threading.Event()
     # SIGTERM/SIGINT: finish and record the messages in flight, then exit (exit code 3: not all sent).

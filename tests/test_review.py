@@ -121,3 +121,21 @@ def test_a_review_link_opened_by_a_scanner_changes_nothing(tmp_path: Path, http_
     for _ in range(3):
         assert httpx.get(server.url + "/review?" + review_link(settings).split("?", 1)[1]).status_code == 200
     assert Reviews(settings.db_url).get("2024-W13").state == "pending"  # type: ignore[union-attr]
+
+
+def test_digest_run_from_cron_honours_a_hold_as_the_service_does(tmp_path: Path) -> None:
+    """With reviews on, a week the owner held is not mailed by `digest run` either (cron users mailed it);
+    approved, the next run sends it."""
+    settings = review_site(tmp_path, "send")
+    args = ["--config", str(settings.config_file)]
+    env = {**os.environ, "DIGEST_SECRET": SECRET, "DIGEST_NOW": (FIRE_AT - timedelta(hours=1)).isoformat()}
+    assert CliRunner().invoke(main, ["hold", *args], env=env).exit_code == 0
+    env["DIGEST_NOW"] = (FIRE_AT + timedelta(minutes=5)).isoformat()
+    ran = CliRunner().invoke(main, ["run", *args], env=env)
+    assert ran.exit_code == 0 and "week 2024-W13: held by the owner (command line)" in ran.stdout, (
+        ran.stdout + ran.stderr
+    )
+    assert to_whom(settings) == []
+    assert CliRunner().invoke(main, ["approve", *args, "--week", "2024-W13"], env=env).exit_code == 0
+    ran = CliRunner().invoke(main, ["run", *args], env=env)
+    assert ran.exit_code == 0 and to_whom(settings) == sorted(READERS), ran.stdout + ran.stderr

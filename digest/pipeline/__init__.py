@@ -92,6 +92,7 @@ if TYPE_CHECKING:
     from digest.pipeline.review import (
         REVIEW_PATH,
         decide_review,
+        held_by_owner,
         request_reviews,
         review_of_token,
         review_owner,
@@ -181,6 +182,7 @@ _HOMES = {
     "welcome_id": "readers",
     "REVIEW_PATH": "review",
     "decide_review": "review",
+    "held_by_owner": "review",
     "request_reviews": "review",
     "review_of_token": "review",
     "review_owner": "review",
@@ -244,6 +246,7 @@ __all__ = [
     "client_allowed",
     "confirm",
     "decide_review",
+    "held_by_owner",
     "doctor",
     "due_weeks",
     "export_subscribers",

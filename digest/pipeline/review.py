@@ -127,6 +127,23 @@ def decide_review(
     return review
 
 
+def held_by_owner(settings: Settings, week: Week, store: sender.Store | None = None) -> str:
+    """Who held `week`'s issue ("" when nobody did, or reviews are off): `digest run` (cron) honours a hold
+    as the service does."""
+    if not settings.schedule.review or week.custom:
+        return ""
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        review = sender.Reviews(store).get(week.label)
+    finally:
+        if own:
+            store.close()
+    if review is None or review.state != "held" or review.decided_by == "default":
+        return ""
+    return review.decided_by
+
+
 def review_gate(
     settings: Settings, week: Week, fire_at: datetime, now_at: datetime, store: sender.Store
 ) -> Cycle | None:
