@@ -488,3 +488,16 @@ def test_a_hugo_publish_or_expiry_date_that_is_no_date_skips_the_post_with_a_war
     assert [(p.source, p.message, p.line) for p in result.problems] == [
         ("content/posts/later.md", f"unparseable date in '{key.lower()}': 'soon'", 4)
     ]
+
+
+def test_hugo_pages_it_writes_no_page_for_are_not_posts(tmp_path: Path) -> None:
+    """A translated list page (`_index.ko.md`), a headless bundle and one with `build.render: never`: Hugo
+    writes no page at their addresses, so a link to them in an issue would be a 404."""
+    write(tmp_path, "hugo.toml", 'baseURL = "https://h.example/"\n')
+    post = "---\ntitle: {title}\ndate: 2024-01-02\n{extra}---\nbody\n"
+    write(tmp_path, "content/posts/ok.md", post.format(title="Ok", extra=""))
+    write(tmp_path, "content/posts/_index.ko.md", post.format(title="Posts in Korean", extra=""))
+    write(tmp_path, "content/posts/headless/index.md", post.format(title="Headless", extra="headless: true\n"))
+    never = "build:\n  render: never\n  list: never\n"
+    write(tmp_path, "content/posts/unrendered/index.md", post.format(title="Unrendered", extra=never))
+    assert sorted(e.title for e in entries_of(tmp_path).values()) == ["Ok"]

@@ -40,6 +40,19 @@ def exclusion(meta: dict[str, Any]) -> str | None:
     return None
 
 
+def hugo_unrendered(meta: dict[str, Any]) -> str | None:
+    """Why Hugo writes no page for it (a link to it would be a 404): `headless: true`, or `build` options
+    `render: never` (`false` before Hugo 0.76)."""
+    if flag(meta, "headless") is True:
+        return "no page of its own (headless: true)"
+    build = meta.get("build") or meta.get("_build")
+    if isinstance(build, dict):
+        render = {str(k).lower(): v for k, v in build.items()}.get("render")
+        if render is False or (isinstance(render, str) and render.strip().lower() in ("never", "false")):
+            return "no page of its own (build.render: never)"
+    return None
+
+
 def date_value(meta: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any] | None:
     for key in keys:
         value = meta.get(key)

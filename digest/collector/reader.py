@@ -181,7 +181,7 @@ def _path_exclusion(source: str, in_folder: str, ignore: list[re.Pattern[str]]) 
     parts = in_folder.split("/")
     if DRAFT_FOLDERS.intersection(parts[:-1]):
         return "draft (in a drafts folder)"
-    if parts[-1].rsplit(".", 1)[0] == "_index":
+    if parts[-1].split(".", 1)[0] == "_index":  # `_index.md`, and a translation of it, `_index.ko.md`
         return "list page (_index)"
     return None
 
@@ -273,6 +273,8 @@ def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
     if reason:
         return reason
     hugo = site.generator.kind == "hugo"
+    if hugo and (reason := m.hugo_unrendered(meta)):
+        return reason
     found = m.date_value(meta, m.DATE_KEYS)
     if found is None and hugo:
         found = m.date_value(meta, m.HUGO_LAST_DATE_KEYS)  # Hugo dates a page by its lastmod when nothing else
