@@ -206,6 +206,16 @@ def pick_week(ctx: Context, now_at: datetime, week: str | None, since: str | Non
     return pipeline.select_week(ctx.settings, now_at, week, since, until)
 
 
+# the subscriber statuses (digest.models.Status, not imported here: it would cost every start-up, --help too)
+STATUSES = ("unconfirmed", "active", "inactive", "unsubscribed", "bounced", "complained")
+
+
+def one_window(week: str | None, since: str | None) -> None:
+    """--week and --since name two different issues: one of them would be ignored without a word."""
+    if week and since:
+        raise UsageError(f"--week {week} and --since {since} together", "give a week, or a --since/--until window")
+
+
 def fail_on_error(func: Callable[..., Any]) -> Callable[..., Any]:
     """A DigestError is the user's to fix: one line, no traceback."""
 
@@ -366,6 +376,7 @@ def preview(
     strict: bool,
 ) -> None:
     """Build this week's issue into the preview folder and summarise it."""
+    one_window(week, since)
     settings = ctx.settings
     lang = pipeline.select_language(settings, language)
     warn_language(settings, lang)
@@ -436,6 +447,7 @@ def serve_preview(
 @fail_on_error
 def publish(ctx: Context, week: str | None, since: str | None, until: str | None, strict: bool) -> None:
     """Write the feeds and the archive of every language into the output folder."""
+    one_window(week, since)
     now_at = clock()
     result = pipeline.publish(ctx.settings, now_at, pick_week(ctx, now_at, week or "last", since, until), strict=strict)
     print_warnings(result.problems)
@@ -548,6 +560,7 @@ def send(
     strict: bool,
 ) -> None:
     """Send the week's issue (default: last week) to every subscriber, in their language, once."""
+    one_window(week, since)
     if to:
         sys.exit(_send_test_copy(ctx, week or "last", since, until, to, language))
     if language:
@@ -580,6 +593,7 @@ def _send_test_copy(
 @fail_on_error
 def run(ctx: Context, week: str | None, since: str | None, until: str | None, as_json: bool, strict: bool) -> None:
     """One weekly cycle now: publish feeds and archive, then send (default: last week)."""
+    one_window(week, since)
     sys.exit(_cycle(ctx, week or "last", since, until, dry_run=False, strict=strict, as_json=as_json, publish_too=True))
 
 
@@ -650,7 +664,13 @@ def subscribers(click_ctx: click.Context, config: Path | None, site: Path | None
 
 @subscribers.command("list")
 @site_options
-@click.option("--status", "statuses", multiple=True, help="Only these statuses (repeat the option).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES),
+    help="Only these statuses (repeat the option).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per subscriber in a list.")
 @fail_on_error
 def list_subscribers(ctx: Context, statuses: tuple[str, ...], as_json: bool) -> None:
@@ -762,7 +782,13 @@ def import_subscribers(ctx: Context, file: Path, mapping: str, dry_run: bool, as
 @site_options
 @click.option("--format", "kind", type=click.Choice(["csv", "json"]), default="csv", help="csv (default) or json.")
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
-@click.option("--status", "statuses", multiple=True, help="Only these statuses (repeat the option).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES),
+    help="Only these statuses (repeat the option).",
+)
 @click.option("--output", "-o", "output", type=click.Path(path_type=Path, dir_okay=False), help="Write to a file.")
 @fail_on_error
 def export_subscribers(ctx: Context, kind: str, as_json: bool, statuses: tuple[str, ...], output: Path | None) -> None:

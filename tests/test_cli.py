@@ -679,3 +679,21 @@ def test_schedule_show_prints_each_run_with_the_week_it_sends(site: Path) -> Non
     ]
     code, _, err = invoke("schedule", "--show", "--count", "0", "--site", str(site))
     assert code == 2 and "--count" in err
+
+
+@pytest.mark.parametrize("command", ["preview", "publish", "send", "run"])
+def test_a_week_and_a_window_together_are_a_usage_error(site: Path, command: str) -> None:
+    code, _, err = invoke(command, "--site", str(site), "--since", "2026-11-20", "--week", "last")
+    assert code == 2 and "--week last and --since 2026-11-20 together" in err, err
+
+
+def test_a_status_that_is_none_is_a_usage_error(site: Path) -> None:
+    code, _, err = invoke("subscribers", "list", "--status", "bogus", "--site", str(site))
+    assert code == 2 and "bogus" in err and "unsubscribed" in err
+
+
+def test_the_statuses_the_command_line_offers_are_the_subscribers_statuses() -> None:
+    from digest.cli import STATUSES
+    from digest.models import Status
+
+    assert tuple(status.value for status in Status) == STATUSES
