@@ -243,7 +243,9 @@ def status_lines(week_label: str, status: IssueStatus, others: Mapping[str, Issu
             " the service) finishes them, each exactly once"
         )
     for issue_id, other in sorted((others or {}).items()):
-        counts = ", ".join(f"{count} {name}" for name, count in sorted((str(k), v) for k, v in other.counts.items()))
+        counts = ", ".join(
+            f"{count} {name}" for name, count in sorted((str(k), v) for k, v in other.counts.items()) if count
+        )
         language = issue_id.partition("/")[0] if "/" in issue_id else ""
         see = f"--lang {language}" if language else "without --lang"
         lines.append(f"also {issue_id}: {counts or 'nothing recorded yet'} (`digest status {see}`)")

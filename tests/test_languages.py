@@ -453,5 +453,6 @@ def test_status_names_the_weeks_issues_in_the_other_languages(site: Path) -> Non
     also = [line for line in out.splitlines() if line.startswith("also ")]
     assert [line.split(":")[0] for line in also] == ["also ja/2026-W47", "also ko/2026-W47"], out
     assert all("sent" in line for line in also) and "`digest status --lang ko`" in also[1]
+    assert not any(" 0 " in line for line in also), also  # the states it has, as the README shows them
     status, out, _ = invoke("status", "--site", str(site), "--week", "2026-W47", "--lang", "ko")
     assert "also 2026-W47: " in out and "without --lang" in out and "also ko/" not in out
