@@ -210,6 +210,11 @@ def pick_week(ctx: Context, now_at: datetime, week: str | None, since: str | Non
 STATUSES = ("unconfirmed", "active", "inactive", "unsubscribed", "bounced", "complained")
 
 
+status_option = click.option(
+    "--status", "statuses", multiple=True, type=click.Choice(STATUSES), help="Only these statuses (repeat the option)."
+)
+
+
 def one_window(week: str | None, since: str | None) -> None:
     """--week and --since name two different issues: one of them would be ignored without a word."""
     if week and since:
@@ -664,13 +669,7 @@ def subscribers(click_ctx: click.Context, config: Path | None, site: Path | None
 
 @subscribers.command("list")
 @site_options
-@click.option(
-    "--status",
-    "statuses",
-    multiple=True,
-    type=click.Choice(STATUSES),
-    help="Only these statuses (repeat the option).",
-)
+@status_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per subscriber in a list.")
 @fail_on_error
 def list_subscribers(ctx: Context, statuses: tuple[str, ...], as_json: bool) -> None:
@@ -782,13 +781,7 @@ def import_subscribers(ctx: Context, file: Path, mapping: str, dry_run: bool, as
 @site_options
 @click.option("--format", "kind", type=click.Choice(["csv", "json"]), default="csv", help="csv (default) or json.")
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
-@click.option(
-    "--status",
-    "statuses",
-    multiple=True,
-    type=click.Choice(STATUSES),
-    help="Only these statuses (repeat the option).",
-)
+@status_option
 @click.option("--output", "-o", "output", type=click.Path(path_type=Path, dir_okay=False), help="Write to a file.")
 @fail_on_error
 def export_subscribers(ctx: Context, kind: str, as_json: bool, statuses: tuple[str, ...], output: Path | None) -> None:
