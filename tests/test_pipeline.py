@@ -192,9 +192,9 @@ def test_a_rebuild_in_two_processes_writes_the_files_of_one(
     rendered: list[int] = []
     real = collector.render_entries
 
-    def counted(entries: Sequence[Entry], memo: object = None) -> tuple[Entry, ...]:
+    def counted(entries: Sequence[Entry], memo: object = None, **options: bool) -> tuple[Entry, ...]:
         rendered.append(len(entries))
-        return real(entries, memo)  # type: ignore[arg-type]
+        return real(entries, memo, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(collector, "render_entries", counted)
     monkeypatch.setattr(building, "_cpus", lambda: 1)
@@ -215,6 +215,42 @@ def test_a_rebuild_in_two_processes_writes_the_files_of_one(
     rendered.clear()
     assert published(site, tmp_path / "two") == alone
     assert sum(rendered) == again_in_one < in_one / 10
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this system")
+def test_a_rebuild_in_two_processes_starts_no_helper_pool_of_its_own(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The two processes of a rebuild render their halves themselves: a pool of collector helpers started
+    beside the rebuild's own pool (whose threads are running by then) comes from a forkserver, an
+    interpreter started anew, which made bench_publish's full rebuild half a second slower."""
+    from digest.collector import entries as entries_module
+    from digest.collector import reader as reader_module
+    from digest.collector import workers
+
+    posts = site / "posts"
+    for week in range(30):
+        post(posts, (datetime(2026, 5, 4) + timedelta(weeks=week)).strftime("%Y-%m-%d"), f"week-{week}")
+    (site / "digest.toml").write_text("[site]\ntimezone = 'Asia/Seoul'\n[output]\nfeed_issues = 40\n")
+    monkeypatch.setattr(building, "_cpus", lambda: 1)
+    alone = published(site, tmp_path / "alone")
+    monkeypatch.setattr(building, "_cpus", lambda: 2)
+    monkeypatch.setattr(building, "PARALLEL_MIN_ISSUES", 4)
+    monkeypatch.setattr(workers, "START", 4)  # many bodies, at this scale
+    monkeypatch.setattr(workers, "cpus", lambda: 2)
+    methods: list[str] = []
+    context = workers._context
+
+    def recorded() -> object:
+        made = context()
+        methods.append(made.get_start_method())  # type: ignore[attr-defined]
+        return made
+
+    monkeypatch.setattr(workers, "_context", recorded)
+    for kept in (entries_module._BODIES, entries_module._SOURCES, entries_module._HANDED, reader_module._CACHE):
+        kept.clear()  # what this process read and rendered: forgotten, as by a new process
+    assert published(site, tmp_path / "two") == alone
+    assert "forkserver" not in methods
 
 
 # -- running logs: one file, dated when it was last added to, holding items from months before -----------

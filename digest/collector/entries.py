@@ -288,10 +288,11 @@ def _hand_out(revision: str, source: _Source) -> None:
     _SOURCES[revision] = source
 
 
-def render_entries(entries: Sequence[Entry], memo: Memo | None = None) -> tuple[Entry, ...]:
+def render_entries(entries: Sequence[Entry], memo: Memo | None = None, *, helpers: bool = True) -> tuple[Entry, ...]:
     """The same entries with their bodies rendered (from the memo when their revision is unchanged).
     Entries collect() did not hand out (made elsewhere, or rendered already) are returned as they are.
-    Many bodies to render (a first run without the cache) are rendered in helper processes."""
+    Many bodies to render (a first run without the cache) are rendered in helper processes, unless
+    `helpers` is False (a caller that has split the work between processes already)."""
     found: list[tuple[Entry, _Source | None, str, Body | None]] = []
     missing: dict[str, _Source] = {}
     for entry in entries:
@@ -305,12 +306,12 @@ def render_entries(entries: Sequence[Entry], memo: Memo | None = None) -> tuple[
             missing[entry.revision] = source
         found.append((entry, source, key, body))
     made: dict[str, Body] = {}
-    if len(missing) >= workers.START and workers.cpus() > 1:
+    if helpers and len(missing) >= workers.START and workers.cpus() > 1:
         shared = {s.site_key: _FILES.get(s.site_key, ()) for s in missing.values()}
-        helpers = workers.Helpers(_render_body, _prepare, _share_files, (shared,))
+        pool = workers.Helpers(_render_body, _prepare, _share_files, (shared,))
         for source in missing.values():
-            helpers.add(replace(source, post=None, url=""))  # the helper reads the post: cheaper than sending it
-        made = dict(zip(missing, helpers.results(), strict=True))
+            pool.add(replace(source, post=None, url=""))  # the helper reads the post: cheaper than sending it
+        made = dict(zip(missing, pool.results(), strict=True))
     done = []
     for entry, source, key, body in found:
         if source is None:
