@@ -29,7 +29,14 @@ from digest.models import (
     Week,
 )
 from digest.pipeline._shared import EXAMPLE_SUBSCRIBER, Build
-from digest.pipeline.state import open_store, read_carried, read_feed_dates, with_feed_ids
+from digest.pipeline.state import (
+    check_clock,
+    ledger_view,
+    read_carried,
+    read_feed_dates,
+    with_feed_ids,
+    with_first_url,
+)
 from digest.text import fingerprint, slugify
 
 if TYPE_CHECKING:
@@ -537,11 +544,13 @@ def _parts_of(data: bytes) -> tuple[str, str]:
 def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = False) -> Build:
     # What the ledger says was mailed places each entry in the archive and the feeds (issues.history): a
     # publish and a run must make the same files.
-    store = open_store(settings)  # the feeds' dates are kept there: a publish never dates an entry earlier
-    try:
-        settings = with_feed_ids(settings, store)
-        carried = read_carried(settings, store, now_at=now_at)
-        dated = sender.read_feed_dates(store)
+    # the feeds' dates are kept in the ledger: a publish never dates an entry earlier
+    with ledger_view(settings, create=True) as ledger:
+        assert ledger is not None  # create=True
+        settings = with_first_url(settings, ledger.feed_id_url())
+        check_clock(settings, ledger, now_at)
+        carried = ledger.carried(settings.site.language)
+        dated = ledger.feed_dates()
         with cached(settings) as memo:
             result = build(
                 settings, now_at, week, strict=strict, carried=carried, memo=memo, history_bodies=False, dated=dated
@@ -549,9 +558,7 @@ def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = 
             if memo is not None:
                 _render_in_two(result, settings, memo)
             write_files(settings.output.dir, site_files(result, settings, memo=memo))
-        sender.record_feed_dates(store, feed_dates(result), settings.output.url)
-    finally:
-        store.close()
+        ledger.record_feed_dates(feed_dates(result), settings.output.url)
     return result
 
 

@@ -55,7 +55,7 @@ def run_cycle(
     store = store or open_store(settings)
     try:
         if not dry_run:
-            check_clock(settings, store, now_at)
+            check_clock(settings, sender.StoreView(store), now_at)
         carried = sender.read_carried(store, settings.site.language)
         published = 0
         if publish and not dry_run:

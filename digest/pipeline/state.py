@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from digest import config
 from digest.config import Settings, private_folder
@@ -17,6 +18,7 @@ from digest.models import Carried, Problem, Subscriber
 if TYPE_CHECKING:
     from digest import sender
     from digest.records import IssueStatus
+    from digest.sender.lite import LedgerView
 else:
     from digest.pipeline._shared import sender
 
@@ -26,9 +28,45 @@ else:
 
 def open_store(settings: Settings) -> sender.Store:
     if not settings.database_url:
-        private_folder(settings.state_dir)
-        config.mark_owner(settings.state_dir, config.owner_of(settings.config_file, settings.site.root))
+        _own_state_folder(settings)
     return sender.Store(settings.db_url)
+
+
+def _own_state_folder(settings: Settings) -> None:
+    private_folder(settings.state_dir)
+    config.mark_owner(settings.state_dir, config.owner_of(settings.config_file, settings.site.root))
+
+
+@contextmanager
+def ledger_view(
+    settings: Settings, store: sender.Store | None = None, *, create: bool = False
+) -> Iterator[LedgerView | None]:
+    """The ledger as a publish or a preview reads it: `store` when given; else the state folder's SQLite
+    file through sqlite3 when it can be (sender.lite: no SQLAlchemy to import), else through a Store of its
+    own; None when there is no ledger yet and not `create` (a preview never creates one)."""
+    if store is not None:
+        yield sender.StoreView(store)
+        return
+    if not settings.database_url:
+        path = settings.state_dir / DATABASE_FILE
+        if not path.is_file() and not create:
+            yield None
+            return
+        from digest.sender import lite  # not sender's face: that would name the Store's modules
+
+        quick = lite.open_file(path) if path.is_file() else None
+        if quick is not None:
+            _own_state_folder(settings)
+            try:
+                yield quick
+            finally:
+                quick.close()
+            return
+    opened = open_store(settings)
+    try:
+        yield sender.StoreView(opened)
+    finally:
+        opened.close()
 
 
 def open_ledger(settings: Settings, store: sender.Store | None = None) -> sender.Ledger:
@@ -105,10 +143,10 @@ def require_subscribers(settings: Settings) -> Path:
 CLOCK_SLACK = timedelta(hours=1)
 
 
-def check_clock(settings: Settings, store: sender.Store, now_at: datetime) -> None:
+def check_clock(settings: Settings, ledger: LedgerView, now_at: datetime) -> None:
     """LedgerError when `now_at` is well before the newest issue was planned: a clock gone back (or a
     DIGEST_NOW in the past) would take the newer issues out of the feeds and the archive."""
-    last = sender.last_planned(store)
+    last = ledger.last_planned()
     if last is not None and now_at < last - CLOCK_SLACK:
         raise LedgerError(
             f"the clock says {now_at.astimezone(settings.site.tz).isoformat(timespec='minutes')}, before the newest "
@@ -119,51 +157,37 @@ def check_clock(settings: Settings, store: sender.Store, now_at: datetime) -> No
         )
 
 
-_T = TypeVar("_T")
-
-
 def read_carried(
     settings: Settings, store: sender.Store | None = None, *, now_at: datetime | None = None
 ) -> dict[str, Carried]:
     """What the ledger says about the issues planned so far ({} when there is no ledger yet: a preview
     never creates one). With `now_at` (a publish), the clock is checked against the ledger first."""
-
-    def read(ledger: sender.Store) -> dict[str, Carried]:
+    with ledger_view(settings, store) as ledger:
+        if ledger is None:
+            return {}
         if now_at is not None:
             check_clock(settings, ledger, now_at)
-        return sender.read_carried(ledger, settings.site.language)
-
-    return _from_ledger(settings, store, read, {})
+        return ledger.carried(settings.site.language)
 
 
 def read_feed_dates(settings: Settings, store: sender.Store | None = None) -> dict[str, datetime]:
     """The dates the feeds' entries were last published with ({} when there is no ledger yet)."""
-    # a lambda: naming sender.read_feed_dates here would import the store (SQLAlchemy) with no ledger to read
-    return _from_ledger(settings, store, lambda ledger: sender.read_feed_dates(ledger), {})
+    with ledger_view(settings, store) as ledger:
+        return {} if ledger is None else ledger.feed_dates()
 
 
 def with_feed_ids(settings: Settings, store: sender.Store | None = None) -> Settings:
     """`settings` with the output URL the feeds' ids were first made from (kept by the first publish), when
     the newsletter has moved since: its feed entries keep their ids. From the state folder's ledger when it
     exists (a preview never creates one)."""
-    first = _from_ledger(settings, store, lambda ledger: sender.read_feed_id_url(ledger), "")
+    with ledger_view(settings, store) as ledger:
+        return settings if ledger is None else with_first_url(settings, ledger.feed_id_url())
+
+
+def with_first_url(settings: Settings, first: str) -> Settings:
     if not first or first == settings.output.url:
         return settings
     return replace(settings, output=replace(settings.output, feed_id_url=first))
-
-
-def _from_ledger(settings: Settings, store: sender.Store | None, read: Callable[[sender.Store], _T], empty: _T) -> _T:
-    """`read` of the ledger: `store`, else the state folder's when it exists (never created here), else
-    `empty`."""
-    if store is not None:
-        return read(store)
-    if not settings.database_url and not (settings.state_dir / DATABASE_FILE).is_file():
-        return empty
-    opened = open_store(settings)
-    try:
-        return read(opened)
-    finally:
-        opened.close()
 
 
 def check_settings(settings: Settings) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .bounces import Returned, is_hard
     from .bounces import classify as classify_returned
     from .carried import (
+        StoreView,
         last_planned,
         read_carried,
         read_feed_dates,
@@ -57,6 +58,7 @@ _WHERE = {
     "Returned": (".bounces", "Returned"),
     "is_hard": (".bounces", "is_hard"),
     "classify_returned": (".bounces", "classify"),
+    "StoreView": (".carried", "StoreView"),
     "last_planned": (".carried", "last_planned"),
     "read_carried": (".carried", "read_carried"),
     "read_feed_dates": (".carried", "read_feed_dates"),
@@ -151,6 +153,7 @@ __all__ = [
     "MessageFactory",
     "SendResult",
     "Store",
+    "StoreView",
     "Suppressions",
     "Transport",
     "TransportFactory",

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from digest.issues import entry_keys, mailed_as
 from digest.models import Carried, Entry, Issue
+from digest.sender.lite import FEED_ID_URL, carried_from_rows, later_dates
 from digest.sender.store import Store, feed_dates, issue_entries, issues, meta
-from digest.text import language_key
 
 i = issues.c
 e = issue_entries.c
@@ -29,58 +29,13 @@ def read_carried(store: Store, site_language: str = "") -> dict[str, Carried]:
     issues planned under its own key, before the site changed its language, to "": so a site that turns
     from English to Korean knows what the Korean issues carried (or mails its Korean back catalogue
     again, as late arrivals)."""
-    found = _read_carried(store)
-    own = language_key(site_language)
-    if own and own in found:
-        before, earlier = found.get("", Carried()), found.pop(own)
-        found[""] = Carried(
-            entries={**earlier.entries, **before.entries},
-            planned={**earlier.planned, **before.planned},
-            # the bound of the language the pool is in now: its own first issue
-            first_start_at=earlier.first_start_at or before.first_start_at,
-            windows={**earlier.windows, **before.windows},
-            sizes={**earlier.sizes, **before.sizes},
-            items={**earlier.items, **before.items},
-        )
-    return found
-
-
-def _read_carried(store: Store) -> dict[str, Carried]:
-    entries: dict[str, dict[str, str]] = {}
-    planned: dict[str, dict[str, set[str]]] = {}
-    first: dict[str, datetime] = {}
     with store.connect() as conn:
-        for language, start_at in conn.execute(
-            sa.select(i.language, i.start_at).order_by(i.planned_at.desc(), i.start_at.desc())
-        ):
-            first[language] = start_at  # the last one written is the earliest planned
-        windows: dict[str, dict[str, tuple[datetime, datetime]]] = {}
-        sizes: dict[str, dict[str, int]] = {}
-        for language, issue_id, start_at, end_at, own, late in conn.execute(
-            sa.select(i.language, i.issue_id, i.start_at, i.end_at, i.entries, i.late)
-        ):
-            planned.setdefault(language, {})[issue_id] = set()
-            windows.setdefault(language, {})[issue_id] = (start_at, end_at)
-            sizes.setdefault(language, {})[issue_id] = own + late
-        items: dict[str, dict[str, str]] = {}
-        for language, key, issue_id, entry_id in conn.execute(
-            sa.select(e.language, e.entry_key, e.issue_id, e.entry_id)
-        ):
-            entries.setdefault(language, {})[key] = issue_id
-            planned.setdefault(language, {}).setdefault(issue_id, set()).add(key)
-            if "#" in entry_id:  # a running log's item: its id names its date and title (issues.mailed_as)
-                items.setdefault(language, {})[entry_id] = issue_id
-    return {
-        language: Carried(
-            entries=entries.get(language, {}),
-            planned={k: frozenset(v) for k, v in planned.get(language, {}).items()},
-            first_start_at=first.get(language),
-            windows=windows.get(language, {}),
-            sizes=sizes.get(language, {}),
-            items=items.get(language, {}),
+        return carried_from_rows(
+            conn.execute(sa.select(i.language, i.start_at).order_by(i.planned_at.desc(), i.start_at.desc())),
+            conn.execute(sa.select(i.language, i.issue_id, i.start_at, i.end_at, i.entries, i.late)),
+            conn.execute(sa.select(e.language, e.entry_key, e.issue_id, e.entry_id)),
+            site_language,
         )
-        for language in first.keys() | entries.keys()
-    }
 
 
 def record_issue(store: Store, issue: Issue, now_at: datetime) -> frozenset[str]:
@@ -150,11 +105,6 @@ def read_feed_dates(store: Store) -> dict[str, datetime]:
         }
 
 
-# In the meta table: the output URL the feeds' entry ids were first made from (templater.issue_tag_uri), so
-# that a newsletter that moves to another address keeps every id, and feed readers show nothing twice.
-FEED_ID_URL = "feed_id_url"
-
-
 def read_feed_id_url(store: Store) -> str:
     """The output URL of the feeds' first publish ("" before one)."""
     with store.connect() as conn:
@@ -166,7 +116,6 @@ def record_feed_dates(store: Store, dated: Mapping[str, datetime], id_url: str =
     """Keep, for each issue, the later of the date it was published with now and the one kept; how many
     changed. With `id_url`, keep it as the URL the ids are made from, unless one is kept already. One
     transaction: two publishes at once each keep the later date, and the first URL."""
-    changed = 0
     with store.begin() as conn:
         if id_url:
             conn.execute(store.insert(meta).on_conflict_do_nothing(), [{"key": FEED_ID_URL, "value": id_url}])
@@ -176,17 +125,15 @@ def record_feed_dates(store: Store, dated: Mapping[str, datetime], id_url: str =
                 sa.select(feed_dates.c.issue_id, feed_dates.c.updated_at).where(feed_dates.c.issue_id.in_(list(dated)))
             )
         }
-        for issue_id, at in sorted(dated.items()):
-            before = kept.get(issue_id)
-            if before is None:
+        changed = later_dates(dated, kept)
+        for issue_id, at in changed.items():
+            if issue_id in kept:
+                conn.execute(sa.update(feed_dates).where(feed_dates.c.issue_id == issue_id).values(updated_at=at))
+            else:
                 conn.execute(
                     store.insert(feed_dates).on_conflict_do_nothing(), [{"issue_id": issue_id, "updated_at": at}]
                 )
-                changed += 1
-            elif at > before:
-                conn.execute(sa.update(feed_dates).where(feed_dates.c.issue_id == issue_id).values(updated_at=at))
-                changed += 1
-    return changed
+    return len(changed)
 
 
 def last_planned(store: Store) -> datetime | None:
@@ -194,3 +141,28 @@ def last_planned(store: Store) -> datetime | None:
     with store.connect() as conn:
         found: datetime | None = conn.execute(sa.select(sa.func.max(i.planned_at))).scalar()  # UtcDateTime: aware
     return found
+
+
+class StoreView:
+    """The Store as publish and preview use it: the same methods as lite.Lite, through SQLAlchemy."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def feed_id_url(self) -> str:
+        return read_feed_id_url(self.store)
+
+    def last_planned(self) -> datetime | None:
+        return last_planned(self.store)
+
+    def carried(self, site_language: str = "") -> dict[str, Carried]:
+        return read_carried(self.store, site_language)
+
+    def feed_dates(self) -> dict[str, datetime]:
+        return read_feed_dates(self.store)
+
+    def record_feed_dates(self, dated: Mapping[str, datetime], id_url: str = "") -> int:
+        return record_feed_dates(self.store, dated, id_url)
+
+    def close(self) -> None:
+        self.store.close()

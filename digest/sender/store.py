@@ -22,7 +22,8 @@ from sqlalchemy.engine import Connection, Engine
 from digest.errors import LedgerError
 from digest.models import State
 
-SCHEMA_VERSION = 1
+from .lite import SCHEMA_VERSION as SCHEMA_VERSION  # (kept there: a publish reads it without SQLAlchemy)
+
 # version -> the step that brings a database of version-1 to it (none yet: version 1 is the first)
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
