@@ -319,6 +319,29 @@ def test_pelican_fills_lang_as_the_post_writes_it(tmp_path: Path, monkeypatch: p
     assert entry.language.lower() == "ko-kr"
 
 
+def test_a_pelican_url_made_from_letters_without_ascii_is_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pelican transliterates a Korean title or category into its URL (unidecode); digest drops what has no
+    ASCII form, so such a link is a guess (a title alone gave /.html): the collect names the file and the
+    way out, and a post with a `Slug:`, a `URL:` or an ASCII category is not named."""
+    monkeypatch.chdir(tmp_path)
+    conf = "SITEURL = 'https://p.example.org'\nTIMEZONE = 'Asia/Seoul'\nARTICLE_URL = '{category}/{slug}.html'\n"
+    write(tmp_path, "pelicanconf.py", conf)
+    write(tmp_path, "content/a.md", pelican("봄 소식", "2024-01-14", "Category: notes\n"))
+    write(tmp_path, "content/b.md", pelican("Spring news", "2024-01-14", "Category: 소식\n"))
+    write(tmp_path, "content/c.md", pelican("봄 소식 둘", "2024-01-14", "Category: notes\nSlug: spring-two\n"))
+    write(tmp_path, "content/d.md", pelican("봄 소식 셋", "2024-01-14", "Category: 소식\nURL: spring/three.html\n"))
+    settings = load_settings(site=tmp_path, env=state_env())
+    found = collect(settings.site, NOW_AT)
+    assert len(found.entries) == 4
+    assert {p.source: p.message.split(",")[0] for p in found.problems} == {
+        "content/a.md": "Pelican makes this post's URL from its title",
+        "content/b.md": "Pelican makes this post's URL from its category '소식'",
+    }
+    assert all("give the post a `Slug:` in ASCII, or its `URL:`" in p.message for p in found.problems)
+
+
 def test_a_pelican_filename_pattern_that_is_no_pattern_is_named(tmp_path: Path) -> None:
     write(tmp_path, "pelicanconf.py", "FILENAME_METADATA = '(?P<date>[0-9'\n")
     with pytest.raises(ConfigError, match="FILENAME_METADATA") as caught:

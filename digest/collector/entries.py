@@ -44,7 +44,7 @@ from .reader import (
     read_post,
 )
 from .runlog import LogItem, split_items
-from .urls import categories, entry_language, post_url, tags
+from .urls import categories, entry_language, post_url, tags, unwritable_in_url
 
 if TYPE_CHECKING:
     from .links import Linker
@@ -412,6 +412,13 @@ def _record(job: _Job, file: Found, stamp: Stamp | None, resolver: Resolver, tz:
     items = _items(body, post, tz) if info.maybe_log or links else []
     cats = categories(site, post)
     url = post_url(site, post, cats)
+    unwritable = unwritable_in_url(site, post, cats) if warning is None else ""
+    if unwritable:
+        warning = Problem(
+            post.source,
+            f"Pelican makes this post's URL from its {unwritable}, which has no letter digest can write in a URL "
+            "(Pelican transliterates it): its link is a guess; give the post a `Slug:` in ASCII, or its `URL:`",
+        )
     if items:
         entries = tuple((_item_entry(site, post, url, item, revision(item.slug), cats), item.slug) for item in items)
     else:

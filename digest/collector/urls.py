@@ -10,7 +10,7 @@ from digest.models import Site
 from digest.text import same_language
 
 from . import meta as m
-from .permalink import PostPath, build_url, file_slug
+from .permalink import PostPath, build_url, file_slug, pelican_slug
 from .reader import Post
 
 
@@ -49,13 +49,8 @@ def post_url(site: Site, post: Post, known: tuple[str, ...] | None = None) -> st
     """``known``: the post's categories when the caller has them."""
     gen = site.generator
     language = language_of(site, post)
-    override = _text(post.meta.get("permalink")) or _text(post.meta.get("url"))
-    pattern = site.permalink
-    if gen.kind == "hugo":
-        section = post.content_path.split("/", 1)[0] if "/" in post.content_path else ""
-        pattern = dict(gen.permalinks).get(section) or pattern
-    elif gen.kind == "pelican" and gen.default_language and language and language != gen.default_language:
-        pattern = gen.lang_permalink or pattern
+    override = _override(post)
+    pattern = _pattern(site, post, language)
     title = m.title(post.meta, "", file_slug(post.source))
     slug = _text(post.meta.get("slug"))
     if gen.kind == "pelican" and not slug and gen.slug_from_file:
@@ -93,6 +88,35 @@ def post_url(site: Site, post: Post, known: tuple[str, ...] | None = None) -> st
     ):
         url = build_url(site.base_url, pattern, path)  # the path already starts with /<lang>/
     return url
+
+
+def _override(post: Post) -> str:
+    return _text(post.meta.get("permalink")) or _text(post.meta.get("url"))
+
+
+def _pattern(site: Site, post: Post, language: str) -> str:
+    gen = site.generator
+    if gen.kind == "hugo":
+        section = post.content_path.split("/", 1)[0] if "/" in post.content_path else ""
+        return dict(gen.permalinks).get(section) or site.permalink
+    if gen.kind == "pelican" and gen.default_language and language and language != gen.default_language:
+        return gen.lang_permalink or site.permalink
+    return site.permalink
+
+
+def unwritable_in_url(site: Site, post: Post, known: tuple[str, ...]) -> str:
+    """What a Pelican post's URL is made of that has no ASCII letter to write ("title", "category 'x'"), or
+    "": Pelican transliterates it (unidecode), digest drops it (see permalink.pelican_slug), so the URL is
+    not the blog's."""
+    if site.generator.kind != "pelican" or _override(post):
+        return ""
+    pattern = _pattern(site, post, language_of(site, post))
+    named = _text(post.meta.get("slug")) or site.generator.slug_from_file
+    if "{slug" in pattern and not named and not pelican_slug(m.title(post.meta, "", file_slug(post.source))):
+        return "title"
+    if "{category" in pattern and known and not pelican_slug(known[0]):
+        return f"category '{known[0]}'"
+    return ""
 
 
 def hugo_sections(file: Path, content_path: str) -> tuple[str, ...]:
