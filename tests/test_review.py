@@ -139,3 +139,40 @@ def test_digest_run_from_cron_honours_a_hold_as_the_service_does(tmp_path: Path)
     assert CliRunner().invoke(main, ["approve", *args, "--week", "2024-W13"], env=env).exit_code == 0
     ran = CliRunner().invoke(main, ["run", *args], env=env)
     assert ran.exit_code == 0 and to_whom(settings) == sorted(READERS), ran.stdout + ran.stderr
+
+
+def test_the_editors_note_stays_with_its_issue_in_every_output(tmp_path: Path) -> None:
+    """The note an approval gave W13 is on W13's archive page and feed entry after any publish, a run, the
+    next week's publish; and in `digest preview` and `digest send --to` of that week."""
+    settings = review_site(tmp_path, "send")
+    args = ["--config", str(settings.config_file)]
+
+    def digest(when: datetime, *command: str) -> str:
+        env = {**os.environ, "DIGEST_SECRET": SECRET, "DIGEST_NOW": when.isoformat()}
+        result = CliRunner().invoke(main, [*command, *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    def published(week: str) -> tuple[str, str]:
+        out = settings.output.dir
+        return (out / week / "index.html").read_text("utf-8"), (out / "atom.xml").read_text("utf-8")
+
+    digest(FIRE_AT - timedelta(hours=1), "approve", "--week", "2024-W13", "--note", "Back from **holidays**.")
+    digest(FIRE_AT + timedelta(hours=1), "publish")
+    page, atom = published("2024-W13")
+    assert "Back from <strong>holidays</strong>." in page and "Back from &lt;strong&gt;holidays" in atom
+    digest(FIRE_AT + timedelta(hours=1), "preview")
+    preview = list(settings.output.dir.glob("preview/**/*.html"))
+    assert preview and any("Back from <strong>holidays</strong>." in p.read_text("utf-8") for p in preview)
+    digest(FIRE_AT + timedelta(hours=1), "send", "--to", "copy@example.net")
+    [copy] = [m for m in maildir_messages(settings.outbox) if "copy@example.net" in str(m["To"])]
+    assert "Back from holidays." in text_of(copy)
+    digest(FIRE_AT + timedelta(hours=1), "run")
+    assert "Back from <strong>holidays</strong>." in published("2024-W13")[0]
+    (tmp_path / "posts" / "2024-04-03-summer.md").write_text(
+        '---\ntitle: "Summer"\ndate: 2024-04-03 10:00:00 +0900\n---\n\nA later post.\n', "utf-8"
+    )
+    digest(FIRE_AT + timedelta(days=7, hours=1), "publish")  # W14: W13 is in the history now
+    page, atom = published("2024-W13")
+    assert "Back from <strong>holidays</strong>." in page and atom.count("Back from &lt;strong&gt;holidays") == 1
+    assert "Back from" not in published("2024-W14")[0]

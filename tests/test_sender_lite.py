@@ -23,7 +23,7 @@ from digest.errors import LedgerError
 from digest.pipeline.state import ledger_view
 from digest.sender import lite
 from digest.sender.carried import StoreView
-from digest.sender.store import Store, feed_dates, issue_entries, issues, meta
+from digest.sender.store import Store, feed_dates, issue_entries, issues, meta, reviews
 from tests.conftest import state_env
 from tests.support_service import SECRET, Post, settings_for, write_site
 
@@ -67,6 +67,13 @@ def _ledger(path: Path) -> Store:
         )
         conn.execute(meta.insert().values(key=lite.FEED_ID_URL, value="https://old.example.org/news/"))
         conn.execute(
+            reviews.insert(),
+            [
+                {"week": "2026-W46", "state": "approved", "decided_by": "cli", "note": "Back from **leave**."},
+                {"week": "2026-W47", "state": "pending", "decided_by": "", "note": ""},
+            ],
+        )
+        conn.execute(
             feed_dates.insert(),
             [{"issue_id": "2026-W45", "updated_at": NOON}, {"issue_id": "ko/2026-W46", "updated_at": NOON + week}],
         )
@@ -84,6 +91,7 @@ def test_each_read_gives_what_the_store_gives(tmp_path: Path) -> None:
         assert quick.last_planned() == slow.last_planned() is not None
         assert quick.feed_dates() == slow.feed_dates()
         assert quick.feed_dates()["2026-W45"] == NOON  # to the microsecond, aware UTC
+        assert quick.notes() == slow.notes() == {"2026-W46": "Back from **leave**."}
         for language in ("", "en", "ko", "ko-KR"):
             assert quick.carried(language) == slow.carried(language)
         merged = quick.carried("ko")
@@ -101,8 +109,14 @@ def test_an_empty_ledger_reads_empty_both_ways(tmp_path: Path) -> None:
     assert quick is not None
     try:
         slow = StoreView(store)
-        assert (quick.feed_id_url(), quick.last_planned(), quick.carried(), quick.feed_dates()) == ("", None, {}, {})
-        assert (slow.feed_id_url(), slow.last_planned(), slow.carried(), slow.feed_dates()) == ("", None, {}, {})
+        for view in (quick, slow):
+            assert (view.feed_id_url(), view.last_planned(), view.carried(), view.feed_dates(), view.notes()) == (
+                "",
+                None,
+                {},
+                {},
+                {},
+            )
     finally:
         quick.close()
         store.close()

@@ -34,6 +34,7 @@ from digest.pipeline.state import (
     ledger_view,
     read_carried,
     read_feed_dates,
+    read_notes,
     with_feed_ids,
     with_first_url,
 )
@@ -279,6 +280,24 @@ def _dated(dated: Mapping[str, datetime] | None, language: str, week: Week) -> d
     return dated.get(f"{language}/{week.label}" if language else week.label) if dated else None
 
 
+def with_notes(result: Build, settings: Settings, notes: Mapping[str, str]) -> Build:
+    """The issues with the editor's note of their week (`notes`, from the owner's reviews), in every
+    language: the week's own, and each earlier one on its archive page and in the feeds, for good."""
+    rendered = {week: collector.note_html(note, settings.site.base_url) for week, note in notes.items() if note.strip()}
+    if not rendered:
+        return result
+
+    def noted(issue: Issue) -> Issue:
+        note = rendered.get(issue.week.label, "")
+        return replace(issue, note_html=note) if note and note != issue.note_html else issue
+
+    return replace(
+        result,
+        issues={language: noted(issue) for language, issue in result.issues.items()},
+        history={language: tuple(noted(issue) for issue in past) for language, past in result.history.items()},
+    )
+
+
 def feed_dates(result: Build) -> dict[str, datetime]:
     """{issue id: its feed entry's date} of every issue the feeds and the archive show: kept after a publish
     (sender.record_feed_dates) as the floor of the next one."""
@@ -426,6 +445,7 @@ def preview(
     apart from the published files: a preview never changes what is published."""
     carried = read_carried(settings, store)
     settings = with_feed_ids(settings, store)
+    notes = read_notes(settings, store)
     with cached(settings) as memo:
         result = build(
             settings,
@@ -438,6 +458,7 @@ def preview(
             history_bodies=False,
             dated=read_feed_dates(settings, store),
         )
+        result = with_notes(result, settings, notes)
         issue = result.issue_of(language)
         files = site_files(result, settings, [language], memo)
         rendered = None
@@ -550,11 +571,12 @@ def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = 
         settings = with_first_url(settings, ledger.feed_id_url())
         check_clock(settings, ledger, now_at)
         carried = ledger.carried(settings.site.language)
-        dated = ledger.feed_dates()
+        dated, notes = ledger.feed_dates(), ledger.notes()
         with cached(settings) as memo:
             result = build(
                 settings, now_at, week, strict=strict, carried=carried, memo=memo, history_bodies=False, dated=dated
             )
+            result = with_notes(result, settings, notes)
             if memo is not None:
                 _render_in_two(result, settings, memo)
             write_files(settings.output.dir, site_files(result, settings, memo=memo))

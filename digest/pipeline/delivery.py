@@ -13,9 +13,16 @@ from digest import issues, text
 from digest.config import Settings
 from digest.models import Carried, Issue, Subscriber, Week
 from digest.pipeline._shared import Clock
-from digest.pipeline.building import build, cached, feed_dates, render_variants, site_files, write_files
+from digest.pipeline.building import (
+    build,
+    cached,
+    feed_dates,
+    render_variants,
+    site_files,
+    with_notes,
+    write_files,
+)
 from digest.pipeline.readers import record_refusals, send_list
-from digest.pipeline.review import with_note
 from digest.pipeline.state import check_clock, open_ledger, open_store, transport_factory, with_feed_ids
 from digest.records import CycleReport, DeliveryReport, IssueRun
 
@@ -62,9 +69,8 @@ def run_cycle(
             settings = with_feed_ids(settings, store)
         with cached(settings) as memo:
             dated = sender.read_feed_dates(store) if publish and not dry_run else None
-            result = with_note(
-                build(settings, now_at, week, strict=strict, carried=carried, memo=memo, dated=dated), settings, store
-            )
+            built = build(settings, now_at, week, strict=strict, carried=carried, memo=memo, dated=dated)
+            result = with_notes(built, settings, sender.Reviews(store).notes())
             if publish and not dry_run:
                 write_files(settings.output.dir, site_files(result, settings, memo=memo))
                 sender.record_feed_dates(store, feed_dates(result), settings.output.url)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from html import escape as html_escape
 from typing import TYPE_CHECKING
 
-from digest import collector, templater
+from digest import templater
 from digest.config import Settings
 from digest.models import Subscriber, Week
-from digest.pipeline._shared import Build
-from digest.pipeline.building import _parts_of, build, job_week
+from digest.pipeline.building import _parts_of, build, job_week, with_notes
 from digest.pipeline.readers import _link
 from digest.pipeline.state import open_store, transport_factory
 from digest.records import Cycle, Review
@@ -34,20 +32,6 @@ def review_owner(settings: Settings) -> str:
     from email.utils import parseaddr
 
     return settings.schedule.review_to or parseaddr(settings.email.reply_to or settings.email.sender)[1]
-
-
-def with_note(result: Build, settings: Settings, store: sender.Store) -> Build:
-    """The week's issues (every language, and their archive pages) with the editor's note, if there is one."""
-    review = sender.Reviews(store).get(result.week.label)
-    if review is None or not review.note.strip():
-        return result
-    note = collector.note_html(review.note, settings.site.base_url)
-    issues_ = {lang: replace(issue, note_html=note) for lang, issue in result.issues.items()}
-    history = {
-        lang: tuple(replace(i, note_html=note) if i.week.label == result.week.label else i for i in past)
-        for lang, past in result.history.items()
-    }
-    return replace(result, issues=issues_, history=history)
 
 
 def review_link(settings: Settings, week: str, now_at: datetime) -> str:
@@ -81,9 +65,8 @@ def _mail_review(
     settings: Settings, week: Week, fire_at: datetime, now_at: datetime, store: sender.Store
 ) -> SendResult:
     # the issue as it stands now (the send at `fire_at` builds it again, with whatever is published meanwhile)
-    result = with_note(
-        build(settings, now_at, week, carried=sender.read_carried(store, settings.site.language)), settings, store
-    )
+    built = build(settings, now_at, week, carried=sender.read_carried(store, settings.site.language))
+    result = with_notes(built, settings, sender.Reviews(store).notes())
     issue = result.issue
     link = review_link(settings, week.label, now_at)
     default = settings.schedule.review_default

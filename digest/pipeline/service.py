@@ -13,10 +13,10 @@ from digest.config import Settings
 from digest.errors import DigestError, UsageError
 from digest.models import Week
 from digest.pipeline._shared import Clock
-from digest.pipeline.building import build, job_week, render_variants
+from digest.pipeline.building import build, job_week, render_variants, with_notes
 from digest.pipeline.delivery import run_cycle
 from digest.pipeline.review import review_gate
-from digest.pipeline.state import open_ledger, read_carried, transport_factory
+from digest.pipeline.state import open_ledger, read_carried, read_notes, transport_factory
 from digest.records import Cycle, CycleReport
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def send_test_copy(
     """One copy of the issue in `language` to one address (`digest send --to`); the ledger is not written.
     A bad address is a usage error whether or not the issue has entries."""
     subscriber = config.single_subscriber(address)
-    result = build(settings, now_at, week, carried=read_carried(settings))
+    result = with_notes(build(settings, now_at, week, carried=read_carried(settings)), settings, read_notes(settings))
     issue = result.issue_of(language)
     if not issue.all_entries:
         return None

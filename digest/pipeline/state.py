@@ -176,6 +176,12 @@ def read_feed_dates(settings: Settings, store: sender.Store | None = None) -> di
         return {} if ledger is None else ledger.feed_dates()
 
 
+def read_notes(settings: Settings, store: sender.Store | None = None) -> dict[str, str]:
+    """{week: the editor's note the owner gave its issue} ({} when there is no ledger yet)."""
+    with ledger_view(settings, store) as ledger:
+        return {} if ledger is None else ledger.notes()
+
+
 def with_feed_ids(settings: Settings, store: sender.Store | None = None) -> Settings:
     """`settings` with the output URL the feeds' ids were first made from (kept by the first publish), when
     the newsletter has moved since: its feed entries keep their ids. From the state folder's ledger when it

@@ -164,5 +164,10 @@ class StoreView:
     def record_feed_dates(self, dated: Mapping[str, datetime], id_url: str = "") -> int:
         return record_feed_dates(self.store, dated, id_url)
 
+    def notes(self) -> dict[str, str]:
+        from .reviews import Reviews
+
+        return Reviews(self.store).notes()
+
     def close(self) -> None:
         self.store.close()

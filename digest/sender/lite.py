@@ -4,8 +4,9 @@ Python's sqlite3 when the state database is the state folder's SQLite file: with
 Why a second way into the same tables: importing SQLAlchemy 2.1 costs 0.25 to 0.35 s here (`python -c
 "import sqlalchemy"` 0.28-0.37 s against 0.02-0.04 s for `pass`, 2 CPUs), as much as the whole rest of a
 weekly `digest publish` rerun of bench_publish's site (0.26 s, and 0.51 s through SQLAlchemy, median of 7
-in turns). A publish reads four small things (the feeds' first URL, when the newest issue was planned, what
-each planned issue carried, the feeds' dates) and keeps the feeds' dates: a few plain statements.
+in turns). A publish reads five small things (the feeds' first URL, when the newest issue was planned, what
+each planned issue carried, the feeds' dates, the editor's notes) and keeps the feeds' dates: a few plain
+statements.
 
 Only a database digest's Store made is read here: the schema version this digest writes, in WAL mode, with
 the tables used here. Anything else (no file, an older or newer schema, a missing table, a file that is not
@@ -29,7 +30,7 @@ from digest.text import language_key
 
 SCHEMA_VERSION = 1  # the state database's schema (store.py migrates older ones)
 FEED_ID_URL = "feed_id_url"  # in the meta table: the output URL the feeds' entry ids were first made from
-_TABLES = frozenset({"meta", "issues", "issue_entries", "feed_dates"})
+_TABLES = frozenset({"meta", "issues", "issue_entries", "feed_dates", "reviews"})
 _BUSY_MS = 60_000  # as the Store: a send holding the write lock is waited for, not failed
 
 
@@ -111,6 +112,7 @@ class LedgerView(Protocol):
     def carried(self, site_language: str = "") -> dict[str, Carried]: ...
     def feed_dates(self) -> dict[str, datetime]: ...
     def record_feed_dates(self, dated: Mapping[str, datetime], id_url: str = "") -> int: ...
+    def notes(self) -> dict[str, str]: ...
     def close(self) -> None: ...
 
 
@@ -159,6 +161,10 @@ class Lite:
 
     def feed_dates(self) -> dict[str, datetime]:
         return {str(issue): _at(str(at)) for issue, at in self._rows("SELECT issue_id, updated_at FROM feed_dates")}
+
+    def notes(self) -> dict[str, str]:
+        """{week: its editor's note} (the reviews table), of every week that has one."""
+        return {str(week): str(note) for week, note in self._rows("SELECT week, note FROM reviews WHERE note <> ''")}
 
     def record_feed_dates(self, dated: Mapping[str, datetime], id_url: str = "") -> int:
         """As sender.record_feed_dates: one transaction, which takes the write lock first (BEGIN IMMEDIATE,

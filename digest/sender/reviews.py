@@ -26,6 +26,11 @@ class Reviews:
             return None
         return Review(row.week, row.state, row.requested_at, row.decided_at, row.decided_by, row.note)
 
+    def notes(self) -> dict[str, str]:
+        """{week: its editor's note}, of every week that has one."""
+        with self.store.connect() as conn:
+            return {str(week): str(note) for week, note in conn.execute(sa.select(r.week, r.note).where(r.note != ""))}
+
     def ask(self, week: str, now_at: datetime) -> bool:
         """Record that the preview of `week` goes to the owner; True only the first time (mail it then)."""
         with self.store.begin() as conn:
