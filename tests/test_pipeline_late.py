@@ -487,6 +487,43 @@ def test_a_deleted_post_never_dates_its_issue_earlier_in_the_feeds(tmp_path: Pat
     assert datetime.fromisoformat(go(monday(16) + timedelta(hours=3))["2026-W46"]) == expected
 
 
+@pytest.mark.parametrize("how", ["publish", "run"])
+def test_an_issue_that_loses_its_only_post_leaves_the_feeds_without_dating_them_earlier(
+    tmp_path: Path, how: str
+) -> None:
+    """W46's only post is deleted: W46 leaves the feeds and the archive, and the feeds' own date stays the
+    one they had (a feed's `updated` never goes back); a preview of the week before shows that week's."""
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    settings = settings_for(config)
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+
+    def go(now_at: datetime) -> tuple[list[str], str, str]:
+        if how == "publish":
+            pipeline.publish(settings, now_at, pipeline.select_week(settings, now_at, "last"))
+        else:
+            store = Store(settings.db_url)
+            try:
+                cycle(settings, now_at, store, publish=True)
+            finally:
+                store.close()
+        files = published(settings)
+        atom = ElementTree.fromstring(files["atom.xml"])
+        weeks = [e.findtext("a:id", "", ns).rsplit("/", 1)[-1] for e in atom.findall("a:entry", ns)]
+        rss = ElementTree.fromstring(files["rss.xml"]).findtext("channel/lastBuildDate", "")
+        return weeks, atom.findtext("a:updated", "", ns), rss
+
+    go(monday(9))  # W45
+    only = add(tmp_path, "only", "The only post", at(13))
+    weeks, updated, rss = go(monday(16))  # W46
+    assert weeks == ["2026-W46", "2026-W45"] and datetime.fromisoformat(updated) == at(13)
+    only.unlink()
+    weeks, after, rss_after = go(monday(16) + timedelta(hours=2))
+    assert weeks == ["2026-W45"] and (after, rss_after) == (updated, rss)
+    preview = pipeline.preview(settings, monday(9), pipeline.select_week(settings, monday(9), "last"))
+    atom = next(path for name, path in preview.files.items() if name.endswith("atom.xml")).read_bytes()
+    assert datetime.fromisoformat(ElementTree.fromstring(atom).findtext("a:updated", "", ns) or "") == at(3)
+
+
 def test_a_mailed_posts_date_moved_later_never_dates_its_issue_above_the_next(tmp_path: Path) -> None:
     """A post mailed in W46 whose date is then moved into W47 stays with W46 (it is not mailed again) and its
     issue's feed entry stays dated within W46, below W47's: it was dated on the new day, above W47."""

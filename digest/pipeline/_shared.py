@@ -80,6 +80,9 @@ class Build:
     history: Mapping[str, tuple[Issue, ...]]  # language key -> the last feed_issues weeks with entries
     problems: tuple[Problem, ...] = ()
     scanned: int = 0
+    # language key -> the latest date its feeds had (sender.read_feed_dates) up to this week: an issue that
+    # lost its only post leaves the feeds, whose own date must not go back with it
+    floors: Mapping[str, datetime] = field(default_factory=dict)
     # The pools hold entries whose bodies may not be rendered yet (only what an output shows is rendered:
     # see build's `languages`); this renders them, with the cache the build used.
     render: Renderer = field(default=collector.render_entries, compare=False, repr=False)

@@ -273,7 +273,18 @@ def build(
         history[language] = tuple(
             Issue(empty.site, w, group, (), language, dated_at=_dated(dated, language, w)) for w, group in past
         )
-    return Build(site, week, pools, week_issues, history, problems, scanned, render)
+    return Build(site, week, pools, week_issues, history, problems, scanned, _floors(dated, week), render)
+
+
+def _floors(dated: Mapping[str, datetime] | None, week: Week) -> dict[str, datetime]:
+    """{language key: the latest date kept of its issues up to `week`} (an issue's feed date lies in its own
+    week, so a later week's issue is later than `week`'s end, and a preview of an older week skips it)."""
+    floors: dict[str, datetime] = {}
+    for issue_id, at in (dated or {}).items():
+        language = issue_id.rpartition("/")[0]
+        if at <= week.end_at and (language not in floors or at > floors[language]):
+            floors[language] = at
+    return floors
 
 
 def _dated(dated: Mapping[str, datetime] | None, language: str, week: Week) -> datetime | None:
@@ -354,13 +365,16 @@ def tag_issues(history: Iterable[Issue]) -> dict[str, tuple[str, list[Issue]]]:
 def site_files(
     build_result: Build, settings: Settings, languages: Iterable[str] | None = None, memo: Memo | None = None
 ) -> dict[str, bytes]:
-    render = build_result.render
     """The feeds and the archive of each language (the site's at the top of the output folder, the others
     in `<lang>/`): the last `output.feed_issues` weeks with entries, never a placeholder."""
+    render = build_result.render
     files: dict[str, bytes] = {}
     for language in build_result.languages if languages is None else languages:
         history = build_result.history.get(language, ())
-        files.update(templater.render_feeds(history, settings, language=language, memo=memo, bodies=render))
+        floor_at = build_result.floors.get(language)
+        files.update(
+            templater.render_feeds(history, settings, language=language, memo=memo, bodies=render, floor_at=floor_at)
+        )
         if settings.output.tag_feeds:
             for slug, (tag, tagged) in sorted(tag_issues(history).items()):
                 title = f"{settings.site.in_language(language).title} · {tag}"

@@ -50,10 +50,12 @@ class FeedInput:
     author: str
     items: tuple[FeedItem, ...]  # newest first
     categories: tuple[str, ...]
+    floor_at: datetime | None = None  # the feed's own date never goes back before this
 
     @property
     def updated_at(self) -> datetime:
-        return max((i.updated_at for i in self.items), default=EPOCH_AT).astimezone(UTC)
+        newest = max((i.updated_at for i in self.items), default=EPOCH_AT)
+        return max(newest, self.floor_at or newest).astimezone(UTC)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from digest.config import Settings
@@ -84,8 +85,10 @@ def render_feeds(
     title: str | None = None,
     memo: Memo | None = None,
     bodies: Renderer | None = None,
+    floor_at: datetime | None = None,
 ) -> dict[str, bytes]:
-    """{path + file: bytes} for every feed kind, of the latest `output.feed_issues` issues, newest first.
+    """{path + file: bytes} for every feed kind, of the latest `output.feed_issues` issues, newest first,
+    dated no earlier than `floor_at` (the date the feeds had: an issue that lost its only post is gone).
     `path` ("tags/python/") puts the feeds of a subset of the issues in a folder of their own; another
     `language` puts them all under "<language>/". With `memo`, the items and their texts of the issues that
     are unchanged come from the cache; `bodies` renders the bodies of the others (pipeline.build's
@@ -123,6 +126,7 @@ def render_feeds(
             author=strip_controls(site.author or site.title),
             items=items,
             categories=categories_of(latest),
+            floor_at=floor_at,
         )
         files[prefix + path + kind.file] = (
             write_from_parts(kind, feed, parts, cache) if cache is not None else kind.write(feed)
