@@ -697,3 +697,15 @@ def test_the_statuses_the_command_line_offers_are_the_subscribers_statuses() -> 
     from digest.models import Status
 
     assert tuple(status.value for status in Status) == STATUSES
+
+
+def test_subscribers_add_confirm_without_a_secret_stores_nothing(site: Path) -> None:
+    """A confirmation link is signed with DIGEST_SECRET: without it `--confirm` stops before storing the
+    address (which would wait for a mail never sent), in one line naming the variable."""
+    result = CliRunner().invoke(
+        main, ["subscribers", "add", "--site", str(site), "--confirm", "maybe@example.org"], env={"DIGEST_NOW": NOW}
+    )
+    assert result.exit_code == 1 and "DIGEST_SECRET" in result.stderr and "nothing was stored" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert invoke("subscribers", "show", "--site", str(site), "maybe@example.org")[0] == 1
+    assert invoke("subscribers", "add", "--site", str(site), "--confirm", "maybe@example.org")[0] == 0

@@ -756,6 +756,12 @@ def add_subscriber(
     except ValueError as exc:
         raise ConfigError(f"{email!r} {exc}", "give one address such as ana@example.com") from exc
     language = subscriber_language(language)
+    if confirm and not settings.secret:
+        # checked before anything is stored: the address would wait for a confirmation never mailed
+        raise ConfigError(
+            "--confirm mails a confirmation link signed with DIGEST_SECRET, which is not set; nothing was stored",
+            "set the DIGEST_SECRET environment variable to a long random string, or add the reader without --confirm",
+        )
     sub = Subscriber(address, " ".join(name.split()), tuple(tags), fmt, True, None, language)
     store = open_store(settings)
     try:
