@@ -43,3 +43,19 @@ def test_encoded_and_unicode_spellings_share_a_number() -> None:
     assert refs.ref("https://b.example/p/#작은-모델") == "[1]"
     assert refs.ref("https://b.example/p/#%EC%9E%91%EC%9D%80-%EB%AA%A8%EB%8D%B8") == "[1]"
     assert refs.items() == [(1, "https://b.example/p/#작은-모델")]
+
+
+def test_footnote_marks_are_superscript_digits_not_link_numbers() -> None:
+    """`text[^1]` marks render as [1] in HTML; in the text part "[1]" is the first link's number, so the mark
+    reads as ¹ there, and the link keeps its [1]."""
+    from digest.collector.markdown import render
+
+    body = render(
+        "A claim[^1] and [a source](https://src.example/) ten[^10].\n\n[^1]: Why.\n[^10]: Ten.\n",
+        "https://b.example/p/",
+    )
+    refs = References()
+    text = html_to_text(body.html, refs)
+    assert "A claim¹ and a source [1] ten²." in text  # numbered in the order they are cited
+    assert refs.items() == [(1, "https://src.example/")]
+    assert html_to_text('<p>x<sup class="footnote-ref">[12]</sup></p>', References()) == "x¹²"

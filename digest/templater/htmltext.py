@@ -16,6 +16,9 @@ _BLOCKS = {
 }  # fmt: skip
 _SKIP = {"script", "style", "head", "title", "template"}
 _SPACES = re.compile(r"[ \t\r\n\f\v]+")
+# A footnote mark (collector.markdown renders `text[^1]` as <sup class="footnote-ref">[1]</sup>) in superscript
+# digits: "[1]" in the text part is the first link's number.
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹", "[]")
 
 
 class References:
@@ -55,6 +58,7 @@ class _TextWriter(HTMLParser):
         self.links: list[tuple[str, int]] = []  # (href, length of text when the <a> opened)
         self.text_len = 0
         self.row: list[str] | None = None
+        self.mark = 0  # inside a footnote mark
 
     # -- output helpers
     def _prefix(self) -> str:
@@ -113,6 +117,8 @@ class _TextWriter(HTMLParser):
         elif tag in ("td", "th") and self.row is not None:
             self.row.append("".join(self.words).strip())
             self.words = []
+        elif tag == "sup" and "footnote-ref" in a.get("class", "").split():
+            self.mark += 1
         elif tag == "a":
             self.links.append((a.get("href", ""), self.text_len))
         elif tag == "img":
@@ -125,6 +131,8 @@ class _TextWriter(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP:
             self.skip = max(self.skip - 1, 0)
+        elif tag == "sup":
+            self.mark = max(self.mark - 1, 0)
         elif tag in ("ul", "ol"):
             self._flush()
             if self.lists:
@@ -172,6 +180,8 @@ class _TextWriter(HTMLParser):
             self.pre.append(data)
             return
         text = _SPACES.sub(" ", data)
+        if self.mark:
+            text = text.strip().translate(_SUPERSCRIPT)
         if not self.words or "".join(self.words).endswith(" "):
             text = text.lstrip(" ") if not self.words else text
         self._emit(text)
