@@ -23,6 +23,7 @@ from digest.config import EmailSettings, Settings
 from digest.models import OutgoingMessage
 from digest.sender.ledger import Ledger
 from digest.sender.outcome import SendResult
+from digest.sender.store import Store
 from digest.sender.transports import MaildirTransport
 from tests.support_service import (
     SECRET,
@@ -318,6 +319,26 @@ def test_a_run_missed_beyond_the_grace_time_is_logged_once_and_not_sent(
     assert [line for line in lines_of(caplog) if "missed" in line] == [
         f"week {scheduler.job_week(settings, last_run).label}: its run was missed by more than the grace time; not sent"
     ]
+
+
+def test_a_week_sent_by_hand_is_not_logged_as_missed(
+    weekly_site: Settings, smtp_box: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service was down; the owner sent the week with `digest run`: the service, started after the grace
+    time, neither sends it again nor logs it as missed."""
+    settings = replace(weekly_site, schedule=replace(weekly_site.schedule, misfire_grace_hours=1))
+    last_run = scheduler.next_runs(settings, 1, datetime.now(UTC) - timedelta(days=7))[0]
+    week = scheduler.job_week(settings, last_run)
+    store = Store(settings.db_url)
+    try:
+        pipeline.run_cycle(settings, last_run + timedelta(hours=2), week, store=store, clock=lambda: datetime.now(UTC))
+    finally:
+        store.close()
+    assert len(smtp_box.received) == len(READERS)
+    caplog.set_level("INFO", logger="digest.scheduler")
+    assert scheduler.tick(settings, clock=lambda: last_run + timedelta(hours=5)) == []
+    assert len(smtp_box.received) == len(READERS)
+    assert [line for line in lines_of(caplog) if "missed" in line] == []
 
 
 def test_a_changed_schedule_applies_at_the_next_tick(weekly_site: Settings) -> None:

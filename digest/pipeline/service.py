@@ -76,16 +76,21 @@ def due_weeks(
     started = in_grace if settings.schedule.catch_up else in_grace[-1:]
     for week, fire_at in started:
         due.setdefault(week.label, (week, fire_at))
+    ledger = open_ledger(settings, store)
+    # a week whose issue is in the ledger was sent by hand (`digest run` from cron, `digest send`): not missed
+    planned = {issue_id.rpartition("/")[2] for issue_id in ledger.issues()} if new else set()
     missed = [
         week
         for week, fire_at in new
-        if (week, fire_at) not in started and cycles.miss(week.label, fire_at, now_at, "the service was not running")
+        if (week, fire_at) not in started
+        and week.label not in planned
+        and cycles.miss(week.label, fire_at, now_at, "the service was not running")
     ]
     for cycle in cycles.open_since(resume_from):
         found = _week_of_issue(settings, cycle.week)
         if found is not None and cycle.week not in due and (cycle.next_try_at or now_at) <= now_at:
             due[cycle.week] = (found, cycle.fire_at)
-    for issue_id in open_ledger(settings, store).unfinished_issues(resume_from):
+    for issue_id in ledger.unfinished_issues(resume_from):
         found = _week_of_issue(settings, issue_id)
         if found is not None and found.label not in due and cycles.get(found.label) is None:
             due[found.label] = (found, found.end_at)
