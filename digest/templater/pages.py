@@ -5,7 +5,7 @@ comes from the labels of the reader's language; every page is a template a user'
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from digest.config import Settings
@@ -13,7 +13,7 @@ from digest.models import Issue, RenderedIssue, Week
 from digest.templater.context import output_url
 from digest.templater.email import render_email
 from digest.templater.env import render
-from digest.templater.feeds import feed_links
+from digest.templater.feeds import ATOM, RSS, feed_links
 from digest.templater.labels import labels_for, reader_labels_for, reader_languages
 from digest.text import issue_language
 
@@ -103,8 +103,13 @@ def render_welcome(issue: Issue | None, week: Week, settings: Settings, language
     if issue is not None:
         extra = {"welcome": r.welcome_intro.format(site=site), "welcome_no_issue": r.welcome_no_issue}
         return render_email(issue, settings, subject=r.welcome_subject.format(site=site), extra_context=extra)
-    # no issue in the reader's language yet: the words around it are still theirs, and so is the preheader
+    # no issue in the reader's language yet: the words around it are still theirs, and so is the preheader;
+    # the links lead to the archive and feeds of their language once it has any, else to the site's own
     shown = Issue(settings.site, week, (), language=issue_language(language, settings.site.language))
     alone = r.welcome_alone.format(site=site)
-    extra = {"welcome": alone, "welcome_no_issue": r.welcome_no_issue, "preheader": alone}
-    return render_email(shown, settings, subject=r.welcome_subject.format(site=site), extra_context=extra)
+    out = _context(settings, language)["archive_url"]
+    links = {"issue_url": out, "archive_url": out, "atom_url": out + ATOM.file, "rss_url": out + RSS.file}
+    links["feeds"] = feed_links(out)
+    extra = {"welcome": alone, "welcome_no_issue": r.welcome_no_issue, "preheader": alone, **links}
+    rendered = render_email(shown, settings, subject=r.welcome_subject.format(site=site), extra_context=extra)
+    return replace(rendered, archive_url=out)
