@@ -28,6 +28,7 @@ class Generator:
     kind: str = "plain"  # "jekyll" | "hugo" | "pelican" | "plain"
     languages: tuple[str, ...] = ()  # the languages the site is written in (config or language folders)
     default_language: str = ""  # Hugo defaultContentLanguage, Pelican DEFAULT_LANG, jekyll-polyglot default_lang
+    disabled_languages: tuple[str, ...] = ()  # Hugo disableLanguages: their content is not published
     # Where a language's posts live on the web: (language, root relative to Site.base_url or absolute URL)
     language_roots: tuple[tuple[str, str], ...] = ()
     content_dirs: tuple[tuple[str, str], ...] = ()  # (folder relative to the site, its language or ""): Hugo, Pelican

@@ -182,3 +182,40 @@ def test_the_posts_collected_are_the_pages_hugo_builds_today(tmp_path: Path) -> 
     # what hugo builds later: the scheduled post once live, the expiring one no more
     later = {e.title for e in collect(settings.site, now + timedelta(days=11)).entries}
     assert "scheduled" in later and "expiring-later" not in later
+
+
+def test_a_translation_in_a_language_hugo_does_not_publish_is_no_post(tmp_path: Path) -> None:
+    """`index.ja.md` beside `index.md`, `ja` not configured: Hugo publishes the bundle's page once, not a
+    page of its own for it (digest mailed it at /posts/trip/index.ja/, a 404); alone in its bundle it is the
+    bundle's page. A file in a language of `disableLanguages` is not published at all."""
+    head = (
+        "baseURL = 'https://hg.example.org/'\ntitle = 'HG'\ntimeZone = 'Asia/Seoul'\ndisableLanguages = ['fr']\n"
+        "defaultContentLanguage = 'en'\n[languages.en]\nweight = 1\n[languages.ko]\nweight = 2\n"
+        "[languages.fr]\nweight = 3\n"
+    )
+    (tmp_path / "hugo.toml").write_text(head, "utf-8")
+    files = dict(LAYOUTS)
+    for name in (
+        "posts/trip/index.md",
+        "posts/trip/index.ko.md",
+        "posts/trip/index.ja.md",
+        "posts/trip/index.fr.md",
+        "posts/alone/index.ja.md",
+        "posts/note.fr.md",
+        "posts/note.md",
+    ):
+        files[f"content/{name}"] = f'---\ntitle: "{name}"\ndate: 2024-06-02T08:00:00+09:00\n---\n\nBody.\n'
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, "utf-8")
+    pages = hugo_pages(tmp_path)
+    settings = load_settings(site=tmp_path, env=state_env())
+    found = collect(settings.site, NOW_AT)
+    paths = {e.source: unquote(urlsplit(e.url).path) for e in found.entries}
+    assert paths == {
+        "content/posts/trip/index.md": "/posts/trip/",
+        "content/posts/trip/index.ko.md": "/ko/posts/trip/",
+        "content/posts/alone/index.ja.md": "/posts/alone/",
+        "content/posts/note.md": "/posts/note/",
+    }
+    assert set(paths.values()) <= pages and not any("fr" in page.split("/") for page in pages)

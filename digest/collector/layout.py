@@ -124,6 +124,15 @@ def _hugo(site: Site, folder: str, source: str, in_folder: str) -> Place:
     if base and _is_site_language(site, suffix):
         language = language_tag(suffix)
         rel = f"{head}/{base}{dot}{ext}" if head else f"{base}{dot}{ext}"
+    elif base and is_language_code(suffix) and language_tag(suffix) in site.generator.disabled_languages:
+        return Place(rel, language_tag(suffix), (), f"in '{suffix}', which the site's disableLanguages turns off")
+    elif base == "index" and is_language_code(suffix):
+        # Hugo publishes `index.ja.md` of a language it does not know as the bundle's own page, in the
+        # default language: the same page as `index.md`, which it stands in for when there is none
+        if (site.root / source).with_name(f"index{dot}{ext}").is_file():
+            why = f"a translation into '{suffix}', which the site's config does not list: add it to [languages]"
+            return Place(rel, "", (), why)
+        rel = f"{head}/index{dot}{ext}" if head else f"index{dot}{ext}"
     return Place(rel, language)
 
 

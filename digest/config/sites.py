@@ -403,6 +403,7 @@ def _hugo(root: Path, path: Path, data: dict[str, Any]) -> SiteDefaults:
             kind="hugo",
             languages=tuple(languages),
             default_language=default,
+            disabled_languages=tuple(sorted(disabled)),
             language_roots=tuple(roots),
             language_titles=tuple(titles),
             content_dirs=tuple(sorted(content_dirs.items(), key=lambda item: -len(item[0]))),
