@@ -450,6 +450,18 @@ def test_an_issue_of_late_posts_only_is_newer_in_the_feeds_than_the_issue_before
     )
 
 
+def publish_by(how: str, settings: Settings, now_at: datetime) -> None:
+    """`digest publish` of last week, or the weekly run that sends and publishes it (`how`: publish, run)."""
+    if how == "publish":
+        pipeline.publish(settings, now_at, pipeline.select_week(settings, now_at, "last"))
+        return
+    store = Store(settings.db_url)
+    try:
+        cycle(settings, now_at, store, publish=True)
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("how", ["publish", "run"])
 def test_a_deleted_post_never_dates_its_issue_earlier_in_the_feeds(tmp_path: Path, how: str) -> None:
     """W46 held two posts; the later one is deleted (or a Hugo post expires): the issue's feed entry keeps
@@ -460,14 +472,7 @@ def test_a_deleted_post_never_dates_its_issue_earlier_in_the_feeds(tmp_path: Pat
     ns = {"a": "http://www.w3.org/2005/Atom"}
 
     def go(now_at: datetime) -> dict[str, str]:
-        if how == "publish":
-            pipeline.publish(settings, now_at, pipeline.select_week(settings, now_at, "last"))
-        else:
-            store = Store(settings.db_url)
-            try:
-                cycle(settings, now_at, store, publish=True)
-            finally:
-                store.close()
+        publish_by(how, settings, now_at)
         atom = ElementTree.fromstring(published(settings)["atom.xml"])
         found = {
             e.findtext("a:id", "", ns).rsplit("/", 1)[-1]: e.findtext("a:updated", "", ns)
@@ -498,14 +503,7 @@ def test_an_issue_that_loses_its_only_post_leaves_the_feeds_without_dating_them_
     ns = {"a": "http://www.w3.org/2005/Atom"}
 
     def go(now_at: datetime) -> tuple[list[str], str, str]:
-        if how == "publish":
-            pipeline.publish(settings, now_at, pipeline.select_week(settings, now_at, "last"))
-        else:
-            store = Store(settings.db_url)
-            try:
-                cycle(settings, now_at, store, publish=True)
-            finally:
-                store.close()
+        publish_by(how, settings, now_at)
         files = published(settings)
         atom = ElementTree.fromstring(files["atom.xml"])
         weeks = [e.findtext("a:id", "", ns).rsplit("/", 1)[-1] for e in atom.findall("a:entry", ns)]
@@ -654,17 +652,7 @@ def test_a_newsletter_that_moves_to_another_address_keeps_every_feed_id(tmp_path
     settings = settings_for(config)
     add(tmp_path, "second", "Second post", at(12))
 
-    def go(settings: Settings, now_at: datetime) -> None:
-        if how == "publish":
-            pipeline.publish(settings, now_at, pipeline.select_week(settings, now_at, "last"))
-            return
-        store = Store(settings.db_url)
-        try:
-            cycle(settings, now_at, store, publish=True)
-        finally:
-            store.close()
-
-    go(settings, monday(16))
+    publish_by(how, settings, monday(16))
     ns = {"a": "http://www.w3.org/2005/Atom"}
 
     def ids() -> list[str]:
@@ -676,7 +664,7 @@ def test_a_newsletter_that_moves_to_another_address_keeps_every_feed_id(tmp_path
     config.write_text(config.read_text("utf-8").replace("service.example.org", "notes.example.net"), "utf-8")
     settings = settings_for(config)
     add(tmp_path, "third", "Third post", at(18))
-    go(settings, monday(23))
+    publish_by(how, settings, monday(23))
     after = ids()
     assert after[1:] == before and after[0].startswith("tag:service.example.org,")  # the new issue's too
     assert "https://notes.example.net/newsletter/2026-W47/" in published(settings)["atom.xml"]

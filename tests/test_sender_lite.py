@@ -80,11 +80,15 @@ def _ledger(path: Path) -> Store:
     return store
 
 
+def _opened(path: Path) -> lite.Lite:
+    quick = _opened(path)
+    return quick
+
+
 def test_each_read_gives_what_the_store_gives(tmp_path: Path) -> None:
     path = tmp_path / DATABASE_FILE
     store = _ledger(path)
-    quick = lite.open_file(path)
-    assert quick is not None
+    quick = _opened(path)
     try:
         slow = StoreView(store)
         assert quick.feed_id_url() == slow.feed_id_url() == "https://old.example.org/news/"
@@ -105,8 +109,7 @@ def test_each_read_gives_what_the_store_gives(tmp_path: Path) -> None:
 def test_an_empty_ledger_reads_empty_both_ways(tmp_path: Path) -> None:
     path = tmp_path / DATABASE_FILE
     store = Store(f"sqlite:///{path}")
-    quick = lite.open_file(path)
-    assert quick is not None
+    quick = _opened(path)
     try:
         slow = StoreView(store)
         for view in (quick, slow):
@@ -146,8 +149,7 @@ def test_keeping_the_feeds_dates_writes_what_the_store_writes(tmp_path: Path, id
             if way == "store":
                 changed = StoreView(store).record_feed_dates(dated, id_url)
             else:
-                quick = lite.open_file(path)
-                assert quick is not None
+                quick = _opened(path)
                 try:
                     changed = quick.record_feed_dates(dated, id_url)
                 finally:
@@ -165,8 +167,7 @@ def test_keeping_the_feeds_dates_writes_what_the_store_writes(tmp_path: Path, id
 def test_a_first_url_is_kept_once(tmp_path: Path) -> None:
     path = tmp_path / DATABASE_FILE
     Store(f"sqlite:///{path}").close()
-    quick = lite.open_file(path)
-    assert quick is not None
+    quick = _opened(path)
     try:
         quick.record_feed_dates({}, "https://a.example.org/")
         quick.record_feed_dates({}, "https://b.example.org/")
@@ -222,8 +223,7 @@ def test_no_file_is_made_by_looking(tmp_path: Path) -> None:
 def test_a_failing_read_is_a_ledger_error_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / DATABASE_FILE
     Store(f"sqlite:///{path}").close()
-    quick = lite.open_file(path)
-    assert quick is not None
+    quick = _opened(path)
     try:
         with sqlite3.connect(path) as conn:
             conn.execute("DROP TABLE feed_dates")  # gone after the check
@@ -238,8 +238,7 @@ def test_a_failing_read_is_a_ledger_error_naming_the_file(tmp_path: Path) -> Non
 def test_keeping_dates_waits_for_a_send_that_holds_the_write_lock(tmp_path: Path) -> None:
     path = tmp_path / DATABASE_FILE
     store = Store(f"sqlite:///{path}")
-    quick = lite.open_file(path)
-    assert quick is not None
+    quick = _opened(path)
     held = threading.Event()
 
     def send() -> None:
