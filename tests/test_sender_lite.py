@@ -81,7 +81,8 @@ def _ledger(path: Path) -> Store:
 
 
 def _opened(path: Path) -> lite.Lite:
-    quick = _opened(path)
+    quick = lite.open_file(path)
+    assert quick is not None
     return quick
 
 
