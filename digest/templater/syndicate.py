@@ -115,6 +115,7 @@ def render_feeds(
     lang = language or site.language
     prefix = f"{language}/" if language else ""
     files: dict[str, bytes] = {}
+    categories = categories_of(latest)  # once for the three kinds (500 issues' entries)
     for kind in FEEDS:
         feed = FeedInput(
             id=out + path,
@@ -125,7 +126,7 @@ def render_feeds(
             language=lang,
             author=strip_controls(site.author or site.title),
             items=items,
-            categories=categories_of(latest),
+            categories=categories,
             floor_at=floor_at,
         )
         files[prefix + path + kind.file] = (
