@@ -634,6 +634,7 @@ def test_an_address_given_by_hand_is_the_address_the_form_stored(site: Path) -> 
 def test_a_weekly_run_from_cron_forgets_who_never_confirmed(site: Path) -> None:
     """`digest run` does the readers' housekeeping the service does on its tick: an address that never
     confirmed is forgotten after subscribe.unconfirmed_days (7)."""
+    serve(site)
     assert invoke("subscribers", "add", "--site", str(site), "--confirm", "maybe@example.org")[0] == 0
     code, out, _ = invoke("run", "--site", str(site), now="2026-11-27T09:00:00+09:00")
     assert code == 0 and "forgotten" not in out  # four days: still waiting
@@ -699,13 +700,74 @@ def test_the_statuses_the_command_line_offers_are_the_subscribers_statuses() -> 
     assert tuple(status.value for status in Status) == STATUSES
 
 
-def test_subscribers_add_confirm_without_a_secret_stores_nothing(site: Path) -> None:
-    """A confirmation link is signed with DIGEST_SECRET: without it `--confirm` stops before storing the
-    address (which would wait for a mail never sent), in one line naming the variable."""
+def serve(site: Path) -> None:
+    """The site's readers' pages at `digest serve`'s address (email.public_url)."""
+    config = site / "digest.toml"
+    text = config.read_text("utf-8").replace("[email]\n", '[email]\npublic_url = "https://digest.example.org/"\n', 1)
+    config.write_text(text, "utf-8")
+
+
+def test_subscribers_add_confirm_without_a_secret_or_a_server_stores_nothing(site: Path) -> None:
+    """A confirmation link is signed with DIGEST_SECRET and leads to `digest serve`: without the secret, or
+    without email.public_url (the link pointed at the blog, where no reader can confirm), `--confirm` stops
+    in one line before storing the address, which would wait for a confirmation it could never make."""
     result = CliRunner().invoke(
         main, ["subscribers", "add", "--site", str(site), "--confirm", "maybe@example.org"], env={"DIGEST_NOW": NOW}
     )
     assert result.exit_code == 1 and "DIGEST_SECRET" in result.stderr and "nothing was stored" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    code, _, err = invoke("subscribers", "add", "--site", str(site), "--confirm", "maybe@example.org")
+    assert code == 1 and "email.public_url" in err and "nothing was stored" in err and "digest.toml" in err, err
     assert invoke("subscribers", "show", "--site", str(site), "maybe@example.org")[0] == 1
+    serve(site)
     assert invoke("subscribers", "add", "--site", str(site), "--confirm", "maybe@example.org")[0] == 0
+
+
+def test_an_emptied_ledger_in_a_used_state_folder_stops_every_command(site: Path) -> None:
+    """SQLite takes an empty file for a new database: a ledger emptied by hand (or a failed restore) was taken
+    for a first run, and `run` mailed the week again to every reader. Each command now stops with one line
+    and mails nothing; deleting the file is the way to start anew."""
+    assert invoke("run", "--site", str(site))[0] == 0
+    mails = len(list(mailbox.Maildir(outbox(site), create=False)))
+    database = load_settings(site=site).state_dir / "digest.sqlite3"
+    database.write_bytes(b"")
+    for command in (("run",), ("publish",), ("preview",), ("send", "--dry-run"), ("status",)):
+        code, _, err = invoke(*command, "--site", str(site))
+        assert code == 1, (command, err)
+        assert "is an empty file" in err and "restore it from a backup" in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert database.stat().st_size == 0 and len(list(mailbox.Maildir(outbox(site), create=False))) == mails
+    database.unlink()
+    assert invoke("run", "--site", str(site))[0] == 0
+    assert len(list(mailbox.Maildir(outbox(site), create=False))) > mails  # started anew, as the owner chose
+
+
+def test_a_damaged_ledger_says_restore_it_and_check_finds_it(site: Path) -> None:
+    """A damaged page of the ledger: each command that reads it says the file is damaged and to restore it
+    (it said "check that it is running and has room; a rerun resumes"), and `digest check` fails on it (it
+    said ok)."""
+    import sqlite3
+
+    assert invoke("run", "--site", str(site))[0] == 0
+    database = load_settings(site=site).state_dir / "digest.sqlite3"
+    with sqlite3.connect(database) as conn:
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'issues'").fetchone()[0]
+    conn.close()
+    with database.open("r+b") as file:
+        file.seek((root - 1) * page)
+        file.write(b"\xff" * page)
+    for command in (("publish",), ("preview",), ("run",)):
+        code, _, err = invoke(*command, "--site", str(site))
+        assert code == 1 and "malformed" in err and "the file is damaged: restore it from a backup" in err, err
+        assert "a rerun resumes" not in err and len(err.strip().splitlines()) == 1
+    code, out, _ = invoke("check", "--site", str(site))
+    assert code == 1 and re.search(r"^fail\s+database\s+.*is damaged", out, re.M), out
+
+
+def test_the_advice_for_a_state_database_that_cannot_be_written() -> None:
+    from digest.sender.lite import sqlite_hint
+
+    assert "owner and permissions" in sqlite_hint("attempt to write a readonly database")
+    assert "restore it from a backup" in sqlite_hint("database disk image is malformed")
+    assert sqlite_hint("database is locked") == ""  # a rerun does mend that

@@ -3,7 +3,7 @@ to every stage; the subscribers file is read here too."""
 
 from typing import TYPE_CHECKING
 
-from .folders import mark_owner, owner_of, private_folder
+from .folders import lost_ledger, mark_owner, owner_of, private_folder
 from .load import CONFIG_NAME, DATABASE_ENV, SECRET_ENV, find_config, line_in_config, load_settings, with_overrides
 from .schema import WEEKDAYS
 from .schema import validate as validate_sections
@@ -86,6 +86,7 @@ __all__ = [
     "single_subscriber",
     "subscriber_language",
     "validate",
+    "lost_ledger",
     "mark_owner",
     "owner_of",
     "private_folder",

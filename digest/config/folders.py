@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -103,6 +103,19 @@ def earlier_state(state_dir: Path, owner: str) -> tuple[Path, bool] | None:
         if made_for == owner:
             return Path(entry.path), True
     return (unmarked, False) if unmarked is not None else None
+
+
+def lost_ledger(state_dir: Path, traces: Iterable[Path]) -> str:
+    """Which of `traces` (what earlier runs leave: the cache, the outbox) exist, when the state folder's
+    SQLite database is an empty file (emptied by hand, a restore that failed, a disk that lost it); ""
+    otherwise. SQLite takes an empty file for a new database, and a new ledger mails the latest issue to
+    everyone again, the unsubscribed too."""
+    try:
+        if (state_dir / DATABASE_FILE).stat().st_size:
+            return ""
+    except OSError:
+        return ""
+    return ", ".join(path.name for path in traces if path.exists())
 
 
 def private_folder(path: Path) -> Path:

@@ -205,8 +205,14 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
 
     def database() -> Finding:
         store = open_store(settings)
-        store.close()
-        return Finding("database", "ok", f"{sender.safe_url(settings.db_url)} (schema {sender.SCHEMA_VERSION})")
+        try:
+            damage = store.damage()  # a damaged page fails only the commands that read it
+        finally:
+            store.close()
+        where = sender.safe_url(settings.db_url)
+        if damage:
+            return Finding("database", "fail", f"{where} is damaged: {damage}", "restore it from a backup")
+        return Finding("database", "ok", f"{where} (schema {sender.SCHEMA_VERSION})")
 
     def transport() -> Finding:
         where = sender.describe(settings)

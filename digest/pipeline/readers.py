@@ -756,11 +756,18 @@ def add_subscriber(
     except ValueError as exc:
         raise ConfigError(f"{email!r} {exc}", "give one address such as ana@example.com") from exc
     language = subscriber_language(language)
+    # checked before anything is stored: the address would wait for a confirmation it could never make
     if confirm and not settings.secret:
-        # checked before anything is stored: the address would wait for a confirmation never mailed
         raise ConfigError(
             "--confirm mails a confirmation link signed with DIGEST_SECRET, which is not set; nothing was stored",
             "set the DIGEST_SECRET environment variable to a long random string, or add the reader without --confirm",
+        )
+    if confirm and not settings.email.public_url:
+        raise ConfigError(
+            "--confirm mails a link to the confirmation page of `digest serve`, and email.public_url (where it "
+            "answers) is not set; nothing was stored",
+            "set [email] public_url and run `digest serve`, or add the reader without --confirm",
+            source=str(settings.config_file or settings.site.root),
         )
     sub = Subscriber(address, " ".join(name.split()), tuple(tags), fmt, True, None, language)
     store = open_store(settings)

@@ -33,6 +33,16 @@ def open_store(settings: Settings) -> sender.Store:
 
 
 def _own_state_folder(settings: Settings) -> None:
+    from digest import cache  # its file's name
+
+    traces = config.lost_ledger(settings.state_dir, (settings.state_dir / cache.FILE_NAME, settings.outbox))
+    if traces:
+        raise LedgerError(
+            f"the state database {settings.state_dir / DATABASE_FILE} is an empty file, in a state folder used "
+            f"before ({traces}): the record of what was mailed and of who left is lost",
+            "restore it from a backup; to start anew instead (every reader gets the latest issue again, and "
+            "unsubscribes are forgotten), delete the file",
+        )
     private_folder(settings.state_dir)
     config.mark_owner(settings.state_dir, config.owner_of(settings.config_file, settings.site.root))
 

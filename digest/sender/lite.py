@@ -34,6 +34,16 @@ _TABLES = frozenset({"meta", "issues", "issue_entries", "feed_dates", "reviews"}
 _BUSY_MS = 60_000  # as the Store: a send holding the write lock is waited for, not failed
 
 
+def sqlite_hint(error: str) -> str:
+    """What to do about a SQLite state database failing with `error` (its first line) when no rerun can
+    mend it: a damaged file, one this user cannot write; "" for anything else (busy, full, gone)."""
+    if "malformed" in error or "not a database" in error:
+        return "the file is damaged: restore it from a backup (a rerun cannot mend it)"
+    if "readonly" in error or "read-only" in error:
+        return "this user cannot write the state folder or its database file: check their owner and permissions"
+    return ""
+
+
 def as_text(at: datetime) -> str:
     """A date as SQLAlchemy's SQLite DateTime stores it (UtcDateTime: naive UTC)."""
     if at.tzinfo is None:
@@ -125,10 +135,11 @@ class Lite:
 
     def _failed(self, exc: sqlite3.Error) -> LedgerError:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        hint = sqlite_hint(first)
         return LedgerError(
             f"the state database {self.path} failed: {first}",
-            "check that it is running and has room; a rerun resumes where this one stopped",
-            transient=True,
+            hint or "check that its disk has room; a rerun resumes where this one stopped",
+            transient=not hint,
         )
 
     def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:

@@ -23,6 +23,7 @@ from digest.errors import LedgerError
 from digest.models import State
 
 from .lite import SCHEMA_VERSION as SCHEMA_VERSION  # (kept there: a publish reads it without SQLAlchemy)
+from .lite import sqlite_hint
 
 # version -> the step that brings a database of version-1 to it (none yet: version 1 is the first)
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
@@ -294,13 +295,11 @@ class Store:
                 self._migrate(conn)
         except sa.exc.DBAPIError as exc:
             self.engine.dispose()
-            corrupt = "not a database" in _first_line(exc) or "malformed" in _first_line(exc)
+            hint = sqlite_hint(_first_line(exc)) if not self.is_postgres else ""
             raise LedgerError(
                 f"cannot open the state database {safe_url(url)}: {_first_line(exc)}",
-                "restore it from a backup or move it aside (a new one starts empty)"
-                if corrupt
-                else "check state.database / DIGEST_DATABASE_URL and that the server is running",
-                transient=not corrupt,
+                hint or "check state.database / DIGEST_DATABASE_URL and that the server is running",
+                transient=not hint,
             ) from exc
         except OSError as exc:  # the folder of a SQLite file cannot be made
             self.engine.dispose()
@@ -326,10 +325,11 @@ class Store:
             raise self._failed(exc) from exc
 
     def _failed(self, exc: sa.exc.DBAPIError) -> LedgerError:
+        hint = sqlite_hint(_first_line(exc)) if not self.is_postgres else ""
         return LedgerError(
             f"the state database {safe_url(self.url)} failed: {_first_line(exc)}",
-            "check that it is running and has room; a rerun resumes where this one stopped",
-            transient=True,
+            hint or "check that it is running and has room; a rerun resumes where this one stopped",
+            transient=not hint,
         )
 
     def _migrate(self, conn: Connection) -> None:
@@ -346,6 +346,14 @@ class Store:
             MIGRATIONS[version](conn)
         if int(found) < SCHEMA_VERSION:
             conn.execute(sa.update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+
+    def damage(self) -> str:
+        """What SQLite's quick check of the file finds wrong ("" when the file is whole; PostgreSQL: "")."""
+        if self.is_postgres:
+            return ""
+        with self.connect() as conn:
+            found = [str(row[0]) for row in conn.exec_driver_sql("PRAGMA quick_check").fetchall()]
+        return "" if found == ["ok"] else (found or ["no answer"])[0]
 
     def serialize(self, conn: Connection, name: str) -> None:
         """Make transactions that call this with the same `name` run one after another, across processes and
