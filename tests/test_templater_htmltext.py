@@ -59,3 +59,9 @@ def test_footnote_marks_are_superscript_digits_not_link_numbers() -> None:
     assert "A claim¹ and a source [1] ten²." in text  # numbered in the order they are cited
     assert refs.items() == [(1, "https://src.example/")]
     assert html_to_text('<p>x<sup class="footnote-ref">[12]</sup></p>', References()) == "x¹²"
+    assert "1. Why.\n\n2. Ten." in text  # each note on its number's line
+
+
+def test_a_paragraph_that_opens_a_list_item_stays_on_its_marker_line() -> None:
+    html = "<ul>\n<li>\n<p>loose one</p>\n</li>\n<li>\n<p>loose two</p>\n</li>\n</ul>\n<ol><li><p>first</p></li></ol>"
+    assert html_to_text(html, References()) == "- loose one\n\n- loose two\n\n1. first"

@@ -59,6 +59,7 @@ class _TextWriter(HTMLParser):
         self.text_len = 0
         self.row: list[str] | None = None
         self.mark = 0  # inside a footnote mark
+        self.marked = False  # a list item's marker was just written
 
     # -- output helpers
     def _prefix(self) -> str:
@@ -98,6 +99,7 @@ class _TextWriter(HTMLParser):
                 self._emit(f"{counter[0]}. ")
             else:
                 self._emit("- ")
+            self.marked = True  # a paragraph that opens the item stays on the marker's line
         elif tag == "blockquote":
             self._blank()
             self.quote += 1
@@ -125,8 +127,10 @@ class _TextWriter(HTMLParser):
             src = a.get("src", "")
             alt = a.get("alt", "").strip() or "image"
             self._emit(f"[{alt}]" + (" " + self.refs.ref(src) if src.startswith(("http:", "https:")) else ""))
-        elif tag in _BLOCKS:
+        elif tag in _BLOCKS and not (tag == "p" and self.marked):
             self._blank()
+        if tag != "li":
+            self.marked = False
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP:
@@ -180,6 +184,9 @@ class _TextWriter(HTMLParser):
             self.pre.append(data)
             return
         text = _SPACES.sub(" ", data)
+        if not text.strip() and self.marked:
+            return  # the line break between an item and its paragraph
+        self.marked = False
         if self.mark:
             text = text.strip().translate(_SUPERSCRIPT)
         if not self.words or "".join(self.words).endswith(" "):
