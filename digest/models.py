@@ -212,6 +212,15 @@ class Issue:
         return max(derived, min(self.dated_at, self.week.end_at - timedelta(seconds=1)))
 
     @property
+    def published_at(self) -> datetime:
+        """When its newest post was first published, within its week, and no later than updated_at: the
+        feeds' `published` (RSS pubDate), which an edit (`updated`, `lastmod`) does not move."""
+        last = self.week.end_at - timedelta(seconds=1)
+        stamps = [min(e.published_at, last) for e in self.all_entries]
+        first = max([*stamps, self.week.start_at]) if stamps else self.week.end_at
+        return min(first, self.updated_at)
+
+    @property
     def derived_at(self) -> datetime:
         """The date its entries give it (updated_at without the floor of an earlier publish): an entry's
         `updated` (Hugo's `lastmod`), else its date, but no later than the week's last second: a post mailed

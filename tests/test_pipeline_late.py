@@ -4,6 +4,7 @@ PostgreSQL; and the table that remembers what each issue carried."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from dataclasses import replace
@@ -520,6 +521,27 @@ def test_an_issue_that_loses_its_only_post_leaves_the_feeds_without_dating_them_
     preview = pipeline.preview(settings, monday(9), pipeline.select_week(settings, monday(9), "last"))
     atom = next(path for name, path in preview.files.items() if name.endswith("atom.xml")).read_bytes()
     assert datetime.fromisoformat(ElementTree.fromstring(atom).findtext("a:updated", "", ns) or "") == at(3)
+
+
+def test_an_edit_moves_an_entrys_updated_but_not_its_published(tmp_path: Path) -> None:
+    """Atom `published`, RSS `pubDate` and JSON `date_published` say when the issue's newest post came out;
+    an edit of it (`updated`) moves only the entry's `updated` (they moved together)."""
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    settings = settings_for(config)
+    post = add(tmp_path, "notes", "Notes", at(10))
+    publish_by("publish", settings, monday(16))
+    post.write_text(post.read_text("utf-8").replace("---\n\n", f"updated: {at(12).isoformat()}\n---\n\n", 1), "utf-8")
+    publish_by("publish", settings, monday(16) + timedelta(hours=1))
+    files = published(settings)
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    entry = ElementTree.fromstring(files["atom.xml"]).find("a:entry", ns)
+    assert entry is not None
+    assert datetime.fromisoformat(entry.findtext("a:published", "", ns)) == at(10)
+    assert datetime.fromisoformat(entry.findtext("a:updated", "", ns)) == at(12)
+    item = ElementTree.fromstring(files["rss.xml"]).find("channel/item")
+    assert item is not None and item.findtext("pubDate", "").endswith("01:00:00 +0000")  # at(10) in UTC
+    (first, *_) = json.loads(files["feed.json"])["items"]
+    assert datetime.fromisoformat(first["date_published"]) == at(10) < datetime.fromisoformat(first["date_modified"])
 
 
 def test_a_mailed_posts_date_moved_later_never_dates_its_issue_above_the_next(tmp_path: Path) -> None:

@@ -35,6 +35,11 @@ class FeedItem:
     content_html: str
     updated_at: datetime
     categories: tuple[str, ...]
+    published_at: datetime | None = None  # None: updated_at; an edit moves updated_at only
+
+    @property
+    def first_at(self) -> datetime:
+        return (self.published_at or self.updated_at).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ def _generator(feed: FeedInput, media_type: str, items: tuple[FeedItem, ...] | N
         fe.content(item.content_html, type="html")  # RSS: content:encoded
         fe.summary(xml_safe(item.summary))  # RSS: description
         fe.updated(item.updated_at.astimezone(UTC))
-        fe.published(item.updated_at.astimezone(UTC))
+        fe.published(item.first_at)
         for label in item.categories:
             fe.category(term=label)
     return fg
@@ -203,7 +208,7 @@ def _json_item(item: FeedItem, author: str) -> dict[str, object]:
         "title": item.title,
         "summary": item.summary,
         "content_html": item.content_html,
-        "date_published": item.updated_at.astimezone(UTC).isoformat(),
+        "date_published": item.first_at.isoformat(),
         "date_modified": item.updated_at.astimezone(UTC).isoformat(),
         "authors": [{"name": author}],
         "tags": list(item.categories),

@@ -49,6 +49,7 @@ def _item(issue: Issue, settings: Settings) -> FeedItem:
         content_html=xml_safe(body.strip()),
         updated_at=issue.updated_at,
         categories=categories_of([issue]),
+        published_at=issue.published_at,
     )
 
 
