@@ -193,6 +193,23 @@ def welcome_of(email: str, settings: Any) -> str:
     return pipeline.welcome_id(record.email, record.consent_at)
 
 
+def test_the_welcome_carries_the_editors_note_of_its_issue(site: tuple[Any, Mailbox]) -> None:
+    """The latest issue in a welcome has its editor's note, as everywhere else that issue is shown."""
+    from digest.sender.reviews import Reviews
+
+    server, box = site
+    settings = server.settings
+    week = pipeline.select_week(settings, NOW_AT, "last")
+    Reviews(settings.db_url).decide(week.label, "approved", "cli", NOW_AT, note="A word from **the editor**.")
+    pipeline.run_cycle(settings, NOW_AT, week, clock=lambda: NOW_AT)
+    sent = len(wait_for(box, 1))
+    box.received.clear()
+    Roster(settings.db_url).add(Subscriber("new@example.net"), NOW_AT, status=Status.ACTIVE, method="cli", source="t")
+    pipeline.send_welcome(settings, "new@example.net", NOW_AT, clock=lambda: NOW_AT)
+    ((_, welcome),) = wait_for(box, 1)
+    assert sent and "A word from the editor." in text_of(welcome)
+
+
 def test_a_reader_who_comes_back_is_welcomed_again_once(site: tuple[Any, Mailbox]) -> None:
     """One welcome per confirmation: a reader who was welcomed, left and signed up again gets the welcome
     the confirmation page promises, once however often its button is pressed."""

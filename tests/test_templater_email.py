@@ -257,3 +257,20 @@ def test_override_without_unsubscribe_link_is_refused(tmp_path: Path, name: str,
     with pytest.raises(TemplateError, match="no unsubscribe link") as info:
         render_email(make_issue(), make_settings(templates=tmp_path))
     assert info.value.source == name
+
+
+def test_the_editors_note_is_made_safe_for_mail_clients_as_the_posts_are() -> None:
+    """The note is the owner's Markdown, raw HTML allowed: in the email it loses what the posts lose (a
+    script, an event attribute, a `javascript:` link); the archive page keeps it as written, as the posts'."""
+    from digest.collector.markdown import note_html
+
+    note = note_html(
+        'Back soon. <script>alert(71)</script><b onclick="x()">bold</b> [home](https://blog.example.org/) '
+        '<a href="javascript:alert(2)">bad</a>',
+        "https://blog.example.org/",
+    )
+    rendered = render_email(replace(make_issue(), note_html=note), make_settings())
+    assert "Back soon." in rendered.html and "<b>bold</b>" in rendered.html
+    assert 'href="https://blog.example.org/"' in rendered.html
+    for unsafe in ("<script>alert(71)", "alert(71)", "onclick", "javascript:"):
+        assert unsafe not in rendered.html, unsafe

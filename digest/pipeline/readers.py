@@ -16,7 +16,7 @@ from digest.config import Settings
 from digest.errors import ConfigError, DigestError
 from digest.models import OutgoingMessage, Problem, State, Subscriber
 from digest.pipeline._shared import Clock
-from digest.pipeline.building import build, select_week
+from digest.pipeline.building import build, select_week, with_notes
 from digest.pipeline.state import open_ledger, open_store, require_subscribers, transport_factory
 from digest.records import BounceFinding, BounceReport, ImportReport, ImportRow, IssueStatus, SubscriberRecord
 
@@ -311,7 +311,8 @@ def send_welcome(
         # (the ledger's); not a week whose send is still to come, which would bring the reader its posts again
         carried = sender.read_carried(store, settings.site.language)
         last = select_week(settings, now_at, "last")
-        history = build(settings, now_at, last, carried=carried).history.get(language, ())
+        built = with_notes(build(settings, now_at, last, carried=carried), settings, sender.Reviews(store).notes())
+        history = built.history.get(language, ())
         sent = carried[language].planned if language in carried else {}
         latest = next((i for i in history if i.id in sent), None)
         issue = None

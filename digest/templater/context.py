@@ -112,6 +112,17 @@ def with_bodies(issue: Issue, render: Renderer | None) -> Issue:
     return replace(issue, entries=render(issue.entries), late=render(issue.late))
 
 
+def _note(issue: Issue, settings: Settings, email: bool) -> Markup:
+    """The editor's note (Markdown rendered by the collector, HTML made safe for its output); in an email
+    made ready for mail clients as the posts are: no script, form, `javascript:` link or event attribute."""
+    if not email or not issue.note_html.strip():
+        return Markup(issue.note_html)
+    from digest.templater.bodies import prepare
+
+    url = issue_url(issue, settings)
+    return Markup(prepare(issue.note_html, url, "", drop_toc=False, email=True, site=issue.site, source=""))
+
+
 def base_context(issue: Issue, settings: Settings, *, summarize: bool = False, email: bool = False) -> dict[str, Any]:
     """What every template sees; `email` prepares the bodies for mail clients (see bodies.py)."""
     tz = issue.site.tz
@@ -137,7 +148,7 @@ def base_context(issue: Issue, settings: Settings, *, summarize: bool = False, e
         "t": labels_for(issue.lang),
         # the preference page exists only where `digest serve` is reachable
         "preferences_url": PREFERENCES_URL_MARK if settings.email.public_url else "",
-        "note": Markup(issue.note_html),  # the editor's note (Markdown rendered by the collector: trusted)
+        "note": _note(issue, settings, email),
         "welcome": "",  # the welcome email's opening paragraph (templater.render_welcome)
         "welcome_no_issue": "",
         "omitted": 0,  # entries a long email leaves to the archive (render_email sets it)
