@@ -881,7 +881,7 @@ def _review_week(ctx: Context, week: str | None) -> tuple[str, datetime]:
 
 @main.command()
 @site_options
-@click.option("--week", "week", help="The issue; default: the one the next scheduled send sends.")
+@click.option("--week", "week", help="The issue; default: a held one the service can still send, else the next send's.")
 @click.option("--note", help="An editor's note (Markdown) shown above the posts.")
 @click.option("--note-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="The note from a file.")
 @fail_on_error
@@ -890,8 +890,11 @@ def approve(ctx: Context, week: str | None, note: str | None, note_file: Path | 
     if note_file is not None:
         note = note_file.read_text("utf-8")
     label, now_at = _review_week(ctx, week)
+    held = "" if week else pipeline.waiting_hold(ctx.settings, now_at)
+    label = held or label  # the hold `digest hold` told to undo this way, while the service can still send it
     review = pipeline.decide_review(ctx.settings, label, "approve", now_at, by="command line", note=note)
-    out.print(f"week {label}: approved" + ("; with an editor's note" if review.note.strip() else ""))
+    released = "; released from the hold, the service sends it at its next tick" if held else ""
+    out.print(f"week {label}: approved" + ("; with an editor's note" if review.note.strip() else "") + released)
 
 
 @main.command()

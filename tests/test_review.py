@@ -114,6 +114,30 @@ def test_hold_then_approve_from_the_command_line(tmp_path: Path) -> None:
     assert step.report is not None and to_whom(settings) == sorted(READERS)
 
 
+def test_a_plain_approve_releases_the_week_held_past_its_send_time(tmp_path: Path) -> None:
+    """`digest hold` says `digest approve` undoes it: after the send time passed, a plain approve released
+    nothing and approved the next week (with the note meant for the held one)."""
+    settings = review_site(tmp_path, "send")
+    args = ["--config", str(settings.config_file)]
+
+    def digest(hours: float, *command: str) -> str:
+        env = {**os.environ, "DIGEST_SECRET": SECRET, "DIGEST_NOW": (FIRE_AT + timedelta(hours=hours)).isoformat()}
+        result = CliRunner().invoke(main, [*command, *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    assert "week 2024-W13: held" in digest(-1, "hold")
+    [step] = scheduler.tick(settings, clock=at(0.01))
+    assert step.cycle is not None and step.cycle.state == "done" and to_whom(settings) == []
+    out = digest(2, "approve", "--note", "Late, but here.")
+    assert "week 2024-W13: approved; with an editor's note; released from the hold" in out
+    [step] = scheduler.tick(settings, clock=at(2.01))
+    assert step.report is not None and to_whom(settings) == sorted(READERS)
+    assert all("Late, but here." in text_of(m) for m in maildir_messages(settings.outbox))
+    assert "week 2024-W14: approved" in digest(3, "approve")  # nothing held any more: the next send's week
+    assert "week 2024-W14: approved" in digest(24 * 9, "approve", "--week", "2024-W14")
+
+
 def test_a_review_link_opened_by_a_scanner_changes_nothing(tmp_path: Path, http_server_factory: Any) -> None:
     settings = review_site(tmp_path, "hold")
     scheduler.tick(settings, clock=at(-11))

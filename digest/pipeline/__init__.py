@@ -96,6 +96,7 @@ if TYPE_CHECKING:
         request_reviews,
         review_of_token,
         review_owner,
+        waiting_hold,
     )
     from digest.pipeline.service import (
         ServiceStep,
@@ -182,6 +183,7 @@ _HOMES = {
     "welcome_id": "readers",
     "REVIEW_PATH": "review",
     "decide_review": "review",
+    "waiting_hold": "review",
     "held_by_owner": "review",
     "request_reviews": "review",
     "review_of_token": "review",
@@ -246,6 +248,7 @@ __all__ = [
     "client_allowed",
     "confirm",
     "decide_review",
+    "waiting_hold",
     "held_by_owner",
     "doctor",
     "due_weeks",

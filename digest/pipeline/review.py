@@ -110,6 +110,20 @@ def decide_review(
     return review
 
 
+def waiting_hold(settings: Settings, now_at: datetime) -> str:
+    """The week a plain `digest approve` releases: the newest one the owner held whose send time passed
+    within `schedule.resume_days` (the service sends it once approved); "" when none waits."""
+    since = now_at - timedelta(days=settings.schedule.resume_days)
+    store = open_store(settings)
+    try:
+        cycles = sender.Cycles(store)
+        found = [cycle for week in sender.Reviews(store).held() if (cycle := cycles.get(week)) is not None]
+    finally:
+        store.close()
+    waiting = [c for c in found if c.state == "done" and c.note.startswith("held") and c.fire_at >= since]
+    return max(waiting, key=lambda cycle: cycle.fire_at).week if waiting else ""
+
+
 def held_by_owner(settings: Settings, week: Week, store: sender.Store | None = None) -> str:
     """Who held `week`'s issue ("" when nobody did, or reviews are off): `digest run` (cron) honours a hold
     as the service does."""

@@ -26,6 +26,12 @@ class Reviews:
             return None
         return Review(row.week, row.state, row.requested_at, row.decided_at, row.decided_by, row.note)
 
+    def held(self) -> list[str]:
+        """The weeks the owner held (not the service's default), oldest first."""
+        with self.store.connect() as conn:
+            rows = conn.execute(sa.select(r.week).where(r.state == HELD, r.decided_by != "default").order_by(r.week))
+            return [str(week) for week in rows.scalars()]
+
     def notes(self) -> dict[str, str]:
         """{week: its editor's note}, of every week that has one."""
         with self.store.connect() as conn:
