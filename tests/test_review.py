@@ -80,6 +80,19 @@ def test_a_hold_by_link_keeps_the_issue_back(tmp_path: Path, http_server_factory
     assert httpx.post(forged, data={"action": "approve"}).status_code == 400
 
 
+def test_the_review_mail_has_no_link_that_unsubscribes_the_owner(tmp_path: Path) -> None:
+    """The preview in the review mail is the readers' email but for their own links: the owner's one-click
+    unsubscribe link in it put the owner on the suppression list."""
+    settings = review_site(tmp_path, "send")
+    scheduler.tick(settings, clock=at(-11))
+    [mail] = maildir_messages(settings.outbox)
+    html = next(p for p in mail.walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
+    text = text_of(mail)
+    assert "봄 소식" in text and "(each reader's own link)" in text and 'href="#each-readers-own-link"' in html
+    for part in (html, text):
+        assert "/unsubscribe?" not in part and "/preferences?" not in part and "DIGEST" not in part
+
+
 def test_without_an_answer_hold_waits_and_a_late_approval_with_a_note_sends(tmp_path: Path) -> None:
     settings = review_site(tmp_path, "hold")
     scheduler.tick(settings, clock=at(-11))

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from digest import templater
 from digest.config import Settings
-from digest.models import Subscriber, Week
-from digest.pipeline.building import _parts_of, build, job_week, with_notes
+from digest.models import PREFERENCES_URL_MARK, RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK, Week
+from digest.pipeline.building import build, job_week, with_notes
 from digest.pipeline.readers import _link
 from digest.pipeline.state import open_store, transport_factory
 from digest.records import Cycle, Review
@@ -78,10 +78,14 @@ def _mail_review(
     )
     text_part, html = head + "\nNo entries: with email.empty_week = skip nothing goes out.\n", ""
     if issue.all_entries:
-        owner = Subscriber(email=review_owner(settings))
         rendered = templater.render_email(issue, settings)
-        factory = sender.MessageFactory({owner.variant: rendered}, settings, now_at)
-        html, plain = _parts_of(factory.build(owner).data)
+        # As the readers will see it, but for their own links: the owner's would unsubscribe the owner.
+        html, plain = (
+            part.replace(UNSUBSCRIBE_URL_MARK, hole)
+            .replace(PREFERENCES_URL_MARK, hole)
+            .replace(RECIPIENT_EMAIL_MARK, review_owner(settings))
+            for part, hole in ((rendered.html, "#each-readers-own-link"), (rendered.text, "(each reader's own link)"))
+        )
         text_part = head + "\n" + plain
         banner = (
             f'<div style="padding:12px;border:2px solid #0b57d0;margin:12px">{html_escape(head)}'
