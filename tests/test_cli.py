@@ -721,6 +721,10 @@ def test_subscribers_add_confirm_without_a_secret_or_a_server_stores_nothing(sit
     assert invoke("subscribers", "show", "--site", str(site), "maybe@example.org")[0] == 1
     serve(site)
     assert invoke("subscribers", "add", "--site", str(site), "--confirm", "maybe@example.org")[0] == 0
+    code, out, _ = invoke("subscribers", "show", "--site", str(site), "maybe@example.org", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["origin"] == "cli", shown  # not the form's
+    assert [e["reason"] for e in shown["events"] if e["reason"].startswith("form")] == [], shown
 
 
 def test_an_emptied_ledger_in_a_used_state_folder_stops_every_command(site: Path) -> None:

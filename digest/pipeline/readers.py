@@ -777,7 +777,7 @@ def add_subscriber(
         if confirm:
             asked = book.request(
                 sub, now_at, page="digest subscribers add --confirm", ip="", double_opt_in=True,
-                interval=timedelta(hours=settings.subscribe.confirm_interval_hours),
+                interval=timedelta(hours=settings.subscribe.confirm_interval_hours), method="cli",
             )  # fmt: skip
             if asked.mail:
                 send_reader_mail(settings, asked, now_at, clock=clock, store=store)

@@ -450,18 +450,20 @@ class Roster:
         double_opt_in: bool,
         interval: timedelta,
         plan: str = "",
+        method: str = "form",
     ) -> Request:
-        """A subscribe request from the form. At most one mail per address per `interval`: the mail slot
-        is taken in the same transaction as the check, so a thousand requests at once send one mail. With
-        `plan`, a confirmation is planned in the ledger under that issue in the same transaction too: a
-        process stopped before sending it leaves it owed there (send_confirmations), not lost."""
+        """A subscribe request from the form (or, `method` "cli", `digest subscribers add --confirm`). At most
+        one mail per address per `interval`: the mail slot is taken in the same transaction as the check, so
+        a thousand requests at once send one mail. With `plan`, a confirmation is planned in the ledger under
+        that issue in the same transaction too: a process stopped before sending it leaves it owed there
+        (send_confirmations), not lost."""
         key = sub.key
         slot_free = sa.or_(s.confirm_mail_at.is_(None), s.confirm_mail_at <= now_at - interval)
         with self.store.begin() as conn:
             row = conn.execute(sa.select(s.status, s.language).where(s.email == key)).first()
             if row is None:
                 status = Status.UNCONFIRMED if double_opt_in else Status.ACTIVE
-                self._add(conn, sub, now_at, status=status, method="form", source=page, ip=ip)
+                self._add(conn, sub, now_at, status=status, method=method, source=page, ip=ip)
                 if status == Status.ACTIVE:
                     return Request("welcome", key, sub.language)
                 conn.execute(
@@ -469,7 +471,7 @@ class Roster:
                     .where(s.email == key)
                     .values(confirm_requested_at=now_at, confirm_mail_at=now_at, consent_source=page, consent_ip=ip)
                 )
-                self._event(conn, key, now_at, "subscribe", "", f"form on {page}" if page else "form")
+                self._event(conn, key, now_at, "subscribe", "", _origin(method, page))
                 planned = self._plan(conn, plan, key, now_at)
                 return Request("confirm", key, sub.language, planned)
             status, language = Status(row[0]), row[1]
@@ -484,7 +486,7 @@ class Roster:
             taken = conn.execute(sa.update(subscribers).where(s.email == key, slot_free).values(**values)).rowcount
             if not taken:
                 return Request("", key, sub.language or language)
-            self._event(conn, key, now_at, "subscribe", "", f"form on {page}" if page else "form")
+            self._event(conn, key, now_at, "subscribe", "", _origin(method, page))
             # The mail answers the form, in its language. An active reader's own language is theirs to change
             # on the preference page: anyone can post the form with their address.
             if wants_confirm:
@@ -1086,3 +1088,10 @@ class _Rows:
             self.conn.exec_driver_sql(self.sql, rows)
         else:
             self.conn.exec_driver_sql(self.sql, [dict(zip(self.names, row, strict=True)) for row in rows])
+
+
+def _origin(method: str, page: str) -> str:
+    """Where a subscribe request came from, as its event says: "form on <page>", or the command."""
+    if method == "form":
+        return f"form on {page}" if page else "form"
+    return page or method
