@@ -93,6 +93,20 @@ def test_the_review_mail_has_no_link_that_unsubscribes_the_owner(tmp_path: Path)
         assert "/unsubscribe?" not in part and "/preferences?" not in part and "DIGEST" not in part
 
 
+def test_the_review_mail_names_the_weeks_issues_in_the_other_languages(tmp_path: Path) -> None:
+    """One answer approves or holds the week in every language: the mail says which other issues go out."""
+    settings = review_site(tmp_path, "send")
+    day = (FIRE_AT - timedelta(days=2)).isoformat(sep=" ")
+    for name in ("a", "b"):
+        (tmp_path / "posts" / f"2024-03-30-{name}.md").write_text(
+            f'---\ntitle: "겨울 빵 {name}"\ndate: {day}\nlang: fr\n---\n\nPain.\n', "utf-8"
+        )
+    scheduler.tick(settings, clock=at(-11))
+    [mail] = maildir_messages(settings.outbox)
+    text = text_of(mail)
+    assert ": 1 entry.\n" in text and "The fr issue goes out with it (the same answer): 2 entries;" in text, text
+
+
 def test_without_an_answer_hold_waits_and_a_late_approval_with_a_note_sends(tmp_path: Path) -> None:
     settings = review_site(tmp_path, "hold")
     scheduler.tick(settings, clock=at(-11))

@@ -70,10 +70,16 @@ def _mail_review(
     issue = result.issue
     link = review_link(settings, week.label, now_at)
     default = settings.schedule.review_default
+    others = "".join(
+        f"The {language} issue goes out with it (the same answer): {_entries(len(other.all_entries))}; "
+        f"digest preview --lang {language} shows it.\n"
+        for language, other in sorted(result.issues.items())
+        if language and other.all_entries
+    )
     head = (
         f"The issue of {week.label} goes out at {fire_at.isoformat()} "
         + ("unless you hold it" if default == "send" else "only once you approve it")
-        + f": {len(issue.all_entries)} entries.\nApprove or hold it here: {link}\n"
+        + f": {_entries(len(issue.all_entries))}.\n{others}Approve or hold it here: {link}\n"
         "From the command line: digest approve / digest hold (--note adds an editor's note above the posts).\n"
     )
     text_part, html = head + "\nNo entries: with email.empty_week = skip nothing goes out.\n", ""
@@ -97,6 +103,10 @@ def _mail_review(
         kind="review",
     )  # fmt: skip
     return sender.send_test_copy(notice, transport_factory(settings)())
+
+
+def _entries(count: int) -> str:
+    return "1 entry" if count == 1 else f"{count} entries"
 
 
 def decide_review(
