@@ -658,6 +658,9 @@ class Readers:
         link = {"url": self.preferences_link(email, now_at), "label": r.preferences_title}
         if outcome == "already":
             return self.message(200, language, r.confirmed_title, r.already_confirmed.format(site=site), link=link)
+        if not self.settings.subscribe.welcome:
+            return self.message(200, language, r.confirmed_title, r.confirmed_quiet.format(site=site), link=link)
+        # the welcome says itself whether the latest issue is in it (there may be none in their language yet)
         response = self.message(200, language, r.confirmed_title, r.confirmed.format(site=site), link=link)
         response.background = BackgroundTask(self._welcome, email, now_at)
         return response

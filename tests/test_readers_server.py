@@ -210,6 +210,24 @@ def test_the_welcome_carries_the_editors_note_of_its_issue(site: tuple[Any, Mail
     assert sent and "A word from the editor." in text_of(welcome)
 
 
+@pytest.mark.parametrize("welcome", [True, False])
+def test_the_confirmed_page_promises_what_is_mailed(
+    tmp_path: Path, smtp_box: Mailbox, http_server_factory: Any, welcome: bool
+) -> None:
+    """The page said the latest issue was on its way, though the welcome may have no issue (none yet in the
+    reader's language) and `subscribe.welcome = false` mails nothing: it promises the welcome, or the next
+    issue."""
+    extra = "" if welcome else "[subscribe]\nwelcome = false\n"
+    settings = settings_for(write_site(tmp_path, POSTS, [], smtp_port=smtp_box.port, extra=extra))
+    server = http_server_factory(settings, Ledger(settings.db_url), lambda: NOW_AT)
+    httpx.post(server.url + "/subscribe", data={"email": "new@example.net", "website": ""})
+    page = httpx.post(local(server, link_in(wait_for(smtp_box, 1)[0][1], "confirm")))
+    assert page.status_code == 200 and "latest issue" not in page.text
+    expected = "A welcome email is on its way" if welcome else "Your first issue comes with the next weekly send"
+    assert expected in page.text
+    assert len(wait_for(smtp_box, 2)) == (2 if welcome else 1)  # the confirmation, and the welcome if any
+
+
 def test_a_reader_who_comes_back_is_welcomed_again_once(site: tuple[Any, Mailbox]) -> None:
     """One welcome per confirmation: a reader who was welcomed, left and signed up again gets the welcome
     the confirmation page promises, once however often its button is pressed."""

@@ -139,7 +139,8 @@ class ReaderLabels:
     confirm_text: str  # {email} {site}
     confirm_button: str
     confirmed_title: str
-    confirmed: str  # {site}
+    confirmed: str  # {site}: and a welcome email is on its way (it says whether the latest issue is in it)
+    confirmed_quiet: str  # {site}: with subscribe.welcome = false, no mail until the next issue
     already_confirmed: str  # {site}
     expired_title: str
     expired: str
@@ -215,7 +216,8 @@ READER_ENGLISH = ReaderLabels(
     confirm_text="Send {site} to {email} every week?",
     confirm_button="Yes, subscribe me",
     confirmed_title="You are subscribed",
-    confirmed="Welcome to {site}. The latest issue is on its way to your inbox.",
+    confirmed="Welcome to {site}. A welcome email is on its way to your inbox.",
+    confirmed_quiet="Welcome to {site}. Your first issue comes with the next weekly send.",
     already_confirmed="You were already subscribed to {site}. Nothing changed.",
     expired_title="This link has expired",
     expired="Confirmation links work for 7 days. Please subscribe again.",
@@ -291,7 +293,8 @@ READER_KOREAN = ReaderLabels(
     confirm_text="{email} 주소로 매주 {site} 소식을 받으시겠어요?",
     confirm_button="네, 구독합니다",
     confirmed_title="구독되었습니다",
-    confirmed="{site} 구독을 환영합니다. 최근 호를 메일로 보내 드렸습니다.",
+    confirmed="{site} 구독을 환영합니다. 환영 메일을 보내 드렸습니다.",
+    confirmed_quiet="{site} 구독을 환영합니다. 첫 호는 다음 주간 발송 때 보내 드립니다.",
     already_confirmed="이미 {site}을(를) 구독하고 계십니다. 바뀐 것은 없습니다.",
     expired_title="링크가 만료되었습니다",
     expired="확인 링크는 7일 동안 유효합니다. 다시 구독해 주세요.",
