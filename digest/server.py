@@ -368,11 +368,18 @@ class OwnerReview:
         if isinstance(week, Response):
             return week
         token = html.escape(request.query_params.get("token", ""))
+        review = await run_in_threadpool(pipeline.review_of, self.settings, week, self.store)
+        if review is None or review.state == "pending" or review.decided_at is None:
+            now = "Not answered yet."
+        else:
+            when = review.decided_at.astimezone(self.settings.site.tz).isoformat(timespec="minutes")
+            now = f"Now {html.escape(review.state)} (by {html.escape(review.decided_by)}, {when})."
+        note = html.escape(review.note if review is not None else "")
         body = (
-            f"<p>The issue of <strong>{html.escape(week)}</strong>: send it at its time, or hold it?</p>"
+            f"<p>The issue of <strong>{html.escape(week)}</strong>: send it at its time, or hold it? {now}</p>"
             f'<form method="post" action="review?token={token}">'
-            "<p><label>Editor's note (Markdown, shown above the posts; empty: none)<br>"
-            '<textarea name="note" rows="4" cols="50"></textarea></label></p>'
+            "<p><label>Editor's note (Markdown, shown above the posts; empty it to have none)<br>"
+            f'<textarea name="note" rows="4" cols="50">{note}</textarea></label></p>'
             '<button type="submit" name="action" value="approve">Approve</button> '
             '<button type="submit" name="action" value="hold">Hold</button></form>'
         )
@@ -386,7 +393,8 @@ class OwnerReview:
         action = str(form.get("action", ""))
         if action not in ("approve", "hold"):
             return _html(self.settings, self.settings.site.language, 400, "Review", "<p>Approve or hold?</p>")
-        note = str(form.get("note", "")).strip() or None
+        written = form.get("note")  # the page shows the note kept: an emptied box removes it; none sent keeps it
+        note = None if written is None else str(written).strip()
         review = await run_in_threadpool(
             lambda: pipeline.decide_review(
                 self.settings, week, action, self.clock(), by="link", note=note, store=self.store

@@ -174,6 +174,26 @@ def test_a_review_link_opened_by_a_scanner_changes_nothing(tmp_path: Path, http_
     assert Reviews(settings.db_url).get("2024-W13").state == "pending"  # type: ignore[union-attr]
 
 
+def test_the_review_page_shows_the_answer_and_the_note_kept(tmp_path: Path, http_server_factory: Any) -> None:
+    """The page says what the owner answered so far and shows the note kept, in the box: emptying it removes
+    the note (an empty box kept it, though the label said "empty: none"); a post without the box keeps it."""
+    settings = review_site(tmp_path, "hold")
+    scheduler.tick(settings, clock=at(-11))
+    server = http_server_factory(settings, Ledger(settings.db_url), at(-10))
+    url = server.url + "/review?" + review_link(settings).split("?", 1)[1]
+    assert "Not answered yet." in httpx.get(url).text
+    httpx.post(url, data={"action": "approve", "note": "Back from <holidays> & more."})
+    page = httpx.get(url).text
+    assert "Now approved (by link, 2024-03-31T23:00+09:00)." in page
+    assert ">Back from &lt;holidays&gt; &amp; more.</textarea>" in page
+    httpx.post(url, data={"action": "hold"})  # no box at all: the note stays
+    review = Reviews(settings.db_url).get("2024-W13")
+    assert review is not None and (review.state, review.note) == ("held", "Back from <holidays> & more.")
+    httpx.post(url, data={"action": "approve", "note": "  "})
+    review = Reviews(settings.db_url).get("2024-W13")
+    assert review is not None and (review.state, review.note) == ("approved", "")
+
+
 def test_digest_run_from_cron_honours_a_hold_as_the_service_does(tmp_path: Path) -> None:
     """With reviews on, a week the owner held is not mailed by `digest run` either (cron users mailed it);
     approved, the next run sends it."""

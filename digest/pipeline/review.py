@@ -124,6 +124,11 @@ def decide_review(
     return review
 
 
+def review_of(settings: Settings, week_label: str, store: sender.Store) -> Review | None:
+    """The owner's answer so far for a week's issue (None: not asked, or not answered)."""
+    return sender.Reviews(store).get(week_label)
+
+
 def waiting_hold(settings: Settings, now_at: datetime) -> str:
     """The week a plain `digest approve` releases: the newest one the owner held whose send time passed
     within `schedule.resume_days` (the service sends it once approved); "" when none waits."""
