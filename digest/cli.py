@@ -651,7 +651,13 @@ def status(ctx: Context, week: str | None, language: str | None, as_json: bool) 
         for other in pipeline.week_issues(ctx.settings, issue_week.label)
         if other != issue_id
     }
-    for line in report.status_lines(issue_id, state, others):
+    reviewing = ctx.settings.schedule.review
+    review = pipeline.review_of(ctx.settings, issue_week.label) if reviewing else None
+    if review is not None and review.decided_at is not None:  # in the site's time, as every date it prints
+        from dataclasses import replace
+
+        review = replace(review, decided_at=review.decided_at.astimezone(ctx.settings.site.tz))
+    for line in report.status_lines(issue_id, state, others, review, reviewing=reviewing):
         out.print(line)
 
 

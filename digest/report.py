@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # only named here: a preview prints none of them, and needs n
         ImportReport,
         IssueRun,
         IssueStatus,
+        Review,
         SubscriberRecord,
     )
 
@@ -224,10 +225,20 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
     return payload
 
 
-def status_lines(week_label: str, status: IssueStatus, others: Mapping[str, IssueStatus] | None = None) -> list[str]:
+def status_lines(
+    week_label: str,
+    status: IssueStatus,
+    others: Mapping[str, IssueStatus] | None = None,
+    review: Review | None = None,
+    *,
+    reviewing: bool = False,
+) -> list[str]:
     """`digest status`: the issue's counts, why some were skipped, its failures; then, when the ledger holds
-    the same week in other languages, one line each, so a failure there is not out of sight."""
+    the same week in other languages, one line each, so a failure there is not out of sight. With reviews
+    on (`reviewing`), the owner's answer first (`review`, None when there is none)."""
     lines = [f"issue {week_label}"]
+    if reviewing:
+        lines.append(f"  review    {review_words(review)}")
     lines += [f"  {name:<9} {count}" for name, count in sorted((str(k), v) for k, v in status.counts.items())]
     lines += [f"    skipped: {reason}: {count}" for reason, count in sorted(status.skipped.items())]
     if not status.total:
@@ -250,6 +261,13 @@ def status_lines(week_label: str, status: IssueStatus, others: Mapping[str, Issu
         see = f"--lang {language}" if language else "without --lang"
         lines.append(f"also {issue_id}: {counts or 'nothing recorded yet'} (`digest status {see}`)")
     return lines
+
+
+def review_words(review: Review | None) -> str:
+    if review is None or review.state == "pending" or review.decided_at is None:
+        return "not answered yet"
+    said = f"{review.state} by {review.decided_by} at {review.decided_at.isoformat(timespec='minutes')}"
+    return said + ("; with an editor's note" if review.note.strip() else "")
 
 
 def status_json(issue_id: str, status: IssueStatus) -> dict[str, Any]:

@@ -132,8 +132,12 @@ def test_hold_then_approve_from_the_command_line(tmp_path: Path) -> None:
     settings = review_site(tmp_path, "send")
     env = {**os.environ, "DIGEST_SECRET": SECRET, "DIGEST_NOW": (FIRE_AT - timedelta(hours=1)).isoformat()}
     args = ["--config", str(settings.config_file)]
+    status = CliRunner().invoke(main, ["status", *args, "--week", "2024-W13"], env=env)
+    assert "  review    not answered yet\n" in status.stdout, status.stdout
     held = CliRunner().invoke(main, ["hold", *args], env=env)
     assert held.exit_code == 0 and "week 2024-W13: held" in held.stdout  # the week the next send sends
+    status = CliRunner().invoke(main, ["status", *args, "--week", "2024-W13"], env=env)
+    assert "  review    held by command line at 2024-04-01T08:00+09:00\n" in status.stdout, status.stdout
     [step] = scheduler.tick(settings, clock=at(0.01))
     assert step.cycle is not None and step.cycle.state == "done" and to_whom(settings) == []
     assert CliRunner().invoke(main, ["approve", *args, "--week", "2024-W13"], env=env).exit_code == 0

@@ -124,9 +124,15 @@ def decide_review(
     return review
 
 
-def review_of(settings: Settings, week_label: str, store: sender.Store) -> Review | None:
+def review_of(settings: Settings, week_label: str, store: sender.Store | None = None) -> Review | None:
     """The owner's answer so far for a week's issue (None: not asked, or not answered)."""
-    return sender.Reviews(store).get(week_label)
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        return sender.Reviews(store).get(week_label)
+    finally:
+        if own:
+            store.close()
 
 
 def waiting_hold(settings: Settings, now_at: datetime) -> str:
