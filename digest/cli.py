@@ -901,6 +901,13 @@ def approve(ctx: Context, week: str | None, note: str | None, note_file: Path | 
     review = pipeline.decide_review(ctx.settings, label, "approve", now_at, by="command line", note=note)
     released = "; released from the hold, the service sends it at its next tick" if held else ""
     out.print(f"week {label}: approved" + ("; with an editor's note" if review.note.strip() else "") + released)
+    if review.note.strip() and ctx.settings.email.empty_week == "skip":
+        issues = pipeline.build(ctx.settings, now_at, pick_week(ctx, now_at, label, None, None)).issues
+        if not any(issue.all_entries for issue in issues.values()):
+            err.print(
+                f"warning: week {label} has no posts so far: with email.empty_week = \"skip\" nothing goes out for it, "
+                "nor the note, unless posts dated in it are published before its send"
+            )
 
 
 @main.command()

@@ -178,6 +178,19 @@ def test_a_review_link_opened_by_a_scanner_changes_nothing(tmp_path: Path, http_
     assert Reviews(settings.db_url).get("2024-W13").state == "pending"  # type: ignore[union-attr]
 
 
+def test_a_note_on_a_week_without_posts_is_said_to_go_nowhere(tmp_path: Path) -> None:
+    """With email.empty_week = "skip" a week without posts sends nothing, so its note shows nowhere: approve
+    says so (it said only "approved; with an editor's note")."""
+    settings = review_site(tmp_path, "send")
+    env = {**os.environ, "DIGEST_SECRET": SECRET, "DIGEST_NOW": (FIRE_AT + timedelta(days=6)).isoformat()}
+    args = ["approve", "--config", str(settings.config_file), "--note", "Quiet week."]
+    result = CliRunner().invoke(main, [*args, "--week", "2024-W14"], env=env)
+    assert result.exit_code == 0 and "week 2024-W14: approved; with an editor's note" in result.stdout
+    assert "warning: week 2024-W14 has no posts so far" in result.stderr
+    result = CliRunner().invoke(main, [*args, "--week", "2024-W13"], env=env)
+    assert result.exit_code == 0 and "warning" not in result.stderr  # the week with a post
+
+
 def test_the_review_page_shows_the_answer_and_the_note_kept(tmp_path: Path, http_server_factory: Any) -> None:
     """The page says what the owner answered so far and shows the note kept, in the box: emptying it removes
     the note (an empty box kept it, though the label said "empty: none"); a post without the box keeps it."""
