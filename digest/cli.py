@@ -905,7 +905,7 @@ def approve(ctx: Context, week: str | None, note: str | None, note_file: Path | 
         issues = pipeline.build(ctx.settings, now_at, pick_week(ctx, now_at, label, None, None)).issues
         if not any(issue.all_entries for issue in issues.values()):
             err.print(
-                f"warning: week {label} has no posts so far: with email.empty_week = \"skip\" nothing goes out for it, "
+                f'warning: week {label} has no posts so far: with email.empty_week = "skip" nothing goes out for it, '
                 "nor the note, unless posts dated in it are published before its send"
             )
 

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
 
@@ -775,3 +776,15 @@ def test_the_advice_for_a_state_database_that_cannot_be_written() -> None:
     assert "owner and permissions" in sqlite_hint("attempt to write a readonly database")
     assert "restore it from a backup" in sqlite_hint("database disk image is malformed")
     assert sqlite_hint("database is locked") == ""  # a rerun does mend that
+
+
+def test_a_confirmation_mail_is_addressed_with_the_readers_name(site: Path) -> None:
+    box = outbox(site)
+    serve(site)
+    code, _, err = invoke(
+        "subscribers", "add", "--site", str(site), "--confirm", "--name", "김지우", "jiwoo@example.kr"
+    )
+    assert code == 0, err
+    (message,) = [m for m in mailbox.Maildir(box, create=False) if "jiwoo@example.kr" in str(m["To"])]
+    to = str(make_header(decode_header(str(message["To"]))))
+    assert to == "김지우 <jiwoo@example.kr>", to

@@ -198,8 +198,10 @@ def _link(settings: Settings, path: str, payload: str, now_at: datetime, purpose
     return sender.link_url(settings.email.public_url or settings.site.base_url, path, token)
 
 
-def _send_notice(settings: Settings, to: str, notice: templater.Notice, now_at: datetime, kind: str) -> SendResult:
-    message = sender.build_notice(settings, to, notice.subject, notice.text, notice.html, now_at, kind=kind)
+def _send_notice(
+    settings: Settings, to: str, notice: templater.Notice, now_at: datetime, kind: str, name: str = ""
+) -> SendResult:
+    message = sender.build_notice(settings, to, notice.subject, notice.text, notice.html, now_at, kind=kind, name=name)
     return sender.send_test_copy(message, transport_factory(settings)())
 
 
@@ -217,7 +219,7 @@ def send_reader_mail(
         link = _link(settings, purpose, request.email, now_at, purpose)
         notice = templater.render_notice(settings, request.mail, request.language, link)
         try:
-            result = _send_notice(settings, request.email, notice, now_at, request.mail)
+            result = _send_notice(settings, request.email, notice, now_at, request.mail, request.name)
         except DigestError:
             roster(settings, store).free_mail_slot(request.email, now_at)
             raise
@@ -238,7 +240,7 @@ def _send_planned_confirmation(
     own = store is None
     store = store or open_store(settings)
     try:
-        reader = Subscriber(email=request.email, language=request.language)
+        reader = Subscriber(email=request.email, name=request.name, language=request.language)
         report = sender.deliver(
             _ConfirmMails(settings, now_at, request.planned),
             [reader],
@@ -663,7 +665,7 @@ class _ConfirmMails:
         link = _link(settings, "confirm", email, self.now_at, "confirm")
         notice = templater.render_notice(settings, "confirm", subscriber.language, link)
         message = sender.build_notice(
-            settings, email, notice.subject, notice.text, notice.html, self.now_at, kind="confirm"
+            settings, email, notice.subject, notice.text, notice.html, self.now_at, kind="confirm", name=subscriber.name
         )
         return replace(message, issue_id=self.issue_id)
 

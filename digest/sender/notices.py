@@ -15,13 +15,13 @@ from digest.sender.signing import DkimSigner
 
 
 def build_notice(
-    settings: Settings, to: str, subject: str, text: str, html: str, now_at: datetime, *, kind: str
+    settings: Settings, to: str, subject: str, text: str, html: str, now_at: datetime, *, kind: str, name: str = ""
 ) -> OutgoingMessage:
     sender, from_address = checks.single_address(settings.email.sender, "from")
     domain = from_address.rsplit("@", 1)[1].lower()
     msg = EmailMessage(policy=SMTP)
     msg["From"] = sender
-    msg["To"] = mailbox("", to)
+    msg["To"] = mailbox(name, to)
     msg["Subject"] = clean(subject)
     msg["Date"] = format_datetime(now_at)
     msg["Message-ID"] = make_msgid(kind, domain)

@@ -82,6 +82,7 @@ class Request:
     email: str
     language: str = ""
     planned: str = ""  # the ledger issue a confirmation was planned under (request(plan=…))
+    name: str = ""  # the reader's name, for the mail's To:
 
 
 class Roster:
@@ -460,7 +461,7 @@ class Roster:
         key = sub.key
         slot_free = sa.or_(s.confirm_mail_at.is_(None), s.confirm_mail_at <= now_at - interval)
         with self.store.begin() as conn:
-            row = conn.execute(sa.select(s.status, s.language).where(s.email == key)).first()
+            row = conn.execute(sa.select(s.status, s.language, s.name).where(s.email == key)).first()
             if row is None:
                 status = Status.UNCONFIRMED if double_opt_in else Status.ACTIVE
                 self._add(conn, sub, now_at, status=status, method=method, source=page, ip=ip)
@@ -473,8 +474,8 @@ class Roster:
                 )
                 self._event(conn, key, now_at, "subscribe", "", _origin(method, page))
                 planned = self._plan(conn, plan, key, now_at)
-                return Request("confirm", key, sub.language, planned)
-            status, language = Status(row[0]), row[1]
+                return Request("confirm", key, sub.language, planned, sub.name)
+            status, language, name = Status(row[0]), row[1], sub.name or str(row[2] or "")
             # Someone who left (or an author's inactive entry) asks again: they confirm again, whatever the
             # store says, and only the confirmation makes them active.
             wants_confirm = status != Status.ACTIVE
@@ -491,8 +492,8 @@ class Roster:
             # on the preference page: anyone can post the form with their address.
             if wants_confirm:
                 planned = self._plan(conn, plan, key, now_at)
-                return Request("confirm", key, sub.language or language, planned)
-            return Request("notice", key, sub.language or language)
+                return Request("confirm", key, sub.language or language, planned, name)
+            return Request("notice", key, sub.language or language, name=name)
 
     def _plan(self, conn: Connection, issue_id: str, key: str, now_at: datetime) -> str:
         """A confirmation mail to `key`, pending in the ledger under `issue_id` (none without one). Not for
