@@ -441,6 +441,7 @@ def test_a_welcome_without_an_issue_speaks_the_readers_language(site: Path) -> N
     assert '<html lang="ko"' in welcome.html and "구독 해지" in welcome.text
     assert "Unsubscribe" not in welcome.text and "View in browser" not in welcome.text
     assert welcome.preheader == "Field Notes 구독을 환영합니다." and "최근 호를 보내 드립니다" not in welcome.text
+    assert welcome.text.splitlines()[0] == "Field Notes" and week.label not in welcome.html  # of no week
     # no Korean archive yet (its links would be 404s): the site's own archive and feeds
     assert welcome.archive_url.endswith("/newsletter/") and "/newsletter/ko/" not in welcome.html + welcome.text
     (settings.output.dir / "ko").mkdir(parents=True)
