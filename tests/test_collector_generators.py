@@ -332,12 +332,15 @@ def test_a_pelican_url_made_from_letters_without_ascii_is_a_warning(
     write(tmp_path, "content/b.md", pelican("Spring news", "2024-01-14", "Category: 소식\n"))
     write(tmp_path, "content/c.md", pelican("봄 소식 둘", "2024-01-14", "Category: notes\nSlug: spring-two\n"))
     write(tmp_path, "content/d.md", pelican("봄 소식 셋", "2024-01-14", "Category: 소식\nURL: spring/three.html\n"))
+    write(tmp_path, "content/e.md", pelican("키보드 리뷰 Keyboard 2", "2024-01-14", "Category: notes\n"))  # mixed
+    write(tmp_path, "content/f.md", pelican("Café Über Notes", "2024-01-14", "Category: notes\n"))  # é is e
     settings = load_settings(site=tmp_path, env=state_env())
     found = collect(settings.site, NOW_AT)
-    assert len(found.entries) == 4
+    assert len(found.entries) == 6
     assert {p.source: p.message.split(",")[0] for p in found.problems} == {
         "content/a.md": "Pelican makes this post's URL from its title",
         "content/b.md": "Pelican makes this post's URL from its category '소식'",
+        "content/e.md": "Pelican makes this post's URL from its title",
     }
     assert all("give the post a `Slug:` in ASCII, or its `URL:`" in p.message for p in found.problems)
 

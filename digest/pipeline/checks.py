@@ -133,7 +133,8 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
         built.append(result)
         problems = result.problems
         detail = f"{result.scanned} files in {len(settings.site.source_dirs)} folder(s); last week has "
-        detail += f"{len(result.issue.entries)} entries; {len(problems)} file(s) skipped"
+        detail += f"{len(result.issue.entries)} entries; {len(problems)} problem(s) (a file skipped, or a post"
+        detail += " kept with a warning)"
         if problems:
             first = problems[0]
             return Finding("posts", "warn", detail, f"first: {first.source}: {first.message}")
