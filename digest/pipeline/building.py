@@ -29,15 +29,7 @@ from digest.models import (
     Week,
 )
 from digest.pipeline._shared import EXAMPLE_SUBSCRIBER, Build
-from digest.pipeline.state import (
-    check_clock,
-    ledger_view,
-    read_carried,
-    read_feed_dates,
-    read_notes,
-    with_feed_ids,
-    with_first_url,
-)
+from digest.pipeline.state import check_clock, ledger_view, with_first_url
 from digest.text import fingerprint, slugify
 
 if TYPE_CHECKING:
@@ -457,9 +449,13 @@ def preview(
     """Build the issue of `week` in `language` as it would be sent now (late arrivals included when the
     ledger exists) and write it, with the feeds and the archive it would give, into the preview folder,
     apart from the published files: a preview never changes what is published."""
-    carried = read_carried(settings, store)
-    settings = with_feed_ids(settings, store)
-    notes = read_notes(settings, store)
+    carried: dict[str, Carried] = {}
+    dated: dict[str, datetime] = {}
+    notes: dict[str, str] = {}
+    with ledger_view(settings, store) as ledger:  # None before any publish or send: a preview makes none
+        if ledger is not None:
+            settings = with_first_url(settings, ledger.feed_id_url())
+            carried, dated, notes = ledger.carried(settings.site.language), ledger.feed_dates(), ledger.notes()
     with cached(settings) as memo:
         result = build(
             settings,
@@ -470,7 +466,7 @@ def preview(
             languages=[language],
             memo=memo,
             history_bodies=False,
-            dated=read_feed_dates(settings, store),
+            dated=dated,
         )
         result = with_notes(result, settings, notes)
         issue = result.issue_of(language)

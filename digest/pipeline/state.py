@@ -180,12 +180,6 @@ def read_carried(
         return ledger.carried(settings.site.language)
 
 
-def read_feed_dates(settings: Settings, store: sender.Store | None = None) -> dict[str, datetime]:
-    """The dates the feeds' entries were last published with ({} when there is no ledger yet)."""
-    with ledger_view(settings, store) as ledger:
-        return {} if ledger is None else ledger.feed_dates()
-
-
 def read_notes(settings: Settings, store: sender.Store | None = None) -> dict[str, str]:
     """{week: the editor's note the owner gave its issue} ({} when there is no ledger yet)."""
     with ledger_view(settings, store) as ledger:
