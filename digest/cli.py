@@ -326,7 +326,8 @@ def print_summary(result: pipeline.Preview, settings: Settings) -> None:
         for line in lines:
             out.print(line)
         if issue.late:
-            out.print(f"{len(issue.late)} late: dated before this week, published after an earlier issue was sent")
+            # not "published after an earlier issue was sent": last week's may not be sent yet (it then takes them)
+            out.print(f"{len(issue.late)} late: dated before this week, in no issue sent so far")
     else:
         mailed = [e for e in result.build.pools.get(issue.language, ()) if week.contains(e.published_at)]
         if mailed:  # dated in it, but carried by an issue planned before (the ledger says which)
