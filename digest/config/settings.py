@@ -65,7 +65,7 @@ class OutputSettings:
     max_html_bytes: int = option(102_000, lambda v: to_pos_int(v) * 1000, key="max_html_kb")
     tag_feeds: bool = option(False, to_bool)  # also write tags/<tag>/atom.xml … for every tag
     # not a config key: the output URL the feeds' entry ids were first made from, kept in the state database
-    # (pipeline.with_feed_ids); "" = `url`
+    # (pipeline.state.with_first_url); "" = `url`
     feed_id_url: str = ""
 
 

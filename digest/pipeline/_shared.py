@@ -80,7 +80,7 @@ class Build:
     history: Mapping[str, tuple[Issue, ...]]  # language key -> the last feed_issues weeks with entries
     problems: tuple[Problem, ...] = ()
     scanned: int = 0
-    # language key -> the latest date its feeds had (sender.read_feed_dates) up to this week: an issue that
+    # language key -> the latest date its feeds had (the ledger's feed_dates table) up to this week: an issue that
     # lost its only post leaves the feeds, whose own date must not go back with it
     floors: Mapping[str, datetime] = field(default_factory=dict)
     # The pools hold entries whose bodies may not be rendered yet (only what an output shows is rendered:

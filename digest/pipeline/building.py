@@ -303,7 +303,7 @@ def with_notes(result: Build, settings: Settings, notes: Mapping[str, str]) -> B
 
 def feed_dates(result: Build) -> dict[str, datetime]:
     """{issue id: its feed entry's date} of every issue the feeds and the archive show: kept after a publish
-    (sender.record_feed_dates) as the floor of the next one."""
+    (LedgerView.record_feed_dates) as the floor of the next one."""
     return {issue.id: issue.updated_at for history in result.history.values() for issue in history}
 
 

@@ -23,7 +23,7 @@ from digest.pipeline.building import (
     write_files,
 )
 from digest.pipeline.readers import record_refusals, send_list
-from digest.pipeline.state import check_clock, open_ledger, open_store, transport_factory, with_feed_ids
+from digest.pipeline.state import check_clock, open_ledger, open_store, transport_factory, with_first_url
 from digest.records import CycleReport, DeliveryReport, IssueRun
 
 if TYPE_CHECKING:
@@ -61,19 +61,20 @@ def run_cycle(
     own_store = store is None
     store = store or open_store(settings)
     try:
+        ledger = sender.StoreView(store)  # read as a publish reads it (pipeline.state.ledger_view)
         if not dry_run:
-            check_clock(settings, sender.StoreView(store), now_at)
-        carried = sender.read_carried(store, settings.site.language)
+            check_clock(settings, ledger, now_at)
+        carried = ledger.carried(settings.site.language)
         published = 0
         if publish and not dry_run:
-            settings = with_feed_ids(settings, store)
+            settings = with_first_url(settings, ledger.feed_id_url())
         with cached(settings) as memo:
-            dated = sender.read_feed_dates(store) if publish and not dry_run else None
+            dated = ledger.feed_dates() if publish and not dry_run else None
             built = build(settings, now_at, week, strict=strict, carried=carried, memo=memo, dated=dated)
-            result = with_notes(built, settings, sender.Reviews(store).notes())
+            result = with_notes(built, settings, ledger.notes())
             if publish and not dry_run:
                 write_files(settings.output.dir, site_files(result, settings, memo=memo))
-                sender.record_feed_dates(store, feed_dates(result), settings.output.url)
+                ledger.record_feed_dates(feed_dates(result), settings.output.url)
                 published = sum(len(h) for h in result.history.values())
         if not dry_run:
             sender.remember_names(store, carried, result.pools)

@@ -186,15 +186,9 @@ def read_notes(settings: Settings, store: sender.Store | None = None) -> dict[st
         return {} if ledger is None else ledger.notes()
 
 
-def with_feed_ids(settings: Settings, store: sender.Store | None = None) -> Settings:
-    """`settings` with the output URL the feeds' ids were first made from (kept by the first publish), when
-    the newsletter has moved since: its feed entries keep their ids. From the state folder's ledger when it
-    exists (a preview never creates one)."""
-    with ledger_view(settings, store) as ledger:
-        return settings if ledger is None else with_first_url(settings, ledger.feed_id_url())
-
-
 def with_first_url(settings: Settings, first: str) -> Settings:
+    """`settings` with the output URL the feeds' ids were first made from (`first`, kept by the first
+    publish), when the newsletter has moved since: its feed entries keep their ids."""
     if not first or first == settings.output.url:
         return settings
     return replace(settings, output=replace(settings.output, feed_id_url=first))

@@ -178,7 +178,7 @@ class Lite:
         return {str(week): str(note) for week, note in self._rows("SELECT week, note FROM reviews WHERE note <> ''")}
 
     def record_feed_dates(self, dated: Mapping[str, datetime], id_url: str = "") -> int:
-        """As sender.record_feed_dates: one transaction, which takes the write lock first (BEGIN IMMEDIATE,
+        """As carried.record_feed_dates: one transaction, which takes the write lock first (BEGIN IMMEDIATE,
         as the Store's transactions)."""
         try:
             self.conn.execute("BEGIN IMMEDIATE")
