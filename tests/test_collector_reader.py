@@ -140,3 +140,39 @@ def test_a_title_written_as_a_yaml_list_reads_as_its_items(tmp_path: Path) -> No
     """`title: [Notes, week 3]` is a YAML list: its items, not Python's text of a list (`['Notes', ...]`)."""
     site = make_site(tmp_path, {"_posts/2021-03-20-a.md": b"---\ntitle: [Notes, week 3]\n---\nbody\n"})
     assert [e.title for e in collect(site, NOW_AT).entries] == ["Notes, week 3"]
+
+
+def test_the_quick_running_log_test_is_the_multiline_pattern() -> None:
+    """maybe_log splits ^[*+-]\\s+\\d{4} (multi-line) in two for speed: it must answer as that pattern."""
+    import random
+    import re
+
+    from digest.collector.reader import maybe_log
+
+    pattern = re.compile(r"^[*+-]\s+\d{4}", re.M)
+    rng = random.Random(7)
+    alphabet = ["\n", "\r", "-", "*", "+", " ", "\t", "\x0b", "1", "2", "a", "오"]
+    seen = set()
+    for _ in range(50_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        expected = pattern.search(text) is not None
+        seen.add(expected)
+        assert maybe_log(text) is expected, repr(text)
+    assert seen == {True, False}
+
+
+def test_characters_xml_cannot_hold_are_found_in_the_bytes() -> None:
+    """The reader skips xml_safe for files whose bytes hold none of the characters it removes."""
+    from digest.collector.reader import _xml_unsafe
+    from digest.text import xml_safe
+
+    for code in [*range(0x20), 0x7F, 0x85, 0xD7FF, 0xE000, 0xFEFF, 0xFFFD, 0xFFFE, 0xFFFF, 0x10000, 0x10FFFF]:
+        text = f"a {chr(code)} 기록"
+        assert _xml_unsafe(text.encode()) is (xml_safe(text) != text), hex(code)
+
+
+def test_a_file_with_noncharacters_is_read_without_them(tmp_path: Path) -> None:
+    site = make_site(tmp_path, {"_posts/2021-03-20-n.md": post("Odd\ufffe title", "2021-03-20", body="Body\uffff here.\n")})
+    (entry,) = collect(site, NOW_AT).entries
+    assert entry.title == "Odd title"
+    assert "\uffff" not in entry.body_html and "Body here." in entry.body_html

@@ -32,12 +32,12 @@ from .crossrefs import PostLinks, Resolver, links_others
 from .layout import Found, Walk, walk
 from .permalink import file_slug
 from .reader import (
-    MAYBE_LOG,
     Kept,
     Post,
     _path_exclusion,
     is_kept,
     keep_read,
+    maybe_log,
     quick_date,
     read_file,
     read_kept,
@@ -439,7 +439,7 @@ def _record(job: _Job, file: Found, stamp: Stamp | None, resolver: Resolver, tz:
 
 
 def _items(body: str, post: Post, tz: ZoneInfo) -> list[LogItem]:
-    return split_items(body, post.published_at, tz) if "---" in body and MAYBE_LOG.search(body) else []
+    return split_items(body, post.published_at, tz) if "---" in body and maybe_log(body) else []
 
 
 def _resolved(site: Site, post: Post, links: PostLinks | None) -> str:

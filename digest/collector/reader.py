@@ -38,7 +38,16 @@ from .runlog import split_items
 MAX_BYTES = 5 * 1024 * 1024
 __all__ = ["MARKDOWN_SUFFIXES", "Post", "Scan", "front_matter", "quick_date", "read_file", "read_post", "scan"]
 DRAFT_FOLDERS = {"_drafts", "drafts", "draft"}
-MAYBE_LOG = re.compile(r"^[*+-]\s+\d{4}", re.M)
+# A line that starts like a running log's dated item, `- 2020.07.04 ...`: the multi-line pattern
+# ^[*+-]\s+\d{4} as two, 4x faster. A pattern that starts with "\n" is looked for with a literal scan, one
+# with a multi-line "^" is tried at every character (0.065 s against 0.015 s on the bodies of 5,000 posts,
+# a tenth of reading them).
+_LOG_LINE = re.compile(r"\n[*+-]\s+\d{4}")
+_LOG_FIRST = re.compile(r"[*+-]\s+\d{4}")
+# What xml_safe removes, as UTF-8 bytes: the C0 controls other than tab, LF and CR (a byte of their own in
+# UTF-8, never part of another character), U+FFFE and U+FFFF. Looked for in the file's bytes (0.02 s for
+# 5,000 posts) so that the regex on the text (0.06 s) runs only for a file that holds one.
+_CONTROL_BYTES = bytes(sorted(set(range(32)) - {9, 10, 13}))
 QUOTES = "'\""
 _DATE_LINE = re.compile(r"^(date|published|pubdate|publishdate|created)[ \t]*[:=][ \t]*(.*?)[ \t]*$", re.M | re.I)
 
@@ -244,7 +253,9 @@ def _split_file(path: str, source: str, size: int) -> _File | Problem:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         return Problem(source, f"not UTF-8 (byte {exc.start}); save the file as UTF-8", line)
-    text = xml_safe(text.replace("\r\n", "\n"))
+    text = text.replace("\r\n", "\n")
+    if _xml_unsafe(data):
+        text = xml_safe(text)
     if not text.strip():
         return Problem(source, "empty file")
     try:
@@ -254,7 +265,17 @@ def _split_file(path: str, source: str, size: int) -> _File | Problem:
     # Pelican headers end at the first blank line; a "Date:" line further down is prose.
     dates = {v for _, v in _DATE_LINE.findall(part.header if part.kind != "other" else part.body.split("\n\n", 1)[0])}
     # Two different date lines (a date and a later publishDate): the full parse decides which one counts.
-    return _File(part, next(iter(dates)) if len(dates) == 1 else None, bool(MAYBE_LOG.search(part.body)))
+    return _File(part, next(iter(dates)) if len(dates) == 1 else None, maybe_log(part.body))
+
+
+def maybe_log(text: str) -> bool:
+    """A line of ``text`` starts like a running log's dated item (a list marker and four digits)."""
+    return _LOG_LINE.search(text) is not None or _LOG_FIRST.match(text) is not None
+
+
+def _xml_unsafe(data: bytes) -> bool:
+    """The UTF-8 ``data`` holds a character xml_safe removes."""
+    return len(data.translate(None, _CONTROL_BYTES)) != len(data) or b"\xef\xbf\xbe" in data or b"\xef\xbf\xbf" in data
 
 
 def _load(part: Split, source: str) -> Document | Problem:
@@ -288,7 +309,7 @@ def _post(site: Site, doc: Document, file: Found) -> Post | Problem | str:
         if published_at is None:
             # A running log with no date of its own is dated by its oldest item: its items keep their own
             # dates, and the log's URL (a pattern with the date in it) stays the same as items are added
-            items = split_items(doc.body, None, tz) if MAYBE_LOG.search(doc.body) else []
+            items = split_items(doc.body, None, tz) if maybe_log(doc.body) else []
             if not items:
                 return "not a post (no date in the front matter or the file name)"
             published_at = min(item.published_at for item in items)
