@@ -4,7 +4,8 @@ in the same run.
 
   digest, first run     `digest preview` with no output and no state folder (nothing cached anywhere)
   digest, second run    the same command again, a new process (whatever the first run left may help)
-  old week              `digest preview --week <a week four years back>`, first and second run
+  old week              `digest preview --week <a week 80 % of the way back>` (200 weeks on 5,000 posts),
+                        first and second run
   rss2email             `r2e run` of a 50-item Atom feed served on 127.0.0.1, digest = True, delivered to a
                         sendmail stand-in that writes the message to a file; rss2email is installed with pip
                         into a side environment in the temporary folder (kept between runs)

@@ -376,7 +376,8 @@ def rate_mode(site: Site, port: int, args: argparse.Namespace, report: Report) -
     source, naive = median(fig.source), median(fig.naive)
     sqlite_rate = median([s.rate for s in fig.sends["sqlite"]])
     report.notes.append(
-        f"rate: {n:,} subscribers in subscribers.yaml, {args.repeat} repetition(s), {args.connections} connections; "
+        f"rate: {n:,} subscribers in subscribers.yaml, {args.repeat} repetition(s) (medians),"
+        f" {args.connections} connections; "
         f"message {site.message_bytes:,} B ({site.html_bytes:,} B HTML);"
         f" naive sender timed over {args.naive:,} messages"
     )
@@ -466,7 +467,9 @@ def signed_mode(site: Site, port: int, args: argparse.Namespace, report: Report)
             rates[kind].append(send.rate)
             log(f"  {kind:<9} {send.rate:7.0f} msgs/s send phase ({send.seconds:.2f} s)")
     signed, unsigned = median(rates["signed"]), median(rates["unsigned"])
-    report.notes.append(f"signed: {n:,} subscribers, DKIM with a 2048-bit RSA key, sqlite ledger")
+    report.notes.append(
+        f"signed: {n:,} subscribers, DKIM with a 2048-bit RSA key, sqlite ledger, medians of {args.repeat}"
+    )
     report.add(
         "digest send, DKIM-signed (msg/s)",
         fmt(signed),

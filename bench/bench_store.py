@@ -4,9 +4,13 @@ subscriber checked against the suppression list, the variants rendered and every
 run sends none and leaves the ledger alone). Each command is its own child process, so its figures are its
 own: peak RSS and CPU time (user + sys) from os.wait4 on its pid.
 
-Targets for the dry run of 100,000: peak RSS <= 150 MB, CPU <= 10 s.
+Targets for the dry run of 100,000: peak RSS <= 150 MB, CPU <= 10 s. The baseline, measured in the same
+run, is the same site with a tenth of the list (10,000): the ratios and the peak's growth between the two
+show what the list itself costs (bench_send.py --modes memory holds that growth to the list's own size for
+subscribers.yaml). A run of another size prints its figures, not a verdict.
 
     python bench/bench_store.py                       # 100,000 subscribers, SQLite, 3 dry runs
+    python bench/bench_store.py --quick               # 2,000 subscribers, 1 dry run
     python bench/bench_store.py --subscribers 20000 --repeat 1
     python bench/bench_store.py --database postgresql+psycopg://postgres@127.0.0.1:54330/bench
 
@@ -39,6 +43,7 @@ WEEK = "2026-W47"
 SECRET = "bench-secret-not-for-production-0123456789"
 TARGET_MB = 150.0
 TARGET_CPU = 10.0
+TARGET_COUNT = 100_000  # the targets are for this many subscribers
 EXPORT_FIELDS = (
     "email", "name", "status", "language", "tags", "format", "origin", "consent_at", "consent_method",
     "consent_source", "created_at", "paused_until",
@@ -144,54 +149,93 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--subscribers", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3, help="dry runs (the median is reported)")
-    parser.add_argument("--database", default="", help="a database URL (default: SQLite in the site's state/)")
-    args = parser.parse_args(argv)
-    env = {**os.environ, "DIGEST_NOW": NOW, "DIGEST_SECRET": SECRET}
-    env.pop("DIGEST_DATABASE_URL", None)
-    load_before = load()
+@dataclass(frozen=True)
+class Measured:
+    count: int
+    statuses: dict[str, int]
+    imported: Run
+    dry: list[Run]
+
+    @property
+    def peak(self) -> float:
+        return statistics.median(r.peak_mb for r in self.dry)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(r.cpu for r in self.dry)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(r.seconds for r in self.dry)
+
+
+def measure(count: int, repeat: int, database: str, env: dict[str, str]) -> Measured:
+    """A new site whose store holds `count` subscribers (imported with the real command), then `repeat`
+    dry runs. Raises RuntimeError when a command fails."""
     with tempfile.TemporaryDirectory(prefix="digest-bench-store-") as tmp:
         root = Path(tmp)
         site = root / "site"
-        write_site(site, args.database)
+        write_site(site, database)
         export = root / "subscribers.csv"
-        statuses = write_export(export, args.subscribers)
-        own_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        try:
-            imported = run(["subscribers", "import", str(export), "--site", str(site), "--json"], env)
-            summary = json.loads(imported.out)
-            assert summary["added"] == args.subscribers, summary
-            dry = [
-                run(["send", "--dry-run", "--week", WEEK, "--site", str(site), "--json"], env)
-                for _ in range(args.repeat)
-            ]
-        except (RuntimeError, AssertionError) as exc:
-            print(f"setup error: {exc}", file=sys.stderr)
-            return 2
-    report = json.loads(dry[-1].out)
-    peak = statistics.median(r.peak_mb for r in dry)
-    cpu = statistics.median(r.cpu for r in dry)
-    wall = statistics.median(r.seconds for r in dry)
+        statuses = write_export(export, count)
+        imported = run(["subscribers", "import", str(export), "--site", str(site), "--json"], env)
+        summary = json.loads(imported.out)
+        if summary["added"] != count:
+            raise RuntimeError(f"the import added {summary['added']} of {count}")
+        dry = [run(["send", "--dry-run", "--week", WEEK, "--site", str(site), "--json"], env) for _ in range(repeat)]
+    return Measured(count, statuses, imported, dry)
+
+
+def verdict(ok: bool, count: int) -> str:
+    return ("PASS" if ok else "FAIL") if count == TARGET_COUNT else f"n/a (the target is for {TARGET_COUNT:,})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, default=TARGET_COUNT)
+    parser.add_argument("--repeat", type=int, default=3, help="dry runs (the median is reported)")
+    parser.add_argument("--database", default="", help="a database URL (default: SQLite in the site's state/)")
+    parser.add_argument("--quick", action="store_true", help="2,000 subscribers, 1 dry run (a smoke run)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.subscribers, args.repeat = 2_000, 1
+    env = {**os.environ, "DIGEST_NOW": NOW, "DIGEST_SECRET": SECRET}
+    env.pop("DIGEST_DATABASE_URL", None)
+    load_before = load()
+    own_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        base = measure(max(1, args.subscribers // 10), args.repeat, args.database, env)
+        full = measure(args.subscribers, args.repeat, args.database, env)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        print(f"setup error: {exc}", file=sys.stderr)
+        return 2
+    report = json.loads(full.dry[-1].out)
     database = args.database.split("@")[-1] if args.database else "SQLite"
     print(f"\n{args.subscribers:,} subscribers in the store ({database}): " + ", ".join(
-        f"{n:,} {s}" for s, n in sorted(statuses.items())
+        f"{n:,} {s}" for s, n in sorted(full.statuses.items())
     ))  # fmt: skip
-    print(f"load average before {load_before}, after {load()}; this script's own peak RSS {own_mb:.1f} MB\n")
-    print("| measure | value | target | result |\n| --- | ---: | --- | --- |")
+    print(f"load average before {load_before}, after {load()}; this script's own peak RSS {own_mb:.1f} MB")
+    print(f"medians of {len(full.dry)} dry run(s) each; baseline: the same site with {base.count:,} subscribers\n")
+    print(f"| measure | {full.count:,} | baseline {base.count:,} | ratio | target | result |")
+    print("| --- | ---: | ---: | ---: | --- | --- |")
     print(
-        f"| `digest subscribers import` once: wall / CPU / peak RSS | {imported.seconds:.1f} s / "
-        f"{imported.cpu:.1f} s / {imported.peak_mb:.1f} MB | | |"
+        f"| `digest subscribers import` once: wall / CPU / peak RSS | {full.imported.seconds:.1f} s / "
+        f"{full.imported.cpu:.1f} s / {full.imported.peak_mb:.1f} MB | {base.imported.seconds:.1f} s / "
+        f"{base.imported.cpu:.1f} s / {base.imported.peak_mb:.1f} MB | | | |"
     )
-    print(f"| `digest send --dry-run`, wall (median of {len(dry)}) | {wall:.2f} s | | |")
-    print(f"| `digest send --dry-run`, CPU user+sys | {cpu:.2f} s | ≤ {TARGET_CPU:.0f} s | "
-          f"{'PASS' if cpu <= TARGET_CPU else 'FAIL'} |")  # fmt: skip
-    print(f"| `digest send --dry-run`, peak RSS | {peak:.1f} MB | ≤ {TARGET_MB:.0f} MB | "
-          f"{'PASS' if peak <= TARGET_MB else 'FAIL'} |")  # fmt: skip
+    dry = "`digest send --dry-run`"
+    cpu_ok, peak_ok = verdict(full.cpu <= TARGET_CPU, full.count), verdict(full.peak <= TARGET_MB, full.count)
+    print(f"| {dry}, wall | {full.wall:.2f} s | {base.wall:.2f} s | {full.wall / base.wall:.1f}× | | |")
+    print(f"| {dry}, CPU user+sys | {full.cpu:.2f} s | {base.cpu:.2f} s | {full.cpu / base.cpu:.1f}× | "
+          f"≤ {TARGET_CPU:.0f} s | {cpu_ok} |")  # fmt: skip
+    print(f"| {dry}, peak RSS | {full.peak:.1f} MB | {base.peak:.1f} MB | {full.peak / base.peak:.2f}× | "
+          f"≤ {TARGET_MB:.0f} MB | {peak_ok} |")  # fmt: skip
+    print(f"| {dry}, peak growth from the baseline | {full.peak - base.peak:+.1f} MB | | | | |")
     print(f"\nthe dry run built {report['sent']:,} messages and skipped {report['skipped']:,}")
-    print("runs: " + "; ".join(f"{r.seconds:.2f} s wall, {r.cpu:.2f} s CPU, {r.peak_mb:.1f} MB" for r in dry))
+    for m in (base, full):
+        print(f"runs with {m.count:,}: " + "; ".join(
+            f"{r.seconds:.2f} s wall, {r.cpu:.2f} s CPU, {r.peak_mb:.1f} MB" for r in m.dry
+        ))  # fmt: skip
     return 0
 
 
