@@ -648,24 +648,10 @@ def _kill_rows(
 def list_size_child(path: Path) -> None:
     """Runs in its own interpreter: the size of the subscriber list `digest send` holds (the tuple of
     Subscriber objects the loader returns and everything only they reference), as JSON."""
-    import gc
-    import types
-
     from digest.config import load_subscribers
 
     subs = load_subscribers(path)
-    gc.collect()
-    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
-    seen: set[int] = set()
-    size, stack = 0, [subs]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, skip):
-            continue
-        seen.add(id(obj))
-        size += sys.getsizeof(obj)
-        stack.extend(gc.get_referents(obj))
-    print(json.dumps({"count": len(subs), "list_mb": size / 2**20}))
+    print(json.dumps({"count": len(subs), "list_mb": _run.graph_mb(subs)}))
 
 
 def memory_mode(site: Site, args: argparse.Namespace, report: Report) -> None:
