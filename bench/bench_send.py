@@ -654,6 +654,9 @@ def list_size_child(path: Path) -> None:
     print(json.dumps({"count": len(subs), "list_mb": _run.graph_mb(subs)}))
 
 
+MEASURES = {"peak": "maxrss_mb", "hwm": "hwm_mb", "cpu": "cpu", "wall": "wall"}  # of a run, for memory_mode
+
+
 def memory_mode(site: Site, args: argparse.Namespace, report: Report) -> None:
     sizes = [int(x) for x in args.memory_sizes.split(",") if x.strip()]
     runs: list[dict[str, Any]] = []
@@ -661,26 +664,27 @@ def memory_mode(site: Site, args: argparse.Namespace, report: Report) -> None:
         name = site.subscribers(count)
         config = site.config(f"memory-{count}.toml", 25, name)
         log(f"memory: digest send --dry-run with {count:,} subscribers in {name}")
-        with site.database("sqlite") as db:
-            cmd = _run.digest_command() + ["--config", str(config), "send", "--dry-run", "--week", WEEK, "--json"]
-            ran = _run.run(cmd, env=site.env(db), sample_memory=True).check("digest send --dry-run", ok=(0, 3))
-        sent = json.loads(ran.stdout.strip().splitlines()[-1])["sent"]
+        cmd = _run.digest_command() + ["--config", str(config), "send", "--dry-run", "--week", WEEK, "--json"]
+        each = []
+        for _ in range(args.repeat):
+            with site.database("sqlite") as db:
+                ran = _run.run(cmd, env=site.env(db), sample_memory=True).check("digest send --dry-run", ok=(0, 3))
+            each.append(ran)
+            log(f"  peak {ran.maxrss_mb:.1f} MB (VmHWM {ran.hwm_mb:.1f}), {ran.cpu:.1f} s CPU, {ran.wall:.1f} s")
+        sent = json.loads(each[-1].stdout.strip().splitlines()[-1])["sent"]
         child = [sys.executable, str(Path(__file__).resolve()), "--list-size-child", str(site.root / name)]
         sized = json.loads(_run.run(child).check("the list-size helper").stdout)
         runs.append(
-            {"count": count, "sent": sent, "peak": ran.maxrss_mb, "hwm": ran.hwm_mb, "cpu": ran.cpu, "wall": ran.wall}
-            | {"list": sized["list_mb"]}
+            {"count": count, "sent": sent, "list": sized["list_mb"]}
+            | {key: median([getattr(r, attr) for r in each]) for key, attr in MEASURES.items()}
         )
-        log(
-            f"  peak {ran.maxrss_mb:.1f} MB (VmHWM {ran.hwm_mb:.1f}), {ran.cpu:.1f} s CPU, {ran.wall:.1f} s;"
-            f" list {sized['list_mb']:.1f} MB; built {sent:,}"
-        )
+        log(f"  list {sized['list_mb']:.1f} MB; built {sent:,}")
     base = runs[0]
     report.notes.append(
         "memory: real `digest send --dry-run` (loads and validates subscribers.yaml, plans, builds every "
-        f"message, sends none); peak RSS from wait4, one run per size; 1 subscriber: {base['peak']:.1f} MB "
-        f"peak, {base['cpu']:.1f} s CPU (start-up and the issue); this process's own peak then "
-        f"{_run.own_peak_mb():.0f} MB"
+        f"message, sends none); peak RSS from wait4, medians of {args.repeat} runs per size; "
+        f"1 subscriber: {base['peak']:.1f} MB peak, {base['cpu']:.1f} s CPU (start-up and the issue); "
+        f"this process's own peak then {_run.own_peak_mb():.0f} MB"
     )
     for r in runs[1:]:
         k = _k(r["count"])
