@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import logging
 import os
 import pickle
@@ -39,15 +40,47 @@ _BULK = frozenset({"post"})
 LOG = logging.getLogger("digest.cache")
 
 
+# The libraries whose output a cached rendering holds (Markdown, templates, CSS inlining, HTML cleaning,
+# feeds, front matter, image sizes): a new version of any of them may render differently.
+RENDERING_LIBRARIES = (
+    "markdown_it", "mdit_py_plugins", "linkify_it", "jinja2", "markupsafe", "premailer", "cssutils", "cssselect",
+    "lxml", "lxml_html_clean", "feedgen", "frontmatter", "yaml", "imagesize",
+)  # fmt: skip
+
+
+def library_folders() -> list[Path]:
+    """The folders the rendering libraries are installed in (a virtual environment's site-packages, the
+    system's): found without importing them."""
+    folders = set()
+    for name in RENDERING_LIBRARIES:
+        with contextlib.suppress(ImportError, ValueError):
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.origin:
+                origin = Path(spec.origin).parent
+                folders.add(origin.parent if spec.submodule_search_locations is not None else origin)
+    return sorted(folders)
+
+
+def installed(folder: Path) -> list[str]:
+    """The distributions installed in `folder`, by the names of their metadata folders (name and version:
+    `markdown_it_py-3.0.0.dist-info`)."""
+    with contextlib.suppress(OSError):
+        return sorted(e.name for e in os.scandir(folder) if e.name.endswith((".dist-info", ".egg-info")))
+    return []
+
+
 @functools.cache
 def code_version() -> str:
     """What digest's own code is: its version (digest.__version__, from the name of the installed
     distribution's metadata folder beside the package, or a source tree's PKG-INFO) and every module and
-    built-in template by name, size and time. An upgrade (pip writes new files and a new metadata folder)
-    or an edit of a checkout changes it; importlib.metadata would find the same version by scanning every
-    folder of sys.path, which costs more than the rest of a cached preview's start."""
+    built-in template by name, size and time, and the versions installed beside the libraries that render
+    (any `pip install` there). An upgrade (pip writes new files and a new metadata folder) or an edit of a
+    checkout changes it; importlib.metadata would find the same versions by scanning every folder of
+    sys.path, which costs more than the rest of a cached preview's start."""
     package = Path(__file__).resolve().parent
     stamps = [f"{FORMAT}", sys.version]
+    for folder in library_folders():
+        stamps += [f"{folder}:{name}" for name in installed(folder)]
     with contextlib.suppress(OSError):
         for entry in os.scandir(package.parent):
             if (

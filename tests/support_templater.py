@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -166,3 +168,11 @@ class DictMemo:
 
     def put(self, kind: str, key: str, value: object) -> None:
         self.rows[(kind, key)] = value
+
+
+def png(path: Path, width: int, height: int) -> None:
+    """A real PNG header (what imagesize reads) with a 1-pixel-row body."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk)))

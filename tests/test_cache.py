@@ -26,6 +26,7 @@ import pytest
 from digest import pipeline
 from digest.cache import Cache
 from digest.config import load_settings
+from tests.support_templater import png
 
 NOW = "2026-11-23T09:00:00+09:00"  # week 2026-W47 has just ended
 WEEK = "2026-W47"
@@ -259,6 +260,111 @@ def test_an_upgrade_empties_the_cache(site: Path) -> None:
     done = preview(site)
     assert warnings(done) == []
     assert "CACHED" not in shown(site) and "Alpha words." in shown(site)
+
+
+def test_a_replaced_image_gives_the_email_its_new_width(site: Path, tmp_path: Path) -> None:
+    """An email gives a site image its own width, read from the file: a cached email must not outlive the
+    file it was measured from (the text of the post is the same)."""
+    png(site / "images" / "shot.png", 400, 100)
+    (site / "posts" / "2026-11-19-photo.md").write_text(
+        post_text("Photo", "2026-11-19 10:00", "![shot](/images/shot.png)"), "utf-8"
+    )
+    preview(site)
+    email = site / "_digest" / "preview" / "email.html"
+    assert 'width="400"' in email.read_text("utf-8")
+    png(site / "images" / "shot.png", 250, 100)
+    preview(site)
+    assert 'width="250"' in email.read_text("utf-8") and 'width="400"' not in email.read_text("utf-8")
+    assert output(site) == fresh_output(site, tmp_path)
+
+
+def test_a_template_edited_back_to_its_old_size_and_time_is_seen(site: Path) -> None:
+    """`cp -p`, `rsync -t` or a backup put back: the same size and modification time, other words."""
+    css = site / "templates" / "email.css"
+    css.write_text("body { background-color: #123456; }\n", "utf-8")
+    preview(site)
+    assert "#123456" in (site / "_digest" / "preview" / "email.html").read_text("utf-8")
+    before = css.stat()
+    css.write_text("body { background-color: #654321; }\n", "utf-8")
+    os.utime(css, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (css.stat().st_size, css.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    preview(site)
+    html = (site / "_digest" / "preview" / "email.html").read_text("utf-8")
+    assert "#654321" in html and "#123456" not in html
+
+
+def test_a_template_included_from_a_folder_two_levels_down_is_watched(site: Path, tmp_path: Path) -> None:
+    part = site / "templates" / "parts" / "deep" / "foot.j2"
+    part.parent.mkdir(parents=True)
+    part.write_text("FOOTER-ONE", "utf-8")
+    (site / "templates" / "email.txt.j2").write_text(
+        "{% for e in entries %}{{ e.title }}\n{% endfor %}{% include 'parts/deep/foot.j2' %}\n{{ unsubscribe_url }}\n",
+        "utf-8",
+    )
+    preview(site)
+    text = site / "_digest" / "preview" / "email.txt"
+    assert "FOOTER-ONE" in text.read_text("utf-8")
+    part.write_text("FOOTER-TWO", "utf-8")
+    preview(site)
+    assert "FOOTER-TWO" in text.read_text("utf-8")
+    assert output(site) == fresh_output(site, tmp_path)
+
+
+def test_a_template_folder_checked_out_again_keeps_the_cache(site: Path) -> None:
+    """The same template files with new times and inodes (a fresh clone in a weekly job that keeps its
+    state folder): nothing is rendered again."""
+    (site / "templates" / "email.css").write_text("body { color: #222222; }\n", "utf-8")
+    preview(site)
+    path = cache_file(site)
+    with sqlite3.connect(path) as db:
+        before = dict(db.execute("SELECT kind || ' ' || key, value FROM pieces WHERE kind = 'email'").fetchall())
+    aside = site.parent / "templates-copy"
+    shutil.copytree(site / "templates", aside)
+    shutil.rmtree(site / "templates")
+    shutil.move(aside, site / "templates")
+    for path_ in (site / "templates").rglob("*"):
+        os.utime(path_, (path_.stat().st_atime + 3600, path_.stat().st_mtime + 3600))
+    preview(site)
+    with sqlite3.connect(path) as db:
+        after = dict(db.execute("SELECT kind || ' ' || key, value FROM pieces WHERE kind = 'email'").fetchall())
+    assert before and after == before
+
+
+def test_a_new_version_of_a_rendering_library_changes_the_code_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Markdown, templates, CSS inlining: a library upgraded beside digest may render differently, so the
+    cache made with the old one is emptied (as for a new digest)."""
+    import digest.cache as cache_module
+
+    lib = tmp_path / "lib"
+    (lib / "fakerenderer").mkdir(parents=True)
+    (lib / "fakerenderer" / "__init__.py").write_text("", "utf-8")
+    (lib / "fakerenderer-1.0.dist-info").mkdir()
+    monkeypatch.syspath_prepend(str(lib))
+    monkeypatch.setattr(cache_module, "RENDERING_LIBRARIES", ("fakerenderer",))
+    cache_module.code_version.cache_clear()
+    try:
+        assert cache_module.library_folders() == [lib]
+        first = cache_module.code_version()
+        (lib / "fakerenderer-1.0.dist-info").rename(lib / "fakerenderer-1.1.dist-info")
+        cache_module.code_version.cache_clear()
+        assert cache_module.code_version() != first
+    finally:
+        cache_module.code_version.cache_clear()
+
+
+def test_the_real_rendering_libraries_are_found_where_they_are_installed() -> None:
+    import markdown_it
+    import premailer
+
+    from digest.cache import installed, library_folders
+
+    folders = library_folders()
+    for module in (markdown_it, premailer):
+        assert Path(module.__file__ or "").resolve().parent.parent in [f.resolve() for f in folders]
+    names = [name for folder in folders for name in installed(folder)]
+    assert any(name.lower().startswith("markdown_it_py-") for name in names), names
 
 
 @pytest.mark.parametrize("version", ["0.1.0", "0.2.0"])

@@ -172,7 +172,9 @@ def test_characters_xml_cannot_hold_are_found_in_the_bytes() -> None:
 
 
 def test_a_file_with_noncharacters_is_read_without_them(tmp_path: Path) -> None:
-    site = make_site(tmp_path, {"_posts/2021-03-20-n.md": post("Odd\ufffe title", "2021-03-20", body="Body\uffff here.\n")})
+    site = make_site(
+        tmp_path, {"_posts/2021-03-20-n.md": post("Odd\ufffe title", "2021-03-20", body="Body\uffff here.\n")}
+    )
     (entry,) = collect(site, NOW_AT).entries
     assert entry.title == "Odd title"
     assert "\uffff" not in entry.body_html and "Body here." in entry.body_html

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import lxml.html
 import pytest
 
 from digest.templater.bodies import EMAIL_COLUMN_PX, prepare
-from tests.support_templater import POST_URL, make_site
+from tests.support_templater import POST_URL, make_site, png
 
 
 def ready(body: str, *, email: bool = True, drop_toc: bool = True, root: Path | None = None) -> str:
@@ -76,14 +74,6 @@ def test_the_archive_keeps_what_the_post_has() -> None:
     assert ready(body, email=False) == body
 
 
-def png(path: Path, width: int, height: int) -> None:
-    """A real PNG header (what imagesize reads) with a 1-pixel-row body."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk)))
-
-
 @pytest.mark.parametrize(
     ("img", "width", "height"),
     [
@@ -107,6 +97,16 @@ def test_every_email_image_has_a_width_within_the_column(
     png(tmp_path / "_posts" / "beside.png", 120, 80)
     ((tag, attrs),) = tags(ready(img, root=tmp_path))
     assert (attrs.get("width"), attrs.get("height")) == (width, height)
+
+
+def test_a_replaced_image_is_measured_again_in_the_same_process(tmp_path: Path) -> None:
+    """The weekly service renders for years in one process: an image file replaced under the same name
+    gives the next email its new width (the same body, the same post)."""
+    img = '<img src="https://blog.example.org/images/shot.png">'
+    png(tmp_path / "images" / "shot.png", 400, 100)
+    assert tags(ready(img, root=tmp_path))[0][1]["width"] == "400"
+    png(tmp_path / "images" / "shot.png", 250, 100)
+    assert tags(ready(img, root=tmp_path))[0][1]["width"] == "250"
 
 
 TOCS = [

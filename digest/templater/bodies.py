@@ -13,7 +13,6 @@ site, else the column).
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import lxml.html
@@ -23,6 +22,7 @@ from lxml.html import defs
 from lxml_html_clean import Cleaner
 
 from digest.models import Site
+from digest.templater.images import fragment_images, image_width
 from digest.text import is_toc_heading, strip_controls
 
 EMAIL_COLUMN_PX = 552  # the 600px container less the entry cell's 24px padding on each side
@@ -129,37 +129,6 @@ def _is_link_list(element: lxml.html.HtmlElement, page_url: str, root: lxml.html
     return True
 
 
-def _local_image(src: str, site: Site, source: str) -> Path | None:
-    """The file behind an image URL of the site itself: in the site folder, Hugo's static/, or beside
-    the post (page bundles)."""
-    base = urlsplit(site.base_url)
-    parts = urlsplit(src)
-    if parts.netloc != base.netloc or not parts.path.startswith(base.path):
-        return None
-    rel = unquote(parts.path[len(base.path) :]).lstrip("/")
-    if not rel or ".." in rel.split("/"):
-        return None
-    beside = (site.root / source).parent / rel.rsplit("/", 1)[-1]
-    for candidate in (site.root / rel, site.root / "static" / rel, beside):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-@functools.lru_cache(maxsize=512)
-def _image_width(src: str, site: Site, source: str) -> int | None:
-    path = _local_image(src, site, source)
-    if path is None:
-        return None
-    import imagesize  # on first use: it brings urllib.request and ssl, which a cached run never needs
-
-    try:
-        width, _ = imagesize.get(str(path))
-    except (OSError, ValueError):
-        return None
-    return int(width) if width and width > 0 else None
-
-
 def _number(value: str | None) -> int | None:
     text = (value or "").strip().removesuffix("px")
     return int(text) if text.isdigit() and int(text) > 0 else None
@@ -168,7 +137,7 @@ def _number(value: str | None) -> int | None:
 def _fit_images(root: lxml.html.HtmlElement, site: Site, source: str) -> None:
     """A `width` on every image, never wider than the column; the height follows when it was given."""
     for img in root.iter("img"):
-        width = _number(img.get("width")) or _image_width(img.get("src", ""), site, source)
+        width = _number(img.get("width")) or image_width(img.get("src", ""), site, source)
         height = _number(img.get("height")) if _number(img.get("width")) else None
         if width is None or width > EMAIL_COLUMN_PX:
             if width and height:
@@ -200,12 +169,21 @@ def _finish(root: lxml.html.HtmlElement, page_url: str, title: str) -> None:
             link.set("href", page_url.split("#", 1)[0] + href)
 
 
+def prepare(fragment: str, page_url: str, title: str, *, drop_toc: bool, email: bool, site: Site, source: str) -> str:
+    """`fragment` (an entry's body or summary) ready for the archive and feeds, or with `email` for a
+    mail client. Cached: the size guard renders an issue several times; for an email, while the site's
+    image files it shows are unchanged (their widths are read from them)."""
+    images = fragment_images(fragment, site, source) if email else ()
+    return _prepare(fragment, page_url, title, drop_toc=drop_toc, email=email, site=site, source=source, images=images)
+
+
 # 4,096: a publish of 500 issues prepares 2,000 fragments for the feeds, then the same for the archive
 # pages; a smaller cache was emptied by the feeds before the pages asked.
 @functools.lru_cache(maxsize=4096)
-def prepare(fragment: str, page_url: str, title: str, *, drop_toc: bool, email: bool, site: Site, source: str) -> str:
-    """`fragment` (an entry's body or summary) ready for the archive and feeds, or with `email` for a
-    mail client. Cached: the size guard renders an issue several times."""
+def _prepare(
+    fragment: str, page_url: str, title: str, *, drop_toc: bool, email: bool, site: Site, source: str, images: object
+) -> str:
+    # `images` is not read here: it is part of the key, so a replaced image file makes another entry.
     if not fragment.strip():
         return fragment
     root = lxml.html.fragment_fromstring(strip_controls(fragment), create_parent="div")

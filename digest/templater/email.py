@@ -22,6 +22,7 @@ from digest.models import (
 )
 from digest.templater.context import base_context, issue_url, output_url, with_bodies
 from digest.templater.env import names_in, render, render_string
+from digest.templater.images import images_key
 from digest.templater.keys import issue_key, settings_key
 from digest.templater.labels import labels_for
 from digest.templater.text import render_text
@@ -136,7 +137,7 @@ def render_email(
     """
     if memo is None:
         return _render_email(issue, settings, summarize, subject, extra_context)
-    key = fingerprint(settings_key(settings), issue_key(issue), summarize, subject, extra_context)
+    key = fingerprint(settings_key(settings), issue_key(issue), images_key(issue), summarize, subject, extra_context)
     slot = fingerprint(issue.id, [e.id for e in issue.all_entries], summarize, subject, extra_context)
     kept = memo.get("email", slot)
     if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == key and isinstance(kept[1], RenderedIssue):

@@ -7,6 +7,7 @@ site config, what it links to), to the settings the templater reads, or to a tem
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import weakref
 from pathlib import Path
@@ -55,24 +56,55 @@ def _forget(slot: int, _gone: object) -> None:
         del _ISSUE_KEYS[slot]
 
 
-def _stamps(folder: Path, depth: int = 1) -> list[tuple[str, int, int]]:
-    found: list[tuple[str, int, int]] = []
+# A template file's digest by its path and stamp (size, modification and change time, inode): read again
+# only when the file may have changed, in the weekly service too.
+_DIGESTS: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+
+
+def _digest(path: str, st: os.stat_result) -> str:
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    kept = _DIGESTS.get(path)
+    if kept is not None and kept[0] == stamp:
+        return kept[1]
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    _DIGESTS[path] = (stamp, digest)
+    return digest
+
+
+def _stamps(
+    folder: Path, depth: int | None = None, seen: frozenset[tuple[int, int]] = frozenset()
+) -> list[tuple[str, str]]:
+    """Every file under `folder` (`depth` levels of subfolders; None: all) by name and by what it holds: an
+    edit that keeps the size and time (`cp -p`, `rsync -t`, a backup put back) is seen, and a fresh checkout
+    of the same files keeps what was rendered. A folder that links back to one above it is entered once."""
+    found: list[tuple[str, str]] = []
     try:
+        here = os.stat(folder)
         listing = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         return found
+    seen = seen | {(here.st_dev, here.st_ino)}
     for item in listing:
-        if item.is_dir() and depth > 0:
-            found += [(f"{item.name}/{n}", s, t) for n, s, t in _stamps(Path(item.path), depth - 1)]
-        elif item.is_file():
-            st = item.stat()
-            found.append((item.name, st.st_size, st.st_mtime_ns))
+        try:
+            if item.is_dir():
+                if depth is not None and depth <= 0:
+                    continue
+                inner = os.stat(item.path)
+                if (inner.st_dev, inner.st_ino) in seen:
+                    continue
+                below = _stamps(Path(item.path), None if depth is None else depth - 1, seen)
+                found += [(f"{item.name}/{name}", digest) for name, digest in below]
+            elif item.is_file():
+                found.append((item.name, _digest(item.path, item.stat())))
+        except OSError:
+            continue
     return found
 
 
 def settings_key(settings: Settings) -> str:
-    """The settings and the template files a rendering can read: the built-in templates and the user's
-    folder (with its language subfolders), by name, size and modification time."""
+    """The settings and the template files a rendering can read: the built-in templates and every file
+    under the user's folder (language subfolders, folders of included parts), by name and content."""
     folder = settings.output.templates
     user = _stamps(folder) if folder is not None else []
     return fingerprint(
