@@ -178,3 +178,21 @@ def test_a_file_with_noncharacters_is_read_without_them(tmp_path: Path) -> None:
     (entry,) = collect(site, NOW_AT).entries
     assert entry.title == "Odd title"
     assert "\uffff" not in entry.body_html and "Body here." in entry.body_html
+
+
+def test_a_long_running_process_sees_an_edit_that_puts_the_old_time_back(tmp_path: Path) -> None:
+    """The weekly service keeps what it read of each file while the file is unchanged: an edit of the same
+    size whose modification time is put back (`cp -p`, `rsync -t`, `touch -r`) changes the file's change
+    time, and the next collect reads it again."""
+    import os
+
+    site = make_site(tmp_path, {"_posts/2021-03-20-a.md": post("Same size", "2021-03-20", body="Words one.\n")})
+    path = site.root / "_posts" / "2021-03-20-a.md"
+    (first,) = collect(site, NOW_AT).entries
+    assert "Words one." in first.body_html
+    before = path.stat()
+    path.write_text(post("Same size", "2021-03-20", body="Words two.\n"), "utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    (again,) = collect(site, NOW_AT).entries
+    assert "Words two." in again.body_html

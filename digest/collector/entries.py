@@ -34,6 +34,7 @@ from .permalink import file_slug
 from .reader import (
     Kept,
     Post,
+    Stamp,
     _path_exclusion,
     is_kept,
     keep_read,
@@ -42,14 +43,13 @@ from .reader import (
     read_file,
     read_kept,
     read_post,
+    stamp_of,
 )
 from .runlog import LogItem, split_items
 from .urls import categories, entry_language, post_url, tags, unwritable_in_url
 
 if TYPE_CHECKING:
     from .links import Linker
-
-Stamp = tuple[int, int, int, int]  # size, mtime, ctime (ns), inode: any write, rename or copy changes one
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def collect(
 
 def _read_here(file: Found, stamp: Stamp | None) -> bool:
     """This process read the file as it is now (a long-running one without a memo)."""
-    return stamp is not None and is_kept(file.path, (stamp[1], stamp[0]))
+    return stamp is not None and is_kept(file.path, stamp)
 
 
 @dataclass(frozen=True)
@@ -345,10 +345,9 @@ def _keep(key: str, revision: str, body: Body, memo: Memo | None) -> Body:
 
 def _stamp(path: str) -> Stamp | None:
     try:
-        st = os.stat(path)
+        return stamp_of(os.stat(path))
     except OSError:
         return None
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def _cached(
@@ -375,7 +374,7 @@ def _cached(
 def _record(job: _Job, file: Found, stamp: Stamp | None, resolver: Resolver, tz: ZoneInfo) -> Read:
     """What ``file`` gives, and the post and its URL when it is one."""
     site, site_key, files_key, low, cut = job.site, job.site_key, job.files_key, job.low, job.cut
-    info = read_file(file.path, file.source, (stamp[1], stamp[0]) if stamp is not None else None)
+    info = read_file(file.path, file.source, stamp)
     stamp = stamp or (0, 0, 0, 0)
     if isinstance(info, Problem):
         return _Record(stamp, site_key, problem=info), None, ""

@@ -10,7 +10,8 @@ cannot be read. Jekyll's front matter ``defaults`` are merged under each file's 
 
 Speed: when a window start (``since_at``) is given, a file whose date line shows it is older than the window
 and that cannot be a running log is not parsed any further, so problems are reported only for files that
-could belong to the window. Parsed files are cached by (mtime, size) for long-running processes.
+could belong to the window. Parsed files are cached by their stamp (size, times, inode) for long-running
+processes.
 """
 
 from __future__ import annotations
@@ -64,9 +65,9 @@ class _File:
     outcome: tuple[Site, Post | Problem | str] | None = None
 
 
-# Files by path, reused while (mtime, size) are unchanged: the warm path of a long-running process
+# Files by path, reused while their stamp (size, times, inode) is unchanged: the warm path of a long-running process
 # (scheduler, `preview --serve`) re-reads only what changed.
-_CACHE: dict[str, tuple[tuple[int, int], _File | Problem]] = {}
+_CACHE: dict[str, tuple[tuple[int, int, int, int], _File | Problem]] = {}
 
 
 @dataclass(frozen=True)
@@ -195,19 +196,28 @@ def _path_exclusion(source: str, in_folder: str, ignore: list[re.Pattern[str]]) 
     return None
 
 
-def read_file(path: str, source: str, stamp: tuple[int, int] | None = None) -> _File | Problem:
+Stamp = tuple[int, int, int, int]  # size, modification and change time in ns, inode: a file as last seen
+
+
+def stamp_of(info: os.stat_result) -> Stamp:
+    """A file's stamp: an edit that keeps the size and puts the old modification time back (`cp -p`,
+    `rsync -t`, `touch -r`) still gives a new change time."""
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
+def read_file(path: str, source: str, stamp: Stamp | None = None) -> _File | Problem:
     """The file cut into front matter and body (not parsed yet), or why it cannot be read. ``stamp``:
-    its (mtime in ns, size) when the caller has just looked (one stat less per file)."""
+    its stamp_of when the caller has just looked (one stat less per file)."""
     return _read(path, source, stamp)
 
 
-def is_kept(path: str, stamp: tuple[int, int]) -> bool:
-    """True when the file at ``path`` was read here at this (mtime in ns, size)."""
+def is_kept(path: str, stamp: Stamp) -> bool:
+    """True when the file at ``path`` was read here at this stamp."""
     cached = _CACHE.get(path)
     return cached is not None and cached[0] == stamp
 
 
-Kept = tuple[tuple[int, int], "_File | Problem"]  # (mtime in ns, size) and what the file gave
+Kept = tuple[Stamp, "_File | Problem"]  # the file's stamp and what it gave
 
 
 def read_kept(path: str) -> Kept | None:
@@ -220,17 +230,16 @@ def keep_read(path: str, kept: Kept) -> None:
     _CACHE[path] = kept
 
 
-def _read(path: str, source: str, stamp: tuple[int, int] | None = None) -> _File | Problem:
+def _read(path: str, source: str, stamp: Stamp | None = None) -> _File | Problem:
     if stamp is None:
         try:
-            info = os.stat(path)
+            stamp = stamp_of(os.stat(path))
         except OSError as exc:
             return Problem(source, f"cannot read the file: {exc.strerror}")
-        stamp = (info.st_mtime_ns, info.st_size)
     cached = _CACHE.get(path)
     if cached is not None and cached[0] == stamp:
         return cached[1]
-    outcome = _split_file(path, source, stamp[1])
+    outcome = _split_file(path, source, stamp[0])
     _CACHE[path] = (stamp, outcome)
     return outcome
 
