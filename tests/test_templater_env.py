@@ -61,3 +61,50 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 
 def test_render_string_does_not_escape() -> None:
     assert render_string("{{ a }} & b", {"a": "<x>"}, origin="subject") == "<x> & b"
+
+
+def test_a_render_error_names_the_part_and_line_it_happened_in(tmp_path: Path) -> None:
+    """An unknown variable in an included part, or in a language's override: the file that holds it, not
+    the template the render started from."""
+    (tmp_path / "parts" / "deep").mkdir(parents=True)
+    (tmp_path / "parts" / "deep" / "foot.j2").write_text("one\ntwo {{ site.nope }}\n", "utf-8")
+    (tmp_path / "main.txt.j2").write_text("start\n{% include 'parts/deep/foot.j2' %}\n", "utf-8")
+    with pytest.raises(TemplateError, match="nope") as info:
+        render(tmp_path, "main.txt.j2", {"site": {}})
+    assert info.value.source == str(tmp_path / "parts" / "deep" / "foot.j2")
+    assert info.value.line == 2
+    (tmp_path / "ko").mkdir()
+    (tmp_path / "ko" / "main.txt.j2").write_text("\n\n{{ missing }}\n", "utf-8")
+    with pytest.raises(TemplateError) as info:
+        render(tmp_path, "main.txt.j2", {}, language="ko")
+    assert (info.value.source, info.value.line) == (str(tmp_path / "ko" / "main.txt.j2"), 3)
+
+
+def test_a_missing_part_is_named_with_the_template_that_includes_it(tmp_path: Path) -> None:
+    (tmp_path / "main.txt.j2").write_text("a\nb\n{% include 'parts/gone.j2' %}\n", "utf-8")
+    with pytest.raises(TemplateError, match="'parts/gone.j2' not found") as info:
+        render(tmp_path, "main.txt.j2", {})
+    assert (info.value.source, info.value.line) == (str(tmp_path / "main.txt.j2"), 3)
+
+
+def test_a_part_that_includes_itself_is_one_error_not_a_recursion_traceback(tmp_path: Path) -> None:
+    (tmp_path / "loop.j2").write_text("again {% include 'loop.j2' %}", "utf-8")
+    (tmp_path / "main.txt.j2").write_text("{% include 'loop.j2' %}", "utf-8")
+    with pytest.raises(TemplateError, match="include each other without end") as info:
+        render(tmp_path, "main.txt.j2", {})
+    assert info.value.source == str(tmp_path / "loop.j2")
+
+
+def test_a_template_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    from digest.templater.env import check_templates
+
+    (tmp_path / "partials").mkdir()
+    (tmp_path / "partials" / "_banner.html.j2").write_bytes(b"<p>caf\xe9</p>\n")
+    (tmp_path / "email.txt.j2").write_text("{% include 'partials/_banner.html.j2' %}", "utf-8")
+    with pytest.raises(TemplateError, match="not UTF-8") as info:
+        render(tmp_path, "email.txt.j2", {})
+    assert info.value.source == str(tmp_path / "partials" / "_banner.html.j2")
+    assert info.value.hint == "save it as UTF-8"
+    with pytest.raises(TemplateError, match="not UTF-8") as info:
+        check_templates(tmp_path)
+    assert info.value.source == str(tmp_path / "partials" / "_banner.html.j2")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -66,8 +67,8 @@ def environment(user_folder: Path | None, language: str = "") -> jinja2.Environm
     loaders: list[jinja2.BaseLoader] = []
     if user_folder is not None:
         for sub in language_folders(language):
-            loaders.append(jinja2.FileSystemLoader(str(user_folder / sub), encoding="utf-8"))
-        loaders.append(jinja2.FileSystemLoader(str(user_folder), encoding="utf-8"))
+            loaders.append(_loader_class()(str(user_folder / sub), encoding="utf-8"))
+        loaders.append(_loader_class()(str(user_folder), encoding="utf-8"))
     loaders.append(jinja2.FileSystemLoader(str(builtin_templates()), encoding="utf-8"))
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
@@ -81,11 +82,28 @@ def environment(user_folder: Path | None, language: str = "") -> jinja2.Environm
     return env
 
 
-def _template_error(exc: Exception, name: str) -> TemplateError:
+def _template_frame(exc: BaseException) -> tuple[str, int] | None:
+    """The template file and line the error happened in: Jinja2 gives a failing template's frames the
+    template's own file name and line, and the innermost is the one that failed (an included part, a macro
+    of another file)."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.endswith(".py") and not filename.startswith("<") and os.path.isfile(filename):
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _template_error(exc: BaseException, name: str) -> TemplateError:
     import jinja2
 
     if isinstance(exc, jinja2.TemplateNotFound):
-        return TemplateError(f"template {exc.name!r} not found", "restore it or remove the override", source=name)
+        source, line = _template_frame(exc) or (name, None)  # the template whose include names it
+        return TemplateError(
+            f"template {exc.name!r} not found", "restore it or remove the override", source=source, line=line
+        )
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return TemplateError(
             f"template syntax error: {exc.message}",
@@ -93,8 +111,41 @@ def _template_error(exc: Exception, name: str) -> TemplateError:
             source=exc.filename or exc.name or name,
             line=exc.lineno,
         )
+    if isinstance(exc, UnicodeDecodeError):
+        return TemplateError(f"the template is not UTF-8 (byte {exc.start})", "save it as UTF-8", source=name)
+    where = _template_frame(exc)
+    source, line = where if where is not None else (name, None)
+    if isinstance(exc, RecursionError):
+        return TemplateError(
+            "the templates include each other without end",
+            "remove the include or macro call that leads back to a template already being rendered",
+            source=source,
+            line=line,
+        )
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return TemplateError(f"template failed: {first}", "check the variables the template uses", source=name)
+    return TemplateError(f"template failed: {first}", "check the variables the template uses", source=source, line=line)
+
+
+@functools.cache
+def _loader_class() -> type[jinja2.FileSystemLoader]:
+    import jinja2
+
+    class Utf8Loader(jinja2.FileSystemLoader):
+        """A FileSystemLoader whose undecodable file names itself (Jinja2 raises a bare UnicodeDecodeError)."""
+
+        def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+            try:
+                return super().get_source(environment, template)
+            except UnicodeDecodeError as exc:
+                parts = jinja2.loaders.split_template_path(template)
+                found = [Path(f).joinpath(*parts) for f in self.searchpath if Path(f).joinpath(*parts).is_file()]
+                raise TemplateError(
+                    f"the template is not UTF-8 (byte {exc.start})",
+                    "save it as UTF-8",
+                    source=str(found[0] if found else template),
+                ) from exc
+
+    return Utf8Loader
 
 
 def render(user_folder: Path | None, name: str, context: Mapping[str, Any], *, language: str = "") -> str:
@@ -106,7 +157,7 @@ def render(user_folder: Path | None, name: str, context: Mapping[str, Any], *, l
         return strip_controls(environment(user_folder, language).get_template(name).render(context))
     except TemplateError:
         raise
-    except (jinja2.TemplateError, TypeError, ValueError, AttributeError) as exc:
+    except (jinja2.TemplateError, TypeError, ValueError, AttributeError, LookupError, RecursionError) as exc:
         raise _template_error(exc, name) from exc
 
 
@@ -166,5 +217,7 @@ def _compile(env: jinja2.Environment, name: str, shown: str) -> None:
 
     try:
         env.get_template(name)
-    except jinja2.TemplateError as exc:
+    except TemplateError:
+        raise
+    except (jinja2.TemplateError, UnicodeDecodeError) as exc:
         raise _template_error(exc, shown) from exc
