@@ -166,6 +166,26 @@ def test_a_template_override_per_language(site: Path) -> None:
     assert status == 1 and "ko/email.html.j2" in templates_check["detail"] + templates_check["fix"]
 
 
+def test_a_template_that_fails_for_one_language_stops_the_send_before_any_reader_gets_mail(site: Path) -> None:
+    """The Korean override names a variable that does not exist (a render error, not a syntax one): the run
+    stops before the English and Japanese readers, earlier in the order, got their issue; fixed, the next
+    run sends every reader one issue."""
+    templates = site / "templates"
+    (templates / "ko").mkdir(parents=True)
+    builtin = Path(__file__).resolve().parents[1] / "templates" / "email.txt.j2"
+    (templates / "ko" / "email.txt.j2").write_text("{{ site.nope }}\n" + builtin.read_text("utf-8"), "utf-8")
+    config = site / "digest.toml"
+    config.write_text(config.read_text("utf-8").replace("[email]", '[output]\ntemplates = "templates"\n\n[email]'))
+    status, _, err = invoke("run", "--site", str(site))
+    assert status != 0 and "ko/email.txt.j2:1" in err and "Traceback" not in err
+    outbox = load_settings(site=site, env={**os.environ, "DIGEST_SECRET": SECRET}).outbox
+    assert not outbox.exists() or messages(site) == {}
+    (templates / "ko" / "email.txt.j2").unlink()
+    status, out, err = invoke("run", "--site", str(site), "--json")
+    assert status == 0, err
+    assert sorted(messages(site)) == ["ada@example.com", "haruka@example.net", "minjun@example.org"]
+
+
 @pytest.mark.parametrize(
     ("query", "lang", "words"),
     [("", "en", "Stop sending the newsletter"), ("&lang=ko", "ko", "뉴스레터를 그만 받으시겠습니까"),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from digest import issues, text
 from digest.config import Settings
-from digest.models import Carried, Issue, Subscriber, Week
+from digest.models import Carried, Issue, RenderedIssue, Subscriber, Week
 from digest.pipeline._shared import Clock
 from digest.pipeline.building import (
     build,
@@ -103,7 +103,9 @@ def run_cycle(
             by_language.setdefault(language, []).append(sub)
         if preflight and not dry_run:
             sender.check_before_send(settings, now_at)
-        runs = []
+        # Every language's issue is recorded and rendered before any mail goes: a template that fails for
+        # one language (its own override) stops the send before the others' readers got theirs.
+        ready = []
         for language in sorted(by_language):
             issue = result.issue_of(language)
             if not dry_run and (issue.all_entries or not skip_empty):
@@ -117,7 +119,6 @@ def run_cycle(
                 # its issue, empty, so that a post dated in it that turns up later (a translation written a
                 # week after its original) is a late arrival of the next issue, not lost before the first.
                 sender.record_issue(store, issue, now_at)
-            delivery = None
             # one language: the list itself, not a copy of 100,000 references (nor a list of them kept)
             group = by_language.pop(language)
             readers = subscribers if len(group) == len(subscribers) else tuple(group)
@@ -126,8 +127,13 @@ def run_cycle(
             own_reasons = {sub.key: reasons[sub.key] for sub in group if sub.key in reasons}
             count = sum(1 for sub in group if sub.active and sub.key not in own_reasons)  # who would get mail
             del group
-            if issue.all_entries or not skip_empty:
-                delivery = _deliver(settings, issue, readers, store, now_at, clock,
+            variants = render_variants(issue, settings, readers) if issue.all_entries or not skip_empty else None
+            ready.append((language, issue, readers, own_reasons, count, variants))
+        runs = []
+        for language, issue, readers, own_reasons, count, variants in ready:
+            delivery = None
+            if variants is not None:
+                delivery = _deliver(settings, issue, readers, store, now_at, clock, variants,
                                     transports, dry_run, progress, stop, own_reasons)  # fmt: skip
                 if not dry_run and delivery.status is not None and delivery.status.counts.get("failed"):
                     record_refusals(settings, delivery.status, now_at, store)
@@ -147,13 +153,14 @@ def _deliver(
     store: sender.Store,
     now_at: datetime,
     clock: Clock,
+    rendered: tuple[dict[sender.Variant, RenderedIssue], dict[str, str]],
     transports: sender.TransportFactory | None,
     dry_run: bool,
     progress: Callable[[int, int], None] | None,
     stop: threading.Event | None,
     skipped: Mapping[str, str] | None = None,
 ) -> DeliveryReport:
-    variants, not_wanted = render_variants(issue, settings, subscribers)
+    variants, not_wanted = rendered
     skipped = {**(skipped or {}), **not_wanted}
     factory = sender.MessageFactory(variants, settings, now_at)
     try:
