@@ -326,8 +326,9 @@ def print_summary(result: pipeline.Preview, settings: Settings) -> None:
         for line in lines:
             out.print(line)
         if issue.late:
-            # not "published after an earlier issue was sent": last week's may not be sent yet (it then takes them)
-            out.print(f"{len(issue.late)} late: dated before this week, in no issue sent so far")
+            # not "published after an earlier issue was sent": last week's may not be sent yet (it then takes
+            # them); not "in no issue sent so far" either: a week already sent may be previewed again
+            out.print(f"{len(issue.late)} late: dated before this week, in no earlier issue")
     else:
         mailed = [e for e in result.build.pools.get(issue.language, ()) if week.contains(e.published_at)]
         if mailed:  # dated in it, but carried by an issue planned before (the ledger says which)

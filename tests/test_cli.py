@@ -791,9 +791,14 @@ def test_a_confirmation_mail_is_addressed_with_the_readers_name(site: Path) -> N
 
 
 def test_preview_says_what_late_means_whether_or_not_last_week_went_out(site: Path) -> None:
-    """A late post is one dated before the week that no issue sent so far carried; the preview said it was
-    published after an earlier issue was sent, which is false while last week's issue is still to go out."""
+    """A late post is one dated before the week that no earlier issue carried; the preview said it was
+    published after an earlier issue was sent, which is false while last week's issue is still to go out,
+    then "in no issue sent so far", false for a week previewed again after it went out."""
     assert invoke("run", "--site", str(site), "--week", "2026-W46")[0] == 0  # the first issue; W47 not sent
     code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W48", now="2026-11-30T09:00:00+09:00")
-    assert code == 0 and "late: dated before this week, in no issue sent so far" in out, out
+    assert code == 0 and "late: dated before this week, in no earlier issue" in out, out
     assert "published after an earlier issue was sent" not in out
+    # the same week again once it went out: its late posts went with it, in no earlier issue
+    assert invoke("run", "--site", str(site), "--week", "2026-W48", now="2026-11-30T09:00:00+09:00")[0] == 0
+    code, out, _ = invoke("preview", "--site", str(site), "--week", "2026-W48", now="2026-11-30T10:00:00+09:00")
+    assert code == 0 and "in no earlier issue" in out and "sent so far" not in out, out

@@ -12,6 +12,7 @@ from digest.errors import TemplateError
 from digest.models import RECIPIENT_EMAIL_MARK, UNSUBSCRIBE_URL_MARK
 from digest.templater import render_email, render_subject
 from digest.templater.email import PREHEADER_CHARS, make_preheader
+from digest.templater.env import builtin_templates
 from digest.templater.labels import ENGLISH, KOREAN, Labels
 from tests.support_templater import (
     POST_URL,
@@ -170,8 +171,22 @@ def test_the_size_guard_holds_for_the_final_bytes(count: int, limit_kb: int, sum
 
 
 def test_a_limit_smaller_than_the_frame_is_a_one_line_error() -> None:
-    with pytest.raises(TemplateError, match=r"output.max_html_kb = 3 is smaller than an email without any entry"):
+    with pytest.raises(TemplateError, match=r"an email without any entry is .* KB, more than output.max_html_kb = 3"):
         render_email(big_issue(3), make_settings(max_html_bytes=3_000))
+
+
+def test_an_email_template_too_big_for_the_limit_is_named(tmp_path: Path) -> None:
+    """The frame alone over the limit because of the author's own template: the error names that file and
+    says to make it smaller, rather than only to raise the limit (which lets Gmail clip the email)."""
+    builtin = (builtin_templates() / "email.html.j2").read_text("utf-8")
+    filler = "{% for i in range(3000) %}<p>Filler {{ i }} of the frame.</p>{% endfor %}"
+    (tmp_path / "email.html.j2").write_text(builtin.replace("</body>", filler + "</body>"), "utf-8")
+    settings = make_settings()
+    settings = replace(settings, output=replace(settings.output, templates=tmp_path))
+    with pytest.raises(TemplateError, match="more than output.max_html_kb = 102") as info:
+        render_email(big_issue(3), settings)
+    assert info.value.source == str(tmp_path / "email.html.j2")
+    assert "make the email template smaller" in info.value.hint
 
 
 @pytest.mark.parametrize(

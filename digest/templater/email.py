@@ -21,7 +21,7 @@ from digest.models import (
     Renderer,
 )
 from digest.templater.context import base_context, issue_url, output_url, with_bodies
-from digest.templater.env import names_in, render, render_string
+from digest.templater.env import language_folders, names_in, render, render_string
 from digest.templater.images import images_key
 from digest.templater.keys import issue_key, settings_key
 from digest.templater.labels import labels_for
@@ -210,11 +210,16 @@ def _fewer(issue: Issue, settings: Settings, extra: dict[str, Any], limit: int) 
 
     best = attempt(0)
     if _sized(best[1]) > limit:
+        folder = settings.output.templates
+        own = [folder / lang / "email.html.j2" for lang in language_folders(issue.lang)] if folder else []
+        own += [folder / "email.html.j2"] if folder else []
+        template = next((path for path in own if path.is_file()), None)
         raise TemplateError(
-            f"output.max_html_kb = {limit // 1000} is smaller than an email without any entry "
-            f"({_sized(best[1]) / 1000:.1f} KB)",
-            "raise output.max_html_kb (Gmail clips at 102)",
-            source=str(settings.config_file or ""),
+            f"an email without any entry is {_sized(best[1]) / 1000:.1f} KB, more than output.max_html_kb = "
+            f"{limit // 1000}",
+            "make the email template smaller (or the editor's note shorter), or raise output.max_html_kb "
+            "(Gmail clips messages over 102 KB)",
+            source=str(template or settings.config_file or ""),
         )
     low, high = 0, total - 1  # `low` fits; summaries of all `total` did not
     while low < high:
