@@ -419,6 +419,49 @@ def test_check_reports_each_problem_on_its_line(site: Path, change: Any, check: 
     assert code == (1 if findings[check]["level"] == "fail" else 0)
 
 
+def _own_template(site: Path, name: str, change: Any) -> None:
+    folder = site / "mytemplates"
+    folder.mkdir(exist_ok=True)
+    builtin = (Path(__file__).resolve().parents[1] / "templates" / name).read_text("utf-8")
+    (folder / name).write_text(change(builtin), "utf-8")
+    config = site / "digest.toml"
+    toml = config.read_text("utf-8")
+    if "mytemplates" not in toml:
+        line = '[output]\ntemplates = "mytemplates"\n'
+        config.write_text(toml.replace("[output]\n", line) if "[output]\n" in toml else line + toml, "utf-8")
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "needle"),
+    [
+        ("email.txt.j2", lambda t: "{{ site.tittle }}\n" + t, "email.txt.j2:1: template failed"),
+        ("email.html.j2", lambda t: t.replace("</body>", "{% include 'parts/gone.j2' %}</body>"), "gone.j2' not"),
+        ("email.html.j2", lambda t: t.replace("{{ unsubscribe_url }}", ""), "no unsubscribe link"),
+        (
+            "email.html.j2",
+            lambda t: t.replace("</body>", "{% for i in range(9000) %}<p>Filler {{ i }}</p>{% endfor %}</body>"),
+            "more than output.max_html_kb",
+        ),
+    ],
+    ids=["unknown-variable", "missing-part", "no-unsubscribe-link", "frame-too-big"],
+)
+def test_check_renders_the_email_and_fails_where_a_send_would(site: Path, name: str, change: Any, needle: str) -> None:
+    """Compiling finds syntax errors only: check renders each language's email as a send does, so what a
+    send would stop on fails here first, named with its file."""
+    _own_template(site, name, change)
+    code, out, _ = invoke("check", "--site", str(site), "--json")
+    found = {f["check"]: f for f in json.loads(out)}["templates"]
+    assert code == 1 and found["level"] == "fail", found
+    assert needle in found["detail"] and "mytemplates" in found["detail"], found
+    assert invoke("send", "--site", str(site), "--dry-run")[0] != 0  # what check said: a send stops there
+
+
+def test_check_says_the_email_was_rendered(site: Path) -> None:
+    code, out, _ = invoke("check", "--site", str(site), "--json")
+    found = {f["check"]: f for f in json.loads(out)}["templates"]
+    assert code == 0 and "the email rendered in 1 language(s)" in found["detail"], found
+
+
 @pytest.mark.parametrize(
     ("toml", "needle"),
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,7 +144,16 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
     def templates() -> Finding:
         names = templater.check_templates(settings.output.templates)
         where = f" ({settings.output.templates} first)" if settings.output.templates else ""
-        return Finding("templates", "ok", f"{len(names)} compiled{where}")
+        # Compiling finds syntax errors only: an unknown variable, a part included but missing, a removed
+        # unsubscribe link or a frame over output.max_html_kb show when a template is rendered. The email of
+        # each language's latest issue (a sample one where it has none) is rendered as a send renders it.
+        languages = sorted(built[0].languages) if built else []
+        for language in languages:
+            past = built[0].history.get(language, ())
+            issue = past[0] if past else replace(sample_issue(settings, built[0].issue.week), language=language)
+            templater.render_email(issue, settings)
+        rendered = f"; the email rendered in {len(languages)} language(s)" if languages else ""
+        return Finding("templates", "ok", f"{len(names)} compiled{where}{rendered}")
 
     def email() -> Finding:
         detail = f"From {settings.email.sender}; List-Id {settings.email.list_id}"

@@ -21,7 +21,7 @@ from digest.models import (
     Renderer,
 )
 from digest.templater.context import base_context, issue_url, output_url, with_bodies
-from digest.templater.env import language_folders, names_in, render, render_string
+from digest.templater.env import names_in, render, render_string, template_path
 from digest.templater.images import images_key
 from digest.templater.keys import issue_key, settings_key
 from digest.templater.labels import labels_for
@@ -181,7 +181,9 @@ def _render_email(
         if UNSUBSCRIBE_URL_MARK not in part:
             # Delivery would send mail without a way out; an overriding template must keep the link.
             raise TemplateError(
-                "the template has no unsubscribe link", "put {{ unsubscribe_url }} into it", source=name
+                "the template has no unsubscribe link",
+                "put {{ unsubscribe_url }} into it",
+                source=str(template_path(settings.output.templates, name, issue.lang)),
             )
     return RenderedIssue(
         issue=shown,
@@ -210,16 +212,13 @@ def _fewer(issue: Issue, settings: Settings, extra: dict[str, Any], limit: int) 
 
     best = attempt(0)
     if _sized(best[1]) > limit:
-        folder = settings.output.templates
-        own = [folder / lang / "email.html.j2" for lang in language_folders(issue.lang)] if folder else []
-        own += [folder / "email.html.j2"] if folder else []
-        template = next((path for path in own if path.is_file()), None)
+        template = template_path(settings.output.templates, "email.html.j2", issue.lang)
         raise TemplateError(
             f"an email without any entry is {_sized(best[1]) / 1000:.1f} KB, more than output.max_html_kb = "
             f"{limit // 1000}",
             "make the email template smaller (or the editor's note shorter), or raise output.max_html_kb "
             "(Gmail clips messages over 102 KB)",
-            source=str(template or settings.config_file or ""),
+            source=str(template),
         )
     low, high = 0, total - 1  # `low` fits; summaries of all `total` did not
     while low < high:

@@ -58,6 +58,16 @@ def language_folders(language: str) -> list[str]:
     return [f for f in dict.fromkeys((tag, primary)) if f]
 
 
+def template_path(user_folder: Path | None, name: str, language: str = "") -> Path:
+    """The file a render of `name` in `language` reads: the language's override, the override, or the
+    built-in template (for messages that name it)."""
+    if user_folder is not None:
+        for folder in [user_folder / sub for sub in language_folders(language)] + [user_folder]:
+            if (folder / name).is_file():
+                return folder / name
+    return builtin_templates() / name
+
+
 @functools.lru_cache(maxsize=32)
 def environment(user_folder: Path | None, language: str = "") -> jinja2.Environment:
     """One cached environment per override folder and language; FileSystemLoader re-reads changed files
