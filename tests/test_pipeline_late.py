@@ -5,6 +5,7 @@ PostgreSQL; and the table that remembers what each issue carried."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections import Counter
 from dataclasses import replace
@@ -491,6 +492,65 @@ def test_a_deleted_post_never_dates_its_issue_earlier_in_the_feeds(tmp_path: Pat
     add(tmp_path, "newer", "Newer post", at(14))  # unmailed, it joins W46 and dates it later; mailed, it is late
     expected = at(14) if how == "publish" else at(13)
     assert datetime.fromisoformat(go(monday(16) + timedelta(hours=3))["2026-W46"]) == expected
+
+
+@pytest.mark.parametrize("how", ["publish", "run"])
+def test_after_an_upgrade_the_published_feeds_are_the_floor(tmp_path: Path, how: str) -> None:
+    """A state folder from a version that kept no feed dates (or one whose dates are gone): the first
+    publish takes the floor from the Atom feeds already published, so a post deleted before it does not
+    date its issue earlier in the feeds."""
+    config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
+    settings = settings_for(config)
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+
+    def go(now_at: datetime) -> dict[str, str]:
+        publish_by(how, settings, now_at)
+        atom = ElementTree.fromstring(published(settings)["atom.xml"])
+        found = {
+            e.findtext("a:id", "", ns).rsplit("/", 1)[-1]: e.findtext("a:updated", "", ns)
+            for e in atom.findall("a:entry", ns)
+        }
+        return found | {"feed": atom.findtext("a:updated", "", ns)}
+
+    add(tmp_path, "early", "Early post", at(10))
+    later = add(tmp_path, "later", "Later post", at(13))
+    before = go(monday(16))  # W46
+    with sqlite3.connect(settings.state_dir / "digest.sqlite3") as db:
+        db.execute("DELETE FROM feed_dates")  # as an older version left it
+    later.unlink()
+    after = go(monday(16) + timedelta(hours=2))
+    assert after["2026-W46"] == before["2026-W46"] and after["feed"] == before["feed"]
+    assert datetime.fromisoformat(after["2026-W46"]) == at(13)
+
+
+def test_the_floors_read_from_published_feeds_keep_each_languages_issues_apart(tmp_path: Path) -> None:
+    from digest.pipeline.state import feed_floors, ledger_view
+
+    settings = settings_for(write_site(tmp_path, [Post("first", "First post", at(3))], READERS))
+
+    def atom(path: Path, entries: list[tuple[str, str]]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        items = "".join(f"<entry><id>{i}</id><updated>{u}</updated></entry>" for i, u in entries)
+        path.write_text(f'<feed xmlns="http://www.w3.org/2005/Atom">{items}</feed>', "utf-8")
+
+    out = settings.output.dir
+    atom(out / "atom.xml", [("tag:x.org,2026-11-09:/newsletter/2026-W46", "2026-11-13T10:00:00+09:00")])
+    atom(out / "ko" / "atom.xml", [("tag:x.org,2026-11-09:/newsletter/ko/2026-W46", "2026-11-14T10:00:00+09:00")])
+    atom(
+        out / "tags" / "woodwork" / "atom.xml", [("tag:x.org,2026-11-09:/other/2026-W46", "2030-01-01T00:00:00+09:00")]
+    )
+    (out / "ja").mkdir()
+    (out / "ja" / "atom.xml").write_text("<feed", "utf-8")  # cut short: read as nothing
+    with ledger_view(settings, create=True) as ledger:
+        assert ledger is not None
+        assert feed_floors(settings, ledger) == {
+            "2026-W46": datetime(2026, 11, 13, 10, tzinfo=SEOUL),
+            "ko/2026-W46": datetime(2026, 11, 14, 10, tzinfo=SEOUL),
+        }
+        ledger.record_feed_dates({"2026-W47": datetime(2026, 11, 20, tzinfo=SEOUL)})
+        assert feed_floors(settings, ledger) == {
+            "2026-W47": datetime(2026, 11, 20, tzinfo=SEOUL)
+        }  # kept: the files wait
 
 
 @pytest.mark.parametrize("how", ["publish", "run"])

@@ -29,7 +29,7 @@ from digest.models import (
     Week,
 )
 from digest.pipeline._shared import EXAMPLE_SUBSCRIBER, Build
-from digest.pipeline.state import check_clock, ledger_view, with_first_url
+from digest.pipeline.state import check_clock, feed_floors, ledger_view, with_first_url
 from digest.text import fingerprint, slugify
 
 if TYPE_CHECKING:
@@ -455,7 +455,11 @@ def preview(
     with ledger_view(settings, store) as ledger:  # None before any publish or send: a preview makes none
         if ledger is not None:
             settings = with_first_url(settings, ledger.feed_id_url())
-            carried, dated, notes = ledger.carried(settings.site.language), ledger.feed_dates(), ledger.notes()
+            carried, dated, notes = (
+                ledger.carried(settings.site.language),
+                feed_floors(settings, ledger),
+                ledger.notes(),
+            )
     with cached(settings) as memo:
         result = build(
             settings,
@@ -581,7 +585,7 @@ def publish(settings: Settings, now_at: datetime, week: Week, *, strict: bool = 
         settings = with_first_url(settings, ledger.feed_id_url())
         check_clock(settings, ledger, now_at)
         carried = ledger.carried(settings.site.language)
-        dated, notes = ledger.feed_dates(), ledger.notes()
+        dated, notes = feed_floors(settings, ledger), ledger.notes()
         with cached(settings) as memo:
             result = build(
                 settings, now_at, week, strict=strict, carried=carried, memo=memo, history_bodies=False, dated=dated

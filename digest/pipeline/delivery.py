@@ -23,7 +23,14 @@ from digest.pipeline.building import (
     write_files,
 )
 from digest.pipeline.readers import record_refusals, send_list
-from digest.pipeline.state import check_clock, open_ledger, open_store, transport_factory, with_first_url
+from digest.pipeline.state import (
+    check_clock,
+    feed_floors,
+    open_ledger,
+    open_store,
+    transport_factory,
+    with_first_url,
+)
 from digest.records import CycleReport, DeliveryReport, IssueRun
 
 if TYPE_CHECKING:
@@ -69,7 +76,7 @@ def run_cycle(
         if publish and not dry_run:
             settings = with_first_url(settings, ledger.feed_id_url())
         with cached(settings) as memo:
-            dated = ledger.feed_dates() if publish and not dry_run else None
+            dated = feed_floors(settings, ledger) if publish and not dry_run else None
             built = build(settings, now_at, week, strict=strict, carried=carried, memo=memo, dated=dated)
             result = with_notes(built, settings, ledger.notes())
             if publish and not dry_run:

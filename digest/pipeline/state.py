@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from xml.etree import ElementTree
 
 from digest import config
 from digest.config import Settings, private_folder
@@ -45,6 +47,36 @@ def _own_state_folder(settings: Settings) -> None:
         )
     private_folder(settings.state_dir)
     config.mark_owner(settings.state_dir, config.owner_of(settings.config_file, settings.site.root))
+
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_WEEK_LABEL = re.compile(r"\d{4}-W\d{2}$")
+
+
+def feed_floors(settings: Settings, ledger: LedgerView) -> dict[str, datetime]:
+    """{issue id: the date its feed entry was last published with}, the floor of the next publish: from the
+    ledger; while the ledger holds none (a state folder from a version that did not keep them, or one that
+    was lost), from the Atom feeds published in the output folder, each language's in its own folder."""
+    kept = ledger.feed_dates()
+    if kept:
+        return kept
+    found: dict[str, datetime] = {}
+    out = settings.output.dir
+    for feed in [out / "atom.xml", *sorted(out.glob("*/atom.xml"))]:
+        prefix = "" if feed.parent == out else f"{feed.parent.name}/"
+        try:
+            root = ElementTree.parse(feed).getroot()
+        except (OSError, ElementTree.ParseError):
+            continue  # none there, or not one digest wrote whole: nothing to keep from it
+        for entry in root.iter(f"{_ATOM}entry"):
+            label = _WEEK_LABEL.search((entry.findtext(f"{_ATOM}id") or "").strip())
+            try:
+                updated = datetime.fromisoformat((entry.findtext(f"{_ATOM}updated") or "").strip())
+            except ValueError:
+                continue
+            if label is not None and updated.tzinfo is not None:
+                found[prefix + label.group()] = updated
+    return found
 
 
 @contextmanager
