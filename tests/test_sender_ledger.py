@@ -314,3 +314,28 @@ def test_postgresql_records_an_outcome_through_the_primary_key_right_after_a_big
         assert any("recipient" in line for line in conditions) and "Join Filter" not in text, text
     finally:
         big.close()
+
+
+def test_a_version_1_database_becomes_version_2_and_an_older_digest_then_refuses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Version 2 names the tables an older digest would ignore (feed_dates, reviews): a file of version 1
+    is brought to 2 with what it holds; a digest that knows only version 1 then refuses it in one line
+    (it would have sent a held week and moved feed dates back)."""
+    from digest.sender import store as store_module
+
+    url = f"sqlite:///{tmp_path / 'digest.sqlite3'}"
+    made = Ledger(url)
+    made.plan(ISSUE, ["kept@example.com"], {}, NOW_AT)
+    with made.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
+    made.close()
+    opened = Ledger(url)
+    with opened.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar() == "2"
+    assert states(opened) == {"kept@example.com": "pending"}
+    opened.close()
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)  # the digest before
+    with pytest.raises(LedgerError, match="schema version 2, newer than this digest knows") as caught:
+        Ledger(url)
+    assert "upgrade digest" in str(caught.value)

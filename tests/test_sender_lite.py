@@ -205,8 +205,16 @@ def _not_a_database(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "make",
-    [_older, _version("0"), _version("2"), _version(""), _rollback_journal, _not_a_database],
-    ids=["older-tables", "version-0", "version-2", "no-version", "not-wal", "not-a-database"],
+    [
+        _older,
+        _version("0"),
+        _version(str(lite.SCHEMA_VERSION - 1)),
+        _version(str(lite.SCHEMA_VERSION + 1)),
+        _version(""),
+        _rollback_journal,
+        _not_a_database,
+    ],
+    ids=["older-tables", "version-0", "older-version", "newer-version", "no-version", "not-wal", "not-a-database"],
 )
 def test_a_database_this_digest_did_not_make_as_it_would_goes_to_the_store(tmp_path: Path, make: object) -> None:
     path = tmp_path / DATABASE_FILE

@@ -28,7 +28,10 @@ from digest.errors import LedgerError
 from digest.models import Carried
 from digest.text import language_key
 
-SCHEMA_VERSION = 1  # the state database's schema (store.py migrates older ones)
+# The state database's schema (store.py migrates older ones). 2: the tables an older digest would not read
+# (feed_dates, reviews): a version that does not know them refuses the file rather than ignore them (a held
+# week sent, feed dates moved back).
+SCHEMA_VERSION = 2
 FEED_ID_URL = "feed_id_url"  # in the meta table: the output URL the feeds' entry ids were first made from
 _TABLES = frozenset({"meta", "issues", "issue_entries", "feed_dates", "reviews"})
 _BUSY_MS = 60_000  # as the Store: a send holding the write lock is waited for, not failed

@@ -25,8 +25,14 @@ from digest.models import State
 from .lite import SCHEMA_VERSION as SCHEMA_VERSION  # (kept there: a publish reads it without SQLAlchemy)
 from .lite import sqlite_hint
 
-# version -> the step that brings a database of version-1 to it (none yet: version 1 is the first)
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+def _tables_added(conn: Connection) -> None:
+    """2: feed_dates and reviews, made by create_all before the migration runs; the new number is what
+    matters, so that an older digest, which ignores them, refuses the file."""
+
+
+# version -> the step that brings a database of version-1 to it
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _tables_added}
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
