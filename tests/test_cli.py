@@ -456,6 +456,29 @@ def test_check_renders_the_email_and_fails_where_a_send_would(site: Path, name: 
     assert invoke("send", "--site", str(site), "--dry-run")[0] != 0  # what check said: a send stops there
 
 
+def test_check_warns_of_template_files_no_render_reads(site: Path) -> None:
+    """A misspelt override, a folder named after no language of the site: silently never used before.
+    A part an override includes, and a language's own folder, are used."""
+    _own_template(site, "email.txt.j2", lambda t: "{% include 'parts/head.j2' %}\n" + t)
+    folder = site / "mytemplates"
+    (folder / "parts").mkdir()
+    (folder / "parts" / "head.j2").write_text("HEAD", "utf-8")
+    (folder / "ko").mkdir()  # the example site writes in Korean
+    (folder / "ko" / "email.txt.j2").write_text((folder / "email.txt.j2").read_text("utf-8"), "utf-8")
+    code, out, _ = invoke("check", "--site", str(site), "--json")
+    found = {f["check"]: f for f in json.loads(out)}["templates"]
+    assert code == 0 and found["level"] == "ok", found
+    (folder / "emial.txt.j2").write_text("typo", "utf-8")
+    (folder / "kr").mkdir()
+    (folder / "kr" / "email.html.j2").write_text("wrong folder", "utf-8")
+    code, out, _ = invoke("check", "--site", str(site), "--json")
+    found = {f["check"]: f for f in json.loads(out)}["templates"]
+    assert code == 0 and found["level"] == "warn", found
+    detail = found["detail"]
+    assert "2 file(s)" in detail and "emial.txt.j2" in detail and "kr/email.html.j2" in detail
+    assert "parts/head.j2" not in detail and "ko/email.txt.j2" not in detail
+
+
 def test_check_says_the_email_was_rendered(site: Path) -> None:
     code, out, _ = invoke("check", "--site", str(site), "--json")
     found = {f["check"]: f for f in json.loads(out)}["templates"]

@@ -153,7 +153,24 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
             issue = past[0] if past else replace(sample_issue(settings, built[0].issue.week), language=language)
             templater.render_email(issue, settings)
         rendered = f"; the email rendered in {len(languages)} language(s)" if languages else ""
-        return Finding("templates", "ok", f"{len(names)} compiled{where}{rendered}")
+        detail = f"{len(names)} compiled{where}{rendered}"
+        folder = settings.output.templates
+        if folder is not None:
+            spoken = {
+                settings.site.language,
+                *(text.issue_language(lang, settings.site.language) for lang in languages),
+            }
+            unused = templater.unused_overrides(folder, spoken)
+            if unused:
+                shown = ", ".join(unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
+                return Finding(
+                    "templates",
+                    "warn",
+                    f"{detail}; {len(unused)} file(s) in {folder} no render reads: {shown}",
+                    "check the names: a file replaces the built-in template of the same name, in the folder of a "
+                    "language of the site (e.g. ko/) for that language only, or is a part a template includes",
+                )
+        return Finding("templates", "ok", detail)
 
     def email() -> Finding:
         detail = f"From {settings.email.sender}; List-Id {settings.email.list_id}"

@@ -3,7 +3,7 @@
 from digest.templater.archive import render_archive
 from digest.templater.context import issue_url
 from digest.templater.email import render_email, render_subject
-from digest.templater.env import check_templates
+from digest.templater.env import check_templates, unused_overrides
 from digest.templater.feeds import FEEDS, FeedKind, feed_links
 from digest.templater.labels import Labels, labels_for
 from digest.templater.pages import Notice, languages, render_notice, render_page, render_welcome, texts
@@ -27,4 +27,5 @@ __all__ = [
     "render_email",
     "render_feeds",
     "render_subject",
+    "unused_overrides",
 ]
