@@ -479,6 +479,18 @@ def test_check_warns_of_template_files_no_render_reads(site: Path) -> None:
     assert "parts/head.j2" not in detail and "ko/email.txt.j2" not in detail
 
 
+def test_check_warns_of_email_css_premailer_would_leave_out(site: Path) -> None:
+    """premailer drops what cssutils cannot read without a word: check names the file and the first."""
+    _own_template(site, "email.css", lambda t: t + "\n.banner { color: #zzz; font-weight: bold }\n")
+    code, out, _ = invoke("check", "--site", str(site), "--json")
+    found = {f["check"]: f for f in json.loads(out)}["templates"]
+    assert code == 0 and found["level"] == "warn", found
+    assert "mytemplates/email.css: 1 rule(s)" in found["detail"] and "color: #zzz" in found["detail"], found
+    _own_template(site, "email.css", lambda t: t + "\n.banner { color: #123456; font-weight: bold }\n")
+    found = {f["check"]: f for f in json.loads(invoke("check", "--site", str(site), "--json")[1])}["templates"]
+    assert found["level"] == "ok", found
+
+
 def test_check_says_the_email_was_rendered(site: Path) -> None:
     code, out, _ = invoke("check", "--site", str(site), "--json")
     found = {f["check"]: f for f in json.loads(out)}["templates"]

@@ -155,20 +155,29 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
         rendered = f"; the email rendered in {len(languages)} language(s)" if languages else ""
         detail = f"{len(names)} compiled{where}{rendered}"
         folder = settings.output.templates
-        if folder is not None:
-            spoken = {
-                settings.site.language,
-                *(text.issue_language(lang, settings.site.language) for lang in languages),
-            }
-            unused = templater.unused_overrides(folder, spoken)
-            if unused:
-                shown = ", ".join(unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
+        if folder is None:
+            return Finding("templates", "ok", detail)
+        spoken = {settings.site.language, *(lang or settings.site.language for lang in languages)}
+        unused = templater.unused_overrides(folder, spoken)
+        if unused:
+            shown = ", ".join(unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
+            return Finding(
+                "templates",
+                "warn",
+                f"{detail}; {len(unused)} file(s) in {folder} no render reads: {shown}",
+                "check the names: a file replaces the built-in template of the same name, in the folder of a "
+                "language of the site (e.g. ko/) for that language only, or is a part a template includes",
+            )
+        sheets = dict.fromkeys(templater.template_path(folder, "email.css", lang) for lang in sorted(spoken))
+        for sheet in (s for s in sheets if s.is_relative_to(folder)):
+            unread = templater.css_problems(sheet.read_text("utf-8"))
+            if unread:
                 return Finding(
                     "templates",
                     "warn",
-                    f"{detail}; {len(unused)} file(s) in {folder} no render reads: {shown}",
-                    "check the names: a file replaces the built-in template of the same name, in the folder of a "
-                    "language of the site (e.g. ko/) for that language only, or is a part a template includes",
+                    f"{detail}; {sheet}: {len(unread)} rule(s) or declaration(s) premailer cannot read and leaves "
+                    f"out of the email: {unread[0]}",
+                    "fix the CSS there (premailer inlines it with cssutils)",
                 )
         return Finding("templates", "ok", detail)
 
