@@ -265,6 +265,9 @@ def test_labels_follow_the_site_language(language: str, labels: Labels) -> None:
     [
         ("email.txt.j2", "{{ site.title }}\n"),
         ("email.html.j2", "<html><body><p>{{ site.title }}</p></body></html>"),
+        # the URL only in a comment, or as text: no link a reader can follow
+        ("email.html.j2", "<html><body><p>{{ site.title }}</p><!-- {{ unsubscribe_url }} --></body></html>"),
+        ("email.html.j2", "<html><body><p>{{ site.title }} {{ unsubscribe_url }}</p></body></html>"),
     ],
 )
 def test_override_without_unsubscribe_link_is_refused(tmp_path: Path, name: str, source: str) -> None:
@@ -272,6 +275,13 @@ def test_override_without_unsubscribe_link_is_refused(tmp_path: Path, name: str,
     with pytest.raises(TemplateError, match="no unsubscribe link") as info:
         render_email(make_issue(), make_settings(templates=tmp_path))
     assert info.value.source == str(tmp_path / name)  # the file itself, where the link is to go
+
+
+def test_an_override_with_the_unsubscribe_link_in_an_href_is_taken(tmp_path: Path) -> None:
+    (tmp_path / "email.html.j2").write_text(
+        "<html><body><p>{{ site.title }}</p><a href='{{ unsubscribe_url }}'>bye</a></body></html>", "utf-8"
+    )
+    assert UNSUBSCRIBE_URL_MARK in render_email(make_issue(), make_settings(templates=tmp_path)).html
 
 
 def test_the_editors_note_is_made_safe_for_mail_clients_as_the_posts_are() -> None:

@@ -115,6 +115,16 @@ def css_problems(css: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+UNSUBSCRIBE_HINT = 'put {{ unsubscribe_url }} into it as a link: <a href="{{ unsubscribe_url }}">'
+
+
+def _links_out(html: str) -> bool:
+    """The HTML has the unsubscribe URL as a link, outside comments (a URL in a comment is no way out)."""
+    shown = _COMMENT.sub("", html)
+    return re.search(r"href\s*=\s*[\"']?" + re.escape(UNSUBSCRIBE_URL_MARK), shown) is not None
+
+
 def _sized(html: str) -> int:
     """The HTML's size as delivered: each placeholder counted at the most its substitute can take."""
     marks = sum(html.count(mark) for mark in (UNSUBSCRIBE_URL_MARK, RECIPIENT_EMAIL_MARK, PREFERENCES_URL_MARK))
@@ -207,12 +217,12 @@ def _render_email(
         if _sized(html) > limit:
             shown, html, extra = _fewer(issue, settings, extra, limit)
     text = render_text(shown, settings, summarize=summarize, extra=extra)
-    for name, part in (("email.html.j2", html), ("email.txt.j2", text)):
-        if UNSUBSCRIBE_URL_MARK not in part:
+    for name, linked in (("email.html.j2", _links_out(html)), ("email.txt.j2", UNSUBSCRIBE_URL_MARK in text)):
+        if not linked:
             # Delivery would send mail without a way out; an overriding template must keep the link.
             raise TemplateError(
                 "the template has no unsubscribe link",
-                "put {{ unsubscribe_url }} into it",
+                UNSUBSCRIBE_HINT if name == "email.html.j2" else "put {{ unsubscribe_url }} into it",
                 source=str(template_path(settings.output.templates, name, issue.lang)),
             )
     return RenderedIssue(
