@@ -148,13 +148,20 @@ def test_a_one_language_site_keeps_its_ids_and_paths(tmp_path: Path) -> None:
     assert not [p for p in out_dir.iterdir() if p.is_dir() and len(p.name) <= 7 and not p.name[0].isdigit()]
 
 
-def test_a_template_override_per_language(site: Path) -> None:
+def korean_text_template(site: Path, first_line: str) -> Path:
+    """templates/ko/email.txt.j2: the built-in text template under `first_line`, in the config's template
+    folder; returns that folder."""
     templates = site / "templates"
     (templates / "ko").mkdir(parents=True)
     builtin = Path(__file__).resolve().parents[1] / "templates" / "email.txt.j2"
-    (templates / "ko" / "email.txt.j2").write_text("한국어 전용 틀\n" + builtin.read_text("utf-8"), "utf-8")
+    (templates / "ko" / "email.txt.j2").write_text(first_line + "\n" + builtin.read_text("utf-8"), "utf-8")
     config = site / "digest.toml"
     config.write_text(config.read_text("utf-8").replace("[email]", '[output]\ntemplates = "templates"\n\n[email]'))
+    return templates
+
+
+def test_a_template_override_per_language(site: Path) -> None:
+    templates = korean_text_template(site, "한국어 전용 틀")
     invoke("run", "--site", str(site))
     got = messages(site)
     assert body(got["minjun@example.org"], "plain").startswith("한국어 전용 틀")
@@ -170,12 +177,7 @@ def test_a_template_that_fails_for_one_language_stops_the_send_before_any_reader
     """The Korean override names a variable that does not exist (a render error, not a syntax one): the run
     stops before the English and Japanese readers, earlier in the order, got their issue; fixed, the next
     run sends every reader one issue."""
-    templates = site / "templates"
-    (templates / "ko").mkdir(parents=True)
-    builtin = Path(__file__).resolve().parents[1] / "templates" / "email.txt.j2"
-    (templates / "ko" / "email.txt.j2").write_text("{{ site.nope }}\n" + builtin.read_text("utf-8"), "utf-8")
-    config = site / "digest.toml"
-    config.write_text(config.read_text("utf-8").replace("[email]", '[output]\ntemplates = "templates"\n\n[email]'))
+    templates = korean_text_template(site, "{{ site.nope }}")
     status, _, err = invoke("run", "--site", str(site))
     assert status != 0 and "ko/email.txt.j2:1" in err and "Traceback" not in err
     outbox = load_settings(site=site, env={**os.environ, "DIGEST_SECRET": SECRET}).outbox

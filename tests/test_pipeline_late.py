@@ -464,6 +464,18 @@ def publish_by(how: str, settings: Settings, now_at: datetime) -> None:
         store.close()
 
 
+def dates_after(how: str, settings: Settings, now_at: datetime) -> dict[str, str]:
+    """Publish (see publish_by), then {issue label: its Atom entry's updated, "feed": the feed's own}."""
+    publish_by(how, settings, now_at)
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    atom = ElementTree.fromstring(published(settings)["atom.xml"])
+    found = {
+        e.findtext("a:id", "", ns).rsplit("/", 1)[-1]: e.findtext("a:updated", "", ns)
+        for e in atom.findall("a:entry", ns)
+    }
+    return found | {"feed": atom.findtext("a:updated", "", ns)}
+
+
 @pytest.mark.parametrize("how", ["publish", "run"])
 def test_a_deleted_post_never_dates_its_issue_earlier_in_the_feeds(tmp_path: Path, how: str) -> None:
     """W46 held two posts; the later one is deleted (or a Hugo post expires): the issue's feed entry keeps
@@ -471,27 +483,17 @@ def test_a_deleted_post_never_dates_its_issue_earlier_in_the_feeds(tmp_path: Pat
     publish-only site (no send yet) keeps it too."""
     config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
     settings = settings_for(config)
-    ns = {"a": "http://www.w3.org/2005/Atom"}
-
-    def go(now_at: datetime) -> dict[str, str]:
-        publish_by(how, settings, now_at)
-        atom = ElementTree.fromstring(published(settings)["atom.xml"])
-        found = {
-            e.findtext("a:id", "", ns).rsplit("/", 1)[-1]: e.findtext("a:updated", "", ns)
-            for e in atom.findall("a:entry", ns)
-        }
-        return found | {"feed": atom.findtext("a:updated", "", ns)}
 
     add(tmp_path, "early", "Early post", at(10))
     later = add(tmp_path, "later", "Later post", at(13))
-    before = go(monday(16))  # W46
+    before = dates_after(how, settings, monday(16))  # W46
     later.unlink()
-    after = go(monday(16) + timedelta(hours=2))
+    after = dates_after(how, settings, monday(16) + timedelta(hours=2))
     assert after["2026-W46"] == before["2026-W46"] and after["feed"] == before["feed"]
     assert datetime.fromisoformat(after["2026-W46"]) == at(13)  # the deleted post's date, kept
     add(tmp_path, "newer", "Newer post", at(14))  # unmailed, it joins W46 and dates it later; mailed, it is late
     expected = at(14) if how == "publish" else at(13)
-    assert datetime.fromisoformat(go(monday(16) + timedelta(hours=3))["2026-W46"]) == expected
+    assert datetime.fromisoformat(dates_after(how, settings, monday(16) + timedelta(hours=3))["2026-W46"]) == expected
 
 
 @pytest.mark.parametrize("how", ["publish", "run"])
@@ -501,24 +503,14 @@ def test_after_an_upgrade_the_published_feeds_are_the_floor(tmp_path: Path, how:
     date its issue earlier in the feeds."""
     config = write_site(tmp_path, [Post("first", "First post", at(3))], READERS)
     settings = settings_for(config)
-    ns = {"a": "http://www.w3.org/2005/Atom"}
-
-    def go(now_at: datetime) -> dict[str, str]:
-        publish_by(how, settings, now_at)
-        atom = ElementTree.fromstring(published(settings)["atom.xml"])
-        found = {
-            e.findtext("a:id", "", ns).rsplit("/", 1)[-1]: e.findtext("a:updated", "", ns)
-            for e in atom.findall("a:entry", ns)
-        }
-        return found | {"feed": atom.findtext("a:updated", "", ns)}
 
     add(tmp_path, "early", "Early post", at(10))
     later = add(tmp_path, "later", "Later post", at(13))
-    before = go(monday(16))  # W46
+    before = dates_after(how, settings, monday(16))  # W46
     with sqlite3.connect(settings.state_dir / "digest.sqlite3") as db:
         db.execute("DELETE FROM feed_dates")  # as an older version left it
     later.unlink()
-    after = go(monday(16) + timedelta(hours=2))
+    after = dates_after(how, settings, monday(16) + timedelta(hours=2))
     assert after["2026-W46"] == before["2026-W46"] and after["feed"] == before["feed"]
     assert datetime.fromisoformat(after["2026-W46"]) == at(13)
 
