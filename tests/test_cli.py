@@ -491,6 +491,13 @@ def test_check_warns_of_email_css_premailer_would_leave_out(site: Path) -> None:
     assert found["level"] == "ok", found
 
 
+def test_check_warns_of_markup_mail_clients_refuse_in_an_own_template(site: Path) -> None:
+    _own_template(site, "email.html.j2", lambda t: t.replace("</body>", "<script>track()</script></body>"))
+    found = {f["check"]: f for f in json.loads(invoke("check", "--site", str(site), "--json")[1])}["templates"]
+    assert found["level"] == "warn" and "mytemplates/email.html.j2" in found["detail"], found
+    assert "a <script>" in found["detail"] and "spam filters" in found["fix"]
+
+
 def test_check_says_the_email_was_rendered(site: Path) -> None:
     code, out, _ = invoke("check", "--site", str(site), "--json")
     found = {f["check"]: f for f in json.loads(out)}["templates"]

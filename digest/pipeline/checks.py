@@ -148,37 +148,22 @@ def check(settings: Settings, now_at: datetime, *, connect: bool = False) -> lis
         # unsubscribe link or a frame over output.max_html_kb show when a template is rendered. The email of
         # each language's latest issue (a sample one where it has none) is rendered as a send renders it.
         languages = sorted(built[0].languages) if built else []
+        emails = {}
         for language in languages:
             past = built[0].history.get(language, ())
             issue = past[0] if past else replace(sample_issue(settings, built[0].issue.week), language=language)
-            templater.render_email(issue, settings)
+            emails[issue.lang] = templater.render_email(issue, settings).html
         rendered = f"; the email rendered in {len(languages)} language(s)" if languages else ""
         detail = f"{len(names)} compiled{where}{rendered}"
         folder = settings.output.templates
         if folder is None:
             return Finding("templates", "ok", detail)
-        spoken = {settings.site.language, *(lang or settings.site.language for lang in languages)}
-        unused = templater.unused_overrides(folder, spoken)
-        if unused:
-            shown = ", ".join(unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
-            return Finding(
-                "templates",
-                "warn",
-                f"{detail}; {len(unused)} file(s) in {folder} no render reads: {shown}",
-                "check the names: a file replaces the built-in template of the same name, in the folder of a "
-                "language of the site (e.g. ko/) for that language only, or is a part a template includes",
-            )
-        sheets = dict.fromkeys(templater.template_path(folder, "email.css", lang) for lang in sorted(spoken))
-        for sheet in (s for s in sheets if s.is_relative_to(folder)):
-            unread = templater.css_problems(sheet.read_text("utf-8"))
-            if unread:
-                return Finding(
-                    "templates",
-                    "warn",
-                    f"{detail}; {sheet}: {len(unread)} rule(s) or declaration(s) premailer cannot read and leaves "
-                    f"out of the email: {unread[0]}",
-                    "fix the CSS there (premailer inlines it with cssutils)",
-                )
+        spoken = {settings.site.language, *emails}
+        found = templater.lint(folder, spoken, emails)
+        if found:
+            what, fix = found[0]
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            return Finding("templates", "warn", f"{detail}; {what}{more}", fix)
         return Finding("templates", "ok", detail)
 
     def email() -> Finding:

@@ -85,36 +85,6 @@ def inline_css(html: str) -> str:
         raise TemplateError(f"the email CSS cannot be inlined: {first}", "check email.css", source="email.css") from exc
 
 
-_JINJA_VALUE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
-_JINJA_TAG = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
-_CSS_NOISE = ("PropertyValue:", "No content to parse")  # the same problem again, at a lower level
-
-
-def css_problems(css: str) -> list[str]:
-    """What cssutils, which premailer inlines with, cannot read in `css` (an email.css): premailer leaves
-    each of these out of the email without a word. A Jinja2 value counts as a number, a tag as nothing."""
-    import cssutils
-
-    found: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            message = record.getMessage().strip()
-            if record.levelno >= logging.ERROR and not message.startswith(_CSS_NOISE):
-                found.append(" ".join(message.split())[:160])
-
-    logger = logging.getLogger("CSSUTILS")  # cssutils' own, with a handler that prints to stderr
-    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
-    logger.handlers, logger.propagate = [Collect()], False
-    logger.setLevel(logging.ERROR)
-    try:
-        cssutils.parseString(_JINJA_TAG.sub("", _JINJA_VALUE.sub("0", css)), validate=False)
-    finally:
-        logger.handlers, logger.propagate = handlers, propagate
-        logger.setLevel(level)
-    return list(dict.fromkeys(found))
-
-
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 UNSUBSCRIBE_HINT = 'put {{ unsubscribe_url }} into it as a link: <a href="{{ unsubscribe_url }}">'
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -220,37 +220,6 @@ def check_templates(user_folder: Path | None) -> list[str]:
     for name in names:
         _compile(env, name, name)
     return checked
-
-
-def unused_overrides(user_folder: Path, languages: Iterable[str]) -> list[str]:
-    """The files of the override folder that no render reads (paths relative to it): a name that is no
-    built-in template's and that no template includes, imports or extends (`emial.txt.j2`), or one in a
-    folder that is neither a language's (`languages`: the site's) nor named by an include (`kr/`). Empty
-    when a template names what it includes with a variable: then nothing can be said."""
-    from jinja2 import meta
-
-    builtin = {p.name for p in builtin_templates().iterdir() if p.suffix in (".j2", ".css")}
-    own = sorted(
-        p.relative_to(user_folder).as_posix()
-        for p in user_folder.rglob("*")
-        if p.is_file() and p.suffix in (".j2", ".css")
-    )
-    env = environment.__wrapped__(user_folder)
-    named: set[str] = set()
-    for source in [builtin_templates() / n for n in builtin] + [user_folder / n for n in own]:
-        found = meta.find_referenced_templates(env.parse(source.read_text("utf-8")))
-        for name in found:
-            if name is None:
-                return []
-            named.add(name)
-    folders = {sub for lang in languages for sub in language_folders(lang)}
-    unused = []
-    for path in own:
-        first, _, rest = path.partition("/")
-        name = rest if rest and first in folders else path
-        if name not in builtin and name not in named:
-            unused.append(path)
-    return unused
 
 
 def _compile(env: jinja2.Environment, name: str, shown: str) -> None:
