@@ -108,3 +108,19 @@ def test_a_template_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match="not UTF-8") as info:
         check_templates(tmp_path)
     assert info.value.source == str(tmp_path / "partials" / "_banner.html.j2")
+
+
+def test_a_long_running_process_renders_an_edit_that_put_the_old_time_back(tmp_path: Path) -> None:
+    """The weekly service keeps one environment for weeks: an override edited to the same size with its
+    modification time put back (`cp -p`, `rsync -t`, `touch -r`) is rendered as it is now, parts included."""
+    import os
+    import time
+
+    (tmp_path / "email.css").write_text("a { color: #8b0000 }\n", "utf-8")
+    (tmp_path / "main.txt.j2").write_text("{% include 'email.css' %}", "utf-8")
+    assert "#8b0000" in render(tmp_path, "main.txt.j2", {})
+    before = (tmp_path / "email.css").stat()
+    time.sleep(0.05)  # an edit comes later (file times move with the kernel's coarse clock)
+    (tmp_path / "email.css").write_text("a { color: #008b00 }\n", "utf-8")
+    os.utime(tmp_path / "email.css", ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert "#008b00" in render(tmp_path, "main.txt.j2", {})

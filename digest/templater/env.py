@@ -136,26 +136,40 @@ def _template_error(exc: BaseException, name: str) -> TemplateError:
     return TemplateError(f"template failed: {first}", "check the variables the template uses", source=source, line=line)
 
 
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 @functools.cache
 def _loader_class() -> type[jinja2.FileSystemLoader]:
     import jinja2
 
-    class Utf8Loader(jinja2.FileSystemLoader):
-        """A FileSystemLoader whose undecodable file names itself (Jinja2 raises a bare UnicodeDecodeError)."""
+    class OwnLoader(jinja2.FileSystemLoader):
+        """The author's templates. A file that cannot be decoded names itself (Jinja2 raises a bare
+        UnicodeDecodeError), and a compiled template is used again only while its file keeps its size,
+        both times and inode: Jinja2 looks at the modification time alone, so the weekly service (one
+        environment for weeks) kept an edit that put the old time back (`cp -p`, `rsync -t`, `touch -r`)
+        out of every email."""
 
         def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+            parts = jinja2.loaders.split_template_path(template)
+            found = next((p for p in (Path(f).joinpath(*parts) for f in self.searchpath) if p.is_file()), None)
+            stamp = _stamp(found) if found is not None else None  # before reading: a write after it reloads
             try:
-                return super().get_source(environment, template)
+                source, filename, _ = super().get_source(environment, template)
             except UnicodeDecodeError as exc:
-                parts = jinja2.loaders.split_template_path(template)
-                found = [Path(f).joinpath(*parts) for f in self.searchpath if Path(f).joinpath(*parts).is_file()]
                 raise TemplateError(
                     f"the template is not UTF-8 (byte {exc.start})",
                     "save it as UTF-8",
-                    source=str(found[0] if found else template),
+                    source=str(found or template),
                 ) from exc
+            return source, filename, lambda: stamp is not None and _stamp(Path(filename)) == stamp
 
-    return Utf8Loader
+    return OwnLoader
 
 
 def render(user_folder: Path | None, name: str, context: Mapping[str, Any], *, language: str = "") -> str:
