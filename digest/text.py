@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import unicodedata
 
@@ -181,3 +182,20 @@ def fingerprint(*parts: object) -> str:
     """A short stable digest of `parts`, through their repr (plain data and frozen dataclasses of plain
     data, whose repr is the same in every process): the cache's keys and revisions."""
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+FileStamp = tuple[int, int, int, int]  # size, modification and change time in ns, inode
+
+
+def stat_stamp(info: os.stat_result) -> FileStamp:
+    """A file as it was when looked at: an edit that keeps the size and puts the old modification time
+    back (`cp -p`, `rsync -t`, `touch -r`) still gives a new change time, a copy a new inode."""
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
+def file_stamp(path: str | os.PathLike[str]) -> FileStamp | None:
+    """stat_stamp of the file at `path`; None when it cannot be looked at."""
+    try:
+        return stat_stamp(os.stat(path))
+    except OSError:
+        return None

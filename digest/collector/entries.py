@@ -13,7 +13,6 @@ changes (the simple rule; few posts link to others).
 from __future__ import annotations
 
 import functools
-import os
 import re
 import weakref
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from digest.models import Collection, Entry, Heading, Memo, Problem, Site
-from digest.text import fingerprint, xml_safe
+from digest.text import file_stamp, fingerprint, xml_safe
 
 from . import meta as m
 from . import workers
@@ -43,7 +42,6 @@ from .reader import (
     read_file,
     read_kept,
     read_post,
-    stamp_of,
 )
 from .runlog import LogItem, split_items
 from .urls import categories, entry_language, post_url, tags, unwritable_in_url
@@ -133,7 +131,7 @@ def collect(
         _, found, stamps = kept
     else:
         found = walk(site)
-        stamps = {f.path: _stamp(f.path) for f in found.files}
+        stamps = {f.path: file_stamp(f.path) for f in found.files}
         if memo is not None:
             _SCANS[memo] = (site, found, stamps)
     files = tuple(found.files)
@@ -341,13 +339,6 @@ def _keep(key: str, revision: str, body: Body, memo: Memo | None) -> Body:
         memo.put("body", key, (revision, body))
     _BODIES[key] = (revision, body)
     return body
-
-
-def _stamp(path: str) -> Stamp | None:
-    try:
-        return stamp_of(os.stat(path))
-    except OSError:
-        return None
 
 
 def _cached(

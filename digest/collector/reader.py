@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from digest.dates import ImpossibleDate, date_from_file_name, date_from_path, parse_date
 from digest.models import Problem, Site
-from digest.text import LANGUAGE_HINT, is_valid_language, language_tag, xml_safe
+from digest.text import LANGUAGE_HINT, FileStamp, is_valid_language, language_tag, stat_stamp, xml_safe
 
 from . import meta as m
 from .frontmatter import Document, FrontMatterError, Split, load, split
@@ -67,7 +67,7 @@ class _File:
 
 # Files by path, reused while their stamp (size, times, inode) is unchanged: the warm path of a long-running process
 # (scheduler, `preview --serve`) re-reads only what changed.
-_CACHE: dict[str, tuple[tuple[int, int, int, int], _File | Problem]] = {}
+_CACHE: dict[str, tuple[FileStamp, _File | Problem]] = {}
 
 
 @dataclass(frozen=True)
@@ -196,18 +196,12 @@ def _path_exclusion(source: str, in_folder: str, ignore: list[re.Pattern[str]]) 
     return None
 
 
-Stamp = tuple[int, int, int, int]  # size, modification and change time in ns, inode: a file as last seen
-
-
-def stamp_of(info: os.stat_result) -> Stamp:
-    """A file's stamp: an edit that keeps the size and puts the old modification time back (`cp -p`,
-    `rsync -t`, `touch -r`) still gives a new change time."""
-    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+Stamp = FileStamp  # a file as last seen (digest.text.stat_stamp)
 
 
 def read_file(path: str, source: str, stamp: Stamp | None = None) -> _File | Problem:
     """The file cut into front matter and body (not parsed yet), or why it cannot be read. ``stamp``:
-    its stamp_of when the caller has just looked (one stat less per file)."""
+    its stamp when the caller has just looked (one stat less per file)."""
     return _read(path, source, stamp)
 
 
@@ -233,7 +227,7 @@ def keep_read(path: str, kept: Kept) -> None:
 def _read(path: str, source: str, stamp: Stamp | None = None) -> _File | Problem:
     if stamp is None:
         try:
-            stamp = stamp_of(os.stat(path))
+            stamp = stat_stamp(os.stat(path))
         except OSError as exc:
             return Problem(source, f"cannot read the file: {exc.strerror}")
     cached = _CACHE.get(path)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from digest.errors import TemplateError
-from digest.text import strip_controls
+from digest.text import file_stamp, strip_controls
 
 if TYPE_CHECKING:
     import jinja2
@@ -136,14 +136,6 @@ def _template_error(exc: BaseException, name: str) -> TemplateError:
     return TemplateError(f"template failed: {first}", "check the variables the template uses", source=source, line=line)
 
 
-def _stamp(path: Path) -> tuple[int, int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
 @functools.cache
 def _loader_class() -> type[jinja2.FileSystemLoader]:
     import jinja2
@@ -158,7 +150,7 @@ def _loader_class() -> type[jinja2.FileSystemLoader]:
         def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
             parts = jinja2.loaders.split_template_path(template)
             found = next((p for p in (Path(f).joinpath(*parts) for f in self.searchpath) if p.is_file()), None)
-            stamp = _stamp(found) if found is not None else None  # before reading: a write after it reloads
+            stamp = file_stamp(found) if found is not None else None  # before reading: a write after it reloads
             try:
                 source, filename, _ = super().get_source(environment, template)
             except UnicodeDecodeError as exc:
@@ -167,7 +159,7 @@ def _loader_class() -> type[jinja2.FileSystemLoader]:
                     "save it as UTF-8",
                     source=str(found or template),
                 ) from exc
-            return source, filename, lambda: stamp is not None and _stamp(Path(filename)) == stamp
+            return source, filename, lambda: stamp is not None and file_stamp(filename) == stamp
 
     return OwnLoader
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import functools
 import html
-import os
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from digest.models import Issue, Site
+from digest.text import FileStamp, file_stamp
 
 # The src of each <img> of a body the collector rendered (markdown-it's own `<img src="...">` and the post's
 # raw HTML): for a cache key, where finding an image the email leaves out costs one stat.
@@ -36,29 +36,18 @@ def local_image(src: str, site: Site, source: str) -> Path | None:
     return None
 
 
-Stamp = tuple[int, int, int, int]
-
-
-def _stamp(path: Path) -> Stamp | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
 def image_width(src: str, site: Site, source: str) -> int | None:
     """The width in pixels of the site's own image file behind `src`, or None (not on the site, unreadable).
     Read again when the file changes (the weekly service runs for years)."""
     path = local_image(src, site, source)
     if path is None:
         return None
-    stamp = _stamp(path)
+    stamp = file_stamp(path)
     return _width(str(path), stamp) if stamp is not None else None
 
 
 @functools.lru_cache(maxsize=512)
-def _width(path: str, stamp: Stamp) -> int | None:
+def _width(path: str, stamp: FileStamp) -> int | None:
     import imagesize  # on first use: it brings urllib.request and ssl, which a cached run never needs
 
     try:
@@ -68,7 +57,7 @@ def _width(path: str, stamp: Stamp) -> int | None:
     return int(width) if width and width > 0 else None
 
 
-def fragment_images(fragment: str, site: Site, source: str) -> tuple[tuple[str, Stamp | None], ...]:
+def fragment_images(fragment: str, site: Site, source: str) -> tuple[tuple[str, FileStamp | None], ...]:
     """Each site image file `fragment` shows (an entry's body or summary, a note), by its stamp (size,
     times, inode): what an email's widths are read from."""
     found = []
@@ -76,7 +65,7 @@ def fragment_images(fragment: str, site: Site, source: str) -> tuple[tuple[str, 
         src = html.unescape(next(g for g in match.groups() if g is not None))
         path = local_image(src, site, source)
         if path is not None:
-            found.append((src, _stamp(path)))
+            found.append((src, file_stamp(path)))
     return tuple(found)
 
 

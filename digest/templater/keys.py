@@ -15,7 +15,7 @@ from pathlib import Path
 from digest.config import Settings
 from digest.models import Entry, Issue
 from digest.templater.env import builtin_templates
-from digest.text import fingerprint
+from digest.text import FileStamp, fingerprint, stat_stamp
 
 
 def entry_key(entry: Entry) -> tuple[object, ...]:
@@ -58,11 +58,11 @@ def _forget(slot: int, _gone: object) -> None:
 
 # A template file's digest by its path and stamp (size, modification and change time, inode): read again
 # only when the file may have changed, in the weekly service too.
-_DIGESTS: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+_DIGESTS: dict[str, tuple[FileStamp, str]] = {}
 
 
 def _digest(path: str, st: os.stat_result) -> str:
-    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    stamp = stat_stamp(st)
     kept = _DIGESTS.get(path)
     if kept is not None and kept[0] == stamp:
         return kept[1]
