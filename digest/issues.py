@@ -114,7 +114,7 @@ def select(
 
 # The label of a weekly issue (an ISO week, or the start date of a week that starts on another day); a
 # --since/--until window's is "start--end".
-_WEEKLY_LABEL = re.compile(r"\d{4}-W\d{2}|\d{4}-\d{2}-\d{2}")
+WEEKLY_LABEL = re.compile(r"\d{4}-W\d{2}|\d{4}-\d{2}-\d{2}")
 
 
 def carrier_weeks(carried: Carried, site: Site) -> dict[str, Week]:
@@ -131,7 +131,7 @@ def carrier_weeks(carried: Carried, site: Site) -> dict[str, Week]:
             continue
         label = issue_id.rpartition("/")[2]
         hours = (end_at - start_at).total_seconds() / 3600
-        if _WEEKLY_LABEL.fullmatch(label) and 166 <= hours <= 170:  # a week of another timezone or start
+        if WEEKLY_LABEL.fullmatch(label) and 166 <= hours <= 170:  # a week of another timezone or start
             found[issue_id] = Week(start_at.astimezone(tz), end_at.astimezone(tz), label)
     return found
 

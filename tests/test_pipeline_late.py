@@ -528,16 +528,19 @@ def test_the_floors_read_from_published_feeds_keep_each_languages_issues_apart(t
     out = settings.output.dir
     atom(out / "atom.xml", [("tag:x.org,2026-11-09:/newsletter/2026-W46", "2026-11-13T10:00:00+09:00")])
     atom(out / "ko" / "atom.xml", [("tag:x.org,2026-11-09:/newsletter/ko/2026-W46", "2026-11-14T10:00:00+09:00")])
+    # a site whose weeks start on another day than Monday: its issues are named by their first day
+    atom(out / "ja" / "atom.xml", [("tag:x.org,2026-11-11:/newsletter/ja/2026-11-11", "2026-11-15T10:00:00+09:00")])
     atom(
         out / "tags" / "woodwork" / "atom.xml", [("tag:x.org,2026-11-09:/other/2026-W46", "2030-01-01T00:00:00+09:00")]
     )
-    (out / "ja").mkdir()
-    (out / "ja" / "atom.xml").write_text("<feed", "utf-8")  # cut short: read as nothing
+    (out / "de").mkdir()
+    (out / "de" / "atom.xml").write_text("<feed", "utf-8")  # cut short: read as nothing
     with ledger_view(settings, create=True) as ledger:
         assert ledger is not None
         assert feed_floors(settings, ledger) == {
             "2026-W46": datetime(2026, 11, 13, 10, tzinfo=SEOUL),
             "ko/2026-W46": datetime(2026, 11, 14, 10, tzinfo=SEOUL),
+            "ja/2026-11-11": datetime(2026, 11, 15, 10, tzinfo=SEOUL),
         }
         ledger.record_feed_dates({"2026-W47": datetime(2026, 11, 20, tzinfo=SEOUL)})
         assert feed_floors(settings, ledger) == {

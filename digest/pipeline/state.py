@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
-from digest import config
+from digest import config, issues
 from digest.config import Settings, private_folder
 from digest.config.folders import DATABASE_FILE
 from digest.errors import ConfigError, LedgerError
@@ -50,7 +49,6 @@ def _own_state_folder(settings: Settings) -> None:
 
 
 _ATOM = "{http://www.w3.org/2005/Atom}"
-_WEEK_LABEL = re.compile(r"\d{4}-W\d{2}$")
 
 
 def feed_floors(settings: Settings, ledger: LedgerView) -> dict[str, datetime]:
@@ -69,13 +67,13 @@ def feed_floors(settings: Settings, ledger: LedgerView) -> dict[str, datetime]:
         except (OSError, ElementTree.ParseError):
             continue  # none there, or not one digest wrote whole: nothing to keep from it
         for entry in root.iter(f"{_ATOM}entry"):
-            label = _WEEK_LABEL.search((entry.findtext(f"{_ATOM}id") or "").strip())
+            label = (entry.findtext(f"{_ATOM}id") or "").strip().rpartition("/")[2]  # tag:…:/path/[ko/]label
             try:
                 updated = datetime.fromisoformat((entry.findtext(f"{_ATOM}updated") or "").strip())
             except ValueError:
                 continue
-            if label is not None and updated.tzinfo is not None:
-                found[prefix + label.group()] = updated
+            if issues.WEEKLY_LABEL.fullmatch(label) and updated.tzinfo is not None:
+                found[prefix + label] = updated
     return found
 
 
